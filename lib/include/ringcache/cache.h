@@ -1,0 +1,204 @@
+// Cache: the local, in-memory, thread-safe key-value cache of one ringcache node.
+//
+// Sharded: a key's shard is chosen by the low bits of HashKey(key). Each shard has
+//  - an open-addressing hash table that readers probe without taking any lock;
+//  - CLOCK eviction over that table (an approximation of LRU, see below);
+//  - an indexed min-heap of TTL deadlines;
+//  - byte accounting against capacity_bytes / shard_count.
+//
+// Reads (Get, MultiGet, Ttl, ForEachInRange) take no lock and write no shared cache
+// line on a hit, so hits on the same hot key scale across cores. Writers take their
+// shard's mutex. Memory that a reader might still see is reclaimed only after every
+// reader that could see it has left (epoch-based reclamation, docs/design/cache.md).
+//
+// Eviction is CLOCK (second chance): a read or write sets an entry's reference bit; the
+// shard's eviction hand sweeps the table clearing bits and evicts the first entry whose
+// bit is already clear. An entry is therefore only evicted if it has not been read or
+// written since the hand last passed it. Expired entries are evicted first. The hit
+// ratio against exact LRU at the same budget is measured by benchmarks/cache_bench.
+//
+// Expiry: an expired entry is never returned (every read checks its deadline). Expired
+// entries are removed by writers that meet them, by eviction, and by the janitor thread,
+// which expires at most `expiry_batch` entries per shard per tick.
+//
+// Versions: every write gives the entry a new 64-bit version, strictly greater than any
+// version its key had before on this cache (also across delete and re-create).
+//
+// Thread safety: has internal synchronization; every method may be called concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringcache/clock.h"
+#include "ringcache/key_hash.h"
+#include "ringcache/status.h"
+
+namespace ringcache {
+
+struct CacheOptions {
+  // Byte budget for key + value + per-entry overhead over all shards. Default 64 MiB.
+  uint64_t capacity_bytes = uint64_t{64} << 20;
+  // Number of shards, a power of two. 0 (default) = 64, halved while a shard's budget
+  // would be smaller than two maximum-size entries.
+  uint32_t shard_count = 0;
+  // Largest key accepted, in bytes (keys must also be non-empty). Default 4 KiB; at most 65535.
+  uint32_t max_key_bytes = 4096;
+  // Largest value accepted, in bytes. Default 8 MiB.
+  uint32_t max_value_bytes = uint32_t{8} << 20;
+  // Source of time for TTLs. Not owned; must outlive the cache. nullptr = Clock::System().
+  Clock* clock = nullptr;
+  // Most expired entries the janitor removes per shard per tick. Default 256.
+  uint32_t expiry_batch = 256;
+  // How often the janitor ticks. Default 100 ms.
+  std::chrono::milliseconds janitor_interval{100};
+  // Whether Create() starts the janitor thread. Default true; tests using a ManualClock
+  // usually turn it off and call RunExpiryStep() themselves.
+  bool start_janitor = true;
+
+  // OK, or INVALID_ARGUMENT naming the offending field.
+  Status Validate() const;
+};
+
+enum class SetMode {
+  kAlways,     // Insert or replace.
+  kIfAbsent,   // Only insert; ALREADY_EXISTS if the key is present.
+  kIfPresent,  // Only replace; NOT_FOUND if the key is absent.
+  kIfVersion,  // Only replace the version given in SetOptions::expected_version;
+               // NOT_FOUND if absent, FAILED_PRECONDITION if the version differs.
+};
+
+struct SetOptions {
+  uint64_t ttl_ms = 0;  // Time to live in milliseconds; 0 = never expires.
+  SetMode mode = SetMode::kAlways;
+  uint64_t expected_version = 0;  // Used only with SetMode::kIfVersion.
+};
+
+// Metadata returned alongside a value.
+struct ItemMeta {
+  uint64_t version = 0;
+  int64_t deadline_ms = 0;  // Absolute expiry (Unix ms); 0 = never expires.
+};
+
+// A value with its metadata, as returned by MultiGet.
+struct Item {
+  std::string value;
+  ItemMeta meta;
+};
+
+// One write of a MultiSet.
+struct SetItem {
+  std::string_view key;
+  std::string_view value;
+  SetOptions options;
+};
+
+struct IncrResult {
+  int64_t value = 0;     // The value after the increment.
+  uint64_t version = 0;  // The entry's new version.
+};
+
+// An entry seen by ForEachInRange. The views are valid only during the callback.
+struct ItemView {
+  std::string_view key;
+  std::string_view value;
+  uint64_t hash = 0;  // HashKey(key)
+  ItemMeta meta;
+};
+
+// Counters that add up (across shards, caches or nodes).
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t sets = 0;         // Successful writes: Set, MultiSet items, Incr.
+  uint64_t deletes = 0;      // Successful deletes.
+  uint64_t evictions = 0;    // Entries removed to make room.
+  uint64_t expirations = 0;  // Expired entries removed (by the janitor, eviction or a writer).
+  uint64_t items = 0;        // Entries currently stored (may include expired ones not yet removed).
+  uint64_t bytes_used = 0;   // Charged bytes: key + value + overhead of each entry.
+  uint64_t capacity_bytes = 0;
+
+  CacheStats& operator+=(const CacheStats& o);
+};
+
+class Cache {
+ public:
+  // Fixed bytes charged per entry on top of key and value: the entry header, the
+  // allocator's header and rounding, and the entry's share of the hash table.
+  static uint64_t EntryOverheadBytes();
+
+  // Validates the options and builds a cache (starting the janitor if asked to).
+  static Result<std::unique_ptr<Cache>> Create(CacheOptions options = {});
+
+  // Stops the janitor. REQUIRES: no other thread is using the cache.
+  ~Cache();
+
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  // Copies the value of `key` into *value (and its metadata into *meta if non-null).
+  // NOT_FOUND if the key is absent or expired; INVALID_ARGUMENT if the key breaks a limit.
+  Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
+
+  // Writes `key` according to options.mode; returns the new version.
+  // INVALID_ARGUMENT (limit named) for a bad key or value; RESOURCE_EXHAUSTED if the
+  // entry is larger than a shard's budget; see SetMode for the mode-specific errors.
+  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {});
+
+  // Removes `key`. NOT_FOUND if it is absent or expired.
+  Status Delete(std::string_view key);
+
+  // Sets a new TTL (0 = never expires) without changing value or version.
+  // NOT_FOUND if the key is absent or expired.
+  Status Touch(std::string_view key, uint64_t ttl_ms);
+
+  // Remaining time to live in ms: >= 1 for an entry that expires, 0 for one that never
+  // does. NOT_FOUND if the key is absent or expired.
+  Result<uint64_t> Ttl(std::string_view key) const;
+
+  // Adds `delta` (may be negative) to the decimal integer stored at `key`. An absent key
+  // counts as 0 and is created with `ttl_ms_if_created`; an existing key keeps its TTL.
+  // FAILED_PRECONDITION if the value is not a decimal int64; OUT_OF_RANGE on overflow.
+  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0);
+
+  // Batched forms: one result per input, in input order; each behaves like its single form.
+  std::vector<Result<Item>> MultiGet(std::span<const std::string_view> keys) const;
+  std::vector<Result<uint64_t>> MultiSet(std::span<const SetItem> items);
+  std::vector<Status> MultiDelete(std::span<const std::string_view> keys);
+
+  // Calls fn for every live entry whose key hash lies in `range`, shard by shard, until
+  // fn returns false. Takes no lock: writers proceed meanwhile. An entry present for the
+  // whole iteration is visited at least once; one written or deleted meanwhile may or may
+  // not be; an entry may be visited twice if its shard's table was rebuilt meanwhile.
+  // fn runs inside a read-side critical section (it delays memory reclamation): it must
+  // not block for long and must not call this cache's write methods.
+  void ForEachInRange(HashRange range, const std::function<bool(const ItemView&)>& fn) const;
+
+  // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
+  // This is the janitor's tick; tests call it directly with a ManualClock.
+  size_t RunExpiryStep();
+
+  // Starts/stops the janitor thread (idempotent). The destructor stops it.
+  void StartJanitor();
+  void StopJanitor();
+
+  CacheStats Stats() const;
+  const CacheOptions& options() const;
+  uint32_t shard_count() const;
+  // Budget of one shard: capacity_bytes / shard_count. No entry larger than this fits.
+  uint64_t shard_capacity_bytes() const;
+
+ private:
+  struct Impl;
+  explicit Cache(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringcache
