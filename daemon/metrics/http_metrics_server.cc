@@ -1,0 +1,321 @@
+#include "ringcache/metrics/http_metrics_server.h"
+
+#include <mutex>
+#include <set>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include <asio.hpp>
+
+namespace ringcache::metrics {
+namespace {
+
+using asio::ip::tcp;
+
+// Most bytes discarded after the response while waiting for the client to close.
+constexpr std::size_t kMaxDrainBytes = 64 * 1024;
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  std::string host = ep.address().to_string();
+  if (ep.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+
+// Splits "host:port" / "[v6]:port". An empty host means 0.0.0.0.
+Status ParseHostPort(const std::string& host_port, std::string* host, std::string* port) {
+  auto bad = [&](std::string_view why) {
+    return Status::InvalidArgument("invalid listen address \"" + host_port +
+                                   "\": " + std::string(why) + " (want HOST:PORT)");
+  };
+  size_t colon;
+  if (!host_port.empty() && host_port[0] == '[') {
+    size_t close = host_port.find(']');
+    if (close == std::string::npos) return bad("missing ']'");
+    if (close + 1 >= host_port.size() || host_port[close + 1] != ':') return bad("missing port");
+    *host = host_port.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = host_port.rfind(':');
+    if (colon == std::string::npos) return bad("missing port");
+    *host = host_port.substr(0, colon);
+    if (host->find(':') != std::string::npos) return bad("IPv6 hosts need brackets");
+  }
+  *port = host_port.substr(colon + 1);
+  if (port->empty() || port->size() > 5) return bad("bad port");
+  unsigned long value = 0;
+  for (char c : *port) {
+    if (c < '0' || c > '9') return bad("bad port");
+    value = value * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (value > 65535) return bad("port out of range");
+  if (host->empty()) *host = "0.0.0.0";
+  return Status::Ok();
+}
+
+std::string_view ReasonPhrase(int code) {
+  switch (code) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+class HttpMetricsServer::Impl {
+ public:
+  Impl(const MetricsRegistry* registry, std::function<bool()> healthy,
+       HttpMetricsServerOptions options)
+      : registry_(registry), healthy_(std::move(healthy)), options_(options) {}
+
+  ~Impl() { Stop(); }
+
+  // Resolves, binds and listens; does not start the thread yet.
+  Status Listen(const std::string& host_port) {
+    std::string host;
+    std::string port;
+    if (Status s = ParseHostPort(host_port, &host, &port); !s.ok()) return s;
+    auto fail = [&](const std::error_code& ec) {
+      return Status::Unavailable("cannot listen on " + host_port + ": " + ec.message());
+    };
+    std::error_code ec;
+    tcp::endpoint endpoint;
+    asio::ip::address address = asio::ip::make_address(host, ec);
+    if (!ec) {
+      endpoint = tcp::endpoint(address, static_cast<uint16_t>(std::stoul(port)));
+    } else {
+      tcp::resolver resolver(io_);
+      auto results = resolver.resolve(host, port, tcp::resolver::passive, ec);
+      if (ec) return fail(ec);
+      if (results.empty()) return fail(asio::error::host_not_found);
+      endpoint = results.begin()->endpoint();
+    }
+    acceptor_.open(endpoint.protocol(), ec);
+    if (ec) return fail(ec);
+    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (ec) return fail(ec);
+    acceptor_.bind(endpoint, ec);
+    if (ec) return fail(ec);
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(ec);
+    tcp::endpoint local = acceptor_.local_endpoint(ec);
+    if (ec) return fail(ec);
+    bound_address_ = FormatEndpoint(local);
+    port_ = local.port();
+    return Status::Ok();
+  }
+
+  void Run() {
+    Accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  // See HttpMetricsServer::Stop(). Not from the server thread.
+  void Stop();
+
+  const std::string& bound_address() const { return bound_address_; }
+  uint16_t port() const { return port_; }
+
+ private:
+  class Connection;
+
+  // Arms the next accept. Server thread only.
+  void Accept();
+
+  // Constant after construction.
+  const MetricsRegistry* const registry_;  // Not owned; may be null.
+  const std::function<bool()> healthy_;    // May be empty (= always healthy).
+  const HttpMetricsServerOptions options_;
+  std::string bound_address_;  // Set by Listen() before the thread starts.
+  uint16_t port_ = 0;
+
+  // Used only on the server thread. Every live connection (they own themselves through
+  // their pending handlers). Declared before io_ so that it outlives any connection
+  // that io_'s destructor might destroy.
+  std::set<Connection*> connections_;
+
+  asio::io_context io_;
+  tcp::acceptor acceptor_{io_};
+  asio::steady_timer accept_retry_{io_};
+
+  std::mutex stop_mu_;
+  // Protected by stop_mu_.
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+// One HTTP exchange: read the request head, answer, linger until the client closes.
+// Lives on the server thread only; owned by its pending handlers (shared_ptr).
+class HttpMetricsServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Impl* server, tcp::socket socket)
+      : server_(server), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
+    server_->connections_.insert(this);
+  }
+  ~Connection() { server_->connections_.erase(this); }
+
+  // Closes the socket and cancels the deadline; pending handlers then fail and release
+  // this connection. Idempotent.
+  void Close() {
+    std::error_code ignored;
+    socket_.close(ignored);
+    deadline_.cancel();
+  }
+
+  void Start() {
+    deadline_.expires_after(server_->options_.read_timeout);
+    deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->Close();  // Expired: cancels whatever is pending.
+    });
+    asio::async_read_until(
+        socket_, asio::dynamic_buffer(request_, server_->options_.max_request_bytes), "\r\n\r\n",
+        [self = shared_from_this()](std::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+ private:
+  void OnRead(const std::error_code& ec) {
+    if (ec == asio::error::not_found) {  // Buffer full before the end of the head.
+      Respond(431, "request header too large\n");
+      return;
+    }
+    if (ec) {
+      Close();
+      return;
+    }
+    std::string_view head(request_);
+    std::string_view line = head.substr(0, head.find("\r\n"));
+    size_t sp1 = line.find(' ');
+    size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos ||
+        line.substr(sp2 + 1).substr(0, 5) != "HTTP/" || sp1 == 0 || sp2 == sp1 + 1) {
+      Respond(400, "bad request\n");
+      return;
+    }
+    std::string_view method = line.substr(0, sp1);
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    target = target.substr(0, target.find('?'));
+    if (method != "GET") {
+      Respond(405, "method not allowed\n", "Allow: GET\r\n");
+    } else if (target == "/metrics") {
+      std::string body = server_->registry_ != nullptr ? server_->registry_->Render() : "";
+      Respond(200, std::move(body), "", kTextContentType);
+    } else if (target == "/healthz") {
+      bool healthy = !server_->healthy_ || server_->healthy_();
+      Respond(healthy ? 200 : 503, healthy ? "ok\n" : "shutting down\n");
+    } else {
+      Respond(404, "not found\n");
+    }
+  }
+
+  void Respond(int code, std::string body, std::string_view extra_headers = "",
+               std::string_view content_type = "text/plain; charset=utf-8") {
+    response_ = "HTTP/1.1 " + std::to_string(code) + " " + std::string(ReasonPhrase(code)) +
+                "\r\nContent-Type: " + std::string(content_type) +
+                "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" +
+                std::string(extra_headers) + "\r\n" + body;
+    asio::async_write(socket_, asio::buffer(response_),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        if (ec) {
+                          self->Close();
+                          return;
+                        }
+                        // Half-close and drain, so that unread request bytes do not turn
+                        // our close into a reset that could destroy the response in flight.
+                        std::error_code ignored;
+                        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+                        self->Drain();
+                      });
+  }
+
+  void Drain() {
+    socket_.async_read_some(asio::buffer(drain_buf_),
+                            [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrainBytes) {
+                                self->Close();
+                              } else {
+                                self->Drain();
+                              }
+                            });
+  }
+
+  Impl* const server_;  // Not owned.
+  tcp::socket socket_;
+  asio::steady_timer deadline_;
+  std::string request_;
+  std::string response_;
+  char drain_buf_[4096];
+  std::size_t drained_ = 0;
+};
+
+void HttpMetricsServer::Impl::Stop() {
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  if (!thread_.joinable()) return;  // Never started.
+  // Close everything on the server thread; once every handler has seen its operation
+  // fail, io_ runs out of work and run() returns.
+  asio::post(io_, [this] {
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    accept_retry_.cancel();
+    for (Connection* c : connections_) c->Close();
+  });
+  thread_.join();
+}
+
+void HttpMetricsServer::Impl::Accept() {
+  acceptor_.async_accept([this](std::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      // E.g. out of file descriptors: back off briefly instead of spinning.
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](std::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
+      return;
+    }
+    if (connections_.size() >= options_.max_connections) {
+      std::error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<Connection>(this, std::move(socket))->Start();
+    }
+    Accept();
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<HttpMetricsServer>> HttpMetricsServer::Start(
+    const std::string& host_port, const MetricsRegistry* registry, std::function<bool()> healthy,
+    HttpMetricsServerOptions options) {
+  auto impl = std::make_unique<Impl>(registry, std::move(healthy), options);
+  if (Status s = impl->Listen(host_port); !s.ok()) return s;
+  impl->Run();
+  return std::unique_ptr<HttpMetricsServer>(new HttpMetricsServer(std::move(impl)));
+}
+
+HttpMetricsServer::HttpMetricsServer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)), bound_address_(impl_->bound_address()), port_(impl_->port()) {}
+
+HttpMetricsServer::~HttpMetricsServer() { Stop(); }
+
+void HttpMetricsServer::Stop() { impl_->Stop(); }
+
+}  // namespace ringcache::metrics
