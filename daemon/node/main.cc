@@ -1,0 +1,343 @@
+// ringcached: runs one ringcache node. A thin binary over ringcache::node: it reads flags
+// (and an optional config file), sets up logging, starts the node, writes the ready file,
+// and turns SIGTERM/SIGINT into a graceful shutdown. docs/operations.md is the manual.
+//
+// Exit codes: 0 clean shutdown (also --help, --version); 1 runtime failure (cannot bind,
+// cannot write the ready file); 2 bad flags or config file.
+//
+// Threads here: main (starts the node, waits for the signal thread, shuts the node down)
+// and the signal thread (sigwait on SIGTERM/SIGINT, which every thread blocks).
+#include <grpc/support/log.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include <CLI/CLI.hpp>
+
+#include "byte_size.h"
+#include "ringcache/node/node.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// Everything the command line and config file set.
+struct Flags {
+  std::string node_id;
+  std::string listen = "127.0.0.1:7700";
+  std::string metrics_listen = "127.0.0.1:9700";
+  std::string memory = "1GiB";
+  uint32_t shards = 0;
+  uint32_t max_key_bytes = 4096;
+  std::string max_value_bytes = "8MiB";
+  uint32_t max_batch = 10000;
+  uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string log_level = "info";
+  int64_t shutdown_grace_ms = 5000;
+  std::string ready_file;
+  std::string config;  // Shown in the start line only.
+};
+
+// A CLI11 validator accepting what ParseByteSize accepts.
+CLI::Validator ByteSizeValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        ringcache::Result<uint64_t> size = ringcache::internal::ParseByteSize(text);
+        return size.ok() ? std::string() : size.status().message();
+      },
+      "SIZE", "");
+}
+
+// Parses argv into *flags. Returns -1 to go on, or the exit code to return with.
+int ParseFlags(int argc, char** argv, Flags* flags) {
+  CLI::App app{
+      "ringcached: one node of a ringcache cluster. Serves the ringcache.v1.Cache gRPC API\n"
+      "(plus grpc.health.v1 and server reflection) and Prometheus metrics.\n"
+      "Every flag can also be set in a config file (--config FILE) as `long-name = value`;\n"
+      "flags given on the command line override the file. SIZE accepts a byte count or a\n"
+      "unit: 4096, 512MB (powers of 1000), 64MiB or 1GiB (powers of 1024).",
+      "ringcached"};
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(34);
+  app.set_version_flag("--version", "ringcached " + std::string(ringcache::NodeVersion()),
+                       "Print the version and exit");
+  app.set_config("--config", "",
+                 "TOML/INI file of settings: one `long-flag-name = value` per line, e.g.\n"
+                 "memory = \"512MiB\". Unknown keys are an error.")
+      ->check(CLI::ExistingFile);
+  app.allow_config_extras(CLI::config_extras_mode::error);
+
+  app.add_option("--node-id", flags->node_id,
+                 "This node's id, reported by Stats (and, later, in the cluster view)")
+      ->default_str("the machine's hostname");
+  app.add_option("--listen", flags->listen,
+                 "gRPC listen address HOST:PORT; port 0 picks a free port (see --ready-file)");
+  app.add_option("--metrics-listen", flags->metrics_listen,
+                 "HTTP address of /metrics (Prometheus) and /healthz, HOST:PORT;\n"
+                 "port 0 picks a free port; \"\" disables the endpoint");
+  app.add_option("--memory", flags->memory,
+                 "Cache byte budget: keys + values + a fixed overhead per entry")
+      ->check(ByteSizeValidator());
+  app.add_option("--shards", flags->shards, "Cache shards, a power of two; 0 chooses automatically")
+      ->check(CLI::Range(0u, 65536u));
+  app.add_option("--max-key-bytes", flags->max_key_bytes, "Largest key accepted, in bytes")
+      ->check(CLI::Range(1u, 65535u));
+  app.add_option("--max-value-bytes", flags->max_value_bytes,
+                 "Largest value accepted (at most 1GiB); the gRPC message limit\n"
+                 "is this + max-key-bytes + 64KiB")
+      ->check(ByteSizeValidator());
+  app.add_option("--max-batch", flags->max_batch,
+                 "Most items per MultiGet/MultiSet/MultiDelete request and per\n"
+                 "Pipeline message; more is INVALID_ARGUMENT")
+      ->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--threads", flags->threads,
+                 "gRPC server threads, one completion queue each (default: number of cores)")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--log-level", flags->log_level, "Log level (logs go to stderr)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--shutdown-grace-ms", flags->shutdown_grace_ms,
+                 "On SIGTERM/SIGINT, how long in-flight calls may take to finish\n"
+                 "before they are cancelled, in ms")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
+  app.add_option("--ready-file", flags->ready_file,
+                 "Once serving, atomically write `grpc=HOST:PORT` and\n"
+                 "`metrics=HOST:PORT` (the bound addresses) to this file;\n"
+                 "it is removed at shutdown");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // Prints help, the version, or the error.
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (CLI::Option* config = app.get_option("--config"); config->count() > 0) {
+    flags->config = config->as<std::string>();
+  }
+  return -1;
+}
+
+// "--memory: " for a NodeOptions::Validate message about memory_bytes, and so on: the
+// messages name the option fields, the user typed flags.
+const char* FlagOfMessage(const std::string& message) {
+  static constexpr std::pair<std::string_view, const char*> kFlags[] = {
+      {"listen_address", "--listen: "},
+      {"metrics_listen_address", "--metrics-listen: "},
+      {"memory_bytes", "--memory: "},
+      {"shards", "--shards: "},
+      {"max_key_bytes", "--max-key-bytes: "},
+      {"max_value_bytes", "--max-value-bytes: "},
+      {"max_batch", "--max-batch: "},
+      {"threads", "--threads: "},
+      {"shutdown_grace", "--shutdown-grace-ms: "},
+  };
+  for (const auto& [field, flag] : kFlags) {
+    if (message.starts_with(field) &&
+        (message.size() == field.size() || message[field.size()] == ' ')) {
+      return flag;
+    }
+  }
+  return "";
+}
+
+// Routes gRPC's own log lines (e.g. the reason a port cannot be bound) through spdlog.
+void GrpcLogToSpdlog(gpr_log_func_args* args) {
+  spdlog::level::level_enum level = spdlog::level::info;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = spdlog::level::debug;
+  spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("ringcached");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%n] %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  gpr_set_log_function(GrpcLogToSpdlog);
+}
+
+// Writes `content` to `path` atomically (temporary file in the same directory + rename).
+bool WriteFileAtomically(const std::string& path, const std::string& content, std::string* error) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) {
+      *error = "cannot write " + tmp;
+      std::remove(tmp.c_str());
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    *error = "cannot rename " + tmp + " to " + path;
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Waits for SIGTERM/SIGINT (blocked in every thread) on its own thread. The first signal
+// wakes main(); a second one exits at once; Stop() ends the thread.
+class SignalWaiter {
+ public:
+  SignalWaiter() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+  }
+  ~SignalWaiter() { Stop(); }
+
+  // Blocks the signals in the calling thread (and so in every thread started later).
+  // Call first thing in main().
+  void BlockSignals() { pthread_sigmask(SIG_BLOCK, &set_, nullptr); }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Returns the name of the first signal received.
+  const char* WaitForSignal() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return received_ != 0; });
+    return received_ == SIGINT ? "SIGINT" : "SIGTERM";
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stopping_.store(true);
+    pthread_kill(thread_.native_handle(), SIGTERM);  // Blocked: sigwait picks it up.
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    pthread_setname_np(pthread_self(), "rc-signals");
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (stopping_.load()) return;
+      std::lock_guard lock(mu_);
+      if (received_ != 0) {
+        spdlog::warn("second signal ({}) during shutdown: exiting now",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+        std::_Exit(kExitRuntime);
+      }
+      received_ = sig;
+      cv_.notify_all();
+    }
+  }
+
+  sigset_t set_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int received_ = 0;  // Protected by mu_.
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SignalWaiter signals;
+  signals.BlockSignals();  // Before any thread exists, so that all inherit the mask.
+
+  Flags flags;
+  if (const int code = ParseFlags(argc, argv, &flags); code >= 0) return code;
+  SetUpLogging(flags.log_level);
+
+  ringcache::NodeOptions options{
+      .node_id = flags.node_id,
+      .listen_address = flags.listen,
+      .metrics_listen_address = flags.metrics_listen,
+      .memory_bytes = *ringcache::internal::ParseByteSize(flags.memory),
+      .shards = flags.shards,
+      .max_key_bytes = flags.max_key_bytes,
+      .max_value_bytes = 0,
+      .max_batch = flags.max_batch,
+      .threads = flags.threads,
+      .shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms),
+  };
+  const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
+  if (max_value > (uint64_t{1} << 30)) {
+    std::fprintf(stderr, "--max-value-bytes: %s is over the limit of 1GiB\n",
+                 flags.max_value_bytes.c_str());
+    return kExitUsage;
+  }
+  options.max_value_bytes = static_cast<uint32_t>(max_value);
+  if (ringcache::Status s = options.Validate(); !s.ok()) {
+    std::fprintf(stderr,
+                 "ringcached: invalid settings: %s%s\nRun with --help for more information.\n",
+                 FlagOfMessage(s.message()), s.message().c_str());
+    return kExitUsage;
+  }
+
+  using ringcache::internal::FormatByteSize;
+  spdlog::info(
+      "ringcached {} starting: node_id={} listen={} metrics_listen={} memory={} shards={} "
+      "max_key_bytes={} max_value_bytes={} max_batch={} threads={} log_level={} "
+      "shutdown_grace_ms={} ready_file={} config={}",
+      ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
+      flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
+      FormatByteSize(options.memory_bytes),
+      flags.shards == 0 ? "auto" : std::to_string(flags.shards), flags.max_key_bytes,
+      FormatByteSize(options.max_value_bytes), flags.max_batch, flags.threads, flags.log_level,
+      flags.shutdown_grace_ms, flags.ready_file.empty() ? "(none)" : flags.ready_file,
+      flags.config.empty() ? "(none)" : flags.config);
+
+  // A stale ready file from an earlier run must not be mistaken for this one's.
+  if (!flags.ready_file.empty()) std::remove(flags.ready_file.c_str());
+
+  signals.Start();
+  ringcache::Result<std::unique_ptr<ringcache::Node>> started = ringcache::Node::Start(options);
+  if (!started.ok()) {
+    spdlog::error("cannot start: {}", started.status().ToString());
+    return kExitRuntime;
+  }
+  std::unique_ptr<ringcache::Node> node = std::move(started).value();
+  spdlog::info("serving: node_id={} grpc={} metrics={} threads={}", node->options().node_id,
+               node->grpc_address(),
+               node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
+               node->options().threads);
+
+  if (!flags.ready_file.empty()) {
+    std::string error;
+    const std::string content =
+        "grpc=" + node->grpc_address() + "\nmetrics=" + node->metrics_address() + "\n";
+    if (!WriteFileAtomically(flags.ready_file, content, &error)) {
+      spdlog::error("cannot write the ready file: {}; shutting down", error);
+      node->Shutdown();
+      return kExitRuntime;
+    }
+  }
+
+  const char* signal_name = signals.WaitForSignal();
+  const auto shutdown_started = std::chrono::steady_clock::now();
+  spdlog::info("{} received: shutting down (grace {} ms)", signal_name, flags.shutdown_grace_ms);
+  node->Shutdown();
+  if (!flags.ready_file.empty()) std::remove(flags.ready_file.c_str());
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - shutdown_started);
+  spdlog::info("ringcached {} stopped after {} ms (uptime {} s); exit 0", ringcache::NodeVersion(),
+               elapsed.count(), node->Stats().uptime_ms / 1000);
+  node.reset();
+  signals.Stop();
+  return kExitOk;
+}

@@ -1,0 +1,276 @@
+// Node: operations over the local cache, and the lifecycle of its front ends.
+//
+// Lock order: shutdown_mu_ is the node's only mutex; it is never held while calling into
+// the gRPC server, the metrics server or the cache.
+#include "ringcache/node/node.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "async_server.h"
+#include "cache_service.h"
+#include "node_metrics.h"
+#include "ringcache/metrics/http_metrics_server.h"
+#include "ringcache/metrics/metrics.h"
+
+#ifndef RINGCACHE_VERSION
+#error "RINGCACHE_VERSION must be defined by the build (the CMake project version)"
+#endif
+
+namespace ringcache {
+namespace {
+
+// Room for the protobuf framing of a maximum Set beyond its key and value.
+constexpr uint64_t kMessageSlackBytes = 64 << 10;
+// Smallest cache budget accepted (CacheOptions' own minimum).
+constexpr uint64_t kMinMemoryBytes = 128;
+
+std::string Hostname() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+// "host:0" + 43817 -> "host:43817"; "[::1]:0" -> "[::1]:43817".
+std::string WithPort(const std::string& host_port, int port) {
+  const size_t colon = host_port.rfind(':');
+  const std::string host = colon == std::string::npos ? host_port : host_port.substr(0, colon);
+  return host + ":" + std::to_string(port);
+}
+
+// OK if `address` looks like HOST:PORT with a numeric port in [0, 65535].
+Status CheckHostPort(const char* field, const std::string& address) {
+  const size_t colon = address.rfind(':');
+  const auto bad = [&](const char* why) {
+    return Status::InvalidArgument(std::string(field) + " \"" + address + "\" " + why +
+                                   " (expected HOST:PORT, e.g. 127.0.0.1:7700)");
+  };
+  if (colon == std::string::npos) return bad("has no port");
+  const std::string port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
+    return bad("has an invalid port");
+  }
+  if (colon == 0) return bad("has no host");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view NodeVersion() { return RINGCACHE_VERSION; }
+
+Status NodeOptions::Validate() const {
+  if (Status s = CheckHostPort("listen_address", listen_address); !s.ok()) return s;
+  if (!metrics_listen_address.empty()) {
+    if (Status s = CheckHostPort("metrics_listen_address", metrics_listen_address); !s.ok()) {
+      return s;
+    }
+  }
+  if (memory_bytes < kMinMemoryBytes) {
+    return Status::InvalidArgument("memory_bytes must be at least " +
+                                   std::to_string(kMinMemoryBytes) + ", got " +
+                                   std::to_string(memory_bytes));
+  }
+  if (shards != 0 && (!std::has_single_bit(shards) || shards > 65536)) {
+    return Status::InvalidArgument("shards must be 0 (auto) or a power of two up to 65536, got " +
+                                   std::to_string(shards));
+  }
+  if (shards != 0 && memory_bytes / shards < Cache::EntryOverheadBytes() + 1) {
+    return Status::InvalidArgument("memory_bytes / shards leaves no room for an entry (" +
+                                   std::to_string(memory_bytes) + " / " + std::to_string(shards) +
+                                   ")");
+  }
+  if (max_key_bytes == 0 || max_key_bytes > 65535) {
+    return Status::InvalidArgument("max_key_bytes must be in [1, 65535], got " +
+                                   std::to_string(max_key_bytes));
+  }
+  if (max_value_bytes > (uint32_t{1} << 30)) {
+    return Status::InvalidArgument("max_value_bytes must be at most 1 GiB, got " +
+                                   std::to_string(max_value_bytes));
+  }
+  if (max_batch == 0) return Status::InvalidArgument("max_batch must be at least 1");
+  if (threads > 1024) {
+    return Status::InvalidArgument("threads must be in [0, 1024], got " + std::to_string(threads));
+  }
+  if (shutdown_grace.count() < 0) {
+    return Status::InvalidArgument("shutdown_grace must not be negative");
+  }
+  // Anything CacheOptions rejects beyond the checks above (none today).
+  return CacheOptions{.capacity_bytes = memory_bytes,
+                      .shard_count = shards,
+                      .max_key_bytes = max_key_bytes,
+                      .max_value_bytes = max_value_bytes}
+      .Validate();
+}
+
+struct Node::Impl {
+  // Constant after Start.
+  NodeOptions options;
+  std::chrono::steady_clock::time_point started;
+  std::string grpc_address;
+  std::string metrics_address;
+
+  // Destroyed in reverse order: servers first, then what they use.
+  std::unique_ptr<Cache> cache;
+  std::unique_ptr<metrics::MetricsRegistry> registry;
+  std::unique_ptr<internal::NodeMetrics> metrics;
+  std::unique_ptr<internal::CacheService> handlers;
+  std::unique_ptr<internal::AsyncServer> server;
+  std::unique_ptr<metrics::HttpMetricsServer> http;
+
+  std::atomic<bool> shutting_down{false};
+
+  std::mutex shutdown_mu;
+  std::condition_variable shutdown_cv;
+  // Protected by shutdown_mu.
+  bool shutdown_started = false;
+  bool shutdown_done = false;
+};
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Node::~Node() { Shutdown(); }
+
+Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
+  if (Status s = options.Validate(); !s.ok()) return s;
+  if (options.node_id.empty()) options.node_id = Hostname();
+  if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->started = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<Cache>> cache = Cache::Create({.capacity_bytes = options.memory_bytes,
+                                                        .shard_count = options.shards,
+                                                        .max_key_bytes = options.max_key_bytes,
+                                                        .max_value_bytes = options.max_value_bytes,
+                                                        .clock = options.clock});
+  if (!cache.ok()) return cache.status();
+  impl->cache = std::move(cache).value();
+  impl->registry = std::make_unique<metrics::MetricsRegistry>();
+  impl->metrics = std::make_unique<internal::NodeMetrics>(impl->registry.get(), impl->cache.get(),
+                                                          NodeVersion());
+
+  // The node exists before its servers: they call its operations.
+  std::unique_ptr<Node> node(new Node(std::move(impl)));
+  Impl& n = *node->impl_;
+  n.handlers = std::make_unique<internal::CacheService>(node.get());
+
+  const uint64_t max_message =
+      uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
+  Result<std::unique_ptr<internal::AsyncServer>> server =
+      internal::AsyncServer::Start({.listen_address = options.listen_address,
+                                    .threads = options.threads,
+                                    .max_receive_message_bytes = static_cast<int>(max_message)},
+                                   n.handlers.get(), n.metrics.get());
+  if (!server.ok()) return server.status();
+  n.server = std::move(server).value();
+  n.grpc_address = WithPort(options.listen_address, n.server->port());
+
+  if (!options.metrics_listen_address.empty()) {
+    Impl* impl_ptr = &n;
+    Result<std::unique_ptr<metrics::HttpMetricsServer>> http = metrics::HttpMetricsServer::Start(
+        options.metrics_listen_address, n.registry.get(),
+        [impl_ptr] { return !impl_ptr->shutting_down.load(std::memory_order_acquire); });
+    if (!http.ok()) return http.status();  // ~Node stops the gRPC server.
+    n.http = std::move(http).value();
+    n.metrics_address = n.http->bound_address();
+  }
+  return node;
+}
+
+void Node::Shutdown() {
+  Impl& n = *impl_;
+  {
+    std::unique_lock lock(n.shutdown_mu);
+    if (n.shutdown_started) {
+      n.shutdown_cv.wait(lock, [&n] { return n.shutdown_done; });
+      return;
+    }
+    n.shutdown_started = true;
+  }
+  n.shutting_down.store(true, std::memory_order_release);
+  if (n.server != nullptr) {
+    n.server->Shutdown(std::chrono::system_clock::now() + n.options.shutdown_grace);
+  }
+  if (n.http != nullptr) n.http->Stop();
+  if (n.cache != nullptr) n.cache->StopJanitor();
+  {
+    std::lock_guard lock(n.shutdown_mu);
+    n.shutdown_done = true;
+  }
+  n.shutdown_cv.notify_all();
+}
+
+void Node::Wait() {
+  Impl& n = *impl_;
+  std::unique_lock lock(n.shutdown_mu);
+  n.shutdown_cv.wait(lock, [&n] { return n.shutdown_done; });
+}
+
+bool Node::shutting_down() const { return impl_->shutting_down.load(std::memory_order_acquire); }
+const std::string& Node::grpc_address() const { return impl_->grpc_address; }
+const std::string& Node::metrics_address() const { return impl_->metrics_address; }
+const NodeOptions& Node::options() const { return impl_->options; }
+
+Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const {
+  return impl_->cache->Get(key, value, meta);
+}
+
+Result<uint64_t> Node::Set(std::string_view key, std::string_view value,
+                           const SetOptions& options) {
+  return impl_->cache->Set(key, value, options);
+}
+
+Status Node::Delete(std::string_view key) { return impl_->cache->Delete(key); }
+
+Status Node::Touch(std::string_view key, uint64_t ttl_ms) {
+  return impl_->cache->Touch(key, ttl_ms);
+}
+
+Result<uint64_t> Node::Ttl(std::string_view key) const { return impl_->cache->Ttl(key); }
+
+Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created) {
+  return impl_->cache->Incr(key, delta, ttl_ms_if_created);
+}
+
+Status Node::CheckBatchSize(std::string_view what, size_t count) const {
+  const uint32_t max = impl_->options.max_batch;
+  if (count <= max) return Status::Ok();
+  return Status::InvalidArgument(std::string(what) + " has " + std::to_string(count) +
+                                 " items, over the max-batch limit of " + std::to_string(max));
+}
+
+Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_view> keys) const {
+  if (Status s = CheckBatchSize("MultiGet", keys.size()); !s.ok()) return s;
+  return impl_->cache->MultiGet(keys);
+}
+
+Result<std::vector<Result<uint64_t>>> Node::MultiSet(std::span<const SetItem> items) {
+  if (Status s = CheckBatchSize("MultiSet", items.size()); !s.ok()) return s;
+  return impl_->cache->MultiSet(items);
+}
+
+Result<std::vector<Status>> Node::MultiDelete(std::span<const std::string_view> keys) {
+  if (Status s = CheckBatchSize("MultiDelete", keys.size()); !s.ok()) return s;
+  return impl_->cache->MultiDelete(keys);
+}
+
+NodeStats Node::Stats() const {
+  const auto uptime = std::chrono::steady_clock::now() - impl_->started;
+  return NodeStats{
+      .node_id = impl_->options.node_id,
+      .version = std::string(NodeVersion()),
+      .uptime_ms = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count()),
+      .cache = impl_->cache->Stats(),
+  };
+}
+
+}  // namespace ringcache

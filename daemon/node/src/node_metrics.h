@@ -1,0 +1,71 @@
+// NodeMetrics: the node's Prometheus metrics (the names of the ringcached contract,
+// docs/operations.md), registered once on a MetricsRegistry.
+//
+// Per-request recording takes no lock: the ringcache_requests_total child of each
+// (rpc, code) pair is resolved through the family's mutex the first time that pair is
+// seen and cached in an atomic pointer; histogram children are resolved at construction.
+// Cache counters and gauges are read from Cache::Stats() at scrape time by a collector.
+//
+// Thread safety: Record() and the gauges may be used from any thread concurrently.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "ringcache/cache.h"
+#include "ringcache/metrics/metrics.h"
+
+namespace ringcache::internal {
+
+// The rpcs of ringcache.v1.Cache, as metric label values.
+enum class Rpc : int {
+  kGet,
+  kSet,
+  kDelete,
+  kTouch,
+  kTtl,
+  kIncr,
+  kMultiGet,
+  kMultiSet,
+  kMultiDelete,
+  kStats,
+  kPipeline,
+};
+inline constexpr int kRpcCount = static_cast<int>(Rpc::kPipeline) + 1;
+// gRPC status codes 0..16.
+inline constexpr int kStatusCodeCount = 17;
+
+std::string_view RpcName(Rpc rpc);
+
+class NodeMetrics {
+ public:
+  // Registers every family on `registry` (not owned; must outlive this object) and a
+  // collector reading `cache` (not owned; must outlive every later Render()).
+  NodeMetrics(metrics::MetricsRegistry* registry, const Cache* cache, std::string_view version);
+  NodeMetrics(const NodeMetrics&) = delete;
+  NodeMetrics& operator=(const NodeMetrics&) = delete;
+
+  // One finished call: ringcache_requests_total{rpc,code} += 1 and its duration into
+  // ringcache_request_duration_seconds{rpc}. `code` is a gRPC status code number.
+  void Record(Rpc rpc, int code, std::chrono::steady_clock::duration elapsed);
+
+  // Operations carried by Pipeline streams.
+  void AddPipelineOps(uint64_t n) { pipeline_ops_->Increment(n); }
+  // Open Pipeline streams.
+  metrics::Gauge& pipeline_streams() { return *pipeline_streams_; }
+
+ private:
+  metrics::Counter& RequestCounterSlow(Rpc rpc, int code);
+
+  metrics::CounterFamily* requests_;  // Not owned.
+  std::array<metrics::Histogram*, kRpcCount> durations_{};
+  std::array<std::array<std::atomic<metrics::Counter*>, kStatusCodeCount>, kRpcCount> counters_{};
+  metrics::Counter* pipeline_ops_;
+  metrics::Gauge* pipeline_streams_;
+};
+
+}  // namespace ringcache::internal
