@@ -1,0 +1,683 @@
+// ringcache-cli: a command-line client for one ringcached node.
+//
+//   ringcache-cli [--addr HOST:PORT] [--timeout-ms N] COMMAND [ARGS...]
+//
+// Every command is one gRPC call (or, for many keys, a few batched calls) over an insecure
+// channel, each with a deadline of --timeout-ms. Keys and values are binary-safe: a value
+// can come from a file or stdin, and `get` writes the raw bytes.
+//
+// Exit codes (the contract scripts rely on):
+//   0  ok
+//   1  key not found or condition not met (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION)
+//   2  usage error
+//   3  any other error (unavailable, invalid argument, deadline exceeded, ...)
+// Errors go to stderr as "ringcache-cli: CODE_NAME: message".
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "ringcache/status.h"
+#include "ringcache/v1/cache.grpc.pb.h"
+
+namespace {
+
+namespace pb = ringcache::v1;
+namespace health = grpc::health::v1;
+
+constexpr int kExitOk = 0;
+constexpr int kExitNotMet = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitError = 3;
+
+// Items per MultiGet/MultiSet/MultiDelete call: well under the node's default max-batch.
+constexpr size_t kBatchSize = 1000;
+
+constexpr std::string_view kProgram = "ringcache-cli";
+
+// --- output helpers --------------------------------------------------------------------
+
+// A key or message made safe for a terminal: printable ASCII as is, the rest as \xNN.
+std::string Printable(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// Writes raw bytes to stdout. False if stdout failed (closed pipe, full disk).
+bool WriteStdout(std::string_view bytes) {
+  return bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size();
+}
+
+void PrintError(std::string_view code_name, std::string_view message) {
+  std::fprintf(stderr, "%.*s: %.*s: %.*s\n", static_cast<int>(kProgram.size()), kProgram.data(),
+               static_cast<int>(code_name.size()), code_name.data(), static_cast<int>(message.size()),
+               message.data());
+}
+
+// A usage problem CLI11 cannot see (e.g. an odd number of mset arguments).
+int UsageError(std::string_view message) {
+  std::fprintf(stderr, "%.*s: %.*s\nRun with --help for more information.\n",
+               static_cast<int>(kProgram.size()), kProgram.data(), static_cast<int>(message.size()),
+               message.data());
+  return kExitUsage;
+}
+
+std::string_view CodeName(int code) {
+  return ringcache::StatusCodeName(static_cast<ringcache::StatusCode>(code));
+}
+
+int ExitCodeFor(int code) {
+  switch (static_cast<grpc::StatusCode>(code)) {
+    case grpc::StatusCode::OK:
+      return kExitOk;
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return kExitNotMet;
+    default:
+      return kExitError;
+  }
+}
+
+// The worse of two exit codes: any other error (3) outranks a condition not met (1).
+int WorseExit(int a, int b) {
+  auto rank = [](int code) { return code == kExitError ? 3 : code == kExitUsage ? 2 : code; };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  auto value = static_cast<double>(bytes);
+  size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < std::size(kUnits)) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char buf[32];
+  if (unit == 0) {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", value, kUnits[unit]);
+  }
+  return buf;
+}
+
+std::string HumanDuration(uint64_t ms) {
+  uint64_t s = ms / 1000;
+  const uint64_t days = s / 86400;
+  const uint64_t hours = s / 3600 % 24;
+  const uint64_t minutes = s / 60 % 60;
+  s %= 60;
+  std::ostringstream out;
+  if (days > 0) out << days << "d ";
+  if (days > 0 || hours > 0) out << hours << "h ";
+  if (days > 0 || hours > 0 || minutes > 0) out << minutes << "m ";
+  out << s << "s";
+  return out.str();
+}
+
+// --- input helpers ---------------------------------------------------------------------
+
+// Reads all of stdin as bytes. False on a read error.
+bool ReadStdin(std::string* out) {
+  char buf[64 * 1024];
+  for (;;) {
+    const size_t n = std::fread(buf, 1, sizeof buf, stdin);
+    out->append(buf, n);
+    if (n < sizeof buf) return std::ferror(stdin) == 0;
+  }
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+// --- the connection --------------------------------------------------------------------
+
+struct GlobalOptions {
+  std::string addr = "127.0.0.1:7700";
+  int64_t timeout_ms = 5000;
+};
+
+// One channel to one node, the stubs over it, and the error reporting every command shares.
+// Not thread-safe: used by the CLI's single thread.
+class Connection {
+ public:
+  explicit Connection(GlobalOptions options) : options_(std::move(options)) {
+    grpc::ChannelArguments args;
+    // Values may be as large as the node allows (8 MiB by default, more if configured):
+    // never let the client's default 4 MiB receive limit be the one that fails.
+    args.SetMaxReceiveMessageSize(-1);
+    channel_ = grpc::CreateCustomChannel(options_.addr, grpc::InsecureChannelCredentials(), args);
+    cache_ = pb::Cache::NewStub(channel_);
+    health_ = health::Health::NewStub(channel_);
+  }
+
+  pb::Cache::Stub& cache() { return *cache_; }
+  health::Health::Stub& health() { return *health_; }
+
+  // Gives `context` the deadline every call carries.
+  void Prepare(grpc::ClientContext* context) const {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(options_.timeout_ms));
+  }
+
+  // Prints a failed call's status (with `what`, e.g. the key, in front of the message when
+  // not empty) and returns its exit code. OK prints nothing and returns 0.
+  int Report(const grpc::Status& status, std::string_view what = {}) {
+    if (status.ok()) return kExitOk;
+    return ReportCode(status.error_code(), status.error_message(), what);
+  }
+
+  int ReportCode(int code, const std::string& server_message, std::string_view what = {}) {
+    if (code == 0) return kExitOk;
+    std::string message;
+    const auto grpc_code = static_cast<grpc::StatusCode>(code);
+    if (grpc_code == grpc::StatusCode::UNAVAILABLE &&
+        channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+      // The transport failed, not the node: say where we tried to go.
+      message = "cannot reach " + options_.addr + " (" + server_message + ")";
+    } else if (grpc_code == grpc::StatusCode::DEADLINE_EXCEEDED && what.empty()) {
+      message = "no answer from " + options_.addr + " within " +
+                std::to_string(options_.timeout_ms) + " ms (--timeout-ms)";
+    } else {
+      if (!what.empty()) message = std::string(what) + ": ";
+      message += server_message.empty() ? DefaultMessage(grpc_code) : Printable(server_message);
+    }
+    PrintError(CodeName(code), message);
+    return ExitCodeFor(code);
+  }
+
+  const GlobalOptions& options() const { return options_; }
+
+ private:
+  static std::string DefaultMessage(grpc::StatusCode code) {
+    switch (code) {
+      case grpc::StatusCode::NOT_FOUND: return "key not found";
+      case grpc::StatusCode::ALREADY_EXISTS: return "key already exists";
+      case grpc::StatusCode::FAILED_PRECONDITION: return "condition not met";
+      default: return "request failed";
+    }
+  }
+
+  GlobalOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Cache::Stub> cache_;
+  std::unique_ptr<health::Health::Stub> health_;
+};
+
+// --- commands --------------------------------------------------------------------------
+
+int CmdGet(Connection& conn, const std::string& key) {
+  pb::GetRequest request;
+  request.set_key(key);
+  pb::GetResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Get(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  bool ok = WriteStdout(response.value());
+  if (isatty(STDOUT_FILENO)) ok = ok && WriteStdout("\n");
+  if (std::fflush(stdout) != 0 || !ok) {
+    PrintError("INTERNAL", std::string("cannot write to stdout: ") + std::strerror(errno));
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+struct SetArgs {
+  std::string key;
+  std::string value;
+  std::string file;
+  uint64_t ttl_ms = 0;
+  bool if_absent = false;
+  bool if_present = false;
+  uint64_t if_version = 0;
+};
+
+int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file,
+           bool has_version) {
+  if (has_value == has_file) {
+    return UsageError(has_value ? "set: give either VALUE or --file, not both"
+                                : "set: missing VALUE (or '-' for stdin, or --file PATH)");
+  }
+  pb::SetRequest request;
+  request.set_key(args.key);
+  if (has_file) {
+    if (!ReadFile(args.file, request.mutable_value())) {
+      PrintError("INVALID_ARGUMENT", "cannot read " + args.file + ": " + std::strerror(errno));
+      return kExitError;
+    }
+  } else if (args.value == "-") {
+    if (!ReadStdin(request.mutable_value())) {
+      PrintError("INVALID_ARGUMENT", std::string("cannot read stdin: ") + std::strerror(errno));
+      return kExitError;
+    }
+  } else {
+    request.set_value(args.value);
+  }
+  request.set_ttl_ms(args.ttl_ms);
+  if (args.if_absent) {
+    request.set_mode(pb::SET_MODE_IF_ABSENT);
+  } else if (args.if_present) {
+    request.set_mode(pb::SET_MODE_IF_PRESENT);
+  } else if (has_version) {
+    request.set_mode(pb::SET_MODE_IF_VERSION);
+    request.set_expected_version(args.if_version);
+  }
+  pb::SetResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Set(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  std::printf("%llu\n", static_cast<unsigned long long>(response.version()));
+  return kExitOk;
+}
+
+int CmdDel(Connection& conn, const std::vector<std::string>& keys) {
+  if (keys.size() == 1) {
+    pb::DeleteRequest request;
+    request.set_key(keys.front());
+    pb::DeleteResponse response;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().Delete(&context, request, &response);
+    if (!status.ok()) return conn.Report(status);
+    std::printf("1\n");
+    return kExitOk;
+  }
+  int exit_code = kExitOk;
+  uint64_t deleted = 0;
+  for (size_t begin = 0; begin < keys.size(); begin += kBatchSize) {
+    const size_t end = std::min(keys.size(), begin + kBatchSize);
+    pb::MultiDeleteRequest request;
+    for (size_t i = begin; i < end; ++i) request.add_keys(keys[i]);
+    pb::MultiDeleteResponse response;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().MultiDelete(&context, request, &response);
+    if (!status.ok()) return conn.Report(status);
+    for (int i = 0; i < response.results_size(); ++i) {
+      const pb::OpStatus& result = response.results(i);
+      if (result.code() == 0) {
+        ++deleted;
+      } else {
+        exit_code = WorseExit(exit_code, conn.ReportCode(result.code(), result.message(),
+                                                         Printable(keys[begin + i])));
+      }
+    }
+  }
+  std::printf("%llu\n", static_cast<unsigned long long>(deleted));
+  return exit_code;
+}
+
+int CmdTouch(Connection& conn, const std::string& key, uint64_t ttl_ms) {
+  pb::TouchRequest request;
+  request.set_key(key);
+  request.set_ttl_ms(ttl_ms);
+  pb::TouchResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  return conn.Report(conn.cache().Touch(&context, request, &response));
+}
+
+int CmdTtl(Connection& conn, const std::string& key) {
+  pb::TtlRequest request;
+  request.set_key(key);
+  pb::TtlResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Ttl(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  std::printf("%llu\n", static_cast<unsigned long long>(response.ttl_ms()));
+  return kExitOk;
+}
+
+int CmdIncr(Connection& conn, const std::string& key, int64_t delta, uint64_t ttl_ms) {
+  pb::IncrRequest request;
+  request.set_key(key);
+  request.set_delta(delta);
+  request.set_ttl_ms_if_created(ttl_ms);
+  pb::IncrResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Incr(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  std::printf("%lld\n", static_cast<long long>(response.value()));
+  return kExitOk;
+}
+
+int CmdMget(Connection& conn, const std::vector<std::string>& keys) {
+  int exit_code = kExitOk;
+  for (size_t begin = 0; begin < keys.size(); begin += kBatchSize) {
+    const size_t end = std::min(keys.size(), begin + kBatchSize);
+    pb::MultiGetRequest request;
+    for (size_t i = begin; i < end; ++i) request.add_keys(keys[i]);
+    pb::MultiGetResponse response;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().MultiGet(&context, request, &response);
+    if (!status.ok()) return conn.Report(status);
+    for (int i = 0; i < response.results_size(); ++i) {
+      const pb::GetResult& result = response.results(i);
+      const std::string& key = keys[begin + static_cast<size_t>(i)];
+      WriteStdout(key);
+      WriteStdout("\t");
+      const int code = result.status().code();
+      if (code == 0) {
+        WriteStdout(result.value());
+      } else if (code == static_cast<int>(grpc::StatusCode::NOT_FOUND)) {
+        WriteStdout("(not found)");
+      } else {
+        WriteStdout("(error)");
+        exit_code = WorseExit(exit_code, conn.ReportCode(code, result.status().message(),
+                                                         Printable(key)));
+      }
+      WriteStdout("\n");
+    }
+  }
+  std::fflush(stdout);
+  return exit_code;
+}
+
+int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t ttl_ms) {
+  if (pairs.size() % 2 != 0) return UsageError("mset: needs KEY VALUE pairs (odd number of arguments)");
+  int exit_code = kExitOk;
+  const size_t items = pairs.size() / 2;
+  for (size_t begin = 0; begin < items; begin += kBatchSize) {
+    const size_t end = std::min(items, begin + kBatchSize);
+    pb::MultiSetRequest request;
+    for (size_t i = begin; i < end; ++i) {
+      pb::SetRequest* item = request.add_items();
+      item->set_key(pairs[2 * i]);
+      item->set_value(pairs[2 * i + 1]);
+      item->set_ttl_ms(ttl_ms);
+    }
+    pb::MultiSetResponse response;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().MultiSet(&context, request, &response);
+    if (!status.ok()) return conn.Report(status);
+    for (int i = 0; i < response.results_size(); ++i) {
+      const pb::SetResult& result = response.results(i);
+      const std::string& key = pairs[2 * (begin + static_cast<size_t>(i))];
+      if (result.status().code() == 0) {
+        WriteStdout(key);
+        std::printf("\t%llu\n", static_cast<unsigned long long>(result.version()));
+      } else {
+        exit_code = WorseExit(exit_code, conn.ReportCode(result.status().code(),
+                                                         result.status().message(), Printable(key)));
+      }
+    }
+  }
+  return exit_code;
+}
+
+int CmdStats(Connection& conn) {
+  pb::StatsResponse s;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Stats(&context, pb::StatsRequest(), &s);
+  if (!status.ok()) return conn.Report(status);
+
+  auto count = [](uint64_t v) { return std::to_string(v); };
+  const uint64_t lookups = s.hits() + s.misses();
+  char ratio[32] = "-";
+  if (lookups > 0) {
+    std::snprintf(ratio, sizeof ratio, "%.1f%%",
+                  100.0 * static_cast<double>(s.hits()) / static_cast<double>(lookups));
+  }
+  char used[32] = "-";
+  if (s.capacity_bytes() > 0) {
+    std::snprintf(used, sizeof used, "%.1f%%",
+                  100.0 * static_cast<double>(s.bytes_used()) / static_cast<double>(s.capacity_bytes()));
+  }
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"node", s.node_id()},
+      {"address", conn.options().addr},
+      {"version", s.server_version()},
+      {"uptime", HumanDuration(s.uptime_ms()) + " (" + count(s.uptime_ms()) + " ms)"},
+      {"items", count(s.items())},
+      {"bytes used", HumanBytes(s.bytes_used()) + " (" + count(s.bytes_used()) + ")"},
+      {"capacity", HumanBytes(s.capacity_bytes()) + " (" + count(s.capacity_bytes()) + ")"},
+      {"memory used", used},
+      {"hits", count(s.hits())},
+      {"misses", count(s.misses())},
+      {"hit ratio", ratio},
+      {"sets", count(s.sets())},
+      {"deletes", count(s.deletes())},
+      {"evictions", count(s.evictions())},
+      {"expirations", count(s.expirations())},
+  };
+  size_t width = 0;
+  for (const auto& row : rows) width = std::max(width, row.first.size());
+  for (const auto& [name, value] : rows) {
+    std::printf("%-*s  %s\n", static_cast<int>(width), name.c_str(), Printable(value).c_str());
+  }
+  return kExitOk;
+}
+
+int CmdPing(Connection& conn, const std::string& service) {
+  health::HealthCheckRequest request;
+  request.set_service(service);
+  // The first call also opens the connection; the second one measures the round trip.
+  std::chrono::steady_clock::duration latency{};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    health::HealthCheckResponse response;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const auto start = std::chrono::steady_clock::now();
+    const grpc::Status status = conn.health().Check(&context, request, &response);
+    latency = std::chrono::steady_clock::now() - start;
+    if (!status.ok()) {
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        PrintError("NOT_FOUND", "the node does not know service \"" + Printable(service) + "\"");
+        return kExitNotMet;
+      }
+      return conn.Report(status);
+    }
+    if (response.status() != health::HealthCheckResponse::SERVING) {
+      PrintError("UNAVAILABLE", conn.options().addr + " is " +
+                                    health::HealthCheckResponse::ServingStatus_Name(response.status()) +
+                                    " (shutting down?)");
+      return kExitError;
+    }
+  }
+  const double ms = std::chrono::duration<double, std::milli>(latency).count();
+  std::printf("PONG %.3f ms\n", ms);
+  return kExitOk;
+}
+
+// CLI11 2.1 parses "-5" into an unsigned option by wrapping around: refuse it up front.
+const CLI::Validator kUnsigned(
+    [](std::string& input) -> std::string {
+      if (!input.empty() && std::all_of(input.begin(), input.end(),
+                                        [](char c) { return c >= '0' && c <= '9'; })) {
+        return {};
+      }
+      return "expected a non-negative integer, got \"" + input + "\"";
+    },
+    "");
+
+// True for HOST:PORT (port numeric) or an explicit gRPC target ("dns:///h:p", "unix:/p").
+bool LooksLikeAddress(const std::string& addr) {
+  if (addr.rfind("unix:", 0) == 0 || addr.find("://") != std::string::npos) return true;
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == addr.size()) return false;
+  return std::all_of(addr.begin() + static_cast<std::ptrdiff_t>(colon) + 1, addr.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ringcache-cli: command-line client for a ringcached node.\n"
+      "Exit codes: 0 ok; 1 key not found or condition not met; 2 usage error; 3 other error.",
+      "ringcache-cli"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are also accepted after the command
+  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+    return std::string(kProgram) + ": " + CLI::FailureMessage::simple(failed, e);
+  });
+  app.set_version_flag("--version", std::string("ringcache-cli ") + RINGCACHE_CLI_VERSION);
+
+  GlobalOptions global;
+  app.add_option("--addr", global.addr, "Node address HOST:PORT")
+      ->envname("RINGCACHE_ADDR")
+      ->capture_default_str();
+  app.add_option("--timeout-ms", global.timeout_ms, "Deadline of each call, in milliseconds")
+      ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600 * 1000))
+      ->capture_default_str();
+
+  // get
+  std::string get_key;
+  CLI::App* get = app.add_subcommand("get", "Print a key's value");
+  get->footer("Writes the raw value bytes to stdout; a newline is added only when stdout is a\n"
+              "terminal. Exit 1 if the key is absent or expired.");
+  get->add_option("KEY", get_key, "The key")->required();
+
+  // set
+  SetArgs set_args;
+  CLI::App* set = app.add_subcommand("set", "Write a key and print its new version");
+  set->footer("The value is VALUE, or all of stdin when VALUE is '-', or the contents of\n"
+              "--file PATH (binary-safe). A VALUE starting with '-' goes after '--'.\n"
+              "Exit 1 if a condition (--if-absent, --if-present, --if-version) is not met.");
+  set->add_option("KEY", set_args.key, "The key")->required();
+  CLI::Option* set_value = set->add_option("VALUE", set_args.value, "The value ('-' = read stdin)");
+  CLI::Option* set_file =
+      set->add_option("--file", set_args.file, "Read the value from this file")->check(CLI::ExistingFile);
+  set->add_option("--ttl", set_args.ttl_ms, "Time to live in milliseconds (0 = never expires)")
+      ->check(kUnsigned)
+      ->capture_default_str();
+  CLI::Option* if_absent =
+      set->add_flag("--if-absent", set_args.if_absent, "Only insert: exit 1 if the key exists");
+  CLI::Option* if_present =
+      set->add_flag("--if-present", set_args.if_present, "Only replace: exit 1 if the key is absent");
+  CLI::Option* if_version = set->add_option(
+      "--if-version", set_args.if_version,
+      "Compare-and-set: only replace this version (exit 1 if absent or another version)")
+      ->check(kUnsigned);
+  if_absent->excludes(if_present)->excludes(if_version);
+  if_present->excludes(if_version);
+
+  // del
+  std::vector<std::string> del_keys;
+  CLI::App* del = app.add_subcommand("del", "Remove keys and print how many were removed");
+  del->footer("Exit 1 if any key was absent.");
+  del->add_option("KEY", del_keys, "Keys to remove")->required();
+
+  // touch
+  std::string touch_key;
+  uint64_t touch_ttl = 0;
+  CLI::App* touch = app.add_subcommand("touch", "Give a key a new time to live");
+  touch->footer("MS is the new time to live in milliseconds, 0 = never expires. The value and\n"
+                "version are unchanged. Exit 1 if the key is absent.");
+  touch->add_option("KEY", touch_key, "The key")->required();
+  touch->add_option("MS", touch_ttl, "New time to live in milliseconds")
+      ->required()
+      ->check(kUnsigned);
+
+  // ttl
+  std::string ttl_key;
+  CLI::App* ttl = app.add_subcommand("ttl", "Print a key's remaining time to live in ms");
+  ttl->footer("Prints 0 if the key never expires. Exit 1 if the key is absent.");
+  ttl->add_option("KEY", ttl_key, "The key")->required();
+
+  // incr
+  std::string incr_key;
+  int64_t incr_delta = 1;
+  uint64_t incr_ttl = 0;
+  CLI::App* incr = app.add_subcommand("incr", "Add to an integer value and print the result");
+  incr->footer("DELTA defaults to 1 and may be negative (incr KEY -5). The value must be a\n"
+               "decimal int64 (exit 1 otherwise); an absent key counts as 0.");
+  incr->add_option("KEY", incr_key, "The key")->required();
+  incr->add_option("DELTA", incr_delta, "Amount to add, e.g. 5 or -5")->capture_default_str();
+  incr->add_option("--ttl", incr_ttl, "Time to live in ms if this call creates the key")
+      ->check(kUnsigned);
+
+  // mget
+  std::vector<std::string> mget_keys;
+  CLI::App* mget = app.add_subcommand("mget", "Read many keys");
+  mget->footer("Prints one line per key, in order: KEY<TAB>VALUE, or KEY<TAB>(not found).\n"
+               "Absent keys are not an error (exit 0).");
+  mget->add_option("KEY", mget_keys, "Keys to read")->required();
+
+  // mset
+  std::vector<std::string> mset_pairs;
+  uint64_t mset_ttl = 0;
+  CLI::App* mset = app.add_subcommand("mset", "Write many keys");
+  mset->footer("Takes KEY VALUE pairs; prints one line per key: KEY<TAB>VERSION.");
+  mset->add_option("KEY VALUE", mset_pairs, "Alternating keys and values")->required();
+  mset->add_option("--ttl", mset_ttl, "Time to live in milliseconds for every key")
+      ->check(kUnsigned);
+
+  // stats
+  CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
+
+  // ping
+  std::string ping_service;
+  CLI::App* ping = app.add_subcommand("ping", "Check the node's health and print PONG <latency>");
+  ping->footer("Calls grpc.health.v1.Health/Check. Exit 3 if the node is down or NOT_SERVING.");
+  ping->add_option("--service", ping_service, "Service to check (\"\" = the whole node)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (app.get_subcommands().empty() && !app.remaining().empty() &&
+        dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+      return UsageError("unknown command \"" + app.remaining().front() + "\"");
+    }
+    // --help and --version exit 0; every real parse error is a usage error (2).
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (!LooksLikeAddress(global.addr)) {
+    return UsageError("--addr: expected HOST:PORT, got \"" + global.addr + "\"");
+  }
+
+  Connection conn(global);
+  if (*get) return CmdGet(conn, get_key);
+  if (*set) {
+    return CmdSet(conn, set_args, set_value->count() > 0, set_file->count() > 0,
+                  if_version->count() > 0);
+  }
+  if (*del) return CmdDel(conn, del_keys);
+  if (*touch) return CmdTouch(conn, touch_key, touch_ttl);
+  if (*ttl) return CmdTtl(conn, ttl_key);
+  if (*incr) return CmdIncr(conn, incr_key, incr_delta, incr_ttl);
+  if (*mget) return CmdMget(conn, mget_keys);
+  if (*mset) return CmdMset(conn, mset_pairs, mset_ttl);
+  if (*stats) return CmdStats(conn);
+  if (*ping) return CmdPing(conn, ping_service);
+  return UsageError("no command given");
+}
