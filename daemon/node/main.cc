@@ -108,7 +108,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "Pipeline message; more is INVALID_ARGUMENT")
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--threads", flags->threads,
-                 "gRPC server threads, one completion queue each (default: number of cores)")
+                 "No longer used: the gRPC server runs on gRPC's own threads\n"
+                 "(callback API). Accepted so that existing configs stay valid")
       ->check(CLI::Range(1u, 1024u));
   app.add_option("--log-level", flags->log_level, "Log level (logs go to stderr)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -312,10 +313,9 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   std::unique_ptr<ringcache::Node> node = std::move(started).value();
-  spdlog::info("serving: node_id={} grpc={} metrics={} threads={}", node->options().node_id,
+  spdlog::info("serving: node_id={} grpc={} metrics={}", node->options().node_id,
                node->grpc_address(),
-               node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
-               node->options().threads);
+               node->metrics_address().empty() ? "(disabled)" : node->metrics_address());
 
   if (!flags.ready_file.empty()) {
     std::string error;

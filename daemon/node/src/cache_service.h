@@ -1,7 +1,7 @@
 // CacheService: the ringcache.v1.Cache protocol as calls on a Node — proto in, node call,
-// proto out, nothing else (no cache logic lives here). The asynchronous server
-// (async_server.h) drives these handlers from its completion-queue threads; another front
-// end could reuse them.
+// proto out, nothing else (no cache logic lives here). The callback server
+// (callback_server.h) drives these handlers from gRPC's threads; another front end could
+// reuse them.
 //
 // Thread safety: stateless apart from the Node pointer; every method may be called
 // concurrently.

@@ -14,8 +14,8 @@
 #include <thread>
 #include <utility>
 
-#include "async_server.h"
 #include "cache_service.h"
+#include "callback_server.h"
 #include "node_metrics.h"
 #include "ringcache/metrics/http_metrics_server.h"
 #include "ringcache/metrics/metrics.h"
@@ -122,7 +122,7 @@ struct Node::Impl {
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::NodeMetrics> metrics;
   std::unique_ptr<internal::CacheService> handlers;
-  std::unique_ptr<internal::AsyncServer> server;
+  std::unique_ptr<internal::CallbackServer> server;
   std::unique_ptr<metrics::HttpMetricsServer> http;
 
   std::atomic<bool> shutting_down{false};
@@ -164,11 +164,11 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 
   const uint64_t max_message =
       uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
-  Result<std::unique_ptr<internal::AsyncServer>> server =
-      internal::AsyncServer::Start({.listen_address = options.listen_address,
-                                    .threads = options.threads,
-                                    .max_receive_message_bytes = static_cast<int>(max_message)},
-                                   n.handlers.get(), n.metrics.get());
+  // options.threads is not passed on: the callback server runs on gRPC's own threads.
+  Result<std::unique_ptr<internal::CallbackServer>> server =
+      internal::CallbackServer::Start({.listen_address = options.listen_address,
+                                       .max_receive_message_bytes = static_cast<int>(max_message)},
+                                      n.handlers.get(), n.metrics.get());
   if (!server.ok()) return server.status();
   n.server = std::move(server).value();
   n.grpc_address = WithPort(options.listen_address, n.server->port());

@@ -14,7 +14,8 @@
 //
 // Thread safety: Node has internal synchronization. Every method may be called
 // concurrently from any thread, except that Shutdown() and the destructor must not be
-// called from a thread the node owns (its completion-queue threads, metrics thread).
+// called from a thread the node owns or lends to gRPC (gRPC's server threads, which run
+// the handlers; the metrics thread).
 #pragma once
 
 #include <chrono>
@@ -55,7 +56,9 @@ struct NodeOptions {
   // Most items in one MultiGet/MultiSet/MultiDelete request or one Pipeline message; more
   // is INVALID_ARGUMENT naming max-batch. Default 10000; at least 1.
   uint32_t max_batch = 10000;
-  // gRPC completion-queue threads (one queue each). 0 (default) = number of cores.
+  // Accepted and validated, but no longer used: the gRPC server is on the callback API,
+  // whose handlers run on threads gRPC creates and sizes itself (docs/design/threading.md).
+  // Kept so that existing configurations stay valid. 0 (default) = number of cores.
   uint32_t threads = 0;
   // How long Shutdown() lets in-flight calls finish before cancelling them. Default 5 s.
   std::chrono::milliseconds shutdown_grace{5000};

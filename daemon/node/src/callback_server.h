@@ -1,0 +1,97 @@
+// CallbackServer: the gRPC server of a node, on gRPC's callback API.
+//
+// Layout (docs/design/threading.md has the full picture and the measurement that chose
+// this API over completion queues):
+//  - every method of ringcache.v1.Cache is registered on the callback API; gRPC runs the
+//    handlers and reactions on its own threads (there are no ringcache server threads);
+//  - unary rpcs: a small ServerUnaryReactor per call parses the request, runs the
+//    CacheService handler inline and records the call's metrics when it is done;
+//  - Pipeline: PipelineReactor (pipeline_reactor.h), one Read and one Write outstanding
+//    at most, its state under a per-stream mutex;
+//  - health (grpc.health.v1) and reflection come from gRPC's own implementations.
+//
+// Shutdown: BeginShutdown() flips health to NOT_SERVING and asks every Pipeline stream to
+// drain; Shutdown(deadline) stops accepting, waits for calls to finish until `deadline`,
+// cancels the rest, and returns once every ringcache call is done. Calls that are not
+// ours (health Watch, reflection streams) never end by themselves: once no ringcache call
+// is left they are cancelled, so they do not hold the shutdown for the whole grace period.
+//
+// Thread safety: Start, BeginShutdown and Shutdown are called by the owning Node (which
+// serializes them); never from a gRPC thread.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cache_service.h"
+#include "node_metrics.h"
+#include "pipeline_reactor.h"
+#include "ringcache/status.h"
+
+namespace ringcache::internal {
+
+// What every call needs. Constant after CallbackServer::Start, apart from the members
+// that say otherwise.
+struct ServerEnv {
+  CacheService* handlers = nullptr;  // Not owned.
+  NodeMetrics* metrics = nullptr;    // Not owned.
+  // Internal synchronization.
+  mutable PipelineStreams streams;
+  // ringcache calls (unary and Pipeline) that have started and whose OnDone has not
+  // finished. Read by Shutdown().
+  mutable std::atomic<int64_t> active_calls{0};
+
+  void CallStarted() const { active_calls.fetch_add(1, std::memory_order_relaxed); }
+  // The last thing a call does with the env.
+  void CallEnded() const { active_calls.fetch_sub(1, std::memory_order_release); }
+};
+
+struct CallbackServerOptions {
+  std::string listen_address;
+  int max_receive_message_bytes = 4 << 20;
+};
+
+class CallbackServer {
+ public:
+  // Binds options.listen_address and starts the server. UNAVAILABLE naming the address if
+  // it cannot be bound. `handlers` and `metrics` are not owned and must outlive the server.
+  static Result<std::unique_ptr<CallbackServer>> Start(const CallbackServerOptions& options,
+                                                       CacheService* handlers,
+                                                       NodeMetrics* metrics);
+
+  // Calls Shutdown(now) if Shutdown was not called.
+  ~CallbackServer();
+  CallbackServer(const CallbackServer&) = delete;
+  CallbackServer& operator=(const CallbackServer&) = delete;
+
+  // Health NOT_SERVING; Pipeline streams flush what they have read and end with
+  // UNAVAILABLE. Returns at once. Idempotent.
+  void BeginShutdown();
+  // BeginShutdown(), then stop accepting, let calls finish until `deadline`, cancel the
+  // rest; returns when no ringcache call is left. Idempotent.
+  void Shutdown(std::chrono::system_clock::time_point deadline);
+
+  int port() const { return port_; }
+
+ private:
+  class Service;
+
+  CallbackServer();
+
+  // Constant after Start.
+  ServerEnv env_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  // Used only by the owner's thread (see the class comment).
+  bool shutdown_begun_ = false;
+  bool shut_down_ = false;
+};
+
+}  // namespace ringcache::internal

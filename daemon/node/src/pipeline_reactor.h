@@ -1,0 +1,147 @@
+// PipelineReactor: one ringcache.v1.Cache/Pipeline stream on gRPC's callback API, and
+// PipelineStreams, the server's list of open streams (used to drain them at shutdown).
+//
+// Invariants (as with the completion-queue server before it):
+//  - at most one Read and one Write (or the Finish) outstanding, as gRPC requires;
+//  - the operations of a request message are executed as soon as it is read, in order;
+//    their results are appended to a queue of response messages (each closed at about
+//    kTargetMessageBytes);
+//  - while a Write is in flight, new results wait in that queue and go out together in
+//    the next Write (coalescing: one response message per Write, not per request);
+//  - flow control: while the queued results exceed kMaxQueuedBytes the stream stops
+//    executing and stops reading (the client's sends then block: backpressure), so a
+//    stream holds at most one request message plus about kMaxQueuedBytes (+ one response
+//    message) of results;
+//  - the stream ends (Finish) once no more operations will come — the client half-closed,
+//    the node is draining, a write failed or a message broke a limit — and every result
+//    already computed has been written;
+//  - draining (node shutdown): reading stops; the operations already read are executed,
+//    except that while the stream is backlogged (results over kMaxQueuedBytes) the rest
+//    are answered UNAVAILABLE without running; queued results are flushed, and the stream
+//    ends with UNAVAILABLE. So an operation without a result never ran (unless the
+//    connection itself broke).
+//
+// Threads and locking. gRPC runs the reactions (OnReadDone, OnWriteDone, OnDone) on its
+// own threads, and OnReadDone and OnWriteDone may run at the same time; BeginDrain comes
+// from the thread shutting the node down. All state is guarded by mu_, which is held only
+// to change state and decide the next steps; it is never held while calling gRPC (a
+// StartWrite or Finish made outside a reaction may run reactions inline on the calling
+// thread) nor while executing operations on the cache. One thread at a time executes
+// (executing_), so the operations of a stream still run in order. mu_ is a leaf lock.
+//
+// Lifetime: reference counted. gRPC's reference is dropped in OnDone; PipelineStreams
+// takes one while draining a stream outside its own lock. Deleted at the last Unref.
+#pragma once
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <unordered_set>
+
+#include "ringcache/v1/cache.pb.h"
+
+namespace ringcache::internal {
+
+struct ServerEnv;
+class PipelineReactor;
+
+// The open Pipeline streams of a server. Has internal synchronization.
+// Lock order: PipelineStreams::mu_ -> nothing (it is released before a stream is called).
+class PipelineStreams {
+ public:
+  // Adds `stream`; returns true if the server is already draining (the stream must then
+  // drain at once).
+  bool Register(PipelineReactor* stream);
+  void Unregister(PipelineReactor* stream);
+  // From now on every stream drains: those open now are asked to, later ones are told by
+  // Register. Must not be called from a reaction.
+  void DrainAll();
+
+ private:
+  // std::mutex, not the annotated ringcache::internal::Mutex: that one lives in lib/src,
+  // which is private to ringcache::core.
+  std::mutex mu_;
+  // Protected by mu_.
+  std::unordered_set<PipelineReactor*> streams_;
+  bool draining_ = false;
+};
+
+class PipelineReactor final
+    : public grpc::ServerBidiReactor<v1::PipelineRequest, v1::PipelineResponse> {
+ public:
+  // Results are cut into response messages of about this size.
+  static constexpr size_t kTargetMessageBytes = size_t{1} << 20;
+  // Reading and executing pause while more than this many result bytes are queued.
+  static constexpr size_t kMaxQueuedBytes = size_t{8} << 20;
+
+  // Called from the service's Pipeline method; starts the stream. `env` is not owned and
+  // outlives every call.
+  PipelineReactor(const ServerEnv* env, grpc::CallbackServerContext* ctx);
+  PipelineReactor(const PipelineReactor&) = delete;
+  PipelineReactor& operator=(const PipelineReactor&) = delete;
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone() override;
+
+  // Node shutdown: stop reading, flush, end with UNAVAILABLE. The caller holds a reference.
+  void BeginDrain();
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  struct QueuedResponse {
+    v1::PipelineResponse message;
+    size_t bytes = 0;
+  };
+
+  ~PipelineReactor() override = default;
+
+  // Decides and starts whatever the state allows — execute, write, read, finish — until
+  // nothing more can be done now. Called without mu_ held.
+  void Pump();
+  // Runs (or, if `reject`, answers UNAVAILABLE) up to one response message's worth of the
+  // current request's operations. Only the thread that set executing_ calls it, without mu_.
+  void ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes);
+  // Ends the stream with `status` once everything queued is written (first status wins).
+  void FailStreamLocked(grpc::Status status);
+
+  // Constant after construction.
+  const ServerEnv* const env_;  // Not owned.
+  const std::chrono::steady_clock::time_point started_;
+
+  std::atomic<int> refs_{1};
+
+  // Owned by the Read in flight while read_in_flight_; then swapped into request_.
+  v1::PipelineRequest read_buf_;
+  // Owned by the executing thread while executing_; otherwise protected by mu_.
+  v1::PipelineRequest request_;
+  int next_op_ = 0;
+  // Owned by the Write in flight while write_in_flight_.
+  v1::PipelineResponse writing_;
+
+  std::mutex mu_;  // A leaf; see the file comment. std::mutex for the reason given above.
+  // Protected by mu_.
+  std::deque<QueuedResponse> queue_;  // Results not yet handed to a Write.
+  size_t queued_bytes_ = 0;
+  bool has_request_ = false;  // request_ has operations not yet executed.
+  bool executing_ = false;    // A thread is executing request_ without mu_.
+  bool read_in_flight_ = false;
+  bool write_in_flight_ = false;
+  bool reads_done_ = false;  // The client half-closed, or the call is gone.
+  bool draining_ = false;    // The node is shutting down.
+  bool broken_ = false;      // A Write failed: the call is gone.
+  bool has_error_ = false;   // error_ is the status to end with.
+  bool finish_sent_ = false;
+  grpc::Status error_;
+};
+
+}  // namespace ringcache::internal
