@@ -113,7 +113,15 @@ TEST_CASE("A Pipeline stream open at SIGTERM is drained: answered ops are right,
   if (finish.ok()) {
     CHECK(answered == kOps);
   } else {
-    CHECK_THAT(finish, StatusIs(StatusCode::UNAVAILABLE, {"shutting down"}));
+    // Normally the node's own status. Rarely (seen about once in 200 runs on a loaded
+    // machine) the connection closes under the client's WritesDone before the trailers
+    // are read, and gRPC reports the transport's UNAVAILABLE instead; docs/api.md states
+    // that case. The code, and every check on the answered ops below, hold either way.
+    CHECK_THAT(finish, StatusIs(StatusCode::UNAVAILABLE,
+                                {"shutting down|broken pipe|connection reset|socket closed"}));
+    if (finish.error_message().find("shutting down") == std::string::npos) {
+      WARN("stream ended by the transport, not the node's status: " << Describe(finish));
+    }
   }
   CHECK(answered > 0);
   CHECK(ok == answered);  // Every answer is a success.
