@@ -29,7 +29,6 @@
 // (2). Performance targets are printed with PASS/FAIL, never asserted.
 
 #include <malloc.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +42,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -1003,6 +1003,7 @@ void TrimHeap() { malloc_trim(0); }
 struct MemoryFigures {
   bool measured = false;
   double rss_overhead[kNumImpls] = {};  // RSS bytes per entry beyond key + value.
+  double rc_rss_overhead_at_once = 0;   // ringcache's, read right after the fill.
   uint64_t entry_overhead_bytes = 0;    // Cache::EntryOverheadBytes()
   double charged_per_item = 0;          // Stats().bytes_used / items
   uint64_t items = 0;
@@ -1010,31 +1011,39 @@ struct MemoryFigures {
 };
 MemoryFigures g_memory;
 
+// Calls build_and_hold(measure): it builds a structure holding every key and calls
+// measure() (one or more times) while holding it. Returns the RSS growth per entry beyond
+// key + value at each call of measure().
 template <typename Build>
-double RssOverheadPerEntry(const Workload& w, const Build& build_and_hold) {
+std::vector<double> RssOverheadPerEntry(const Workload& w, const Build& build_and_hold) {
   TrimHeap();
   const uint64_t before = RssBytes();
-  uint64_t after = 0;
+  std::vector<double> overheads;
   build_and_hold([&] {
     TrimHeap();
-    after = RssBytes();
+    const double per_entry = (static_cast<double>(RssBytes()) - static_cast<double>(before)) /
+                             static_cast<double>(w.keys.size());
+    overheads.push_back(per_entry - (w.key_size + w.value_size));
   });
   TrimHeap();
-  const double per_entry = (static_cast<double>(after) - static_cast<double>(before)) /
-                           static_cast<double>(w.keys.size());
-  return per_entry - (w.key_size + w.value_size);
+  return overheads;
 }
 
 void PhaseMemory(const Flags& flags, const Workload& w) {
   const uint64_t kv = w.key_size + w.value_size;
   g_memory.measured = true;
   g_memory.entry_overhead_bytes = ringcache::Cache::EntryOverheadBytes();
-  g_memory.rss_overhead[kRingcache] = RssOverheadPerEntry(w, [&](const auto& measure) {
+  const std::vector<double> rc = RssOverheadPerEntry(w, [&](const auto& measure) {
     std::unique_ptr<ringcache::Cache> cache = MakeCache(flags, AllHitsCapacityBytes(flags, w));
     const RingcacheOps impl(cache.get());
     for (uint64_t k = 0; k < w.keys.size(); ++k) {
       if (!impl.Set(w.keys[k], w.ValueFor(k))) Fail("memory: Set of key %" PRIu64 " failed", k);
     }
+    measure();
+    // Tables replaced while the shards grew are retired, not freed at once: the janitor
+    // frees them on its next ticks (epoch-based reclamation). Measure again after that.
+    std::this_thread::sleep_for(3 * cache->options().janitor_interval +
+                                std::chrono::milliseconds(50));
     measure();
     const ringcache::CacheStats s = cache->Stats();
     g_memory.items = s.items;
@@ -1047,16 +1056,20 @@ void PhaseMemory(const Flags& flags, const Workload& w) {
            w.keys.size(), s.items, s.evictions);
     }
   });
+  g_memory.rc_rss_overhead_at_once = rc.front();
+  g_memory.rss_overhead[kRingcache] = rc.back();
   g_memory.rss_overhead[kUnorderedMap] = RssOverheadPerEntry(w, [&](const auto& measure) {
-    StringMap map;
-    for (uint64_t k = 0; k < w.keys.size(); ++k) map.emplace(w.keys[k], w.ValueFor(k));
-    measure();
-  });
+                                           StringMap map;
+                                           for (uint64_t k = 0; k < w.keys.size(); ++k)
+                                             map.emplace(w.keys[k], w.ValueFor(k));
+                                           measure();
+                                         }).back();
   g_memory.rss_overhead[kTextbookLru] = RssOverheadPerEntry(w, [&](const auto& measure) {
-    TextbookLru lru(UINT64_MAX, 0);
-    for (uint64_t k = 0; k < w.keys.size(); ++k) lru.Set(w.keys[k], w.ValueFor(k));
-    measure();
-  });
+                                          TextbookLru lru(UINT64_MAX, 0);
+                                          for (uint64_t k = 0; k < w.keys.size(); ++k)
+                                            lru.Set(w.keys[k], w.ValueFor(k));
+                                          measure();
+                                        }).back();
 
   std::printf("\n== memory: bytes per entry beyond key + value (%" PRIu64 " B), %zu entries ==\n",
               kv, w.keys.size());
@@ -1066,6 +1079,10 @@ void PhaseMemory(const Flags& flags, const Workload& w) {
     std::printf("  %-14s %8.1f B/entry overhead (%.1f B/entry in total)\n", kImplNames[i],
                 g_memory.rss_overhead[i], g_memory.rss_overhead[i] + static_cast<double>(kv));
   }
+  std::printf(
+      "  (ringcache: %.1f B right after the fill, %.1f B once the janitor had freed the "
+      "tables retired while the shards grew)\n",
+      g_memory.rc_rss_overhead_at_once, g_memory.rss_overhead[kRingcache]);
   std::printf("  ringcache charges: Cache::EntryOverheadBytes() = %" PRIu64
               " B; Stats().bytes_used / items = %.1f B = key + value + %.1f B; shards = %u\n",
               g_memory.entry_overhead_bytes, g_memory.charged_per_item,
@@ -1366,6 +1383,10 @@ void PrintTargets(const Flags& flags, const Workload& w) {
           "  Get, 1 thread: ringcache %.2f M/s / unordered_map find %.2f M/s = %.2fx "
           "(target >= 1.0x) %s\n",
           rc1 / 1e6, map1 / 1e6, rc1 / map1, PassFail(rc1 / map1 >= 1.0));
+      const double best1 =
+          reads->Find(1, kRingcache)->Best() / reads->Find(1, kUnorderedMap)->Best();
+      std::printf("    best of %zu runs each: %.2fx %s\n",
+                  reads->Find(1, kRingcache)->ops_per_sec.size(), best1, PassFail(best1 >= 1.0));
     } else {
       std::printf("  Get, 1 thread: not measured (run with --threads including 1)\n");
     }
