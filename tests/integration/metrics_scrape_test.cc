@@ -138,8 +138,13 @@ TEST_CASE("GET /metrics reports traffic in Prometheus text format without per-ke
                  StatusIs(StatusCode::NOT_FOUND));
   }
 
+  // A call's metrics are recorded when gRPC reports the call done, which may be just
+  // after the client has its reply: wait (bounded) until every count has arrived, then
+  // check them exactly.
   const Scrape s = ScrapeUntil(node, [](const Scrape& sc) {
-    return sc.Value("ringcache_requests_total", {{"rpc", "Get"}, {"code", "NOT_FOUND"}}) == 3.0;
+    return sc.Value("ringcache_requests_total", {{"rpc", "Get"}, {"code", "NOT_FOUND"}}) == 3.0 &&
+           sc.Value("ringcache_requests_total", {{"rpc", "Get"}, {"code", "OK"}}) >= 7.0 &&
+           sc.Value("ringcache_requests_total", {{"rpc", "Set"}, {"code", "OK"}}) >= 7.0;
   });
   INFO("scrape:\n" << s.http.body << s.http.error);
   for (const auto& e : s.errors) UNSCOPED_INFO(e);
@@ -188,9 +193,8 @@ TEST_CASE("GET /metrics reports traffic in Prometheus text format without per-ke
   CHECK(s.Value("ringcache_cache_bytes").value_or(0) > 0.0);
   CHECK(s.Value("ringcache_cache_capacity_bytes") == static_cast<double>(uint64_t{64} << 20));
   CHECK(s.Value("ringcache_pipeline_streams") == 0.0);
-  const auto build = std::find_if(s.samples.begin(), s.samples.end(), [](const Sample& x) {
-    return x.name == "ringcache_build_info";
-  });
+  const auto build = std::find_if(s.samples.begin(), s.samples.end(),
+                                  [](const Sample& x) { return x.name == "ringcache_build_info"; });
   REQUIRE(build != s.samples.end());
   CHECK(build->value == 1.0);
   CHECK(build->labels.count("version") == 1);
