@@ -12,6 +12,7 @@
 //   2  usage error
 //   3  any other error (unavailable, invalid argument, deadline exceeded, ...)
 // Errors go to stderr as "ringcache-cli: CODE_NAME: message".
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,7 +32,6 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringcache/status.h"
@@ -77,8 +77,8 @@ bool WriteStdout(std::string_view bytes) {
 
 void PrintError(std::string_view code_name, std::string_view message) {
   std::fprintf(stderr, "%.*s: %.*s: %.*s\n", static_cast<int>(kProgram.size()), kProgram.data(),
-               static_cast<int>(code_name.size()), code_name.data(), static_cast<int>(message.size()),
-               message.data());
+               static_cast<int>(code_name.size()), code_name.data(),
+               static_cast<int>(message.size()), message.data());
 }
 
 // A usage problem CLI11 cannot see (e.g. an odd number of mset arguments).
@@ -223,10 +223,14 @@ class Connection {
  private:
   static std::string DefaultMessage(grpc::StatusCode code) {
     switch (code) {
-      case grpc::StatusCode::NOT_FOUND: return "key not found";
-      case grpc::StatusCode::ALREADY_EXISTS: return "key already exists";
-      case grpc::StatusCode::FAILED_PRECONDITION: return "condition not met";
-      default: return "request failed";
+      case grpc::StatusCode::NOT_FOUND:
+        return "key not found";
+      case grpc::StatusCode::ALREADY_EXISTS:
+        return "key already exists";
+      case grpc::StatusCode::FAILED_PRECONDITION:
+        return "condition not met";
+      default:
+        return "request failed";
     }
   }
 
@@ -265,8 +269,7 @@ struct SetArgs {
   uint64_t if_version = 0;
 };
 
-int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file,
-           bool has_version) {
+int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file, bool has_version) {
   if (has_value == has_file) {
     return UsageError(has_value ? "set: give either VALUE or --file, not both"
                                 : "set: missing VALUE (or '-' for stdin, or --file PATH)");
@@ -400,8 +403,8 @@ int CmdMget(Connection& conn, const std::vector<std::string>& keys) {
         WriteStdout("(not found)");
       } else {
         WriteStdout("(error)");
-        exit_code = WorseExit(exit_code, conn.ReportCode(code, result.status().message(),
-                                                         Printable(key)));
+        exit_code =
+            WorseExit(exit_code, conn.ReportCode(code, result.status().message(), Printable(key)));
       }
       WriteStdout("\n");
     }
@@ -411,7 +414,8 @@ int CmdMget(Connection& conn, const std::vector<std::string>& keys) {
 }
 
 int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t ttl_ms) {
-  if (pairs.size() % 2 != 0) return UsageError("mset: needs KEY VALUE pairs (odd number of arguments)");
+  if (pairs.size() % 2 != 0)
+    return UsageError("mset: needs KEY VALUE pairs (odd number of arguments)");
   int exit_code = kExitOk;
   const size_t items = pairs.size() / 2;
   for (size_t begin = 0; begin < items; begin += kBatchSize) {
@@ -435,8 +439,9 @@ int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t tt
         WriteStdout(key);
         std::printf("\t%llu\n", static_cast<unsigned long long>(result.version()));
       } else {
-        exit_code = WorseExit(exit_code, conn.ReportCode(result.status().code(),
-                                                         result.status().message(), Printable(key)));
+        exit_code = WorseExit(
+            exit_code,
+            conn.ReportCode(result.status().code(), result.status().message(), Printable(key)));
       }
     }
   }
@@ -459,8 +464,9 @@ int CmdStats(Connection& conn) {
   }
   char used[32] = "-";
   if (s.capacity_bytes() > 0) {
-    std::snprintf(used, sizeof used, "%.1f%%",
-                  100.0 * static_cast<double>(s.bytes_used()) / static_cast<double>(s.capacity_bytes()));
+    std::snprintf(
+        used, sizeof used, "%.1f%%",
+        100.0 * static_cast<double>(s.bytes_used()) / static_cast<double>(s.capacity_bytes()));
   }
   const std::vector<std::pair<std::string, std::string>> rows = {
       {"node", s.node_id()},
@@ -507,9 +513,10 @@ int CmdPing(Connection& conn, const std::string& service) {
       return conn.Report(status);
     }
     if (response.status() != health::HealthCheckResponse::SERVING) {
-      PrintError("UNAVAILABLE", conn.options().addr + " is " +
-                                    health::HealthCheckResponse::ServingStatus_Name(response.status()) +
-                                    " (shutting down?)");
+      PrintError("UNAVAILABLE",
+                 conn.options().addr + " is " +
+                     health::HealthCheckResponse::ServingStatus_Name(response.status()) +
+                     " (shutting down?)");
       return kExitError;
     }
   }
@@ -521,8 +528,8 @@ int CmdPing(Connection& conn, const std::string& service) {
 // CLI11 2.1 parses "-5" into an unsigned option by wrapping around: refuse it up front.
 const CLI::Validator kUnsigned(
     [](std::string& input) -> std::string {
-      if (!input.empty() && std::all_of(input.begin(), input.end(),
-                                        [](char c) { return c >= '0' && c <= '9'; })) {
+      if (!input.empty() &&
+          std::all_of(input.begin(), input.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         return {};
       }
       return "expected a non-negative integer, got \"" + input + "\"";
@@ -563,31 +570,34 @@ int main(int argc, char** argv) {
   // get
   std::string get_key;
   CLI::App* get = app.add_subcommand("get", "Print a key's value");
-  get->footer("Writes the raw value bytes to stdout; a newline is added only when stdout is a\n"
-              "terminal. Exit 1 if the key is absent or expired.");
+  get->footer(
+      "Writes the raw value bytes to stdout; a newline is added only when stdout is a\n"
+      "terminal. Exit 1 if the key is absent or expired.");
   get->add_option("KEY", get_key, "The key")->required();
 
   // set
   SetArgs set_args;
   CLI::App* set = app.add_subcommand("set", "Write a key and print its new version");
-  set->footer("The value is VALUE, or all of stdin when VALUE is '-', or the contents of\n"
-              "--file PATH (binary-safe). A VALUE starting with '-' goes after '--'.\n"
-              "Exit 1 if a condition (--if-absent, --if-present, --if-version) is not met.");
+  set->footer(
+      "The value is VALUE, or all of stdin when VALUE is '-', or the contents of\n"
+      "--file PATH (binary-safe). A VALUE starting with '-' goes after '--'.\n"
+      "Exit 1 if a condition (--if-absent, --if-present, --if-version) is not met.");
   set->add_option("KEY", set_args.key, "The key")->required();
   CLI::Option* set_value = set->add_option("VALUE", set_args.value, "The value ('-' = read stdin)");
-  CLI::Option* set_file =
-      set->add_option("--file", set_args.file, "Read the value from this file")->check(CLI::ExistingFile);
+  CLI::Option* set_file = set->add_option("--file", set_args.file, "Read the value from this file")
+                              ->check(CLI::ExistingFile);
   set->add_option("--ttl", set_args.ttl_ms, "Time to live in milliseconds (0 = never expires)")
       ->check(kUnsigned)
       ->capture_default_str();
   CLI::Option* if_absent =
       set->add_flag("--if-absent", set_args.if_absent, "Only insert: exit 1 if the key exists");
-  CLI::Option* if_present =
-      set->add_flag("--if-present", set_args.if_present, "Only replace: exit 1 if the key is absent");
-  CLI::Option* if_version = set->add_option(
-      "--if-version", set_args.if_version,
-      "Compare-and-set: only replace this version (exit 1 if absent or another version)")
-      ->check(kUnsigned);
+  CLI::Option* if_present = set->add_flag("--if-present", set_args.if_present,
+                                          "Only replace: exit 1 if the key is absent");
+  CLI::Option* if_version =
+      set->add_option(
+             "--if-version", set_args.if_version,
+             "Compare-and-set: only replace this version (exit 1 if absent or another version)")
+          ->check(kUnsigned);
   if_absent->excludes(if_present)->excludes(if_version);
   if_present->excludes(if_version);
 
@@ -601,8 +611,9 @@ int main(int argc, char** argv) {
   std::string touch_key;
   uint64_t touch_ttl = 0;
   CLI::App* touch = app.add_subcommand("touch", "Give a key a new time to live");
-  touch->footer("MS is the new time to live in milliseconds, 0 = never expires. The value and\n"
-                "version are unchanged. Exit 1 if the key is absent.");
+  touch->footer(
+      "MS is the new time to live in milliseconds, 0 = never expires. The value and\n"
+      "version are unchanged. Exit 1 if the key is absent.");
   touch->add_option("KEY", touch_key, "The key")->required();
   touch->add_option("MS", touch_ttl, "New time to live in milliseconds")
       ->required()
@@ -619,8 +630,9 @@ int main(int argc, char** argv) {
   int64_t incr_delta = 1;
   uint64_t incr_ttl = 0;
   CLI::App* incr = app.add_subcommand("incr", "Add to an integer value and print the result");
-  incr->footer("DELTA defaults to 1 and may be negative (incr KEY -5). The value must be a\n"
-               "decimal int64 (exit 1 otherwise); an absent key counts as 0.");
+  incr->footer(
+      "DELTA defaults to 1 and may be negative (incr KEY -5). The value must be a\n"
+      "decimal int64 (exit 1 otherwise); an absent key counts as 0.");
   incr->add_option("KEY", incr_key, "The key")->required();
   incr->add_option("DELTA", incr_delta, "Amount to add, e.g. 5 or -5")->capture_default_str();
   incr->add_option("--ttl", incr_ttl, "Time to live in ms if this call creates the key")
@@ -629,8 +641,9 @@ int main(int argc, char** argv) {
   // mget
   std::vector<std::string> mget_keys;
   CLI::App* mget = app.add_subcommand("mget", "Read many keys");
-  mget->footer("Prints one line per key, in order: KEY<TAB>VALUE, or KEY<TAB>(not found).\n"
-               "Absent keys are not an error (exit 0).");
+  mget->footer(
+      "Prints one line per key, in order: KEY<TAB>VALUE, or KEY<TAB>(not found).\n"
+      "Absent keys are not an error (exit 0).");
   mget->add_option("KEY", mget_keys, "Keys to read")->required();
 
   // mset

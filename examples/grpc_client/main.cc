@@ -7,6 +7,8 @@
 // Shows: Set with a TTL, Get, compare-and-set (SET_MODE_IF_VERSION), Incr, MultiGet, and a
 // Pipeline stream with hundreds of operations in flight. Every call carries a deadline:
 // a call without one can wait forever on a node that accepted the connection and hangs.
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -15,8 +17,6 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
-
-#include <grpcpp/grpcpp.h>
 
 #include "ringcache/v1/cache.grpc.pb.h"
 
@@ -65,8 +65,8 @@ bool Run(pb::Cache::Stub& stub) {
     grpc::ClientContext context;
     SetDeadline(&context, kCallTimeout);
     if (!Check(stub.Get(&context, request, &response), "Get")) return false;
-    std::printf("Get greeting -> \"%s\" version %llu expires_at_ms %lld\n", response.value().c_str(),
-                static_cast<unsigned long long>(response.version()),
+    std::printf("Get greeting -> \"%s\" version %llu expires_at_ms %lld\n",
+                response.value().c_str(), static_cast<unsigned long long>(response.version()),
                 static_cast<long long>(response.expires_at_ms()));
   }
 
@@ -122,8 +122,8 @@ bool Run(pb::Cache::Stub& stub) {
       if (result.status().code() == 0) {
         std::printf("MultiGet %s -> \"%s\"\n", request.keys(i).c_str(), result.value().c_str());
       } else {
-        std::printf("MultiGet %s -> code %d (%s)\n", request.keys(i).c_str(), result.status().code(),
-                    result.status().message().c_str());
+        std::printf("MultiGet %s -> code %d (%s)\n", request.keys(i).c_str(),
+                    result.status().code(), result.status().message().c_str());
       }
     }
   }

@@ -101,7 +101,9 @@ void DeleteEntry(void* p) {
   ::operator delete(p);
 }
 
-uint64_t Charge(size_t key_size, size_t value_size) { return key_size + value_size + kEntryOverhead; }
+uint64_t Charge(size_t key_size, size_t value_size) {
+  return key_size + value_size + kEntryOverhead;
+}
 uint64_t Charge(const Entry* e) { return Charge(e->key_size, e->value_size); }
 
 uint64_t Pack(Entry* e, uint64_t hash) {
@@ -109,7 +111,9 @@ uint64_t Pack(Entry* e, uint64_t hash) {
 }
 Entry* Unpack(uint64_t slot) { return reinterpret_cast<Entry*>(slot & kPointerMask); }
 bool IsEntry(uint64_t slot) { return slot > kTombstone; }
-bool TagMatches(uint64_t slot, uint64_t hash) { return (slot >> kTagShift) == ((hash >> 32) & 0xFFFF); }
+bool TagMatches(uint64_t slot, uint64_t hash) {
+  return (slot >> kTagShift) == ((hash >> 32) & 0xFFFF);
+}
 
 struct Table {
   explicit Table(uint64_t capacity) : mask(capacity - 1) {}
@@ -184,7 +188,7 @@ struct Cache::Impl {
     uint64_t tombstones RC_GUARDED_BY(mu) = 0;  // Tombstone slots in the table.
     uint64_t bytes RC_GUARDED_BY(mu) = 0;       // Charged bytes of live entries.
     uint64_t max_version RC_GUARDED_BY(mu) = 0;
-    uint64_t hand RC_GUARDED_BY(mu) = 0;  // CLOCK hand: next slot to inspect.
+    uint64_t hand RC_GUARDED_BY(mu) = 0;         // CLOCK hand: next slot to inspect.
     std::vector<Entry*> heap RC_GUARDED_BY(mu);  // Min-heap of entries with a deadline.
     RetireList retired RC_GUARDED_BY(mu);
     uint64_t sets RC_GUARDED_BY(mu) = 0;
@@ -238,7 +242,8 @@ struct Cache::Impl {
       if (v == kEmpty) return nullptr;
       if (IsEntry(v) && TagMatches(v, hash)) {
         const Entry* e = Unpack(v);
-        if (e->key_size == key.size() && std::memcmp(e->data(), key.data(), key.size()) == 0) return e;
+        if (e->key_size == key.size() && std::memcmp(e->data(), key.data(), key.size()) == 0)
+          return e;
       }
     }
   }
@@ -335,7 +340,8 @@ struct Cache::Impl {
   }
 
   void MaybeReclaim(Shard& sh) RC_REQUIRES(sh.mu) {
-    if (sh.retired.pending() < kReclaimBatch && sh.retired.pending_bytes() < shard_budget / 16) return;
+    if (sh.retired.pending() < kReclaimBatch && sh.retired.pending_bytes() < shard_budget / 16)
+      return;
     epoch.TryAdvance();
     sh.retired.Reclaim(epoch.TryAdvance());
   }
@@ -516,7 +522,8 @@ struct Cache::Impl {
     for (uint32_t i = 0; i < shards_n; ++i) {
       Shard& sh = shards[i];
       MutexLock lock(&sh.mu);
-      for (uint32_t n = 0; n < options.expiry_batch && !sh.heap.empty() && sh.heap[0]->ExpiredAt(now); ++n) {
+      for (uint32_t n = 0;
+           n < options.expiry_batch && !sh.heap.empty() && sh.heap[0]->ExpiredAt(now); ++n) {
         RemoveEntryLocked(sh, sh.heap[0]);
         ++sh.expirations;
         ++removed;
@@ -555,8 +562,9 @@ Status CacheOptions::Validate() const {
                                    std::to_string(capacity_bytes));
   }
   if (shard_count != 0 && (!std::has_single_bit(shard_count) || shard_count > 65536)) {
-    return Status::InvalidArgument("shard_count must be 0 (auto) or a power of two up to 65536, got " +
-                                   std::to_string(shard_count));
+    return Status::InvalidArgument(
+        "shard_count must be 0 (auto) or a power of two up to 65536, got " +
+        std::to_string(shard_count));
   }
   if (shard_count != 0 && capacity_bytes / shard_count < Charge(1, 0)) {
     return Status::InvalidArgument("capacity_bytes / shard_count leaves no room for an entry");
@@ -622,7 +630,8 @@ Status Cache::Get(std::string_view key, std::string* value, ItemMeta* meta) cons
   return Status::Ok();
 }
 
-Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const SetOptions& options) {
+Result<uint64_t> Cache::Set(std::string_view key, std::string_view value,
+                            const SetOptions& options) {
   const CacheOptions& o = impl_->options;
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
@@ -640,7 +649,8 @@ Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const 
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
   Status refused;
   switch (options.mode) {
-    case SetMode::kAlways: break;
+    case SetMode::kAlways:
+      break;
     case SetMode::kIfAbsent:
       if (p.entry != nullptr) refused = Status::AlreadyExists("key already exists");
       break;
@@ -652,8 +662,8 @@ Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const 
         refused = KeyNotFound();
       } else if (p.entry->version != options.expected_version) {
         refused = Status::FailedPrecondition("version mismatch: expected " +
-                                             std::to_string(options.expected_version) + ", current " +
-                                             std::to_string(p.entry->version));
+                                             std::to_string(options.expected_version) +
+                                             ", current " + std::to_string(p.entry->version));
       }
       break;
   }
@@ -689,7 +699,8 @@ Status Cache::Touch(std::string_view key, uint64_t ttl_ms) {
   if (p.entry == nullptr) return KeyNotFound();
   Entry* e = p.entry;
   const bool had_deadline = e->heap_index != kNotInHeap;
-  e->deadline_ms.store(ttl_ms == 0 ? 0 : now + static_cast<int64_t>(ttl_ms), std::memory_order_relaxed);
+  e->deadline_ms.store(ttl_ms == 0 ? 0 : now + static_cast<int64_t>(ttl_ms),
+                       std::memory_order_relaxed);
   e->referenced.store(1, std::memory_order_relaxed);
   if (had_deadline && ttl_ms == 0) {
     impl_->HeapRemove(sh, e);
@@ -734,8 +745,8 @@ Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl
   }
   int64_t next = 0;
   if (__builtin_add_overflow(current, delta, &next)) {
-    return Status::OutOfRange("incrementing " + std::to_string(current) + " by " + std::to_string(delta) +
-                              " overflows a 64-bit integer");
+    return Status::OutOfRange("incrementing " + std::to_string(current) + " by " +
+                              std::to_string(delta) + " overflows a 64-bit integer");
   }
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), next);

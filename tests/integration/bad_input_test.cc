@@ -1,6 +1,8 @@
 // Bad input on the wire: garbage bytes and HTTP/1.1 on the gRPC port, malformed protobuf
 // payloads, unknown methods, messages over the size limit, expired deadlines. The node
 // must answer with the right code (or drop the connection) and keep serving.
+#include <grpcpp/generic/generic_stub.h>
+
 #include <chrono>
 #include <future>
 #include <random>
@@ -8,7 +10,6 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
-#include <grpcpp/generic/generic_stub.h>
 
 #include "cache_calls.h"
 #include "node_process.h"
@@ -94,7 +95,8 @@ TEST_CASE("Garbage bytes on the gRPC port do not disturb the node", "[integratio
   }
   {  // Many short garbage connections.
     for (uint32_t i = 0; i < 50; ++i) {
-      auto r = SendRawBytes(node.GrpcAddress(), RandomBytes(1 + i * 37, 100 + i), milliseconds(200));
+      auto r =
+          SendRawBytes(node.GrpcAddress(), RandomBytes(1 + i * 37, 100 + i), milliseconds(200));
       CHECK(r.connected);
     }
   }
@@ -113,12 +115,15 @@ TEST_CASE("A malformed protobuf payload fails the call, not the node", "[integra
   auto channel = node.NewChannel();
 
   // Field 1 (key) declared as 100 bytes long, 3 present: cannot be parsed.
-  const std::string truncated("\x0a\x64" "abc", 5);
+  const std::string truncated(
+      "\x0a\x64"
+      "abc",
+      5);
   const grpc::Status st = RawUnaryCall(channel, "/ringcache.v1.Cache/Get", truncated);
   INFO(Describe(st));
   CHECK_FALSE(st.ok());
-  CHECK((st.error_code() == StatusCode::INTERNAL ||
-         st.error_code() == StatusCode::INVALID_ARGUMENT));
+  CHECK(
+      (st.error_code() == StatusCode::INTERNAL || st.error_code() == StatusCode::INVALID_ARGUMENT));
 
   CHECK_THAT(RawUnaryCall(channel, "/ringcache.v1.Cache/NoSuchMethod", ""),
              StatusIs(StatusCode::UNIMPLEMENTED));

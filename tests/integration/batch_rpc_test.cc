@@ -47,21 +47,21 @@ TEST_CASE("MultiSet reports one result per item, in order, with mixed outcomes",
   const uint64_t present_version = present.response.version();
 
   auto reply = MultiSet(
-      *stub, {
-                 MakeSet("a", "1"),                                                // 0 OK
-                 MakeSet("", "x"),                                                 // 1 empty key
-                 MakeSet("present", "y", {.mode = v1::SET_MODE_IF_ABSENT}),        // 2 exists
-                 MakeSet("b", std::string(kTestMaxValueBytes + 1, 'v')),           // 3 too big
-                 MakeSet("present", "z",
-                         {.mode = v1::SET_MODE_IF_VERSION,
-                          .expected_version = present_version + 99}),              // 4 version
-                 MakeSet("absent", "w", {.mode = v1::SET_MODE_IF_PRESENT}),        // 5 absent
-                 MakeSet("c", "3", {.ttl_ms = 60'000}),                            // 6 OK
-                 MakeSet(std::string(kTestMaxKeyBytes + 1, 'k'), "x"),             // 7 long key
-                 MakeSet("present", "new",
-                         {.mode = v1::SET_MODE_IF_VERSION,
-                          .expected_version = present_version}),                   // 8 OK
-             });
+      *stub,
+      {
+          MakeSet("a", "1"),                                          // 0 OK
+          MakeSet("", "x"),                                           // 1 empty key
+          MakeSet("present", "y", {.mode = v1::SET_MODE_IF_ABSENT}),  // 2 exists
+          MakeSet("b", std::string(kTestMaxValueBytes + 1, 'v')),     // 3 too big
+          MakeSet("present", "z",
+                  {.mode = v1::SET_MODE_IF_VERSION,
+                   .expected_version = present_version + 99}),        // 4 version
+          MakeSet("absent", "w", {.mode = v1::SET_MODE_IF_PRESENT}),  // 5 absent
+          MakeSet("c", "3", {.ttl_ms = 60'000}),                      // 6 OK
+          MakeSet(std::string(kTestMaxKeyBytes + 1, 'k'), "x"),       // 7 long key
+          MakeSet("present", "new",
+                  {.mode = v1::SET_MODE_IF_VERSION, .expected_version = present_version}),  // 8 OK
+      });
   REQUIRE_THAT(reply.status, IsOk());
   const auto& r = reply.response.results();
   REQUIRE(r.size() == 9);
@@ -177,7 +177,8 @@ TEST_CASE("Batches over --max-batch are INVALID_ARGUMENT naming max-batch",
   auto get = MultiGet(*stub, at_limit);
   REQUIRE_THAT(get.status, IsOk());
   REQUIRE(get.response.results_size() == kTestMaxBatch);
-  for (const auto& result : get.response.results()) CHECK_THAT(result.status(), OpIs(StatusCode::OK));
+  for (const auto& result : get.response.results())
+    CHECK_THAT(result.status(), OpIs(StatusCode::OK));
   auto del = MultiDelete(*stub, at_limit);
   REQUIRE_THAT(del.status, IsOk());
   CHECK(del.response.results_size() == kTestMaxBatch);

@@ -7,12 +7,12 @@
 // Every call carries a deadline (kRpcTimeout unless given). Thread-safe as the stub is.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "node_process.h"
 #include "ringcache/v1/cache.grpc.pb.h"
@@ -46,10 +46,9 @@ struct Reply {
 // Calls `method` of `stub` with `request` and a deadline.
 template <typename Request, typename Response>
 Reply<Response> Unary(v1::Cache::Stub& stub,
-                      grpc::Status (v1::Cache::Stub::*method)(grpc::ClientContext*,
-                                                              const Request&, Response*),
-                      const Request& request,
-                      std::chrono::milliseconds timeout = kRpcTimeout) {
+                      grpc::Status (v1::Cache::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                              Response*),
+                      const Request& request, std::chrono::milliseconds timeout = kRpcTimeout) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout);
   Reply<Response> reply;
@@ -105,8 +104,8 @@ inline Reply<v1::TtlResponse> Ttl(v1::Cache::Stub& stub, const std::string& key)
   return Unary(stub, &v1::Cache::Stub::Ttl, r);
 }
 
-inline Reply<v1::IncrResponse> Incr(v1::Cache::Stub& stub, const std::string& key,
-                                    int64_t delta, uint64_t ttl_ms_if_created = 0) {
+inline Reply<v1::IncrResponse> Incr(v1::Cache::Stub& stub, const std::string& key, int64_t delta,
+                                    uint64_t ttl_ms_if_created = 0) {
   v1::IncrRequest r;
   r.set_key(key);
   r.set_delta(delta);

@@ -96,9 +96,9 @@ TEST_CASE("Every SetMode through the Set rpc", "[integration][rpc]") {
   }
 
   SECTION("SET_MODE_IF_VERSION is compare-and-set") {
-    CHECK_THAT(Set(*stub, "k", "x", {.mode = v1::SET_MODE_IF_VERSION, .expected_version = 1})
-                   .status,
-               StatusIs(StatusCode::NOT_FOUND));
+    CHECK_THAT(
+        Set(*stub, "k", "x", {.mode = v1::SET_MODE_IF_VERSION, .expected_version = 1}).status,
+        StatusIs(StatusCode::NOT_FOUND));
     auto first = Set(*stub, "k", "1");
     REQUIRE_THAT(first.status, IsOk());
     const uint64_t v1_version = first.response.version();
@@ -115,9 +115,10 @@ TEST_CASE("Every SetMode through the Set rpc", "[integration][rpc]") {
     CHECK(Get(*stub, "k").response.value() == "2");
 
     // The old version no longer matches.
-    CHECK_THAT(Set(*stub, "k", "3", {.mode = v1::SET_MODE_IF_VERSION, .expected_version = v1_version})
-                   .status,
-               StatusIs(StatusCode::FAILED_PRECONDITION));
+    CHECK_THAT(
+        Set(*stub, "k", "3", {.mode = v1::SET_MODE_IF_VERSION, .expected_version = v1_version})
+            .status,
+        StatusIs(StatusCode::FAILED_PRECONDITION));
   }
 
   SECTION("an unknown SetMode value is INVALID_ARGUMENT") {

@@ -261,8 +261,8 @@ std::optional<ExitStatus> NodeProcess::Reap(bool block) {
   } while (r < 0 && errno == EINTR);
   if (r == pid_) {
     last_exit_ = FromWaitStatus(st);
-    AppendToFile(harness_log_path_, "==== harness: pid " + std::to_string(pid_) + " ended: " +
-                                        last_exit_->ToString() + "\n");
+    AppendToFile(harness_log_path_, "==== harness: pid " + std::to_string(pid_) +
+                                        " ended: " + last_exit_->ToString() + "\n");
     pid_ = -1;
     return last_exit_;
   }

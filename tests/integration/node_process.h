@@ -15,6 +15,7 @@
 // the thread that started the process, so do not start nodes from short-lived threads).
 #pragma once
 
+#include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -22,8 +23,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "ringcache/v1/cache.grpc.pb.h"
 

@@ -35,21 +35,40 @@ struct Workload {
   uint64_t id_base;
   int ops;
 
-  enum class Kind { kSet, kGetHit, kGetMiss, kIncrOwn, kIncrShared, kDeleteHit, kTouch, kTtl,
-                    kDeleteMiss, kEmptyOp, kEmptyKey };
+  enum class Kind {
+    kSet,
+    kGetHit,
+    kGetMiss,
+    kIncrOwn,
+    kIncrShared,
+    kDeleteHit,
+    kTouch,
+    kTtl,
+    kDeleteMiss,
+    kEmptyOp,
+    kEmptyKey
+  };
 
   Kind KindOf(int i) const {
     if (i % 1000 == 999) return Kind::kEmptyOp;
     if (i % 1000 == 500) return Kind::kEmptyKey;
     switch (i % 8) {
-      case 0: return Kind::kSet;
-      case 1: return Kind::kGetHit;
-      case 2: return Kind::kGetMiss;
-      case 3: return (i / 8) % 2 == 0 ? Kind::kIncrOwn : Kind::kIncrShared;
-      case 4: return Kind::kDeleteHit;
-      case 5: return Kind::kTouch;
-      case 6: return Kind::kTtl;
-      default: return Kind::kDeleteMiss;
+      case 0:
+        return Kind::kSet;
+      case 1:
+        return Kind::kGetHit;
+      case 2:
+        return Kind::kGetMiss;
+      case 3:
+        return (i / 8) % 2 == 0 ? Kind::kIncrOwn : Kind::kIncrShared;
+      case 4:
+        return Kind::kDeleteHit;
+      case 5:
+        return Kind::kTouch;
+      case 6:
+        return Kind::kTtl;
+      default:
+        return Kind::kDeleteMiss;
     }
   }
 
@@ -73,8 +92,12 @@ struct Workload {
         op.mutable_set()->set_key(Key(prefix, "p-", i));
         op.mutable_set()->set_value("val-" + std::to_string(i));
         break;
-      case Kind::kGetHit: op.mutable_get()->set_key(Key(prefix, "pre-", i % kPreloaded)); break;
-      case Kind::kGetMiss: op.mutable_get()->set_key(Key(prefix, "nope-", i)); break;
+      case Kind::kGetHit:
+        op.mutable_get()->set_key(Key(prefix, "pre-", i % kPreloaded));
+        break;
+      case Kind::kGetMiss:
+        op.mutable_get()->set_key(Key(prefix, "nope-", i));
+        break;
       case Kind::kIncrOwn:
         op.mutable_incr()->set_key(Key(prefix, "ctr-", i));
         op.mutable_incr()->set_delta(i);
@@ -83,15 +106,24 @@ struct Workload {
         op.mutable_incr()->set_key(prefix + "shared");
         op.mutable_incr()->set_delta(1);
         break;
-      case Kind::kDeleteHit: op.mutable_delete_()->set_key(Key(prefix, "del-", i)); break;
+      case Kind::kDeleteHit:
+        op.mutable_delete_()->set_key(Key(prefix, "del-", i));
+        break;
       case Kind::kTouch:
         op.mutable_touch()->set_key(Key(prefix, "pre-", i % kPreloaded));
         op.mutable_touch()->set_ttl_ms(0);
         break;
-      case Kind::kTtl: op.mutable_ttl()->set_key(Key(prefix, "pre-", i % kPreloaded)); break;
-      case Kind::kDeleteMiss: op.mutable_delete_()->set_key(Key(prefix, "nope-", i)); break;
-      case Kind::kEmptyOp: break;  // Nothing set.
-      case Kind::kEmptyKey: op.mutable_set()->set_value("no key"); break;
+      case Kind::kTtl:
+        op.mutable_ttl()->set_key(Key(prefix, "pre-", i % kPreloaded));
+        break;
+      case Kind::kDeleteMiss:
+        op.mutable_delete_()->set_key(Key(prefix, "nope-", i));
+        break;
+      case Kind::kEmptyOp:
+        break;  // Nothing set.
+      case Kind::kEmptyKey:
+        op.mutable_set()->set_value("no key");
+        break;
     }
     return op;
   }
@@ -127,7 +159,8 @@ struct Workload {
           err = "get value '" + r.get().value() + "'";
         }
         return err;
-      case Kind::kGetMiss: return expect(StatusCode::NOT_FOUND, RC::RESULT_NOT_SET);
+      case Kind::kGetMiss:
+        return expect(StatusCode::NOT_FOUND, RC::RESULT_NOT_SET);
       case Kind::kIncrOwn:
         err = expect(StatusCode::OK, RC::kIncr);
         if (err.empty() && r.incr().value() != i) {
@@ -138,16 +171,20 @@ struct Workload {
         err = expect(StatusCode::OK, RC::kIncr);
         if (err.empty()) shared->push_back(r.incr().value());
         return err;
-      case Kind::kDeleteHit: return expect(StatusCode::OK, RC::kDelete);
-      case Kind::kTouch: return expect(StatusCode::OK, RC::kTouch);
+      case Kind::kDeleteHit:
+        return expect(StatusCode::OK, RC::kDelete);
+      case Kind::kTouch:
+        return expect(StatusCode::OK, RC::kTouch);
       case Kind::kTtl:
         err = expect(StatusCode::OK, RC::kTtl);
         if (err.empty() && r.ttl().ttl_ms() != 0) {
           err = "ttl " + std::to_string(r.ttl().ttl_ms());
         }
         return err;
-      case Kind::kDeleteMiss: return expect(StatusCode::NOT_FOUND, RC::RESULT_NOT_SET);
-      case Kind::kEmptyOp: return expect(StatusCode::INVALID_ARGUMENT, RC::RESULT_NOT_SET);
+      case Kind::kDeleteMiss:
+        return expect(StatusCode::NOT_FOUND, RC::RESULT_NOT_SET);
+      case Kind::kEmptyOp:
+        return expect(StatusCode::INVALID_ARGUMENT, RC::RESULT_NOT_SET);
       case Kind::kEmptyKey:
         err = expect(StatusCode::INVALID_ARGUMENT, RC::RESULT_NOT_SET);
         if (err.empty() && r.status().message().find("key") == std::string::npos) {
@@ -162,11 +199,11 @@ struct Workload {
 // What a Pipeline run saw; checked on the test's thread (Catch is not thread-safe).
 struct RunResult {
   grpc::Status finish;
-  int answered = 0;                 // Results received.
-  int missing = 0;                  // Ids never answered.
-  int duplicates = 0;               // Extra answers for an id.
-  int foreign = 0;                  // Ids that were never sent.
-  std::vector<std::string> wrong;   // First few wrong results.
+  int answered = 0;                // Results received.
+  int missing = 0;                 // Ids never answered.
+  int duplicates = 0;              // Extra answers for an id.
+  int foreign = 0;                 // Ids that were never sent.
+  std::vector<std::string> wrong;  // First few wrong results.
   int wrong_count = 0;
   std::vector<int64_t> shared_values;
   int messages_written = 0;
@@ -176,8 +213,7 @@ struct RunResult {
 
 // Preloads and runs `w` over one Pipeline stream: a writer thread sends every operation
 // (messages of varying sizes, all without waiting for answers) while this thread reads.
-RunResult RunPipeline(v1::Cache::Stub& stub, const Workload& w,
-                      std::chrono::milliseconds timeout) {
+RunResult RunPipeline(v1::Cache::Stub& stub, const Workload& w, std::chrono::milliseconds timeout) {
   RunResult out;
   const auto preload = w.Preload();
   for (size_t start = 0; start < preload.size(); start += 1000) {
@@ -245,8 +281,8 @@ RunResult RunPipeline(v1::Cache::Stub& stub, const Workload& w,
 }
 
 void CheckRun(v1::Cache::Stub& stub, const Workload& w, const RunResult& run) {
-  INFO("run " << w.prefix << ": " << w.ops << " ops in " << run.messages_written
-              << " messages, " << run.seconds << " s");
+  INFO("run " << w.prefix << ": " << w.ops << " ops in " << run.messages_written << " messages, "
+              << run.seconds << " s");
   for (const auto& e : run.wrong) UNSCOPED_INFO(e);
   CHECK_THAT(run.finish, IsOk());
   CHECK(run.writer_ok);
@@ -365,7 +401,8 @@ TEST_CASE("A Pipeline message over --max-batch is refused naming max-batch",
   INFO("finish: " << Describe(finish) << ", " << results.size() << " results");
   if (finish.ok()) {
     CHECK(results.size() == static_cast<size_t>(kTestMaxBatch + 1));
-    for (const auto& r : results) CHECK_THAT(r.status(), OpIs(StatusCode::INVALID_ARGUMENT, names_limit));
+    for (const auto& r : results)
+      CHECK_THAT(r.status(), OpIs(StatusCode::INVALID_ARGUMENT, names_limit));
   } else {
     CHECK_THAT(finish, StatusIs(StatusCode::INVALID_ARGUMENT, names_limit));
   }
@@ -379,8 +416,8 @@ TEST_CASE("Four concurrent Pipeline streams of 100,000 operations each",
   auto stub = node.NewStub();
   std::vector<Workload> loads;
   for (int s = 0; s < 4; ++s) {
-    loads.push_back(Workload{"s" + std::to_string(s) + "/",
-                             static_cast<uint64_t>(s) * 10'000'000, 100'000});
+    loads.push_back(
+        Workload{"s" + std::to_string(s) + "/", static_cast<uint64_t>(s) * 10'000'000, 100'000});
   }
   std::vector<RunResult> runs(loads.size());
   std::vector<std::thread> threads;

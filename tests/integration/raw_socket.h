@@ -10,10 +10,10 @@
 namespace ringcache::it {
 
 struct HttpResponse {
-  int status = 0;        // HTTP status code; 0 if the exchange failed (see `error`).
-  std::string headers;   // The raw header block, without the status line.
-  std::string body;      // Decoded (Content-Length or chunked) body.
-  std::string error;     // Empty on success.
+  int status = 0;       // HTTP status code; 0 if the exchange failed (see `error`).
+  std::string headers;  // The raw header block, without the status line.
+  std::string body;     // Decoded (Content-Length or chunked) body.
+  std::string error;    // Empty on success.
 
   // Value of header `name` (case-insensitive), "" if absent.
   std::string Header(std::string_view name) const;

@@ -333,8 +333,16 @@ class StuckStream {
 };
 
 std::vector<std::string> BigValueNodeFlags(int grace_ms) {
-  return {"--node-id", "it-node", "--memory", "64MiB", "--threads", "2",
-          "--max-value-bytes", "64KiB", "--shutdown-grace-ms", std::to_string(grace_ms)};
+  return {"--node-id",
+          "it-node",
+          "--memory",
+          "64MiB",
+          "--threads",
+          "2",
+          "--max-value-bytes",
+          "64KiB",
+          "--shutdown-grace-ms",
+          std::to_string(grace_ms)};
 }
 
 TEST_CASE("A shutdown held open by a stuck stream: unhealthy meanwhile, exit 0 at the grace bound",

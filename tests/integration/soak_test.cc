@@ -86,12 +86,16 @@ void PipelineWorker(v1::Cache::Stub& stub, uint32_t seed, SteadyClock::time_poin
           op->mutable_set()->set_value(filler.substr(0, 256 + rng() % 3840));
           break;
         case 2:
-        case 3: op->mutable_get()->set_key(key); break;
+        case 3:
+          op->mutable_get()->set_key(key);
+          break;
         case 4:
           op->mutable_incr()->set_key("c" + std::to_string(rng() % 100));
           op->mutable_incr()->set_delta(1);
           break;
-        default: op->mutable_delete_()->set_key(key); break;
+        default:
+          op->mutable_delete_()->set_key(key);
+          break;
       }
     }
     std::thread writer([&] {
@@ -134,10 +138,18 @@ void UnaryWorker(v1::Cache::Stub& stub, uint32_t seed, SteadyClock::time_point e
     const std::string key = "k" + std::to_string(rng() % kKeySpace);
     grpc::Status st;
     switch (rng() % 5) {
-      case 0: st = Set(stub, key, std::string(128, 'u'), {.ttl_ms = 1 + rng() % 2000}).status; break;
-      case 1: st = Get(stub, key).status; break;
-      case 2: st = Touch(stub, key, rng() % 5000).status; break;
-      case 3: st = Ttl(stub, key).status; break;
+      case 0:
+        st = Set(stub, key, std::string(128, 'u'), {.ttl_ms = 1 + rng() % 2000}).status;
+        break;
+      case 1:
+        st = Get(stub, key).status;
+        break;
+      case 2:
+        st = Touch(stub, key, rng() % 5000).status;
+        break;
+      case 3:
+        st = Ttl(stub, key).status;
+        break;
       default: {
         v1::MultiGetRequest req;
         for (int i = 0; i < 50; ++i) req.add_keys("k" + std::to_string(rng() % kKeySpace));
@@ -145,7 +157,8 @@ void UnaryWorker(v1::Cache::Stub& stub, uint32_t seed, SteadyClock::time_point e
         st = reply.status;
         for (const auto& r : reply.response.results()) {
           ++out->codes[r.status().code()];
-          if (!ExpectedCode(r.status().code())) out->Problem("MultiGet item: " + Describe(r.status()));
+          if (!ExpectedCode(r.status().code()))
+            out->Problem("MultiGet item: " + Describe(r.status()));
         }
       }
     }
@@ -157,8 +170,8 @@ void UnaryWorker(v1::Cache::Stub& stub, uint32_t seed, SteadyClock::time_point e
 
 TEST_CASE("A sustained mixed workload in a 16 MiB budget: no errors, bounded memory, clean exit",
           "[integration][soak][slow]") {
-  NodeProcess node({"--node-id", "soak", "--memory", "16MiB", "--threads", "2",
-                    "--max-value-bytes", "64KiB", "--shutdown-grace-ms", "2000"});
+  NodeProcess node({"--node-id", "soak", "--memory", "16MiB", "--threads", "2", "--max-value-bytes",
+                    "64KiB", "--shutdown-grace-ms", "2000"});
   RequireStart(node);
   auto stub = node.NewStub();
   const auto duration = SoakDuration();

@@ -179,10 +179,10 @@ TEST_CASE("--help explains every setting and --version prints the version",
           "[integration][startup]") {
   const RawRun help = RunRaw({"--help"});
   CHECK(ExitString(help.exit) == "exit 0");
-  for (const char* flag : {"--node-id", "--listen", "--metrics-listen", "--memory", "--shards",
-                           "--max-key-bytes", "--max-value-bytes", "--max-batch", "--threads",
-                           "--log-level", "--shutdown-grace-ms", "--ready-file", "--config",
-                           "--version"}) {
+  for (const char* flag :
+       {"--node-id", "--listen", "--metrics-listen", "--memory", "--shards", "--max-key-bytes",
+        "--max-value-bytes", "--max-batch", "--threads", "--log-level", "--shutdown-grace-ms",
+        "--ready-file", "--config", "--version"}) {
     INFO(flag << " in:\n" << help.out);
     CHECK(help.out.find(flag) != std::string::npos);
   }

@@ -7,11 +7,12 @@
 // Message patterns are ECMAScript regexes searched case-insensitively; all must match.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "ringcache/v1/cache.pb.h"
 

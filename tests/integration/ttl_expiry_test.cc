@@ -96,7 +96,7 @@ TEST_CASE("Touch removes a TTL end to end", "[integration][ttl]") {
 
   const auto before_set = SteadyClock::now();
   REQUIRE_THAT(Set(*stub, "k", "v", {.ttl_ms = 600}).status, IsOk());
-  REQUIRE_THAT(Touch(*stub, "k", 0).status, IsOk());  // Now never expires.
+  REQUIRE_THAT(Touch(*stub, "k", 0).status, IsOk());              // Now never expires.
   std::this_thread::sleep_until(before_set + milliseconds(700));  // Past the old deadline.
   auto get = Get(*stub, "k");
   CHECK_THAT(get.status, IsOk());

@@ -1,15 +1,15 @@
 // Multi-threaded tests of Cache that check invariants, not just the absence of crashes.
 // They run in CI under ThreadSanitizer too. Every loop is bounded by an operation count.
-#include "ringcache/cache.h"
-
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <random>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "ringcache/cache.h"
 
 namespace ringcache {
 namespace {
@@ -32,7 +32,8 @@ std::string MakeValue(const std::string& key, uint32_t filler_len, char letter) 
 }
 
 bool ValueIsWhole(std::string_view key, std::string_view v) {
-  if (v.size() < key.size() + 3 || v.substr(0, key.size()) != key || v[key.size()] != '#') return false;
+  if (v.size() < key.size() + 3 || v.substr(0, key.size()) != key || v[key.size()] != '#')
+    return false;
   const size_t len_end = v.find('#', key.size() + 1);
   if (len_end == std::string_view::npos) return false;
   const std::string len(v.substr(key.size() + 1, len_end - key.size() - 1));
@@ -93,8 +94,9 @@ void RunMixedStress(const StressConfig& cfg) {
           SetOptions so;
           so.ttl_ms = rng() % 3 == 0 ? 1 + rng() % 50 : 0;
           so.mode = static_cast<SetMode>(rng() % 3);  // always / if-absent / if-present
-          const auto r = cache->Set(key, MakeValue(key, static_cast<uint32_t>(rng() % 300),
-                                                   static_cast<char>('a' + t)), so);
+          const auto r = cache->Set(
+              key, MakeValue(key, static_cast<uint32_t>(rng() % 300), static_cast<char>('a' + t)),
+              so);
           fail(!r.ok() && r.status().code() != StatusCode::kAlreadyExists &&
                r.status().code() != StatusCode::kNotFound);
         } else if (dice < 88) {
@@ -156,7 +158,8 @@ TEST_CASE("Cache stress: longer run with more keys and threads", "[unit][cache][
   RunMixedStress({.threads = 6, .ops_per_thread = 300000, .keys = 5000, .capacity = 1 << 20});
 }
 
-TEST_CASE("Cache Incr and compare-and-set lose no update under contention", "[unit][cache][stress]") {
+TEST_CASE("Cache Incr and compare-and-set lose no update under contention",
+          "[unit][cache][stress]") {
   CacheOptions o;
   o.start_janitor = false;
   auto cache = std::move(Cache::Create(o)).value();
@@ -179,8 +182,9 @@ TEST_CASE("Cache Incr and compare-and-set lose no update under contention", "[un
           errors.fetch_add(1);
           break;
         }
-        const auto r = cache->Set("cas", std::to_string(std::stoll(v) + 1),
-                                  SetOptions{.mode = SetMode::kIfVersion, .expected_version = meta.version});
+        const auto r =
+            cache->Set("cas", std::to_string(std::stoll(v) + 1),
+                       SetOptions{.mode = SetMode::kIfVersion, .expected_version = meta.version});
         if (r.ok()) {
           ++done;
         } else if (r.status().code() != StatusCode::kFailedPrecondition) {

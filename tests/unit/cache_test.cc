@@ -1,13 +1,13 @@
 #include "ringcache/cache.h"
 
-#include <catch2/catch.hpp>
-
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 namespace ringcache {
 namespace {
@@ -46,7 +46,8 @@ SetOptions Mode(SetMode mode, uint64_t expected = 0) {
   return SetOptions{.mode = mode, .expected_version = expected};
 }
 
-TEST_CASE("Cache returns what was set, binary-safe, and NOT_FOUND for absent keys", "[unit][cache]") {
+TEST_CASE("Cache returns what was set, binary-safe, and NOT_FOUND for absent keys",
+          "[unit][cache]") {
   Fixture f;
   std::string v = "stale";
   Status s = f.cache->Get("missing", &v);
@@ -183,7 +184,8 @@ TEST_CASE("Cache Set without a TTL clears the previous TTL", "[unit][cache][ttl]
   CHECK(f.cache->RunExpiryStep() == 0);
 }
 
-TEST_CASE("Cache Touch sets, extends and removes a TTL without a new version", "[unit][cache][ttl]") {
+TEST_CASE("Cache Touch sets, extends and removes a TTL without a new version",
+          "[unit][cache][ttl]") {
   Fixture f;
   const uint64_t version = f.MustSet("k", "v", Ttl(100));
   REQUIRE(f.cache->Touch("k", 5000).ok());
@@ -215,7 +217,8 @@ TEST_CASE("Cache treats an expired entry as absent for every write", "[unit][cac
   f.MustSet("d", "v", Ttl(5));
   f.clock.AdvanceMs(5);
   CHECK(f.cache->Set("a", "new", Mode(SetMode::kIfAbsent)).ok());
-  CHECK(f.cache->Set("b", "new", Mode(SetMode::kIfPresent)).status().code() == StatusCode::kNotFound);
+  CHECK(f.cache->Set("b", "new", Mode(SetMode::kIfPresent)).status().code() ==
+        StatusCode::kNotFound);
   auto incr = f.cache->Incr("c", 1);
   REQUIRE(incr.ok());
   CHECK(incr->value == 1);  // started again from 0
@@ -229,7 +232,8 @@ TEST_CASE("Cache expiry does bounded work per step", "[unit][cache][ttl]") {
   o.shard_count = 1;
   o.expiry_batch = 10;
   Fixture f(o);
-  for (int i = 0; i < 35; ++i) f.MustSet("k" + std::to_string(i), "v", Ttl(static_cast<uint64_t>(1 + i)));
+  for (int i = 0; i < 35; ++i)
+    f.MustSet("k" + std::to_string(i), "v", Ttl(static_cast<uint64_t>(1 + i)));
   f.MustSet("forever", "v");
   f.clock.AdvanceMs(1000);
   CHECK(f.cache->RunExpiryStep() == 10);
@@ -331,7 +335,8 @@ TEST_CASE("Cache Incr applies the TTL only when it creates the key", "[unit][cac
   CHECK(*f.cache->Ttl("plain") == 0);
 }
 
-TEST_CASE("Cache refuses keys and values over the limits, naming the limit", "[unit][cache][limits]") {
+TEST_CASE("Cache refuses keys and values over the limits, naming the limit",
+          "[unit][cache][limits]") {
   Fixture f;
   std::string v;
   Status empty = f.cache->Get("", &v);
@@ -348,7 +353,8 @@ TEST_CASE("Cache refuses keys and values over the limits, naming the limit", "[u
   CHECK(f.cache->Set(max_key, "v").ok());
   auto too_long = f.cache->Set(long_key, "v");
   CHECK(too_long.status().code() == StatusCode::kInvalidArgument);
-  CHECK_THAT(too_long.status().message(), Catch::Contains("max_key_bytes") && Catch::Contains("4096"));
+  CHECK_THAT(too_long.status().message(),
+             Catch::Contains("max_key_bytes") && Catch::Contains("4096"));
   CHECK(f.cache->Get(long_key, &v).code() == StatusCode::kInvalidArgument);
 
   CacheOptions o;
@@ -408,7 +414,8 @@ TEST_CASE("Cache picks a shard count that fits the largest entry", "[unit][cache
   CHECK(c->Set("big", std::string(8 << 20, 'v')).ok());
 }
 
-TEST_CASE("Cache charges key + value + overhead and never exceeds the budget", "[unit][cache][evict]") {
+TEST_CASE("Cache charges key + value + overhead and never exceeds the budget",
+          "[unit][cache][evict]") {
   CacheOptions o;
   o.capacity_bytes = 256 << 10;
   o.shard_count = 4;
@@ -441,7 +448,8 @@ TEST_CASE("Cache charges key + value + overhead and never exceeds the budget", "
   CHECK(sum == st.bytes_used);
 }
 
-TEST_CASE("Cache CLOCK eviction spares entries read since the hand last passed", "[unit][cache][evict]") {
+TEST_CASE("Cache CLOCK eviction spares entries read since the hand last passed",
+          "[unit][cache][evict]") {
   // One shard holding exactly 100 entries of equal size.
   const uint64_t entry = 4 + 16 + Cache::EntryOverheadBytes();  // "kNNN"-style 4-byte keys
   CacheOptions o;
@@ -480,7 +488,8 @@ TEST_CASE("Cache evicts expired entries before live ones", "[unit][cache][evict]
   o.shard_count = 1;
   o.capacity_bytes = 10 * entry;
   Fixture f(o);
-  for (int i = 0; i < 5; ++i) f.MustSet("e" + std::to_string(i) + "xx", std::string(16, 'v'), Ttl(10));
+  for (int i = 0; i < 5; ++i)
+    f.MustSet("e" + std::to_string(i) + "xx", std::string(16, 'v'), Ttl(10));
   for (int i = 0; i < 5; ++i) f.MustSet("l" + std::to_string(i) + "xx", std::string(16, 'v'));
   f.clock.AdvanceMs(10);
   for (int i = 0; i < 5; ++i) f.MustSet("n" + std::to_string(i) + "xx", std::string(16, 'v'));
@@ -585,7 +594,8 @@ TEST_CASE("Cache range iteration partitions the entries by hash range", "[unit][
   CHECK(visited == 10);
 }
 
-TEST_CASE("Cache stays correct as shard tables grow, fill with tombstones and shrink", "[unit][cache]") {
+TEST_CASE("Cache stays correct as shard tables grow, fill with tombstones and shrink",
+          "[unit][cache]") {
   CacheOptions o;
   o.capacity_bytes = uint64_t{256} << 20;
   o.shard_count = 2;

@@ -1,8 +1,8 @@
 #include "ringcache/clock.h"
 
-#include <catch2/catch.hpp>
-
 #include <chrono>
+
+#include <catch2/catch.hpp>
 
 namespace ringcache {
 namespace {

@@ -1,9 +1,9 @@
 #include "ringcache/status.h"
 
-#include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 namespace ringcache {
 namespace {

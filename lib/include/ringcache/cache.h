@@ -150,7 +150,8 @@ class Cache {
   // Writes `key` according to options.mode; returns the new version.
   // INVALID_ARGUMENT (limit named) for a bad key or value; RESOURCE_EXHAUSTED if the
   // entry is larger than a shard's budget; see SetMode for the mode-specific errors.
-  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {});
+  Result<uint64_t> Set(std::string_view key, std::string_view value,
+                       const SetOptions& options = {});
 
   // Removes `key`. NOT_FOUND if it is absent or expired.
   Status Delete(std::string_view key);
