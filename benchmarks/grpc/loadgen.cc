@@ -54,6 +54,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cache.pb.h"
 
@@ -429,25 +430,12 @@ class Histogram {
 
 constexpr int kCodes = 17;  // canonical gRPC codes 0..16
 
+// The canonical name of a gRPC status code (ringcache's StatusCode numbering is gRPC's).
+// StatusCodeName returns views of string literals, so .data() is NUL-terminated for printf.
 const char* CodeName(int code) {
-  static constexpr std::array<const char*, kCodes> kNames = {"OK",
-                                                             "CANCELLED",
-                                                             "UNKNOWN",
-                                                             "INVALID_ARGUMENT",
-                                                             "DEADLINE_EXCEEDED",
-                                                             "NOT_FOUND",
-                                                             "ALREADY_EXISTS",
-                                                             "PERMISSION_DENIED",
-                                                             "RESOURCE_EXHAUSTED",
-                                                             "FAILED_PRECONDITION",
-                                                             "ABORTED",
-                                                             "OUT_OF_RANGE",
-                                                             "UNIMPLEMENTED",
-                                                             "INTERNAL",
-                                                             "UNAVAILABLE",
-                                                             "DATA_LOSS",
-                                                             "UNAUTHENTICATED"};
-  return code >= 0 && code < kCodes ? kNames[static_cast<size_t>(code)] : "CODE?";
+  return code >= 0 && code < kCodes
+             ? ringcache::StatusCodeName(static_cast<ringcache::StatusCode>(code)).data()
+             : "CODE?";
 }
 
 struct Stats {

@@ -2,6 +2,8 @@
 
 #include <regex>
 
+#include "ringcache/status.h"
+
 namespace ringcache::it {
 namespace {
 
@@ -26,24 +28,10 @@ std::string Expectation(grpc::StatusCode code, const std::vector<std::string>& p
 }  // namespace
 
 std::string CodeName(int code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  if (code >= 0 && code < static_cast<int>(std::size(kNames))) return kNames[code];
+  // ringcache's StatusCode numbering is gRPC's; codes outside 0..16 are not canonical.
+  if (code >= 0 && code <= static_cast<int>(ringcache::StatusCode::kUnauthenticated)) {
+    return std::string(ringcache::StatusCodeName(static_cast<ringcache::StatusCode>(code)));
+  }
   return "CODE_" + std::to_string(code);
 }
 
