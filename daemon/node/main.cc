@@ -275,6 +275,9 @@ int main(int argc, char** argv) {
       .max_batch = flags.max_batch,
       .threads = flags.threads,
       .shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms),
+      .seeds = {},
+      .advertise_address = {},
+      .log = nullptr,
   };
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
   if (max_value > (uint64_t{1} << 30)) {

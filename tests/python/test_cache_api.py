@@ -649,7 +649,8 @@ class ReflectionTest(unittest.TestCase):
         self.assertEqual(cache_file.package, "ringcache.v1")
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
         self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "MultiGet",
-                                   "MultiSet", "MultiDelete", "Stats", "Pipeline"})
+                                   "MultiSet", "MultiDelete", "Stats", "Pipeline",
+                                   "Topology", "WatchTopology"})
 
 
 class ShutdownTest(unittest.TestCase):

@@ -223,20 +223,23 @@ Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const
   return impl_->cache->Get(key, value, meta);
 }
 
-Result<uint64_t> Node::Set(std::string_view key, std::string_view value,
-                           const SetOptions& options) {
+Result<uint64_t> Node::Set(std::string_view key, std::string_view value, const SetOptions& options,
+                           WriteTicket* /*ticket*/) {
   return impl_->cache->Set(key, value, options);
 }
 
-Status Node::Delete(std::string_view key) { return impl_->cache->Delete(key); }
+Status Node::Delete(std::string_view key, WriteTicket* /*ticket*/) {
+  return impl_->cache->Delete(key);
+}
 
-Status Node::Touch(std::string_view key, uint64_t ttl_ms) {
+Status Node::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* /*ticket*/) {
   return impl_->cache->Touch(key, ttl_ms);
 }
 
 Result<uint64_t> Node::Ttl(std::string_view key) const { return impl_->cache->Ttl(key); }
 
-Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created) {
+Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+                              WriteTicket* /*ticket*/) {
   return impl_->cache->Incr(key, delta, ttl_ms_if_created);
 }
 
@@ -252,14 +255,34 @@ Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_vie
   return impl_->cache->MultiGet(keys);
 }
 
-Result<std::vector<Result<uint64_t>>> Node::MultiSet(std::span<const SetItem> items) {
+Result<std::vector<Result<uint64_t>>> Node::MultiSet(std::span<const SetItem> items,
+                                                     WriteTicket* /*ticket*/) {
   if (Status s = CheckBatchSize("MultiSet", items.size()); !s.ok()) return s;
   return impl_->cache->MultiSet(items);
 }
 
-Result<std::vector<Status>> Node::MultiDelete(std::span<const std::string_view> keys) {
+Result<std::vector<Status>> Node::MultiDelete(std::span<const std::string_view> keys,
+                                              WriteTicket* /*ticket*/) {
   if (Status s = CheckBatchSize("MultiDelete", keys.size()); !s.ok()) return s;
   return impl_->cache->MultiDelete(keys);
+}
+
+void Node::WaitForReplicas(const WriteTicket& /*ticket*/, uint32_t /*k*/,
+                           std::chrono::milliseconds /*timeout*/,
+                           std::function<void(uint32_t acked)> done) {
+  done(0);
+}
+
+void WriteTicket::Merge(const WriteTicket& other) {
+  for (const Link& link : other.links) {
+    auto it = std::find_if(links.begin(), links.end(),
+                           [&](const Link& l) { return l.link_id == link.link_id; });
+    if (it == links.end()) {
+      links.push_back(link);
+    } else {
+      it->seq = std::max(it->seq, link.seq);
+    }
+  }
 }
 
 NodeStats Node::Stats() const {
@@ -270,6 +293,8 @@ NodeStats Node::Stats() const {
       .uptime_ms = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count()),
       .cache = impl_->cache->Stats(),
+      .epoch = 1,
+      .replicas = {},
   };
 }
 

@@ -181,6 +181,25 @@ class Cache {
   // fn runs inside a read-side critical section (it delays memory reclamation): it must
   // not block for long and must not call this cache's write methods.
   void ForEachInRange(HashRange range, const std::function<bool(const ItemView&)>& fn) const;
+  // The same over one shard (0 <= shard < shard_count()): lets a caller copy a range out
+  // shard by shard, leaving the read-side critical section between shards.
+  void ForEachInRange(HashRange range, uint32_t shard,
+                      const std::function<bool(const ItemView&)>& fn) const;
+
+  // ---- Replication: a replica applies what its primary shipped (results, not commands).
+
+  // Stores `key` = `value` with exactly meta.version and the absolute meta.deadline_ms
+  // (0 = never expires), unless the cache holds the key at a version >= meta.version.
+  // Returns true if stored; false if the cache already had that version or a newer one,
+  // or the deadline has already passed (nothing stored). Later local writes of the key
+  // get versions above meta.version. Errors as Set (limits, RESOURCE_EXHAUSTED).
+  Result<bool> ApplyReplicated(std::string_view key, std::string_view value, const ItemMeta& meta);
+  // Removes `key` if its version is <= `version` (the version the deleted entry had on the
+  // primary). Returns true if it removed an entry. INVALID_ARGUMENT for a bad key.
+  Result<bool> ApplyReplicatedDelete(std::string_view key, uint64_t version);
+
+  // Delete that also reports the version the removed entry had (for replication).
+  Status Delete(std::string_view key, uint64_t* deleted_version);
 
   // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
   // This is the janitor's tick; tests call it directly with a ManualClock.

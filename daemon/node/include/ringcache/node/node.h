@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,9 +36,12 @@ namespace ringcache {
 // The ringcached version ("0.1.0"), from the CMake project version.
 std::string_view NodeVersion();
 
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
 // How to run a node. A documented aggregate, checked once by Validate() (Start calls it).
 struct NodeOptions {
-  // This node's id in stats (and, later, in the cluster view). Empty = the hostname.
+  // This node's id in the cluster view and stats; unique in the cluster, and the same
+  // across restarts of the node (ring placement depends on it). Empty = the hostname.
   std::string node_id;
   // gRPC listen address, HOST:PORT. Port 0 = any free port (see Node::grpc_address()).
   // Default "127.0.0.1:7700".
@@ -65,16 +69,81 @@ struct NodeOptions {
   // Source of time for TTLs. Not owned; must outlive the node. nullptr = Clock::System().
   Clock* clock = nullptr;
 
+  // ---- Cluster (docs/design/replication.md, docs/operations.md).
+  // Members to join through, HOST:PORT each; any one that answers will do. Empty = start
+  // a new cluster with this node as its only member. The node's own address is skipped.
+  std::vector<std::string> seeds;
+  // The address other nodes and clients dial to reach this node, HOST:PORT. Empty = the
+  // bound gRPC address (grpc_address()); required if listen_address's host is a wildcard
+  // (0.0.0.0 or [::]) and seeds are given.
+  std::string advertise_address;
+  // Relative capacity on the ring, >= 1. Default 1.
+  uint32_t weight = 1;
+  // Owners per key (1 primary + replicas), >= 1, at most 16; must match the cluster's.
+  // Default 2.
+  uint32_t replication_factor = 2;
+  // Ring points per unit of weight; must match the cluster's. Default 160.
+  uint32_t vnodes_per_weight = 160;
+  // How long Start() keeps trying the seeds before it fails. Default 30 s.
+  std::chrono::milliseconds join_timeout{30000};
+  // Bytes of recent writes each replica link keeps, so a replica that reconnects can
+  // resume; a replica further behind gets a full sync. Default 64 MiB; at least 1 MiB.
+  uint64_t replication_backlog_bytes = uint64_t{64} << 20;
+  // A replica link with writes unacknowledged for this long is considered broken and is
+  // reconnected (the replica then resumes or gets a full sync). Default 5 s.
+  std::chrono::milliseconds replication_ack_timeout{5000};
+  // Deadline of one forwarded call to another node. Default 5 s.
+  std::chrono::milliseconds forward_timeout{5000};
+
+  // Where the node reports cluster events (view changes, replication links connecting,
+  // resuming, full syncs): one line each. nullptr = discarded. Called from the node's
+  // threads; must be thread-safe. ringcached routes it to its log.
+  std::function<void(LogLevel level, std::string_view message)> log;
+
   // OK, or INVALID_ARGUMENT naming the offending field.
   Status Validate() const;
+};
+
+// One primary -> replica link, as Node::Stats() reports it (see ReplicaLinkStats in
+// proto/ringcache/v1/cache.proto for the meaning of each field).
+struct ReplicaLinkStats {
+  std::string replica_id;
+  std::string address;
+  std::string state;  // "connecting", "full_sync", "streaming", "disconnected"
+  uint64_t lag_ops = 0;
+  uint64_t lag_ms = 0;
+  uint64_t last_seq = 0;
+  uint64_t acked_seq = 0;
+  uint64_t backlog_bytes = 0;
+  uint64_t resumes = 0;
+  uint64_t full_syncs = 0;
+  uint64_t sync_keys_sent = 0;
+  uint64_t sync_bytes_sent = 0;
+};
+
+// Where a write stands in replication: the replica links that carry it and its sequence
+// number on each. Pass it to Node::WaitForReplicas (write concern). Empty = nothing to
+// wait for (no replica, or the write failed).
+struct WriteTicket {
+  struct Link {
+    uint64_t link_id = 0;  // Unique per link for the node's lifetime.
+    uint64_t seq = 0;
+  };
+  std::vector<Link> links;
+
+  // Keeps, per link, the highest seq of this and `other` (links are ordered streams, so
+  // an ack of the later write implies the earlier one).
+  void Merge(const WriteTicket& other);
 };
 
 // What Node::Stats() reports.
 struct NodeStats {
   std::string node_id;
-  std::string version;     // NodeVersion()
-  uint64_t uptime_ms = 0;  // Since Start().
-  CacheStats cache;        // The local cache's counters and gauges.
+  std::string version;                     // NodeVersion()
+  uint64_t uptime_ms = 0;                  // Since Start().
+  CacheStats cache;                        // The local cache's counters and gauges.
+  uint64_t epoch = 0;                      // The node's cluster view epoch.
+  std::vector<ReplicaLinkStats> replicas;  // Links to this node's replicas.
 };
 
 class Node {
@@ -111,24 +180,38 @@ class Node {
   // The validated options, with node_id and threads resolved.
   const NodeOptions& options() const;
 
-  // ---- Operations. Same contracts as the Cache methods of the same name; the codes are
-  // those of proto/ringcache/v1/cache.proto.
+  // ---- Local operations. Same contracts as the Cache methods of the same name; the codes
+  // are those of proto/ringcache/v1/cache.proto. They act on this node's cache: routing a
+  // key to its owner is the front end's job (the gRPC service forwards; C++ programs use
+  // ringcache::client). A write of a key this node is the primary of is shipped to the
+  // key's replicas; `ticket` (if non-null) receives where it stands, for WaitForReplicas.
 
   // NOT_FOUND if absent or expired. `meta` may be nullptr.
   Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
   // Returns the new version.
-  Result<uint64_t> Set(std::string_view key, std::string_view value,
-                       const SetOptions& options = {});
-  Status Delete(std::string_view key);
-  Status Touch(std::string_view key, uint64_t ttl_ms);
+  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {},
+                       WriteTicket* ticket = nullptr);
+  Status Delete(std::string_view key, WriteTicket* ticket = nullptr);
+  Status Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket = nullptr);
   Result<uint64_t> Ttl(std::string_view key) const;
-  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0);
+  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
+                          WriteTicket* ticket = nullptr);
 
   // Batched forms: INVALID_ARGUMENT naming max-batch if there are more than
   // options().max_batch items; otherwise one result per item, in order.
   Result<std::vector<Result<Item>>> MultiGet(std::span<const std::string_view> keys) const;
-  Result<std::vector<Result<uint64_t>>> MultiSet(std::span<const SetItem> items);
-  Result<std::vector<Status>> MultiDelete(std::span<const std::string_view> keys);
+  // `ticket` (if non-null) receives the merged ticket of every item.
+  Result<std::vector<Result<uint64_t>>> MultiSet(std::span<const SetItem> items,
+                                                 WriteTicket* ticket = nullptr);
+  Result<std::vector<Status>> MultiDelete(std::span<const std::string_view> keys,
+                                          WriteTicket* ticket = nullptr);
+
+  // Write concern: calls done(acked) once `k` of the ticket's links have acknowledged
+  // their seq, or when `timeout` passes, or at once if the ticket has fewer than k links
+  // (acked then counts what has acked so far). Never blocks; `done` runs on a replication
+  // thread, or inline on the caller's if it can already decide.
+  void WaitForReplicas(const WriteTicket& ticket, uint32_t k, std::chrono::milliseconds timeout,
+                       std::function<void(uint32_t acked)> done);
 
   // OK if `count` items may travel in one batch or Pipeline message, else
   // INVALID_ARGUMENT: "<what> has <count> items, over the max-batch limit of <max>".

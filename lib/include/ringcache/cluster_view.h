@@ -1,0 +1,70 @@
+// ClusterView: who is in a ringcache cluster, and the ring that follows from it.
+//
+// The ring is a pure function of the view: every node and every smart client that holds
+// the view with the same epoch builds the same HashRing and so routes every key the same
+// way. Only members in a state that owns ranges (kServing) are placed on the ring.
+//
+//   ClusterView view{.epoch = 7, .members = {{"a", "10.0.0.1:7700"}, {"b", "10.0.0.2:7700"}}};
+//   Result<HashRing> ring = view.BuildRing();   // members in view order
+//   uint32_t owners[2];
+//   size_t n = ring->Owners(HashKey("user:42"), owners);   // primary, then replica
+//
+// Plain value type; thread safety as for any value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringcache/hash_ring.h"
+#include "ringcache/status.h"
+
+namespace ringcache {
+
+// Numbered as ringcache.v1.MemberState.
+enum class MemberState : int {
+  kUnspecified = 0,
+  kServing = 1,  // On the ring: owns and serves its ranges.
+  kJoining = 2,  // Reserved for rebalancing/failover: not on the ring.
+  kLeaving = 3,
+  kFailed = 4,
+};
+
+// "serving", "joining", "leaving", "failed", "unspecified".
+std::string_view MemberStateName(MemberState state);
+
+struct ClusterMember {
+  std::string id;       // Unique, non-empty.
+  std::string address;  // HOST:PORT that nodes and clients dial.
+  uint32_t weight = 1;  // >= 1.
+  MemberState state = MemberState::kServing;
+
+  friend bool operator==(const ClusterMember&, const ClusterMember&) = default;
+};
+
+struct ClusterView {
+  uint64_t epoch = 0;
+  std::vector<ClusterMember> members;  // Sorted by id (Normalize() sorts).
+  uint32_t replication_factor = 2;     // Owners per key, >= 1.
+  uint32_t vnodes_per_weight = 160;
+
+  friend bool operator==(const ClusterView&, const ClusterView&) = default;
+
+  // Sorts members by id.
+  void Normalize();
+  // INVALID_ARGUMENT naming the problem: an empty or duplicate id, an empty address, a
+  // weight or replication_factor or vnodes_per_weight of 0.
+  Status Validate() const;
+
+  // The member with this id, or nullptr.
+  const ClusterMember* Find(std::string_view id) const;
+
+  // The ring over the members that own ranges (state kServing), in members order; ring
+  // member i is ring_members()[i]. Fails as HashRing::Build does.
+  Result<HashRing> BuildRing() const;
+  // The members BuildRing() places on the ring, in ring member order.
+  std::vector<const ClusterMember*> ring_members() const;
+};
+
+}  // namespace ringcache
