@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
@@ -423,11 +424,19 @@ struct Cache::Impl {
   // REQUIRES: Charge(fresh) <= shard_budget; fresh's deadline is set.
   uint64_t InstallLocked(Shard& sh, Probe p, uint64_t hash, Entry* fresh, int64_t now_ms)
       RC_REQUIRES(sh.mu) {
-    Entry* old = p.entry;
-    const uint64_t version = std::max(old != nullptr ? old->version : 0, sh.max_version) + 1;
+    const uint64_t version =
+        std::max(p.entry != nullptr ? p.entry->version : 0, sh.max_version) + 1;
     sh.max_version = version;
     fresh->version = version;
+    PublishLocked(sh, p, hash, fresh, now_ms);
+    return version;
+  }
 
+  // InstallLocked without assigning a version: `fresh` keeps the one it carries (a
+  // replicated entry). REQUIRES: as InstallLocked; fresh->version <= sh.max_version.
+  void PublishLocked(Shard& sh, Probe p, uint64_t hash, Entry* fresh, int64_t now_ms)
+      RC_REQUIRES(sh.mu) {
+    Entry* old = p.entry;
     const uint64_t charge = Charge(fresh);
     const uint64_t freed = old != nullptr ? Charge(old) : 0;
     while (sh.bytes - freed + charge > shard_budget) {
@@ -456,7 +465,6 @@ struct Cache::Impl {
     }
     ++sh.sets;
     MaybeReclaim(sh);
-    return version;
   }
 
   // An entry that is present but expired counts as absent for writers: drop it first.
@@ -482,6 +490,27 @@ struct Cache::Impl {
           std::to_string(shard_budget) + " bytes (capacity_bytes / shard_count)");
     }
     return Status::Ok();
+  }
+
+  // One shard of ForEachInRange. Returns false if fn asked to stop.
+  bool ForEachInShard(HashRange range, uint32_t shard, int64_t now_ms,
+                      const std::function<bool(const ItemView&)>& fn) const {
+    const Shard& sh = shards[shard];
+    // One guard and one table snapshot per shard: a rebuilt table is frozen, so each
+    // entry of the snapshot is seen exactly once, in the version it had there.
+    auto guard = epoch.Enter();
+    const Table* t = sh.table.load(std::memory_order_seq_cst);
+    for (uint64_t s = 0; s < t->capacity(); ++s) {
+      const uint64_t v = t->slots()[s].load(std::memory_order_seq_cst);
+      if (!IsEntry(v)) continue;
+      const Entry* e = Unpack(v);
+      const uint64_t hash = internal::Xxh3(e->key());
+      if (!range.Contains(hash) || e->ExpiredAt(now_ms)) continue;
+      if (!fn(ItemView{e->key(), e->value(), hash, ItemMeta{e->version, e->deadline()}})) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // --- janitor ---------------------------------------------------------------------------
@@ -674,7 +703,9 @@ Result<uint64_t> Cache::Set(std::string_view key, std::string_view value,
   return impl_->InstallLocked(sh, p, hash, fresh, now);
 }
 
-Status Cache::Delete(std::string_view key) {
+Status Cache::Delete(std::string_view key) { return Delete(key, nullptr); }
+
+Status Cache::Delete(std::string_view key, uint64_t* deleted_version) {
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   const uint64_t hash = internal::Xxh3(key);
   Impl::Shard& sh = impl_->ShardFor(hash);
@@ -682,6 +713,7 @@ Status Cache::Delete(std::string_view key) {
   MutexLock lock(&sh.mu);
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
   if (p.entry == nullptr) return KeyNotFound();
+  if (deleted_version != nullptr) *deleted_version = p.entry->version;
   impl_->RemoveAtLocked(sh, p.found, p.entry);
   ++sh.deletes;
   impl_->MaybeReclaim(sh);
@@ -792,20 +824,81 @@ std::vector<Status> Cache::MultiDelete(std::span<const std::string_view> keys) {
 void Cache::ForEachInRange(HashRange range, const std::function<bool(const ItemView&)>& fn) const {
   const int64_t now = impl_->clock->NowMs();
   for (uint32_t i = 0; i < impl_->shards_n; ++i) {
-    const Impl::Shard& sh = impl_->shards[i];
-    // One guard and one table snapshot per shard: a rebuilt table is frozen, so each
-    // entry of the snapshot is seen exactly once, in the version it had there.
-    auto guard = impl_->epoch.Enter();
-    const Table* t = sh.table.load(std::memory_order_seq_cst);
-    for (uint64_t s = 0; s < t->capacity(); ++s) {
-      const uint64_t v = t->slots()[s].load(std::memory_order_seq_cst);
-      if (!IsEntry(v)) continue;
-      const Entry* e = Unpack(v);
-      const uint64_t hash = internal::Xxh3(e->key());
-      if (!range.Contains(hash) || e->ExpiredAt(now)) continue;
-      if (!fn(ItemView{e->key(), e->value(), hash, ItemMeta{e->version, e->deadline()}})) return;
-    }
+    if (!impl_->ForEachInShard(range, i, now, fn)) return;
   }
+}
+
+void Cache::ForEachInRange(HashRange range, uint32_t shard,
+                           const std::function<bool(const ItemView&)>& fn) const {
+  assert(shard < impl_->shards_n);
+  if (shard >= impl_->shards_n) return;
+  impl_->ForEachInShard(range, shard, impl_->clock->NowMs(), fn);
+}
+
+Result<bool> Cache::ApplyReplicated(std::string_view key, std::string_view value,
+                                    const ItemMeta& meta) {
+  const CacheOptions& o = impl_->options;
+  if (Status s = CheckKey(key, o); !s.ok()) return s;
+  if (Status s = CheckValue(value, o); !s.ok()) return s;
+  if (meta.version == 0) return Status::InvalidArgument("replicated version must be >= 1, got 0");
+  if (meta.deadline_ms < 0) {
+    return Status::InvalidArgument("replicated deadline_ms must be >= 0 (0 = never expires), got " +
+                                   std::to_string(meta.deadline_ms));
+  }
+  const int64_t now = impl_->clock->NowMs();
+  // Same bound as a TTL, measured from this node's clock: a deadline further out than
+  // that is corrupt input, not clock skew.
+  if (meta.deadline_ms > now && static_cast<uint64_t>(meta.deadline_ms - now) > kMaxTtlMs) {
+    return Status::InvalidArgument("replicated deadline_ms " + std::to_string(meta.deadline_ms) +
+                                   " is more than " + std::to_string(kMaxTtlMs) +
+                                   " ms (100 years) from now");
+  }
+  if (Status s = impl_->EntryFits(Charge(key.size(), value.size())); !s.ok()) return s;
+
+  const uint64_t hash = internal::Xxh3(key);
+  Impl::Shard& sh = impl_->ShardFor(hash);
+  const bool expired = meta.deadline_ms != 0 && meta.deadline_ms <= now;
+  // Allocated before taking the lock (and freed unused if the apply is refused).
+  Entry* fresh = expired ? nullptr : NewEntry(key, value);
+
+  MutexLock lock(&sh.mu);
+  const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
+  if (p.entry != nullptr && p.entry->version >= meta.version) {
+    if (fresh != nullptr) DeleteEntry(fresh);
+    return false;
+  }
+  // Whatever happens below, this version is now taken for the key: later local writes
+  // must number above it.
+  sh.max_version = std::max(sh.max_version, meta.version);
+  if (expired) {
+    // The primary's value is already gone; an older copy here must not outlive it.
+    if (p.entry != nullptr) {
+      impl_->RemoveAtLocked(sh, p.found, p.entry);
+      ++sh.expirations;
+      impl_->MaybeReclaim(sh);
+    }
+    return false;
+  }
+  fresh->version = meta.version;
+  fresh->deadline_ms.store(meta.deadline_ms, std::memory_order_relaxed);
+  impl_->PublishLocked(sh, p, hash, fresh, now);
+  return true;
+}
+
+Result<bool> Cache::ApplyReplicatedDelete(std::string_view key, uint64_t version) {
+  if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
+  const uint64_t hash = internal::Xxh3(key);
+  Impl::Shard& sh = impl_->ShardFor(hash);
+  const int64_t now = impl_->clock->NowMs();
+  MutexLock lock(&sh.mu);
+  // A re-create of the key after this delete must get a version above the deleted one.
+  sh.max_version = std::max(sh.max_version, version);
+  const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
+  if (p.entry == nullptr || p.entry->version > version) return false;
+  impl_->RemoveAtLocked(sh, p.found, p.entry);
+  ++sh.deletes;
+  impl_->MaybeReclaim(sh);
+  return true;
 }
 
 size_t Cache::RunExpiryStep() { return impl_->RunExpiryStep(); }

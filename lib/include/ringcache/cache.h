@@ -191,14 +191,21 @@ class Cache {
   // Stores `key` = `value` with exactly meta.version and the absolute meta.deadline_ms
   // (0 = never expires), unless the cache holds the key at a version >= meta.version.
   // Returns true if stored; false if the cache already had that version or a newer one,
-  // or the deadline has already passed (nothing stored). Later local writes of the key
-  // get versions above meta.version. Errors as Set (limits, RESOURCE_EXHAUSTED).
+  // or the deadline has already passed (nothing stored; an older copy of the key is
+  // removed, since the primary's newer value has expired too). Later local writes of the
+  // key (and of every key of its shard) get versions above meta.version, whether or not
+  // this stored anything. Counts as a set in Stats. Errors as Set (limits,
+  // RESOURCE_EXHAUSTED), and INVALID_ARGUMENT for meta.version 0, a negative deadline or
+  // one more than 100 years from now.
   Result<bool> ApplyReplicated(std::string_view key, std::string_view value, const ItemMeta& meta);
   // Removes `key` if its version is <= `version` (the version the deleted entry had on the
-  // primary). Returns true if it removed an entry. INVALID_ARGUMENT for a bad key.
+  // primary). Returns true if it removed an entry (counted as a delete in Stats); false if
+  // the key is absent, expired or newer. Later local writes of the key get versions above
+  // `version`. INVALID_ARGUMENT for a bad key.
   Result<bool> ApplyReplicatedDelete(std::string_view key, uint64_t version);
 
-  // Delete that also reports the version the removed entry had (for replication).
+  // Delete that also reports the version the removed entry had (for replication);
+  // *deleted_version is written only on success. deleted_version may be nullptr.
   Status Delete(std::string_view key, uint64_t* deleted_version);
 
   // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
