@@ -26,6 +26,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -53,6 +54,16 @@ struct Flags {
   int64_t shutdown_grace_ms = 5000;
   std::string ready_file;
   std::string config;  // Shown in the start line only.
+  // Cluster.
+  std::vector<std::string> seeds;
+  std::string advertise;
+  uint32_t weight = 1;
+  uint32_t replication_factor = 2;
+  uint32_t vnodes = 160;
+  int64_t join_timeout_ms = 30000;
+  std::string replication_backlog = "64MiB";
+  int64_t replication_ack_timeout_ms = 5000;
+  int64_t forward_timeout_ms = 5000;
 };
 
 // A CLI11 validator accepting what ParseByteSize accepts.
@@ -85,7 +96,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.allow_config_extras(CLI::config_extras_mode::error);
 
   app.add_option("--node-id", flags->node_id,
-                 "This node's id, reported by Stats (and, later, in the cluster view)")
+                 "This node's id in the cluster view and Stats: unique in the\n"
+                 "cluster and the same across restarts (ring placement depends\n"
+                 "on it); printable ASCII without spaces or commas")
       ->default_str("the machine's hostname");
   app.add_option("--listen", flags->listen,
                  "gRPC listen address HOST:PORT; port 0 picks a free port (see --ready-file)");
@@ -117,6 +130,60 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "On SIGTERM/SIGINT, how long in-flight calls may take to finish\n"
                  "before they are cancelled, in ms")
       ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
+
+  // Cluster settings. Listed in the "Cluster" group of --help.
+  const char* kCluster = "Cluster";
+  app.add_option("--seeds", flags->seeds,
+                 "Members to join through, HOST:PORT, comma-separated (or repeat\n"
+                 "the flag); any one that answers will do, and this node's own\n"
+                 "address is skipped. None: start a new cluster with this node\n"
+                 "as its only member")
+      ->delimiter(',')
+      ->default_str("none")
+      ->group(kCluster);
+  app.add_option("--advertise", flags->advertise,
+                 "The address other nodes and clients dial to reach this node,\n"
+                 "HOST:PORT. Required with --seeds if --listen's host is a\n"
+                 "wildcard (0.0.0.0, [::])")
+      ->default_str("the bound --listen address")
+      ->group(kCluster);
+  app.add_option("--weight", flags->weight,
+                 "Relative capacity: this node gets weight x vnodes points on\n"
+                 "the ring, so a share of the keys proportional to its weight")
+      ->check(CLI::Range(1u, 10000u))
+      ->group(kCluster);
+  app.add_option("--replication-factor", flags->replication_factor,
+                 "Owners per key: a primary + (this - 1) replicas; must be the\n"
+                 "same on every node (a join with another value is refused)")
+      ->check(CLI::Range(1u, 16u))
+      ->group(kCluster);
+  app.add_option("--vnodes", flags->vnodes,
+                 "Ring points per unit of weight; must be the same on every\n"
+                 "node (a join with another value is refused)")
+      ->check(CLI::Range(1u, 10000u))
+      ->group(kCluster);
+  app.add_option("--join-timeout-ms", flags->join_timeout_ms,
+                 "How long to keep trying the seeds at start, in ms; after it\n"
+                 "ringcached exits with code 1")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group(kCluster);
+  app.add_option("--replication-backlog", flags->replication_backlog,
+                 "Recent writes each replica link keeps, in bytes (at least 1MiB),\n"
+                 "so a replica that reconnects resumes from it; one further\n"
+                 "behind gets a full sync")
+      ->check(ByteSizeValidator())
+      ->group(kCluster);
+  app.add_option("--replication-ack-timeout-ms", flags->replication_ack_timeout_ms,
+                 "A replica link with writes unacknowledged for this long, in ms,\n"
+                 "is reconnected (the replica then resumes or gets a full sync)")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group(kCluster);
+  app.add_option("--forward-timeout-ms", flags->forward_timeout_ms,
+                 "Deadline of a call this node forwards to a key's owner, in ms\n"
+                 "(the caller's own deadline applies if shorter)")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group(kCluster);
+
   app.add_option("--ready-file", flags->ready_file,
                  "Once serving, atomically write `grpc=HOST:PORT` and\n"
                  "`metrics=HOST:PORT` (the bound addresses) to this file;\n"
@@ -147,6 +214,16 @@ const char* FlagOfMessage(const std::string& message) {
       {"max_batch", "--max-batch: "},
       {"threads", "--threads: "},
       {"shutdown_grace", "--shutdown-grace-ms: "},
+      {"node_id", "--node-id: "},
+      {"seeds", "--seeds: "},
+      {"advertise_address", "--advertise: "},
+      {"weight", "--weight: "},
+      {"replication_factor", "--replication-factor: "},
+      {"vnodes_per_weight", "--vnodes: "},
+      {"join_timeout", "--join-timeout-ms: "},
+      {"replication_backlog_bytes", "--replication-backlog: "},
+      {"replication_ack_timeout", "--replication-ack-timeout-ms: "},
+      {"forward_timeout", "--forward-timeout-ms: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -163,6 +240,35 @@ void GrpcLogToSpdlog(gpr_log_func_args* args) {
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
   if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = spdlog::level::debug;
   spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
+}
+
+// NodeOptions::log: the node's cluster events (view changes, replication links) as log lines.
+void NodeLog(ringcache::LogLevel level, std::string_view message) {
+  spdlog::level::level_enum spd = spdlog::level::info;
+  switch (level) {
+    case ringcache::LogLevel::kDebug:
+      spd = spdlog::level::debug;
+      break;
+    case ringcache::LogLevel::kInfo:
+      spd = spdlog::level::info;
+      break;
+    case ringcache::LogLevel::kWarn:
+      spd = spdlog::level::warn;
+      break;
+    case ringcache::LogLevel::kError:
+      spd = spdlog::level::err;
+      break;
+  }
+  spdlog::log(spd, "{}", message);
+}
+
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    if (!out.empty()) out += ",";
+    out += item;
+  }
+  return out;
 }
 
 void SetUpLogging(const std::string& level) {
@@ -196,7 +302,9 @@ bool WriteFileAtomically(const std::string& path, const std::string& content, st
 }
 
 // Waits for SIGTERM/SIGINT (blocked in every thread) on its own thread. The first signal
-// wakes main(); a second one exits at once; Stop() ends the thread.
+// wakes main(); a second one exits at once; Stop() ends the thread. A signal before
+// SetServing() (the node is still starting, e.g. joining the cluster for up to
+// --join-timeout-ms) exits at once with code 1: there is nothing to shut down gracefully.
 class SignalWaiter {
  public:
   SignalWaiter() {
@@ -213,6 +321,9 @@ class SignalWaiter {
   void Start() {
     thread_ = std::thread([this] { Run(); });
   }
+
+  // The node is serving: signals from now on mean a graceful shutdown.
+  void SetServing() { serving_.store(true); }
 
   // Returns the name of the first signal received.
   const char* WaitForSignal() {
@@ -235,6 +346,11 @@ class SignalWaiter {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;
       if (stopping_.load()) return;
+      if (!serving_.load()) {
+        spdlog::warn("{} received while starting: exiting (code {})",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", kExitRuntime);
+        std::_Exit(kExitRuntime);
+      }
       std::lock_guard lock(mu_);
       if (received_ != 0) {
         spdlog::warn("second signal ({}) during shutdown: exiting now",
@@ -249,6 +365,7 @@ class SignalWaiter {
   sigset_t set_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> serving_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   int received_ = 0;  // Protected by mu_.
@@ -275,9 +392,16 @@ int main(int argc, char** argv) {
       .max_batch = flags.max_batch,
       .threads = flags.threads,
       .shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms),
-      .seeds = {},
-      .advertise_address = {},
-      .log = nullptr,
+      .seeds = flags.seeds,
+      .advertise_address = flags.advertise,
+      .weight = flags.weight,
+      .replication_factor = flags.replication_factor,
+      .vnodes_per_weight = flags.vnodes,
+      .join_timeout = std::chrono::milliseconds(flags.join_timeout_ms),
+      .replication_backlog_bytes = *ringcache::internal::ParseByteSize(flags.replication_backlog),
+      .replication_ack_timeout = std::chrono::milliseconds(flags.replication_ack_timeout_ms),
+      .forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms),
+      .log = NodeLog,
   };
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
   if (max_value > (uint64_t{1} << 30)) {
@@ -297,14 +421,34 @@ int main(int argc, char** argv) {
   spdlog::info(
       "ringcached {} starting: node_id={} listen={} metrics_listen={} memory={} shards={} "
       "max_key_bytes={} max_value_bytes={} max_batch={} threads={} log_level={} "
-      "shutdown_grace_ms={} ready_file={} config={}",
+      "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
+      "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
+      "replication_ack_timeout_ms={} forward_timeout_ms={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       FormatByteSize(options.memory_bytes),
       flags.shards == 0 ? "auto" : std::to_string(flags.shards), flags.max_key_bytes,
       FormatByteSize(options.max_value_bytes), flags.max_batch, flags.threads, flags.log_level,
       flags.shutdown_grace_ms, flags.ready_file.empty() ? "(none)" : flags.ready_file,
-      flags.config.empty() ? "(none)" : flags.config);
+      flags.config.empty() ? "(none)" : flags.config,
+      flags.seeds.empty() ? "(none: new cluster)" : JoinList(flags.seeds),
+      flags.advertise.empty() ? "(listen address)" : flags.advertise, flags.weight,
+      flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
+      FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
+      flags.forward_timeout_ms);
+
+  // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
+  // whose view names an address that other machines cannot dial.
+  if (flags.advertise.empty()) {
+    const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+    if (host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*" || host.empty()) {
+      spdlog::warn(
+          "--listen {} has a wildcard host and there is no --advertise: the cluster view "
+          "names this node by that address, which other machines cannot dial; set "
+          "--advertise HOST:PORT before other nodes join",
+          flags.listen);
+    }
+  }
 
   // A stale ready file from an earlier run must not be mistaken for this one's.
   if (!flags.ready_file.empty()) std::remove(flags.ready_file.c_str());
@@ -316,9 +460,11 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   std::unique_ptr<ringcache::Node> node = std::move(started).value();
-  spdlog::info("serving: node_id={} grpc={} metrics={}", node->options().node_id,
+  signals.SetServing();
+  spdlog::info("serving: node_id={} grpc={} metrics={} epoch={}", node->options().node_id,
                node->grpc_address(),
-               node->metrics_address().empty() ? "(disabled)" : node->metrics_address());
+               node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
+               node->Stats().epoch);
 
   if (!flags.ready_file.empty()) {
     std::string error;

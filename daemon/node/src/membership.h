@@ -2,6 +2,27 @@
 // changes, adopting pushed views (higher epochs only) — and the Topology snapshot every
 // routing decision reads. Also serves ringcache.v1.Membership (cluster.proto).
 //
+// Protocol (docs/design/membership.md has the long form):
+//  - A node without seeds (other than itself) bootstraps {epoch 1, members [self]}.
+//  - Otherwise it calls Join on the seeds in turn until one answers with a view holding it.
+//    A member that is not the coordinator forwards the Join there, one hop. The
+//    coordinator of a join is the member with the lowest id other than the joiner (so a
+//    restarted lowest-id node can rejoin through the others).
+//  - The coordinator adds the joiner (or, for a known id at a new address, updates the
+//    address once the old address no longer answers as that id), bumps the epoch, adopts
+//    the view, answers the joiner with it and pushes it to every other member (PushView,
+//    retried with backoff until acknowledged, superseded by newer views, dropped when the
+//    member leaves the view). Joins serialize on the coordinator's view lock.
+//  - Every node adopts a view only if its epoch is higher than its own; subscribers see the
+//    adopted snapshots in epoch order.
+//  - No failure detection yet: a member that dies stays in the view, and a join whose
+//    coordinator is down fails (UNAVAILABLE) until it is back.
+//
+// Threads: Join and PushView run on gRPC's callback threads and never wait on another node
+// (forwarded joins and probes use the async client API); pushes are started by this
+// object's pusher thread and completed on gRPC's threads; JoinOrBootstrap blocks its
+// caller (Node::Start, not a gRPC thread).
+//
 // Thread safety: internal synchronization; every method may be called concurrently.
 #pragma once
 
@@ -14,6 +35,7 @@
 #include <vector>
 
 #include "peer_pool.h"
+#include "ringcache/node/node.h"
 #include "ringcache/status.h"
 #include "topology.h"
 
@@ -27,6 +49,8 @@ struct MembershipOptions {
   uint32_t vnodes_per_weight = 160;
   std::chrono::milliseconds join_timeout{30000};
   std::chrono::milliseconds call_timeout{2000};  // deadline of each membership rpc
+  // One line per view change and join attempt problem; nullptr = discarded. Thread-safe.
+  std::function<void(LogLevel level, std::string_view message)> log;
 };
 
 class Membership {
@@ -48,8 +72,12 @@ class Membership {
   std::shared_ptr<const Topology> current() const;
 
   // Calls fn with every snapshot adopted from now on (not the current one), in epoch
-  // order, on the thread that adopted it; fn must not block for long nor call Subscribe
-  // or Unsubscribe. Returns an id for Unsubscribe, which waits for a running fn to finish.
+  // order, on the thread that adopted it (a gRPC thread or JoinOrBootstrap's caller); fn
+  // must not block for long nor call Subscribe or Unsubscribe. Returns an id for
+  // Unsubscribe, which waits for a running fn to finish. Subscribe first, then read
+  // current(): together they miss no view (one may show up in both; compare epochs).
+  // Subscribe and Unsubscribe wait for a view change in progress (its subscriber calls
+  // included): do not call them holding a lock that fn takes.
   int Subscribe(std::function<void(std::shared_ptr<const Topology>)> fn);
   void Unsubscribe(int id);
 

@@ -1,7 +1,15 @@
-// Node: operations over the local cache, and the lifecycle of its front ends.
+// Node: operations over the local cache (writes through the ReplicatedStore), and the
+// lifecycle of its parts.
+//
+// Start order: cache -> PeerPool -> ReplicatedStore -> Membership -> CacheService ->
+// CallbackServer (Cache + Membership + Replication services) -> the store subscribes to
+// views -> JoinOrBootstrap (needs the server: peers push views to us while we join) ->
+// cluster metrics -> metrics endpoint. Shutdown: the gRPC server (in-flight calls finish, writes
+// still replicate), then membership (pushes), then the store (links), the metrics endpoint, the
+// janitor. Members of Impl are destroyed in reverse order of declaration.
 //
 // Lock order: shutdown_mu_ is the node's only mutex; it is never held while calling into
-// the gRPC server, the metrics server or the cache.
+// the gRPC server, the metrics server, membership, the store or the cache.
 #include "ringcache/node/node.h"
 
 #include <unistd.h>
@@ -16,7 +24,10 @@
 
 #include "cache_service.h"
 #include "callback_server.h"
+#include "membership.h"
 #include "node_metrics.h"
+#include "peer_pool.h"
+#include "replication.h"
 #include "ringcache/metrics/http_metrics_server.h"
 #include "ringcache/metrics/metrics.h"
 
@@ -31,6 +42,10 @@ namespace {
 constexpr uint64_t kMessageSlackBytes = 64 << 10;
 // Smallest cache budget accepted (CacheOptions' own minimum).
 constexpr uint64_t kMinMemoryBytes = 128;
+// Smallest replication backlog accepted.
+constexpr uint64_t kMinBacklogBytes = uint64_t{1} << 20;
+// Deadline of each membership rpc (Join, PushView, the probe of an old address).
+constexpr std::chrono::milliseconds kMembershipCallTimeout{2000};
 
 std::string Hostname() {
   char name[HOST_NAME_MAX + 1] = {};
@@ -60,6 +75,91 @@ Status CheckHostPort(const char* field, const std::string& address) {
   }
   if (colon == 0) return bad("has no host");
   return Status::Ok();
+}
+
+// True if `address`'s host is a wildcard that other nodes cannot dial.
+bool HasWildcardHost(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*" || host.empty();
+}
+
+// Node ids travel in request metadata and log lines: printable ASCII, no spaces or commas.
+Status CheckNodeId(const std::string& id) {
+  if (id.size() > 128) {
+    return Status::InvalidArgument("node_id must be at most 128 bytes, got " +
+                                   std::to_string(id.size()));
+  }
+  for (const char c : id) {
+    if (c <= ' ' || c > '~' || c == ',') {
+      return Status::InvalidArgument("node_id \"" + id +
+                                     "\" may only hold printable ASCII without spaces or "
+                                     "commas (e.g. cache-1)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckPositive(const char* field, std::chrono::milliseconds value,
+                     std::chrono::milliseconds max) {
+  if (value.count() <= 0 || value > max) {
+    return Status::InvalidArgument(std::string(field) + " must be in [1, " +
+                                   std::to_string(max.count()) + "] ms, got " +
+                                   std::to_string(value.count()));
+  }
+  return Status::Ok();
+}
+
+Status CheckClusterOptions(const NodeOptions& o) {
+  if (Status s = CheckNodeId(o.node_id); !s.ok()) return s;
+  for (const std::string& seed : o.seeds) {
+    if (Status s = CheckHostPort("seeds", seed); !s.ok()) return s;
+    if (seed.substr(seed.rfind(':') + 1) == "0") {
+      return Status::InvalidArgument("seeds \"" + seed +
+                                     "\" has port 0 (a seed is a running node's address)");
+    }
+  }
+  if (!o.advertise_address.empty()) {
+    if (Status s = CheckHostPort("advertise_address", o.advertise_address); !s.ok()) return s;
+    if (HasWildcardHost(o.advertise_address) ||
+        o.advertise_address.substr(o.advertise_address.rfind(':') + 1) == "0") {
+      return Status::InvalidArgument("advertise_address \"" + o.advertise_address +
+                                     "\" must be an address others can dial (no wildcard "
+                                     "host, no port 0)");
+    }
+  } else if (!o.seeds.empty() && HasWildcardHost(o.listen_address)) {
+    return Status::InvalidArgument(
+        "advertise_address is required when listen_address \"" + o.listen_address +
+        "\" has a wildcard host and seeds are given: other nodes cannot dial a wildcard");
+  }
+  if (o.weight == 0 || o.weight > 10000) {
+    return Status::InvalidArgument("weight must be in [1, 10000], got " + std::to_string(o.weight));
+  }
+  if (o.replication_factor == 0 ||
+      o.replication_factor > internal::Topology::kMaxReplicationFactor) {
+    return Status::InvalidArgument("replication_factor must be in [1, " +
+                                   std::to_string(internal::Topology::kMaxReplicationFactor) +
+                                   "], got " + std::to_string(o.replication_factor));
+  }
+  if (o.vnodes_per_weight == 0 || o.vnodes_per_weight > 10000) {
+    return Status::InvalidArgument("vnodes_per_weight must be in [1, 10000], got " +
+                                   std::to_string(o.vnodes_per_weight));
+  }
+  if (uint64_t{o.weight} * o.vnodes_per_weight > HashRing::kMaxPoints) {
+    return Status::InvalidArgument(
+        "weight x vnodes_per_weight must be at most " + std::to_string(HashRing::kMaxPoints) +
+        ", got " + std::to_string(o.weight) + " x " + std::to_string(o.vnodes_per_weight));
+  }
+  constexpr std::chrono::milliseconds kHour{3'600'000};
+  if (Status s = CheckPositive("join_timeout", o.join_timeout, kHour); !s.ok()) return s;
+  if (o.replication_backlog_bytes < kMinBacklogBytes) {
+    return Status::InvalidArgument("replication_backlog_bytes must be at least 1 MiB, got " +
+                                   std::to_string(o.replication_backlog_bytes));
+  }
+  if (Status s = CheckPositive("replication_ack_timeout", o.replication_ack_timeout, kHour);
+      !s.ok()) {
+    return s;
+  }
+  return CheckPositive("forward_timeout", o.forward_timeout, kHour);
 }
 
 }  // namespace
@@ -102,6 +202,7 @@ Status NodeOptions::Validate() const {
   if (shutdown_grace.count() < 0) {
     return Status::InvalidArgument("shutdown_grace must not be negative");
   }
+  if (Status s = CheckClusterOptions(*this); !s.ok()) return s;
   // Anything CacheOptions rejects beyond the checks above (none today).
   return CacheOptions{.capacity_bytes = memory_bytes,
                       .shard_count = shards,
@@ -121,6 +222,9 @@ struct Node::Impl {
   std::unique_ptr<Cache> cache;
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::NodeMetrics> metrics;
+  std::unique_ptr<internal::PeerPool> peers;
+  std::unique_ptr<internal::ReplicatedStore> store;
+  std::unique_ptr<internal::Membership> membership;
   std::unique_ptr<internal::CacheService> handlers;
   std::unique_ptr<internal::CallbackServer> server;
   std::unique_ptr<metrics::HttpMetricsServer> http;
@@ -157,21 +261,55 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   impl->metrics = std::make_unique<internal::NodeMetrics>(impl->registry.get(), impl->cache.get(),
                                                           NodeVersion());
 
+  const uint64_t max_message =
+      uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
+  impl->peers = std::make_unique<internal::PeerPool>(static_cast<int>(max_message));
+  impl->store = std::make_unique<internal::ReplicatedStore>(
+      internal::ReplicationOptions{.self_id = options.node_id,
+                                   .backlog_bytes = options.replication_backlog_bytes,
+                                   .ack_timeout = options.replication_ack_timeout,
+                                   .clock = options.clock,
+                                   .log = options.log},
+      impl->cache.get(), impl->peers.get());
+  impl->membership = std::make_unique<internal::Membership>(
+      internal::MembershipOptions{.self_id = options.node_id,
+                                  .weight = options.weight,
+                                  .seeds = options.seeds,
+                                  .replication_factor = options.replication_factor,
+                                  .vnodes_per_weight = options.vnodes_per_weight,
+                                  .join_timeout = options.join_timeout,
+                                  .call_timeout = kMembershipCallTimeout,
+                                  .log = options.log},
+      impl->peers.get());
+
   // The node exists before its servers: they call its operations.
   std::unique_ptr<Node> node(new Node(std::move(impl)));
   Impl& n = *node->impl_;
-  n.handlers = std::make_unique<internal::CacheService>(node.get());
+  n.handlers =
+      std::make_unique<internal::CacheService>(node.get(), n.membership.get(), n.peers.get());
 
-  const uint64_t max_message =
-      uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
   // options.threads is not passed on: the callback server runs on gRPC's own threads.
-  Result<std::unique_ptr<internal::CallbackServer>> server =
-      internal::CallbackServer::Start({.listen_address = options.listen_address,
-                                       .max_receive_message_bytes = static_cast<int>(max_message)},
-                                      n.handlers.get(), n.metrics.get());
+  Result<std::unique_ptr<internal::CallbackServer>> server = internal::CallbackServer::Start(
+      {.listen_address = options.listen_address,
+       .max_receive_message_bytes = static_cast<int>(max_message),
+       .extra_services = {n.membership->service(), n.store->service()}},
+      n.handlers.get(), n.metrics.get());
   if (!server.ok()) return server.status();
   n.server = std::move(server).value();
   n.grpc_address = WithPort(options.listen_address, n.server->port());
+
+  // Every view from the first one on reaches the store (it opens replica links on it).
+  internal::ReplicatedStore* store = n.store.get();
+  n.membership->Subscribe([store](std::shared_ptr<const internal::Topology> topology) {
+    store->OnTopology(std::move(topology));
+  });
+  // Blocks until this node holds a view with itself (bootstrap, or join through seeds).
+  // On failure ~Node shuts the server down.
+  const std::string& advertised =
+      options.advertise_address.empty() ? n.grpc_address : options.advertise_address;
+  if (Status s = n.membership->JoinOrBootstrap(advertised); !s.ok()) return s;
+  // Before the endpoint serves its first scrape.
+  n.metrics->AttachCluster(n.membership.get(), n.store.get());
 
   if (!options.metrics_listen_address.empty()) {
     Impl* impl_ptr = &n;
@@ -196,9 +334,13 @@ void Node::Shutdown() {
     n.shutdown_started = true;
   }
   n.shutting_down.store(true, std::memory_order_release);
+  // In-flight calls finish first, with membership and replication still working (their
+  // writes replicate, write-concern waits resolve), bounded by the grace period.
   if (n.server != nullptr) {
     n.server->Shutdown(std::chrono::system_clock::now() + n.options.shutdown_grace);
   }
+  if (n.membership != nullptr) n.membership->Shutdown();
+  if (n.store != nullptr) n.store->Shutdown();
   if (n.http != nullptr) n.http->Stop();
   if (n.cache != nullptr) n.cache->StopJanitor();
   {
@@ -224,23 +366,23 @@ Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const
 }
 
 Result<uint64_t> Node::Set(std::string_view key, std::string_view value, const SetOptions& options,
-                           WriteTicket* /*ticket*/) {
-  return impl_->cache->Set(key, value, options);
+                           WriteTicket* ticket) {
+  return impl_->store->Set(key, value, options, ticket);
 }
 
-Status Node::Delete(std::string_view key, WriteTicket* /*ticket*/) {
-  return impl_->cache->Delete(key);
+Status Node::Delete(std::string_view key, WriteTicket* ticket) {
+  return impl_->store->Delete(key, ticket);
 }
 
-Status Node::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* /*ticket*/) {
-  return impl_->cache->Touch(key, ttl_ms);
+Status Node::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket) {
+  return impl_->store->Touch(key, ttl_ms, ticket);
 }
 
 Result<uint64_t> Node::Ttl(std::string_view key) const { return impl_->cache->Ttl(key); }
 
 Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
-                              WriteTicket* /*ticket*/) {
-  return impl_->cache->Incr(key, delta, ttl_ms_if_created);
+                              WriteTicket* ticket) {
+  return impl_->store->Incr(key, delta, ttl_ms_if_created, ticket);
 }
 
 Status Node::CheckBatchSize(std::string_view what, size_t count) const {
@@ -256,21 +398,20 @@ Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_vie
 }
 
 Result<std::vector<Result<uint64_t>>> Node::MultiSet(std::span<const SetItem> items,
-                                                     WriteTicket* /*ticket*/) {
+                                                     WriteTicket* ticket) {
   if (Status s = CheckBatchSize("MultiSet", items.size()); !s.ok()) return s;
-  return impl_->cache->MultiSet(items);
+  return impl_->store->MultiSet(items, ticket);
 }
 
 Result<std::vector<Status>> Node::MultiDelete(std::span<const std::string_view> keys,
-                                              WriteTicket* /*ticket*/) {
+                                              WriteTicket* ticket) {
   if (Status s = CheckBatchSize("MultiDelete", keys.size()); !s.ok()) return s;
-  return impl_->cache->MultiDelete(keys);
+  return impl_->store->MultiDelete(keys, ticket);
 }
 
-void Node::WaitForReplicas(const WriteTicket& /*ticket*/, uint32_t /*k*/,
-                           std::chrono::milliseconds /*timeout*/,
+void Node::WaitForReplicas(const WriteTicket& ticket, uint32_t k, std::chrono::milliseconds timeout,
                            std::function<void(uint32_t acked)> done) {
-  done(0);
+  impl_->store->WaitForAcks(ticket, k, timeout, std::move(done));
 }
 
 void WriteTicket::Merge(const WriteTicket& other) {
@@ -287,14 +428,15 @@ void WriteTicket::Merge(const WriteTicket& other) {
 
 NodeStats Node::Stats() const {
   const auto uptime = std::chrono::steady_clock::now() - impl_->started;
+  const std::shared_ptr<const internal::Topology> topology = impl_->membership->current();
   return NodeStats{
       .node_id = impl_->options.node_id,
       .version = std::string(NodeVersion()),
       .uptime_ms = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count()),
       .cache = impl_->cache->Stats(),
-      .epoch = 1,
-      .replicas = {},
+      .epoch = topology != nullptr ? topology->epoch() : 0,
+      .replicas = impl_->store->LinkStats(),
   };
 }
 

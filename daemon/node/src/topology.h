@@ -1,6 +1,8 @@
 // Topology: an immutable snapshot of the cluster view with its ring, as every routing
 // decision of a node reads it. Membership publishes a new one (shared_ptr swap) for every
 // view it adopts; readers load the pointer once per operation and route on that snapshot.
+//
+// Thread safety: immutable once Make() returns; any number of threads may read it.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,9 @@
 namespace ringcache::internal {
 
 struct Topology {
+  // The most owners a key may have (NodeOptions::replication_factor's limit too).
+  static constexpr uint32_t kMaxReplicationFactor = 16;
+
   ClusterView view;
   HashRing ring;
   // ring member index -> member (points into view.members).
@@ -23,7 +28,10 @@ struct Topology {
   int self = -1;
   std::string self_id;
 
-  // Builds the snapshot; fails as ClusterView::BuildRing does.
+  // Builds the snapshot (normalizing the view: members sorted by id); fails as
+  // ClusterView::Validate and BuildRing do, or if replication_factor is over
+  // kMaxReplicationFactor. A Topology is not copyable in practice (ring_members points into
+  // view): share the snapshot by pointer.
   static Result<std::shared_ptr<const Topology>> Make(ClusterView view, std::string self_id);
 
   uint32_t replication_factor() const { return view.replication_factor; }

@@ -148,9 +148,13 @@ struct NodeStats {
 
 class Node {
  public:
-  // Validates `options`, creates the cache, binds the gRPC and metrics addresses and starts
-  // serving; returns once both accept connections. Errors: INVALID_ARGUMENT for bad
-  // options; UNAVAILABLE naming the address when one cannot be bound.
+  // Validates `options`, creates the cache, binds the gRPC address and starts serving,
+  // bootstraps a one-node cluster (no seeds) or joins the cluster through options.seeds
+  // (blocking up to options.join_timeout), then starts the metrics endpoint; returns once
+  // the node holds a cluster view with itself and both addresses accept connections.
+  // Errors: INVALID_ARGUMENT for bad options; UNAVAILABLE naming the address when one
+  // cannot be bound, or naming the seeds when the join timed out; FAILED_PRECONDITION when
+  // the cluster refused the join (settings mismatch, node id used by a live member).
   static Result<std::unique_ptr<Node>> Start(NodeOptions options);
 
   // Calls Shutdown(), then frees everything.

@@ -1,0 +1,52 @@
+#include "peer_pool.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <utility>
+
+namespace ringcache::internal {
+
+PeerPool::PeerPool(int max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+
+PeerPool::Peer& PeerPool::Get(const std::string& address) {
+  std::lock_guard lock(mu_);
+  std::unique_ptr<Peer>& peer = peers_[address];
+  if (peer == nullptr) {
+    grpc::ChannelArguments args;
+    // Forwarded calls carry up to a full Set; their answers up to a full MultiGet.
+    args.SetMaxReceiveMessageSize(max_message_bytes_);
+    args.SetMaxSendMessageSize(max_message_bytes_);
+    // Reconnect to a restarted peer within a couple of seconds instead of gRPC's default
+    // backoff (1 s initial, growing to 120 s): while a channel backs off, calls on it fail
+    // at once, and membership pushes and replication links would wait that long.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    peer = std::make_unique<Peer>();
+    peer->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    peer->cache = v1::Cache::NewStub(peer->channel);
+    peer->membership = v1::Membership::NewStub(peer->channel);
+    peer->replication = v1::Replication::NewStub(peer->channel);
+  }
+  // Peers are never erased, so the reference outlives the lock.
+  return *peer;
+}
+
+std::shared_ptr<grpc::Channel> PeerPool::Channel(const std::string& address) {
+  return Get(address).channel;
+}
+
+v1::Cache::Stub* PeerPool::CacheStub(const std::string& address) {
+  return Get(address).cache.get();
+}
+
+v1::Membership::Stub* PeerPool::MembershipStub(const std::string& address) {
+  return Get(address).membership.get();
+}
+
+v1::Replication::Stub* PeerPool::ReplicationStub(const std::string& address) {
+  return Get(address).replication.get();
+}
+
+}  // namespace ringcache::internal
