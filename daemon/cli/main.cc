@@ -4,11 +4,15 @@
 //
 // Every command is one gRPC call (or, for many keys, a few batched calls) over an insecure
 // channel, each with a deadline of --timeout-ms. Keys and values are binary-safe: a value
-// can come from a file or stdin, and `get` writes the raw bytes.
+// can come from a file or stdin, and `get` writes the raw bytes. Any node of a cluster
+// accepts any key (it forwards to the key's owner); `cluster status` shows the whole cluster.
+// Writes take --wc N (wait for N replica acks; "k/N replicas acked" goes to stderr) and
+// reads --read any (a replica may answer).
 //
 // Exit codes (the contract scripts rely on):
 //   0  ok
-//   1  key not found or condition not met (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION)
+//   1  key not found or condition not met (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION),
+//      or fewer replicas acknowledged a write than --wc asked
 //   2  usage error
 //   3  any other error (unavailable, invalid argument, deadline exceeded, ...)
 // Errors go to stderr as "ringcache-cli: CODE_NAME: message".
@@ -34,6 +38,8 @@
 #include <CLI/CLI.hpp>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "ringcache/cluster_view.h"
+#include "ringcache/hash_ring.h"
 #include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
@@ -242,9 +248,30 @@ class Connection {
 
 // --- commands --------------------------------------------------------------------------
 
-int CmdGet(Connection& conn, const std::string& key) {
+// --wc / --wc-timeout-ms of a write: 0 = do not wait for replicas.
+struct WriteConcern {
+  uint32_t replicas = 0;
+  uint32_t timeout_ms = 0;  // 0 = the node's default (1000 ms)
+};
+
+// "k/N replicas acked" on stderr for a write that asked for N; exit 1 if fewer acked.
+int ReportAcks(const WriteConcern& wc, uint32_t acked, std::string_view what = {}) {
+  if (wc.replicas == 0) return kExitOk;
+  std::string line = what.empty() ? std::string() : std::string(what) + ": ";
+  line += std::to_string(acked) + "/" + std::to_string(wc.replicas) + " replicas acked";
+  if (acked < wc.replicas) line += " (the write is applied on the primary)";
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return acked < wc.replicas ? kExitNotMet : kExitOk;
+}
+
+pb::ReadPreference ToReadPreference(const std::string& read) {
+  return read == "any" ? pb::READ_PREFERENCE_ANY_OWNER : pb::READ_PREFERENCE_PRIMARY;
+}
+
+int CmdGet(Connection& conn, const std::string& key, const std::string& read) {
   pb::GetRequest request;
   request.set_key(key);
+  request.set_read_preference(ToReadPreference(read));
   pb::GetResponse response;
   grpc::ClientContext context;
   conn.Prepare(&context);
@@ -269,7 +296,8 @@ struct SetArgs {
   uint64_t if_version = 0;
 };
 
-int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file, bool has_version) {
+int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file, bool has_version,
+           const WriteConcern& wc) {
   if (has_value == has_file) {
     return UsageError(has_value ? "set: give either VALUE or --file, not both"
                                 : "set: missing VALUE (or '-' for stdin, or --file PATH)");
@@ -298,26 +326,32 @@ int CmdSet(Connection& conn, const SetArgs& args, bool has_value, bool has_file,
     request.set_mode(pb::SET_MODE_IF_VERSION);
     request.set_expected_version(args.if_version);
   }
+  request.set_write_concern(wc.replicas);
+  request.set_write_concern_timeout_ms(wc.timeout_ms);
   pb::SetResponse response;
   grpc::ClientContext context;
   conn.Prepare(&context);
   const grpc::Status status = conn.cache().Set(&context, request, &response);
   if (!status.ok()) return conn.Report(status);
   std::printf("%llu\n", static_cast<unsigned long long>(response.version()));
-  return kExitOk;
+  std::fflush(stdout);
+  return ReportAcks(wc, response.replicas_acked());
 }
 
-int CmdDel(Connection& conn, const std::vector<std::string>& keys) {
+int CmdDel(Connection& conn, const std::vector<std::string>& keys, const WriteConcern& wc) {
   if (keys.size() == 1) {
     pb::DeleteRequest request;
     request.set_key(keys.front());
+    request.set_write_concern(wc.replicas);
+    request.set_write_concern_timeout_ms(wc.timeout_ms);
     pb::DeleteResponse response;
     grpc::ClientContext context;
     conn.Prepare(&context);
     const grpc::Status status = conn.cache().Delete(&context, request, &response);
     if (!status.ok()) return conn.Report(status);
     std::printf("1\n");
-    return kExitOk;
+    std::fflush(stdout);
+    return ReportAcks(wc, response.replicas_acked());
   }
   int exit_code = kExitOk;
   uint64_t deleted = 0;
@@ -325,6 +359,8 @@ int CmdDel(Connection& conn, const std::vector<std::string>& keys) {
     const size_t end = std::min(keys.size(), begin + kBatchSize);
     pb::MultiDeleteRequest request;
     for (size_t i = begin; i < end; ++i) request.add_keys(keys[i]);
+    request.set_write_concern(wc.replicas);
+    request.set_write_concern_timeout_ms(wc.timeout_ms);
     pb::MultiDeleteResponse response;
     grpc::ClientContext context;
     conn.Prepare(&context);
@@ -332,11 +368,14 @@ int CmdDel(Connection& conn, const std::vector<std::string>& keys) {
     if (!status.ok()) return conn.Report(status);
     for (int i = 0; i < response.results_size(); ++i) {
       const pb::OpStatus& result = response.results(i);
+      const std::string what = Printable(keys[begin + static_cast<size_t>(i)]);
       if (result.code() == 0) {
         ++deleted;
+        if (i < response.replicas_acked_size()) {
+          exit_code = WorseExit(exit_code, ReportAcks(wc, response.replicas_acked(i), what));
+        }
       } else {
-        exit_code = WorseExit(exit_code, conn.ReportCode(result.code(), result.message(),
-                                                         Printable(keys[begin + i])));
+        exit_code = WorseExit(exit_code, conn.ReportCode(result.code(), result.message(), what));
       }
     }
   }
@@ -344,19 +383,24 @@ int CmdDel(Connection& conn, const std::vector<std::string>& keys) {
   return exit_code;
 }
 
-int CmdTouch(Connection& conn, const std::string& key, uint64_t ttl_ms) {
+int CmdTouch(Connection& conn, const std::string& key, uint64_t ttl_ms, const WriteConcern& wc) {
   pb::TouchRequest request;
   request.set_key(key);
   request.set_ttl_ms(ttl_ms);
+  request.set_write_concern(wc.replicas);
+  request.set_write_concern_timeout_ms(wc.timeout_ms);
   pb::TouchResponse response;
   grpc::ClientContext context;
   conn.Prepare(&context);
-  return conn.Report(conn.cache().Touch(&context, request, &response));
+  const grpc::Status status = conn.cache().Touch(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  return ReportAcks(wc, response.replicas_acked());
 }
 
-int CmdTtl(Connection& conn, const std::string& key) {
+int CmdTtl(Connection& conn, const std::string& key, const std::string& read) {
   pb::TtlRequest request;
   request.set_key(key);
+  request.set_read_preference(ToReadPreference(read));
   pb::TtlResponse response;
   grpc::ClientContext context;
   conn.Prepare(&context);
@@ -366,26 +410,31 @@ int CmdTtl(Connection& conn, const std::string& key) {
   return kExitOk;
 }
 
-int CmdIncr(Connection& conn, const std::string& key, int64_t delta, uint64_t ttl_ms) {
+int CmdIncr(Connection& conn, const std::string& key, int64_t delta, uint64_t ttl_ms,
+            const WriteConcern& wc) {
   pb::IncrRequest request;
   request.set_key(key);
   request.set_delta(delta);
   request.set_ttl_ms_if_created(ttl_ms);
+  request.set_write_concern(wc.replicas);
+  request.set_write_concern_timeout_ms(wc.timeout_ms);
   pb::IncrResponse response;
   grpc::ClientContext context;
   conn.Prepare(&context);
   const grpc::Status status = conn.cache().Incr(&context, request, &response);
   if (!status.ok()) return conn.Report(status);
   std::printf("%lld\n", static_cast<long long>(response.value()));
-  return kExitOk;
+  std::fflush(stdout);
+  return ReportAcks(wc, response.replicas_acked());
 }
 
-int CmdMget(Connection& conn, const std::vector<std::string>& keys) {
+int CmdMget(Connection& conn, const std::vector<std::string>& keys, const std::string& read) {
   int exit_code = kExitOk;
   for (size_t begin = 0; begin < keys.size(); begin += kBatchSize) {
     const size_t end = std::min(keys.size(), begin + kBatchSize);
     pb::MultiGetRequest request;
     for (size_t i = begin; i < end; ++i) request.add_keys(keys[i]);
+    request.set_read_preference(ToReadPreference(read));
     pb::MultiGetResponse response;
     grpc::ClientContext context;
     conn.Prepare(&context);
@@ -413,7 +462,8 @@ int CmdMget(Connection& conn, const std::vector<std::string>& keys) {
   return exit_code;
 }
 
-int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t ttl_ms) {
+int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t ttl_ms,
+            const WriteConcern& wc) {
   if (pairs.size() % 2 != 0)
     return UsageError("mset: needs KEY VALUE pairs (odd number of arguments)");
   int exit_code = kExitOk;
@@ -427,6 +477,8 @@ int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t tt
       item->set_value(pairs[2 * i + 1]);
       item->set_ttl_ms(ttl_ms);
     }
+    request.set_write_concern(wc.replicas);
+    request.set_write_concern_timeout_ms(wc.timeout_ms);
     pb::MultiSetResponse response;
     grpc::ClientContext context;
     conn.Prepare(&context);
@@ -438,6 +490,8 @@ int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t tt
       if (result.status().code() == 0) {
         WriteStdout(key);
         std::printf("\t%llu\n", static_cast<unsigned long long>(result.version()));
+        std::fflush(stdout);
+        exit_code = WorseExit(exit_code, ReportAcks(wc, result.replicas_acked(), Printable(key)));
       } else {
         exit_code = WorseExit(
             exit_code,
@@ -446,6 +500,150 @@ int CmdMset(Connection& conn, const std::vector<std::string>& pairs, uint64_t tt
     }
   }
   return exit_code;
+}
+
+// "12.3%" of the whole hash space.
+std::string Percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
+  return buf;
+}
+
+// Prints `rows` as left-aligned columns two spaces apart (row 0 is the header).
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 2, ' ');
+    }
+    std::printf("%s\n", Printable(line).c_str());
+  }
+}
+
+// The replication links of a Stats answer as table rows, after the header.
+void AddLinkRows(const pb::StatsResponse& s, std::vector<std::vector<std::string>>* rows) {
+  for (const pb::ReplicaLinkStats& link : s.replicas()) {
+    rows->push_back({s.node_id(), link.replica_id(), link.state(), std::to_string(link.lag_ops()),
+                     std::to_string(link.lag_ms()), std::to_string(link.acked_seq()),
+                     std::to_string(link.last_seq()), HumanBytes(link.backlog_bytes()),
+                     std::to_string(link.resumes()), std::to_string(link.full_syncs())});
+  }
+}
+
+std::vector<std::string> LinkHeader() {
+  return {"FROM",      "TO",       "STATE",   "LAG_OPS", "LAG_MS",
+          "ACKED_SEQ", "LAST_SEQ", "BACKLOG", "RESUMES", "FULL_SYNCS"};
+}
+
+// `cluster status`: the view of the node at --addr, each member's share of the key space
+// (from the ring every node builds from that view), and each member's own Stats: its
+// epoch, items and replication links. Exit 3 if a member does not answer.
+int CmdClusterStatus(Connection& conn) {
+  pb::ClusterView proto;
+  {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().Topology(&context, pb::TopologyRequest(), &proto);
+    if (!status.ok()) return conn.Report(status);
+  }
+  if (proto.epoch() == 0) {
+    PrintError("UNAVAILABLE", conn.options().addr + " has no cluster view yet (it is joining)");
+    return kExitError;
+  }
+  ringcache::ClusterView view{.epoch = proto.epoch(),
+                              .members = {},
+                              .replication_factor = proto.replication_factor(),
+                              .vnodes_per_weight = proto.vnodes_per_weight()};
+  for (const pb::Member& m : proto.members()) {
+    view.members.push_back({.id = m.id(),
+                            .address = m.address(),
+                            .weight = m.weight(),
+                            .state = static_cast<ringcache::MemberState>(m.state())});
+  }
+  view.Normalize();
+  ringcache::Result<ringcache::HashRing> ring = view.BuildRing();
+  if (!ring.ok()) {
+    PrintError("INTERNAL", "the view of " + conn.options().addr +
+                               " does not make a ring: " + ring.status().message());
+    return kExitError;
+  }
+  // Shares per ring member: as primary, and as one of the first replication_factor owners.
+  const std::vector<const ringcache::ClusterMember*> on_ring = view.ring_members();
+  const std::vector<double> primary = ring->PrimaryShares();
+  std::vector<double> owner(on_ring.size(), 0.0);
+  constexpr double kRingSize = 18446744073709551616.0;  // 2^64
+  for (const ringcache::HashRing::Arc& arc : ring->Arcs(view.replication_factor)) {
+    const double share = static_cast<double>(arc.range.Size()) / kRingSize;
+    for (const uint32_t m : arc.owners) owner[m] += share;
+  }
+
+  std::printf(
+      "cluster view epoch %llu from %s: %zu members, replication factor %u, %u vnodes "
+      "per weight\n\n",
+      static_cast<unsigned long long>(view.epoch), conn.options().addr.c_str(), view.members.size(),
+      view.replication_factor, view.vnodes_per_weight);
+  std::vector<std::vector<std::string>> members = {
+      {"ID", "ADDRESS", "STATE", "WEIGHT", "PRIMARY", "OWNER", "EPOCH", "ITEMS", "STATUS"}};
+  std::vector<std::vector<std::string>> links = {LinkHeader()};
+  std::vector<std::string> unreachable;
+  for (const ringcache::ClusterMember& m : view.members) {
+    std::string primary_share = "-";
+    std::string owner_share = "-";
+    for (size_t i = 0; i < on_ring.size(); ++i) {
+      if (on_ring[i]->id != m.id) continue;
+      primary_share = Percent(primary[i]);
+      owner_share = Percent(owner[i]);
+    }
+    // Each member's own Stats, on its own channel, with the same deadline as every call.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(
+        grpc::CreateCustomChannel(m.address, grpc::InsecureChannelCredentials(), args));
+    pb::StatsResponse stats;
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = stub->Stats(&context, pb::StatsRequest(), &stats);
+    std::vector<std::string> row = {m.id,
+                                    m.address,
+                                    std::string(ringcache::MemberStateName(m.state)),
+                                    std::to_string(m.weight),
+                                    primary_share,
+                                    owner_share};
+    if (status.ok()) {
+      row.push_back(std::to_string(stats.epoch()));
+      row.push_back(std::to_string(stats.items()));
+      row.emplace_back(stats.epoch() == view.epoch ? "ok" : "other epoch");
+      AddLinkRows(stats, &links);
+    } else {
+      unreachable.push_back(m.id);
+      row.emplace_back("-");
+      row.emplace_back("-");
+      row.push_back("unreachable: " + std::string(CodeName(status.error_code())) + ": " +
+                    status.error_message());
+    }
+    members.push_back(std::move(row));
+  }
+  PrintTable(members);
+  std::printf("\nreplication links (primary -> replica), as each primary reports them:\n");
+  if (links.size() == 1) {
+    std::printf("(none)\n");
+  } else {
+    PrintTable(links);
+  }
+  std::fflush(stdout);
+  if (unreachable.empty()) return kExitOk;
+  std::string ids;
+  for (const std::string& id : unreachable) ids += (ids.empty() ? "" : ", ") + id;
+  PrintError("UNAVAILABLE", std::to_string(unreachable.size()) + " of " +
+                                std::to_string(view.members.size()) +
+                                " members did not answer Stats: " + ids);
+  return kExitError;
 }
 
 int CmdStats(Connection& conn) {
@@ -484,11 +682,19 @@ int CmdStats(Connection& conn) {
       {"deletes", count(s.deletes())},
       {"evictions", count(s.evictions())},
       {"expirations", count(s.expirations())},
+      {"epoch", count(s.epoch())},
+      {"replicas", count(static_cast<uint64_t>(s.replicas_size()))},
   };
   size_t width = 0;
   for (const auto& row : rows) width = std::max(width, row.first.size());
   for (const auto& [name, value] : rows) {
     std::printf("%-*s  %s\n", static_cast<int>(width), name.c_str(), Printable(value).c_str());
+  }
+  if (s.replicas_size() > 0) {
+    std::vector<std::vector<std::string>> links = {LinkHeader()};
+    AddLinkRows(s, &links);
+    std::printf("\n");
+    PrintTable(links);
   }
   return kExitOk;
 }
@@ -549,8 +755,9 @@ bool LooksLikeAddress(const std::string& addr) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "ringcache-cli: command-line client for a ringcached node.\n"
-      "Exit codes: 0 ok; 1 key not found or condition not met; 2 usage error; 3 other error.",
+      "ringcache-cli: command-line client for a ringcached node or cluster.\n"
+      "Exit codes: 0 ok; 1 key not found, condition not met, or fewer replica acks than\n"
+      "--wc asked; 2 usage error; 3 other error (e.g. a node that does not answer).",
       "ringcache-cli"};
   app.require_subcommand(1);
   app.fallthrough();  // global options are also accepted after the command
@@ -567,6 +774,27 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600 * 1000))
       ->capture_default_str();
 
+  // Shared by the write commands (--wc) and the read commands (--read); only one command
+  // runs, so they can share the variables.
+  WriteConcern wc;
+  const auto add_write_concern = [&wc](CLI::App* cmd) {
+    cmd->add_option("--wc", wc.replicas,
+                    "Write concern: wait until N replicas acknowledged the write; prints\n"
+                    "\"k/N replicas acked\" on stderr, exit 1 if fewer did in time")
+        ->check(kUnsigned);
+    cmd->add_option("--wc-timeout-ms", wc.timeout_ms,
+                    "How long --wc may wait for the acks (default: the node's, 1000 ms)")
+        ->check(CLI::Range(uint32_t{1}, uint32_t{60000}));
+  };
+  std::string read = "primary";
+  const auto add_read_preference = [&read](CLI::App* cmd) {
+    cmd->add_option("--read", read,
+                    "Which copy may answer: primary (every acknowledged write), or any\n"
+                    "owner (a replica may lag: stale or missing values)")
+        ->check(CLI::IsMember({"primary", "any"}))
+        ->capture_default_str();
+  };
+
   // get
   std::string get_key;
   CLI::App* get = app.add_subcommand("get", "Print a key's value");
@@ -574,6 +802,7 @@ int main(int argc, char** argv) {
       "Writes the raw value bytes to stdout; a newline is added only when stdout is a\n"
       "terminal. Exit 1 if the key is absent or expired.");
   get->add_option("KEY", get_key, "The key")->required();
+  add_read_preference(get);
 
   // set
   SetArgs set_args;
@@ -600,12 +829,14 @@ int main(int argc, char** argv) {
           ->check(kUnsigned);
   if_absent->excludes(if_present)->excludes(if_version);
   if_present->excludes(if_version);
+  add_write_concern(set);
 
   // del
   std::vector<std::string> del_keys;
   CLI::App* del = app.add_subcommand("del", "Remove keys and print how many were removed");
   del->footer("Exit 1 if any key was absent.");
   del->add_option("KEY", del_keys, "Keys to remove")->required();
+  add_write_concern(del);
 
   // touch
   std::string touch_key;
@@ -618,12 +849,14 @@ int main(int argc, char** argv) {
   touch->add_option("MS", touch_ttl, "New time to live in milliseconds")
       ->required()
       ->check(kUnsigned);
+  add_write_concern(touch);
 
   // ttl
   std::string ttl_key;
   CLI::App* ttl = app.add_subcommand("ttl", "Print a key's remaining time to live in ms");
   ttl->footer("Prints 0 if the key never expires. Exit 1 if the key is absent.");
   ttl->add_option("KEY", ttl_key, "The key")->required();
+  add_read_preference(ttl);
 
   // incr
   std::string incr_key;
@@ -637,6 +870,7 @@ int main(int argc, char** argv) {
   incr->add_option("DELTA", incr_delta, "Amount to add, e.g. 5 or -5")->capture_default_str();
   incr->add_option("--ttl", incr_ttl, "Time to live in ms if this call creates the key")
       ->check(kUnsigned);
+  add_write_concern(incr);
 
   // mget
   std::vector<std::string> mget_keys;
@@ -645,6 +879,7 @@ int main(int argc, char** argv) {
       "Prints one line per key, in order: KEY<TAB>VALUE, or KEY<TAB>(not found).\n"
       "Absent keys are not an error (exit 0).");
   mget->add_option("KEY", mget_keys, "Keys to read")->required();
+  add_read_preference(mget);
 
   // mset
   std::vector<std::string> mset_pairs;
@@ -654,9 +889,24 @@ int main(int argc, char** argv) {
   mset->add_option("KEY VALUE", mset_pairs, "Alternating keys and values")->required();
   mset->add_option("--ttl", mset_ttl, "Time to live in milliseconds for every key")
       ->check(kUnsigned);
+  add_write_concern(mset);
 
   // stats
   CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
+
+  // cluster status
+  CLI::App* cluster = app.add_subcommand("cluster", "Cluster-wide commands");
+  cluster->require_subcommand(1);
+  CLI::App* cluster_status = cluster->add_subcommand(
+      "status", "Print the cluster view, each node's share of the keys and replication links");
+  cluster_status->footer(
+      "Asks the node at --addr for its view (Topology), then every member for its Stats.\n"
+      "Members: id, address, state, weight; PRIMARY and OWNER are the member's share of\n"
+      "the key space as primary and as any of the replication-factor owners (from the\n"
+      "same ring the nodes build); EPOCH and ITEMS are the member's own. Links: per\n"
+      "primary -> replica, its state, lag in operations and ms, acked and last sequence\n"
+      "numbers, backlog, resumes and full syncs. Exit 3 if a member does not answer\n"
+      "(it is listed as unreachable).");
 
   // ping
   std::string ping_service;
@@ -679,18 +929,19 @@ int main(int argc, char** argv) {
   }
 
   Connection conn(global);
-  if (*get) return CmdGet(conn, get_key);
+  if (*get) return CmdGet(conn, get_key, read);
   if (*set) {
     return CmdSet(conn, set_args, set_value->count() > 0, set_file->count() > 0,
-                  if_version->count() > 0);
+                  if_version->count() > 0, wc);
   }
-  if (*del) return CmdDel(conn, del_keys);
-  if (*touch) return CmdTouch(conn, touch_key, touch_ttl);
-  if (*ttl) return CmdTtl(conn, ttl_key);
-  if (*incr) return CmdIncr(conn, incr_key, incr_delta, incr_ttl);
-  if (*mget) return CmdMget(conn, mget_keys);
-  if (*mset) return CmdMset(conn, mset_pairs, mset_ttl);
+  if (*del) return CmdDel(conn, del_keys, wc);
+  if (*touch) return CmdTouch(conn, touch_key, touch_ttl, wc);
+  if (*ttl) return CmdTtl(conn, ttl_key, read);
+  if (*incr) return CmdIncr(conn, incr_key, incr_delta, incr_ttl, wc);
+  if (*mget) return CmdMget(conn, mget_keys, read);
+  if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
+  if (*cluster_status) return CmdClusterStatus(conn);
   if (*ping) return CmdPing(conn, ping_service);
   return UsageError("no command given");
 }

@@ -231,6 +231,23 @@ expect 0 "$cli" ping
 out_matches '^PONG [0-9]+\.[0-9]+ ms$'
 ok "ping prints PONG <latency>"
 
+# --- one node as a cluster ----------------------------------------------------------------
+expect 0 "$cli" cluster status
+out_matches '^cluster view epoch 1 from .*: 1 members, replication factor 2, 160 vnodes per weight$'
+out_matches "^cli-test +${addr//./\\.} +serving +1 +100\.0% +100\.0% +1 +[0-9]+ +ok$"
+out_matches '^\(none\)$'
+ok "cluster status of a single node: epoch 1, itself with 100% of the keys, no links"
+
+# Replication factor 2 but no replica to ack: the write is applied, 0 of 1 acked: exit 1.
+expect 1 "$cli" set lonely v --wc 1 --wc-timeout-ms 200
+out_matches '^[0-9]+$'
+err_has "0/1 replicas acked (the write is applied on the primary)"
+expect 0 "$cli" get lonely --read any
+out_is "v"
+expect 3 "$cli" set lonely v --wc 2
+err_has "INVALID_ARGUMENT: write_concern 2 is over the replication factor's 1 replicas"
+ok "--wc 1 on a single node: '0/1 replicas acked', exit 1; --wc 2 is INVALID_ARGUMENT (3)"
+
 # --- usage and other errors ----------------------------------------------------------------
 expect 2 "$cli"
 expect 2 "$cli" frobnicate
@@ -244,7 +261,7 @@ ok "usage errors exit 2"
 
 expect 0 "$cli" --help
 out_matches 'Usage:'
-for cmd in get set del touch ttl incr mget mset stats ping; do
+for cmd in get set del touch ttl incr mget mset stats ping cluster; do
   expect 0 "$cli" "$cmd" --help
   out_matches "Usage: .*$cmd"
 done

@@ -1,15 +1,56 @@
 #include "cache_service.h"
 
+#include <grpcpp/client_context.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <cassert>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "cluster_view_proto.h"
+#include "membership.h"
+#include "peer_pool.h"
+#include "ringcache/key_hash.h"
+#include "ringcache/v1/cache.grpc.pb.h"
+#include "topology.h"
 
 namespace ringcache::internal {
 namespace {
 
 // Rough wire size of a result without its value bytes: id, status, version, expiry, tags.
 constexpr size_t kResultOverheadBytes = 32;
+// write_concern_timeout_ms: the default for 0, and the most accepted.
+constexpr uint32_t kDefaultWriteConcernTimeoutMs = 1000;
+constexpr uint32_t kMaxWriteConcernTimeoutMs = 60000;
+
+// Full method names, for forwarding calls as raw bytes. Built once, never destroyed.
+struct MethodPaths {
+  std::string get = "/ringcache.v1.Cache/Get";
+  std::string set = "/ringcache.v1.Cache/Set";
+  std::string del = "/ringcache.v1.Cache/Delete";
+  std::string touch = "/ringcache.v1.Cache/Touch";
+  std::string ttl = "/ringcache.v1.Cache/Ttl";
+  std::string incr = "/ringcache.v1.Cache/Incr";
+};
+const MethodPaths& Paths() {
+  static const MethodPaths* const kPaths = new MethodPaths();
+  return *kPaths;
+}
+
+// Process-wide, so that a generation never repeats across CacheService instances (a thread's
+// cache may outlive the service it was filled for).
+std::atomic<uint64_t> g_next_generation{1};
+uint64_t NextGeneration() { return g_next_generation.fetch_add(1, std::memory_order_relaxed); }
+
+// One per thread: the last topology this thread routed with, for one service.
+struct ThreadTopologyCache {
+  const CacheService* owner = nullptr;
+  uint64_t generation = 0;
+  std::shared_ptr<const Topology> topology;
+};
+thread_local ThreadTopologyCache t_topology;
 
 // The wire enum, which may carry any int, to the library's; false for an unknown value.
 bool ToSetMode(v1::SetMode mode, SetMode* out) {
@@ -48,6 +89,108 @@ void SetOpStatus(const Status& status, v1::OpStatus* out) {
   out->set_code(static_cast<int32_t>(status.code()));
   out->set_message(status.message());
 }
+void SetOpStatus(const grpc::Status& status, v1::OpStatus* out) {
+  out->set_code(static_cast<int32_t>(status.error_code()));
+  out->set_message(status.error_message());
+}
+
+std::chrono::milliseconds WriteConcernTimeout(uint32_t timeout_ms) {
+  return std::chrono::milliseconds(timeout_ms == 0 ? kDefaultWriteConcernTimeoutMs : timeout_ms);
+}
+
+// How long a forwarded write may take beyond the forward timeout: its write-concern wait.
+std::chrono::milliseconds WriteConcernExtra(uint32_t write_concern, uint32_t timeout_ms) {
+  return write_concern == 0 ? std::chrono::milliseconds(0) : WriteConcernTimeout(timeout_ms);
+}
+
+grpc::Status UnknownReadPreference(v1::ReadPreference preference) {
+  return {grpc::StatusCode::INVALID_ARGUMENT,
+          "unknown read preference " + std::to_string(static_cast<int>(preference))};
+}
+
+// A batch rpc split across nodes: the local part and each remote part hold one count; the
+// part that drops it to zero ends the call. Deletes itself then.
+template <typename Request, typename Response>
+class BatchJoin {
+ public:
+  BatchJoin(UnaryCall<Request, Response>* call, int parts) : call_(call), parts_(parts) {}
+
+  // More parts (write-concern waits) while the caller still holds its own count.
+  void AddParts(int parts) { parts_.fetch_add(parts, std::memory_order_relaxed); }
+  // acq_rel: the part that ends the call sees every other part's writes to the response.
+  void PartDone() {
+    if (parts_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    UnaryCall<Request, Response>* call = call_;
+    delete this;
+    call->Reply(grpc::Status::OK);
+  }
+  Response* response() { return call_->response(); }
+
+ private:
+  UnaryCall<Request, Response>* const call_;  // Not owned.
+  std::atomic<int> parts_;
+};
+
+// One remote part of a batch: the sub-request to one owner and where its items go back.
+template <typename Join, typename SubRequest, typename SubResponse>
+struct RemotePart {
+  Join* join = nullptr;
+  const ClusterMember* owner = nullptr;  // Only while splitting (the caller's topology).
+  ForwardTarget target;
+  bool our_deadline = false;
+  grpc::ClientContext context;
+  SubRequest request;
+  SubResponse response;
+  std::vector<int> index;  // Sub-request item j is the call's item index[j].
+};
+
+// The part for `owner` in `parts`, created on first use.
+template <typename Part>
+Part* PartFor(std::vector<std::unique_ptr<Part>>* parts, const ClusterMember* owner) {
+  for (const std::unique_ptr<Part>& part : *parts) {
+    if (part->owner == owner) return part.get();
+  }
+  parts->push_back(std::make_unique<Part>());
+  parts->back()->owner = owner;
+  return parts->back().get();
+}
+
+// One unary call relayed as raw bytes to the key's owner. Deletes itself when it is done.
+template <typename Request, typename Response>
+class UnaryForward {
+ public:
+  UnaryForward(const CacheService* service, UnaryCall<Request, Response>* call,
+               const ClusterMember& owner)
+      : service_(service), call_(call), target_{owner.id, owner.address} {}
+
+  void Start(const std::string& method, std::chrono::milliseconds extra_deadline) {
+    context_.set_deadline(
+        service_->ForwardDeadline(call_->context()->deadline(), extra_deadline, &our_deadline_));
+    context_.AddMetadata(std::string(RequestMetadata::kForwardedByKey), service_->self_id());
+    grpc::GenericStub stub(service_->peers()->Channel(target_.address));
+    stub.UnaryCall(&context_, method, grpc::StubOptions(), &call_->raw_request(), &response_,
+                   [this](const grpc::Status& status) { Done(status); });
+  }
+
+ private:
+  // On a gRPC thread. The forward is deleted before the call ends: nothing of it may run
+  // after the node's server has seen its last call end.
+  void Done(const grpc::Status& status) {
+    UnaryCall<Request, Response>* call = call_;
+    grpc::Status relayed = service_->RelayStatus(status, target_, our_deadline_);
+    grpc::ByteBuffer response;
+    response.Swap(&response_);
+    delete this;
+    call->ReplyRelayed(std::move(relayed), &response);
+  }
+
+  const CacheService* const service_;         // Not owned.
+  UnaryCall<Request, Response>* const call_;  // Not owned; ended by Done.
+  const ForwardTarget target_;
+  bool our_deadline_ = false;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer response_;
+};
 
 }  // namespace
 
@@ -56,119 +199,713 @@ grpc::Status ToGrpcStatus(const Status& status) {
   return {static_cast<grpc::StatusCode>(status.code()), status.message()};
 }
 
-grpc::Status CacheService::Get(const v1::GetRequest& request, v1::GetResponse* response) {
-  ItemMeta meta;
-  Status status = node_->Get(request.key(), response->mutable_value(), &meta);
-  if (!status.ok()) return ToGrpcStatus(status);
-  response->set_version(meta.version);
-  response->set_expires_at_ms(meta.deadline_ms);
+CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
+    : node_(node), membership_(membership), peers_(peers) {
+  generation_.store(NextGeneration(), std::memory_order_release);
+  if (membership_ != nullptr) {
+    // Membership publishes current() before it calls subscribers, so a thread that sees
+    // the new generation and refreshes gets this view (or a newer one).
+    subscription_ =
+        membership_->Subscribe([this](const std::shared_ptr<const internal::Topology>&) {
+          generation_.store(NextGeneration(), std::memory_order_release);
+        });
+  }
+}
+
+CacheService::~CacheService() {
+  if (membership_ != nullptr) membership_->Unsubscribe(subscription_);
+}
+
+const std::string& CacheService::self_id() const { return node_->options().node_id; }
+
+std::shared_ptr<const internal::Topology> CacheService::SharedTopology() const {
+  return membership_ == nullptr ? nullptr : membership_->current();
+}
+
+const internal::Topology* CacheService::ThreadTopology() const {
+  if (membership_ == nullptr) return nullptr;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  ThreadTopologyCache& cache = t_topology;
+  if (cache.owner != this || cache.generation != generation) {
+    cache.topology = membership_->current();
+    cache.owner = this;
+    cache.generation = generation;
+  }
+  return cache.topology.get();
+}
+
+void CacheService::FillView(const internal::Topology* topology, v1::ClusterView* out) const {
+  if (topology != nullptr) {
+    ToProto(topology->view, out);
+    return;
+  }
+  const NodeOptions& options = node_->options();
+  ClusterView view{.epoch = 0,
+                   .members = {},
+                   .replication_factor = options.replication_factor,
+                   .vnodes_per_weight = options.vnodes_per_weight};
+  if (membership_ == nullptr) {  // Standalone: the view a bootstrapped node would hold.
+    view.epoch = 1;
+    view.members.push_back({.id = options.node_id,
+                            .address = node_->grpc_address(),
+                            .weight = options.weight,
+                            .state = MemberState::kServing});
+  }
+  ToProto(view, out);
+}
+
+grpc::Status CacheService::CheckServing(const internal::Topology* topology) const {
+  if (topology != nullptr || membership_ == nullptr) return grpc::Status::OK;
+  return {grpc::StatusCode::UNAVAILABLE, "node " + self_id() + " is joining the cluster"};
+}
+
+grpc::Status CacheService::CheckWriteConcern(const internal::Topology* topology, uint32_t k,
+                                             uint32_t timeout_ms) const {
+  if (k == 0) return grpc::Status::OK;
+  const uint32_t rf =
+      topology != nullptr ? topology->replication_factor() : node_->options().replication_factor;
+  const uint32_t replicas = rf == 0 ? 0 : rf - 1;
+  if (k > replicas) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "write_concern " + std::to_string(k) +
+                                                    " is over the replication factor's " +
+                                                    std::to_string(replicas) + " replicas"};
+  }
+  if (timeout_ms > kMaxWriteConcernTimeoutMs) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "write_concern_timeout_ms " + std::to_string(timeout_ms) + " is over the limit of " +
+                std::to_string(kMaxWriteConcernTimeoutMs)};
+  }
   return grpc::Status::OK;
 }
 
-grpc::Status CacheService::Set(const v1::SetRequest& request, v1::SetResponse* response) {
-  SetOptions options;
-  if (Status s = ToSetOptions(request, &options); !s.ok()) return ToGrpcStatus(s);
-  Result<uint64_t> version = node_->Set(request.key(), request.value(), options);
-  if (!version.ok()) return ToGrpcStatus(version.status());
-  response->set_version(*version);
-  return grpc::Status::OK;
+void CacheService::AddEpochHint(grpc::CallbackServerContext* context, const RequestMetadata& md,
+                                const internal::Topology* topology) const {
+  if (!md.has_epoch) return;
+  const uint64_t epoch = topology != nullptr ? topology->epoch() : membership_ == nullptr ? 1 : 0;
+  if (md.epoch == epoch) return;
+  context->AddTrailingMetadata(std::string(RequestMetadata::kEpochKey), std::to_string(epoch));
 }
 
-grpc::Status CacheService::Delete(const v1::DeleteRequest& request, v1::DeleteResponse*) {
-  return ToGrpcStatus(node_->Delete(request.key()));
-}
+CacheService::Where CacheService::Route(const internal::Topology* topology,
+                                        const RequestMetadata& md, std::string_view key,
+                                        Access access, const ClusterMember** owner,
+                                        grpc::Status* error) const {
+  if (topology == nullptr) {
+    if (membership_ == nullptr) return Where::kHere;  // Standalone.
+    *error = CheckServing(topology);
+    return Where::kError;
+  }
+  if (md.local) {
+    if (access != Access::kWrite) return Where::kHere;
+    *error = {grpc::StatusCode::INVALID_ARGUMENT,
+              "ringcache-local is for reads only; send writes without it (they go to the "
+              "key's primary)"};
+    return Where::kError;
+  }
+  if (topology->ring.member_count() == 1 && topology->self == 0) return Where::kHere;
+  // An empty or oversized key gets the cache's own error here rather than after a hop.
+  if (key.empty() || key.size() > node_->options().max_key_bytes) return Where::kHere;
 
-grpc::Status CacheService::Touch(const v1::TouchRequest& request, v1::TouchResponse*) {
-  return ToGrpcStatus(node_->Touch(request.key(), request.ttl_ms()));
-}
-
-grpc::Status CacheService::Ttl(const v1::TtlRequest& request, v1::TtlResponse* response) {
-  Result<uint64_t> ttl = node_->Ttl(request.key());
-  if (!ttl.ok()) return ToGrpcStatus(ttl.status());
-  response->set_ttl_ms(*ttl);
-  return grpc::Status::OK;
-}
-
-grpc::Status CacheService::Incr(const v1::IncrRequest& request, v1::IncrResponse* response) {
-  Result<IncrResult> incr =
-      node_->Incr(request.key(), request.delta(), request.ttl_ms_if_created());
-  if (!incr.ok()) return ToGrpcStatus(incr.status());
-  response->set_value(incr->value);
-  response->set_version(incr->version);
-  return grpc::Status::OK;
-}
-
-grpc::Status CacheService::MultiGet(const v1::MultiGetRequest& request,
-                                    v1::MultiGetResponse* response) {
-  std::vector<std::string_view> keys(request.keys().begin(), request.keys().end());
-  Result<std::vector<Result<Item>>> items = node_->MultiGet(keys);
-  if (!items.ok()) return ToGrpcStatus(items.status());
-  response->mutable_results()->Reserve(static_cast<int>(items->size()));
-  for (Result<Item>& item : *items) {
-    v1::GetResult* out = response->add_results();
-    if (!item.ok()) {
-      SetOpStatus(item.status(), out->mutable_status());
-      continue;
+  uint32_t owners[internal::Topology::kMaxReplicationFactor];
+  const size_t n = topology->Owners(HashKey(key), owners);
+  if (n == 0) {
+    *error = {grpc::StatusCode::UNAVAILABLE, "node " + self_id() +
+                                                 " has no serving member in its view (epoch " +
+                                                 std::to_string(topology->epoch()) + ")"};
+    return Where::kError;
+  }
+  if (topology->self >= 0) {
+    const auto self = static_cast<uint32_t>(topology->self);
+    if (owners[0] == self) return Where::kHere;
+    if (access == Access::kReadAnyOwner) {
+      for (size_t i = 1; i < n; ++i) {
+        if (owners[i] == self) return Where::kHere;
+      }
     }
-    out->set_value(std::move(item->value));
-    out->set_version(item->meta.version);
-    out->set_expires_at_ms(item->meta.deadline_ms);
   }
-  return grpc::Status::OK;
+  if (!md.forwarded_by.empty()) {
+    // One hop only: the forwarder's view and ours disagree; the client retries once they
+    // converge.
+    *error = {grpc::StatusCode::UNAVAILABLE,
+              "node " + self_id() + " is not the " +
+                  (access == Access::kReadAnyOwner ? "owner" : "primary") +
+                  " of this key in epoch " + std::to_string(topology->epoch()) + " (forwarded by " +
+                  std::string(md.forwarded_by) + "); retry"};
+    return Where::kError;
+  }
+  *owner = topology->ring_members[owners[0]];
+  return Where::kRemote;
 }
 
-grpc::Status CacheService::MultiSet(const v1::MultiSetRequest& request,
-                                    v1::MultiSetResponse* response) {
-  if (Status s = node_->CheckBatchSize("MultiSet", request.items_size()); !s.ok()) {
-    return ToGrpcStatus(s);
+std::chrono::system_clock::time_point CacheService::ForwardDeadline(
+    std::chrono::system_clock::time_point caller_deadline, std::chrono::milliseconds extra,
+    bool* ours) const {
+  const auto deadline = std::chrono::system_clock::now() + node_->options().forward_timeout + extra;
+  *ours = deadline < caller_deadline;
+  return *ours ? deadline : caller_deadline;
+}
+
+grpc::Status CacheService::RelayStatus(const grpc::Status& status, const ForwardTarget& target,
+                                       bool our_deadline) const {
+  if (status.ok()) return status;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && our_deadline) {
+    return {grpc::StatusCode::UNAVAILABLE,
+            "node " + target.id + " at " + target.address +
+                " did not answer within the forward timeout of " +
+                std::to_string(node_->options().forward_timeout.count()) + " ms; retry"};
   }
+  // Every UNAVAILABLE a node gives itself starts with "node " (shutting down, joining, not
+  // the owner); anything else is the transport's: say which hop failed.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      status.error_message().rfind("node ", 0) != 0) {
+    return {grpc::StatusCode::UNAVAILABLE,
+            "cannot reach node " + target.id + " at " + target.address +
+                " (the key's owner): " + status.error_message() + "; retry"};
+  }
+  return status;
+}
+
+template <typename Request, typename Response>
+void CacheService::Forward(Call<Request, Response>& call, const ClusterMember& owner,
+                           const std::string& method, std::chrono::milliseconds extra_deadline) {
+  assert(peers_ != nullptr);
+  (new UnaryForward<Request, Response>(this, &call, owner))->Start(method, extra_deadline);
+}
+
+template <typename Request, typename Response, typename Write>
+void CacheService::LocalWrite(Call<Request, Response>& call, uint32_t write_concern,
+                              uint32_t timeout_ms, Write&& write) {
+  if (write_concern == 0) {
+    call.Reply(ToGrpcStatus(write(nullptr)));
+    return;
+  }
+  WriteTicket ticket;
+  if (Status s = write(&ticket); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  node_->WaitForReplicas(ticket, write_concern, WriteConcernTimeout(timeout_ms),
+                         [&call](uint32_t acked) {
+                           call.response()->set_replicas_acked(acked);
+                           call.Reply(grpc::Status::OK);
+                         });
+}
+
+template <typename Request, typename Response, typename Local>
+void CacheService::SingleKey(Call<Request, Response>& call, std::string_view key, Access access,
+                             uint32_t write_concern, uint32_t wc_timeout_ms,
+                             const std::string& method, Local&& local) {
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  const ClusterMember* owner = nullptr;
+  grpc::Status error;
+  const Where where = Route(topology, md, key, access, &owner, &error);
+  // Before anything can end the call (a forward completes on another thread).
+  AddEpochHint(call.context(), md, topology);
+  if (where == Where::kError) {
+    call.Reply(std::move(error));
+    return;
+  }
+  if (write_concern > 0) {
+    if (grpc::Status s = CheckWriteConcern(topology, write_concern, wc_timeout_ms); !s.ok()) {
+      call.Reply(std::move(s));
+      return;
+    }
+  }
+  if (where == Where::kRemote) {
+    Forward(call, *owner, method, WriteConcernExtra(write_concern, wc_timeout_ms));
+    return;
+  }
+  local();
+}
+
+// ---- Single-key rpcs.
+
+void CacheService::Get(Call<v1::GetRequest, v1::GetResponse>& call) {
+  const v1::GetRequest& request = call.request();
+  Access access = Access::kReadPrimary;
+  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
+    access = Access::kReadAnyOwner;
+  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
+    call.Reply(UnknownReadPreference(request.read_preference()));
+    return;
+  }
+  SingleKey(call, request.key(), access, 0, 0, Paths().get, [&] {
+    v1::GetResponse* response = call.response();
+    ItemMeta meta;
+    Status status = node_->Get(request.key(), response->mutable_value(), &meta);
+    if (!status.ok()) {
+      call.Reply(ToGrpcStatus(status));
+      return;
+    }
+    response->set_version(meta.version);
+    response->set_expires_at_ms(meta.deadline_ms);
+    call.Reply(grpc::Status::OK);
+  });
+}
+
+void CacheService::Set(Call<v1::SetRequest, v1::SetResponse>& call) {
+  const v1::SetRequest& request = call.request();
+  SetOptions options;
+  if (Status s = ToSetOptions(request, &options); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().set, [&] {
+    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
+      Result<uint64_t> version = node_->Set(request.key(), request.value(), options, ticket);
+      if (version.ok()) call.response()->set_version(*version);
+      return version.status();
+    });
+  });
+}
+
+void CacheService::Delete(Call<v1::DeleteRequest, v1::DeleteResponse>& call) {
+  const v1::DeleteRequest& request = call.request();
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().del, [&] {
+    LocalWrite(call, wc, wc_timeout,
+               [&](WriteTicket* ticket) { return node_->Delete(request.key(), ticket); });
+  });
+}
+
+void CacheService::Touch(Call<v1::TouchRequest, v1::TouchResponse>& call) {
+  const v1::TouchRequest& request = call.request();
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().touch, [&] {
+    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
+      return node_->Touch(request.key(), request.ttl_ms(), ticket);
+    });
+  });
+}
+
+void CacheService::Ttl(Call<v1::TtlRequest, v1::TtlResponse>& call) {
+  const v1::TtlRequest& request = call.request();
+  Access access = Access::kReadPrimary;
+  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
+    access = Access::kReadAnyOwner;
+  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
+    call.Reply(UnknownReadPreference(request.read_preference()));
+    return;
+  }
+  SingleKey(call, request.key(), access, 0, 0, Paths().ttl, [&] {
+    Result<uint64_t> ttl = node_->Ttl(request.key());
+    if (!ttl.ok()) {
+      call.Reply(ToGrpcStatus(ttl.status()));
+      return;
+    }
+    call.response()->set_ttl_ms(*ttl);
+    call.Reply(grpc::Status::OK);
+  });
+}
+
+void CacheService::Incr(Call<v1::IncrRequest, v1::IncrResponse>& call) {
+  const v1::IncrRequest& request = call.request();
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().incr, [&] {
+    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
+      Result<IncrResult> incr =
+          node_->Incr(request.key(), request.delta(), request.ttl_ms_if_created(), ticket);
+      if (incr.ok()) {
+        call.response()->set_value(incr->value);
+        call.response()->set_version(incr->version);
+      }
+      return incr.status();
+    });
+  });
+}
+
+// ---- Batches.
+
+void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call) {
+  using Join = BatchJoin<v1::MultiGetRequest, v1::MultiGetResponse>;
+  using Part = RemotePart<Join, v1::MultiGetRequest, v1::MultiGetResponse>;
+  const v1::MultiGetRequest& request = call.request();
+  const int n = request.keys_size();
+  if (Status s = node_->CheckBatchSize("MultiGet", static_cast<size_t>(n)); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  Access access = Access::kReadPrimary;
+  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
+    access = Access::kReadAnyOwner;
+  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
+    call.Reply(UnknownReadPreference(request.read_preference()));
+    return;
+  }
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  AddEpochHint(call.context(), md, topology);
+  if (grpc::Status s = CheckServing(topology); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+
+  v1::MultiGetResponse* response = call.response();
+  response->mutable_results()->Reserve(n);
+  for (int i = 0; i < n; ++i) response->add_results();
+  std::vector<std::string_view> local_keys;
+  std::vector<int> local_index;
+  local_keys.reserve(static_cast<size_t>(n));
+  local_index.reserve(static_cast<size_t>(n));
+  std::vector<std::unique_ptr<Part>> parts;
+  for (int i = 0; i < n; ++i) {
+    const ClusterMember* owner = nullptr;
+    grpc::Status error;
+    switch (Route(topology, md, request.keys(i), access, &owner, &error)) {
+      case Where::kHere:
+        local_keys.push_back(request.keys(i));
+        local_index.push_back(i);
+        break;
+      case Where::kRemote: {
+        Part* part = PartFor(&parts, owner);
+        part->request.add_keys(request.keys(i));
+        part->index.push_back(i);
+        break;
+      }
+      case Where::kError:
+        SetOpStatus(error, response->mutable_results(i)->mutable_status());
+        break;
+    }
+  }
+
+  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
+  for (std::unique_ptr<Part>& owned : parts) {
+    Part* part = owned.release();
+    part->join = join;
+    part->target = {part->owner->id, part->owner->address};
+    part->request.set_read_preference(request.read_preference());
+    part->context.set_deadline(ForwardDeadline(call.context()->deadline(),
+                                               std::chrono::milliseconds(0), &part->our_deadline));
+    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
+    peers_->CacheStub(part->target.address)
+        ->async()
+        ->MultiGet(&part->context, &part->request, &part->response, [this, part](grpc::Status s) {
+          v1::MultiGetResponse* out = part->join->response();
+          const size_t count = part->index.size();
+          if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
+            s = grpc::Status(grpc::StatusCode::INTERNAL,
+                             "node " + part->target.id + " answered " +
+                                 std::to_string(part->response.results_size()) + " results for " +
+                                 std::to_string(count) + " keys");
+          }
+          if (s.ok()) {
+            for (size_t j = 0; j < count; ++j) {
+              out->mutable_results(part->index[j])
+                  ->Swap(part->response.mutable_results(static_cast<int>(j)));
+            }
+          } else {
+            const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
+            for (const int i : part->index) {
+              SetOpStatus(relayed, out->mutable_results(i)->mutable_status());
+            }
+          }
+          Join* part_join = part->join;
+          delete part;
+          part_join->PartDone();
+        });
+  }
+
+  if (!local_keys.empty()) {
+    Result<std::vector<Result<Item>>> items = node_->MultiGet(local_keys);
+    for (size_t j = 0; j < local_keys.size(); ++j) {
+      v1::GetResult* out = response->mutable_results(local_index[j]);
+      if (!items.ok()) {
+        SetOpStatus(items.status(), out->mutable_status());
+        continue;
+      }
+      Result<Item>& item = (*items)[j];
+      if (!item.ok()) {
+        SetOpStatus(item.status(), out->mutable_status());
+        continue;
+      }
+      out->set_value(std::move(item->value));
+      out->set_version(item->meta.version);
+      out->set_expires_at_ms(item->meta.deadline_ms);
+    }
+  }
+  join->PartDone();
+}
+
+void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call) {
+  using Join = BatchJoin<v1::MultiSetRequest, v1::MultiSetResponse>;
+  using Part = RemotePart<Join, v1::MultiSetRequest, v1::MultiSetResponse>;
+  const v1::MultiSetRequest& request = call.request();
+  const int n = request.items_size();
+  if (Status s = node_->CheckBatchSize("MultiSet", static_cast<size_t>(n)); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  AddEpochHint(call.context(), md, topology);
+  if (grpc::Status s = CheckServing(topology); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+  if (md.local) {  // Route would refuse every item alike: refuse the call.
+    call.Reply({grpc::StatusCode::INVALID_ARGUMENT,
+                "ringcache-local is for reads only; send writes without it (they go to the "
+                "key's primary)"});
+    return;
+  }
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  if (grpc::Status s = CheckWriteConcern(topology, wc, wc_timeout); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+
+  v1::MultiSetResponse* response = call.response();
+  response->mutable_results()->Reserve(n);
+  for (int i = 0; i < n; ++i) response->add_results();
   // Items with an unknown mode (a wire-level problem) are answered here; the rest go to
-  // the node in one batch.
-  std::vector<SetItem> items;
-  std::vector<int> item_index;  // items[i] is request.items(item_index[i]).
-  items.reserve(request.items_size());
-  item_index.reserve(request.items_size());
-  response->mutable_results()->Reserve(request.items_size());
-  for (int i = 0; i < request.items_size(); ++i) {
+  // the node in one batch, or to their owners.
+  std::vector<SetItem> local_items;
+  std::vector<int> local_index;  // local_items[j] is request.items(local_index[j]).
+  local_items.reserve(static_cast<size_t>(n));
+  local_index.reserve(static_cast<size_t>(n));
+  std::vector<std::unique_ptr<Part>> parts;
+  for (int i = 0; i < n; ++i) {
     const v1::SetRequest& in = request.items(i);
-    v1::SetResult* out = response->add_results();
     SetItem item{.key = in.key(), .value = in.value(), .options = {}};
     if (Status s = ToSetOptions(in, &item.options); !s.ok()) {
-      SetOpStatus(s, out->mutable_status());
+      SetOpStatus(s, response->mutable_results(i)->mutable_status());
       continue;
     }
-    items.push_back(item);
-    item_index.push_back(i);
-  }
-  Result<std::vector<Result<uint64_t>>> versions = node_->MultiSet(items);
-  if (!versions.ok()) return ToGrpcStatus(versions.status());
-  for (size_t i = 0; i < versions->size(); ++i) {
-    const Result<uint64_t>& version = (*versions)[i];
-    v1::SetResult* out = response->mutable_results(item_index[i]);
-    if (version.ok()) {
-      out->set_version(*version);
-    } else {
-      SetOpStatus(version.status(), out->mutable_status());
+    const ClusterMember* owner = nullptr;
+    grpc::Status error;
+    switch (Route(topology, md, in.key(), Access::kWrite, &owner, &error)) {
+      case Where::kHere:
+        local_items.push_back(item);
+        local_index.push_back(i);
+        break;
+      case Where::kRemote: {
+        Part* part = PartFor(&parts, owner);
+        *part->request.add_items() = in;
+        part->index.push_back(i);
+        break;
+      }
+      case Where::kError:
+        SetOpStatus(error, response->mutable_results(i)->mutable_status());
+        break;
     }
   }
-  return grpc::Status::OK;
-}
 
-grpc::Status CacheService::MultiDelete(const v1::MultiDeleteRequest& request,
-                                       v1::MultiDeleteResponse* response) {
-  std::vector<std::string_view> keys(request.keys().begin(), request.keys().end());
-  Result<std::vector<Status>> statuses = node_->MultiDelete(keys);
-  if (!statuses.ok()) return ToGrpcStatus(statuses.status());
-  response->mutable_results()->Reserve(static_cast<int>(statuses->size()));
-  for (const Status& status : *statuses) {
-    v1::OpStatus* out = response->add_results();
-    if (!status.ok()) SetOpStatus(status, out);
+  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
+  for (std::unique_ptr<Part>& owned : parts) {
+    Part* part = owned.release();
+    part->join = join;
+    part->target = {part->owner->id, part->owner->address};
+    part->request.set_write_concern(wc);
+    part->request.set_write_concern_timeout_ms(wc_timeout);
+    part->context.set_deadline(ForwardDeadline(
+        call.context()->deadline(), WriteConcernExtra(wc, wc_timeout), &part->our_deadline));
+    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
+    peers_->CacheStub(part->target.address)
+        ->async()
+        ->MultiSet(&part->context, &part->request, &part->response, [this, part](grpc::Status s) {
+          v1::MultiSetResponse* out = part->join->response();
+          const size_t count = part->index.size();
+          if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
+            s = grpc::Status(grpc::StatusCode::INTERNAL,
+                             "node " + part->target.id + " answered " +
+                                 std::to_string(part->response.results_size()) + " results for " +
+                                 std::to_string(count) + " items");
+          }
+          if (s.ok()) {
+            for (size_t j = 0; j < count; ++j) {
+              out->mutable_results(part->index[j])
+                  ->Swap(part->response.mutable_results(static_cast<int>(j)));
+            }
+          } else {
+            const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
+            for (const int i : part->index) {
+              SetOpStatus(relayed, out->mutable_results(i)->mutable_status());
+            }
+          }
+          Join* part_join = part->join;
+          delete part;
+          part_join->PartDone();
+        });
   }
-  return grpc::Status::OK;
+
+  if (wc == 0) {
+    if (!local_items.empty()) {
+      Result<std::vector<Result<uint64_t>>> versions = node_->MultiSet(local_items);
+      for (size_t j = 0; j < local_items.size(); ++j) {
+        v1::SetResult* out = response->mutable_results(local_index[j]);
+        if (!versions.ok()) {
+          SetOpStatus(versions.status(), out->mutable_status());
+        } else if ((*versions)[j].ok()) {
+          out->set_version(*(*versions)[j]);
+        } else {
+          SetOpStatus((*versions)[j].status(), out->mutable_status());
+        }
+      }
+    }
+  } else {
+    // Write concern is per item: each write waits for its own replicas (a merged ticket
+    // would let one replica's ack stand for a key it does not hold).
+    for (size_t j = 0; j < local_items.size(); ++j) {
+      v1::SetResult* out = response->mutable_results(local_index[j]);
+      WriteTicket ticket;
+      Result<uint64_t> version =
+          node_->Set(local_items[j].key, local_items[j].value, local_items[j].options, &ticket);
+      if (!version.ok()) {
+        SetOpStatus(version.status(), out->mutable_status());
+        continue;
+      }
+      out->set_version(*version);
+      join->AddParts(1);
+      node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
+                             [join, out](uint32_t acked) {
+                               out->set_replicas_acked(acked);
+                               join->PartDone();
+                             });
+    }
+  }
+  join->PartDone();
 }
 
-grpc::Status CacheService::Stats(const v1::StatsRequest&, v1::StatsResponse* response) {
+void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call) {
+  using Join = BatchJoin<v1::MultiDeleteRequest, v1::MultiDeleteResponse>;
+  using Part = RemotePart<Join, v1::MultiDeleteRequest, v1::MultiDeleteResponse>;
+  const v1::MultiDeleteRequest& request = call.request();
+  const int n = request.keys_size();
+  if (Status s = node_->CheckBatchSize("MultiDelete", static_cast<size_t>(n)); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  AddEpochHint(call.context(), md, topology);
+  if (grpc::Status s = CheckServing(topology); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+  if (md.local) {
+    call.Reply({grpc::StatusCode::INVALID_ARGUMENT,
+                "ringcache-local is for reads only; send writes without it (they go to the "
+                "key's primary)"});
+    return;
+  }
+  const uint32_t wc = request.write_concern();
+  const uint32_t wc_timeout = request.write_concern_timeout_ms();
+  if (grpc::Status s = CheckWriteConcern(topology, wc, wc_timeout); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+
+  v1::MultiDeleteResponse* response = call.response();
+  response->mutable_results()->Reserve(n);
+  for (int i = 0; i < n; ++i) response->add_results();
+  if (wc > 0) response->mutable_replicas_acked()->Resize(n, 0);
+  std::vector<std::string_view> local_keys;
+  std::vector<int> local_index;
+  local_keys.reserve(static_cast<size_t>(n));
+  local_index.reserve(static_cast<size_t>(n));
+  std::vector<std::unique_ptr<Part>> parts;
+  for (int i = 0; i < n; ++i) {
+    const ClusterMember* owner = nullptr;
+    grpc::Status error;
+    switch (Route(topology, md, request.keys(i), Access::kWrite, &owner, &error)) {
+      case Where::kHere:
+        local_keys.push_back(request.keys(i));
+        local_index.push_back(i);
+        break;
+      case Where::kRemote: {
+        Part* part = PartFor(&parts, owner);
+        part->request.add_keys(request.keys(i));
+        part->index.push_back(i);
+        break;
+      }
+      case Where::kError:
+        SetOpStatus(error, response->mutable_results(i));
+        break;
+    }
+  }
+
+  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
+  for (std::unique_ptr<Part>& owned : parts) {
+    Part* part = owned.release();
+    part->join = join;
+    part->target = {part->owner->id, part->owner->address};
+    part->request.set_write_concern(wc);
+    part->request.set_write_concern_timeout_ms(wc_timeout);
+    part->context.set_deadline(ForwardDeadline(
+        call.context()->deadline(), WriteConcernExtra(wc, wc_timeout), &part->our_deadline));
+    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
+    peers_->CacheStub(part->target.address)
+        ->async()
+        ->MultiDelete(
+            &part->context, &part->request, &part->response, [this, part](grpc::Status s) {
+              v1::MultiDeleteResponse* out = part->join->response();
+              const size_t count = part->index.size();
+              if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
+                s = grpc::Status(grpc::StatusCode::INTERNAL,
+                                 "node " + part->target.id + " answered " +
+                                     std::to_string(part->response.results_size()) +
+                                     " results for " + std::to_string(count) + " keys");
+              }
+              if (s.ok()) {
+                const bool acks =
+                    out->replicas_acked_size() > 0 &&
+                    static_cast<size_t>(part->response.replicas_acked_size()) == count;
+                for (size_t j = 0; j < count; ++j) {
+                  const int i = part->index[j];
+                  out->mutable_results(i)->Swap(
+                      part->response.mutable_results(static_cast<int>(j)));
+                  if (acks)
+                    out->set_replicas_acked(i, part->response.replicas_acked(static_cast<int>(j)));
+                }
+              } else {
+                const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
+                for (const int i : part->index) SetOpStatus(relayed, out->mutable_results(i));
+              }
+              Join* part_join = part->join;
+              delete part;
+              part_join->PartDone();
+            });
+  }
+
+  if (wc == 0) {
+    if (!local_keys.empty()) {
+      Result<std::vector<Status>> statuses = node_->MultiDelete(local_keys);
+      for (size_t j = 0; j < local_keys.size(); ++j) {
+        const Status& status = statuses.ok() ? (*statuses)[j] : statuses.status();
+        if (!status.ok()) SetOpStatus(status, response->mutable_results(local_index[j]));
+      }
+    }
+  } else {
+    for (size_t j = 0; j < local_keys.size(); ++j) {
+      const int i = local_index[j];
+      WriteTicket ticket;
+      if (Status s = node_->Delete(local_keys[j], &ticket); !s.ok()) {
+        SetOpStatus(s, response->mutable_results(i));
+        continue;
+      }
+      join->AddParts(1);
+      node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
+                             [join, response, i](uint32_t acked) {
+                               response->set_replicas_acked(i, acked);
+                               join->PartDone();
+                             });
+    }
+  }
+  join->PartDone();
+}
+
+// ---- Node-level rpcs.
+
+void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   NodeStats stats = node_->Stats();
+  v1::StatsResponse* response = call.response();
   response->set_node_id(std::move(stats.node_id));
   response->set_server_version(std::move(stats.version));
   response->set_uptime_ms(stats.uptime_ms);
@@ -181,22 +918,90 @@ grpc::Status CacheService::Stats(const v1::StatsRequest&, v1::StatsResponse* res
   response->set_items(stats.cache.items);
   response->set_bytes_used(stats.cache.bytes_used);
   response->set_capacity_bytes(stats.cache.capacity_bytes);
-  return grpc::Status::OK;
+  response->set_epoch(stats.epoch);
+  response->mutable_replicas()->Reserve(static_cast<int>(stats.replicas.size()));
+  for (ReplicaLinkStats& link : stats.replicas) {
+    v1::ReplicaLinkStats* out = response->add_replicas();
+    out->set_replica_id(std::move(link.replica_id));
+    out->set_address(std::move(link.address));
+    out->set_state(std::move(link.state));
+    out->set_lag_ops(link.lag_ops);
+    out->set_lag_ms(link.lag_ms);
+    out->set_last_seq(link.last_seq);
+    out->set_acked_seq(link.acked_seq);
+    out->set_backlog_bytes(link.backlog_bytes);
+    out->set_resumes(link.resumes);
+    out->set_full_syncs(link.full_syncs);
+    out->set_sync_keys_sent(link.sync_keys_sent);
+    out->set_sync_bytes_sent(link.sync_bytes_sent);
+  }
+  call.Reply(grpc::Status::OK);
 }
+
+void CacheService::Topology(Call<v1::TopologyRequest, v1::ClusterView>& call) {
+  FillView(ThreadTopology(), call.response());
+  call.Reply(grpc::Status::OK);
+}
+
+// ---- Pipeline.
 
 grpc::Status CacheService::CheckPipelineMessage(int op_count) const {
   return ToGrpcStatus(node_->CheckBatchSize("PipelineRequest", static_cast<size_t>(op_count)));
 }
 
-size_t CacheService::Execute(const v1::Operation& op, v1::OperationResult* result) {
-  result->set_id(op.id());
+size_t CacheService::MaxForwardOps() const { return node_->options().max_batch; }
+
+size_t CacheService::MaxForwardBytes() const {
+  // The node's own receive limit is max_value + max_key + 64 KiB of slack (node.cc); keep
+  // the slack for framing.
+  return size_t{node_->options().max_value_bytes} + node_->options().max_key_bytes;
+}
+
+size_t CacheService::ForwardBytes(const v1::Operation& op) {
+  constexpr size_t kFramingBytes = 48;  // id, tags, lengths, numbers, the oneof's message
+  switch (op.op_case()) {
+    case v1::Operation::kGet:
+      return kFramingBytes + op.get().key().size();
+    case v1::Operation::kSet:
+      return kFramingBytes + op.set().key().size() + op.set().value().size();
+    case v1::Operation::kDelete:
+      return kFramingBytes + op.delete_().key().size();
+    case v1::Operation::kTouch:
+      return kFramingBytes + op.touch().key().size();
+    case v1::Operation::kTtl:
+      return kFramingBytes + op.ttl().key().size();
+    case v1::Operation::kIncr:
+      return kFramingBytes + op.incr().key().size();
+    default:
+      return kFramingBytes;
+  }
+}
+
+size_t CacheService::FailedResults(const grpc::Status& status,
+                                   const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+                                   v1::PipelineResponse* out) {
+  out->mutable_results()->Reserve(out->results_size() + ops.size());
+  for (const v1::Operation& op : ops) {
+    v1::OperationResult* result = out->add_results();
+    result->set_id(op.id());
+    SetOpStatus(status, result->mutable_status());
+  }
+  return static_cast<size_t>(ops.size()) * (kResultOverheadBytes + status.error_message().size());
+}
+
+namespace {
+
+// Runs a pipelined operation on this node's cache; `ticket` (may be null) receives where its
+// write stands in replication. Returns the estimated size of `result`.
+size_t ExecuteHere(Node* node, const v1::Operation& op, v1::OperationResult* result,
+                   WriteTicket* ticket) {
   Status status;
   size_t bytes = kResultOverheadBytes;
   switch (op.op_case()) {
     case v1::Operation::kGet: {
       v1::GetResponse* out = result->mutable_get();
       ItemMeta meta;
-      status = node_->Get(op.get().key(), out->mutable_value(), &meta);
+      status = node->Get(op.get().key(), out->mutable_value(), &meta);
       out->set_version(meta.version);
       out->set_expires_at_ms(meta.deadline_ms);
       bytes += out->value().size();
@@ -206,28 +1011,28 @@ size_t CacheService::Execute(const v1::Operation& op, v1::OperationResult* resul
       SetOptions options;
       status = ToSetOptions(op.set(), &options);
       if (!status.ok()) break;
-      Result<uint64_t> version = node_->Set(op.set().key(), op.set().value(), options);
+      Result<uint64_t> version = node->Set(op.set().key(), op.set().value(), options, ticket);
       status = version.status();
       if (version.ok()) result->mutable_set()->set_version(*version);
       break;
     }
     case v1::Operation::kDelete:
-      status = node_->Delete(op.delete_().key());
+      status = node->Delete(op.delete_().key(), ticket);
       if (status.ok()) result->mutable_delete_();
       break;
     case v1::Operation::kTouch:
-      status = node_->Touch(op.touch().key(), op.touch().ttl_ms());
+      status = node->Touch(op.touch().key(), op.touch().ttl_ms(), ticket);
       if (status.ok()) result->mutable_touch();
       break;
     case v1::Operation::kTtl: {
-      Result<uint64_t> ttl = node_->Ttl(op.ttl().key());
+      Result<uint64_t> ttl = node->Ttl(op.ttl().key());
       status = ttl.status();
       if (ttl.ok()) result->mutable_ttl()->set_ttl_ms(*ttl);
       break;
     }
     case v1::Operation::kIncr: {
       const v1::IncrRequest& in = op.incr();
-      Result<IncrResult> incr = node_->Incr(in.key(), in.delta(), in.ttl_ms_if_created());
+      Result<IncrResult> incr = node->Incr(in.key(), in.delta(), in.ttl_ms_if_created(), ticket);
       status = incr.status();
       if (incr.ok()) {
         result->mutable_incr()->set_value(incr->value);
@@ -247,6 +1052,120 @@ size_t CacheService::Execute(const v1::Operation& op, v1::OperationResult* resul
     bytes += status.message().size();
   }
   return bytes;
+}
+
+// Sets replicas_acked in whichever write result `result` carries.
+void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
+  switch (result->result_case()) {
+    case v1::OperationResult::kSet:
+      result->mutable_set()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kDelete:
+      result->mutable_delete_()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kTouch:
+      result->mutable_touch()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kIncr:
+      result->mutable_incr()->set_replicas_acked(acked);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
+                                             const RequestMetadata& md, const v1::Operation& op,
+                                             v1::OperationResult* result, PipelineSink* sink) {
+  result->set_id(op.id());
+  std::string_view key;
+  Access access = Access::kWrite;
+  v1::ReadPreference preference = v1::READ_PREFERENCE_PRIMARY;
+  uint32_t wc = 0;
+  uint32_t wc_timeout = 0;
+  switch (op.op_case()) {
+    case v1::Operation::kGet:
+      key = op.get().key();
+      preference = op.get().read_preference();
+      break;
+    case v1::Operation::kSet:
+      key = op.set().key();
+      wc = op.set().write_concern();
+      wc_timeout = op.set().write_concern_timeout_ms();
+      break;
+    case v1::Operation::kDelete:
+      key = op.delete_().key();
+      wc = op.delete_().write_concern();
+      wc_timeout = op.delete_().write_concern_timeout_ms();
+      break;
+    case v1::Operation::kTouch:
+      key = op.touch().key();
+      wc = op.touch().write_concern();
+      wc_timeout = op.touch().write_concern_timeout_ms();
+      break;
+    case v1::Operation::kTtl:
+      key = op.ttl().key();
+      preference = op.ttl().read_preference();
+      break;
+    case v1::Operation::kIncr:
+      key = op.incr().key();
+      wc = op.incr().write_concern();
+      wc_timeout = op.incr().write_concern_timeout_ms();
+      break;
+    case v1::Operation::OP_NOT_SET:
+    default:
+      // ExecuteHere answers it (INVALID_ARGUMENT), without routing.
+      return {.kind = PipelineStep::kAnswered, .bytes = ExecuteHere(node_, op, result, nullptr)};
+  }
+  grpc::Status error;
+  if (op.op_case() == v1::Operation::kGet || op.op_case() == v1::Operation::kTtl) {
+    if (preference == v1::READ_PREFERENCE_ANY_OWNER) {
+      access = Access::kReadAnyOwner;
+    } else if (preference == v1::READ_PREFERENCE_PRIMARY) {
+      access = Access::kReadPrimary;
+    } else {
+      error = UnknownReadPreference(preference);
+    }
+  }
+  const ClusterMember* owner = nullptr;
+  Where where = Where::kError;
+  if (error.ok()) where = Route(topology, md, key, access, &owner, &error);
+  if (where != Where::kError && wc > 0) {
+    error = CheckWriteConcern(topology, wc, wc_timeout);
+    if (!error.ok()) where = Where::kError;
+  }
+  if (where == Where::kError) {
+    SetOpStatus(error, result->mutable_status());
+    return {.kind = PipelineStep::kAnswered,
+            .bytes = kResultOverheadBytes + error.error_message().size()};
+  }
+  if (where == Where::kRemote) {
+    return {.kind = PipelineStep::kForward,
+            .owner = owner,
+            .extra_deadline = WriteConcernExtra(wc, wc_timeout)};
+  }
+  if (wc == 0) {
+    return {.kind = PipelineStep::kAnswered, .bytes = ExecuteHere(node_, op, result, nullptr)};
+  }
+
+  // A write served here with a write concern: its result waits for the replicas' acks.
+  WriteTicket ticket;
+  const size_t bytes = ExecuteHere(node_, op, result, &ticket);
+  if (result->has_status()) return {.kind = PipelineStep::kAnswered, .bytes = bytes};
+  auto* pending = new v1::PipelineResponse();
+  pending->add_results()->Swap(result);
+  sink->AddPending(1);
+  sink->RefSink();
+  node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
+                         [sink, pending, bytes](uint32_t acked) {
+                           SetReplicasAcked(acked, pending->mutable_results(0));
+                           sink->Deliver(pending, bytes, 1);
+                           delete pending;
+                           sink->UnrefSink();
+                         });
+  return {.kind = PipelineStep::kPending};
 }
 
 }  // namespace ringcache::internal

@@ -1,48 +1,220 @@
-// CacheService: the ringcache.v1.Cache protocol as calls on a Node — proto in, node call,
-// proto out, nothing else (no cache logic lives here). The callback server
-// (callback_server.h) drives these handlers from gRPC's threads; another front end could
-// reuse them.
+// CacheService: the ringcache.v1.Cache protocol on a node — routing each key to the node
+// that must serve it, and proto in, Node call, proto out for the keys served here (no cache
+// logic lives here). The callback server (callback_server.h) drives these handlers from
+// gRPC's threads.
 //
-// Thread safety: stateless apart from the Node pointer; every method may be called
-// concurrently.
+// Routing (proto/ringcache/v1/cache.proto; docs/design/routing.md):
+//  - The owners of a key are Topology::Owners over the current view's ring. Writes go to
+//    owner 0 (the primary); reads to the primary, or with READ_PREFERENCE_ANY_OWNER to this
+//    node if it is an owner.
+//  - A key served here runs inline on the calling gRPC thread, as before routing existed:
+//    the topology comes from a per-thread cache (no lock, no reference count, no allocation).
+//  - A key served elsewhere is forwarded one hop with gRPC's async callback client API
+//    (never blocking a server thread on another node) under the deadline min(caller's,
+//    forward_timeout); the owner's answer (status, message, response bytes) is relayed
+//    unchanged. A call that was itself forwarded (ringcache-forwarded-by) is never forwarded
+//    again: if this node is not the owner by its view, it answers UNAVAILABLE.
+//  - Batches are split per owner: the local part runs inline, each remote part is one batch
+//    rpc to its owner, all in parallel, and the results are merged back in request order.
+//  - Write concern: after the local write, Node::WaitForReplicas; the call ends in its
+//    callback with replicas_acked.
+//  - Metadata: ringcache-local, ringcache-forwarded-by, ringcache-epoch (request_metadata.h).
+//  - Before the node holds its first view, every rpc but Stats and Topology is UNAVAILABLE.
+//
+// Thread safety: every method may be called concurrently. The only mutable state is the
+// topology generation (an atomic) and the per-thread topology caches.
 #pragma once
 
 #include <grpcpp/support/status.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 
+#include "request_metadata.h"
+#include "ringcache/cluster_view.h"
 #include "ringcache/node/node.h"
 #include "ringcache/v1/cache.pb.h"
+#include "unary_call.h"
 
 namespace ringcache::internal {
+
+class Membership;
+class PeerPool;
+struct Topology;
 
 // ringcache::Status -> grpc::Status. The codes are numbered alike, so this is a cast.
 grpc::Status ToGrpcStatus(const Status& status);
 
+// Where a Pipeline stream's operations that do not end at once report their results: the
+// forwarded ones (PipelineForward) and local writes waiting for replica acks.
+// Implemented by PipelineReactor.
+class PipelineSink {
+ public:
+  // `ops` operations were started whose results come later through Deliver. Called before
+  // they can complete.
+  virtual void AddPending(size_t ops) = 0;
+  // The results of `ops` pending operations (taken from `results`, which may hold fewer
+  // results than `ops` if the stream's writes are gone); `bytes` estimates their size.
+  // Called from any thread.
+  virtual void Deliver(v1::PipelineResponse* results, size_t bytes, size_t ops) = 0;
+  // A forwarded call to the node `owner_id` has ended (after its last Deliver).
+  virtual void ForwardDone(const std::string& owner_id) = 0;
+  // Keep the sink alive across an asynchronous operation.
+  virtual void RefSink() = 0;
+  virtual void UnrefSink() = 0;
+
+ protected:
+  ~PipelineSink() = default;
+};
+
+// Where a forwarded call goes: copied out of the topology, so a callback on another thread
+// never reads a snapshot it does not hold.
+struct ForwardTarget {
+  std::string id;
+  std::string address;
+};
+
+// What ExecutePipelineOp did with one operation.
+struct PipelineStep {
+  enum Kind {
+    kAnswered,  // `result` holds its result.
+    kForward,   // Send it to `owner` (result unused).
+    kPending,   // A write concern wait: the result comes through the sink (result unused).
+  };
+  Kind kind = kAnswered;
+  size_t bytes = 0;                      // kAnswered: estimated result size.
+  const ClusterMember* owner = nullptr;  // kForward; points into the caller's topology.
+  // kForward: how much longer than the forward timeout its answer may take (the
+  // operation's write-concern wait).
+  std::chrono::milliseconds extra_deadline{0};
+};
+
 class CacheService final {
  public:
-  explicit CacheService(Node* node) : node_(node) {}
+  template <typename Request, typename Response>
+  using Call = UnaryCall<Request, Response>;
 
-  grpc::Status Get(const v1::GetRequest& request, v1::GetResponse* response);
-  grpc::Status Set(const v1::SetRequest& request, v1::SetResponse* response);
-  grpc::Status Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response);
-  grpc::Status Touch(const v1::TouchRequest& request, v1::TouchResponse* response);
-  grpc::Status Ttl(const v1::TtlRequest& request, v1::TtlResponse* response);
-  grpc::Status Incr(const v1::IncrRequest& request, v1::IncrResponse* response);
-  grpc::Status MultiGet(const v1::MultiGetRequest& request, v1::MultiGetResponse* response);
-  grpc::Status MultiSet(const v1::MultiSetRequest& request, v1::MultiSetResponse* response);
-  grpc::Status MultiDelete(const v1::MultiDeleteRequest& request,
-                           v1::MultiDeleteResponse* response);
-  grpc::Status Stats(const v1::StatsRequest& request, v1::StatsResponse* response);
+  // `membership` and `peers` may be null: a standalone node, every key served here.
+  // Not owned; they must outlive the service (it subscribes to membership's views).
+  explicit CacheService(Node* node, Membership* membership = nullptr, PeerPool* peers = nullptr);
+  ~CacheService();
+  CacheService(const CacheService&) = delete;
+  CacheService& operator=(const CacheService&) = delete;
 
-  // Pipeline, per message: OK or INVALID_ARGUMENT (naming max-batch) for `op_count`.
+  // Each handler ends `call` exactly once, inline or later from another thread.
+  void Get(Call<v1::GetRequest, v1::GetResponse>& call);
+  void Set(Call<v1::SetRequest, v1::SetResponse>& call);
+  void Delete(Call<v1::DeleteRequest, v1::DeleteResponse>& call);
+  void Touch(Call<v1::TouchRequest, v1::TouchResponse>& call);
+  void Ttl(Call<v1::TtlRequest, v1::TtlResponse>& call);
+  void Incr(Call<v1::IncrRequest, v1::IncrResponse>& call);
+  void MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call);
+  void MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call);
+  void MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call);
+  void Stats(Call<v1::StatsRequest, v1::StatsResponse>& call);
+  void Topology(Call<v1::TopologyRequest, v1::ClusterView>& call);
+
+  // ---- Views (Topology, WatchTopology).
+
+  // Membership's current snapshot; nullptr when standalone or before the first view.
+  std::shared_ptr<const internal::Topology> SharedTopology() const;
+  // The view as the Topology rpc answers it: `topology`'s; for a standalone node
+  // (topology null, no membership) epoch 1 with this node alone; while joining (topology
+  // null) epoch 0 and no members.
+  void FillView(const internal::Topology* topology, v1::ClusterView* out) const;
+  Membership* membership() const { return membership_; }
+
+  // ---- Pipeline (PipelineReactor).
+
+  // Per message: OK or INVALID_ARGUMENT (naming max-batch) for `op_count`.
   grpc::Status CheckPipelineMessage(int op_count) const;
-  // Pipeline, per operation: runs `op` and fills `result` (id, status, result field).
-  // Returns an estimate of the bytes `result` adds to a response, for flow control.
-  size_t Execute(const v1::Operation& op, v1::OperationResult* result);
+  // The snapshot to route a stretch of Pipeline operations on; valid until this thread
+  // calls into the service again for another stretch (nullptr: standalone or joining).
+  const internal::Topology* ThreadTopology() const;
+  // Routes `op` (received with `md`) on `topology` and, if it is served here, runs it:
+  // kAnswered with `result` filled (id, status, result field) — also for routing errors;
+  // kForward with its owner; kPending when a write waits for replicas (AddPending was
+  // called on `sink`, and the result comes through Deliver).
+  PipelineStep ExecutePipelineOp(const internal::Topology* topology, const RequestMetadata& md,
+                                 const v1::Operation& op, v1::OperationResult* result,
+                                 PipelineSink* sink);
+  // Limits of one forwarded Pipeline message, as the owner checks them (nodes of a cluster
+  // run with the same limits): max-batch operations, and bytes within its message size
+  // limit, counted with ForwardBytes.
+  size_t MaxForwardOps() const;
+  size_t MaxForwardBytes() const;
+  // An upper estimate of `op`'s size in a message: key and value plus framing.
+  static size_t ForwardBytes(const v1::Operation& op);
+  // Adds to `out` one result per operation in `ops` with `status` (the error of a forward
+  // that failed), and returns their estimated size.
+  static size_t FailedResults(const grpc::Status& status,
+                              const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+                              v1::PipelineResponse* out);
+
+  // ---- Forwarding (also used by PipelineForward).
+
+  // The deadline of a call forwarded on behalf of a caller whose deadline is
+  // `caller_deadline`: min(caller's, now + forward_timeout + extra). Sets *ours if the
+  // forward timeout is the earlier one.
+  std::chrono::system_clock::time_point ForwardDeadline(
+      std::chrono::system_clock::time_point caller_deadline, std::chrono::milliseconds extra,
+      bool* ours) const;
+  // A forwarded call's status as this node relays it: the owner's own answers unchanged;
+  // a transport failure or our own forward timeout as UNAVAILABLE naming the owner.
+  grpc::Status RelayStatus(const grpc::Status& status, const ForwardTarget& target,
+                           bool our_deadline) const;
+  const std::string& self_id() const;
+  PeerPool* peers() const { return peers_; }
+
+  // Adds the trailing metadata ringcache-epoch when the caller sent an epoch (in `md`) that
+  // differs from the node's (`topology`'s; standalone 1, joining 0). Call before the call
+  // can end.
+  void AddEpochHint(grpc::CallbackServerContext* context, const RequestMetadata& md,
+                    const internal::Topology* topology) const;
 
  private:
-  Node* const node_;  // Not owned.
+  enum class Access { kWrite, kReadPrimary, kReadAnyOwner };
+  enum class Where { kHere, kRemote, kError };
+
+  // Decides where an operation on `key` runs. kRemote sets *owner (pointing into
+  // `topology`); kError sets *error. Never allocates unless it fails or forwards.
+  Where Route(const internal::Topology* topology, const RequestMetadata& md, std::string_view key,
+              Access access, const ClusterMember** owner, grpc::Status* error) const;
+  // OK, or UNAVAILABLE while the node has no view yet (`topology` null with membership).
+  grpc::Status CheckServing(const internal::Topology* topology) const;
+  // OK for k == 0; else INVALID_ARGUMENT if k or the timeout is over its limit.
+  grpc::Status CheckWriteConcern(const internal::Topology* topology, uint32_t k,
+                                 uint32_t timeout_ms) const;
+
+  // Forwards a unary call to `owner` as raw bytes and relays the answer.
+  template <typename Request, typename Response>
+  void Forward(Call<Request, Response>& call, const ClusterMember& owner, const std::string& method,
+               std::chrono::milliseconds extra_deadline);
+  // A unary write served here: handles write concern. `write` runs the Node call with the
+  // ticket (or nullptr) and fills the response; returns its status.
+  template <typename Request, typename Response, typename Write>
+  void LocalWrite(Call<Request, Response>& call, uint32_t write_concern, uint32_t timeout_ms,
+                  Write&& write);
+  // A unary single-key rpc: route, then run `local` here or forward `method`.
+  template <typename Request, typename Response, typename Local>
+  void SingleKey(Call<Request, Response>& call, std::string_view key, Access access,
+                 uint32_t write_concern, uint32_t wc_timeout_ms, const std::string& method,
+                 Local&& local);
+
+  // Constant after construction.
+  Node* const node_;              // Not owned.
+  Membership* const membership_;  // Not owned; may be null.
+  PeerPool* const peers_;         // Not owned; may be null.
+  int subscription_ = -1;
+
+  // Changes (to a process-wide unique value) whenever membership adopts a view; a thread's
+  // cached topology is current while its generation matches.
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace ringcache::internal

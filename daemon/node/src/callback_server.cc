@@ -14,7 +14,9 @@
 #include <thread>
 #include <utility>
 
+#include "membership.h"
 #include "ringcache/v1/cache.grpc.pb.h"
+#include "topology.h"
 
 namespace ringcache::internal {
 namespace {
@@ -22,54 +24,69 @@ namespace {
 // The health service names that report the node's state.
 constexpr const char* kHealthServices[] = {"", "ringcache.v1.Cache"};
 
-// One unary call. The handler runs inline in the constructor, on the gRPC thread that
-// delivered the call; OnDone (the response sent, or the call gone) records the metrics
-// and deletes the reactor, so the latency includes sending the response, as it did on the
-// completion-queue server. (gRPC's DefaultReactor would save the allocation but has no
-// completion event.)
+// One unary call, and the UnaryCall its CacheService handler serves. The handler runs in
+// the constructor, on the gRPC thread that delivered the call, and ends the call with Reply
+// or ReplyRelayed, inline (a key served here) or later from another thread (a forwarded call,
+// a write-concern wait). gRPC keeps a Finish made before the reactor is bound (the handler
+// returns it) and sends it once bound, so the handler may end the call at any time. OnDone
+// (the response sent, or the call gone) records the metrics and deletes the reactor, so the
+// latency includes sending the response, as it did on the completion-queue server. (gRPC's
+// DefaultReactor would save the allocation but has no completion event.)
 //
-// The methods are registered raw (ByteBuffer in and out) and parse here, for one reason:
+// The methods are registered raw (ByteBuffer in and out) and parse here, for two reasons:
 // gRPC 1.51's typed callback handler answers a request that does not parse with
 // UNIMPLEMENTED, while every earlier front end (and the generated completion-queue and
-// synchronous handlers) answered INTERNAL. Such a call never reached a handler before and
-// is not counted in the metrics now either.
-// Traits: Request/Response types, kRpc, kName, kHandler (CacheService::X).
+// synchronous handlers) answered INTERNAL; and a forwarded call relays the raw bytes both
+// ways without parsing the response. A request that does not parse is not counted in the
+// metrics.
+// Traits: Request/Response types, kRpc, kRecorded, kName, kHandler (CacheService::X).
 template <typename Traits>
-class UnaryReactor final : public grpc::ServerUnaryReactor {
+class UnaryReactor final : public grpc::ServerUnaryReactor,
+                           public UnaryCall<typename Traits::Request, typename Traits::Response> {
  public:
   using Request = typename Traits::Request;
   using Response = typename Traits::Response;
+  using Call = UnaryCall<Request, Response>;
 
   UnaryReactor(const ServerEnv* env, grpc::CallbackServerContext* ctx,
                const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes)
-      : env_(env) {
+      : Call(ctx, request_bytes), env_(env), response_bytes_(response_bytes) {
     env_->CallStarted();
     grpc::ByteBuffer buffer(*request_bytes);  // Shares the slices; Deserialize consumes it.
-    Request request;
-    if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, &request).ok()) {
+    if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, &this->request_).ok()) {
       counted_ = false;
       Finish(grpc::Status(grpc::StatusCode::INTERNAL, "cannot parse the request message"));
       return;
     }
     started_ = std::chrono::steady_clock::now();
-    grpc::Status status;
-    Response response;
     if (ctx->deadline() <= std::chrono::system_clock::now()) {
-      status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
-    } else {
-      status = (env_->handlers->*Traits::kHandler)(request, &response);
+      code_ = grpc::StatusCode::DEADLINE_EXCEEDED;
+      Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"));
+      return;
     }
+    this->metadata_ = RequestMetadata::Read(ctx);
+    (env_->handlers->*Traits::kHandler)(*this);
+    // The call may be over (and this deleted, once bound) as soon as the handler ended it.
+  }
+
+  void Reply(grpc::Status status) override {
     if (status.ok()) {
       bool own_buffer = false;
-      status =
-          grpc::SerializationTraits<Response>::Serialize(response, response_bytes, &own_buffer);
+      status = grpc::SerializationTraits<Response>::Serialize(this->response_, response_bytes_,
+                                                              &own_buffer);
     }
     code_ = status.error_code();
     Finish(std::move(status));
   }
 
+  void ReplyRelayed(grpc::Status status, grpc::ByteBuffer* response_bytes) override {
+    if (status.ok()) response_bytes_->Swap(response_bytes);
+    code_ = status.error_code();
+    Finish(std::move(status));
+  }
+
   void OnDone() override {
-    if (counted_) {
+    if (counted_ && Traits::kRecorded) {
       env_->metrics->Record(Traits::kRpc, code_, std::chrono::steady_clock::now() - started_);
     }
     const ServerEnv* env = env_;
@@ -80,8 +97,10 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
  private:
   ~UnaryReactor() override = default;
 
-  const ServerEnv* const env_;  // Not owned.
+  const ServerEnv* const env_;              // Not owned.
+  grpc::ByteBuffer* const response_bytes_;  // gRPC's; valid until OnDone.
   std::chrono::steady_clock::time_point started_;
+  // Written by whichever thread ends the call, read in OnDone (which gRPC orders after).
   grpc::StatusCode code_ = grpc::StatusCode::OK;
   bool counted_ = true;  // False: the request did not parse.
 };
@@ -91,6 +110,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     using Request = v1::Name##Request;                    \
     using Response = v1::Name##Response;                  \
     static constexpr Rpc kRpc = Rpc::k##Name;             \
+    static constexpr bool kRecorded = true;               \
     static constexpr const char* kName = #Name;           \
     static constexpr auto kHandler = &CacheService::Name; \
   };
@@ -106,6 +126,16 @@ RINGCACHE_UNARY_TRAITS(MultiSet)
 RINGCACHE_UNARY_TRAITS(MultiDelete)
 RINGCACHE_UNARY_TRAITS(Stats)
 #undef RINGCACHE_UNARY_TRAITS
+
+// Topology has no entry in the metrics' rpc list (ringcache_requests_total predates it).
+struct TopologyTraits {
+  using Request = v1::TopologyRequest;
+  using Response = v1::ClusterView;
+  static constexpr Rpc kRpc = Rpc::kStats;  // Unused: kRecorded is false.
+  static constexpr bool kRecorded = false;
+  static constexpr const char* kName = "Topology";
+  static constexpr auto kHandler = &CacheService::Topology;
+};
 
 // The index of `method` in ringcache.v1.Cache, which is its index in the generated service.
 int MethodIndex(const char* method) {
@@ -141,6 +171,13 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<MultiSetTraits>(env);
     MarkUnary<MultiDeleteTraits>(env);
     MarkUnary<StatsTraits>(env);
+    MarkUnary<TopologyTraits>(env);
+    MarkMethodCallback(
+        MethodIndex("WatchTopology"),
+        new grpc::internal::CallbackServerStreamingHandler<v1::TopologyRequest, v1::ClusterView>(
+            [env](grpc::CallbackServerContext* ctx, const v1::TopologyRequest*) {
+              return new WatchTopologyReactor(env, ctx);
+            }));
     MarkMethodCallback(
         MethodIndex("Pipeline"),
         new grpc::internal::CallbackBidiHandler<v1::PipelineRequest, v1::PipelineResponse>(
@@ -172,6 +209,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
   int port = 0;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->service_.get());
+  for (grpc::Service* service : options.extra_services) builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // gRPC sets SO_REUSEPORT by default, which would let two nodes bind the same port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -186,6 +224,18 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
                                "has the reason)");
   }
   server->port_ = port;
+  if (Membership* membership = handlers->membership()) {
+    // Every view adopted from now on goes to the open watch streams. (A stream reads the
+    // current view itself when it opens.)
+    const ServerEnv* env = &server->env_;
+    server->membership_ = membership;
+    server->subscription_ =
+        membership->Subscribe([env](const std::shared_ptr<const Topology>& topology) {
+          v1::ClusterView view;
+          env->handlers->FillView(topology.get(), &view);
+          env->watchers.Publish(view);
+        });
+  }
   if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
     for (const char* name : kHealthServices) health->SetServingStatus(name, true);
   }
@@ -200,6 +250,13 @@ void CallbackServer::BeginShutdown() {
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     for (const char* name : kHealthServices) health->SetServingStatus(name, false);
   }
+  // No more views for the watchers (Unsubscribe waits for a Publish in progress), then end
+  // them: a watch never ends by itself, and must not hold the shutdown for the grace period.
+  if (membership_ != nullptr) {
+    membership_->Unsubscribe(subscription_);
+    membership_ = nullptr;
+  }
+  env_.watchers.CloseAll();
   env_.streams.DrainAll();
 }
 

@@ -8,18 +8,22 @@
 //    CacheService handler inline and records the call's metrics when it is done;
 //  - Pipeline: PipelineReactor (pipeline_reactor.h), one Read and one Write outstanding
 //    at most, its state under a per-stream mutex;
+//  - WatchTopology: WatchTopologyReactor (topology_watch.h); the server subscribes to the
+//    node's Membership and fans every adopted view out to the open watch streams;
 //  - health (grpc.health.v1) and reflection come from gRPC's own implementations.
 //
-// Shutdown: BeginShutdown() flips health to NOT_SERVING and asks every Pipeline stream to
-// drain; Shutdown(deadline) stops accepting, waits for calls to finish until `deadline`,
-// cancels the rest, and returns once every ringcache call is done. Calls that are not
-// ours (health Watch, reflection streams) never end by themselves: once no ringcache call
-// is left they are cancelled, so they do not hold the shutdown for the whole grace period.
+// Shutdown: BeginShutdown() flips health to NOT_SERVING, ends every WatchTopology stream
+// (UNAVAILABLE) and asks every Pipeline stream to drain; Shutdown(deadline) stops accepting, waits
+// for calls to finish until `deadline`, cancels the rest, and returns once every ringcache call is
+// done. Calls that are not ours (health Watch, reflection streams) never end by themselves: once no
+// ringcache call is left they are cancelled, so they do not hold the shutdown for the whole grace
+// period.
 //
 // Thread safety: Start, BeginShutdown and Shutdown are called by the owning Node (which
 // serializes them); never from a gRPC thread.
 #pragma once
 
+#include <grpcpp/impl/service_type.h>
 #include <grpcpp/server.h>
 
 #include <atomic>
@@ -27,13 +31,17 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cache_service.h"
 #include "node_metrics.h"
 #include "pipeline_reactor.h"
 #include "ringcache/status.h"
+#include "topology_watch.h"
 
 namespace ringcache::internal {
+
+class Membership;
 
 // What every call needs. Constant after CallbackServer::Start, apart from the members
 // that say otherwise.
@@ -42,6 +50,7 @@ struct ServerEnv {
   NodeMetrics* metrics = nullptr;    // Not owned.
   // Internal synchronization.
   mutable PipelineStreams streams;
+  mutable TopologyWatchers watchers;
   // ringcache calls (unary and Pipeline) that have started and whose OnDone has not
   // finished. Read by Shutdown().
   mutable std::atomic<int64_t> active_calls{0};
@@ -52,8 +61,13 @@ struct ServerEnv {
 };
 
 struct CallbackServerOptions {
+  // HOST:PORT to bind; port 0 = any free port (see CallbackServer::port()).
   std::string listen_address;
+  // Largest request message accepted. Default 4 MiB.
   int max_receive_message_bytes = 4 << 20;
+  // More services to serve on the same port (the node's Membership and Replication). Not
+  // owned; they must outlive the server. Default none.
+  std::vector<grpc::Service*> extra_services = {};
 };
 
 class CallbackServer {
@@ -69,7 +83,8 @@ class CallbackServer {
   CallbackServer(const CallbackServer&) = delete;
   CallbackServer& operator=(const CallbackServer&) = delete;
 
-  // Health NOT_SERVING; Pipeline streams flush what they have read and end with
+  // Health NOT_SERVING; WatchTopology streams end with UNAVAILABLE; Pipeline streams
+  // flush what they have read (and wait for their forwarded operations) and end with
   // UNAVAILABLE. Returns at once. Idempotent.
   void BeginShutdown();
   // BeginShutdown(), then stop accepting, let calls finish until `deadline`, cancel the
@@ -90,6 +105,8 @@ class CallbackServer {
   int port_ = 0;
 
   // Used only by the owner's thread (see the class comment).
+  Membership* membership_ = nullptr;  // Not owned; null once unsubscribed.
+  int subscription_ = -1;             // Feeds env_.watchers.
   bool shutdown_begun_ = false;
   bool shut_down_ = false;
 };

@@ -1,9 +1,11 @@
 #include "pipeline_reactor.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "callback_server.h"
+#include "pipeline_forward.h"
 
 namespace ringcache::internal {
 namespace {
@@ -44,7 +46,10 @@ void PipelineStreams::DrainAll() {
 }
 
 PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerContext* ctx)
-    : env_(env), started_(std::chrono::steady_clock::now()) {
+    : env_(env),
+      context_(ctx),
+      started_(std::chrono::steady_clock::now()),
+      metadata_(RequestMetadata::Read(ctx)) {
   env_->CallStarted();
   env_->metrics->pipeline_streams().Increment();
   const bool expired = ctx->deadline() <= std::chrono::system_clock::now();
@@ -64,6 +69,114 @@ void PipelineReactor::BeginDrain() {
     std::lock_guard lock(mu_);
     draining_ = true;
   }
+  Pump();
+}
+
+void PipelineReactor::AddPending(size_t ops) {
+  std::lock_guard lock(mu_);
+  pending_ops_ += ops;
+}
+
+void PipelineReactor::Deliver(v1::PipelineResponse* results, size_t bytes, size_t ops) {
+  {
+    std::lock_guard lock(mu_);
+    pending_ops_ -= ops;
+    // After a failed Write nothing can be delivered; the count still matters for Finish.
+    if (!broken_ && results->results_size() > 0) QueueResultsLocked(results, bytes);
+  }
+  Pump();
+}
+
+void PipelineReactor::QueueResultsLocked(v1::PipelineResponse* results, size_t bytes) {
+  if (!queue_.empty() && queue_.back().bytes + bytes <= kTargetMessageBytes) {
+    // Coalesce into the message waiting for the next Write.
+    QueuedResponse& tail = queue_.back();
+    auto* tail_results = tail.message.mutable_results();
+    tail_results->Reserve(tail_results->size() + results->results_size());
+    for (v1::OperationResult& r : *results->mutable_results()) tail_results->Add()->Swap(&r);
+    tail.bytes += bytes;
+  } else {
+    queue_.push_back({.message = std::move(*results), .bytes = bytes});
+  }
+  queued_bytes_ += bytes;
+}
+
+void PipelineReactor::EnqueueForwardLocked(ForwardGroup* group) {
+  PeerQueue* queue = nullptr;
+  for (PeerQueue& q : peers_) {
+    if (q.target.id == group->owner->id) queue = &q;
+  }
+  if (queue == nullptr) {
+    peers_.push_back({});
+    queue = &peers_.back();
+    queue->target.id = group->owner->id;
+  }
+  queue->target.address = group->owner->address;  // The newest view's.
+  pending_ops_ += static_cast<size_t>(group->request.ops_size());
+  queue->waiting_bytes += group->bytes;
+  if (queue->waiting.ops_size() == 0) {
+    queue->waiting.Swap(&group->request);
+  } else {
+    for (v1::Operation& op : *group->request.mutable_ops()) queue->waiting.add_ops()->Swap(&op);
+  }
+  queue->extra_deadline = std::max(queue->extra_deadline, group->extra_deadline);
+}
+
+void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
+  // What accumulated may be more than the owner accepts in one message (max-batch, its
+  // message size limit): a call takes at most that much, the rest waits for the next one.
+  const int max_ops = static_cast<int>(env_->handlers->MaxForwardOps());
+  const size_t max_bytes = env_->handlers->MaxForwardBytes();
+  for (PeerQueue& q : peers_) {
+    if (q.waiting.ops_size() == 0 || q.in_flight >= kMaxForwardsPerOwner) continue;
+    calls->push_back({.target = q.target, .request = {}, .extra_deadline = q.extra_deadline});
+    v1::PipelineRequest& request = calls->back().request;
+    if (q.waiting.ops_size() <= max_ops && q.waiting_bytes <= max_bytes) {
+      request.Swap(&q.waiting);
+      q.waiting_bytes = 0;
+      q.extra_deadline = std::chrono::milliseconds(0);
+    } else {
+      int n = 0;
+      size_t bytes = 0;
+      while (n < q.waiting.ops_size() && n < max_ops) {
+        const size_t op_bytes = CacheService::ForwardBytes(q.waiting.ops(n));
+        if (n > 0 && bytes + op_bytes > max_bytes) break;
+        bytes += op_bytes;
+        ++n;
+      }
+      request.mutable_ops()->Reserve(n);
+      for (int i = 0; i < n; ++i) request.add_ops()->Swap(q.waiting.mutable_ops(i));
+      q.waiting.mutable_ops()->DeleteSubrange(0, n);
+      q.waiting_bytes -= std::min(q.waiting_bytes, bytes);
+      // extra_deadline stays: it may belong to an operation still waiting.
+    }
+    ++q.in_flight;
+  }
+}
+
+void PipelineReactor::StartForwards(std::vector<ForwardCall>* calls) {
+  for (ForwardCall& call : *calls) {
+    PipelineForward::Start(env_->handlers, this, std::move(call.target), std::move(call.request),
+                           context_->deadline(), call.extra_deadline);
+  }
+}
+
+void PipelineReactor::ForwardDone(const std::string& owner_id) {
+  std::vector<ForwardCall> calls;
+  {
+    std::lock_guard lock(mu_);
+    for (PeerQueue& q : peers_) {
+      if (q.target.id != owner_id) continue;
+      --q.in_flight;
+      if (broken_) {  // Nothing can be delivered any more: do not send what waits.
+        pending_ops_ -= static_cast<size_t>(q.waiting.ops_size());
+        q.waiting.Clear();
+        q.waiting_bytes = 0;
+      }
+    }
+    if (!broken_) TakeForwardsLocked(&calls);
+  }
+  StartForwards(&calls);
   Pump();
 }
 
@@ -157,14 +270,16 @@ void PipelineReactor::Pump() {
       }
       // 3. Read the next message once the current one is done and the queue has room.
       const bool input_over = reads_done_ || draining_ || broken_ || has_error_;
-      if (!input_over && !has_request_ && !read_in_flight_ && queued_bytes_ <= kMaxQueuedBytes) {
+      if (!input_over && !has_request_ && !read_in_flight_ && queued_bytes_ <= kMaxQueuedBytes &&
+          pending_ops_ < kMaxPendingOps) {
         read_in_flight_ = true;
         start_read = true;
       }
-      // 4. Finish once no operation will come and every result has been written. A Read
-      // may still be outstanding (draining, errors): gRPC allows ending the call early,
-      // and that Read then completes with ok=false.
-      if (input_over && !has_request_ && !executing_ && queue_.empty() && !write_in_flight_) {
+      // 4. Finish once no operation will come, every pending one has its result and every
+      // result has been written. A Read may still be outstanding (draining, errors): gRPC
+      // allows ending the call early, and that Read then completes with ok=false.
+      if (input_over && !has_request_ && !executing_ && pending_ops_ == 0 && queue_.empty() &&
+          !write_in_flight_) {
         if (!has_error_ && draining_ && !reads_done_) {
           error_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down");
         }
@@ -176,6 +291,10 @@ void PipelineReactor::Pump() {
     }
     // gRPC calls without mu_: outside a reaction they may run reactions inline.
     if (finish) {
+      // The caller's view is stale: say so in the trailers (only Finish reads them).
+      if (metadata_.has_epoch) {
+        env_->handlers->AddEpochHint(context_, metadata_, env_->handlers->ThreadTopology());
+      }
       Finish(std::move(finish_status));
       return;  // OnDone may follow at any time: `this` must not be touched any more.
     }
@@ -185,29 +304,28 @@ void PipelineReactor::Pump() {
 
     v1::PipelineResponse chunk;
     size_t bytes = 0;
-    ExecuteChunk(reject, &chunk, &bytes);
-
-    std::lock_guard lock(mu_);
-    executing_ = false;
-    has_request_ = next_op_ < request_.ops_size();
-    if (broken_) continue;  // The loop drops everything.
-    if (chunk.results_size() == 0) continue;
-    if (!queue_.empty() && queue_.back().bytes + bytes <= kTargetMessageBytes) {
-      // Coalesce into the message waiting for the next Write.
-      QueuedResponse& tail = queue_.back();
-      auto* results = tail.message.mutable_results();
-      results->Reserve(results->size() + chunk.results_size());
-      for (v1::OperationResult& r : *chunk.mutable_results()) results->Add()->Swap(&r);
-      tail.bytes += bytes;
-    } else {
-      queue_.push_back({.message = std::move(chunk), .bytes = bytes});
+    std::vector<ForwardGroup> forwards;
+    ExecuteChunk(reject, &chunk, &bytes, &forwards);
+    std::vector<ForwardCall> calls;
+    {
+      std::lock_guard lock(mu_);
+      executing_ = false;
+      has_request_ = next_op_ < request_.ops_size();
+      if (broken_) continue;  // The loop drops everything; the call is gone.
+      // Counted before any forward starts: its results may come back at once.
+      for (ForwardGroup& group : forwards) EnqueueForwardLocked(&group);
+      TakeForwardsLocked(&calls);
+      if (chunk.results_size() > 0) QueueResultsLocked(&chunk, bytes);
     }
-    queued_bytes_ += bytes;
+    StartForwards(&calls);
   }
 }
 
-void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes) {
+void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes,
+                                   std::vector<ForwardGroup>* forwards) {
   const int n = request_.ops_size();
+  // Valid while this thread makes no other routing call; the forwards start before that.
+  const Topology* topology = reject ? nullptr : env_->handlers->ThreadTopology();
   for (; next_op_ < n && *bytes < kTargetMessageBytes; ++next_op_) {
     v1::OperationResult* result = out->add_results();
     if (reject) {
@@ -215,8 +333,27 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
       result->mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));
       result->mutable_status()->set_message("node is shutting down; operation not executed");
       *bytes += kRejectedResultBytes;
-    } else {
-      *bytes += env_->handlers->Execute(request_.ops(next_op_), result);
+      continue;
+    }
+    const PipelineStep step = env_->handlers->ExecutePipelineOp(
+        topology, metadata_, request_.ops(next_op_), result, this);
+    if (step.kind == PipelineStep::kAnswered) {
+      *bytes += step.bytes;
+      continue;
+    }
+    out->mutable_results()->RemoveLast();  // Its result comes later.
+    if (step.kind == PipelineStep::kForward) {
+      ForwardGroup* group = nullptr;
+      for (ForwardGroup& g : *forwards) {
+        if (g.owner == step.owner) group = &g;
+      }
+      if (group == nullptr) {
+        forwards->push_back({.owner = step.owner, .request = {}, .extra_deadline = {}});
+        group = &forwards->back();
+      }
+      group->bytes += CacheService::ForwardBytes(request_.ops(next_op_));
+      group->request.add_ops()->Swap(request_.mutable_ops(next_op_));
+      group->extra_deadline = std::max(group->extra_deadline, step.extra_deadline);
     }
   }
 }

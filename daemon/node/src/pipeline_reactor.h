@@ -3,18 +3,26 @@
 //
 // Invariants (as with the completion-queue server before it):
 //  - at most one Read and one Write (or the Finish) outstanding, as gRPC requires;
-//  - the operations of a request message are executed as soon as it is read, in order;
-//    their results are appended to a queue of response messages (each closed at about
-//    kTargetMessageBytes);
+//  - the operations of a request message are routed as soon as it is read, in order
+//    (CacheService::ExecutePipelineOp): those served here run at once and their results are
+//    appended to a queue of response messages (each closed at about kTargetMessageBytes);
+//    those another node owns are queued per owner and sent there as PipelineForward calls
+//    (pipeline_forward.h), at most kMaxForwardsPerOwner in flight per owner: what
+//    accumulates meanwhile leaves in the next call; a local write with a write concern
+//    waits for its replicas. Their results join the queue when they arrive, so results may
+//    come out of request order (they carry the caller's ids);
 //  - while a Write is in flight, new results wait in that queue and go out together in
 //    the next Write (coalescing: one response message per Write, not per request);
 //  - flow control: while the queued results exceed kMaxQueuedBytes the stream stops
-//    executing and stops reading (the client's sends then block: backpressure), so a
-//    stream holds at most one request message plus about kMaxQueuedBytes (+ one response
-//    message) of results;
+//    executing and stops reading (the client's sends then block: backpressure); while
+//    kMaxPendingOps or more operations are pending (forwarded or waiting for replicas) it
+//    stops reading. So a stream holds at most one request message, about kMaxQueuedBytes
+//    (+ one response message) of results and kMaxPendingOps (+ one message) of pending
+//    operations;
 //  - the stream ends (Finish) once no more operations will come — the client half-closed,
-//    the node is draining, a write failed or a message broke a limit — and every result
-//    already computed has been written;
+//    the node is draining, a write failed or a message broke a limit — every pending
+//    operation has its result (forwards end by their deadline at the latest), and every
+//    result already computed has been written;
 //  - draining (node shutdown): reading stops; the operations already read are executed,
 //    except that while the stream is backlogged (results over kMaxQueuedBytes) the rest
 //    are answered UNAVAILABLE without running; queued results are flushed, and the stream
@@ -27,10 +35,15 @@
 // to change state and decide the next steps; it is never held while calling gRPC (a
 // StartWrite or Finish made outside a reaction may run reactions inline on the calling
 // thread) nor while executing operations on the cache. One thread at a time executes
-// (executing_), so the operations of a stream still run in order. mu_ is a leaf lock.
+// (executing_), so the operations of a stream still run in order. Results of pending
+// operations arrive through Deliver (PipelineSink) on gRPC's client threads or a
+// replication thread, and may arrive inline while an operation executes. mu_ is a leaf
+// lock.
 //
 // Lifetime: reference counted. gRPC's reference is dropped in OnDone; PipelineStreams
-// takes one while draining a stream outside its own lock. Deleted at the last Unref.
+// takes one while draining a stream outside its own lock, and every pending operation's
+// owner (PipelineForward, a write-concern wait) one until it delivered. Deleted at the
+// last Unref.
 #pragma once
 
 #include <grpcpp/server_context.h>
@@ -42,7 +55,10 @@
 #include <deque>
 #include <mutex>
 #include <unordered_set>
+#include <vector>
 
+#include "cache_service.h"
+#include "request_metadata.h"
 #include "ringcache/v1/cache.pb.h"
 
 namespace ringcache::internal {
@@ -72,12 +88,19 @@ class PipelineStreams {
 };
 
 class PipelineReactor final
-    : public grpc::ServerBidiReactor<v1::PipelineRequest, v1::PipelineResponse> {
+    : public grpc::ServerBidiReactor<v1::PipelineRequest, v1::PipelineResponse>,
+      public PipelineSink {
  public:
   // Results are cut into response messages of about this size.
   static constexpr size_t kTargetMessageBytes = size_t{1} << 20;
   // Reading and executing pause while more than this many result bytes are queued.
   static constexpr size_t kMaxQueuedBytes = size_t{8} << 20;
+  // Reading pauses while this many operations are pending (forwarded, or waiting for
+  // replica acks).
+  static constexpr size_t kMaxPendingOps = 8192;
+  // Forwarded calls in flight per owner node and stream. More would only add call setups:
+  // the operations that wait go out together in the next call.
+  static constexpr int kMaxForwardsPerOwner = 2;
 
   // Called from the service's Pipeline method; starts the stream. `env` is not owned and
   // outlives every call.
@@ -97,10 +120,38 @@ class PipelineReactor final
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // PipelineSink: pending operations (forwarded, or waiting for replicas).
+  void AddPending(size_t ops) override;
+  void Deliver(v1::PipelineResponse* results, size_t bytes, size_t ops) override;
+  void ForwardDone(const std::string& owner_id) override;
+  void RefSink() override { Ref(); }
+  void UnrefSink() override { Unref(); }
+
  private:
   struct QueuedResponse {
     v1::PipelineResponse message;
     size_t bytes = 0;
+  };
+  // The operations of one executed stretch that one other node owns.
+  struct ForwardGroup {
+    const ClusterMember* owner = nullptr;  // In the executing thread's topology.
+    v1::PipelineRequest request;
+    size_t bytes = 0;                             // CacheService::ForwardBytes of the ops.
+    std::chrono::milliseconds extra_deadline{0};  // Longest write-concern wait among them.
+  };
+  // Forwarding to one other node: calls in flight, and the operations waiting for a call.
+  struct PeerQueue {
+    ForwardTarget target;
+    v1::PipelineRequest waiting;
+    size_t waiting_bytes = 0;  // CacheService::ForwardBytes of the waiting ops.
+    std::chrono::milliseconds extra_deadline{0};
+    int in_flight = 0;
+  };
+  // A forwarded call to start (outside mu_).
+  struct ForwardCall {
+    ForwardTarget target;
+    v1::PipelineRequest request;
+    std::chrono::milliseconds extra_deadline{0};
   };
 
   ~PipelineReactor() override = default;
@@ -109,14 +160,26 @@ class PipelineReactor final
   // nothing more can be done now. Called without mu_ held.
   void Pump();
   // Runs (or, if `reject`, answers UNAVAILABLE) up to one response message's worth of the
-  // current request's operations. Only the thread that set executing_ calls it, without mu_.
-  void ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes);
+  // current request's operations; those another node owns are moved into `forwards`. Only
+  // the thread that set executing_ calls it, without mu_.
+  void ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes,
+                    std::vector<ForwardGroup>* forwards);
+  // Appends results to the queue, coalescing into the tail message if it has room.
+  void QueueResultsLocked(v1::PipelineResponse* results, size_t bytes);
+  // Moves `group`'s operations to its owner's queue and counts them pending.
+  void EnqueueForwardLocked(ForwardGroup* group);
+  // Takes a call for every owner with operations waiting and room for a call in flight.
+  void TakeForwardsLocked(std::vector<ForwardCall>* calls);
+  // Starts `calls`. Without mu_.
+  void StartForwards(std::vector<ForwardCall>* calls);
   // Ends the stream with `status` once everything queued is written (first status wins).
   void FailStreamLocked(grpc::Status status);
 
   // Constant after construction.
-  const ServerEnv* const env_;  // Not owned.
+  const ServerEnv* const env_;                  // Not owned.
+  grpc::CallbackServerContext* const context_;  // gRPC's; valid until OnDone.
   const std::chrono::steady_clock::time_point started_;
+  RequestMetadata metadata_;  // The stream's ringcache-* metadata.
 
   std::atomic<int> refs_{1};
 
@@ -132,8 +195,10 @@ class PipelineReactor final
   // Protected by mu_.
   std::deque<QueuedResponse> queue_;  // Results not yet handed to a Write.
   size_t queued_bytes_ = 0;
-  bool has_request_ = false;  // request_ has operations not yet executed.
-  bool executing_ = false;    // A thread is executing request_ without mu_.
+  size_t pending_ops_ = 0;        // Operations whose results will come through Deliver.
+  std::vector<PeerQueue> peers_;  // Per owner node forwarded to; a handful.
+  bool has_request_ = false;      // request_ has operations not yet executed.
+  bool executing_ = false;        // A thread is executing request_ without mu_.
   bool read_in_flight_ = false;
   bool write_in_flight_ = false;
   bool reads_done_ = false;  // The client half-closed, or the call is gone.
