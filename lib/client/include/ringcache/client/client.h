@@ -1,0 +1,210 @@
+// Client: a smart C++ client for a ringcache cluster.
+//
+// It fetches the cluster view from any seed node (the Topology rpc), keeps it current
+// (a background WatchTopology stream, plus a refresh whenever a node hints at a newer
+// epoch or a call fails with UNAVAILABLE), builds the same ring as the nodes
+// (ClusterView::BuildRing) and sends every key straight to its primary, or to one of its
+// owners for ReadPreference::kAnyOwner, so no node has to forward. Batches are split per
+// node and the parts sent in parallel. Channels are pooled, one per node address.
+//
+//   auto client = ringcache::client::Client::Connect({.seeds = {"10.0.0.1:7700"}});
+//   if (!client.ok()) return client.status();
+//   auto version = (*client)->Set("user:42", "Ada", {.ttl_ms = 60'000});
+//   auto item = (*client)->Get("user:42");   // Result<Item>: value + version + deadline
+//
+// Every call has a deadline: CallOptions::timeout, or Options::timeout when that is 0. The
+// deadline bounds the whole call, retries included.
+//
+// Retries (bounded by Options::max_attempts and the deadline): a call that fails with
+// UNAVAILABLE (the node is down, shutting down, joining, or not the key's primary in its
+// newer view) refreshes the view and goes again to the key's owner in the refreshed view.
+// A call that may have been applied before the connection broke is retried only if
+// repeating it cannot change the outcome: reads, Touch, and Set in SetMode::kAlways.
+// Incr, Delete and conditional Sets are retried only when the node certainly did not
+// apply them (it could not be reached, or refused the call before running it); otherwise
+// their UNAVAILABLE is returned to the caller, who knows whether a repeat is safe.
+//
+// Errors are ringcache::Status codes, the same as the nodes' gRPC codes (see
+// proto/ringcache/v1/cache.proto): NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION,
+// INVALID_ARGUMENT, UNAVAILABLE, DEADLINE_EXCEEDED, ...
+//
+// Thread safety: has internal synchronization; every method may be called concurrently
+// from any number of threads. The destructor stops the background thread; it must not
+// run while another thread still uses the client.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringcache/cache.h"
+#include "ringcache/cluster_view.h"
+#include "ringcache/status.h"
+
+namespace ringcache::client {
+
+// Which copy of a key a read may use (ringcache.v1.ReadPreference).
+enum class ReadPreference {
+  kPrimary,   // The key's primary: sees every acknowledged write. Default.
+  kAnyOwner,  // Any owner, chosen round-robin: spreads reads, may be stale (replicas lag).
+};
+
+struct Options {
+  // HOST:PORT of one or more nodes of the cluster (any members). Required.
+  std::vector<std::string> seeds{};
+  // Deadline of a call whose CallOptions::timeout is 0. Default 2 s.
+  std::chrono::milliseconds timeout{2000};
+  // How long Connect() keeps trying the seeds for a first view. Default 5 s.
+  std::chrono::milliseconds connect_timeout{5000};
+  // Attempts per operation (or per part of a batch), the first included: 1 = no retry.
+  // Default 4.
+  uint32_t max_attempts = 4;
+  // Pause before the first retry; doubles per retry up to 16x. Default 20 ms.
+  std::chrono::milliseconds retry_backoff{20};
+  // Keep a WatchTopology stream open to learn new views as soon as a node adopts them.
+  // Without it the client still refreshes on hints and failures. Default true.
+  bool watch_topology = true;
+  // Most keys per MultiGet/MultiSet/MultiDelete rpc; a larger batch to one node is sent
+  // as several rpcs in parallel. Keep it <= the nodes' --max-batch. Default 1000.
+  uint32_t max_batch_keys = 1000;
+  // Most key + value bytes per batched rpc (a single larger item goes alone). Keep it
+  // below the nodes' message size limit. Default 1 MiB.
+  uint64_t max_batch_bytes = uint64_t{1} << 20;
+  // Optional sink for the client's rare log lines (view changes, watch stream errors).
+  // Called from the client's threads; must be thread-safe. nullptr = silent.
+  std::function<void(std::string_view)> log{};
+
+  // OK, or INVALID_ARGUMENT naming the offending field.
+  Status Validate() const;
+};
+
+// Per-call options. Fields that do not apply to an operation are ignored (read_preference
+// on writes, write_concern on reads).
+struct CallOptions {
+  // Deadline of the whole call, retries included; 0 = Options::timeout.
+  std::chrono::milliseconds timeout{0};
+  // Reads (Get, Ttl, MultiGet).
+  ReadPreference read_preference = ReadPreference::kPrimary;
+  // Writes: also wait for this many replicas to acknowledge (0 = primary only). More than
+  // the cluster's replication_factor - 1 is INVALID_ARGUMENT.
+  uint32_t write_concern = 0;
+  // How long the primary waits for those acks; 0 = the node's default (1 s).
+  std::chrono::milliseconds write_concern_timeout{0};
+};
+
+// The outcome of a write.
+struct WriteResult {
+  uint64_t version = 0;         // The entry's new version (Set, Incr); 0 for Delete, Touch.
+  uint32_t replicas_acked = 0;  // Replicas that acked before the reply (write_concern > 0).
+};
+
+struct IncrResult {
+  int64_t value = 0;  // The value after the increment.
+  uint64_t version = 0;
+  uint32_t replicas_acked = 0;
+};
+
+// One replication link of a node, as the node reports it (ringcache.v1.ReplicaLinkStats).
+struct ReplicaLinkStats {
+  std::string replica_id;
+  std::string address;
+  std::string state;  // "connecting", "full_sync", "streaming", "disconnected"
+  uint64_t lag_ops = 0;
+  uint64_t lag_ms = 0;
+  uint64_t last_seq = 0;
+  uint64_t acked_seq = 0;
+  uint64_t backlog_bytes = 0;
+  uint64_t resumes = 0;
+  uint64_t full_syncs = 0;
+};
+
+// One node's Stats rpc.
+struct NodeStats {
+  std::string node_id;
+  std::string server_version;
+  uint64_t uptime_ms = 0;
+  CacheStats cache;  // The node's local cache counters and gauges.
+  uint64_t epoch = 0;
+  std::vector<ReplicaLinkStats> replicas;
+};
+
+// Counters of this client since Connect (they add up across clients).
+struct ClientStats {
+  uint64_t rpcs = 0;              // Rpcs sent to nodes (a batch split over 3 nodes counts 3).
+  uint64_t retries = 0;           // Rpcs repeated after a retryable failure.
+  uint64_t views_adopted = 0;     // Newer views taken (the first one included).
+  uint64_t epoch_hints = 0;       // Replies whose "ringcache-epoch" was newer than ours.
+  uint64_t topology_fetches = 0;  // Topology rpcs sent (Connect, refreshes).
+
+  ClientStats& operator+=(const ClientStats& o);
+};
+
+class Client {
+ public:
+  // Validates `options`, fetches a first view from the seeds (trying each in turn until
+  // one returns a view with serving members, within options.connect_timeout) and starts
+  // the background watcher. UNAVAILABLE naming each seed's error if none answers.
+  static Result<std::unique_ptr<Client>> Connect(Options options);
+
+  // Stops the watcher and waits for it (promptly: the stream is cancelled).
+  // REQUIRES: no other thread is using the client.
+  ~Client();
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Reads one key: value, version and absolute deadline. NOT_FOUND if absent or expired.
+  Result<Item> Get(std::string_view key, const CallOptions& call = {});
+  // Writes one key according to options.mode (see ringcache::SetMode).
+  Result<WriteResult> Set(std::string_view key, std::string_view value,
+                          const SetOptions& options = {}, const CallOptions& call = {});
+  // Removes one key. NOT_FOUND if absent or expired.
+  Result<WriteResult> Delete(std::string_view key, const CallOptions& call = {});
+  // Sets a new TTL (0 = never expires) without changing value or version.
+  Result<WriteResult> Touch(std::string_view key, uint64_t ttl_ms, const CallOptions& call = {});
+  // Remaining time to live in ms (>= 1), or 0 if the key never expires.
+  Result<uint64_t> Ttl(std::string_view key, const CallOptions& call = {});
+  // Adds `delta` to a decimal int64 value; an absent key counts as 0 and gets
+  // ttl_ms_if_created.
+  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
+                          const CallOptions& call = {});
+
+  // Batches: one result per input, in input order; each behaves like the single form.
+  // The keys are grouped per node and each group is sent as one or more rpcs, all in
+  // parallel. An item fails alone (e.g. NOT_FOUND); a node that cannot be reached fails
+  // only its own items (after the retries).
+  std::vector<Result<Item>> MultiGet(std::span<const std::string_view> keys,
+                                     const CallOptions& call = {});
+  std::vector<Result<WriteResult>> MultiSet(std::span<const SetItem> items,
+                                            const CallOptions& call = {});
+  std::vector<Result<WriteResult>> MultiDelete(std::span<const std::string_view> keys,
+                                               const CallOptions& call = {});
+
+  // The Stats rpc of one node, given by member id (as in view()) or by HOST:PORT.
+  // NOT_FOUND if `node` is neither a member id nor an address (contains no ':').
+  Result<NodeStats> Stats(std::string_view node, const CallOptions& call = {});
+
+  // Asks the cluster for its current view now (Topology on a member), adopts it if it is
+  // newer than the client's, and returns the client's view after that.
+  Result<ClusterView> Topology(const CallOptions& call = {});
+
+  // The view the client routes by (no rpc). Its epoch only grows.
+  ClusterView view() const;
+  uint64_t epoch() const;
+  // Ids of the key's owners in the client's view, primary first (no rpc).
+  std::vector<std::string> Owners(std::string_view key) const;
+
+  ClientStats stats() const;
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringcache::client

@@ -1,0 +1,56 @@
+#include "channel_pool.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+
+namespace ringcache::client::internal {
+namespace {
+
+using ringcache::internal::MutexLock;
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Values reach 8 MiB and MultiGet replies carry many: the 4 MiB default is too small.
+  args.SetMaxReceiveMessageSize(-1);
+  // gRPC's default reconnect backoff grows to 120 s; a restarted node should be usable
+  // again within a couple of seconds (calls fail fast meanwhile and are retried).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+std::shared_ptr<v1::Cache::Stub> ChannelPool::Stub(const std::string& address) {
+  MutexLock lock(&mu_);
+  auto it = stubs_.find(address);
+  if (it == stubs_.end()) {
+    // Creating a channel does not connect (that happens on the first call), so doing it
+    // under the lock is cheap.
+    it = stubs_
+             .emplace(address,
+                      std::shared_ptr<v1::Cache::Stub>(v1::Cache::NewStub(NewChannel(address))))
+             .first;
+  }
+  return it->second;
+}
+
+void ChannelPool::Retain(const std::vector<std::string>& keep) {
+  MutexLock lock(&mu_);
+  for (auto it = stubs_.begin(); it != stubs_.end();) {
+    if (std::find(keep.begin(), keep.end(), it->first) == keep.end()) {
+      it = stubs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t ChannelPool::size() const {
+  MutexLock lock(&mu_);
+  return stubs_.size();
+}
+
+}  // namespace ringcache::client::internal

@@ -1,0 +1,38 @@
+// ChannelPool: one gRPC channel (and Cache stub) per node address, created on first use
+// and shared by every call to that node.
+//
+// A channel multiplexes any number of concurrent calls, so one per node is enough; the
+// pool drops the channels of addresses that left the view (calls still holding a stub
+// keep theirs alive until they finish).
+//
+// Thread safety: has internal synchronization; every method may be called concurrently.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mutex.h"
+#include "ringcache/v1/cache.grpc.pb.h"
+#include "thread_annotations.h"
+
+namespace ringcache::client::internal {
+
+class ChannelPool {
+ public:
+  // The stub for `address`, creating its channel if needed. Never null.
+  std::shared_ptr<v1::Cache::Stub> Stub(const std::string& address);
+
+  // Drops the channels of every address not in `keep`.
+  void Retain(const std::vector<std::string>& keep);
+
+  // Number of pooled channels (for tests).
+  size_t size() const;
+
+ private:
+  mutable ringcache::internal::Mutex mu_;
+  std::map<std::string, std::shared_ptr<v1::Cache::Stub>, std::less<>> stubs_ RC_GUARDED_BY(mu_);
+};
+
+}  // namespace ringcache::client::internal

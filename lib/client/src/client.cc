@@ -1,0 +1,889 @@
+// Client implementation.
+//
+// Threads: the caller's threads run the calls (blocking unary rpcs; batches start one
+// async rpc per node part and wait for all of them); gRPC's callback threads complete
+// batch parts and the hint-triggered Topology refresh; the TopologyWatcher's thread reads
+// the WatchTopology stream.
+//
+// Locks (never nested, none held across an rpc):
+//   Impl::mu          the current RoutingTable (a shared_ptr swapped on adoption)
+//   Impl::refresh_mu  the one hint-triggered refresh in flight
+//   ChannelPool, TopologyWatcher: their own
+#include "ringcache/client/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <thread>
+#include <utility>
+
+#include "channel_pool.h"
+#include "mutex.h"
+#include "ringcache/key_hash.h"
+#include "ringcache/v1/cache.grpc.pb.h"
+#include "routing_table.h"
+#include "thread_annotations.h"
+#include "topology_watcher.h"
+#include "view_proto.h"
+
+namespace ringcache::client {
+namespace {
+
+using internal::ChannelPool;
+using internal::RoutingTable;
+using internal::TopologyWatcher;
+using ringcache::internal::Mutex;
+using ringcache::internal::MutexLock;
+using Deadline = std::chrono::system_clock::time_point;
+using TablePtr = std::shared_ptr<const RoutingTable>;
+
+// Request metadata: the client's view epoch; trailing metadata: the node's, if different.
+constexpr char kEpochKey[] = "ringcache-epoch";
+// Refreshes tried per retry (each on another node).
+constexpr size_t kRefreshCandidates = 3;
+// Pause between rounds of Connect() over the seeds.
+constexpr std::chrono::milliseconds kConnectRetryPause{100};
+
+Deadline Now() { return std::chrono::system_clock::now(); }
+
+// Whether an operation may be repeated after a failure that may have applied it.
+enum class RetryPolicy {
+  kAlways,        // repeating it cannot change the outcome (reads, Touch, Set kAlways)
+  kIfNotApplied,  // only if the node certainly did not run it (Incr, Delete, conditional Set)
+};
+
+RetryPolicy PolicyOf(SetMode mode) {
+  return mode == SetMode::kAlways ? RetryPolicy::kAlways : RetryPolicy::kIfNotApplied;
+}
+
+// True if an UNAVAILABLE failure certainly did not run the operation: the connection was
+// never made, or the node refused the call before running it.
+bool CertainlyNotApplied(std::string_view message) {
+  for (std::string_view marker :
+       {"failed to connect", "Failed to connect", "Connection refused", "is not the primary",
+        "is joining the cluster", "not executed", "DNS resolution failed"}) {
+    if (message.find(marker) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+bool Retryable(const Status& s, RetryPolicy policy) {
+  return s.code() == StatusCode::kUnavailable &&
+         (policy == RetryPolicy::kAlways || CertainlyNotApplied(s.message()));
+}
+
+// A failed rpc as a Status. Transport-level failures name the node.
+Status FromGrpc(const grpc::Status& s, const std::string& address) {
+  if (s.ok()) return Status::Ok();
+  const auto code = static_cast<StatusCode>(s.error_code());
+  if (code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded) {
+    return Status(code, "node " + address + ": " + s.error_message());
+  }
+  return Status(code, s.error_message());
+}
+
+Status FromOp(const v1::OpStatus& s) {
+  if (s.code() == 0) return Status::Ok();
+  return Status(static_cast<StatusCode>(s.code()), s.message());
+}
+
+v1::ReadPreference ToProto(ReadPreference p) {
+  return p == ReadPreference::kAnyOwner ? v1::READ_PREFERENCE_ANY_OWNER
+                                        : v1::READ_PREFERENCE_PRIMARY;
+}
+
+v1::SetMode ToProto(SetMode m) {
+  switch (m) {
+    case SetMode::kAlways:
+      return v1::SET_MODE_ALWAYS;
+    case SetMode::kIfAbsent:
+      return v1::SET_MODE_IF_ABSENT;
+    case SetMode::kIfPresent:
+      return v1::SET_MODE_IF_PRESENT;
+    case SetMode::kIfVersion:
+      return v1::SET_MODE_IF_VERSION;
+  }
+  return v1::SET_MODE_ALWAYS;
+}
+
+uint32_t WriteConcernTimeoutMs(const CallOptions& call) {
+  const int64_t ms = call.write_concern_timeout.count();
+  return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, std::numeric_limits<uint32_t>::max()));
+}
+
+// Sets the write concern fields every write request has.
+template <typename Request>
+void SetWriteConcern(Request* request, const CallOptions& call) {
+  request->set_write_concern(call.write_concern);
+  request->set_write_concern_timeout_ms(WriteConcernTimeoutMs(call));
+}
+
+void FillSet(v1::SetRequest* r, std::string_view key, std::string_view value,
+             const SetOptions& options) {
+  r->set_key(key.data(), key.size());
+  r->set_value(value.data(), value.size());
+  r->set_ttl_ms(options.ttl_ms);
+  r->set_mode(ToProto(options.mode));
+  r->set_expected_version(options.expected_version);
+}
+
+// Counts down to zero; Wait() returns then. For the parts of a batch.
+class Latch {
+ public:
+  explicit Latch(size_t n) : n_(n) {}
+  void CountDown() {
+    MutexLock lock(&mu_);
+    if (--n_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<Mutex> lock(mu_);
+    cv_.wait(lock, [this]() RC_NO_THREAD_SAFETY_ANALYSIS { return n_ == 0; });
+  }
+
+ private:
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  size_t n_ RC_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+struct Client::Impl {
+  explicit Impl(Options o) : options(std::move(o)) {}
+
+  ~Impl() {
+    // The watcher and the refresh callback call Adopt(): stop them while all is alive.
+    if (watcher != nullptr) watcher->Stop();
+    {
+      MutexLock lock(&refresh_mu);
+      closing = true;
+      if (refresh_in_flight != nullptr) refresh_in_flight->context.TryCancel();
+    }
+    std::unique_lock<Mutex> lock(refresh_mu);
+    refresh_cv.wait(lock, [this]() RC_NO_THREAD_SAFETY_ANALYSIS { return refresh_callbacks == 0; });
+  }
+
+  // ---- the view -------------------------------------------------------------------------
+
+  TablePtr Current() const {
+    MutexLock lock(&mu);
+    return current_table;
+  }
+
+  uint64_t CurrentEpoch() const {
+    TablePtr t = Current();
+    return t != nullptr ? t->epoch() : 0;
+  }
+
+  void Log(const std::string& line) const {
+    if (options.log) options.log(line);
+  }
+
+  // Takes `in` if it is valid and newer than the current view. Returns its status.
+  Status Adopt(const v1::ClusterView& in, const std::string& from) {
+    if (in.epoch() == 0) {
+      return Status::Unavailable("node " + from + " holds no cluster view yet");
+    }
+    Result<ClusterView> view = internal::ViewFromProto(in);
+    if (!view.ok()) {
+      Log("ignoring an invalid view from " + from + ": " + view.status().ToString());
+      return view.status();
+    }
+    if (view->epoch <= CurrentEpoch()) return Status::Ok();
+    Result<TablePtr> built = RoutingTable::Build(std::move(view).value());
+    if (!built.ok()) {
+      Log("ignoring a view from " + from + ": " + built.status().ToString());
+      return built.status();
+    }
+    TablePtr fresh = std::move(built).value();
+    {
+      MutexLock lock(&mu);
+      if (current_table != nullptr && current_table->epoch() >= fresh->epoch()) return Status::Ok();
+      current_table = fresh;
+    }
+    views_adopted.fetch_add(1, std::memory_order_relaxed);
+    std::string members;
+    for (const ClusterMember& m : fresh->view().members) {
+      if (!members.empty()) members += ",";
+      members += m.id + "@" + m.address;
+      if (m.state != MemberState::kServing)
+        members += "(" + std::string(MemberStateName(m.state)) + ")";
+    }
+    Log("adopted view epoch " + std::to_string(fresh->epoch()) + " from " + from + ": " + members);
+    std::vector<std::string> keep = fresh->addresses();
+    keep.insert(keep.end(), options.seeds.begin(), options.seeds.end());
+    pool.Retain(keep);
+    return Status::Ok();
+  }
+
+  // Nodes to ask for the view: the current members, then the seeds (no duplicates).
+  std::vector<std::string> Candidates() const {
+    std::vector<std::string> out;
+    if (TablePtr t = Current(); t != nullptr) out = t->addresses();
+    for (const std::string& seed : options.seeds) {
+      if (std::find(out.begin(), out.end(), seed) == out.end()) out.push_back(seed);
+    }
+    return out;
+  }
+
+  // One blocking Topology call on `address`; adopts the answer if newer.
+  Status FetchTopology(const std::string& address, Deadline deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(deadline);
+    v1::ClusterView response;
+    topology_fetches.fetch_add(1, std::memory_order_relaxed);
+    const grpc::Status s = pool.Stub(address)->Topology(&context, v1::TopologyRequest(), &response);
+    if (!s.ok()) return FromGrpc(s, address);
+    return Adopt(response, address);
+  }
+
+  // Refreshes the view from up to kRefreshCandidates nodes other than `avoid` (a node
+  // that just failed), round-robin; stops at the first answer.
+  Status RefreshSync(const std::string& avoid, Deadline deadline) {
+    std::vector<std::string> candidates = Candidates();
+    if (candidates.size() > 1) std::erase(candidates, avoid);
+    if (candidates.empty()) return Status::Unavailable("no node to ask for the cluster view");
+    const size_t start = refresh_rr.fetch_add(1, std::memory_order_relaxed);
+    Status last;
+    for (size_t i = 0; i < std::min(kRefreshCandidates, candidates.size()); ++i) {
+      if (Now() >= deadline) break;
+      last = FetchTopology(candidates[(start + i) % candidates.size()], deadline);
+      if (last.ok()) return last;
+    }
+    return last;
+  }
+
+  // A reply carried the node's epoch: if it is newer than ours, refresh from that node
+  // in the background (the reply itself is valid: the node routed the call by its view).
+  void NoteEpochTrailer(const grpc::ClientContext& context, const std::string& address) {
+    const auto& trailers = context.GetServerTrailingMetadata();
+    auto it = trailers.find(kEpochKey);
+    if (it == trailers.end()) return;
+    uint64_t epoch = 0;
+    const char* begin = it->second.data();
+    const char* end = begin + it->second.size();
+    if (auto [p, ec] = std::from_chars(begin, end, epoch); ec != std::errc() || p != end) return;
+    if (epoch <= CurrentEpoch()) return;
+    epoch_hints.fetch_add(1, std::memory_order_relaxed);
+    StartAsyncRefresh(address);
+  }
+
+  // At most one in flight: hints come in bursts (every reply of a stale client has one).
+  struct AsyncRefresh {
+    grpc::ClientContext context;
+    v1::ClusterView response;
+    std::string address;
+    std::shared_ptr<v1::Cache::Stub> stub;
+  };
+
+  void StartAsyncRefresh(const std::string& address) {
+    auto* r = new AsyncRefresh;
+    {
+      MutexLock lock(&refresh_mu);
+      if (closing || refresh_in_flight != nullptr) {
+        delete r;
+        return;
+      }
+      refresh_in_flight = r;
+      ++refresh_callbacks;
+    }
+    r->address = address;
+    r->stub = pool.Stub(address);
+    r->context.set_deadline(Now() + options.timeout);
+    topology_fetches.fetch_add(1, std::memory_order_relaxed);
+    static const v1::TopologyRequest kRequest;
+    r->stub->async()->Topology(
+        &r->context, &kRequest, &r->response, [this, r](const grpc::Status& s) {
+          if (s.ok()) (void)Adopt(r->response, r->address);
+          {
+            MutexLock lock(&refresh_mu);
+            refresh_in_flight = nullptr;  // From here on ~Impl does not touch r.
+          }
+          delete r;
+          MutexLock lock(&refresh_mu);
+          --refresh_callbacks;
+          refresh_cv.notify_all();  // Under the lock: ~Impl cannot finish before we are done.
+        });
+  }
+
+  // ---- calls ------------------------------------------------------------------------------
+
+  Deadline DeadlineOf(const CallOptions& call) const {
+    return Now() + (call.timeout.count() > 0 ? call.timeout : options.timeout);
+  }
+
+  // Sleeps before retry `attempt` (>= 1), within the deadline. False if no time is left.
+  bool Backoff(uint32_t attempt, Deadline deadline) const {
+    const auto pause = options.retry_backoff * (1 << std::min<uint32_t>(attempt - 1, 4));
+    const auto now = Now();
+    if (now >= deadline) return false;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::system_clock::duration>(pause, deadline - now));
+    return Now() < deadline;
+  }
+
+  // The node to send key `hash` to, or "" if the view has no owner for it. `spread`
+  // chooses among the owners for kAnyOwner (a retry moves on to the next owner).
+  static std::string PickTarget(const RoutingTable& table, uint64_t hash, ReadPreference pref,
+                                size_t spread) {
+    const std::vector<uint32_t> owners = table.Owners(hash);
+    if (owners.empty()) return "";
+    const size_t i = pref == ReadPreference::kAnyOwner ? spread % owners.size() : 0;
+    return table.address(owners[i]);
+  }
+
+  static Status NoOwner(const RoutingTable& table) {
+    return Status::Unavailable("the cluster view (epoch " + std::to_string(table.epoch()) +
+                               ") has no serving member to route to");
+  }
+
+  void PrepareContext(grpc::ClientContext* context, Deadline deadline, uint64_t epoch) const {
+    context->set_deadline(deadline);
+    context->AddMetadata(kEpochKey, std::to_string(epoch));
+  }
+
+  // One single-key rpc, routed and retried. `rpc(stub, context, response)` makes the call.
+  template <typename Response, typename Rpc>
+  Status CallKey(std::string_view key, ReadPreference pref, RetryPolicy policy,
+                 const CallOptions& call, Response* response, const Rpc& rpc) {
+    const Deadline deadline = DeadlineOf(call);
+    const uint64_t hash = HashKey(key);
+    const size_t spread = spread_rr.fetch_add(1, std::memory_order_relaxed);
+    Status last;
+    std::string failed;
+    for (uint32_t attempt = 0; attempt < options.max_attempts; ++attempt) {
+      if (attempt > 0) {
+        if (!Backoff(attempt, deadline)) break;
+        (void)RefreshSync(failed, deadline);
+        retries.fetch_add(1, std::memory_order_relaxed);
+      }
+      const TablePtr table = Current();
+      const std::string address = PickTarget(*table, hash, pref, spread + attempt);
+      if (address.empty()) {
+        last = NoOwner(*table);
+        continue;
+      }
+      grpc::ClientContext context;
+      PrepareContext(&context, deadline, table->epoch());
+      rpcs.fetch_add(1, std::memory_order_relaxed);
+      const grpc::Status s = rpc(*pool.Stub(address), &context, response);
+      NoteEpochTrailer(context, address);
+      if (s.ok()) return Status::Ok();
+      last = FromGrpc(s, address);
+      if (!Retryable(last, policy)) return last;
+      failed = address;
+    }
+    return last;
+  }
+
+  // Runs a batch: routes every pending item by the current view, sends one async rpc per
+  // (node, chunk) in parallel, waits for all, and hands each item's outcome to `op`;
+  // retryable failures go again next round (after a view refresh). `Op` provides:
+  //   using Request, Response;
+  //   std::string_view Key(size_t i); uint64_t Bytes(size_t i); RetryPolicy Policy(size_t i);
+  //   void Prepare(Request*);               request-level fields
+  //   void Add(Request*, size_t i);         appends item i
+  //   void Start(v1::Cache::StubInterface::async_interface*, grpc::ClientContext*, const Request*,
+  //   Response*,
+  //              std::function<void(grpc::Status)>);
+  //   int Count(const Response&);           results in the response
+  //   Status ItemStatus(const Response&, int j);
+  //   void Accept(size_t i, const Response&, int j);   item i succeeded as result j
+  //   void Fail(size_t i, Status);
+  template <typename Op>
+  void RunBatch(Op& op, size_t n, ReadPreference pref, const CallOptions& call) {
+    using Request = typename Op::Request;
+    using Response = typename Op::Response;
+    struct Part {
+      std::string address;
+      std::shared_ptr<v1::Cache::Stub> stub;  // Keeps the channel for the async call.
+      std::vector<size_t> items;
+      grpc::ClientContext context;
+      Request request;
+      Response response;
+      grpc::Status status;
+    };
+    if (n == 0) return;
+    const Deadline deadline = DeadlineOf(call);
+    const size_t spread = spread_rr.fetch_add(n, std::memory_order_relaxed);
+    std::vector<size_t> pending(n);
+    std::iota(pending.begin(), pending.end(), size_t{0});
+    std::vector<Status> last(n);
+    std::string failed;
+    for (uint32_t attempt = 0; attempt < options.max_attempts && !pending.empty(); ++attempt) {
+      if (attempt > 0) {
+        if (!Backoff(attempt, deadline)) break;
+        (void)RefreshSync(failed, deadline);
+      }
+      const TablePtr table = Current();
+      std::map<std::string, std::vector<size_t>> groups;
+      std::vector<size_t> retry;
+      for (size_t i : pending) {
+        std::string address = PickTarget(*table, HashKey(op.Key(i)), pref, spread + i + attempt);
+        if (address.empty()) {
+          last[i] = NoOwner(*table);
+          retry.push_back(i);
+        } else {
+          groups[std::move(address)].push_back(i);
+        }
+      }
+      // Split each node's items into chunks within the per-rpc limits.
+      std::vector<std::unique_ptr<Part>> parts;
+      for (auto& [address, items] : groups) {
+        uint64_t bytes = 0;
+        for (size_t i : items) {
+          const uint64_t b = op.Bytes(i);
+          if (parts.empty() || parts.back()->address != address ||
+              parts.back()->items.size() >= options.max_batch_keys ||
+              (!parts.back()->items.empty() && bytes + b > options.max_batch_bytes)) {
+            parts.push_back(std::make_unique<Part>());
+            parts.back()->address = address;
+            bytes = 0;
+          }
+          parts.back()->items.push_back(i);
+          bytes += b;
+        }
+      }
+      Latch latch(parts.size());
+      for (const std::unique_ptr<Part>& part : parts) {
+        Part* p = part.get();
+        PrepareContext(&p->context, deadline, table->epoch());
+        op.Prepare(&p->request);
+        for (size_t i : p->items) op.Add(&p->request, i);
+        rpcs.fetch_add(1, std::memory_order_relaxed);
+        if (attempt > 0) retries.fetch_add(1, std::memory_order_relaxed);
+        p->stub = pool.Stub(p->address);
+        op.Start(p->stub->async(), &p->context, &p->request, &p->response,
+                 [p, &latch](const grpc::Status& s) {
+                   p->status = s;
+                   latch.CountDown();
+                 });
+      }
+      latch.Wait();
+      for (const std::unique_ptr<Part>& part : parts) {
+        NoteEpochTrailer(part->context, part->address);
+        if (!part->status.ok()) {
+          const Status s = FromGrpc(part->status, part->address);
+          for (size_t i : part->items) {
+            if (Retryable(s, op.Policy(i))) {
+              last[i] = s;
+              retry.push_back(i);
+            } else {
+              op.Fail(i, s);
+            }
+          }
+          failed = part->address;
+          continue;
+        }
+        if (op.Count(part->response) != static_cast<int>(part->items.size())) {
+          const Status s = Status::Internal(
+              "node " + part->address + " answered " + std::to_string(op.Count(part->response)) +
+              " results for " + std::to_string(part->items.size()) + " items");
+          for (size_t i : part->items) op.Fail(i, s);
+          continue;
+        }
+        for (size_t j = 0; j < part->items.size(); ++j) {
+          const size_t i = part->items[j];
+          Status s = op.ItemStatus(part->response, static_cast<int>(j));
+          if (s.ok()) {
+            op.Accept(i, part->response, static_cast<int>(j));
+          } else if (Retryable(s, op.Policy(i))) {
+            last[i] = std::move(s);
+            retry.push_back(i);
+          } else {
+            op.Fail(i, std::move(s));
+          }
+        }
+      }
+      pending = std::move(retry);
+    }
+    for (size_t i : pending) {
+      op.Fail(i, last[i].ok() ? Status(StatusCode::kDeadlineExceeded,
+                                       "the call's deadline passed before this item was sent")
+                              : last[i]);
+    }
+  }
+
+  // Constant after construction.
+  const Options options;
+  ChannelPool pool;
+  // Set by Connect() before the client is shared; stopped first by ~Impl.
+  std::unique_ptr<TopologyWatcher> watcher;
+
+  mutable Mutex mu;
+  TablePtr current_table RC_GUARDED_BY(mu);
+
+  Mutex refresh_mu;
+  std::condition_variable_any refresh_cv;
+  bool closing RC_GUARDED_BY(refresh_mu) = false;
+  AsyncRefresh* refresh_in_flight RC_GUARDED_BY(refresh_mu) = nullptr;
+  int refresh_callbacks RC_GUARDED_BY(refresh_mu) = 0;
+
+  // Round-robin counters (any-owner reads, refresh candidates).
+  std::atomic<size_t> spread_rr{0};
+  std::atomic<size_t> refresh_rr{0};
+
+  // ClientStats.
+  std::atomic<uint64_t> rpcs{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> views_adopted{0};
+  std::atomic<uint64_t> epoch_hints{0};
+  std::atomic<uint64_t> topology_fetches{0};
+};
+
+// ---------------------------------------------------------------------------------------
+
+Status Options::Validate() const {
+  if (seeds.empty())
+    return Status::InvalidArgument("Options.seeds is empty: give at least one node");
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    if (seeds[i].empty()) {
+      return Status::InvalidArgument("Options.seeds[" + std::to_string(i) + "] is empty");
+    }
+  }
+  if (timeout.count() <= 0) return Status::InvalidArgument("Options.timeout must be positive");
+  if (connect_timeout.count() <= 0) {
+    return Status::InvalidArgument("Options.connect_timeout must be positive");
+  }
+  if (max_attempts == 0 || max_attempts > 100) {
+    return Status::InvalidArgument("Options.max_attempts must be in [1, 100], got " +
+                                   std::to_string(max_attempts));
+  }
+  if (retry_backoff.count() < 0) {
+    return Status::InvalidArgument("Options.retry_backoff must not be negative");
+  }
+  if (max_batch_keys == 0) return Status::InvalidArgument("Options.max_batch_keys must be >= 1");
+  if (max_batch_bytes == 0) return Status::InvalidArgument("Options.max_batch_bytes must be >= 1");
+  return Status::Ok();
+}
+
+ClientStats& ClientStats::operator+=(const ClientStats& o) {
+  rpcs += o.rpcs;
+  retries += o.retries;
+  views_adopted += o.views_adopted;
+  epoch_hints += o.epoch_hints;
+  topology_fetches += o.topology_fetches;
+  return *this;
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(Options options) {
+  if (Status s = options.Validate(); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>(std::move(options));
+  const Options& o = impl->options;
+  const Deadline deadline = Now() + o.connect_timeout;
+  std::map<std::string, std::string> errors;  // seed -> last error
+  for (;;) {
+    for (const std::string& seed : o.seeds) {
+      const Deadline attempt_deadline = std::min(deadline, Now() + o.timeout);
+      Status s = impl->FetchTopology(seed, attempt_deadline);
+      if (s.ok() && impl->Current() != nullptr && impl->Current()->empty()) {
+        s = Impl::NoOwner(*impl->Current());
+      }
+      if (s.ok()) break;
+      // Keep the more telling error when the last attempt only ran out of time.
+      if (s.code() != StatusCode::kDeadlineExceeded || errors.count(seed) == 0) {
+        errors[seed] = s.ToString();
+      }
+    }
+    const TablePtr table = impl->Current();
+    if (table != nullptr && !table->empty()) break;
+    const auto now = Now();
+    if (now >= deadline) {
+      std::string detail;
+      for (const auto& [seed, error] : errors)
+        detail.append("; ").append(seed).append(": ").append(error);
+      return Status::Unavailable("could not get a cluster view from any seed within " +
+                                 std::to_string(o.connect_timeout.count()) + " ms" + detail);
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::system_clock::duration>(kConnectRetryPause, deadline - now));
+  }
+  if (o.watch_topology) {
+    Impl* raw = impl.get();
+    impl->watcher = std::make_unique<TopologyWatcher>(
+        &impl->pool,
+        internal::TopologyWatcherOptions{
+            .candidates = [raw] { return raw->Candidates(); },
+            .on_view = [raw](const v1::ClusterView& view,
+                             const std::string& from) { (void)raw->Adopt(view, from); },
+            .log = o.log});
+    impl->watcher->Start();
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<Item> Client::Get(std::string_view key, const CallOptions& call) {
+  v1::GetRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_read_preference(ToProto(call.read_preference));
+  v1::GetResponse response;
+  Status s = impl_->CallKey(key, call.read_preference, RetryPolicy::kAlways, call, &response,
+                            [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                                v1::GetResponse* out) { return stub.Get(context, request, out); });
+  if (!s.ok()) return s;
+  return Item{.value = std::move(*response.mutable_value()),
+              .meta = ItemMeta{response.version(), response.expires_at_ms()}};
+}
+
+Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
+                                const SetOptions& options, const CallOptions& call) {
+  v1::SetRequest request;
+  FillSet(&request, key, value, options);
+  SetWriteConcern(&request, call);
+  v1::SetResponse response;
+  Status s = impl_->CallKey(key, ReadPreference::kPrimary, PolicyOf(options.mode), call, &response,
+                            [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                                v1::SetResponse* out) { return stub.Set(context, request, out); });
+  if (!s.ok()) return s;
+  return WriteResult{response.version(), response.replicas_acked()};
+}
+
+Result<WriteResult> Client::Delete(std::string_view key, const CallOptions& call) {
+  v1::DeleteRequest request;
+  request.set_key(key.data(), key.size());
+  SetWriteConcern(&request, call);
+  v1::DeleteResponse response;
+  Status s =
+      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kIfNotApplied, call, &response,
+                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                         v1::DeleteResponse* out) { return stub.Delete(context, request, out); });
+  if (!s.ok()) return s;
+  return WriteResult{0, response.replicas_acked()};
+}
+
+Result<WriteResult> Client::Touch(std::string_view key, uint64_t ttl_ms, const CallOptions& call) {
+  v1::TouchRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_ttl_ms(ttl_ms);
+  SetWriteConcern(&request, call);
+  v1::TouchResponse response;
+  Status s =
+      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kAlways, call, &response,
+                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                         v1::TouchResponse* out) { return stub.Touch(context, request, out); });
+  if (!s.ok()) return s;
+  return WriteResult{0, response.replicas_acked()};
+}
+
+Result<uint64_t> Client::Ttl(std::string_view key, const CallOptions& call) {
+  v1::TtlRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_read_preference(ToProto(call.read_preference));
+  v1::TtlResponse response;
+  Status s = impl_->CallKey(key, call.read_preference, RetryPolicy::kAlways, call, &response,
+                            [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                                v1::TtlResponse* out) { return stub.Ttl(context, request, out); });
+  if (!s.ok()) return s;
+  return response.ttl_ms();
+}
+
+Result<IncrResult> Client::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+                                const CallOptions& call) {
+  v1::IncrRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_delta(delta);
+  request.set_ttl_ms_if_created(ttl_ms_if_created);
+  SetWriteConcern(&request, call);
+  v1::IncrResponse response;
+  Status s =
+      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kIfNotApplied, call, &response,
+                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
+                         v1::IncrResponse* out) { return stub.Incr(context, request, out); });
+  if (!s.ok()) return s;
+  return IncrResult{response.value(), response.version(), response.replicas_acked()};
+}
+
+namespace {
+
+// The batch operations for Impl::RunBatch (see there for the interface).
+struct MultiGetOp {
+  using Request = v1::MultiGetRequest;
+  using Response = v1::MultiGetResponse;
+  std::span<const std::string_view> keys;
+  ReadPreference pref;
+  std::vector<Result<Item>>* out;
+
+  std::string_view Key(size_t i) const { return keys[i]; }
+  uint64_t Bytes(size_t i) const { return keys[i].size(); }
+  RetryPolicy Policy(size_t) const { return RetryPolicy::kAlways; }
+  void Prepare(Request* r) const { r->set_read_preference(ToProto(pref)); }
+  void Add(Request* r, size_t i) const { r->add_keys(keys[i].data(), keys[i].size()); }
+  void Start(v1::Cache::StubInterface::async_interface* a, grpc::ClientContext* c,
+             const Request* req, Response* resp, std::function<void(grpc::Status)> done) const {
+    a->MultiGet(c, req, resp, std::move(done));
+  }
+  int Count(const Response& r) const { return r.results_size(); }
+  Status ItemStatus(const Response& r, int j) const { return FromOp(r.results(j).status()); }
+  void Accept(size_t i, Response& r, int j) const {
+    v1::GetResult* g = r.mutable_results(j);
+    (*out)[i] = Item{.value = std::move(*g->mutable_value()),
+                     .meta = ItemMeta{g->version(), g->expires_at_ms()}};
+  }
+  void Fail(size_t i, Status s) const { (*out)[i] = std::move(s); }
+};
+
+struct MultiSetOp {
+  using Request = v1::MultiSetRequest;
+  using Response = v1::MultiSetResponse;
+  std::span<const SetItem> items;
+  const CallOptions* call;
+  std::vector<Result<WriteResult>>* out;
+
+  std::string_view Key(size_t i) const { return items[i].key; }
+  uint64_t Bytes(size_t i) const { return items[i].key.size() + items[i].value.size(); }
+  RetryPolicy Policy(size_t i) const { return PolicyOf(items[i].options.mode); }
+  void Prepare(Request* r) const { SetWriteConcern(r, *call); }
+  void Add(Request* r, size_t i) const {
+    FillSet(r->add_items(), items[i].key, items[i].value, items[i].options);
+  }
+  void Start(v1::Cache::StubInterface::async_interface* a, grpc::ClientContext* c,
+             const Request* req, Response* resp, std::function<void(grpc::Status)> done) const {
+    a->MultiSet(c, req, resp, std::move(done));
+  }
+  int Count(const Response& r) const { return r.results_size(); }
+  Status ItemStatus(const Response& r, int j) const { return FromOp(r.results(j).status()); }
+  void Accept(size_t i, Response& r, int j) const {
+    (*out)[i] = WriteResult{r.results(j).version(), r.results(j).replicas_acked()};
+  }
+  void Fail(size_t i, Status s) const { (*out)[i] = std::move(s); }
+};
+
+struct MultiDeleteOp {
+  using Request = v1::MultiDeleteRequest;
+  using Response = v1::MultiDeleteResponse;
+  std::span<const std::string_view> keys;
+  const CallOptions* call;
+  std::vector<Result<WriteResult>>* out;
+
+  std::string_view Key(size_t i) const { return keys[i]; }
+  uint64_t Bytes(size_t i) const { return keys[i].size(); }
+  RetryPolicy Policy(size_t) const { return RetryPolicy::kIfNotApplied; }
+  void Prepare(Request* r) const { SetWriteConcern(r, *call); }
+  void Add(Request* r, size_t i) const { r->add_keys(keys[i].data(), keys[i].size()); }
+  void Start(v1::Cache::StubInterface::async_interface* a, grpc::ClientContext* c,
+             const Request* req, Response* resp, std::function<void(grpc::Status)> done) const {
+    a->MultiDelete(c, req, resp, std::move(done));
+  }
+  int Count(const Response& r) const { return r.results_size(); }
+  Status ItemStatus(const Response& r, int j) const { return FromOp(r.results(j)); }
+  void Accept(size_t i, Response& r, int j) const {
+    // replicas_acked is empty when write_concern is 0.
+    const uint32_t acked = j < r.replicas_acked_size() ? r.replicas_acked(j) : 0;
+    (*out)[i] = WriteResult{0, acked};
+  }
+  void Fail(size_t i, Status s) const { (*out)[i] = std::move(s); }
+};
+
+// Fills a vector of Results (which have no default constructor) with placeholders.
+template <typename T>
+std::vector<Result<T>> Placeholders(size_t n) {
+  return std::vector<Result<T>>(n, Result<T>(Status::Internal("no result")));
+}
+
+}  // namespace
+
+std::vector<Result<Item>> Client::MultiGet(std::span<const std::string_view> keys,
+                                           const CallOptions& call) {
+  std::vector<Result<Item>> out = Placeholders<Item>(keys.size());
+  MultiGetOp op{keys, call.read_preference, &out};
+  impl_->RunBatch(op, keys.size(), call.read_preference, call);
+  return out;
+}
+
+std::vector<Result<WriteResult>> Client::MultiSet(std::span<const SetItem> items,
+                                                  const CallOptions& call) {
+  std::vector<Result<WriteResult>> out = Placeholders<WriteResult>(items.size());
+  MultiSetOp op{items, &call, &out};
+  impl_->RunBatch(op, items.size(), ReadPreference::kPrimary, call);
+  return out;
+}
+
+std::vector<Result<WriteResult>> Client::MultiDelete(std::span<const std::string_view> keys,
+                                                     const CallOptions& call) {
+  std::vector<Result<WriteResult>> out = Placeholders<WriteResult>(keys.size());
+  MultiDeleteOp op{keys, &call, &out};
+  impl_->RunBatch(op, keys.size(), ReadPreference::kPrimary, call);
+  return out;
+}
+
+Result<NodeStats> Client::Stats(std::string_view node, const CallOptions& call) {
+  std::string address;
+  const TablePtr table = impl_->Current();
+  if (const ClusterMember* m = table->view().Find(node); m != nullptr) {
+    address = m->address;
+  } else if (node.find(':') != std::string_view::npos) {
+    address = std::string(node);
+  } else {
+    return Status::NotFound("no member \"" + std::string(node) + "\" in the cluster view (epoch " +
+                            std::to_string(table->epoch()) + ") and not a HOST:PORT address");
+  }
+  grpc::ClientContext context;
+  impl_->PrepareContext(&context, impl_->DeadlineOf(call), table->epoch());
+  v1::StatsResponse r;
+  impl_->rpcs.fetch_add(1, std::memory_order_relaxed);
+  const grpc::Status s = impl_->pool.Stub(address)->Stats(&context, v1::StatsRequest(), &r);
+  if (!s.ok()) return FromGrpc(s, address);
+  NodeStats out;
+  out.node_id = r.node_id();
+  out.server_version = r.server_version();
+  out.uptime_ms = r.uptime_ms();
+  out.cache = CacheStats{.hits = r.hits(),
+                         .misses = r.misses(),
+                         .sets = r.sets(),
+                         .deletes = r.deletes(),
+                         .evictions = r.evictions(),
+                         .expirations = r.expirations(),
+                         .items = r.items(),
+                         .bytes_used = r.bytes_used(),
+                         .capacity_bytes = r.capacity_bytes()};
+  out.epoch = r.epoch();
+  for (const v1::ReplicaLinkStats& l : r.replicas()) {
+    out.replicas.push_back(ReplicaLinkStats{.replica_id = l.replica_id(),
+                                            .address = l.address(),
+                                            .state = l.state(),
+                                            .lag_ops = l.lag_ops(),
+                                            .lag_ms = l.lag_ms(),
+                                            .last_seq = l.last_seq(),
+                                            .acked_seq = l.acked_seq(),
+                                            .backlog_bytes = l.backlog_bytes(),
+                                            .resumes = l.resumes(),
+                                            .full_syncs = l.full_syncs()});
+  }
+  return out;
+}
+
+Result<ClusterView> Client::Topology(const CallOptions& call) {
+  if (Status s = impl_->RefreshSync("", impl_->DeadlineOf(call)); !s.ok()) return s;
+  return view();
+}
+
+ClusterView Client::view() const { return impl_->Current()->view(); }
+uint64_t Client::epoch() const { return impl_->CurrentEpoch(); }
+
+std::vector<std::string> Client::Owners(std::string_view key) const {
+  const TablePtr table = impl_->Current();
+  std::vector<std::string> ids;
+  for (uint32_t i : table->Owners(HashKey(key))) ids.push_back(table->id(i));
+  return ids;
+}
+
+ClientStats Client::stats() const {
+  return ClientStats{.rpcs = impl_->rpcs.load(std::memory_order_relaxed),
+                     .retries = impl_->retries.load(std::memory_order_relaxed),
+                     .views_adopted = impl_->views_adopted.load(std::memory_order_relaxed),
+                     .epoch_hints = impl_->epoch_hints.load(std::memory_order_relaxed),
+                     .topology_fetches = impl_->topology_fetches.load(std::memory_order_relaxed)};
+}
+
+}  // namespace ringcache::client

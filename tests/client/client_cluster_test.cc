@@ -1,0 +1,300 @@
+// ringcache::client::Client against a real cluster of ringcached processes
+// (tests/integration/cluster_harness.h): routing agrees with the nodes, every operation
+// works end to end, the client follows a node joining and a node restarting at a new
+// address, and a dead node fails only its own keys.
+//
+// "What does node X hold" is asked with the request metadata `ringcache-local: 1` (the
+// node answers from its own cache, no routing).
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "cluster_harness.h"
+#include "ringcache/client/client.h"
+
+namespace ringcache::client_test {
+namespace {
+
+using client::Client;
+using client::Options;
+using client::ReadPreference;
+using it::TestCluster;
+using Steady = std::chrono::steady_clock;
+
+template <typename Cond>
+bool Eventually(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  const auto end = Steady::now() + timeout;
+  while (!cond()) {
+    if (Steady::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+std::unique_ptr<Client> MustConnect(const TestCluster& cluster, Options options = {}) {
+  if (options.seeds.empty()) options.seeds = {cluster.address(cluster.size() - 1)};
+  Result<std::unique_ptr<Client>> c = Client::Connect(std::move(options));
+  INFO(c.status().ToString());
+  REQUIRE(c.ok());
+  return std::move(c).value();
+}
+
+// Index of the node with this id ("n3" -> 2).
+size_t IndexOf(const std::string& id) { return std::stoul(id.substr(1)) - 1; }
+
+// Node i's own copy of `key` (ringcache-local: 1), or nullopt if it holds none.
+std::optional<std::string> LocalValue(const TestCluster& cluster, size_t i,
+                                      const std::string& key) {
+  auto stub = cluster.Stub(i);
+  grpc::ClientContext context;
+  it::SetDeadline(context);
+  context.AddMetadata("ringcache-local", "1");
+  v1::GetRequest request;
+  request.set_key(key);
+  v1::GetResponse response;
+  const grpc::Status s = stub->Get(&context, request, &response);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
+  INFO("local Get of " << key << " on n" << i + 1 << ": " << s.error_message());
+  REQUIRE(s.ok());
+  return response.value();
+}
+
+std::vector<std::string> Keys(int n, const std::string& prefix) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(i));
+  return keys;
+}
+
+TEST_CASE("Client on a 3-node cluster routes every key to the owners the nodes agree on",
+          "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster);
+  CHECK(client->epoch() == cluster.epoch());
+  CHECK(client->view().members.size() == 3);
+  CHECK(client->view().replication_factor == 2);
+
+  const std::vector<std::string> keys = Keys(60, "route-");
+  for (const std::string& key : keys) {
+    auto w = client->Set(key, "v:" + key, {}, {.write_concern = 1});
+    INFO(key << ": " << w.status().ToString());
+    REQUIRE(w.ok());
+    CHECK(w->replicas_acked == 1);
+  }
+  // With write concern 1 each key is on exactly its two owners once the write returns.
+  std::map<std::string, int> primaries;
+  for (const std::string& key : keys) {
+    const std::vector<std::string> owners = client->Owners(key);
+    REQUIRE(owners.size() == 2);
+    ++primaries[owners[0]];
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      const bool owner = std::find(owners.begin(), owners.end(), cluster.id(i)) != owners.end();
+      INFO(key << " on " << cluster.id(i) << " (owners " << owners[0] << "," << owners[1] << ")");
+      CHECK(LocalValue(cluster, i, key) ==
+            (owner ? std::optional<std::string>("v:" + key) : std::nullopt));
+    }
+  }
+  CHECK(primaries.size() == 3);  // 60 keys have a primary on every node
+}
+
+TEST_CASE("Client runs every operation against a real cluster", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster);
+
+  auto v1 = client->Set("user:1", "Ada", {.ttl_ms = 60'000});
+  REQUIRE(v1.ok());
+  auto item = client->Get("user:1");
+  REQUIRE(item.ok());
+  CHECK(item->value == "Ada");
+  CHECK(item->meta.version == v1->version);
+  CHECK(item->meta.deadline_ms > 0);
+  auto ttl = client->Ttl("user:1");
+  REQUIRE(ttl.ok());
+  CHECK((*ttl > 0 && *ttl <= 60'000));
+  REQUIRE(client->Touch("user:1", 0).ok());
+  CHECK(*client->Ttl("user:1") == 0);
+
+  // Compare-and-set and the other modes keep their codes through the client.
+  auto cas = client->Set("user:1", "Grace",
+                         {.mode = SetMode::kIfVersion, .expected_version = v1->version});
+  REQUIRE(cas.ok());
+  CHECK(cas->version > v1->version);
+  auto stale =
+      client->Set("user:1", "lost", {.mode = SetMode::kIfVersion, .expected_version = v1->version});
+  CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(client->Set("user:1", "x", {.mode = SetMode::kIfAbsent}).status().code() ==
+        StatusCode::kAlreadyExists);
+  CHECK(client->Set("nobody", "x", {.mode = SetMode::kIfPresent}).status().code() ==
+        StatusCode::kNotFound);
+
+  auto n = client->Incr("hits", 5);
+  REQUIRE(n.ok());
+  CHECK(n->value == 5);
+  n = client->Incr("hits", -2);
+  REQUIRE(n.ok());
+  CHECK(n->value == 3);
+  CHECK(client->Incr("user:1", 1).status().code() == StatusCode::kFailedPrecondition);
+
+  REQUIRE(client->Delete("user:1").ok());
+  CHECK(client->Delete("user:1").status().code() == StatusCode::kNotFound);
+  CHECK(client->Get("user:1").status().code() == StatusCode::kNotFound);
+
+  // Bad input: the node's error, field named.
+  auto empty = client->Set("", "v");
+  CHECK(empty.status().code() == StatusCode::kInvalidArgument);
+  CHECK(empty.status().message().find("key") != std::string::npos);
+  auto over = client->Set("k", "v", {}, {.write_concern = 2});
+  CHECK(over.status().code() == StatusCode::kInvalidArgument);
+  CHECK(over.status().message().find("write_concern 2") != std::string::npos);
+
+  // Read preference: with write concern 1 the replica has the value too.
+  REQUIRE(client->Set("shared", "s", {}, {.write_concern = 1}).ok());
+  for (int i = 0; i < 4; ++i) {
+    auto any = client->Get("shared", {.read_preference = ReadPreference::kAnyOwner});
+    REQUIRE(any.ok());
+    CHECK(any->value == "s");
+  }
+
+  // Stats of each node, by id; Topology.
+  uint64_t items = 0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    auto stats = client->Stats(cluster.id(i));
+    INFO(stats.status().ToString());
+    REQUIRE(stats.ok());
+    CHECK(stats->node_id == cluster.id(i));
+    CHECK(stats->epoch == cluster.epoch());
+    items += stats->cache.items;
+  }
+  CHECK(items >= 2);  // "hits" and "shared" (on their owners)
+  auto view = client->Topology();
+  REQUIRE(view.ok());
+  CHECK(view->epoch == cluster.epoch());
+}
+
+TEST_CASE("Client batches span all nodes and keep request order", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster, {.max_batch_keys = 50});
+
+  const std::vector<std::string> keys = Keys(300, "batch-");
+  std::vector<SetItem> items;
+  std::vector<std::string> values;  // SetItem holds views: the strings must outlive it
+  for (const std::string& key : keys) values.push_back("v:" + key);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    items.push_back({.key = keys[i], .value = values[i], .options = {}});
+  }
+  for (const auto& r : client->MultiSet(items)) {
+    INFO(r.status().ToString());
+    CHECK(r.ok());
+  }
+  std::vector<std::string_view> query(keys.begin(), keys.end());
+  query.push_back("batch-missing");
+  const auto got = client->MultiGet(query);
+  REQUIRE(got.size() == keys.size() + 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    INFO(keys[i] << ": " << got[i].status().ToString());
+    REQUIRE(got[i].ok());
+    CHECK(got[i]->value == "v:" + keys[i]);
+  }
+  CHECK(got.back().status().code() == StatusCode::kNotFound);
+
+  // Each primary holds its keys (no node had to forward: the nodes agree on owners).
+  for (size_t i = 0; i < 30; ++i) {
+    CHECK(LocalValue(cluster, IndexOf(client->Owners(keys[i])[0]), keys[i]) == "v:" + keys[i]);
+  }
+
+  const auto deleted = client->MultiDelete(query);
+  REQUIRE(deleted.size() == query.size());
+  for (size_t i = 0; i < keys.size(); ++i) CHECK(deleted[i].ok());
+  CHECK(deleted.back().status().code() == StatusCode::kNotFound);
+  for (const auto& r : client->MultiGet(query)) CHECK(r.status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("Client sees a node join and routes keys to the new node", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster);
+  const uint64_t before = client->epoch();
+
+  REQUIRE(cluster.AddNode());
+  INFO("cluster epoch " << cluster.epoch());
+  REQUIRE(Eventually([&] { return client->epoch() == cluster.epoch(); }));
+  CHECK(client->epoch() > before);
+  CHECK(client->view().Find("n4") != nullptr);
+
+  // Keys whose primary is now n4 are written to n4.
+  int on_n4 = 0;
+  for (const std::string& key : Keys(80, "join-")) {
+    REQUIRE(client->Set(key, "v").ok());
+    if (client->Owners(key)[0] != "n4") continue;
+    ++on_n4;
+    CHECK(LocalValue(cluster, 3, key) == "v");
+  }
+  CHECK(on_n4 > 0);
+}
+
+TEST_CASE("Client without a watch catches up from a newer epoch in a reply", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster, {.watch_topology = false});
+  const uint64_t before = client->epoch();
+  REQUIRE(cluster.AddNode());
+  CHECK(client->epoch() == before);  // nothing tells it yet
+  // Any call now carries the nodes' newer epoch back.
+  REQUIRE(Eventually([&] {
+    (void)client->Set("probe", "v");
+    return client->epoch() == cluster.epoch();
+  }));
+  CHECK(client->stats().epoch_hints >= 1);
+}
+
+TEST_CASE("A killed node fails only its keys and is used again once restarted elsewhere",
+          "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster, {.seeds = {cluster.address(0)},
+                                      .timeout = std::chrono::milliseconds(3000),
+                                      .max_attempts = 3});
+  const std::vector<std::string> keys = Keys(60, "dead-");
+  for (const std::string& key : keys) REQUIRE(client->Set(key, "v").ok());
+
+  cluster.Kill(2);  // n3 stays in the view: there is no failure detection
+  std::vector<std::string_view> query(keys.begin(), keys.end());
+  const auto got = client->MultiGet(query);
+  int on_n3 = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    INFO(keys[i] << ": " << got[i].status().ToString());
+    if (client->Owners(keys[i])[0] == "n3") {
+      ++on_n3;
+      CHECK(got[i].status().code() == StatusCode::kUnavailable);
+    } else {
+      CHECK(got[i].ok());
+    }
+  }
+  CHECK(on_n3 > 0);
+  std::string key_on_n3;
+  for (const std::string& key : keys) {
+    if (client->Owners(key)[0] == "n3") key_on_n3 = key;
+  }
+  CHECK(client->Set(key_on_n3, "w").status().code() == StatusCode::kUnavailable);
+
+  // n3 comes back empty at a new port; the client follows its new address.
+  REQUIRE(cluster.Restart(2));
+  REQUIRE(Eventually([&] { return client->epoch() == cluster.epoch(); }));
+  CHECK(client->view().Find("n3")->address == cluster.address(2));
+  auto w = client->Set(key_on_n3, "w");
+  INFO(w.status().ToString());
+  REQUIRE(w.ok());
+  CHECK(LocalValue(cluster, 2, key_on_n3) == "w");
+}
+
+}  // namespace
+}  // namespace ringcache::client_test
