@@ -1,7 +1,10 @@
 #include "node_metrics.h"
 
 #include <string>
+#include <vector>
 
+#include "membership.h"
+#include "replication.h"
 #include "ringcache/status.h"
 
 namespace ringcache::internal {
@@ -35,7 +38,8 @@ std::string_view RpcName(Rpc rpc) {
 }
 
 NodeMetrics::NodeMetrics(metrics::MetricsRegistry* registry, const Cache* cache,
-                         std::string_view version) {
+                         std::string_view version)
+    : registry_(registry) {
   requests_ = &registry->AddCounterFamily(
       "ringcache_requests_total",
       "gRPC calls of ringcache.v1.Cache finished, by rpc and status code (a Pipeline stream "
@@ -74,6 +78,56 @@ NodeMetrics::NodeMetrics(metrics::MetricsRegistry* registry, const Cache* cache,
             static_cast<double>(s.bytes_used));
     w.Gauge("ringcache_cache_capacity_bytes", "The cache's byte budget.",
             static_cast<double>(s.capacity_bytes));
+  });
+}
+
+namespace {
+
+// Replication lag buckets (seconds): finer than the request latency buckets around the
+// milliseconds that async replication on a LAN takes, up to the ack timeout's seconds.
+std::vector<double> ReplicationLagBuckets() {
+  return {0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01,
+          0.015,  0.02,   0.03,   0.05,   0.075,   0.1,   0.25,   0.5,   1,     2.5,   5,      10};
+}
+
+}  // namespace
+
+void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store) {
+  metrics::HistogramFamily& lag = registry_->AddHistogramFamily(
+      "ringcache_replication_ack_latency_seconds",
+      "Per replicated write: seconds from the primary's apply to the replica's ack (each "
+      "write's replication lag), by replica.",
+      {"replica"}, ReplicationLagBuckets());
+  store->SetAckLatencyHistograms(
+      [&lag](const std::string& replica_id) { return &lag.WithLabels({replica_id}); });
+
+  registry_->AddCollector([membership, store](metrics::Writer& w) {
+    if (std::shared_ptr<const Topology> t = membership->current(); t != nullptr) {
+      w.Gauge("ringcache_cluster_epoch", "Epoch of the cluster view this node holds.",
+              static_cast<double>(t->epoch()));
+      w.Gauge("ringcache_cluster_members", "Members in the cluster view this node holds.",
+              static_cast<double>(t->view.members.size()));
+    }
+    for (const ReplicaLinkStats& l : store->LinkStats()) {
+      const metrics::Writer::LabelPairs labels{{"replica", l.replica_id}};
+      w.Gauge("ringcache_replication_lag_ops",
+              "Writes shipped to the replica and not yet acknowledged.",
+              static_cast<double>(l.lag_ops), labels);
+      w.Gauge("ringcache_replication_lag_ms",
+              "Age in ms of the oldest write not yet acknowledged by the replica (0 if none).",
+              static_cast<double>(l.lag_ms), labels);
+      w.Gauge("ringcache_replication_acked_seq",
+              "Highest sequence number of the link the replica acknowledged.",
+              static_cast<double>(l.acked_seq), labels);
+      w.Gauge("ringcache_replication_backlog_bytes",
+              "Bytes held in the link's backlog (bounded by --replication-backlog).",
+              static_cast<double>(l.backlog_bytes), labels);
+      w.Counter("ringcache_replication_full_syncs_total",
+                "Full syncs started on the link (replica new, restarted or too far behind).",
+                l.full_syncs, labels);
+      w.Counter("ringcache_replication_resumes_total",
+                "Reconnects of the link that resumed from the backlog.", l.resumes, labels);
+    }
   });
 }
 

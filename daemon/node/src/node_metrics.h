@@ -6,7 +6,12 @@
 // seen and cached in an atomic pointer; histogram children are resolved at construction.
 // Cache counters and gauges are read from Cache::Stats() at scrape time by a collector.
 //
+// Cluster metrics (AttachCluster) are read at scrape time from Membership's current view
+// and ReplicatedStore::LinkStats(), plus a per-replica histogram of replication lag that
+// the store's links observe per acknowledged write.
+//
 // Thread safety: Record() and the gauges may be used from any thread concurrently.
+// AttachCluster is called once, at startup.
 #pragma once
 
 #include <array>
@@ -20,6 +25,9 @@
 #include "ringcache/metrics/metrics.h"
 
 namespace ringcache::internal {
+
+class Membership;
+class ReplicatedStore;
 
 // The rpcs of ringcache.v1.Cache, as metric label values.
 enum class Rpc : int {
@@ -58,10 +66,23 @@ class NodeMetrics {
   // Open Pipeline streams.
   metrics::Gauge& pipeline_streams() { return *pipeline_streams_; }
 
+  // Adds the cluster and replication metrics (not owned; both must outlive every later
+  // Render() of the registry):
+  //   ringcache_cluster_epoch, ringcache_cluster_members            gauges (current view)
+  //   ringcache_replication_lag_ops{replica}, _lag_ms, _acked_seq,
+  //   ringcache_replication_backlog_bytes{replica}                   gauges, per link
+  //   ringcache_replication_full_syncs_total{replica},
+  //   ringcache_replication_resumes_total{replica}                   counters, per link
+  //   ringcache_replication_ack_latency_seconds{replica}             histogram: per write,
+  //       from the primary's apply to the replica's ack (the replication lag of the write)
+  // Call once.
+  void AttachCluster(Membership* membership, ReplicatedStore* store);
+
  private:
   metrics::Counter& RequestCounterSlow(Rpc rpc, int code);
 
-  metrics::CounterFamily* requests_;  // Not owned.
+  metrics::MetricsRegistry* const registry_;  // Not owned.
+  metrics::CounterFamily* requests_;          // Not owned.
   std::array<metrics::Histogram*, kRpcCount> durations_{};
   std::array<std::array<std::atomic<metrics::Counter*>, kStatusCodeCount>, kRpcCount> counters_{};
   metrics::Counter* pipeline_ops_;

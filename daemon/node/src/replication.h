@@ -11,7 +11,18 @@
 //  - Write concern: WaitForAcks fires a callback once k links acked the ticket's seqs,
 //    or at the timeout.
 //  - As a replica: serves ringcache.v1.Replication, applying entries with
-//    Cache::ApplyReplicated / ApplyReplicatedDelete.
+//    Cache::ApplyReplicated / ApplyReplicatedDelete (ReplReceiver).
+//
+// docs/design/replication.md describes the protocol and its guarantees.
+//
+// Threads: the callers' (gRPC handlers: writes, WaitForAcks), per link a driver thread
+// and a reader thread per stream (ReplLink), one timer thread (write-concern timeouts,
+// link ack timeouts, joining removed links), gRPC's threads for the replica side.
+// Locks, in order: links_mu_ -> a stripe (one at a time: the barrier after a routing
+// change) -> a link's mutex; a write holds one stripe -> the links' mutexes of its key's
+// replicas;
+// ReplWaiters' mutex is a leaf (its callbacks run outside it). No lock is held while
+// calling gRPC or a write-concern callback.
 //
 // Thread safety: internal synchronization; every method may be called concurrently.
 #pragma once
@@ -29,16 +40,24 @@
 #include "peer_pool.h"
 #include "ringcache/cache.h"
 #include "ringcache/clock.h"
+#include "ringcache/metrics/metrics.h"
 #include "ringcache/node/node.h"
 #include "topology.h"
 
 namespace ringcache::internal {
 
 struct ReplicationOptions {
+  // This node's id (the primary_id of its links, checked as replica_id by its receiver).
   std::string self_id;
+  // Per replica link: bytes of recent writes kept for resume. Default 64 MiB.
   uint64_t backlog_bytes = uint64_t{64} << 20;
+  // A link whose messages go unacknowledged this long is reconnected. Default 5 s.
   std::chrono::milliseconds ack_timeout{5000};
-  Clock* clock = nullptr;  // nullptr = Clock::System()
+  // Clock of the cache (absolute deadlines). nullptr = Clock::System().
+  Clock* clock = nullptr;
+  // Link events (connect, resume, full sync, breaks), one line each; may be empty.
+  // Called from the store's threads; must be thread-safe.
+  std::function<void(LogLevel level, std::string_view message)> log;
 };
 
 class ReplicatedStore {
@@ -54,7 +73,9 @@ class ReplicatedStore {
   // that no longer replicate anything of ours. Called by Membership's subscription.
   void OnTopology(std::shared_ptr<const Topology> topology);
 
-  // Writes with replication; same contracts as the Cache methods. `ticket` may be null.
+  // Writes with replication; same contracts as the Cache methods. `ticket` may be null;
+  // otherwise it is cleared, then receives the (link, seq) of every replica the write was
+  // shipped to (MultiSet/MultiDelete: the highest seq per link over all items).
   Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options,
                        WriteTicket* ticket);
   Status Delete(std::string_view key, WriteTicket* ticket);
@@ -70,7 +91,17 @@ class ReplicatedStore {
 
   std::vector<ReplicaLinkStats> LinkStats() const;
 
-  // Closes every link and the replica-side streams; fires pending waits. Idempotent.
+  // For the metrics: `resolve(replica_id)` gives the histogram (or nullptr) into which
+  // the link to that replica observes, per acknowledged write, the seconds from its
+  // append (right after the local apply) to the replica's ack: the replication lag of
+  // each write. Applied to existing and future links. The histograms must outlive the
+  // store.
+  void SetAckLatencyHistograms(
+      std::function<metrics::Histogram*(const std::string& replica_id)> resolve);
+
+  // Closes every link and the replica-side streams; fires pending waits. Writes still
+  // work afterwards, on the local cache only. Idempotent. Must not be called from a gRPC
+  // reaction. The server serving service() must shut down before the store is destroyed.
   void Shutdown();
 
  private:

@@ -1,0 +1,586 @@
+#include "repl_receiver.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_callback.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "repl_range_set.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
+
+namespace ringcache::internal {
+namespace {
+
+using v1::ReplicatedEntry;
+using v1::ReplicationAck;
+using v1::ReplicationMessage;
+
+// How long Shutdown waits for open streams to end.
+constexpr std::chrono::seconds kShutdownWait{2};
+
+// What this node holds of one primary's stream; kept across streams (resume).
+struct PrimaryState {
+  // Held while a message of this primary is applied: one stream applies at a time.
+  std::mutex mu;
+  // Protected by mu.
+  std::string replication_id;
+  uint64_t applied_seq = 0;
+  bool resumable = false;
+  bool syncing = false;
+  // Bumped by every hello; a stream applies only while it holds the latest one.
+  uint64_t generation = 0;
+  // During a full sync: key -> highest version deleted meanwhile (the delete memory).
+  std::unordered_map<std::string, uint64_t> sync_deletes;
+  uint64_t sync_keys = 0;
+  uint64_t sync_bytes = 0;
+  uint64_t sync_dropped = 0;
+  std::chrono::steady_clock::time_point sync_started;
+};
+
+std::string Hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+struct ReplReceiver::Impl {
+  class Stream;
+  class Service;
+
+  Impl(std::string id, Cache* c, ReplStripes* s, LogFn l)
+      : self_id(std::move(id)),
+        cache(c),
+        stripes(s),
+        log(std::move(l)),
+        clock(c->options().clock != nullptr ? c->options().clock : Clock::System()) {}
+
+  void Log(LogLevel level, const std::string& message) const {
+    if (log) log(level, message);
+  }
+
+  // Adds a stream; returns true if the receiver is shutting down (the stream must end).
+  bool Register(Stream* stream);
+  void Unregister(Stream* stream);
+  std::shared_ptr<PrimaryState> StateFor(const std::string& primary_id);
+
+  // Removes every key in `ranges` (the start of a full sync). REQUIRES: state->mu held.
+  uint64_t DropRanges(const ReplRangeSet& ranges);
+  // Applies one entry. REQUIRES: state->mu held.
+  grpc::Status ApplyEntry(PrimaryState* state, const std::string& primary_id,
+                          const ReplicatedEntry& e);
+  // Applies a write of kind SET / DELETE / TOUCH under the key's stripe. Errors of the
+  // local cache (limits that differ between nodes, an entry too large for this node's
+  // shard) do not end the stream: the key is dropped here instead, so a stale older
+  // value does not stay.
+  void ApplyWrite(const std::string& primary_id, const ReplicatedEntry& e);
+
+  // Constant after construction.
+  const std::string self_id;
+  Cache* const cache;          // Not owned.
+  ReplStripes* const stripes;  // Not owned.
+  const LogFn log;
+  Clock* const clock;  // Not owned.
+  std::unique_ptr<Service> service;
+
+  std::atomic<uint64_t> apply_errors{0};
+
+  mutable std::mutex mu;
+  std::condition_variable streams_cv;  // Signalled when streams becomes empty.
+  // Protected by mu.
+  std::unordered_map<std::string, std::shared_ptr<PrimaryState>> primaries;
+  std::unordered_set<Stream*> streams;
+  bool shutting_down = false;
+};
+
+// One Replicate stream, on the callback API. Invariants (as PipelineReactor): at most one
+// Read and one Write (or the Finish) outstanding; one message executed at a time, in
+// order (executing_); acks coalesce while a Write is in flight (each ack carries the
+// latest state); the stream finishes once input is over or an error occurred and the
+// last ack has been written. mu_ guards the state below and is never held while calling
+// gRPC (a Start* or Finish outside a reaction may run reactions inline) nor while
+// applying entries. Reference counted: gRPC's reference is dropped in OnDone, Shutdown
+// takes one while draining.
+class ReplReceiver::Impl::Stream final
+    : public grpc::ServerBidiReactor<ReplicationMessage, ReplicationAck> {
+ public:
+  Stream(Impl* impl, grpc::CallbackServerContext* /*ctx*/) : impl_(impl) {
+    if (impl_->Register(this)) {
+      std::lock_guard lock(mu_);
+      RequestFinishLocked(Unavailable());
+    }
+    Pump();
+  }
+
+  void OnReadDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      reading_ = false;
+      if (ok) {
+        have_msg_ = true;
+      } else {
+        input_over_ = true;  // The primary closed the stream or the call was cancelled.
+        RequestFinishLocked(grpc::Status::OK);
+      }
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) {
+        broken_ = true;
+        RequestFinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "ack write failed"));
+      }
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    impl_->Unregister(this);
+    Unref();
+  }
+
+  // Shutdown: ends the stream with UNAVAILABLE after the ack in flight. The caller holds
+  // a reference.
+  void Drain() {
+    {
+      std::lock_guard lock(mu_);
+      RequestFinishLocked(Unavailable());
+    }
+    Pump();
+  }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  ~Stream() override = default;
+
+  grpc::Status Unavailable() const {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "node " + impl_->self_id + " is shutting down");
+  }
+
+  void RequestFinishLocked(grpc::Status status) {
+    if (finish_requested_) return;  // The first reason wins.
+    finish_requested_ = true;
+    finish_status_ = std::move(status);
+  }
+
+  // Decides and starts whatever the state allows (execute, write, read, finish) until
+  // nothing more can be done now. Called without mu_.
+  void Pump() {
+    for (;;) {
+      enum class Action { kExecute, kWrite, kRead, kFinish } action;
+      grpc::Status status;
+      {
+        std::lock_guard lock(mu_);
+        if (finished_) return;
+        if (have_msg_ && !executing_ && !finish_requested_) {
+          have_msg_ = false;
+          executing_ = true;
+          action = Action::kExecute;
+        } else if (ack_dirty_ && !writing_ && !broken_) {
+          ack_.Clear();
+          ack_.set_hello_reply(hello_reply_pending_);
+          ack_.set_resume_seq(hello_reply_pending_ ? resume_seq_ : 0);
+          ack_.set_resumable(resumable_);
+          ack_.set_applied_seq(applied_seq_);
+          ack_.set_received(received_);
+          hello_reply_pending_ = false;
+          ack_dirty_ = false;
+          writing_ = true;
+          action = Action::kWrite;
+        } else if (!reading_ && !have_msg_ && !executing_ && !input_over_ && !finish_requested_) {
+          reading_ = true;
+          action = Action::kRead;
+        } else if (finish_requested_ && !executing_ && !writing_ && (!ack_dirty_ || broken_)) {
+          finished_ = true;
+          status = finish_status_;
+          action = Action::kFinish;
+        } else {
+          return;
+        }
+      }
+      switch (action) {
+        case Action::kExecute: {
+          grpc::Status s = Execute();
+          std::lock_guard lock(mu_);
+          executing_ = false;
+          ++received_;
+          if (s.ok()) {
+            ack_dirty_ = true;
+          } else {
+            RequestFinishLocked(std::move(s));
+          }
+          break;
+        }
+        case Action::kWrite:
+          StartWrite(&ack_);
+          break;
+        case Action::kRead:
+          StartRead(&msg_);
+          break;
+        case Action::kFinish:
+          Finish(status);
+          return;
+      }
+    }
+  }
+
+  // Applies msg_. Runs on the one executing thread, without mu_; updates the ack state
+  // under mu_ at the end.
+  grpc::Status Execute() {
+    if (state_ == nullptr) return Hello();
+    bool resumable = false;
+    uint64_t applied = 0;
+    grpc::Status status;
+    {
+      std::lock_guard state_lock(state_->mu);
+      if (state_->generation != generation_) {
+        return grpc::Status(grpc::StatusCode::ABORTED,
+                            "superseded by a newer Replicate stream from " + primary_id_);
+      }
+      status = Apply();
+      resumable = state_->resumable;
+      applied = state_->applied_seq;
+    }
+    std::lock_guard lock(mu_);
+    resumable_ = resumable;
+    applied_seq_ = applied;
+    return status;
+  }
+
+  grpc::Status Hello() {
+    if (!msg_.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the first message of a Replicate stream must be a hello");
+    }
+    const v1::ReplicationHello& hello = msg_.hello();
+    if (hello.primary_id().empty() || hello.replication_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "hello needs primary_id and replication_id");
+    }
+    if (hello.replica_id() != impl_->self_id) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "this node is " + impl_->self_id + ", not replica " + hello.replica_id() +
+                              " (stale address?)");
+    }
+    primary_id_ = hello.primary_id();
+    state_ = impl_->StateFor(primary_id_);
+    bool resumable = false;
+    uint64_t resume = 0;
+    {
+      std::lock_guard state_lock(state_->mu);
+      generation_ = ++state_->generation;
+      if (state_->replication_id == hello.replication_id() && state_->resumable) {
+        resumable = true;
+        resume = state_->applied_seq;
+      } else {
+        state_->replication_id = hello.replication_id();
+        state_->applied_seq = 0;
+        state_->resumable = false;
+        state_->syncing = false;
+        state_->sync_deletes.clear();
+      }
+    }
+    impl_->Log(LogLevel::kDebug, "replication from " + primary_id_ + " (epoch " +
+                                     std::to_string(hello.epoch()) + "): " +
+                                     (resumable ? "can resume after seq " + std::to_string(resume)
+                                                : std::string("needs a full sync")));
+    std::lock_guard lock(mu_);
+    hello_reply_pending_ = true;
+    resume_seq_ = resume;
+    resumable_ = resumable;
+    applied_seq_ = resume;
+    return grpc::Status::OK;
+  }
+
+  // REQUIRES: state_->mu held.
+  grpc::Status Apply() {
+    PrimaryState& st = *state_;
+    switch (msg_.msg_case()) {
+      case ReplicationMessage::kHello:
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second hello on the stream");
+      case ReplicationMessage::kSyncBegin: {
+        const v1::FullSyncBegin& b = msg_.sync_begin();
+        if (b.next_seq() == 0) {
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "FullSyncBegin.next_seq is 0");
+        }
+        std::vector<HashRange> ranges;
+        ranges.reserve(b.ranges_size());
+        for (const v1::HashRange& r : b.ranges()) ranges.push_back({r.start(), r.end()});
+        st.syncing = true;
+        st.resumable = false;
+        st.applied_seq = b.next_seq() - 1;
+        st.sync_deletes.clear();
+        st.sync_keys = 0;
+        st.sync_bytes = 0;
+        st.sync_started = std::chrono::steady_clock::now();
+        st.sync_dropped = impl_->DropRanges(ReplRangeSet(ranges));
+        impl_->Log(LogLevel::kInfo,
+                   "full sync from " + primary_id_ + " started: " + std::to_string(ranges.size()) +
+                       " ranges, dropped " + std::to_string(st.sync_dropped) + " keys held there");
+        return grpc::Status::OK;
+      }
+      case ReplicationMessage::kBatch:
+        for (const ReplicatedEntry& e : msg_.batch().entries()) {
+          grpc::Status s = impl_->ApplyEntry(&st, primary_id_, e);
+          if (!s.ok()) return s;
+        }
+        return grpc::Status::OK;
+      case ReplicationMessage::kSyncEnd: {
+        if (!st.syncing) {
+          return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              "FullSyncEnd without FullSyncBegin");
+        }
+        st.syncing = false;
+        st.resumable = true;
+        st.sync_deletes = {};
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - st.sync_started)
+                            .count();
+        impl_->Log(LogLevel::kInfo, "full sync from " + primary_id_ +
+                                        " done: " + std::to_string(st.sync_keys) + " keys, " +
+                                        std::to_string(st.sync_bytes) + " bytes applied in " +
+                                        std::to_string(ms) + " ms");
+        return grpc::Status::OK;
+      }
+      case ReplicationMessage::MSG_NOT_SET:
+        break;
+    }
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty ReplicationMessage");
+  }
+
+  Impl* const impl_;
+  std::atomic<int> refs_{1};
+
+  // Used only by the executing thread (executing_ hands it over).
+  std::shared_ptr<PrimaryState> state_;
+  std::string primary_id_;
+  uint64_t generation_ = 0;
+
+  // Owned by the outstanding Read, then by the executing thread.
+  ReplicationMessage msg_;
+  // Owned by the outstanding Write.
+  ReplicationAck ack_;
+
+  std::mutex mu_;
+  // Protected by mu_.
+  bool reading_ = false;
+  bool have_msg_ = false;
+  bool executing_ = false;
+  bool writing_ = false;
+  bool input_over_ = false;
+  bool broken_ = false;
+  bool finish_requested_ = false;
+  bool finished_ = false;
+  grpc::Status finish_status_;
+  bool ack_dirty_ = false;
+  bool hello_reply_pending_ = false;
+  uint64_t resume_seq_ = 0;
+  bool resumable_ = false;
+  uint64_t applied_seq_ = 0;
+  uint64_t received_ = 0;
+};
+
+class ReplReceiver::Impl::Service final : public v1::Replication::CallbackService {
+ public:
+  explicit Service(Impl* impl) : impl_(impl) {}
+
+  grpc::ServerBidiReactor<ReplicationMessage, ReplicationAck>* Replicate(
+      grpc::CallbackServerContext* ctx) override {
+    return new Stream(impl_, ctx);
+  }
+
+ private:
+  Impl* const impl_;
+};
+
+bool ReplReceiver::Impl::Register(Stream* stream) {
+  std::lock_guard lock(mu);
+  streams.insert(stream);
+  return shutting_down;
+}
+
+void ReplReceiver::Impl::Unregister(Stream* stream) {
+  std::lock_guard lock(mu);
+  streams.erase(stream);
+  if (streams.empty()) streams_cv.notify_all();
+}
+
+std::shared_ptr<PrimaryState> ReplReceiver::Impl::StateFor(const std::string& primary_id) {
+  std::lock_guard lock(mu);
+  std::shared_ptr<PrimaryState>& p = primaries[primary_id];
+  if (p == nullptr) p = std::make_shared<PrimaryState>();
+  return p;
+}
+
+uint64_t ReplReceiver::Impl::DropRanges(const ReplRangeSet& ranges) {
+  uint64_t dropped = 0;
+  std::vector<std::pair<std::string, uint64_t>> victims;
+  for (uint32_t shard = 0; shard < cache->shard_count(); ++shard) {
+    victims.clear();
+    cache->ForEachInRange(HashRange::Full(), shard, [&](const ItemView& item) {
+      if (ranges.Contains(item.hash)) victims.emplace_back(item.key, item.meta.version);
+      return true;
+    });
+    for (const auto& [key, version] : victims) {
+      std::lock_guard lock(stripes->For(HashKey(key)));
+      Result<bool> r = cache->ApplyReplicatedDelete(key, version);
+      if (r.ok() && *r) ++dropped;
+    }
+  }
+  return dropped;
+}
+
+grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string& primary_id,
+                                            const ReplicatedEntry& e) {
+  if (e.seq() == 0) {
+    if (!st->syncing) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "snapshot entry (seq 0) outside a full sync");
+    }
+    if (e.kind() != v1::ENTRY_KIND_SET) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot entry that is not a set");
+    }
+    auto it = st->sync_deletes.find(e.key());
+    if (it != st->sync_deletes.end() && it->second >= e.version()) return grpc::Status::OK;
+    ApplyWrite(primary_id, e);
+    ++st->sync_keys;
+    st->sync_bytes += e.key().size() + e.value().size();
+    return grpc::Status::OK;
+  }
+  if (e.seq() != st->applied_seq + 1) {
+    st->resumable = false;
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "entry seq " + std::to_string(e.seq()) + " does not follow " +
+                            std::to_string(st->applied_seq));
+  }
+  ApplyWrite(primary_id, e);
+  st->applied_seq = e.seq();
+  if (st->syncing && e.kind() == v1::ENTRY_KIND_DELETE) {
+    uint64_t& v = st->sync_deletes[e.key()];
+    v = std::max(v, e.version());
+  }
+  return grpc::Status::OK;
+}
+
+void ReplReceiver::Impl::ApplyWrite(const std::string& primary_id, const ReplicatedEntry& e) {
+  std::lock_guard lock(stripes->For(HashKey(e.key())));
+  const ItemMeta meta{.version = e.version(), .deadline_ms = e.expires_at_ms()};
+  Status failed;
+  switch (e.kind()) {
+    case v1::ENTRY_KIND_SET: {
+      Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+      if (!r.ok()) failed = r.status();
+      break;
+    }
+    case v1::ENTRY_KIND_DELETE: {
+      Result<bool> r = cache->ApplyReplicatedDelete(e.key(), e.version());
+      if (!r.ok()) failed = r.status();
+      break;
+    }
+    case v1::ENTRY_KIND_TOUCH: {
+      // A Touch keeps the version, which ApplyReplicated would refuse as not newer: set
+      // the deadline of that very version; store the entry if this node lacks it.
+      std::string scratch;
+      ItemMeta have;
+      const Status got = cache->Get(e.key(), &scratch, &have);
+      if (got.ok() && have.version > e.version()) break;  // A later write is here already.
+      if (got.ok() && have.version == e.version()) {
+        const int64_t now = clock->NowMs();
+        if (e.expires_at_ms() == 0) {
+          failed = cache->Touch(e.key(), 0);
+        } else if (e.expires_at_ms() <= now) {
+          Result<bool> r = cache->ApplyReplicatedDelete(e.key(), e.version());
+          if (!r.ok()) failed = r.status();
+        } else {
+          failed = cache->Touch(e.key(), static_cast<uint64_t>(e.expires_at_ms() - now));
+          // Touch counts from the cache's clock at its own call: if a millisecond ticked
+          // since `now`, the deadline is off by one. Then store the entry again with the
+          // exact deadline (rare; a reader may miss the key in between).
+          if (failed.ok() && cache->Get(e.key(), &scratch, &have).ok() &&
+              have.version == e.version() && have.deadline_ms != e.expires_at_ms()) {
+            (void)cache->ApplyReplicatedDelete(e.key(), e.version());
+            Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+            if (!r.ok()) failed = r.status();
+          }
+        }
+        if (failed.code() == StatusCode::kNotFound) failed = Status::Ok();  // Just expired.
+        break;
+      }
+      Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+      if (!r.ok()) failed = r.status();
+      break;
+    }
+    default:
+      failed = Status::InvalidArgument("unknown entry kind " + std::to_string(e.kind()));
+      break;
+  }
+  if (failed.ok()) return;
+  // Do not keep an older value of a key whose newer value could not be stored.
+  (void)cache->ApplyReplicatedDelete(e.key(), e.version());
+  if (apply_errors.fetch_add(1, std::memory_order_relaxed) < 10) {
+    Log(LogLevel::kWarn, "replicated write from " + primary_id + " not applied (key hash " +
+                             Hex(HashKey(e.key())) + "): " + failed.ToString() +
+                             " (the key is dropped here; first 10 such errors are logged)");
+  }
+}
+
+ReplReceiver::ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log)
+    : impl_(std::make_unique<Impl>(std::move(self_id), cache, stripes, std::move(log))) {
+  impl_->service = std::make_unique<Impl::Service>(impl_.get());
+}
+
+ReplReceiver::~ReplReceiver() { Shutdown(); }
+
+grpc::Service* ReplReceiver::service() { return impl_->service.get(); }
+
+void ReplReceiver::Shutdown() {
+  std::vector<Impl::Stream*> open;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->shutting_down = true;
+    for (Impl::Stream* s : impl_->streams) {
+      s->Ref();
+      open.push_back(s);
+    }
+  }
+  // Not under mu: Drain may run the stream's reactions inline, OnDone (Unregister) included.
+  for (Impl::Stream* s : open) {
+    s->Drain();
+    s->Unref();
+  }
+  std::unique_lock lock(impl_->mu);
+  impl_->streams_cv.wait_for(lock, kShutdownWait, [this] { return impl_->streams.empty(); });
+}
+
+ReplReceiver::PrimaryInfo ReplReceiver::Primary(const std::string& primary_id) const {
+  std::shared_ptr<PrimaryState> st;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->primaries.find(primary_id);
+    if (it == impl_->primaries.end()) return {};
+    st = it->second;
+  }
+  std::lock_guard lock(st->mu);
+  return {true, st->replication_id, st->applied_seq, st->resumable, st->syncing};
+}
+
+}  // namespace ringcache::internal

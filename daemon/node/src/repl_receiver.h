@@ -1,0 +1,73 @@
+// ReplReceiver: the replica side of replication, the ringcache.v1.Replication service.
+//
+// Each primary opens one Replicate stream to each of its replicas (see ReplLink). Per
+// primary this node keeps, across streams, the primary's replication_id, the highest
+// sequence number applied and whether it holds a complete copy up to it ("resumable"):
+// a primary that reconnects within its backlog resumes after it instead of sending a
+// full sync. A restarted node has no such state, so it always gets a full sync.
+//
+// A stream:  hello -> ack{hello_reply, resume_seq, resumable}
+//            [FullSyncBegin] batches... [FullSyncEnd] ...   -> ack per message processed
+//  - entries with seq > 0 are applied strictly in sequence order (a gap ends the stream
+//    with FAILED_PRECONDITION and makes the state non-resumable);
+//  - FullSyncBegin drops what the node holds in the ranges and marks the state
+//    non-resumable until FullSyncEnd; snapshot entries (seq 0) are applied only if not
+//    older than what is there and not older than a delete seen during the sync (the
+//    "delete memory", so that a snapshot copy taken before a delete cannot resurrect the
+//    key);
+//  - a new stream from the same primary supersedes the old one: the old one stops
+//    applying and ends with ABORTED.
+// Entries are applied with Cache::ApplyReplicated / ApplyReplicatedDelete (and Touch),
+// under the key's stripe lock (ReplStripes), on the gRPC thread that read the message.
+//
+// Thread safety: internal synchronization. Lock order: mu_ (the primaries and streams
+// maps) -> a PrimaryState's mu -> a stripe. A stream's own mutex is a leaf, never held
+// while calling gRPC or applying entries.
+#pragma once
+
+#include <grpcpp/impl/service_type.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "repl_stripes.h"
+#include "ringcache/cache.h"
+#include "ringcache/node/node.h"
+
+namespace ringcache::internal {
+
+class ReplReceiver {
+ public:
+  using LogFn = std::function<void(LogLevel, std::string_view)>;
+
+  // `cache` and `stripes` are not owned and outlive the receiver. `log` may be empty.
+  ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log);
+  // REQUIRES: the server serving service() has shut down (no stream is open).
+  ~ReplReceiver();
+
+  // The service to register on the node's server.
+  grpc::Service* service();
+
+  // Ends every open stream (UNAVAILABLE) and refuses new ones; waits a bounded time for
+  // the open streams to end. Idempotent. Must not be called from a gRPC reaction.
+  void Shutdown();
+
+  // What this node holds for a primary, for tests and logs.
+  struct PrimaryInfo {
+    bool known = false;
+    std::string replication_id;
+    uint64_t applied_seq = 0;
+    bool resumable = false;
+    bool syncing = false;
+  };
+  PrimaryInfo Primary(const std::string& primary_id) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringcache::internal

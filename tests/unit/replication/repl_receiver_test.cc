@@ -1,0 +1,433 @@
+// ReplReceiver, the replica side of replication, driven in-process: a gRPC server on
+// 127.0.0.1:0 serving only the receiver, and crafted Replicate streams from a synchronous
+// client. Covers what the integration tests cannot make happen on purpose: a snapshot entry
+// arriving after a live delete (the delete memory), sequence gaps, superseded streams, the
+// resume rules, malformed streams.
+#include "repl_receiver.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "repl_stripes.h"
+#include "ringcache/cache.h"
+#include "ringcache/clock.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
+
+namespace ringcache::internal {
+namespace {
+
+namespace v1 = ::ringcache::v1;
+using Stream = grpc::ClientReaderWriter<v1::ReplicationMessage, v1::ReplicationAck>;
+
+class Fixture {
+ public:
+  Fixture() {
+    cache_ = std::move(Cache::Create({.capacity_bytes = 16 << 20,
+                                      .max_value_bytes = 1024,
+                                      .clock = &clock_,
+                                      .start_janitor = false}))
+                 .value();
+    receiver_ = std::make_unique<ReplReceiver>("replica", cache_.get(), &stripes_, nullptr);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(receiver_->service());
+    server_ = builder.BuildAndStart();
+    REQUIRE(server_ != nullptr);
+    stub_ = v1::Replication::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                         grpc::InsecureChannelCredentials()));
+  }
+  ~Fixture() {
+    receiver_->Shutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  // One Replicate stream of a test.
+  struct Conn {
+    grpc::ClientContext ctx;
+    std::unique_ptr<Stream> stream;
+
+    bool Send(const v1::ReplicationMessage& m) { return stream->Write(m); }
+    std::optional<v1::ReplicationAck> Ack() {
+      v1::ReplicationAck ack;
+      if (!stream->Read(&ack)) return std::nullopt;
+      return ack;
+    }
+    // Reads acks until one reports `received` messages processed.
+    std::optional<v1::ReplicationAck> AckOf(uint64_t received) {
+      for (int i = 0; i < 1000; ++i) {
+        std::optional<v1::ReplicationAck> a = Ack();
+        if (!a || a->received() >= received) return a;
+      }
+      return std::nullopt;
+    }
+    grpc::Status End() {
+      stream->WritesDone();
+      v1::ReplicationAck ack;
+      while (stream->Read(&ack)) {
+      }
+      return stream->Finish();
+    }
+  };
+
+  std::unique_ptr<Conn> Open() {
+    auto c = std::make_unique<Conn>();
+    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    c->stream = stub_->Replicate(&c->ctx);
+    return c;
+  }
+
+  Cache& cache() { return *cache_; }
+  ReplReceiver& receiver() { return *receiver_; }
+  ManualClock& clock() { return clock_; }
+
+ private:
+  ManualClock clock_;
+  std::unique_ptr<Cache> cache_;
+  ReplStripes stripes_;
+  std::unique_ptr<ReplReceiver> receiver_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::Replication::Stub> stub_;
+};
+
+v1::ReplicationMessage Hello(const std::string& replication_id,
+                             const std::string& replica = "replica") {
+  v1::ReplicationMessage m;
+  m.mutable_hello()->set_primary_id("primary");
+  m.mutable_hello()->set_replication_id(replication_id);
+  m.mutable_hello()->set_replica_id(replica);
+  m.mutable_hello()->set_epoch(1);
+  return m;
+}
+
+v1::ReplicationMessage SyncBegin(std::vector<HashRange> ranges, uint64_t next_seq) {
+  v1::ReplicationMessage m;
+  for (const HashRange& r : ranges) {
+    v1::HashRange* p = m.mutable_sync_begin()->add_ranges();
+    p->set_start(r.start);
+    p->set_end(r.end);
+  }
+  m.mutable_sync_begin()->set_next_seq(next_seq);
+  return m;
+}
+
+v1::ReplicationMessage SyncEnd() {
+  v1::ReplicationMessage m;
+  m.mutable_sync_end();
+  return m;
+}
+
+struct E {
+  uint64_t seq;
+  v1::EntryKind kind;
+  std::string key;
+  std::string value;
+  uint64_t version;
+  int64_t expires_at_ms = 0;
+};
+
+v1::ReplicationMessage Batch(const std::vector<E>& entries) {
+  v1::ReplicationMessage m;
+  for (const E& e : entries) {
+    v1::ReplicatedEntry* p = m.mutable_batch()->add_entries();
+    p->set_seq(e.seq);
+    p->set_kind(e.kind);
+    p->set_key(e.key);
+    p->set_value(e.value);
+    p->set_version(e.version);
+    p->set_expires_at_ms(e.expires_at_ms);
+  }
+  return m;
+}
+
+constexpr v1::EntryKind kSet = v1::ENTRY_KIND_SET;
+constexpr v1::EntryKind kDelete = v1::ENTRY_KIND_DELETE;
+constexpr v1::EntryKind kTouch = v1::ENTRY_KIND_TOUCH;
+
+std::optional<ItemMeta> Meta(Cache& cache, const std::string& key, std::string* value = nullptr) {
+  std::string v;
+  ItemMeta meta;
+  if (!cache.Get(key, &v, &meta).ok()) return std::nullopt;
+  if (value != nullptr) *value = v;
+  return meta;
+}
+
+// Opens a stream and brings it to "synced over the whole ring, live from seq 1".
+std::unique_ptr<Fixture::Conn> Synced(Fixture& f, const std::string& rid) {
+  auto c = f.Open();
+  REQUIRE(c->Send(Hello(rid)));
+  REQUIRE(c->Send(SyncBegin({HashRange::Full()}, 1)));
+  REQUIRE(c->Send(SyncEnd()));
+  REQUIRE(c->AckOf(3).has_value());
+  return c;
+}
+
+TEST_CASE("ReplReceiver answers the hello of an unknown primary with no resumable state",
+          "[unit][replication]") {
+  Fixture f;
+  auto c = f.Open();
+  REQUIRE(c->Send(Hello("r1")));
+  std::optional<v1::ReplicationAck> ack = c->Ack();
+  REQUIRE(ack.has_value());
+  CHECK(ack->hello_reply());
+  CHECK_FALSE(ack->resumable());
+  CHECK(ack->resume_seq() == 0);
+  CHECK(ack->received() == 1);
+  CHECK(c->End().ok());
+  CHECK(f.receiver().Primary("primary").known);
+  CHECK_FALSE(f.receiver().Primary("nobody").known);
+}
+
+TEST_CASE("ReplReceiver applies live entries in order and acks the highest seq",
+          "[unit][replication]") {
+  Fixture f;
+  auto c = Synced(f, "r1");
+  REQUIRE(
+      c->Send(Batch({{1, kSet, "a", "1", 10}, {2, kSet, "b", "2", 11}, {3, kSet, "a", "3", 12}})));
+  std::optional<v1::ReplicationAck> ack = c->AckOf(4);
+  REQUIRE(ack.has_value());
+  CHECK(ack->applied_seq() == 3);
+  std::string value;
+  REQUIRE(Meta(f.cache(), "a", &value).has_value());
+  CHECK(value == "3");
+  CHECK(Meta(f.cache(), "a")->version == 12);
+  CHECK(Meta(f.cache(), "b")->version == 11);
+  // A delete of the version held removes it; local writes then number above it.
+  REQUIRE(c->Send(Batch({{4, kDelete, "a", "", 12}})));
+  REQUIRE(c->AckOf(5).has_value());
+  CHECK_FALSE(Meta(f.cache(), "a").has_value());
+  Result<uint64_t> v = f.cache().Set("a", "local");
+  REQUIRE(v.ok());
+  CHECK(*v > 12);
+  CHECK(c->End().ok());
+}
+
+TEST_CASE("ReplReceiver ends a stream with a sequence gap and forgets its resume point",
+          "[unit][replication]") {
+  Fixture f;
+  auto c = Synced(f, "r1");
+  REQUIRE(c->Send(Batch({{1, kSet, "a", "1", 10}})));
+  REQUIRE(c->AckOf(4).has_value());
+  c->Send(Batch({{3, kSet, "b", "2", 11}}));
+  grpc::Status s = c->End();
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(s.error_message(), Catch::Contains("seq 3 does not follow 1"));
+  CHECK_FALSE(f.receiver().Primary("primary").resumable);
+  CHECK_FALSE(Meta(f.cache(), "b").has_value());
+}
+
+TEST_CASE("ReplReceiver lets a primary resume its stream, and only that stream",
+          "[unit][replication]") {
+  Fixture f;
+  {
+    auto c = Synced(f, "r1");
+    REQUIRE(c->Send(Batch({{1, kSet, "a", "1", 10}, {2, kSet, "b", "2", 11}})));
+    REQUIRE(c->AckOf(4).has_value());
+    CHECK(c->End().ok());
+  }
+  {
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r1")));
+    std::optional<v1::ReplicationAck> ack = c->Ack();
+    REQUIRE(ack.has_value());
+    CHECK(ack->hello_reply());
+    CHECK(ack->resumable());
+    CHECK(ack->resume_seq() == 2);
+    REQUIRE(c->Send(Batch({{3, kSet, "c", "3", 12}})));
+    CHECK(c->AckOf(2)->applied_seq() == 3);
+    CHECK(c->End().ok());
+  }
+  {
+    // Another replication id (a restarted primary): nothing to resume.
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r2")));
+    std::optional<v1::ReplicationAck> ack = c->Ack();
+    REQUIRE(ack.has_value());
+    CHECK_FALSE(ack->resumable());
+    CHECK(ack->resume_seq() == 0);
+    CHECK(c->End().ok());
+  }
+  {
+    // r1 is forgotten too: the replica follows one stream per primary.
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r1")));
+    CHECK_FALSE(c->Ack()->resumable());
+    CHECK(c->End().ok());
+  }
+}
+
+TEST_CASE("ReplReceiver is not resumable while a full sync is incomplete", "[unit][replication]") {
+  Fixture f;
+  {
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r1")));
+    REQUIRE(c->Send(SyncBegin({HashRange::Full()}, 5)));
+    REQUIRE(c->Send(Batch({{0, kSet, "a", "1", 3}, {5, kSet, "b", "2", 4}})));
+    std::optional<v1::ReplicationAck> ack = c->AckOf(3);
+    REQUIRE(ack.has_value());
+    CHECK(ack->applied_seq() == 5);
+    CHECK_FALSE(ack->resumable());
+    CHECK(f.receiver().Primary("primary").syncing);
+    CHECK(c->End().ok());
+  }
+  auto c = f.Open();
+  REQUIRE(c->Send(Hello("r1")));
+  CHECK_FALSE(c->Ack()->resumable());
+  CHECK(c->End().ok());
+}
+
+TEST_CASE("ReplReceiver full sync drops the ranges and never resurrects a deleted key",
+          "[unit][replication]") {
+  Fixture f;
+  // Find keys inside and outside a range.
+  const uint64_t mid = uint64_t{1} << 63;
+  const HashRange lower{0, mid};  // (0, 2^63]
+  std::vector<std::string> in, out;
+  for (int i = 0; in.size() < 4 || out.size() < 2; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    const uint64_t h = HashKey(k);
+    (lower.Contains(h) ? in : out).push_back(k);
+  }
+  for (const std::string& k : in) REQUIRE(f.cache().Set(k, "old").ok());
+  for (const std::string& k : out) REQUIRE(f.cache().Set(k, "keep").ok());
+
+  auto c = f.Open();
+  REQUIRE(c->Send(Hello("r1")));
+  REQUIRE(c->Send(SyncBegin({lower}, 100)));
+  REQUIRE(c->AckOf(2).has_value());
+  for (const std::string& k : in) CHECK_FALSE(Meta(f.cache(), k).has_value());
+  for (const std::string& k : out) CHECK(Meta(f.cache(), k).has_value());
+
+  // Live: set in[0] v50, delete in[1] (v40). Snapshot copies taken earlier arrive later.
+  REQUIRE(c->Send(Batch({{100, kSet, in[0], "live", 50}, {101, kDelete, in[1], "", 40}})));
+  REQUIRE(c->Send(Batch({{0, kSet, in[0], "snap", 45},      // older than the live set
+                         {0, kSet, in[1], "snap", 40},      // copied before the delete
+                         {0, kSet, in[2], "snap", 30}})));  // plain snapshot entry
+  REQUIRE(c->Send(SyncEnd()));
+  std::optional<v1::ReplicationAck> ack = c->AckOf(5);
+  REQUIRE(ack.has_value());
+  CHECK(ack->applied_seq() == 101);
+  CHECK(ack->resumable());
+  std::string value;
+  REQUIRE(Meta(f.cache(), in[0], &value).has_value());
+  CHECK(value == "live");
+  CHECK_FALSE(Meta(f.cache(), in[1]).has_value());
+  REQUIRE(Meta(f.cache(), in[2], &value).has_value());
+  CHECK(value == "snap");
+  CHECK_FALSE(Meta(f.cache(), in[3]).has_value());
+  // After the sync the delete memory is gone; a snapshot entry is now a protocol error.
+  c->Send(Batch({{0, kSet, in[3], "late", 60}}));
+  grpc::Status s = c->End();
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_CASE("ReplReceiver applies a touch to the same version and stores what it lacks",
+          "[unit][replication]") {
+  Fixture f;
+  const int64_t now = f.clock().NowMs();
+  auto c = Synced(f, "r1");
+  REQUIRE(c->Send(Batch({{1, kSet, "t", "v", 7, now + 10'000},
+                         {2, kTouch, "t", "v", 7, now + 50'000},
+                         {3, kTouch, "u", "uv", 9, now + 20'000},  // never saw the set
+                         {4, kSet, "gone", "v", 3, now - 1}})));   // deadline passed
+  REQUIRE(c->AckOf(4).has_value());
+  REQUIRE(Meta(f.cache(), "t").has_value());
+  CHECK(Meta(f.cache(), "t")->version == 7);
+  CHECK(Meta(f.cache(), "t")->deadline_ms == now + 50'000);
+  std::string value;
+  REQUIRE(Meta(f.cache(), "u", &value).has_value());
+  CHECK(value == "uv");
+  CHECK(Meta(f.cache(), "u")->deadline_ms == now + 20'000);
+  CHECK_FALSE(Meta(f.cache(), "gone").has_value());
+  // A touch to "never expires".
+  REQUIRE(c->Send(Batch({{5, kTouch, "t", "v", 7, 0}})));
+  REQUIRE(c->AckOf(5).has_value());
+  CHECK(Meta(f.cache(), "t")->deadline_ms == 0);
+  CHECK(c->End().ok());
+}
+
+TEST_CASE("ReplReceiver refuses malformed streams with a clear status", "[unit][replication]") {
+  Fixture f;
+  SECTION("no hello first") {
+    auto c = f.Open();
+    c->Send(Batch({{1, kSet, "a", "1", 1}}));
+    grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("must be a hello"));
+  }
+  SECTION("a hello meant for another node") {
+    auto c = f.Open();
+    c->Send(Hello("r1", "someone-else"));
+    grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(s.error_message(),
+               Catch::Contains("this node is replica, not replica someone-else"));
+  }
+  SECTION("a second hello") {
+    auto c = f.Open();
+    c->Send(Hello("r1"));
+    c->Send(Hello("r1"));
+    grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  SECTION("an empty message") {
+    auto c = f.Open();
+    c->Send(Hello("r1"));
+    c->Send(v1::ReplicationMessage());
+    grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  SECTION("a value over the cache's limit drops the key instead of ending the stream") {
+    auto c = Synced(f, "r1");
+    REQUIRE(c->Send(Batch({{1, kSet, "big", "small", 5}})));
+    REQUIRE(c->AckOf(4).has_value());
+    const std::string huge(f.cache().options().max_value_bytes + 1, 'x');
+    REQUIRE(c->Send(Batch({{2, kSet, "big", huge, 6}, {3, kSet, "next", "ok", 7}})));
+    std::optional<v1::ReplicationAck> ack = c->AckOf(5);
+    REQUIRE(ack.has_value());
+    CHECK(ack->applied_seq() == 3);
+    CHECK_FALSE(Meta(f.cache(), "big").has_value());
+    CHECK(Meta(f.cache(), "next").has_value());
+    CHECK(c->End().ok());
+  }
+}
+
+TEST_CASE("ReplReceiver stops applying a stream superseded by a newer one", "[unit][replication]") {
+  Fixture f;
+  auto old_stream = Synced(f, "r1");
+  auto new_stream = f.Open();
+  REQUIRE(new_stream->Send(Hello("r1")));
+  std::optional<v1::ReplicationAck> ack = new_stream->Ack();
+  REQUIRE(ack.has_value());
+  CHECK(ack->resumable());
+  old_stream->Send(Batch({{1, kSet, "stale", "x", 5}}));
+  grpc::Status s = old_stream->End();
+  CHECK(s.error_code() == grpc::StatusCode::ABORTED);
+  CHECK_FALSE(Meta(f.cache(), "stale").has_value());
+  REQUIRE(new_stream->Send(Batch({{1, kSet, "fresh", "y", 6}})));
+  CHECK(new_stream->AckOf(2)->applied_seq() == 1);
+  CHECK(new_stream->End().ok());
+}
+
+TEST_CASE("ReplReceiver Shutdown ends open streams with UNAVAILABLE", "[unit][replication]") {
+  Fixture f;
+  auto c = Synced(f, "r1");
+  f.receiver().Shutdown();
+  grpc::Status s = c->End();
+  CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(s.error_message(), Catch::Contains("shutting down"));
+  // New streams are refused too.
+  auto late = f.Open();
+  late->Send(Hello("r1"));
+  CHECK(late->End().error_code() == grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace ringcache::internal

@@ -1,0 +1,319 @@
+// ReplicatedStore end to end, in-process: two "nodes" (a cache, a store, a gRPC server on
+// 127.0.0.1:0 serving the store's Replication service) wired by a hand-made cluster view.
+// In one process the threads of both sides (link drivers, ack readers, the timer, the
+// receiver's reactions) are visible to ThreadSanitizer, and a full sync can be raced
+// against concurrent writes of every kind on purpose.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "peer_pool.h"
+#include "replication.h"
+#include "ringcache/cache.h"
+#include "topology.h"
+
+namespace ringcache::internal {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool Eventually(const std::function<bool()>& ok, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (ok()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+struct TestNode {
+  explicit TestNode(std::string node_id, uint64_t backlog_bytes = 8 << 20)
+      : id(std::move(node_id)) {
+    cache = std::move(Cache::Create({.capacity_bytes = 64 << 20})).value();
+    peers = std::make_unique<PeerPool>(8 << 20);
+    store = std::make_unique<ReplicatedStore>(ReplicationOptions{.self_id = id,
+                                                                 .backlog_bytes = backlog_bytes,
+                                                                 .ack_timeout = 2000ms,
+                                                                 .clock = nullptr,
+                                                                 .log = nullptr},
+                                              cache.get(), peers.get());
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(store->service());
+    server = builder.BuildAndStart();
+    REQUIRE(server != nullptr);
+    address = "127.0.0.1:" + std::to_string(port);
+  }
+  ~TestNode() { Stop(); }
+  void Stop() {
+    if (server == nullptr) return;
+    store->Shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + 2s);
+    server.reset();
+  }
+
+  std::string id;
+  std::string address;
+  std::unique_ptr<Cache> cache;
+  std::unique_ptr<PeerPool> peers;
+  std::unique_ptr<ReplicatedStore> store;
+  std::unique_ptr<grpc::Server> server;
+};
+
+std::shared_ptr<const Topology> TopologyFor(const std::vector<TestNode*>& nodes, uint32_t rf,
+                                            const std::string& self, uint64_t epoch = 2) {
+  ClusterView view;
+  view.epoch = epoch;
+  view.replication_factor = rf;
+  for (TestNode* n : nodes) view.members.push_back(ClusterMember{n->id, n->address});
+  Result<std::shared_ptr<const Topology>> t = Topology::Make(view, self);
+  REQUIRE(t.ok());
+  return *t;
+}
+
+void Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
+  for (TestNode* n : nodes) n->store->OnTopology(TopologyFor(nodes, rf, n->id));
+}
+
+// Keys whose primary is `primary` in `t`.
+std::vector<std::string> KeysOf(const Topology& t, const std::string& primary, size_t n) {
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < n && i < 10'000'000; ++i) {
+    std::string k = "key" + std::to_string(i);
+    if (t.Primary(HashKey(k))->id == primary) keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+// The keys of `keys` whose primary is `primary` in `t`.
+std::vector<std::string> PrimaryOnly(const Topology& t, const std::vector<std::string>& keys,
+                                     const std::string& primary) {
+  std::vector<std::string> out;
+  for (const std::string& k : keys) {
+    if (t.Primary(HashKey(k))->id == primary) out.push_back(k);
+  }
+  return out;
+}
+
+std::optional<ReplicaLinkStats> LinkTo(const TestNode& from, const std::string& to) {
+  for (const ReplicaLinkStats& l : from.store->LinkStats()) {
+    if (l.replica_id == to) return l;
+  }
+  return std::nullopt;
+}
+
+bool CaughtUp(const TestNode& from, const std::string& to) {
+  std::optional<ReplicaLinkStats> l = LinkTo(from, to);
+  return l && l->state == "streaming" && l->lag_ops == 0;
+}
+
+// "" if `b` holds exactly what `a` holds for `keys` (value and version), else the first
+// difference.
+std::string Diff(Cache& a, Cache& b, const std::vector<std::string>& keys) {
+  for (const std::string& k : keys) {
+    std::string va, vb;
+    ItemMeta ma, mb;
+    const bool ha = a.Get(k, &va, &ma).ok();
+    const bool hb = b.Get(k, &vb, &mb).ok();
+    if (ha != hb ||
+        (ha && (va != vb || ma.version != mb.version || ma.deadline_ms != mb.deadline_ms))) {
+      auto show = [](bool has, const std::string& v, const ItemMeta& m) {
+        return has ? v + "@" + std::to_string(m.version) + " expires " +
+                         std::to_string(m.deadline_ms)
+                   : std::string("absent");
+      };
+      return k + ": primary " + show(ha, va, ma) + ", replica " + show(hb, vb, mb);
+    }
+  }
+  return "";
+}
+
+// Waits for done(acked) of a WaitForAcks.
+struct AckResult {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<uint32_t> acked;
+  std::function<void(uint32_t)> Fn() {
+    return [this](uint32_t a) {
+      std::lock_guard lock(mu);
+      acked = a;
+      cv.notify_all();
+    };
+  }
+  std::optional<uint32_t> Wait(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, timeout, [this] { return acked.has_value(); });
+    return acked;
+  }
+};
+
+TEST_CASE("ReplicatedStore ships writes to the replica and reports write-concern acks",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 200);
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+
+  for (size_t i = 0; i < keys.size(); ++i) {
+    WriteTicket ticket;
+    REQUIRE(a.store->Set(keys[i], "v" + std::to_string(i), {}, &ticket).ok());
+    REQUIRE(ticket.links.size() == 1);
+    if (i % 50 == 0) {
+      AckResult r;
+      a.store->WaitForAcks(ticket, 1, 5s, r.Fn());
+      CHECK(r.Wait() == std::optional<uint32_t>(1));
+      std::string v;
+      CHECK(b.cache->Get(keys[i], &v).ok());  // Acked means applied.
+    }
+  }
+  WriteTicket ticket;
+  REQUIRE(a.store->Incr(keys[0] + "n", 5, 0, &ticket).ok());
+  REQUIRE(a.store->Touch(keys[1], 60'000, &ticket).ok());
+  REQUIRE(a.store->Delete(keys[2], &ticket).ok());
+  std::vector<SetItem> items{{keys[3], "m3", {}}, {keys[4], "m4", {.ttl_ms = 30'000}}};
+  REQUIRE(a.store->MultiSet(items, &ticket).size() == 2);
+  CHECK(ticket.links.size() == 1);
+  AckResult r;
+  a.store->WaitForAcks(ticket, 1, 5s, r.Fn());
+  CHECK(r.Wait() == std::optional<uint32_t>(1));
+  std::vector<std::string> all = keys;
+  all.push_back(keys[0] + "n");
+  CHECK(Diff(*a.cache, *b.cache, PrimaryOnly(*t, all, "a")) == "");
+
+  // Keys b is the primary of go the other way; a write concern over the live links ends
+  // at once with what it can count.
+  const std::vector<std::string> b_keys = KeysOf(*t, "b", 10);
+  WriteTicket bt;
+  REQUIRE(b.store->Set(b_keys[0], "x", {}, &bt).ok());
+  AckResult two;
+  b.store->WaitForAcks(bt, 2, 5s, two.Fn());
+  CHECK(two.Wait(100ms).has_value());
+  CHECK(Eventually([&] { return Diff(*b.cache, *a.cache, b_keys) == ""; }));
+}
+
+TEST_CASE("ReplicatedStore write concern times out when the replica does not ack",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 1);
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  b.Stop();  // The replica goes away; a keeps writing.
+  WriteTicket ticket;
+  REQUIRE(a.store->Set(keys[0], "v", {}, &ticket).ok());
+  AckResult r;
+  const auto t0 = std::chrono::steady_clock::now();
+  a.store->WaitForAcks(ticket, 1, 150ms, r.Fn());
+  CHECK(r.Wait() == std::optional<uint32_t>(0));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 150ms);
+  // Shutdown ends pending waits at once.
+  AckResult pending;
+  a.store->WaitForAcks(ticket, 1, 60s, pending.Fn());
+  a.Stop();
+  CHECK(pending.Wait(5s) == std::optional<uint32_t>(0));
+  // Writes still work on the local cache after the shutdown.
+  CHECK(a.store->Set(keys[0], "after", {}, nullptr).ok());
+}
+
+TEST_CASE("ReplicatedStore full sync racing concurrent writes converges to the primary",
+          "[unit][replication]") {
+  // A backlog big enough for the run, and one so small that the link keeps falling behind
+  // and restarts its full sync on the open stream.
+  const uint64_t backlog = GENERATE(uint64_t{16} << 20, uint64_t{64} << 10);
+  INFO("backlog " << backlog);
+  TestNode a("a", backlog);
+  TestNode b("b");
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 20000);
+  // a holds data before it has any replica: the link's full sync must copy it.
+  for (size_t i = 0; i < keys.size(); ++i) REQUIRE(a.cache->Set(keys[i], "old").ok());
+  // b holds stale data in a's ranges that the sync must drop.
+  for (size_t i = 0; i < keys.size(); i += 3) REQUIRE(b.cache->Set(keys[i], "stale").ok());
+
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      std::mt19937 rng(w);
+      while (!stop.load()) {
+        const std::string& k = keys[rng() % keys.size()];
+        switch (rng() % 5) {
+          case 0:
+            (void)a.store->Delete(k, nullptr);
+            break;
+          case 1:
+            (void)a.store->Touch(k, 3'600'000, nullptr);
+            break;
+          case 2:
+            (void)a.store->Incr(k + "#n", 1, 0, nullptr);
+            break;
+          default:
+            (void)a.store->Set(k, "w" + std::to_string(rng()), {}, nullptr);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(20ms);  // Writes in flight before the view arrives, too.
+  Publish({&a, &b}, 2);
+  // Let the sync and the writes overlap, then stop writing. (With the tiny backlog the
+  // link may not reach "streaming" while the writers run: every sync takes longer than
+  // the backlog lasts. It must converge once they stop.)
+  CHECK(Eventually([&] {
+    std::optional<ReplicaLinkStats> l = LinkTo(a, "b");
+    return l && l->full_syncs >= 1;
+  }));
+  std::this_thread::sleep_for(100ms);
+  stop.store(true);
+  for (std::thread& th : writers) th.join();
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  std::vector<std::string> all = keys;
+  for (const std::string& k : keys) all.push_back(k + "#n");
+  CHECK(Diff(*a.cache, *b.cache, PrimaryOnly(*t, all, "a")) == "");
+}
+
+TEST_CASE("ReplicatedStore re-syncs when the view gives a link new ranges", "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  TestNode c("c");
+  Publish({&a, &b}, 2);
+  const auto t2 = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t2, "a", 500);
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v", {}, nullptr).ok());
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  const uint64_t syncs = LinkTo(a, "b")->full_syncs;
+
+  // c joins: some of a's keys now replicate to c, and b's ranges from a change.
+  Publish({&a, &b, &c}, 2);
+  const auto t3 = TopologyFor({&a, &b, &c}, 2, "a");
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b") && CaughtUp(a, "c"); }));
+  CHECK(LinkTo(a, "b")->full_syncs == syncs + 1);
+  // Every key a is still the primary of is on its replica in the new view.
+  for (const std::string& k : keys) {
+    uint32_t owners[2];
+    if (t3->Owners(HashKey(k), owners) < 2 || static_cast<int>(owners[0]) != t3->self) continue;
+    TestNode* replica = t3->ring_members[owners[1]]->id == "b" ? &b : &c;
+    INFO(k << " on " << replica->id);
+    CHECK(Diff(*a.cache, *replica->cache, {k}) == "");
+  }
+  // c leaves again: a's link to c closes.
+  Publish({&a, &b}, 2);
+  CHECK(Eventually([&] { return !LinkTo(a, "c").has_value(); }));
+}
+
+}  // namespace
+}  // namespace ringcache::internal
