@@ -3,9 +3,7 @@
 # installs the dependencies, builds what the main job needs (build/, RelWithDebInfo, the
 # same build directory and type as scripts/test.sh, so neither rebuilds the other), runs it.
 #
-# The main job today is examples/embedded: a program that embeds ringcache's cache and
-# hash ring. When the ringcached daemon exists, the main job becomes "start a local
-# 3-node ringcached cluster": change only the MAIN JOB section below.
+# The main job is a local 3-node ringcached cluster (the MAIN JOB section below).
 #
 # Knobs (environment): JOBS=N parallel build jobs (default 2).
 set -euo pipefail
@@ -21,67 +19,94 @@ section() {
 }
 
 # ---- MAIN JOB --------------------------------------------------------------------------
-# Starts a local ringcached node, shows it working with ringcache-cli and with a Python
-# gRPC client (stubs generated from the .proto at run time), then keeps serving until
-# Ctrl-C. RINGCACHE_DEMO_ONLY=1 stops the node after the demo instead (for scripts).
-# Issue 4 (cluster) turns this into a local 3-node cluster with replication.
-# Knobs: RINGCACHE_ADDR (default 127.0.0.1:7700), RINGCACHE_METRICS (127.0.0.1:9700).
-main_job_description="a local ringcached node, driven by ringcache-cli and a Python client"
+# Starts a local 3-node ringcached cluster (replication factor 2: every key has a primary
+# and one replica), shows it working with ringcache-cli and with a Python gRPC client
+# (stubs generated from the .proto at run time), then keeps serving until Ctrl-C.
+# RINGCACHE_DEMO_ONLY=1 stops the cluster after the demo instead (for scripts).
+# Knobs: RINGCACHE_BASE_PORT (default 7701: gRPC ports 7701-7703, metrics 9701-9703).
+main_job_description="a local 3-node ringcached cluster, driven by ringcache-cli and Python"
 main_job_targets=(ringcached ringcache-cli)
+# Globals, not locals: the EXIT trap runs after main_job has returned.
+run_dir=""
+pids=()
+addrs=()
 main_job() {
-  local addr="${RINGCACHE_ADDR:-127.0.0.1:7700}"
-  local metrics="${RINGCACHE_METRICS:-127.0.0.1:9700}"
-  local run_dir
+  local base="${RINGCACHE_BASE_PORT:-7701}"
   run_dir="$(mktemp -d /tmp/ringcache-run.XXXXXX)"
-  local ready="${run_dir}/ready" log="${run_dir}/ringcached.log"
   local ringcached="${build_dir}/daemon/node/ringcached"
   local cli="${build_dir}/daemon/cli/ringcache-cli"
 
-  "${ringcached}" --node-id demo-1 --listen "${addr}" --metrics-listen "${metrics}" \
-      --memory 256MiB --ready-file "${ready}" 2>"${log}" &
-  local pid=$!
-  # shellcheck disable=SC2064  # expand now: the trap must stop this very process
-  trap "kill -TERM ${pid} 2>/dev/null; wait ${pid} 2>/dev/null; echo; echo 'ringcached stopped (log: ${log})'" EXIT
-  local waited=0
-  while [ ! -s "${ready}" ]; do
-    if ! kill -0 "${pid}" 2>/dev/null || [ "${waited}" -ge 100 ]; then
-      echo "ringcached did not start (is ${addr} or ${metrics} in use?). Its log:" >&2
-      cat "${log}" >&2
-      exit 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  cat "${log}"
+  # shellcheck disable=SC2317  # called by the trap
+  stop_cluster() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
+    echo
+    echo "cluster stopped (logs: ${run_dir}/n*.log)"
+  }
+  trap stop_cluster EXIT
 
-  local c=("${cli}" --addr "${addr}")
+  # start_node <index> [seed address]: node n<index> on port base+index-1.
+  start_node() {
+    local i="$1" seed="${2:-}"
+    local addr="127.0.0.1:$((base + i - 1))" metrics="127.0.0.1:$((base + 2000 + i - 1))"
+    local ready="${run_dir}/n${i}.ready" log="${run_dir}/n${i}.log"
+    local args=(--node-id "n${i}" --listen "${addr}" --metrics-listen "${metrics}"
+                --memory 256MiB --replication-factor 2 --ready-file "${ready}")
+    if [ -n "${seed}" ]; then args+=(--seeds "${seed}"); fi
+    "${ringcached}" "${args[@]}" 2>"${log}" &
+    pids+=("$!")
+    addrs+=("${addr}")
+    local waited=0
+    while [ ! -s "${ready}" ]; do
+      if ! kill -0 "${pids[-1]}" 2>/dev/null || [ "${waited}" -ge 300 ]; then
+        echo "ringcached n${i} did not start (is ${addr} or ${metrics} in use?). Its log:" >&2
+        cat "${log}" >&2
+        exit 1
+      fi
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    echo "n${i} serving on ${addr} (metrics http://${metrics}/metrics)"
+  }
+
+  start_node 1
+  start_node 2 "${addrs[0]}"
+  start_node 3 "${addrs[0]}"
   echo
-  echo "\$ ringcache-cli set greeting 'hello, ringcache' --ttl 60000"; "${c[@]}" set greeting 'hello, ringcache' --ttl 60000
-  echo "\$ ringcache-cli get greeting";                 "${c[@]}" get greeting; echo
-  echo "\$ ringcache-cli ttl greeting";                 "${c[@]}" ttl greeting
-  echo "\$ ringcache-cli incr visits 5";                "${c[@]}" incr visits 5
-  echo "\$ ringcache-cli incr visits -2";               "${c[@]}" incr visits -2
-  echo "\$ ringcache-cli set greeting again --if-absent  (exit 1: it exists)"
-  "${c[@]}" set greeting again --if-absent || echo "(exit $?)"
-  echo "\$ ringcache-cli mget greeting visits missing"; "${c[@]}" mget greeting visits missing
-  echo "\$ ringcache-cli ping";                         "${c[@]}" ping
+  echo "---- n3's log:"
+  cat "${run_dir}/n3.log"
+
+  local c1=("${cli}" --addr "${addrs[0]}") c2=("${cli}" --addr "${addrs[1]}")
+  local c3=("${cli}" --addr "${addrs[2]}")
   echo
-  echo "---- a Python service calling the node with only the .proto (examples/python/client.py)"
-  /usr/bin/python3 examples/python/client.py --addr "${addr}"
+  echo "\$ ringcache-cli --addr ${addrs[0]} cluster status"; "${c1[@]}" cluster status
   echo
-  echo "\$ ringcache-cli stats"; "${c[@]}" stats
+  echo "# Any node accepts any key: n1 forwards each write to the key's primary."
+  echo "\$ ringcache-cli --addr ${addrs[0]} set greeting 'hello, ringcache' --ttl 60000"
+  "${c1[@]}" set greeting 'hello, ringcache' --ttl 60000
+  local k
+  for k in user:1 user:2 user:3 user:4 user:5 user:6; do "${c1[@]}" set "${k}" "value of ${k}" >/dev/null; done
+  echo "\$ ringcache-cli --addr ${addrs[1]} get greeting"; "${c2[@]}" get greeting; echo
+  echo "\$ ringcache-cli --addr ${addrs[2]} mget user:1 user:2 user:3 user:4 user:5 user:6 missing"
+  "${c3[@]}" mget user:1 user:2 user:3 user:4 user:5 user:6 missing
+  echo "# Write concern 1: the reply waits until the key's replica has acknowledged the write."
+  echo "\$ ringcache-cli --addr ${addrs[2]} incr visits 5 --wc 1"; "${c3[@]}" incr visits 5 --wc 1
+  echo "\$ ringcache-cli --addr ${addrs[1]} get visits --read any"; "${c2[@]}" get visits --read any; echo
   echo
-  echo "\$ curl -s http://${metrics}/metrics | grep ringcache_requests_total | head -5"
-  curl -s "http://${metrics}/metrics" | grep '^ringcache_requests_total' | head -5
+  echo "---- a Python service calling the cluster with only the .proto (examples/python/client.py)"
+  /usr/bin/python3 examples/python/client.py --addr "${addrs[1]}"
+  echo
+  echo "\$ ringcache-cli --addr ${addrs[0]} cluster status"; "${c1[@]}" cluster status
 
   if [ "${RINGCACHE_DEMO_ONLY:-0}" = "1" ]; then
     return 0
   fi
   echo
-  echo "ringcached is serving on ${addr} (metrics: http://${metrics}/metrics)."
-  echo "Try: ${cli} --addr ${addr} get greeting"
+  echo "The cluster is serving on ${addrs[*]}."
+  echo "Try: ${cli} --addr ${addrs[0]} cluster status"
   echo "Press Ctrl-C to stop it."
-  wait "${pid}" || true
+  wait "${pids[0]}" || true
 }
 # ---- end of MAIN JOB -------------------------------------------------------------------
 
