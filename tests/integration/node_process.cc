@@ -287,6 +287,39 @@ void NodeProcess::Signal(int sig) {
   if (Running()) kill(pid_, sig);
 }
 
+namespace {
+
+// Whether every thread of process `pid` is stopped (state T, or t under a tracer); false if
+// its task list cannot be read.
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // "pid (comm) S ...": the state follows the last ')'.
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+    const char state = line[paren + 2];
+    if (state != 'T' && state != 't') return false;
+  }
+  return !ec;
+}
+
+}  // namespace
+
+bool NodeProcess::SignalStopAndWait(std::chrono::milliseconds timeout) {
+  if (!Running()) return false;
+  Signal(SIGSTOP);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (AllThreadsStopped(pid_)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 std::optional<ExitStatus> NodeProcess::Terminate(std::chrono::milliseconds timeout) {
   if (!Running()) return last_exit_;
   Signal(SIGTERM);

@@ -72,6 +72,10 @@ class NodeProcess {
   std::optional<ExitStatus> Terminate(std::chrono::milliseconds timeout);
   // Sends `sig` without waiting.
   void Signal(int sig);
+  // SIGSTOP, then polls /proc/<pid>/task until every thread is stopped (state T or t), at
+  // most `timeout`: the signal takes effect asynchronously, and a thread still running may
+  // answer an rpc meanwhile. False if not running or not every thread stopped in time.
+  [[nodiscard]] bool SignalStopAndWait(std::chrono::milliseconds timeout);
   // SIGKILL and reap. No-op if not running.
   void Kill();
   // Kill(), then Start() again with the same flags. With `same_ports`, reuses the grpc and

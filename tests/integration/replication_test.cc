@@ -10,8 +10,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -41,31 +39,6 @@ bool Eventually(const std::function<bool()>& ok, std::chrono::milliseconds timeo
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(20ms);
   }
-}
-
-// SIGSTOPs node i and waits until every thread of it is stopped: the signal takes effect
-// asynchronously, and a thread that is running may still answer an rpc meanwhile.
-void Pause(TestCluster& cluster, size_t i) {
-  const pid_t pid = cluster.node(i).Pid();
-  cluster.node(i).Signal(SIGSTOP);
-  const bool stopped = Eventually(
-      [&] {
-        const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-        std::error_code ec;
-        for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
-          std::ifstream stat(task.path() / "stat");
-          std::string line;
-          std::getline(stat, line);
-          // "pid (comm) S ...": the state follows the last ')'.
-          const size_t paren = line.rfind(')');
-          if (paren == std::string::npos || paren + 2 >= line.size()) return false;
-          const char state = line[paren + 2];
-          if (state != 'T' && state != 't') return false;
-        }
-        return !ec;
-      },
-      5s);
-  REQUIRE(stopped);
 }
 
 // The ring every node builds from the view, with node indexes ("n3" -> 2).
@@ -317,7 +290,7 @@ TEST_CASE("Write concern times out with the count of replicas that acked",
   const std::string key = KeysWhere(ring, "t", 1, [](const auto& o) { return o[0] == 0; })[0];
   REQUIRE(Eventually([&] { return CaughtUp(Link(*stubs[0], "n2")); }));
 
-  Pause(cluster, 1);
+  REQUIRE(cluster.node(1).SignalStopAndWait(5s));
   v1::SetRequest set = MakeSet(key, "v");
   set.set_write_concern(1);
   set.set_write_concern_timeout_ms(200);
@@ -348,7 +321,7 @@ PauseResult PauseReplicaWhileWriting(TestCluster& cluster,
   REQUIRE(Eventually([&] { return CaughtUp(Link(*stubs[0], "n2")); }));
   PauseResult r;
   r.before = *Link(*stubs[0], "n2");
-  Pause(cluster, 1);
+  REQUIRE(cluster.node(1).SignalStopAndWait(5s));
   for (const std::string& key : keys) (*versions)[key] = SetOnPrimary(stubs, ring, key, value);
   for (const std::string& key : deleted) {
     v1::DeleteRequest del;

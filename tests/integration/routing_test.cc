@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,23 +98,6 @@ class Ring {
   HashRing ring_;
   std::vector<const ClusterMember*> members_;
 };
-
-// Polls /proc until process `pid` is stopped (state T), at most 5 s: SIGSTOP is
-// asynchronous.
-bool WaitStopped(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const size_t paren = line.rfind(')');
-    if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'T') {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
 
 Ring RingOf(const TestCluster& cluster) {
   std::optional<v1::ClusterView> view = cluster.Topology(0);
@@ -842,8 +824,7 @@ TEST_CASE("Routing: an owner that is down or stuck gives UNAVAILABLE naming it",
   REQUIRE_THAT(Set(*n1, to_n2, "v2").status, IsOk());
 
   // Stuck (SIGSTOP): the forward timeout ends the call, not the caller's deadline.
-  cluster.node(2).Signal(SIGSTOP);
-  REQUIRE(WaitStopped(cluster.node(2).Pid()));
+  REQUIRE(cluster.node(2).SignalStopAndWait(std::chrono::seconds(5)));
   auto stuck = Get(*n1, to_n3);
   cluster.node(2).Signal(SIGCONT);
   CHECK_THAT(stuck.status,

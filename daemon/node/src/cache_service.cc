@@ -155,6 +155,121 @@ Part* PartFor(std::vector<std::unique_ptr<Part>>* parts, const ClusterMember* ow
   return parts->back().get();
 }
 
+// What forwarding a batch rpc's parts needs to know of that rpc, one specialization each.
+//   Response: the rpc's response type.
+//   kItemsName: what the answer-count error calls the request's entries (" keys", " items").
+//   Send: starts the async call on `stub`.
+//   ErrorOut: where a relayed error for item i of a response goes.
+//   TakeExtras: after the results are swapped back into the call's order, takes anything
+//     else the sub-response carries per item.
+template <typename Request>
+struct BatchRpc;
+
+// For a response whose results each hold their own status, with nothing else per item.
+template <typename R>
+struct ResultsWithStatus {
+  using Response = R;
+  static v1::OpStatus* ErrorOut(Response* response, int i) {
+    return response->mutable_results(i)->mutable_status();
+  }
+  static void TakeExtras(Response*, const std::vector<int>&, Response*) {}
+};
+
+template <>
+struct BatchRpc<v1::MultiGetRequest> : ResultsWithStatus<v1::MultiGetResponse> {
+  static constexpr const char* kItemsName = " keys";
+  template <typename Done>
+  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
+                   const v1::MultiGetRequest* request, Response* response, Done&& done) {
+    stub->async()->MultiGet(context, request, response, std::forward<Done>(done));
+  }
+};
+
+template <>
+struct BatchRpc<v1::MultiSetRequest> : ResultsWithStatus<v1::MultiSetResponse> {
+  static constexpr const char* kItemsName = " items";
+  template <typename Done>
+  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
+                   const v1::MultiSetRequest* request, Response* response, Done&& done) {
+    stub->async()->MultiSet(context, request, response, std::forward<Done>(done));
+  }
+};
+
+template <>
+struct BatchRpc<v1::MultiDeleteRequest> {
+  using Response = v1::MultiDeleteResponse;
+  static constexpr const char* kItemsName = " keys";
+  template <typename Done>
+  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
+                   const v1::MultiDeleteRequest* request, Response* response, Done&& done) {
+    stub->async()->MultiDelete(context, request, response, std::forward<Done>(done));
+  }
+  static v1::OpStatus* ErrorOut(Response* response, int i) { return response->mutable_results(i); }
+  // replicas_acked: only when the call asked for write concern (`out` has one slot per
+  // item) and the owner answered one per item.
+  static void TakeExtras(Response* in, const std::vector<int>& index, Response* out) {
+    if (out->replicas_acked_size() == 0 ||
+        static_cast<size_t>(in->replicas_acked_size()) != index.size()) {
+      return;
+    }
+    for (size_t j = 0; j < index.size(); ++j) {
+      out->set_replicas_acked(index[j], in->replicas_acked(static_cast<int>(j)));
+    }
+  }
+};
+
+// On a gRPC thread: `part`'s owner answered with `s`. Its results go back to their items
+// in the call's order, or the relayed error to each of its items; then the part ends its
+// count on the join. Deletes the part.
+template <typename Rpc, typename Part>
+void PartAnswered(const CacheService* service, Part* part, grpc::Status s) {
+  typename Rpc::Response* out = part->join->response();
+  const size_t count = part->index.size();
+  if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
+    s = grpc::Status(grpc::StatusCode::INTERNAL, "node " + part->target.id + " answered " +
+                                                     std::to_string(part->response.results_size()) +
+                                                     " results for " + std::to_string(count) +
+                                                     Rpc::kItemsName);
+  }
+  if (s.ok()) {
+    for (size_t j = 0; j < count; ++j) {
+      out->mutable_results(part->index[j])
+          ->Swap(part->response.mutable_results(static_cast<int>(j)));
+    }
+    Rpc::TakeExtras(&part->response, part->index, out);
+  } else {
+    const grpc::Status relayed = service->RelayStatus(s, part->target, part->our_deadline);
+    for (const int i : part->index) SetOpStatus(relayed, Rpc::ErrorOut(out, i));
+  }
+  auto* join = part->join;
+  delete part;
+  join->PartDone();
+}
+
+// Sends each of `parts` (split off a batch call with deadline `caller_deadline`; each
+// already counted on `join`) to its owner, marked as forwarded by this node, with a
+// deadline of at most the forward timeout plus `extra_deadline`. `prepare` copies into
+// each sub-request the call's own fields (read preference, write concern). Takes the parts'
+// ownership: each deletes itself when answered (PartAnswered).
+template <typename Rpc, typename Join, typename Part, typename Prepare>
+void ForwardParts(const CacheService* service, Join* join,
+                  std::vector<std::unique_ptr<Part>>* parts,
+                  std::chrono::system_clock::time_point caller_deadline,
+                  std::chrono::milliseconds extra_deadline, const Prepare& prepare) {
+  for (std::unique_ptr<Part>& owned : *parts) {
+    Part* part = owned.release();
+    part->join = join;
+    part->target = {part->owner->id, part->owner->address};
+    prepare(&part->request);
+    part->context.set_deadline(
+        service->ForwardDeadline(caller_deadline, extra_deadline, &part->our_deadline));
+    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), service->self_id());
+    Rpc::Send(service->peers()->CacheStub(part->target.address), &part->context, &part->request,
+              &part->response,
+              [service, part](grpc::Status s) { PartAnswered<Rpc>(service, part, std::move(s)); });
+  }
+}
+
 // One unary call relayed as raw bytes to the key's owner. Deletes itself when it is done.
 template <typename Request, typename Response>
 class UnaryForward {
@@ -523,8 +638,9 @@ void CacheService::Incr(Call<v1::IncrRequest, v1::IncrResponse>& call) {
 // ---- Batches.
 
 void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call) {
-  using Join = BatchJoin<v1::MultiGetRequest, v1::MultiGetResponse>;
-  using Part = RemotePart<Join, v1::MultiGetRequest, v1::MultiGetResponse>;
+  using Rpc = BatchRpc<v1::MultiGetRequest>;
+  using Join = BatchJoin<v1::MultiGetRequest, Rpc::Response>;
+  using Part = RemotePart<Join, v1::MultiGetRequest, Rpc::Response>;
   const v1::MultiGetRequest& request = call.request();
   const int n = request.keys_size();
   if (Status s = node_->CheckBatchSize("MultiGet", static_cast<size_t>(n)); !s.ok()) {
@@ -575,41 +691,10 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   }
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  for (std::unique_ptr<Part>& owned : parts) {
-    Part* part = owned.release();
-    part->join = join;
-    part->target = {part->owner->id, part->owner->address};
-    part->request.set_read_preference(request.read_preference());
-    part->context.set_deadline(ForwardDeadline(call.context()->deadline(),
-                                               std::chrono::milliseconds(0), &part->our_deadline));
-    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
-    peers_->CacheStub(part->target.address)
-        ->async()
-        ->MultiGet(&part->context, &part->request, &part->response, [this, part](grpc::Status s) {
-          v1::MultiGetResponse* out = part->join->response();
-          const size_t count = part->index.size();
-          if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
-            s = grpc::Status(grpc::StatusCode::INTERNAL,
-                             "node " + part->target.id + " answered " +
-                                 std::to_string(part->response.results_size()) + " results for " +
-                                 std::to_string(count) + " keys");
-          }
-          if (s.ok()) {
-            for (size_t j = 0; j < count; ++j) {
-              out->mutable_results(part->index[j])
-                  ->Swap(part->response.mutable_results(static_cast<int>(j)));
-            }
-          } else {
-            const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
-            for (const int i : part->index) {
-              SetOpStatus(relayed, out->mutable_results(i)->mutable_status());
-            }
-          }
-          Join* part_join = part->join;
-          delete part;
-          part_join->PartDone();
-        });
-  }
+  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(), std::chrono::milliseconds(0),
+                    [&request](v1::MultiGetRequest* sub) {
+                      sub->set_read_preference(request.read_preference());
+                    });
 
   if (!local_keys.empty()) {
     Result<std::vector<Result<Item>>> items = node_->MultiGet(local_keys);
@@ -633,8 +718,9 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
 }
 
 void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call) {
-  using Join = BatchJoin<v1::MultiSetRequest, v1::MultiSetResponse>;
-  using Part = RemotePart<Join, v1::MultiSetRequest, v1::MultiSetResponse>;
+  using Rpc = BatchRpc<v1::MultiSetRequest>;
+  using Join = BatchJoin<v1::MultiSetRequest, Rpc::Response>;
+  using Part = RemotePart<Join, v1::MultiSetRequest, Rpc::Response>;
   const v1::MultiSetRequest& request = call.request();
   const int n = request.items_size();
   if (Status s = node_->CheckBatchSize("MultiSet", static_cast<size_t>(n)); !s.ok()) {
@@ -698,42 +784,11 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
   }
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  for (std::unique_ptr<Part>& owned : parts) {
-    Part* part = owned.release();
-    part->join = join;
-    part->target = {part->owner->id, part->owner->address};
-    part->request.set_write_concern(wc);
-    part->request.set_write_concern_timeout_ms(wc_timeout);
-    part->context.set_deadline(ForwardDeadline(
-        call.context()->deadline(), WriteConcernExtra(wc, wc_timeout), &part->our_deadline));
-    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
-    peers_->CacheStub(part->target.address)
-        ->async()
-        ->MultiSet(&part->context, &part->request, &part->response, [this, part](grpc::Status s) {
-          v1::MultiSetResponse* out = part->join->response();
-          const size_t count = part->index.size();
-          if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
-            s = grpc::Status(grpc::StatusCode::INTERNAL,
-                             "node " + part->target.id + " answered " +
-                                 std::to_string(part->response.results_size()) + " results for " +
-                                 std::to_string(count) + " items");
-          }
-          if (s.ok()) {
-            for (size_t j = 0; j < count; ++j) {
-              out->mutable_results(part->index[j])
-                  ->Swap(part->response.mutable_results(static_cast<int>(j)));
-            }
-          } else {
-            const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
-            for (const int i : part->index) {
-              SetOpStatus(relayed, out->mutable_results(i)->mutable_status());
-            }
-          }
-          Join* part_join = part->join;
-          delete part;
-          part_join->PartDone();
-        });
-  }
+  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(),
+                    WriteConcernExtra(wc, wc_timeout), [wc, wc_timeout](v1::MultiSetRequest* sub) {
+                      sub->set_write_concern(wc);
+                      sub->set_write_concern_timeout_ms(wc_timeout);
+                    });
 
   if (wc == 0) {
     if (!local_items.empty()) {
@@ -774,8 +829,9 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
 }
 
 void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call) {
-  using Join = BatchJoin<v1::MultiDeleteRequest, v1::MultiDeleteResponse>;
-  using Part = RemotePart<Join, v1::MultiDeleteRequest, v1::MultiDeleteResponse>;
+  using Rpc = BatchRpc<v1::MultiDeleteRequest>;
+  using Join = BatchJoin<v1::MultiDeleteRequest, Rpc::Response>;
+  using Part = RemotePart<Join, v1::MultiDeleteRequest, Rpc::Response>;
   const v1::MultiDeleteRequest& request = call.request();
   const int n = request.keys_size();
   if (Status s = node_->CheckBatchSize("MultiDelete", static_cast<size_t>(n)); !s.ok()) {
@@ -832,47 +888,12 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
   }
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  for (std::unique_ptr<Part>& owned : parts) {
-    Part* part = owned.release();
-    part->join = join;
-    part->target = {part->owner->id, part->owner->address};
-    part->request.set_write_concern(wc);
-    part->request.set_write_concern_timeout_ms(wc_timeout);
-    part->context.set_deadline(ForwardDeadline(
-        call.context()->deadline(), WriteConcernExtra(wc, wc_timeout), &part->our_deadline));
-    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
-    peers_->CacheStub(part->target.address)
-        ->async()
-        ->MultiDelete(
-            &part->context, &part->request, &part->response, [this, part](grpc::Status s) {
-              v1::MultiDeleteResponse* out = part->join->response();
-              const size_t count = part->index.size();
-              if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
-                s = grpc::Status(grpc::StatusCode::INTERNAL,
-                                 "node " + part->target.id + " answered " +
-                                     std::to_string(part->response.results_size()) +
-                                     " results for " + std::to_string(count) + " keys");
-              }
-              if (s.ok()) {
-                const bool acks =
-                    out->replicas_acked_size() > 0 &&
-                    static_cast<size_t>(part->response.replicas_acked_size()) == count;
-                for (size_t j = 0; j < count; ++j) {
-                  const int i = part->index[j];
-                  out->mutable_results(i)->Swap(
-                      part->response.mutable_results(static_cast<int>(j)));
-                  if (acks)
-                    out->set_replicas_acked(i, part->response.replicas_acked(static_cast<int>(j)));
-                }
-              } else {
-                const grpc::Status relayed = RelayStatus(s, part->target, part->our_deadline);
-                for (const int i : part->index) SetOpStatus(relayed, out->mutable_results(i));
-              }
-              Join* part_join = part->join;
-              delete part;
-              part_join->PartDone();
-            });
-  }
+  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(),
+                    WriteConcernExtra(wc, wc_timeout),
+                    [wc, wc_timeout](v1::MultiDeleteRequest* sub) {
+                      sub->set_write_concern(wc);
+                      sub->set_write_concern_timeout_ms(wc_timeout);
+                    });
 
   if (wc == 0) {
     if (!local_keys.empty()) {
