@@ -39,7 +39,7 @@ constexpr const char* kHealthServices[] = {"", "ringcache.v1.Cache"};
 // synchronous handlers) answered INTERNAL; and a forwarded call relays the raw bytes both
 // ways without parsing the response. A request that does not parse is not counted in the
 // metrics.
-// Traits: Request/Response types, kRpc, kRecorded, kName, kHandler (CacheService::X).
+// Traits: Request/Response types, kRpc, kName, kHandler (CacheService::X).
 template <typename Traits>
 class UnaryReactor final : public grpc::ServerUnaryReactor,
                            public UnaryCall<typename Traits::Request, typename Traits::Response> {
@@ -86,7 +86,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   }
 
   void OnDone() override {
-    if (counted_ && Traits::kRecorded) {
+    if (counted_) {
       env_->metrics->Record(Traits::kRpc, code_, std::chrono::steady_clock::now() - started_);
     }
     const ServerEnv* env = env_;
@@ -110,7 +110,6 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
     using Request = v1::Name##Request;                    \
     using Response = v1::Name##Response;                  \
     static constexpr Rpc kRpc = Rpc::k##Name;             \
-    static constexpr bool kRecorded = true;               \
     static constexpr const char* kName = #Name;           \
     static constexpr auto kHandler = &CacheService::Name; \
   };
@@ -127,12 +126,11 @@ RINGCACHE_UNARY_TRAITS(MultiDelete)
 RINGCACHE_UNARY_TRAITS(Stats)
 #undef RINGCACHE_UNARY_TRAITS
 
-// Topology has no entry in the metrics' rpc list (ringcache_requests_total predates it).
+// Topology answers a ClusterView, so the macro's naming does not fit.
 struct TopologyTraits {
   using Request = v1::TopologyRequest;
   using Response = v1::ClusterView;
-  static constexpr Rpc kRpc = Rpc::kStats;  // Unused: kRecorded is false.
-  static constexpr bool kRecorded = false;
+  static constexpr Rpc kRpc = Rpc::kTopology;
   static constexpr const char* kName = "Topology";
   static constexpr auto kHandler = &CacheService::Topology;
 };

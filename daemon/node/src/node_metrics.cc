@@ -33,6 +33,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Stats";
     case Rpc::kPipeline:
       return "Pipeline";
+    case Rpc::kTopology:
+      return "Topology";
   }
   return "Unknown";
 }

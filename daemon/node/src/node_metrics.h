@@ -42,8 +42,9 @@ enum class Rpc : int {
   kMultiDelete,
   kStats,
   kPipeline,
+  kTopology,
 };
-inline constexpr int kRpcCount = static_cast<int>(Rpc::kPipeline) + 1;
+inline constexpr int kRpcCount = static_cast<int>(Rpc::kTopology) + 1;
 // gRPC status codes 0..16.
 inline constexpr int kStatusCodeCount = 17;
 
