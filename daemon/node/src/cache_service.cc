@@ -979,7 +979,7 @@ size_t CacheService::MaxForwardBytes() const {
 }
 
 size_t CacheService::ForwardBytes(const v1::Operation& op) {
-  constexpr size_t kFramingBytes = 48;  // id, tags, lengths, numbers, the oneof's message
+  constexpr size_t kFramingBytes = 64;  // id, tags, lengths, numbers, the oneof's message
   switch (op.op_case()) {
     case v1::Operation::kGet:
       return kFramingBytes + op.get().key().size();

@@ -122,13 +122,22 @@ void PipelineReactor::EnqueueForwardLocked(ForwardGroup* group) {
   queue->extra_deadline = std::max(queue->extra_deadline, group->extra_deadline);
 }
 
+bool PipelineReactor::ForwardsInFlightLocked() const {
+  return std::any_of(peers_.begin(), peers_.end(),
+                     [](const PeerQueue& q) { return q.in_flight > 0; });
+}
+
 void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
   // What accumulated may be more than the owner accepts in one message (max-batch, its
   // message size limit): a call takes at most that much, the rest waits for the next one.
-  const int max_ops = static_cast<int>(env_->handlers->MaxForwardOps());
-  const size_t max_bytes = env_->handlers->MaxForwardBytes();
+  int max_ops = 0;
+  size_t max_bytes = 0;
   for (PeerQueue& q : peers_) {
     if (q.waiting.ops_size() == 0 || q.in_flight >= kMaxForwardsPerOwner) continue;
+    if (max_ops == 0) {
+      max_ops = static_cast<int>(env_->handlers->MaxForwardOps());
+      max_bytes = env_->handlers->MaxForwardBytes();
+    }
     calls->push_back({.target = q.target, .request = {}, .extra_deadline = q.extra_deadline});
     v1::PipelineRequest& request = calls->back().request;
     if (q.waiting.ops_size() <= max_ops && q.waiting_bytes <= max_bytes) {
@@ -278,8 +287,11 @@ void PipelineReactor::Pump() {
       // 4. Finish once no operation will come, every pending one has its result and every
       // result has been written. A Read may still be outstanding (draining, errors): gRPC
       // allows ending the call early, and that Read then completes with ok=false.
+      // A forward call still in flight (its results delivered, its OnDone not yet run)
+      // also holds the stream open: ForwardDone touches the server's state, which must
+      // outlive it, and the server counts this stream as active until it finishes.
       if (input_over && !has_request_ && !executing_ && pending_ops_ == 0 && queue_.empty() &&
-          !write_in_flight_) {
+          !write_in_flight_ && !ForwardsInFlightLocked()) {
         if (!has_error_ && draining_ && !reads_done_) {
           error_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down");
         }

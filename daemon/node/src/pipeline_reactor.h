@@ -35,8 +35,10 @@
 // to change state and decide the next steps; it is never held while calling gRPC (a
 // StartWrite or Finish made outside a reaction may run reactions inline on the calling
 // thread) nor while executing operations on the cache. One thread at a time executes
-// (executing_), so the operations of a stream still run in order. Results of pending
-// operations arrive through Deliver (PipelineSink) on gRPC's client threads or a
+// (executing_), so the stream's operations on keys this node serves still run in order;
+// operations forwarded to other nodes may run in any order (up to kMaxForwardsPerOwner
+// calls per owner are in flight, and a view change may move a key between messages). Results of
+// pending operations arrive through Deliver (PipelineSink) on gRPC's client threads or a
 // replication thread, and may arrive inline while an operation executes. mu_ is a leaf
 // lock.
 //
@@ -169,6 +171,8 @@ class PipelineReactor final
   // Moves `group`'s operations to its owner's queue and counts them pending.
   void EnqueueForwardLocked(ForwardGroup* group);
   // Takes a call for every owner with operations waiting and room for a call in flight.
+  // True while a forward call has not yet run ForwardDone. REQUIRES: mu_ held.
+  bool ForwardsInFlightLocked() const;
   void TakeForwardsLocked(std::vector<ForwardCall>* calls);
   // Starts `calls`. Without mu_.
   void StartForwards(std::vector<ForwardCall>* calls);
