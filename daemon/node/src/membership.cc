@@ -259,7 +259,7 @@ struct Membership::Impl {
       Probe(ctx, request, response, reactor, known->address);
       return reactor;
     }
-    reactor->Finish(ApplyJoin(request, response));
+    reactor->Finish(ApplyJoin(request, response, known != nullptr ? known->address : ""));
     return reactor;
   }
 
@@ -354,7 +354,7 @@ struct Membership::Impl {
                                                      call->old_address +
                                                      " (each node needs its own --node-id)"));
                   } else {
-                    reactor->Finish(ApplyJoin(call->join, response));
+                    reactor->Finish(ApplyJoin(call->join, response, call->old_address));
                   }
                   Untrack(call.get());
                 });
@@ -362,11 +362,25 @@ struct Membership::Impl {
 
   // The coordinator's view change for a join: add the member, or update its address or
   // weight; nothing changes (and the epoch stays) if the view already holds it as asked.
-  grpc::Status ApplyJoin(const v1::JoinRequest& request, v1::JoinResponse* response) {
+  // `checked_address`: the joiner's address in the view when HandleJoin checked it ("" if
+  // it was not a member). The view may have changed since (another join, a probe's
+  // wait): if this node is no longer the coordinator, or the joiner's entry moved, the
+  // checks no longer hold and the join is refused with UNAVAILABLE, to be retried.
+  grpc::Status ApplyJoin(const v1::JoinRequest& request, v1::JoinResponse* response,
+                         const std::string& checked_address) {
     std::shared_ptr<const Topology> adopted;
     {
       std::lock_guard lock(adopt_mu);
       const std::shared_ptr<const Topology> topology = current.load();
+      const ClusterMember* coordinator = CoordinatorFor(topology->view, request.member().id());
+      const ClusterMember* entry = topology->view.Find(request.member().id());
+      if ((coordinator != nullptr && coordinator->id != options.self_id) ||
+          (entry != nullptr ? entry->address : std::string()) != checked_address) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the view changed while node " + options.self_id +
+                                " handled the join (now epoch " +
+                                std::to_string(topology->epoch()) + "); retry");
+      }
       ClusterView view = topology->view;
       ClusterMember joiner = FromProto(request.member());
       joiner.state = MemberState::kServing;
