@@ -303,6 +303,10 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   n.membership->Subscribe([store](std::shared_ptr<const internal::Topology> topology) {
     store->OnTopology(std::move(topology));
   });
+  // A view pushed to this node between the server's start and the subscription (a member
+  // restarted on its old port while the coordinator retries a push) was adopted without
+  // the store: hand it over now (the store ignores a view it already has).
+  store->OnTopology(n.membership->current());
   // Blocks until this node holds a view with itself (bootstrap, or join through seeds).
   // On failure ~Node shuts the server down.
   const std::string& advertised =

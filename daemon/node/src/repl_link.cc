@@ -437,6 +437,10 @@ grpc::Status ReplLink::RunStream() {
     std::lock_guard lock(mu_);
     ctx_.reset();
     broken_ = true;
+    // A full sync this stream did not finish must run again on the next stream: the
+    // replica may not even have received its FullSyncBegin, and would then answer the
+    // next hello "resumable" without the ranges' existing keys.
+    if (syncing_) need_full_sync_ = true;
   }
   return local.ok() ? status : local;
 }

@@ -42,7 +42,9 @@ void ReplWaiters::OnAck(uint64_t link_id, uint64_t acked_seq) {
       Waiter& w = waiters_.at(p->second);
       ++w.acked;
       --w.possible;
-      std::erase_if(w.pending_its, [&](const auto& e) { return e.second == p; });
+      // Iterators of different links' maps must not be compared: match the link first.
+      std::erase_if(w.pending_its,
+                    [&](const auto& e) { return e.first == link_id && e.second == p; });
       if (w.acked >= w.k) satisfied.push_back(p->second);
       p = link.pending.erase(p);
     }

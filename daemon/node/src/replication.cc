@@ -207,6 +207,9 @@ std::vector<std::shared_ptr<ReplLink>> ReplicatedStore::Impl::ApplyTopology(
 
   std::lock_guard lock(links_mu);
   if (shut_down) return {};
+  // Views arrive from the subscription and once from Node::Start (a view adopted before
+  // the store subscribed): keep only newer ones.
+  if (route_owner != nullptr && topology->epoch() <= route_owner->topology->epoch()) return {};
   auto next_route = std::make_shared<Route>();
   next_route->topology = topology;
   next_route->by_member.assign(topology->ring_members.size(), nullptr);

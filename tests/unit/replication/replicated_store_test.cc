@@ -83,8 +83,12 @@ std::shared_ptr<const Topology> TopologyFor(const std::vector<TestNode*>& nodes,
   return *t;
 }
 
+// Gives every node the view of `nodes`, each call with a higher epoch than the last (a
+// store adopts only newer views, as nodes do).
 void Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
-  for (TestNode* n : nodes) n->store->OnTopology(TopologyFor(nodes, rf, n->id));
+  static uint64_t epoch = 1;
+  ++epoch;
+  for (TestNode* n : nodes) n->store->OnTopology(TopologyFor(nodes, rf, n->id, epoch));
 }
 
 // Keys whose primary is `primary` in `t`.
