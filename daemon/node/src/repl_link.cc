@@ -286,6 +286,8 @@ grpc::Status ReplLink::RunStream() {
       enum class What { kBeginSync, kLive, kSnapshot, kCopy, kEndSync } what;
       v1::ReplicationMessage out;
       std::vector<std::pair<uint64_t, std::shared_ptr<const ReplRecord>>> live;
+      uint64_t skip_from = 0;  // Live seqs [skip_from, skip_to) a full sync replaces.
+      uint64_t skip_to = 0;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [this] {
@@ -312,6 +314,8 @@ grpc::Status ReplLink::RunStream() {
             pr->set_end(r.end);
           }
           b->set_next_seq(next);
+          skip_from = next_send_;
+          skip_to = next;
           next_send_ = next;
           live_from_ = next;
           syncing_ = true;
@@ -351,6 +355,8 @@ grpc::Status ReplLink::RunStream() {
           what = What::kEndSync;
         }
       }
+      // Outside mu_: completing a wait runs its callback.
+      if (skip_to > skip_from) waiters_->Skip(options_.link_id, skip_from, skip_to);
       switch (what) {
         case What::kBeginSync:
           sync_started = std::chrono::steady_clock::now();

@@ -29,6 +29,27 @@ void ReplWaiters::RemoveLink(uint64_t link_id) {
   Run(&ready);
 }
 
+void ReplWaiters::Skip(uint64_t link_id, uint64_t from, uint64_t to) {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    auto it = links_.find(link_id);
+    if (it == links_.end()) return;
+    auto& pending = it->second.pending;
+    std::vector<uint64_t> hopeless;
+    for (auto p = pending.lower_bound(from); p != pending.end() && p->first < to;) {
+      Waiter& w = waiters_.at(p->second);
+      --w.possible;
+      std::erase_if(w.pending_its,
+                    [&](const auto& e) { return e.first == link_id && e.second == p; });
+      if (w.acked + w.possible < w.k) hopeless.push_back(p->second);
+      p = pending.erase(p);
+    }
+    for (uint64_t id : hopeless) CompleteLocked(id, &ready);
+  }
+  Run(&ready);
+}
+
 void ReplWaiters::OnAck(uint64_t link_id, uint64_t acked_seq) {
   Ready ready;
   {

@@ -47,6 +47,10 @@ class ReplWaiters {
   void RemoveLink(uint64_t link_id);
   // The link acknowledged every seq <= acked_seq. Lower values than before are ignored.
   void OnAck(uint64_t link_id, uint64_t acked_seq);
+  // The link will never deliver seqs in [from, to) themselves (a full sync replaced them;
+  // the replica's later ack covers their numbers but not necessarily their keys): waits on
+  // them stop counting this link. Conservative: such a write is reported as not acked here.
+  void Skip(uint64_t link_id, uint64_t from, uint64_t to);
 
   // Registers a wait (see the class comment).
   void Wait(const WriteTicket& ticket, uint32_t k, TimePoint deadline, Done done);

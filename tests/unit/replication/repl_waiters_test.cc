@@ -51,6 +51,33 @@ TEST_CASE("ReplWaiters completes a wait once k links acked its seqs", "[unit][re
   CHECK(r.calls == 1);
 }
 
+TEST_CASE("ReplWaiters: seqs a full sync skipped are never counted as acked on that link",
+          "[unit][replication]") {
+  ReplWaiters w;
+  w.AddLink(1);
+  w.AddLink(2);
+  Result skipped;  // seq 5 on link 1 is replaced by a full sync
+  Result kept;     // seq 9 on link 1 is sent after the sync
+  Result other;    // waits on link 2 only
+  w.Wait(Ticket({{1, 5}, {2, 5}}), 2, kT0 + milliseconds(1000), skipped.Fn());
+  w.Wait(Ticket({{1, 9}}), 1, kT0 + milliseconds(1000), kept.Fn());
+  w.Wait(Ticket({{2, 6}}), 1, kT0 + milliseconds(1000), other.Fn());
+  w.Skip(1, 3, 9);
+  // 2 acks can no longer happen for `skipped`: it completes now with what it has (0).
+  CHECK(skipped.calls == 1);
+  CHECK(skipped.acked == 0);
+  CHECK(kept.calls == 0);
+  CHECK(other.calls == 0);
+  // The replica's ack after the sync covers seq numbers up to 9: only `kept` counts it.
+  w.OnAck(1, 9);
+  CHECK(kept.calls == 1);
+  CHECK(kept.acked == 1);
+  w.OnAck(2, 6);
+  CHECK(other.calls == 1);
+  CHECK(skipped.calls == 1);
+  CHECK(w.pending() == 0);
+}
+
 TEST_CASE("ReplWaiters decides at once when it can", "[unit][replication]") {
   ReplWaiters w;
   w.AddLink(1);
