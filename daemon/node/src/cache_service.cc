@@ -369,6 +369,32 @@ void CacheService::FillView(const internal::Topology* topology, v1::ClusterView*
   ToProto(view, out);
 }
 
+namespace {
+
+// A write sent with ringcache-local: INVALID_ARGUMENT (the same for a single write and a batch).
+grpc::Status LocalWriteRefused() {
+  return {grpc::StatusCode::INVALID_ARGUMENT,
+          "ringcache-local is for reads only; send writes without it (they go to the key's "
+          "primary)"};
+}
+
+}  // namespace
+
+grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,
+                                           grpc::CallbackServerContext* context,
+                                           const RequestMetadata& md, uint32_t write_concern,
+                                           uint32_t write_concern_timeout_ms,
+                                           const internal::Topology** topology) const {
+  if (Status s = node_->CheckBatchSize(rpc, static_cast<size_t>(items)); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  *topology = ThreadTopology();
+  AddEpochHint(context, md, *topology);
+  if (grpc::Status s = CheckServing(*topology); !s.ok()) return s;
+  if (md.local) return LocalWriteRefused();  // Route would refuse every item alike.
+  return CheckWriteConcern(*topology, write_concern, write_concern_timeout_ms);
+}
+
 grpc::Status CacheService::CheckServing(const internal::Topology* topology) const {
   if (topology != nullptr || membership_ == nullptr) return grpc::Status::OK;
   return {grpc::StatusCode::UNAVAILABLE, "node " + self_id() + " is joining the cluster"};
@@ -412,9 +438,7 @@ CacheService::Where CacheService::Route(const internal::Topology* topology,
   }
   if (md.local) {
     if (access != Access::kWrite) return Where::kHere;
-    *error = {grpc::StatusCode::INVALID_ARGUMENT,
-              "ringcache-local is for reads only; send writes without it (they go to the "
-              "key's primary)"};
+    *error = LocalWriteRefused();
     return Where::kError;
   }
   if (topology->ring.member_count() == 1 && topology->self == 0) return Where::kHere;
@@ -723,26 +747,13 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
   using Part = RemotePart<Join, v1::MultiSetRequest, Rpc::Response>;
   const v1::MultiSetRequest& request = call.request();
   const int n = request.items_size();
-  if (Status s = node_->CheckBatchSize("MultiSet", static_cast<size_t>(n)); !s.ok()) {
-    call.Reply(ToGrpcStatus(s));
-    return;
-  }
-  const internal::Topology* topology = ThreadTopology();
-  const RequestMetadata& md = call.metadata();
-  AddEpochHint(call.context(), md, topology);
-  if (grpc::Status s = CheckServing(topology); !s.ok()) {
-    call.Reply(std::move(s));
-    return;
-  }
-  if (md.local) {  // Route would refuse every item alike: refuse the call.
-    call.Reply({grpc::StatusCode::INVALID_ARGUMENT,
-                "ringcache-local is for reads only; send writes without it (they go to the "
-                "key's primary)"});
-    return;
-  }
   const uint32_t wc = request.write_concern();
   const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  if (grpc::Status s = CheckWriteConcern(topology, wc, wc_timeout); !s.ok()) {
+  const RequestMetadata& md = call.metadata();
+  const internal::Topology* topology = nullptr;
+  if (grpc::Status s = CheckBatchWrite("MultiSet", n, call.context(), call.metadata(), wc,
+                                       wc_timeout, &topology);
+      !s.ok()) {
     call.Reply(std::move(s));
     return;
   }
@@ -834,26 +845,13 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
   using Part = RemotePart<Join, v1::MultiDeleteRequest, Rpc::Response>;
   const v1::MultiDeleteRequest& request = call.request();
   const int n = request.keys_size();
-  if (Status s = node_->CheckBatchSize("MultiDelete", static_cast<size_t>(n)); !s.ok()) {
-    call.Reply(ToGrpcStatus(s));
-    return;
-  }
-  const internal::Topology* topology = ThreadTopology();
-  const RequestMetadata& md = call.metadata();
-  AddEpochHint(call.context(), md, topology);
-  if (grpc::Status s = CheckServing(topology); !s.ok()) {
-    call.Reply(std::move(s));
-    return;
-  }
-  if (md.local) {
-    call.Reply({grpc::StatusCode::INVALID_ARGUMENT,
-                "ringcache-local is for reads only; send writes without it (they go to the "
-                "key's primary)"});
-    return;
-  }
   const uint32_t wc = request.write_concern();
   const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  if (grpc::Status s = CheckWriteConcern(topology, wc, wc_timeout); !s.ok()) {
+  const RequestMetadata& md = call.metadata();
+  const internal::Topology* topology = nullptr;
+  if (grpc::Status s = CheckBatchWrite("MultiDelete", n, call.context(), call.metadata(), wc,
+                                       wc_timeout, &topology);
+      !s.ok()) {
     call.Reply(std::move(s));
     return;
   }

@@ -190,6 +190,14 @@ class CacheService final {
   // OK for k == 0; else INVALID_ARGUMENT if k or the timeout is over its limit.
   grpc::Status CheckWriteConcern(const internal::Topology* topology, uint32_t k,
                                  uint32_t timeout_ms) const;
+  // What MultiSet and MultiDelete check before looking at their items, in this order:
+  // `items` against max-batch (naming `rpc`), the epoch hint, serving, ringcache-local
+  // (refused: a batch of writes), the write concern. Sets *topology (the snapshot to route
+  // on) unless the batch size fails.
+  grpc::Status CheckBatchWrite(std::string_view rpc, int items,
+                               grpc::CallbackServerContext* context, const RequestMetadata& md,
+                               uint32_t write_concern, uint32_t write_concern_timeout_ms,
+                               const internal::Topology** topology) const;
 
   // Forwards a unary call to `owner` as raw bytes and relays the answer.
   template <typename Request, typename Response>
