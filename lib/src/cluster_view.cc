@@ -76,16 +76,44 @@ std::vector<const ClusterMember*> ClusterView::ring_members() const {
   std::vector<const ClusterMember*> out;
   out.reserve(members.size());
   for (const ClusterMember& m : members) {
-    if (m.state == MemberState::kServing) out.push_back(&m);
+    if (m.state == MemberState::kServing || m.state == MemberState::kLeaving) out.push_back(&m);
   }
   return out;
 }
 
-Result<HashRing> ClusterView::BuildRing() const {
+std::vector<const ClusterMember*> ClusterView::target_ring_members() const {
+  std::vector<const ClusterMember*> out;
+  out.reserve(members.size());
+  for (const ClusterMember& m : members) {
+    if (m.state == MemberState::kServing || m.state == MemberState::kJoining) out.push_back(&m);
+  }
+  return out;
+}
+
+bool ClusterView::in_transition() const {
+  return std::any_of(members.begin(), members.end(), [](const ClusterMember& m) {
+    return m.state == MemberState::kJoining || m.state == MemberState::kLeaving;
+  });
+}
+
+namespace {
+
+Result<HashRing> BuildOver(const std::vector<const ClusterMember*>& on_ring,
+                           uint32_t vnodes_per_weight) {
   std::vector<RingMember> ring;
-  ring.reserve(members.size());
-  for (const ClusterMember* m : ring_members()) ring.push_back(RingMember{m->id, m->weight});
+  ring.reserve(on_ring.size());
+  for (const ClusterMember* m : on_ring) ring.push_back(RingMember{m->id, m->weight});
   return HashRing::Build(std::move(ring), RingOptions{.vnodes_per_weight = vnodes_per_weight});
+}
+
+}  // namespace
+
+Result<HashRing> ClusterView::BuildRing() const {
+  return BuildOver(ring_members(), vnodes_per_weight);
+}
+
+Result<HashRing> ClusterView::BuildTargetRing() const {
+  return BuildOver(target_ring_members(), vnodes_per_weight);
 }
 
 }  // namespace ringcache

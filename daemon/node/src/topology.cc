@@ -24,6 +24,16 @@ Result<std::shared_ptr<const Topology>> Topology::Make(ClusterView view, std::st
   for (size_t i = 0; i < topology->ring_members.size(); ++i) {
     if (topology->ring_members[i]->id == self_id) topology->self = static_cast<int>(i);
   }
+  Result<HashRing> target = topology->view.BuildTargetRing();
+  if (!target.ok()) return target.status();
+  topology->target_ring = std::move(target).value();
+  topology->target_ring_members = topology->view.target_ring_members();
+  for (size_t i = 0; i < topology->target_ring_members.size(); ++i) {
+    if (topology->target_ring_members[i]->id == self_id) {
+      topology->target_self = static_cast<int>(i);
+    }
+  }
+  topology->self_member = topology->view.Find(self_id);
   topology->self_id = std::move(self_id);
   return std::shared_ptr<const Topology>(std::move(topology));
 }

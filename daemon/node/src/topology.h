@@ -27,6 +27,14 @@ struct Topology {
   // This node's ring member index, or -1 if it is not on the ring.
   int self = -1;
   std::string self_id;
+  // The target ring (ClusterView::BuildTargetRing: JOINING members in, LEAVING members
+  // out) and its members, and this node's index on it (-1 if not on it). Equal to ring /
+  // ring_members / self when !view.in_transition().
+  HashRing target_ring;
+  std::vector<const ClusterMember*> target_ring_members;
+  int target_self = -1;
+  // This node's entry in the view, or nullptr if it is not in it.
+  const ClusterMember* self_member = nullptr;
 
   // Builds the snapshot (normalizing the view: members sorted by id); fails as
   // ClusterView::Validate and BuildRing do, or if replication_factor is over

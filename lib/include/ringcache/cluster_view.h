@@ -2,7 +2,10 @@
 //
 // The ring is a pure function of the view: every node and every smart client that holds
 // the view with the same epoch builds the same HashRing and so routes every key the same
-// way. Only members in a state that owns ranges (kServing) are placed on the ring.
+// way. Only members in a state that owns ranges (kServing, kLeaving) are placed on the
+// ring. While members join or leave, the view also defines a target ring (kServing and
+// kJoining members): the ring the cluster moves to once the transition completes, whose
+// Diff with the ring drives the migration (docs/design/failover.md).
 //
 //   ClusterView view{.epoch = 7, .members = {{"a", "10.0.0.1:7700"}, {"b", "10.0.0.2:7700"}}};
 //   Result<HashRing> ring = view.BuildRing();   // members in view order
@@ -26,9 +29,9 @@ namespace ringcache {
 enum class MemberState : int {
   kUnspecified = 0,
   kServing = 1,  // On the ring: owns and serves its ranges.
-  kJoining = 2,  // Reserved for rebalancing/failover: not on the ring.
-  kLeaving = 3,
-  kFailed = 4,
+  kJoining = 2,  // Receiving its ranges: not on the ring, on the target ring.
+  kLeaving = 3,  // Streaming its ranges away: on the ring, not on the target ring.
+  kFailed = 4,   // Declared failed by a majority: on neither ring.
 };
 
 // "serving", "joining", "leaving", "failed", "unspecified".
@@ -60,11 +63,18 @@ struct ClusterView {
   // The member with this id, or nullptr.
   const ClusterMember* Find(std::string_view id) const;
 
-  // The ring over the members that own ranges (state kServing), in members order; ring
-  // member i is ring_members()[i]. Fails as HashRing::Build does.
+  // The ring over the members that own ranges (state kServing or kLeaving), in members
+  // order; ring member i is ring_members()[i]. Fails as HashRing::Build does.
   Result<HashRing> BuildRing() const;
   // The members BuildRing() places on the ring, in ring member order.
   std::vector<const ClusterMember*> ring_members() const;
+
+  // The ring after the current transition: members in state kServing or kJoining.
+  // Equal to BuildRing() when no member is joining or leaving.
+  Result<HashRing> BuildTargetRing() const;
+  std::vector<const ClusterMember*> target_ring_members() const;
+  // True if some member is kJoining or kLeaving.
+  bool in_transition() const;
 };
 
 }  // namespace ringcache

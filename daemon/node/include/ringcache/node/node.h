@@ -94,6 +94,24 @@ struct NodeOptions {
   std::chrono::milliseconds replication_ack_timeout{5000};
   // Deadline of one forwarded call to another node. Default 5 s.
   std::chrono::milliseconds forward_timeout{5000};
+  // ---- Failure detection and rebalancing (docs/design/failover.md).
+  // Heartbeat period to every other member (each call's deadline is the failure timeout).
+  // Default 200 ms; at least 10 ms and below failure_timeout.
+  std::chrono::milliseconds heartbeat_interval{200};
+  // A peer with no heartbeat answer for this long is suspected; a member suspected by a
+  // majority is declared failed; a node that cannot reach a majority for this long fences
+  // itself. Default 1000 ms (detection within ~1.2 s).
+  std::chrono::milliseconds failure_timeout{1000};
+  // While fenced, serve reads from the local copy, marked possibly_stale (otherwise
+  // UNAVAILABLE). Writes are always refused while fenced. Default false.
+  bool fenced_reads = false;
+  // On SIGTERM/SIGINT (ringcached) or Node::Leave(): first stream this node's ranges to
+  // their next owners and leave the view, then shut down. Default false (ringcached's
+  // --drain-on-shutdown).
+  bool drain_on_shutdown = false;
+  // Longest a drain (graceful leave) may take before the node shuts down anyway.
+  // Default 10 minutes.
+  std::chrono::milliseconds drain_timeout{600000};
 
   // Where the node reports cluster events (view changes, replication links connecting,
   // resuming, full syncs): one line each. nullptr = discarded. Called from the node's
@@ -136,6 +154,40 @@ struct WriteTicket {
   void Merge(const WriteTicket& other);
 };
 
+// The node's state (ringcache.v1.NodeState; docs/design/failover.md). Its gRPC health
+// status is SERVING only in kServing.
+enum class NodeState : int {
+  kServing = 1,  // On the ring, reaching a majority.
+  kFenced = 2,   // Cannot reach a majority for longer than the failure timeout.
+  kJoining = 3,  // Joining or rejoining: receiving its ranges, not an owner yet.
+  kLeaving = 4,  // Streaming its ranges to their next owners before leaving.
+};
+// "serving", "fenced", "joining", "leaving".
+std::string_view NodeStateName(NodeState state);
+
+// Rebalancing progress of this node as a source (and what it received as a new owner);
+// see MigrationProgress in proto/ringcache/v1/cache.proto.
+struct MigrationProgress {
+  uint64_t epoch = 0;  // 0 = no transition in progress.
+  uint64_t ranges_total = 0;
+  uint64_t ranges_done = 0;
+  uint64_t keys_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t keys_remaining = 0;   // Estimate.
+  uint64_t bytes_remaining = 0;  // Estimate.
+  uint64_t keys_received = 0;
+  uint64_t bytes_received = 0;
+};
+
+// Failure detection state of one peer (PeerHealth in cache.proto).
+struct PeerHealth {
+  std::string id;
+  bool reachable = false;
+  uint64_t last_heard_ms = 0;
+  bool suspected = false;
+  std::vector<std::string> suspected_by;
+};
+
 // What Node::Stats() reports.
 struct NodeStats {
   std::string node_id;
@@ -144,6 +196,11 @@ struct NodeStats {
   CacheStats cache;                        // The local cache's counters and gauges.
   uint64_t epoch = 0;                      // The node's cluster view epoch.
   std::vector<ReplicaLinkStats> replicas;  // Links to this node's replicas.
+  NodeState state = NodeState::kServing;
+  std::string state_detail;  // Why (e.g. the fencing reason); may be empty when serving.
+  uint64_t under_replicated_ranges = 0;
+  MigrationProgress migration;
+  std::vector<PeerHealth> peers;
 };
 
 class Node {
@@ -173,6 +230,14 @@ class Node {
 
   // Blocks until a Shutdown() (from any thread) has completed.
   void Wait();
+  // Graceful leave: asks the coordinator to mark this node LEAVING, waits (up to
+  // options().drain_timeout) while its ranges stream to their next owners and the
+  // coordinator removes it from the view. Does not shut the node down (the caller does:
+  // ringcached exits 0). Errors: FAILED_PRECONDITION (the only member, or not serving),
+  // UNAVAILABLE (coordinator unreachable), DEADLINE_EXCEEDED (drain timeout).
+  Status Leave();
+  // The node's state now (cheap).
+  NodeState state() const;
 
   // True from the moment Shutdown() starts.
   bool shutting_down() const;

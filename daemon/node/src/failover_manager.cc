@@ -1,0 +1,1 @@
+// placeholder (issue 5 work in progress)
