@@ -901,6 +901,31 @@ Result<bool> Cache::ApplyReplicatedDelete(std::string_view key, uint64_t version
   return true;
 }
 
+void Cache::Clear() {
+  for (uint32_t i = 0; i < impl_->shards_n; ++i) {
+    Impl::Shard& sh = impl_->shards[i];
+    MutexLock lock(&sh.mu);
+    Table* old = sh.table.load(std::memory_order_relaxed);
+    // Readers inside an epoch guard may still be reading the old table and its entries:
+    // both are retired, not freed.
+    sh.table.store(Table::Create(kMinTableCapacity), std::memory_order_seq_cst);
+    for (uint64_t s = 0; s < old->capacity(); ++s) {
+      const uint64_t v = old->slots()[s].load(std::memory_order_relaxed);
+      if (!IsEntry(v)) continue;
+      Entry* e = Unpack(v);
+      impl_->Retire(sh, e, DeleteEntry, sizeof(Entry) + e->key_size + e->value_size);
+    }
+    impl_->Retire(sh, old, Table::Destroy, sizeof(Table) + old->capacity() * sizeof(uint64_t));
+    sh.heap.clear();
+    sh.live = 0;
+    sh.tombstones = 0;
+    sh.bytes = 0;
+    sh.hand = 0;
+    // max_version is kept: versions never go back.
+    impl_->MaybeReclaim(sh);
+  }
+}
+
 size_t Cache::RunExpiryStep() { return impl_->RunExpiryStep(); }
 void Cache::StartJanitor() { impl_->StartJanitor(); }
 void Cache::StopJanitor() { impl_->StopJanitor(); }

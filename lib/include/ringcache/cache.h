@@ -208,6 +208,13 @@ class Cache {
   // *deleted_version is written only on success. deleted_version may be nullptr.
   Status Delete(std::string_view key, uint64_t* deleted_version);
 
+  // Drops every entry (a node that was declared failed rejoins empty). Items and bytes go
+  // to 0; nothing is counted as a delete, an eviction or an expiration. Versions keep
+  // growing: a key written afterwards gets a version above any it had before. Shard by
+  // shard, each under its lock: safe with concurrent operations, and an entry written
+  // while Clear runs may survive it (if its shard was already cleared).
+  void Clear();
+
   // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
   // This is the janitor's tick; tests call it directly with a ManualClock.
   size_t RunExpiryStep();
