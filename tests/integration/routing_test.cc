@@ -814,8 +814,9 @@ TEST_CASE("Routing: Topology agrees on every node and WatchTopology sees a join"
 
 TEST_CASE("Routing: an owner that is down or stuck gives UNAVAILABLE naming it",
           "[integration][routing]") {
-  TestCluster cluster(
-      SmallCluster({"--forward-timeout-ms", "500", "--shutdown-grace-ms", "20000"}));
+  // A long failure timeout: n3 must stay the owner (not be failed over) while it is down.
+  TestCluster cluster(SmallCluster({"--forward-timeout-ms", "500", "--shutdown-grace-ms", "20000",
+                                    "--failure-timeout-ms", "60000"}));
   RequireStart(cluster);
   const Ring ring = RingOf(cluster);
   auto n1 = cluster.Stub(0);
@@ -830,7 +831,8 @@ TEST_CASE("Routing: an owner that is down or stuck gives UNAVAILABLE naming it",
   CHECK_THAT(stuck.status,
              StatusIs(StatusCode::UNAVAILABLE, {"node n3", "forward timeout of 500 ms"}));
 
-  // Down (SIGKILL; it stays in the view): the transport error, naming the owner.
+  // Down (SIGKILL; it stays in the view, SERVING, within the failure timeout): the
+  // transport error, naming the owner.
   cluster.Kill(2);
   CHECK_THAT(Get(*n1, to_n3).status,
              StatusIs(StatusCode::UNAVAILABLE, {"cannot reach node n3 at 127.0.0.1:"}));

@@ -3,11 +3,18 @@
 //   adopt_mu_  serializes view changes: loading current_, building the next snapshot,
 //              publishing it and notifying subscribers. Held across subscriber calls.
 //   subs_mu_   the subscriber table; held while subscribers run (so Unsubscribe waits).
-//   mu_        pushes, in-flight async calls, stopping_, self_address_. Never held while
-//              calling into gRPC (a call's completion may run inline on the caller).
+//   mu_        pushes, in-flight async calls, stopping_, self_address_, the worker's
+//              pending work (rejoin, transition-ready report, the leaving coordinator's
+//              last wait), left_ and the hooks. Never held while calling into gRPC (a
+//              call's completion may run inline on the caller) nor while calling a hook.
 //
 // adopt_mu_ -> subs_mu_, adopt_mu_ -> mu_. current_ is an atomic shared_ptr: readers (every
-// routed operation) never take a lock.
+// routed operation) never take a lock. The coordinator's ready set (ready_epoch_, ready_)
+// is protected by adopt_mu_: it belongs to the view it was collected for.
+//
+// Threads of this object: the pusher (starts pushes) and the worker (rejoins after this
+// node was failed, sends transition-ready reports, waits for the leaving coordinator's last
+// pushes). Both are joined by Shutdown.
 #include "membership.h"
 
 #include <grpcpp/client_context.h>
@@ -19,6 +26,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -37,6 +45,16 @@ constexpr auto kPushBackoffMax = std::chrono::milliseconds(2000);
 // Rounds over the seeds back off from kJoinBackoffMin, doubling, to kJoinBackoffMax.
 constexpr auto kJoinBackoffMin = std::chrono::milliseconds(100);
 constexpr auto kJoinBackoffMax = std::chrono::milliseconds(1000);
+// Transition-ready reports are retried from kReportBackoffMin, doubling, to
+// kReportBackoffMax.
+constexpr auto kReportBackoffMin = std::chrono::milliseconds(50);
+constexpr auto kReportBackoffMax = std::chrono::milliseconds(1000);
+// A rejoin (after this node was failed) retries with this backoff, doubling, up to
+// kRejoinBackoffMax, until it succeeds or the node shuts down.
+constexpr auto kRejoinBackoffMax = std::chrono::milliseconds(2000);
+// How long a coordinator that removed itself (its leave completed) waits for its last
+// pushes to be acknowledged before it counts as left.
+constexpr auto kLeaveFinishWait = std::chrono::milliseconds(2000);
 
 grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
@@ -64,15 +82,20 @@ std::string JoinStrings(const std::vector<std::string>& parts) {
   return out;
 }
 
+std::string EpochChange(uint64_t from, uint64_t to) {
+  return "epoch " + std::to_string(from) + " -> " + std::to_string(to);
+}
+
 // What changed from `before` (nullptr: nothing held) to `after`, for the log line:
-// "n3 joined", "n2 moved from A to B", ...
+// "n3 joining", "n3 joined" (entered as SERVING), "n2 moved from A to B",
+// "n4 joining -> serving", "n2 left", ...
 std::string DescribeChange(const ClusterView* before, const ClusterView& after) {
   if (before == nullptr) return "";
   std::vector<std::string> changes;
   for (const ClusterMember& m : after.members) {
     const ClusterMember* old = before->Find(m.id);
     if (old == nullptr) {
-      changes.push_back(m.id + " joined");
+      changes.push_back(m.id + (m.state == MemberState::kJoining ? " joining" : " joined"));
       continue;
     }
     if (old->address != m.address) {
@@ -93,13 +116,61 @@ std::string DescribeChange(const ClusterView* before, const ClusterView& after) 
   return JoinStrings(changes);
 }
 
-// The member that handles a join of `joiner_id`: the lowest id other than the joiner's
-// (members are sorted by id). nullptr if the joiner is the only member.
+bool IsVoter(const ClusterMember& m) {
+  return m.state == MemberState::kServing || m.state == MemberState::kLeaving;
+}
+
+// The member that handles a join of `joiner_id`: the lowest id other than the joiner's,
+// skipping FAILED and JOINING members (members are sorted by id). nullptr if there is none
+// (e.g. the joiner is the only voter).
 const ClusterMember* CoordinatorFor(const ClusterView& view, std::string_view joiner_id) {
   for (const ClusterMember& m : view.members) {
-    if (m.id != joiner_id) return &m;
+    if (m.id == joiner_id || m.state == MemberState::kFailed || m.state == MemberState::kJoining) {
+      continue;
+    }
+    return &m;
   }
   return nullptr;
+}
+
+// The coordinator of every other view change (failover, leave, transition): the voter with
+// the lowest id whose id is not in `excluded`. nullptr if there is none.
+const ClusterMember* VoterCoordinator(const ClusterView& view,
+                                      const std::vector<std::string>& excluded = {}) {
+  for (const ClusterMember& m : view.members) {
+    if (IsVoter(m) && std::find(excluded.begin(), excluded.end(), m.id) == excluded.end()) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+// The next view of a completed transition: JOINING -> SERVING, LEAVING members removed,
+// epoch + 1. `summary` gets "n4 joined; n2 left".
+ClusterView FlipTransition(const ClusterView& view, std::string* summary) {
+  ClusterView next = view;
+  next.epoch = view.epoch + 1;
+  std::vector<std::string> joined;
+  std::vector<std::string> left;
+  next.members.clear();
+  for (const ClusterMember& m : view.members) {
+    if (m.state == MemberState::kLeaving) {
+      left.push_back(m.id);
+      continue;
+    }
+    ClusterMember copy = m;
+    if (m.state == MemberState::kJoining) {
+      copy.state = MemberState::kServing;
+      joined.push_back(m.id);
+    }
+    next.members.push_back(std::move(copy));
+  }
+  std::vector<std::string> parts;
+  if (!joined.empty()) parts.push_back(JoinStrings(joined) + " joined");
+  if (!left.empty()) parts.push_back(JoinStrings(left) + " left");
+  *summary = "";
+  for (const std::string& p : parts) *summary += (summary->empty() ? "" : "; ") + p;
+  return next;
 }
 
 // An async client call this object started and must see completed before it is
@@ -119,6 +190,16 @@ struct PushCall final : AsyncCall {
 
 struct ForwardJoinCall final : AsyncCall {
   v1::JoinRequest request;
+};
+
+struct ForwardReadyCall final : AsyncCall {
+  v1::TransitionReadyRequest request;
+};
+
+// A client's leave passed on to the coordinator by the leaving node.
+struct ForwardLeaveCall final : AsyncCall {
+  v1::LeaveRequest request;
+  v1::LeaveResponse response;
 };
 
 struct ProbeCall final : AsyncCall {
@@ -145,6 +226,21 @@ struct Membership::Impl {
                                        const v1::PushViewRequest* request,
                                        v1::PushViewResponse* response) override {
       return impl_->HandlePushView(ctx, *request, response);
+    }
+    grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                        const v1::HeartbeatRequest* request,
+                                        v1::HeartbeatResponse* response) override {
+      return impl_->HandleHeartbeat(ctx, *request, response);
+    }
+    grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx,
+                                    const v1::LeaveRequest* request,
+                                    v1::LeaveResponse* response) override {
+      return impl_->HandleLeave(ctx, *request, response);
+    }
+    grpc::ServerUnaryReactor* TransitionReady(grpc::CallbackServerContext* ctx,
+                                              const v1::TransitionReadyRequest* request,
+                                              v1::TransitionReadyResponse* response) override {
+      return impl_->HandleTransitionReady(ctx, *request, response);
     }
 
    private:
@@ -198,11 +294,78 @@ struct Membership::Impl {
     return AdoptLocked(std::move(view), why);
   }
 
-  // True if `topology` holds this node at `address`.
+  // True if `topology` holds this node at `address`, in any state but FAILED.
   bool HoldsSelf(const Topology* topology, const std::string& address) const {
     if (topology == nullptr) return false;
     const ClusterMember* self = topology->view.Find(options.self_id);
-    return self != nullptr && self->address == address;
+    return self != nullptr && self->address == address && self->state != MemberState::kFailed;
+  }
+
+  std::string SelfAddress() {
+    std::lock_guard lock(mu);
+    return self_address;
+  }
+
+  // ---- Views from other nodes (PushView, a heartbeat answer, a Leave answer).
+
+  // Adopts `view` (from `from_id`, by `how`: "pushed by", "from a heartbeat of", ...) if it
+  // is newer than ours and meant for this node: it holds this node at its address (in any
+  // state; FAILED starts a rejoin), or it does not hold it and this node asked to leave
+  // (it has then left). FAILED_PRECONDITION otherwise. `*epoch` gets the epoch held
+  // afterwards. Runs the follow-ups (rejoin, left hook) after the view lock.
+  // `kind` names the view in the refusal ("pushed", "offered", "leave").
+  Status ReceiveView(ClusterView view, const std::string& why, const std::string& from_id,
+                     const char* kind, uint64_t* epoch) {
+    const std::string address = SelfAddress();
+    bool failed = false;
+    bool gone = false;
+    {
+      std::lock_guard lock(adopt_mu);
+      const std::shared_ptr<const Topology> held = current.load();
+      // Not newer than ours: nothing to do; our epoch acknowledges it.
+      if (held != nullptr && view.epoch <= held->epoch()) {
+        if (view.epoch == held->epoch()) {
+          view.Normalize();
+          if (!(view == held->view)) {
+            Log(LogLevel::kWarn, "ignored a view of epoch " + std::to_string(view.epoch) +
+                                     " from " + from_id + " that differs from ours (members " +
+                                     JoinIds(view.members) + " vs " + JoinIds(held->view.members) +
+                                     ")");
+          }
+        }
+        *epoch = held->epoch();
+        return Status::Ok();
+      }
+      // A view for the node that had this address before (or a confused sender): refuse
+      // it rather than adopt a view that does not hold this node.
+      const ClusterMember* self = view.Find(options.self_id);
+      // Out of the view after a leave: asked here, or LEAVING in the view we hold (the
+      // leave was applied although its answer was lost).
+      const bool leaving =
+          leave_requested.load() || (held != nullptr && held->self_member != nullptr &&
+                                     held->self_member->state == MemberState::kLeaving);
+      if ((self == nullptr && !leaving) ||
+          (self != nullptr && !address.empty() && self->address != address)) {
+        return Status::FailedPrecondition("node " + options.self_id + " at " + address +
+                                          " is not in the " + kind + " view of epoch " +
+                                          std::to_string(view.epoch) + " (from " + from_id + ")");
+      }
+      // A newer view that still holds this node FAILED (while it rejoins) starts nothing new.
+      const bool was_failed = held != nullptr && held->self_member != nullptr &&
+                              held->self_member->state == MemberState::kFailed;
+      failed = self != nullptr && self->state == MemberState::kFailed && !was_failed;
+      gone = self == nullptr;
+      Result<std::shared_ptr<const Topology>> adopted = AdoptLocked(std::move(view), why);
+      if (!adopted.ok()) return adopted.status();
+      *epoch = (*adopted)->epoch();
+    }
+    if (failed) {
+      Log(LogLevel::kWarn,
+          "this node was declared failed in epoch " + std::to_string(*epoch) + "; rejoining empty");
+      StartRejoin();
+    }
+    if (gone) MarkLeft(*epoch);
+    return Status::Ok();
   }
 
   // ---- Async call tracking.
@@ -239,7 +402,14 @@ struct Membership::Impl {
       return reactor;
     }
     const ClusterMember* coordinator = CoordinatorFor(topology->view, joiner.id());
-    if (coordinator != nullptr && coordinator->id != options.self_id) {
+    if (coordinator == nullptr) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "no member can coordinate the join of " + joiner.id() +
+                                       " in epoch " + std::to_string(topology->epoch()) +
+                                       " (no serving member but it); retry"));
+      return reactor;
+    }
+    if (coordinator->id != options.self_id) {
       if (request.forwarded()) {
         reactor->Finish(grpc::Status(
             grpc::StatusCode::UNAVAILABLE,
@@ -360,8 +530,9 @@ struct Membership::Impl {
                 });
   }
 
-  // The coordinator's view change for a join: add the member, or update its address or
-  // weight; nothing changes (and the epoch stays) if the view already holds it as asked.
+  // The coordinator's view change for a join: add the member as JOINING, or set a known
+  // one JOINING (FAILED, or restarted) with its address and weight; nothing changes (and
+  // the epoch stays) if the view already holds it JOINING as asked.
   // `checked_address`: the joiner's address in the view when HandleJoin checked it ("" if
   // it was not a member). The view may have changed since (another join, a probe's
   // wait): if this node is no longer the coordinator, or the joiner's entry moved, the
@@ -369,12 +540,18 @@ struct Membership::Impl {
   grpc::Status ApplyJoin(const v1::JoinRequest& request, v1::JoinResponse* response,
                          const std::string& checked_address) {
     std::shared_ptr<const Topology> adopted;
+    if (!MayCoordinate()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "node " + options.self_id +
+                              " is fenced (it cannot reach a majority) and does not change the "
+                              "view; retry through another member");
+    }
     {
       std::lock_guard lock(adopt_mu);
       const std::shared_ptr<const Topology> topology = current.load();
       const ClusterMember* coordinator = CoordinatorFor(topology->view, request.member().id());
       const ClusterMember* entry = topology->view.Find(request.member().id());
-      if ((coordinator != nullptr && coordinator->id != options.self_id) ||
+      if (coordinator == nullptr || coordinator->id != options.self_id ||
           (entry != nullptr ? entry->address : std::string()) != checked_address) {
         return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                             "the view changed while node " + options.self_id +
@@ -383,7 +560,7 @@ struct Membership::Impl {
       }
       ClusterView view = topology->view;
       ClusterMember joiner = FromProto(request.member());
-      joiner.state = MemberState::kServing;
+      joiner.state = MemberState::kJoining;
       auto it = std::find_if(view.members.begin(), view.members.end(),
                              [&](const ClusterMember& m) { return m.id == joiner.id; });
       if (it != view.members.end() && *it == joiner) {
@@ -418,55 +595,39 @@ struct Membership::Impl {
       reactor->Finish(ToGrpc(view.status()));
       return reactor;
     }
-    // Not newer than ours: nothing to do; our epoch acknowledges it.
-    if (const std::shared_ptr<const Topology> held = Current();
-        held != nullptr && view->epoch <= held->epoch()) {
-      response->set_epoch(held->epoch());
-      reactor->Finish(grpc::Status::OK);
+    uint64_t epoch = 0;
+    if (Status st = ReceiveView(std::move(view).value(), "pushed by " + request.from_id(),
+                                request.from_id(), "pushed", &epoch);
+        !st.ok()) {
+      reactor->Finish(ToGrpc(st));
       return reactor;
     }
-    // A view for the node that had this address before (or a confused sender): refuse it
-    // rather than adopt a view without this node.
-    const ClusterMember* self = view->Find(options.self_id);
-    std::string address;
-    {
-      std::lock_guard lock(mu);
-      address = self_address;
-    }
-    if (self == nullptr || (!address.empty() && self->address != address)) {
-      reactor->Finish(grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          "node " + options.self_id + " at " + address + " is not in the pushed view of epoch " +
-              std::to_string(view->epoch) + " (from " + request.from_id() + ")"));
-      return reactor;
-    }
-    Result<std::shared_ptr<const Topology>> adopted =
-        Adopt(std::move(view).value(), "pushed by " + request.from_id());
-    if (!adopted.ok()) {
-      reactor->Finish(ToGrpc(adopted.status()));
-      return reactor;
-    }
-    response->set_epoch((*adopted)->epoch());
+    response->set_epoch(epoch);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
 
   // ---- Pushes (coordinator side).
 
-  // Queues `view` for every member but this node. REQUIRES: adopt_mu held (so pushes are
-  // queued in epoch order).
-  void SchedulePushes(const ClusterView& view) {
+  // Queues `view` for every member but this node, and for `also` (members this view
+  // removed, which learn from it that they have left). REQUIRES: adopt_mu held (so pushes
+  // are queued in epoch order).
+  void SchedulePushes(const ClusterView& view, const std::vector<ClusterMember>& also = {}) {
     auto request = std::make_shared<v1::PushViewRequest>();
     ToProto(view, request->mutable_view());
     request->set_from_id(options.self_id);
     const auto now = SteadyClock::now();
     std::lock_guard lock(mu);
     if (stopping) return;
-    // Members that left the view get no more pushes.
+    // Members that left the view get no more pushes (but this last one).
     for (auto it = pushes.begin(); it != pushes.end();) {
       it = view.Find(it->first) == nullptr ? pushes.erase(it) : std::next(it);
     }
-    for (const ClusterMember& m : view.members) {
+    std::vector<const ClusterMember*> targets;
+    for (const ClusterMember& m : view.members) targets.push_back(&m);
+    for (const ClusterMember& m : also) targets.push_back(&m);
+    for (const ClusterMember* target : targets) {
+      const ClusterMember& m = *target;
       if (m.id == options.self_id) continue;
       Push& push = pushes[m.id];
       push.address = m.address;
@@ -533,7 +694,7 @@ struct Membership::Impl {
           push.next_attempt = SteadyClock::now();  // A newer view is waiting.
         } else {
           // Logged once per view and member, then every 10th failure, so that a dead
-          // member (no failure detection yet) does not flood the log.
+          // member (a FAILED one keeps getting the newest view) does not flood the log.
           if (push.failures++ % 10 == 0 && !stopping) {
             // Logged under mu: once the call leaves in_flight, *this may be gone.
             Log(LogLevel::kWarn,
@@ -571,68 +732,44 @@ struct Membership::Impl {
         seeds.push_back(seed);
       }
     }
-    const ClusterMember self{.id = options.self_id,
-                             .address = address,
-                             .weight = options.weight,
-                             .state = MemberState::kServing};
     if (seeds.empty()) {
+      // The very first member is SERVING: there is nothing to migrate to it.
+      const ClusterMember self{.id = options.self_id,
+                               .address = address,
+                               .weight = options.weight,
+                               .state = MemberState::kServing};
       Result<std::shared_ptr<const Topology>> adopted =
           Adopt(ClusterView{.epoch = 1,
                             .members = {self},
                             .replication_factor = options.replication_factor,
                             .vnodes_per_weight = options.vnodes_per_weight},
                 "bootstrapped a new cluster");
-      return adopted.status();
+      if (!adopted.ok()) return adopted.status();
+      return Joined();
     }
 
-    v1::JoinRequest request;
-    ToProto(self, request.mutable_member());
-    request.set_replication_factor(options.replication_factor);
-    request.set_vnodes_per_weight(options.vnodes_per_weight);
+    const v1::JoinRequest request = MakeJoinRequest(address);
     const auto started = SteadyClock::now();
     const auto deadline = started + options.join_timeout;
     auto backoff = kJoinBackoffMin;
     std::string last_error = "no seed tried";
     while (true) {
       for (const std::string& seed : seeds) {
-        if (HoldsSelf(Current().get(), address)) return Status::Ok();  // Pushed meanwhile.
+        if (HoldsSelf(Current().get(), address)) return Joined();  // Pushed meanwhile.
         const auto now = SteadyClock::now();
         if (now >= deadline || IsStopping()) break;
         // Room for a forward and a probe behind the seed.
         const auto timeout =
             std::min<SteadyClock::duration>(deadline - now, options.call_timeout * 2);
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-        v1::JoinResponse response;
-        const grpc::Status status = peers->MembershipStub(seed)->Join(&ctx, request, &response);
-        if (status.ok()) {
-          Result<ClusterView> view = FromProto(response.view());
-          if (!view.ok()) {
-            last_error = seed + " answered with an invalid view: " + view.status().message();
-            continue;
-          }
-          Result<std::shared_ptr<const Topology>> adopted =
-              Adopt(std::move(view).value(), "joined through " + seed);
-          if (!adopted.ok()) {
-            last_error =
-                seed + " answered with a view this node cannot use: " + adopted.status().message();
-            continue;
-          }
-          if (HoldsSelf(adopted->get(), address)) return Status::Ok();
-          last_error = seed + " answered with a view without this node at " + address;
-          continue;
-        }
-        if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-            status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        const JoinAttempt attempt =
+            TryJoin(seed, request, address, timeout, "joined through " + seed, &last_error);
+        if (attempt == JoinAttempt::kJoined) return Joined();
+        if (attempt == JoinAttempt::kRefused) {
           return Status::FailedPrecondition("the cluster refused node " + options.self_id +
-                                            " (through seed " + seed +
-                                            "): " + status.error_message());
+                                            " (through seed " + seed + "): " + last_error);
         }
-        const std::string error = GrpcCodeName(status.error_code()) + ": " + status.error_message();
-        last_error = seed + ": " + error;
-        Log(LogLevel::kWarn, "join through " + seed + " failed: " + error + "; retrying");
       }
-      if (HoldsSelf(Current().get(), address)) return Status::Ok();
+      if (HoldsSelf(Current().get(), address)) return Joined();
       const auto now = SteadyClock::now();
       if (now >= deadline || IsStopping()) break;
       std::unique_lock lock(mu);
@@ -648,6 +785,691 @@ struct Membership::Impl {
                                " ms); last error: " + last_error);
   }
 
+  // JoinOrBootstrap succeeded: from now on a view holding this node as FAILED starts a
+  // rejoin (before, JoinOrBootstrap's own retries take care of it).
+  Status Joined() {
+    std::lock_guard lock(mu);
+    joined = true;
+    return Status::Ok();
+  }
+
+  v1::JoinRequest MakeJoinRequest(const std::string& address) const {
+    const ClusterMember self{.id = options.self_id,
+                             .address = address,
+                             .weight = options.weight,
+                             .state = MemberState::kJoining};
+    v1::JoinRequest request;
+    ToProto(self, request.mutable_member());
+    request.set_replication_factor(options.replication_factor);
+    request.set_vnodes_per_weight(options.vnodes_per_weight);
+    return request;
+  }
+
+  enum class JoinAttempt { kJoined, kFailed, kRefused };
+
+  // One synchronous Join through `seed` (deadline `timeout`), adopting the answer with
+  // `why`. kRefused: FAILED_PRECONDITION or INVALID_ARGUMENT (the message in *last_error);
+  // kFailed: anything else, logged, *last_error says what. The call can be cancelled by
+  // Shutdown (sync_calls).
+  JoinAttempt TryJoin(const std::string& seed, const v1::JoinRequest& request,
+                      const std::string& address, SteadyClock::duration timeout,
+                      const std::string& why, std::string* last_error) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return JoinAttempt::kFailed;
+      sync_calls.insert(&ctx);
+    }
+    v1::JoinResponse response;
+    const grpc::Status status = peers->MembershipStub(seed)->Join(&ctx, request, &response);
+    {
+      std::lock_guard lock(mu);
+      sync_calls.erase(&ctx);
+    }
+    if (status.ok()) {
+      Result<ClusterView> view = FromProto(response.view());
+      if (!view.ok()) {
+        *last_error = seed + " answered with an invalid view: " + view.status().message();
+        return JoinAttempt::kFailed;
+      }
+      Result<std::shared_ptr<const Topology>> adopted = Adopt(std::move(view).value(), why);
+      if (!adopted.ok()) {
+        *last_error =
+            seed + " answered with a view this node cannot use: " + adopted.status().message();
+        return JoinAttempt::kFailed;
+      }
+      if (HoldsSelf(adopted->get(), address)) return JoinAttempt::kJoined;
+      *last_error = seed + " answered with a view without this node at " + address;
+      return JoinAttempt::kFailed;
+    }
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      *last_error = status.error_message();
+      return JoinAttempt::kRefused;
+    }
+    const std::string error = GrpcCodeName(status.error_code()) + ": " + status.error_message();
+    *last_error = seed + ": " + error;
+    if (!IsStopping()) {
+      Log(LogLevel::kWarn, "join through " + seed + " failed: " + error + "; retrying");
+    }
+    return JoinAttempt::kFailed;
+  }
+
+  // ---- Heartbeat (server side; the logic is the FailoverManager's).
+
+  grpc::ServerUnaryReactor* HandleHeartbeat(grpc::CallbackServerContext* ctx,
+                                            const v1::HeartbeatRequest& request,
+                                            v1::HeartbeatResponse* response) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (!request.to_id().empty() && request.to_id() != options.self_id) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   "this is node " + options.self_id + ", not " + request.to_id() +
+                                       " (the address now belongs to another node)"));
+      return reactor;
+    }
+    std::shared_ptr<const HeartbeatHandler> handler;
+    {
+      std::lock_guard lock(mu);
+      handler = heartbeat_handler;
+    }
+    if (handler == nullptr) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "node " + options.self_id + " does not answer heartbeats yet"));
+      return reactor;
+    }
+    (*handler)(request, response);
+    if (const std::shared_ptr<const Topology> topology = Current();
+        topology != nullptr && request.epoch() < topology->epoch()) {
+      ToProto(topology->view, response->mutable_view());
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // ---- Failover (coordinator side).
+
+  Status MarkFailed(const std::vector<std::string>& ids, const std::string& reason) {
+    std::lock_guard lock(adopt_mu);
+    const std::shared_ptr<const Topology> topology = current.load();
+    if (topology == nullptr) {
+      return Status::FailedPrecondition("node " + options.self_id + " holds no view yet");
+    }
+    const ClusterMember* coordinator = VoterCoordinator(topology->view, ids);
+    if (coordinator == nullptr || coordinator->id != options.self_id) {
+      return Status::FailedPrecondition(
+          "node " + options.self_id + " is not the coordinator in epoch " +
+          std::to_string(topology->epoch()) + " once " + JoinStrings(ids) + " are left out (" +
+          (coordinator != nullptr ? coordinator->id : std::string("no voter")) + " is)");
+    }
+    ClusterView view = topology->view;
+    std::vector<std::string> failed;
+    for (const std::string& id : ids) {
+      if (id == options.self_id) {
+        return Status::FailedPrecondition("node " + options.self_id +
+                                          " cannot declare itself failed");
+      }
+      auto it = std::find_if(view.members.begin(), view.members.end(),
+                             [&](const ClusterMember& m) { return m.id == id; });
+      if (it == view.members.end()) {
+        return Status::FailedPrecondition("node " + id + " is not a member in epoch " +
+                                          std::to_string(view.epoch));
+      }
+      if (it->state == MemberState::kFailed) continue;
+      it->state = MemberState::kFailed;
+      failed.push_back(id);
+    }
+    if (failed.empty()) return Status::Ok();
+    view.epoch = topology->epoch() + 1;
+    Log(LogLevel::kWarn, JoinStrings(failed) + " failed: " + reason + "; " +
+                             EpochChange(topology->epoch(), view.epoch));
+    Result<std::shared_ptr<const Topology>> adopted =
+        AdoptLocked(std::move(view), "as coordinator");
+    if (!adopted.ok()) return adopted.status();
+    SchedulePushes((*adopted)->view);
+    return Status::Ok();
+  }
+
+  // ---- Transitions.
+
+  grpc::ServerUnaryReactor* HandleTransitionReady(grpc::CallbackServerContext* ctx,
+                                                  const v1::TransitionReadyRequest& request,
+                                                  v1::TransitionReadyResponse* response) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const std::shared_ptr<const Topology> topology = Current();
+    if (topology == nullptr) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "node " + options.self_id + " is joining the cluster"));
+      return reactor;
+    }
+    const ClusterMember* coordinator = VoterCoordinator(topology->view);
+    if (coordinator != nullptr && coordinator->id != options.self_id) {
+      if (request.forwarded()) {
+        reactor->Finish(grpc::Status(
+            grpc::StatusCode::UNAVAILABLE,
+            "node " + options.self_id + " is not the coordinator in epoch " +
+                std::to_string(topology->epoch()) + " (" + coordinator->id + " is); retry"));
+        return reactor;
+      }
+      auto call = std::make_shared<ForwardReadyCall>();
+      call->request = request;
+      call->request.set_forwarded(true);
+      call->ctx.set_deadline(
+          std::min(ctx->deadline(), std::chrono::system_clock::now() + options.call_timeout));
+      if (!Track(call)) {
+        reactor->Finish(ShuttingDown());
+        return reactor;
+      }
+      peers->MembershipStub(coordinator->address)
+          ->async()
+          ->TransitionReady(&call->ctx, &call->request, response,
+                            [this, call, reactor](grpc::Status status) {
+                              reactor->Finish(status);
+                              Untrack(call.get());
+                            });
+      return reactor;
+    }
+    if (coordinator == nullptr) {
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          "no voting member in epoch " + std::to_string(topology->epoch()) + "; retry"));
+      return reactor;
+    }
+    response->set_epoch(RecordReady(request.from_id(), request.epoch()));
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // The coordinator records that voter `from_id` is ready for `epoch`; flips the view when
+  // every voter is. Reports for another epoch, from a non-voter, or while no transition is
+  // in progress change nothing. Returns the epoch held afterwards.
+  // False while this node must not change the view (it is fenced: it may be on the
+  // minority side of a partition). MarkFailed is guarded by the failover manager itself.
+  bool MayCoordinate() {
+    std::function<bool()> fn;
+    {
+      std::lock_guard lock(mu);
+      fn = may_coordinate;
+    }
+    return !fn || fn();
+  }
+
+  // Returns the epoch the report counts for; 0 = not recorded (a fenced coordinator: the
+  // sender retries).
+  uint64_t RecordReady(const std::string& from_id, uint64_t epoch) {
+    bool self_removed = false;
+    uint64_t now_epoch = 0;
+    if (!MayCoordinate()) return 0;
+    {
+      std::lock_guard lock(adopt_mu);
+      const std::shared_ptr<const Topology> topology = current.load();
+      if (topology == nullptr) return 0;
+      const ClusterView& view = topology->view;
+      const ClusterMember* coordinator = VoterCoordinator(view);
+      const ClusterMember* from = view.Find(from_id);
+      if (epoch != view.epoch || !view.in_transition() || from == nullptr || !IsVoter(*from) ||
+          coordinator == nullptr || coordinator->id != options.self_id) {
+        return view.epoch;
+      }
+      if (ready_epoch != view.epoch) {
+        ready_epoch = view.epoch;
+        ready.clear();
+      }
+      ready.insert(from_id);
+      for (const ClusterMember& m : view.members) {
+        if (IsVoter(m) && ready.count(m.id) == 0) return view.epoch;
+      }
+      // Every voter is ready: complete the transition.
+      std::string summary;
+      ClusterView next = FlipTransition(view, &summary);
+      std::vector<ClusterMember> removed;
+      for (const ClusterMember& m : view.members) {
+        if (m.state == MemberState::kLeaving) removed.push_back(m);
+      }
+      Log(LogLevel::kInfo, "transition of epoch " + std::to_string(view.epoch) + " complete (" +
+                               summary + "); " + EpochChange(view.epoch, next.epoch));
+      self_removed = next.Find(options.self_id) == nullptr;
+      Result<std::shared_ptr<const Topology>> adopted =
+          AdoptLocked(std::move(next), "as coordinator");
+      if (!adopted.ok()) {
+        Log(LogLevel::kError, "cannot complete the transition of epoch " +
+                                  std::to_string(view.epoch) + ": " + adopted.status().message());
+        return view.epoch;
+      }
+      SchedulePushes((*adopted)->view, removed);
+      now_epoch = (*adopted)->epoch();
+    }
+    if (self_removed) {
+      // This coordinator left: the worker waits for the last pushes, then marks it left.
+      std::lock_guard lock(mu);
+      leave_finish_epoch = now_epoch;
+      leave_finish_deadline = SteadyClock::now() + kLeaveFinishWait;
+      cv.notify_all();
+    }
+    return now_epoch;
+  }
+
+  void ReportTransitionReady(uint64_t epoch) {
+    std::lock_guard lock(mu);
+    if (epoch < report_epoch || (epoch == report_epoch && (report_pending || report_done))) {
+      return;
+    }
+    report_epoch = epoch;
+    report_pending = true;
+    report_done = false;
+    report_next = SteadyClock::now();
+    report_backoff = kReportBackoffMin;
+    cv.notify_all();
+  }
+
+  // One attempt of the pending report for `epoch` (worker thread). True when it is done:
+  // acknowledged by the coordinator, recorded locally, or superseded by a newer view.
+  bool SendReport(uint64_t epoch) {
+    const std::shared_ptr<const Topology> topology = Current();
+    if (topology == nullptr) return false;
+    if (topology->epoch() > epoch) return true;   // Superseded.
+    if (topology->epoch() < epoch) return false;  // The view is not here yet.
+    const ClusterMember* coordinator = VoterCoordinator(topology->view);
+    if (coordinator == nullptr) return false;
+    if (coordinator->id == options.self_id) return RecordReady(options.self_id, epoch) != 0;
+    v1::TransitionReadyRequest request;
+    request.set_from_id(options.self_id);
+    request.set_epoch(epoch);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + options.call_timeout);
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return true;
+      sync_calls.insert(&ctx);
+    }
+    v1::TransitionReadyResponse response;
+    const grpc::Status status =
+        peers->MembershipStub(coordinator->address)->TransitionReady(&ctx, request, &response);
+    {
+      std::lock_guard lock(mu);
+      sync_calls.erase(&ctx);
+    }
+    if (status.ok() && response.epoch() >= epoch) return true;
+    if (report_failures++ % 10 == 0 && !IsStopping()) {
+      Log(LogLevel::kWarn,
+          "cannot report the transition of epoch " + std::to_string(epoch) + " ready to " +
+              coordinator->id + " (attempt " + std::to_string(report_failures) + "): " +
+              (status.ok() ? "it is at epoch " + std::to_string(response.epoch())
+                           : GrpcCodeName(status.error_code()) + ": " + status.error_message()) +
+              "; retrying");
+    }
+    return false;
+  }
+
+  // ---- Leave.
+
+  // FAILED_PRECONDITION unless `id` may leave in `view`: a SERVING member (LEAVING: OK,
+  // nothing to do) with another SERVING member to take over its ranges.
+  static Status CheckLeave(const ClusterView& view, const std::string& id) {
+    const ClusterMember* m = view.Find(id);
+    if (m == nullptr) {
+      return Status::FailedPrecondition("node " + id + " is not a member in epoch " +
+                                        std::to_string(view.epoch));
+    }
+    if (m->state == MemberState::kLeaving) return Status::Ok();
+    if (m->state != MemberState::kServing) {
+      return Status::FailedPrecondition("node " + id + " is " +
+                                        std::string(MemberStateName(m->state)) +
+                                        ", not serving: only a serving member can leave");
+    }
+    const bool another =
+        std::any_of(view.members.begin(), view.members.end(), [&](const ClusterMember& other) {
+          return other.id != id && other.state == MemberState::kServing;
+        });
+    if (!another) {
+      return Status::FailedPrecondition("node " + id +
+                                        " is the only serving member of the cluster: it cannot "
+                                        "leave (its ranges would have no owner)");
+    }
+    return Status::Ok();
+  }
+
+  // The coordinator's view change for a leave: `id` becomes LEAVING, epoch + 1, adopted and
+  // pushed; `out` gets the view (also when it already was LEAVING).
+  Status ApplyLeave(const std::string& id, v1::ClusterView* out) {
+    if (!MayCoordinate()) {
+      return Status::Unavailable("node " + options.self_id +
+                                 " is fenced (it cannot reach a majority) and does not change "
+                                 "the view; retry");
+    }
+    std::lock_guard lock(adopt_mu);
+    const std::shared_ptr<const Topology> topology = current.load();
+    if (topology == nullptr) {
+      return Status::Unavailable("node " + options.self_id + " holds no view yet; retry");
+    }
+    const ClusterMember* coordinator = VoterCoordinator(topology->view);
+    if (coordinator == nullptr || coordinator->id != options.self_id) {
+      return Status::Unavailable("node " + options.self_id + " is not the coordinator in epoch " +
+                                 std::to_string(topology->epoch()) + " (" +
+                                 (coordinator != nullptr ? coordinator->id : std::string("none")) +
+                                 " is); retry");
+    }
+    if (Status s = CheckLeave(topology->view, id); !s.ok()) return s;
+    ClusterView view = topology->view;
+    auto it = std::find_if(view.members.begin(), view.members.end(),
+                           [&](const ClusterMember& m) { return m.id == id; });
+    if (it->state == MemberState::kLeaving) {
+      ToProto(topology->view, out);
+      return Status::Ok();
+    }
+    it->state = MemberState::kLeaving;
+    view.epoch = topology->epoch() + 1;
+    Log(LogLevel::kInfo, id + " leaving; " + EpochChange(topology->epoch(), view.epoch));
+    Result<std::shared_ptr<const Topology>> adopted =
+        AdoptLocked(std::move(view), "as coordinator");
+    if (!adopted.ok()) return adopted.status();
+    SchedulePushes((*adopted)->view);
+    ToProto((*adopted)->view, out);
+    return Status::Ok();
+  }
+
+  // Sets leave_requested and tells the node (its state follows it) if it changed. Called
+  // with no lock of this object held.
+  void SetLeaveRequested(bool requested) {
+    if (leave_requested.exchange(requested) == requested) return;
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu);
+      hook = leave_state_hook;
+    }
+    if (hook) hook();
+  }
+
+  // The leave was not accepted: forget the request unless this node is LEAVING anyway.
+  void LeaveFailed() {
+    const std::shared_ptr<const Topology> topology = Current();
+    if (topology == nullptr || topology->self_member == nullptr ||
+        topology->self_member->state != MemberState::kLeaving) {
+      SetLeaveRequested(false);
+    }
+  }
+
+  grpc::ServerUnaryReactor* HandleLeave(grpc::CallbackServerContext* ctx,
+                                        const v1::LeaveRequest& request,
+                                        v1::LeaveResponse* response) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const std::shared_ptr<const Topology> topology = Current();
+    if (topology == nullptr) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "node " + options.self_id + " is joining the cluster"));
+      return reactor;
+    }
+    if (request.forwarded()) {
+      // This node is (or should be) the coordinator; the leaver is the caller.
+      if (Status s = ApplyLeave(request.node_id(), response->mutable_view()); !s.ok()) {
+        reactor->Finish(ToGrpc(s));
+        return reactor;
+      }
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    if (request.node_id() != options.self_id) {
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "this is node " + options.self_id + ", not " +
+              (request.node_id().empty() ? std::string("(no node_id given)") : request.node_id()) +
+              ": a leave must be sent to the node that leaves"));
+      return reactor;
+    }
+    if (left.load()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   "node " + options.self_id + " has already left the cluster"));
+      return reactor;
+    }
+    if (Status s = CheckLeave(topology->view, options.self_id); !s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    const ClusterMember* coordinator = VoterCoordinator(topology->view);
+    SetLeaveRequested(true);
+    if (coordinator == nullptr || coordinator->id == options.self_id) {
+      Log(LogLevel::kInfo, "leave requested by a client; this node is the coordinator");
+      Status s = ApplyLeave(options.self_id, response->mutable_view());
+      if (!s.ok()) LeaveFailed();
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    Log(LogLevel::kInfo, "leave requested by a client; asking coordinator " + coordinator->id);
+    auto call = std::make_shared<ForwardLeaveCall>();
+    call->request.set_node_id(options.self_id);
+    call->request.set_forwarded(true);
+    call->ctx.set_deadline(
+        std::min(ctx->deadline(), std::chrono::system_clock::now() + options.call_timeout));
+    if (!Track(call)) {
+      LeaveFailed();
+      reactor->Finish(ShuttingDown());
+      return reactor;
+    }
+    const std::string coordinator_id = coordinator->id;
+    peers->MembershipStub(coordinator->address)
+        ->async()
+        ->Leave(&call->ctx, &call->request, &call->response,
+                [this, call, reactor, response, coordinator_id](grpc::Status status) {
+                  if (status.ok()) {
+                    status = AcceptLeaveAnswer(call->response, coordinator_id);
+                    if (status.ok()) *response = call->response;
+                  } else if (status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+                    status = grpc::Status(
+                        status.error_code(),
+                        "coordinator " + coordinator_id +
+                            " did not answer the leave: " + status.error_message() + "; retry");
+                  }
+                  if (!status.ok()) LeaveFailed();
+                  reactor->Finish(status);
+                  Untrack(call.get());
+                });
+    return reactor;
+  }
+
+  // The coordinator's answer to this node's leave: adopt the view (this node LEAVING).
+  grpc::Status AcceptLeaveAnswer(const v1::LeaveResponse& answer, const std::string& from_id) {
+    Result<ClusterView> view = FromProto(answer.view());
+    if (!view.ok()) return ToGrpc(view.status());
+    uint64_t epoch = 0;
+    if (Status s = ReceiveView(std::move(view).value(), "leave accepted by " + from_id, from_id,
+                               "leave", &epoch);
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+    Log(LogLevel::kInfo, "leave accepted by " + from_id + " in epoch " + std::to_string(epoch));
+    return grpc::Status::OK;
+  }
+
+  Status RequestLeave() {
+    Status last = Status::Unavailable("no attempt");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping; });
+      }
+      if (IsStopping()) return Status::Unavailable("node is shutting down; leave abandoned");
+      const std::shared_ptr<const Topology> topology = Current();
+      if (topology == nullptr) {
+        return Status::Unavailable("node " + options.self_id + " is not in the cluster yet");
+      }
+      if (left.load()) return Status::Ok();
+      if (Status s = CheckLeave(topology->view, options.self_id); !s.ok()) return s;
+      if (topology->self_member->state == MemberState::kLeaving) {
+        SetLeaveRequested(true);
+        return Status::Ok();
+      }
+      const ClusterMember* coordinator = VoterCoordinator(topology->view);
+      SetLeaveRequested(true);
+      if (coordinator == nullptr || coordinator->id == options.self_id) {
+        if (attempt == 0) Log(LogLevel::kInfo, "leave requested; this node is the coordinator");
+        v1::ClusterView ignored;
+        last = ApplyLeave(options.self_id, &ignored);
+      } else {
+        if (attempt == 0) {
+          Log(LogLevel::kInfo, "leave requested; asking coordinator " + coordinator->id);
+        }
+        v1::LeaveRequest request;
+        request.set_node_id(options.self_id);
+        request.set_forwarded(true);
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + options.call_timeout);
+        v1::LeaveResponse response;
+        const grpc::Status status =
+            peers->MembershipStub(coordinator->address)->Leave(&ctx, request, &response);
+        if (status.ok()) {
+          const grpc::Status accepted = AcceptLeaveAnswer(response, coordinator->id);
+          last = Status(static_cast<StatusCode>(accepted.error_code()), accepted.error_message());
+        } else {
+          last = Status(static_cast<StatusCode>(status.error_code()),
+                        "coordinator " + coordinator->id +
+                            " did not accept the leave: " + status.error_message());
+          if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) break;
+        }
+      }
+      if (last.ok() || last.code() == StatusCode::kFailedPrecondition) break;
+    }
+    if (!last.ok()) LeaveFailed();
+    return last;
+  }
+
+  // This node has left (once): wake WaitLeft, call the left hook.
+  void MarkLeft(uint64_t epoch) {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu);
+      if (left.load()) return;
+      // Logged before WaitLeft can return.
+      Log(LogLevel::kInfo, "left the cluster in epoch " + std::to_string(epoch));
+      left.store(true);
+      hook = left_hook;
+      cv.notify_all();
+    }
+    if (hook) hook();
+  }
+
+  bool WaitLeft(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, timeout, [this] { return left.load() || stopping; });
+    return left.load();
+  }
+
+  // ---- Rejoin after this node was declared failed (worker thread).
+
+  void StartRejoin() {
+    // Failed while leaving: the leave is over (its ranges went to the replicas); the node
+    // rejoins as any other and may be asked to leave again.
+    SetLeaveRequested(false);
+    std::lock_guard lock(mu);
+    if (!joined || stopping) return;  // JoinOrBootstrap is still at it.
+    rejoin_wanted = true;
+    cv.notify_all();
+  }
+
+  // Joins through the other members of the current view until it holds this node again
+  // (not FAILED), or shutdown.
+  void Rejoin() {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu);
+      hook = rejoin_hook;
+    }
+    if (hook) hook();
+    const std::string address = SelfAddress();
+    const v1::JoinRequest request = MakeJoinRequest(address);
+    auto backoff = kJoinBackoffMin;
+    int rounds = 0;
+    std::string last_error = "no member to join through";
+    while (!IsStopping()) {
+      const std::shared_ptr<const Topology> topology = Current();
+      if (HoldsSelf(topology.get(), address)) return;
+      // Seeds: the view's other members, those not FAILED first.
+      std::vector<std::string> seeds;
+      for (int pass = 0; pass < 2; ++pass) {
+        for (const ClusterMember& m : topology->view.members) {
+          if (m.id == options.self_id) continue;
+          if ((m.state == MemberState::kFailed) == (pass == 1)) seeds.push_back(m.address);
+        }
+      }
+      for (const std::string& seed : seeds) {
+        if (IsStopping() || HoldsSelf(Current().get(), address)) break;
+        const JoinAttempt attempt = TryJoin(seed, request, address, options.call_timeout * 2,
+                                            "rejoined through " + seed, &last_error);
+        if (attempt == JoinAttempt::kJoined) {
+          Log(LogLevel::kInfo, "rejoined the cluster through " + seed + " in epoch " +
+                                   std::to_string(Current()->epoch()));
+          return;
+        }
+        if (attempt == JoinAttempt::kRefused) {
+          Log(LogLevel::kError,
+              "rejoin through " + seed + " refused: " + last_error + "; retrying");
+        }
+      }
+      if (++rounds % 10 == 0) {
+        Log(LogLevel::kWarn, "still rejoining after " + std::to_string(rounds) +
+                                 " rounds; last error: " + last_error);
+      }
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, backoff, [this] { return stopping; });
+      backoff = std::min(backoff * 2, kRejoinBackoffMax);
+    }
+  }
+
+  // ---- The worker thread: rejoins, transition-ready reports, the leaving coordinator's
+  // last wait.
+
+  void WorkerLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      if (rejoin_wanted) {
+        rejoin_wanted = false;
+        lock.unlock();
+        const std::shared_ptr<const Topology> topology = Current();
+        // Still (or again) FAILED in the view held: rejoin.
+        if (topology != nullptr && topology->self_member != nullptr &&
+            topology->self_member->state == MemberState::kFailed) {
+          Rejoin();
+        }
+        lock.lock();
+        continue;
+      }
+      const auto now = SteadyClock::now();
+      if (leave_finish_epoch != 0) {
+        if (pushes.empty() || now >= leave_finish_deadline) {
+          const uint64_t epoch = leave_finish_epoch;
+          leave_finish_epoch = 0;
+          lock.unlock();
+          MarkLeft(epoch);
+          lock.lock();
+          continue;
+        }
+      }
+      if (report_pending && report_next <= now) {
+        const uint64_t epoch = report_epoch;
+        lock.unlock();
+        const bool done = SendReport(epoch);
+        lock.lock();
+        if (report_epoch == epoch && report_pending) {
+          if (done) {
+            report_pending = false;
+            report_done = true;
+            report_failures = 0;
+          } else {
+            report_next = SteadyClock::now() + report_backoff;
+            report_backoff = std::min(report_backoff * 2, kReportBackoffMax);
+          }
+        }
+        continue;
+      }
+      auto wake = now + std::chrono::seconds(60);
+      if (report_pending) wake = std::min(wake, report_next);
+      // The leaving coordinator polls its pushes (PushDone does not wake this thread).
+      if (leave_finish_epoch != 0) {
+        wake = std::min({wake, leave_finish_deadline, now + std::chrono::milliseconds(20)});
+      }
+      cv.wait_until(lock, wake);
+    }
+  }
+
   bool IsStopping() {
     std::lock_guard lock(mu);
     return stopping;
@@ -661,9 +1483,13 @@ struct Membership::Impl {
       if (stopping) return;
       stopping = true;
       pushes.clear();
+      // A synchronous call of the worker (a rejoin, a report): cancelled, it returns at
+      // once (no completion runs inline for a synchronous call).
+      for (grpc::ClientContext* ctx : sync_calls) ctx->TryCancel();
       cv.notify_all();
     }
     if (pusher.joinable()) pusher.join();
+    if (worker.joinable()) worker.join();
     // No call starts from now on (Track refuses, the pusher is gone).
     std::vector<std::shared_ptr<AsyncCall>> calls;
     {
@@ -673,8 +1499,13 @@ struct Membership::Impl {
     // Outside mu: a cancelled call's completion may run inline here.
     for (auto& call : calls) call->ctx.TryCancel();
     calls.clear();
-    std::unique_lock lock(mu);
-    cv.wait(lock, [this] { return in_flight.empty(); });
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [this] { return in_flight.empty(); });
+    }
+    // A view change still in progress (a handler that the stopped server let finish) ends
+    // before this returns.
+    std::lock_guard adopt_lock(adopt_mu);
   }
 
   // Constant after construction.
@@ -692,15 +1523,46 @@ struct Membership::Impl {
   std::map<int, std::function<void(std::shared_ptr<const Topology>)>> subscribers;
   int next_subscriber = 1;
 
+  // Protected by adopt_mu: the coordinator's ready set, for the view of ready_epoch.
+  uint64_t ready_epoch = 0;
+  std::set<std::string> ready;
+
+  using HeartbeatHandler = std::function<void(const v1::HeartbeatRequest&, v1::HeartbeatResponse*)>;
+
   std::mutex mu;
   std::condition_variable cv;
   // Protected by mu.
   bool stopping = false;
+  bool joined = false;                           // JoinOrBootstrap succeeded.
   std::string self_address;                      // Set by JoinOrBootstrap.
   std::unordered_map<std::string, Push> pushes;  // member id -> its pending push
   std::unordered_map<const AsyncCall*, std::shared_ptr<AsyncCall>> in_flight;
+  std::shared_ptr<const HeartbeatHandler> heartbeat_handler;
+  std::function<void()> rejoin_hook;
+  std::function<void()> left_hook;
+  std::function<void()> leave_state_hook;
+  std::function<bool()> may_coordinate;
+  // Synchronous calls in progress (the worker's, JoinOrBootstrap's): Shutdown cancels them.
+  std::set<grpc::ClientContext*> sync_calls;
+  // The worker's work.
+  bool rejoin_wanted = false;
+  uint64_t report_epoch = 0;    // The newest epoch reported ready.
+  bool report_pending = false;  // Not yet acknowledged.
+  bool report_done = false;     // Acknowledged (or superseded).
+  SteadyClock::time_point report_next;
+  std::chrono::milliseconds report_backoff = kReportBackoffMin;
+  uint64_t leave_finish_epoch = 0;  // != 0: this coordinator removed itself in that epoch.
+  SteadyClock::time_point leave_finish_deadline;
+
+  // Written under mu, read without it.
+  std::atomic<bool> left{false};
+  std::atomic<bool> leave_requested{false};
+
+  // Worker thread only.
+  int report_failures = 0;
 
   std::thread pusher;  // Runs PusherLoop; joined by Shutdown.
+  std::thread worker;  // Runs WorkerLoop; joined by Shutdown.
 };
 
 Membership::Membership(MembershipOptions options, PeerPool* peers)
@@ -708,6 +1570,10 @@ Membership::Membership(MembershipOptions options, PeerPool* peers)
   impl_->pusher = std::thread([impl = impl_.get()] {
     pthread_setname_np(pthread_self(), "rc-membership");
     impl->PusherLoop();
+  });
+  impl_->worker = std::thread([impl = impl_.get()] {
+    pthread_setname_np(pthread_self(), "rc-member-work");
+    impl->WorkerLoop();
   });
 }
 
@@ -736,5 +1602,60 @@ void Membership::Unsubscribe(int id) {
 }
 
 void Membership::Shutdown() { impl_->Shutdown(); }
+
+void Membership::SetHeartbeatHandler(
+    std::function<void(const v1::HeartbeatRequest&, v1::HeartbeatResponse*)> fn) {
+  auto handler = fn ? std::make_shared<const Impl::HeartbeatHandler>(std::move(fn)) : nullptr;
+  std::lock_guard lock(impl_->mu);
+  impl_->heartbeat_handler = std::move(handler);
+}
+
+Status Membership::MarkFailed(const std::vector<std::string>& ids, const std::string& reason) {
+  return impl_->MarkFailed(ids, reason);
+}
+
+void Membership::OfferView(const v1::ClusterView& view, const std::string& from_id) {
+  Result<ClusterView> parsed = FromProto(view);
+  if (!parsed.ok()) {
+    impl_->Log(LogLevel::kWarn,
+               "ignored an invalid view from " + from_id + ": " + parsed.status().message());
+    return;
+  }
+  uint64_t epoch = 0;
+  // A refusal (a view for a previous process at this address) is not worth a line per
+  // heartbeat.
+  (void)impl_->ReceiveView(std::move(parsed).value(), "from a heartbeat of " + from_id, from_id,
+                           "offered", &epoch);
+}
+
+void Membership::ReportTransitionReady(uint64_t epoch) { impl_->ReportTransitionReady(epoch); }
+
+Status Membership::RequestLeave() { return impl_->RequestLeave(); }
+
+bool Membership::WaitLeft(std::chrono::milliseconds timeout) { return impl_->WaitLeft(timeout); }
+
+bool Membership::left() const { return impl_->left.load(); }
+
+bool Membership::leave_requested() const { return impl_->leave_requested.load(); }
+
+void Membership::SetRejoinHook(std::function<void()> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->rejoin_hook = std::move(fn);
+}
+
+void Membership::SetLeftHook(std::function<void()> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->left_hook = std::move(fn);
+}
+
+void Membership::SetMayCoordinate(std::function<bool()> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->may_coordinate = std::move(fn);
+}
+
+void Membership::SetLeaveStateHook(std::function<void()> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->leave_state_hook = std::move(fn);
+}
 
 }  // namespace ringcache::internal

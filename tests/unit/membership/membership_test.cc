@@ -1,0 +1,348 @@
+// Membership in-process: real Membership objects behind gRPC servers on 127.0.0.1:0 (no
+// cache, no replication). The replication side's transition-ready reports are made by hand
+// with ReportTransitionReady, so the coordinator's logic is tested without migrations.
+#include "membership.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "peer_pool.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
+
+namespace ringcache::internal {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// One member: its Membership behind its own server, its log lines kept.
+class TestMember {
+ public:
+  TestMember(std::string id, std::vector<std::string> seeds) : id_(std::move(id)), pool_(4 << 20) {
+    membership_ =
+        std::make_unique<Membership>(MembershipOptions{.self_id = id_,
+                                                       .seeds = std::move(seeds),
+                                                       .replication_factor = 2,
+                                                       .vnodes_per_weight = 16,
+                                                       .join_timeout = 10s,
+                                                       .call_timeout = 1s,
+                                                       .log =
+                                                           [this](LogLevel, std::string_view line) {
+                                                             std::lock_guard lock(mu_);
+                                                             logs_ += std::string(line) + "\n";
+                                                           }},
+                                     &pool_);
+    membership_->SetRejoinHook([this] { ++rejoins_; });
+    membership_->SetLeftHook([this] { ++lefts_; });
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(membership_->service());
+    server_ = builder.BuildAndStart();
+    REQUIRE(server_ != nullptr);
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  ~TestMember() {
+    // As the node does: the server first (no handler runs afterwards), then Membership.
+    server_->Shutdown(std::chrono::system_clock::now() + 1s);
+    server_->Wait();
+    membership_->Shutdown();
+  }
+
+  Status Join() { return membership_->JoinOrBootstrap(address_); }
+
+  Membership& m() { return *membership_; }
+  const std::string& address() const { return address_; }
+  uint64_t epoch() const {
+    auto t = membership_->current();
+    return t == nullptr ? 0 : t->epoch();
+  }
+  // This member's state in its own view (kUnspecified if absent).
+  MemberState StateOf(const std::string& id) const {
+    auto t = membership_->current();
+    const ClusterMember* m = t == nullptr ? nullptr : t->view.Find(id);
+    return m == nullptr ? MemberState::kUnspecified : m->state;
+  }
+  std::string Logs() const {
+    std::lock_guard lock(mu_);
+    return logs_;
+  }
+  std::unique_ptr<v1::Membership::Stub> Stub() {
+    return v1::Membership::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+  int rejoins() const { return rejoins_.load(); }
+  int lefts() const { return lefts_.load(); }
+
+ private:
+  const std::string id_;
+  PeerPool pool_;
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  mutable std::mutex mu_;
+  std::string logs_;
+  std::atomic<int> rejoins_{0};
+  std::atomic<int> lefts_{0};
+};
+
+// n1 bootstraps, n2..nN join through n1; every member reports ready for every epoch it
+// sees while `auto_ready` is set (what the replication side does with nothing to move).
+struct TestCluster {
+  std::vector<std::unique_ptr<TestMember>> members;
+
+  void Add(size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<std::string> seeds;
+      if (!members.empty()) seeds.push_back(members[0]->address());
+      members.push_back(
+          std::make_unique<TestMember>("n" + std::to_string(members.size() + 1), seeds));
+      REQUIRE(members.back()->Join().ok());
+    }
+  }
+  TestMember& operator[](size_t i) { return *members.at(i); }
+  // Every member that is in a view reports ready for the epoch it holds.
+  void ReportAll() {
+    for (auto& m : members) m->m().ReportTransitionReady(m->epoch());
+  }
+  bool AllAt(uint64_t epoch, const std::vector<size_t>& which) {
+    for (size_t i : which) {
+      if (members[i]->epoch() != epoch) return false;
+    }
+    return true;
+  }
+};
+
+TEST_CASE("Membership: a joiner is JOINING until every voter reported ready, then SERVING",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(1);
+  CHECK(c[0].StateOf("n1") == MemberState::kServing);  // Bootstrap: SERVING at once.
+  c.Add(2);
+  // Epoch 2: n2 JOINING; epoch 3: n3 JOINING too (adds to the transition).
+  REQUIRE(Eventually([&] { return c.AllAt(3, {0, 1, 2}); }));
+  CHECK(c[0].StateOf("n2") == MemberState::kJoining);
+  CHECK(c[0].StateOf("n3") == MemberState::kJoining);
+  CHECK(c[2].StateOf("n3") == MemberState::kJoining);
+
+  // A report for an old epoch changes nothing; a joiner's report does not count.
+  c[0].m().ReportTransitionReady(2);
+  c[1].m().ReportTransitionReady(3);
+  std::this_thread::sleep_for(100ms);
+  CHECK(c[0].epoch() == 3);
+
+  // The only voter, n1 (the coordinator), reports: the view flips.
+  c[0].m().ReportTransitionReady(3);
+  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  for (size_t i = 0; i < 3; ++i) {
+    for (const char* id : {"n1", "n2", "n3"}) CHECK(c[i].StateOf(id) == MemberState::kServing);
+  }
+  CHECK_THAT(c[0].Logs(),
+             Catch::Contains("transition of epoch 3 complete (n2, n3 joined); epoch 3 -> 4"));
+
+  // A 4th joiner: every voter (n1, n2, n3) must report, through the coordinator n1.
+  c.Add(1);
+  REQUIRE(Eventually([&] { return c.AllAt(5, {0, 1, 2, 3}); }));
+  c[0].m().ReportTransitionReady(5);
+  c[1].m().ReportTransitionReady(5);
+  std::this_thread::sleep_for(100ms);
+  CHECK(c[0].epoch() == 5);
+  c[2].m().ReportTransitionReady(5);  // Sent to n1 by n3's worker.
+  REQUIRE(Eventually([&] { return c.AllAt(6, {0, 1, 2, 3}); }));
+  CHECK(c[3].StateOf("n4") == MemberState::kServing);
+}
+
+TEST_CASE("Membership: a member leaves through the coordinator and learns it has left",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(3);
+  c[0].m().ReportTransitionReady(3);
+  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+
+  // A leave request for another node is refused by the Leave rpc.
+  {
+    v1::LeaveRequest request;
+    request.set_node_id("n3");
+    v1::LeaveResponse response;
+    grpc::ClientContext ctx;
+    const grpc::Status status = c[1].Stub()->Leave(&ctx, request, &response);
+    CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(status.error_message(), Catch::Contains("this is node n2, not n3"));
+  }
+  // n2 leaves through the rpc, as ringcache-cli does.
+  v1::LeaveRequest request;
+  request.set_node_id("n2");
+  v1::LeaveResponse response;
+  grpc::ClientContext ctx;
+  const grpc::Status status = c[1].Stub()->Leave(&ctx, request, &response);
+  REQUIRE(status.ok());
+  CHECK(response.view().epoch() == 5);
+  CHECK(c[1].m().leave_requested());
+  REQUIRE(Eventually([&] { return c.AllAt(5, {0, 1, 2}); }));
+  CHECK(c[2].StateOf("n2") == MemberState::kLeaving);
+  CHECK_THAT(c[1].Logs(), Catch::Contains("leave requested by a client; asking coordinator n1"));
+  CHECK_THAT(c[0].Logs(), Catch::Contains("n2 leaving; epoch 4 -> 5"));
+  CHECK(c[1].m().RequestLeave().ok());  // Already LEAVING: nothing to do.
+  CHECK(c[0].epoch() == 5);
+
+  // Every voter, the leaver included, reports; the coordinator removes n2.
+  c.ReportAll();
+  REQUIRE(Eventually([&] { return c.AllAt(6, {0, 1, 2}); }));
+  CHECK(c[0].StateOf("n2") == MemberState::kUnspecified);
+  CHECK(c[1].m().WaitLeft(5s));
+  CHECK(c[1].m().left());
+  CHECK(Eventually([&] { return c[1].lefts() == 1; }));  // Called after WaitLeft's wake-up.
+  CHECK_THAT(c[1].Logs(), Catch::Contains("left the cluster in epoch 6"));
+  CHECK_THAT(c[0].Logs(), Catch::Contains("transition of epoch 5 complete (n2 left)"));
+  // The last serving member but one may leave; the last one may not.
+  CHECK(c[2].m().RequestLeave().ok());
+  c.ReportAll();
+  REQUIRE(Eventually([&] { return c.AllAt(8, {0, 2}); }));
+  CHECK(c[2].m().WaitLeft(5s));
+  const Status last = c[0].m().RequestLeave();
+  CHECK(last.code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(last.message(), Catch::Contains("only serving member"));
+}
+
+TEST_CASE("Membership: a leaving coordinator removes itself and the next lowest id takes over",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(3);
+  c[0].m().ReportTransitionReady(3);
+  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  REQUIRE(c[0].m().RequestLeave().ok());
+  REQUIRE(Eventually([&] { return c.AllAt(5, {0, 1, 2}); }));
+  CHECK(c[1].StateOf("n1") == MemberState::kLeaving);
+  CHECK_FALSE(c[0].m().left());
+  c.ReportAll();
+  REQUIRE(Eventually([&] { return c.AllAt(6, {0, 1, 2}); }));
+  CHECK(c[0].m().WaitLeft(5s));
+  CHECK(c[1].StateOf("n1") == MemberState::kUnspecified);
+  // n2 coordinates now: a join goes there.
+  std::vector<std::string> seeds = {c[2].address()};
+  c.members.push_back(std::make_unique<TestMember>("n4", seeds));
+  REQUIRE(c[3].Join().ok());
+  REQUIRE(Eventually([&] { return c.AllAt(7, {1, 2, 3}); }));
+  CHECK(c[1].StateOf("n4") == MemberState::kJoining);
+}
+
+TEST_CASE("Membership: MarkFailed on the coordinator, then the failed node rejoins as JOINING",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(3);
+  c[0].m().ReportTransitionReady(3);
+  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+
+  // Only the coordinator (lowest voter once the ids are left out) may fail members.
+  Status refused = c[1].m().MarkFailed({"n3"}, "test");
+  CHECK(refused.code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(refused.message(), Catch::Contains("not the coordinator"));
+  CHECK(c[0].m().MarkFailed({"n1"}, "test").code() == StatusCode::kFailedPrecondition);
+  // n2 is the coordinator once n1 is left out.
+  CHECK(c[1].m().MarkFailed({"n1"}, "suspected by n2, n3 (2 of 3 voters) for 1000 ms").ok());
+  // (n1 may have rejoined, epoch 6, before the first look.)
+  REQUIRE(Eventually([&] { return c[1].epoch() >= 5; }));
+  CHECK_THAT(c[1].Logs(), Catch::Contains("adopted view epoch 5: members n1,n2,n3 (n1 serving -> "
+                                          "failed; as coordinator)"));
+  CHECK_THAT(c[1].Logs(),
+             Catch::Contains("n1 failed: suspected by n2, n3 (2 of 3 voters) for 1000 ms; "
+                             "epoch 4 -> 5"));
+  // n1 learns it was failed from the push, clears (rejoin hook) and rejoins as JOINING
+  // through n2, the coordinator of joins now.
+  REQUIRE(Eventually([&] { return c.AllAt(6, {0, 1, 2}); }));
+  CHECK(c[0].rejoins() == 1);
+  CHECK(c[1].StateOf("n1") == MemberState::kJoining);
+  CHECK_THAT(c[0].Logs(), Catch::Contains("this node was declared failed in epoch 5"));
+  // A JOINING member can be failed too; it rejoins again (the hook runs once per failure).
+  CHECK(c[1].m().MarkFailed({"n1"}, "again").ok());
+  REQUIRE(Eventually([&] { return c.AllAt(8, {0, 1, 2}); }));  // Failed, then rejoined.
+  CHECK(c[0].rejoins() == 2);
+  // Unknown ids are refused.
+  CHECK(c[1].m().MarkFailed({"n9"}, "test").code() == StatusCode::kFailedPrecondition);
+  // The voters (n2, n3) report: n1 is SERVING again.
+  c.ReportAll();
+  REQUIRE(Eventually([&] { return c[1].StateOf("n1") == MemberState::kServing; }));
+}
+
+TEST_CASE("Membership: the Heartbeat rpc calls the handler and sends newer views",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(2);
+  auto stub = c[0].Stub();
+  v1::HeartbeatRequest request;
+  request.set_from_id("n2");
+  request.set_epoch(1);
+  {
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    CHECK(stub->Heartbeat(&ctx, request, &response).error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+  c[0].m().SetHeartbeatHandler(
+      [](const v1::HeartbeatRequest& req, v1::HeartbeatResponse* response) {
+        response->set_id("n1");
+        response->add_suspects(req.from_id() + "-seen");
+      });
+  {
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    REQUIRE(stub->Heartbeat(&ctx, request, &response).ok());
+    CHECK(response.suspects(0) == "n2-seen");
+    CHECK(response.view().epoch() == 2);  // The caller's epoch was older.
+  }
+  {
+    request.set_epoch(2);
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    REQUIRE(stub->Heartbeat(&ctx, request, &response).ok());
+    CHECK_FALSE(response.has_view());
+  }
+  {
+    request.set_to_id("n7");
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    CHECK(stub->Heartbeat(&ctx, request, &response).error_code() ==
+          grpc::StatusCode::FAILED_PRECONDITION);
+  }
+}
+
+TEST_CASE("Membership: OfferView adopts a newer view and a FAILED self starts a rejoin",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(2);
+  c[0].m().ReportTransitionReady(2);
+  REQUIRE(Eventually([&] { return c.AllAt(3, {0, 1}); }));
+  // A same-epoch view that differs is ignored with a warning.
+  v1::ClusterView same;
+  same.set_epoch(3);
+  same.set_replication_factor(2);
+  same.set_vnodes_per_weight(16);
+  auto* m = same.add_members();
+  m->set_id("n2");
+  m->set_address(c[1].address());
+  m->set_weight(1);
+  m->set_state(v1::MEMBER_STATE_SERVING);
+  c[1].m().OfferView(same, "n9");
+  CHECK(c[1].epoch() == 3);
+  CHECK_THAT(c[1].Logs(), Catch::Contains("ignored a view of epoch 3 from n9 that differs"));
+}
+
+}  // namespace
+}  // namespace ringcache::internal
