@@ -73,8 +73,14 @@ void ReplLink::SetRoute(const std::string& address, ReplRangeSet ranges, uint64_
     std::lock_guard lock(mu_);
     epoch_ = epoch;
     if (ranges.ranges() != ranges_.ranges()) {
+      // Only lost ranges: the replica holds the rest already, no sync needed.
+      const bool covered = ranges_.Covers(ranges);
       ranges_ = std::move(ranges);
-      need_full_sync_ = true;
+      if (!covered) {
+        need_full_sync_ = true;
+        ++ranges_gen_;
+        flush_to_ = backlog_.last_seq();
+      }
     }
     if (address != address_) {
       if (!address_.empty()) cancel = ctx_;
@@ -83,6 +89,16 @@ void ReplLink::SetRoute(const std::string& address, ReplRangeSet ranges, uint64_
     }
   }
   if (cancel != nullptr) cancel->TryCancel();
+  cv_.notify_all();
+}
+
+void ReplLink::ForceFullSync() {
+  {
+    std::lock_guard lock(mu_);
+    need_full_sync_ = true;
+    ++ranges_gen_;
+    flush_to_ = backlog_.last_seq();
+  }
   cv_.notify_all();
 }
 
@@ -99,6 +115,11 @@ void ReplLink::Stop() {
   }
   if (cancel != nullptr) cancel->TryCancel();
   cv_.notify_all();
+}
+
+void ReplLink::SetRetiring(bool retiring) {
+  std::lock_guard lock(mu_);
+  retiring_ = retiring;
 }
 
 void ReplLink::Join() {
@@ -168,6 +189,26 @@ ReplicaLinkStats ReplLink::Stats() const {
   return s;
 }
 
+ReplLink::SyncStatus ReplLink::Sync() const {
+  std::lock_guard lock(mu_);
+  SyncStatus s;
+  s.ranges_synced = synced_gen_ == ranges_gen_;
+  s.in_sync = s.ranges_synced && state_ == State::kStreaming && !need_full_sync_;
+  s.sync_running = syncing_ && sync_gen_ == ranges_gen_ && !need_full_sync_;
+  s.shards_copied = s.sync_running ? shards_copied_ : 0;
+  s.snapshot_keys_sent = total_sync_keys_sent_;
+  s.snapshot_bytes_sent = total_sync_bytes_sent_;
+  s.share = ranges_.Share();
+  return s;
+}
+
+bool ReplLink::Drained() const {
+  std::lock_guard lock(mu_);
+  const uint64_t last = backlog_.last_seq();
+  if (last == 0) return true;
+  return acked_seq_ >= last && !syncing_ && !need_full_sync_ && !broken_ && hello_.received;
+}
+
 void ReplLink::Run() {
   std::mt19937_64 rng(
       options_.link_id * 0x9e3779b97f4a7c15ULL ^
@@ -231,6 +272,7 @@ grpc::Status ReplLink::RunStream() {
     syncing_ = false;
     sync_sending_ = false;
     sync_end_msg_ = 0;
+    can_flush_ = false;
     state_ = State::kConnecting;
   }
   std::unique_ptr<Stream> stream = peers_->ReplicationStub(address)->Replicate(ctx.get());
@@ -262,6 +304,7 @@ grpc::Status ReplLink::RunStream() {
         acked_seq_ = std::max(acked_seq_, r);
         ++resumes_;
         state_ = State::kStreaming;
+        can_flush_ = true;
         report = acked_seq_;
         event = "resumed after seq " + std::to_string(r) + " (" + std::to_string(last - r) +
                 " entries to resend)";
@@ -269,6 +312,9 @@ grpc::Status ReplLink::RunStream() {
         event = !hello_.resumable ? "replica has no usable copy"
                 : need_full_sync_ ? "ranges changed"
                                   : "backlog no longer holds seq " + std::to_string(r + 1);
+        // A replica without a usable copy (restarted, reset) no longer holds what an
+        // earlier sync gave it.
+        if (!hello_.resumable) synced_gen_ = 0;
         need_full_sync_ = true;
       }
     }
@@ -304,7 +350,18 @@ grpc::Status ReplLink::RunStream() {
                                    " bytes) behind; starting a full sync");
           lock.lock();
         }
-        if (need_full_sync_) {
+        // Entries appended before a route change go out before the sync it causes (the
+        // replica applies them live), so writes for ranges the link loses are not lost.
+        const bool flush = need_full_sync_ && can_flush_ && next_send_ <= flush_to_ &&
+                           next_send_ >= backlog_.first_seq() && next_send_ <= backlog_.last_seq();
+        if (need_full_sync_ && !flush && retiring_) {
+          // A retiring link only delivers what was appended; it never (re)syncs its old
+          // ranges: their new owner may be primary of them by now, and a FullSyncBegin
+          // would make it drop what it took since. Stop instead (the drain gives up).
+          stopping_ = true;
+          return;
+        }
+        if (need_full_sync_ && !flush) {
           need_full_sync_ = false;
           const uint64_t next = backlog_.last_seq() + 1;
           v1::FullSyncBegin* b = out.mutable_sync_begin();
@@ -326,6 +383,10 @@ grpc::Status ReplLink::RunStream() {
           sync_bytes_sent_ = 0;
           state_ = State::kFullSync;
           sync_ranges_ = ranges_;
+          sync_gen_ = ranges_gen_;
+          synced_gen_ = 0;  // The replica drops the ranges: no complete copy until the end.
+          shards_copied_ = 0;
+          can_flush_ = true;  // The replica applies entries from `next` on live.
           snapshot_.clear();
           snapshot_pos_ = 0;
           sync_shard_ = 0;
@@ -383,9 +444,12 @@ grpc::Status ReplLink::RunStream() {
           if (!Send(stream.get(), out)) return;
           break;
         }
-        case What::kCopy:
+        case What::kCopy: {
           CopyShard(sync_shard_++);
+          std::lock_guard lock(mu_);
+          shards_copied_ = sync_shard_;
           break;
+        }
         case What::kSnapshot: {
           v1::ReplicationBatch* batch = out.mutable_batch();
           uint64_t bytes = 0;
@@ -413,6 +477,8 @@ grpc::Status ReplLink::RunStream() {
             std::lock_guard lock(mu_);
             sync_keys_sent_ += keys;
             sync_bytes_sent_ += bytes;
+            total_sync_keys_sent_ += keys;
+            total_sync_bytes_sent_ += bytes;
           }
           if (!Send(stream.get(), out)) return;
           break;
@@ -493,6 +559,7 @@ void ReplLink::ReadAcks(Stream* stream) {
         }
         if (syncing_ && sync_end_msg_ != 0 && acked_msgs_ >= sync_end_msg_) {
           syncing_ = false;
+          synced_gen_ = sync_gen_;
           state_ = State::kStreaming;
         }
         if (!syncing_) report = acked_seq_;

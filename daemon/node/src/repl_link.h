@@ -19,6 +19,15 @@
 // an entry not yet sent (the replica is too slow), the link starts a new full sync on
 // the same stream.
 //
+// Route changes (SetRoute): new ranges that the old ones cover (the link only lost
+// ranges) need no full sync: the replica already holds them, and the entries appended
+// for the lost ranges keep flowing. Any other change starts a full sync of all the new
+// ranges; before its FullSyncBegin the driver first sends (on a live stream) the entries
+// appended up to the change, so writes appended for ranges the link loses still reach the
+// replica. Every change that needs a sync bumps the link's range generation; Sync()
+// reports whether a full sync of the current generation has been acked (rebalancing
+// waits for that, see ReplicatedStore).
+//
 // Acks count for write concern (ReplWaiters) only outside a full sync: between
 // FullSyncBegin and the ack of FullSyncEnd, entries before the sync's next_seq are not
 // yet on the replica, so a wait completes only once the sync is acked (or times out).
@@ -90,6 +99,9 @@ class ReplLink {
   // full sync (on the open stream, or at the next connect); a change of address
   // reconnects. Call once before Start().
   void SetRoute(const std::string& address, ReplRangeSet ranges, uint64_t epoch);
+  // Makes the link send a full sync of its ranges (even if the replica could resume), as
+  // a change of ranges does: for a link that stopped receiving writes for a while.
+  void ForceFullSync();
   // Starts the driver thread.
   void Start();
   // Asks the threads to end (cancels the stream); does not wait. Appends are still
@@ -110,6 +122,33 @@ class ReplLink {
   void SetAckHistogram(metrics::Histogram* histogram);
 
   ReplicaLinkStats Stats() const;
+
+  // Full-sync progress of the link's current ranges (rebalancing, under-replication).
+  struct SyncStatus {
+    // A full sync of the current ranges (or of a superset) was acknowledged, and no full
+    // sync began since (the replica drops the ranges when one begins).
+    bool ranges_synced = false;
+    // ranges_synced, and the stream is up and streaming (not in a full sync).
+    bool in_sync = false;
+    // A full sync of the current ranges is running: shards copied so far of it.
+    bool sync_running = false;
+    uint32_t shards_copied = 0;
+    // Snapshot entries (and their key + value bytes) sent by the link's full syncs since
+    // it was created.
+    uint64_t snapshot_keys_sent = 0;
+    uint64_t snapshot_bytes_sent = 0;
+    // The current ranges' share of the hash circle.
+    double share = 0;
+  };
+  SyncStatus Sync() const;
+
+  // True once every entry appended so far is acknowledged by the replica outside a full
+  // sync (nothing is pending for it). A removed link is stopped once drained.
+  bool Drained() const;
+  // A retiring link (removed from the route, draining) never starts a full sync: if it
+  // would need one (its stream broke, the replica lost its copy), it stops. Cleared when
+  // the route takes the link back.
+  void SetRetiring(bool retiring);
   uint64_t link_id() const { return options_.link_id; }
   const std::string& replica_id() const { return options_.replica_id; }
 
@@ -185,6 +224,17 @@ class ReplLink {
   uint64_t full_syncs_ = 0;
   uint64_t sync_keys_sent_ = 0;
   uint64_t sync_bytes_sent_ = 0;
+  uint64_t total_sync_keys_sent_ = 0;
+  uint64_t total_sync_bytes_sent_ = 0;
+  uint64_t ranges_gen_ = 1;  // Bumped by every route change that needs a full sync.
+  uint64_t sync_gen_ = 0;    // ranges_gen_ when the running (or last) full sync began.
+  uint64_t synced_gen_ = 0;
+  bool retiring_ = false;       // sync_gen_ of the last full sync acknowledged.
+  uint32_t shards_copied_ = 0;  // Of the running full sync.
+  // Before a full sync caused by a route change, entries up to flush_to_ are sent live
+  // first, if the stream is live (can_flush_: resumed, or past a FullSyncBegin).
+  uint64_t flush_to_ = 0;
+  bool can_flush_ = false;
   std::string last_error_;       // Of the last broken stream, logged once per streak.
   bool timeout_logged_ = false;  // An ack timeout was logged since the last hello reply.
 };

@@ -64,6 +64,33 @@ bool ReplRangeSet::Contains(uint64_t hash) const {
   return hash <= it->end;
 }
 
+bool ReplRangeSet::CoversPiece(uint64_t lo, uint64_t hi) const {
+  if (full_) return true;
+  // The [0, zero_to_] part covers the start of (lo, hi]; a single merged piece must cover
+  // the rest (pieces are merged, so no two of them together cover what one does not).
+  if (has_zero_to_) lo = std::max(lo, zero_to_);
+  if (lo >= hi) return true;
+  auto it = std::upper_bound(pieces_.begin(), pieces_.end(), lo,
+                             [](uint64_t h, const HashRange& r) { return h < r.start; });
+  if (it == pieces_.begin()) return false;
+  --it;  // The last piece with start <= lo.
+  return it->end >= hi;
+}
+
+bool ReplRangeSet::Covers(const ReplRangeSet& other) const {
+  if (full_) return true;
+  if (other.full_) return false;
+  if (other.has_zero_to_) {
+    // Hash 0 is only ever in a [0, z] part.
+    if (!has_zero_to_) return false;
+    if (other.zero_to_ > zero_to_ && !CoversPiece(zero_to_, other.zero_to_)) return false;
+  }
+  for (const HashRange& p : other.pieces_) {
+    if (!CoversPiece(p.start, p.end)) return false;
+  }
+  return true;
+}
+
 double ReplRangeSet::Share() const {
   if (full_) return 1.0;
   long double total = 0;

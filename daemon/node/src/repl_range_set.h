@@ -27,10 +27,17 @@ class ReplRangeSet {
   // The ranges as given, adjacent ones merged (for FullSyncBegin and logs).
   const std::vector<HashRange>& ranges() const { return merged_; }
 
+  // True if every hash `other` contains is contained here (other ⊆ this). A link whose
+  // new ranges are covered by its old ones needs no new full sync.
+  bool Covers(const ReplRangeSet& other) const;
+
   // Sum of the ranges' sizes as a fraction of the ring (for logs).
   double Share() const;
 
  private:
+  // True if every hash of (lo, hi] is contained here. REQUIRES: lo < hi.
+  bool CoversPiece(uint64_t lo, uint64_t hi) const;
+
   bool full_ = false;
   // Non-wrapping pieces (lo, hi], lo < hi, sorted by lo, non-overlapping. A wrapping arc
   // (s, e] with s > e is split into (s, UINT64_MAX] and the hashes <= e, kept as

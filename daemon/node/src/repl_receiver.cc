@@ -38,6 +38,9 @@ struct PrimaryState {
   bool syncing = false;
   // Bumped by every hello; a stream applies only while it holds the latest one.
   uint64_t generation = 0;
+  // Non-zero: the epoch of this node's view in which the primary is FAILED; its streams
+  // are refused (a failed primary must not drop what its successor now owns).
+  uint64_t failed_in_epoch = 0;
   // During a full sync: key -> highest version deleted meanwhile (the delete memory).
   std::unordered_map<std::string, uint64_t> sync_deletes;
   uint64_t sync_keys = 0;
@@ -94,6 +97,9 @@ struct ReplReceiver::Impl {
   std::unique_ptr<Service> service;
 
   std::atomic<uint64_t> apply_errors{0};
+  // Snapshot entries applied (and their key + value bytes), over all primaries.
+  std::atomic<uint64_t> snapshot_keys{0};
+  std::atomic<uint64_t> snapshot_bytes{0};
 
   mutable std::mutex mu;
   std::condition_variable streams_cv;  // Signalled when streams becomes empty.
@@ -155,10 +161,12 @@ class ReplReceiver::Impl::Stream final
 
   // Shutdown: ends the stream with UNAVAILABLE after the ack in flight. The caller holds
   // a reference.
-  void Drain() {
+  void Drain() { Drain(Unavailable()); }
+  // Ends the stream with `status` once the message being applied (if any) is done.
+  void Drain(grpc::Status status) {
     {
       std::lock_guard lock(mu_);
-      RequestFinishLocked(Unavailable());
+      RequestFinishLocked(std::move(status));
     }
     Pump();
   }
@@ -287,6 +295,12 @@ class ReplReceiver::Impl::Stream final
     uint64_t resume = 0;
     {
       std::lock_guard state_lock(state_->mu);
+      if (state_->failed_in_epoch != 0) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "primary " + primary_id_ + " was declared failed in epoch " +
+                                std::to_string(state_->failed_in_epoch) +
+                                "; its replication streams are refused");
+      }
       generation_ = ++state_->generation;
       if (state_->replication_id == hello.replication_id() && state_->resumable) {
         resumable = true;
@@ -464,6 +478,8 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
     ApplyWrite(primary_id, e);
     ++st->sync_keys;
     st->sync_bytes += e.key().size() + e.value().size();
+    snapshot_keys.fetch_add(1, std::memory_order_relaxed);
+    snapshot_bytes.fetch_add(e.key().size() + e.value().size(), std::memory_order_relaxed);
     return grpc::Status::OK;
   }
   if (e.seq() != st->applied_seq + 1) {
@@ -569,6 +585,57 @@ void ReplReceiver::Shutdown() {
   }
   std::unique_lock lock(impl_->mu);
   impl_->streams_cv.wait_for(lock, kShutdownWait, [this] { return impl_->streams.empty(); });
+}
+
+void ReplReceiver::SetFailedPrimaries(const std::vector<std::string>& ids, uint64_t epoch) {
+  std::lock_guard lock(impl_->mu);
+  for (const std::string& id : ids) {
+    std::shared_ptr<PrimaryState>& p = impl_->primaries[id];
+    if (p == nullptr) p = std::make_shared<PrimaryState>();
+  }
+  for (auto& [id, st] : impl_->primaries) {
+    const bool failed = std::find(ids.begin(), ids.end(), id) != ids.end();
+    std::lock_guard state_lock(st->mu);
+    if (failed && st->failed_in_epoch == 0) {
+      st->failed_in_epoch = epoch;
+      ++st->generation;  // Its open stream applies nothing more.
+    } else if (!failed) {
+      st->failed_in_epoch = 0;
+    }
+  }
+}
+
+void ReplReceiver::Reset() {
+  std::vector<Impl::Stream*> open;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [id, st] : impl_->primaries) {
+      std::lock_guard state_lock(st->mu);
+      ++st->generation;  // Open streams of this primary are superseded.
+      st->replication_id.clear();
+      st->applied_seq = 0;
+      st->resumable = false;
+      st->syncing = false;
+      st->sync_deletes = {};
+    }
+    for (Impl::Stream* s : impl_->streams) {
+      s->Ref();
+      open.push_back(s);
+    }
+  }
+  // End the open streams now (an idle one would otherwise stay open until its primary's
+  // next message): their primaries reconnect and get a full sync. Not under mu, as in
+  // Shutdown.
+  for (Impl::Stream* s : open) {
+    s->Drain(grpc::Status(grpc::StatusCode::ABORTED,
+                          "this replica cleared its data; reconnect for a full sync"));
+    s->Unref();
+  }
+}
+
+ReplReceiver::SnapshotTotals ReplReceiver::SnapshotReceived() const {
+  return {impl_->snapshot_keys.load(std::memory_order_relaxed),
+          impl_->snapshot_bytes.load(std::memory_order_relaxed)};
 }
 
 ReplReceiver::PrimaryInfo ReplReceiver::Primary(const std::string& primary_id) const {

@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "repl_stripes.h"
 #include "ringcache/cache.h"
@@ -55,6 +56,18 @@ class ReplReceiver {
   // the open streams to end. Idempotent. Must not be called from a gRPC reaction.
   void Shutdown();
 
+  // The primaries this node's current view (of `epoch`) marks FAILED: their hellos are
+  // refused (FAILED_PRECONDITION) and an open stream of theirs applies nothing more
+  // (ABORTED at its next message), so that a failed primary that is still running (cut
+  // off, not yet aware) cannot make this node drop ranges it may now be the primary of.
+  // Replaces the previous list; ids not in it are accepted again.
+  void SetFailedPrimaries(const std::vector<std::string>& ids, uint64_t epoch);
+
+  // Forgets what this node holds of every primary (after Cache::Clear): the open streams
+  // end (ABORTED) and every primary's next hello gets "not resumable", hence a full sync.
+  // Does not wait for the streams to end. Must not be called from a gRPC reaction.
+  void Reset();
+
   // What this node holds for a primary, for tests and logs.
   struct PrimaryInfo {
     bool known = false;
@@ -64,6 +77,14 @@ class ReplReceiver {
     bool syncing = false;
   };
   PrimaryInfo Primary(const std::string& primary_id) const;
+
+  // Snapshot entries (full-sync copies) applied since the receiver was created, and
+  // their key + value bytes, over all primaries (MigrationProgress::keys_received).
+  struct SnapshotTotals {
+    uint64_t keys = 0;
+    uint64_t bytes = 0;
+  };
+  SnapshotTotals SnapshotReceived() const;
 
  private:
   struct Impl;

@@ -15,9 +15,14 @@
 //
 // docs/design/replication.md describes the protocol and its guarantees.
 //
+//  - Rebalancing: while the view is in transition, links also carry the target-ring
+//    owners of this node's arcs (moving ranges); readiness is reported through a
+//    callback once they are synced. Links the view drops are drained before they stop.
+//
 // Threads: the callers' (gRPC handlers: writes, WaitForAcks), per link a driver thread
 // and a reader thread per stream (ReplLink), one timer thread (write-concern timeouts,
-// link ack timeouts, joining removed links), gRPC's threads for the replica side.
+// link ack timeouts, stopping drained links and joining them, transition-ready reports),
+// gRPC's threads for the replica side.
 // Locks, in order: links_mu_ -> a stripe (one at a time: the barrier after a routing
 // change) -> a link's mutex; a write holds one stripe -> the links' mutexes of its key's
 // replicas;
@@ -69,9 +74,47 @@ class ReplicatedStore {
   // The ringcache.v1.Replication service (callback API) to register on the node's server.
   grpc::Service* service();
 
-  // A new view: opens links to new replicas (full sync or resume), closes links to nodes
-  // that no longer replicate anything of ours. Called by Membership's subscription.
+  // A new view: opens links to new replicas (full sync or resume), drains then closes
+  // links to nodes that no longer replicate anything of ours. While the view is in
+  // transition, the links also carry, for the arcs where this node is the primary on the
+  // ring, the arcs' owners on the target ring ("moving" ranges for those that are not
+  // ring owners). Called by Membership's subscription (on its thread: it does not wait
+  // for any replica).
   void OnTopology(std::shared_ptr<const Topology> topology);
+
+  // Rebalancing. While the view is in transition at epoch E and this node is on the
+  // ring, fn(E) is called once every link carrying moving ranges has had a full sync of
+  // its current ranges acknowledged (at once if this node moves nothing), then again
+  // about every second while the view stays in transition at E (the report is
+  // idempotent). Never called outside a transition or on a node off the ring. Runs on
+  // the store's timer thread with no store lock held: fn must not block. Set before the
+  // first OnTopology.
+  void SetTransitionReadyCallback(std::function<void(uint64_t epoch)> fn);
+
+  // Progress of the current transition as a source of moving ranges (epoch 0 when the
+  // view is not in transition), and the snapshot entries this node received as a
+  // replica since it started. keys/bytes_remaining estimate, per moving link whose sync
+  // is not acknowledged yet: the cache's items (bytes of keys + values) in the shards that
+  // sync has not copied yet (all of them before it starts), assuming items are spread
+  // evenly over shards, times the share of the hash circle the link's ranges cover.
+  MigrationProgress Migration() const;
+
+  // The arcs where this node is the primary on the ring that have fewer ring owners
+  // than the replication factor, or a replica whose link is not streaming with a full
+  // sync of its current ranges acknowledged. 0 for a node off the ring.
+  uint64_t UnderReplicatedRanges() const;
+
+  // Drops every entry of the local cache (Cache::Clear) and forgets what this node held
+  // as a replica (ReplReceiver::Reset), so that every primary sends it a full sync again:
+  // for a node that was declared failed and rejoins empty. Use it rather than clearing
+  // the cache alone: a replica that kept its resume state would let its primaries resume
+  // instead of re-sending what the clear dropped.
+  void ClearLocalData();
+
+  // Waits until every link the view no longer needs has drained (see OnTopology), up to
+  // `timeout`; true if none is left. For a node that left the cluster, before Shutdown()
+  // (which stops draining links at once). Blocks: not on a gRPC or membership thread.
+  bool WaitDrained(std::chrono::milliseconds timeout);
 
   // Writes with replication; same contracts as the Cache methods. `ticket` may be null;
   // otherwise it is cleared, then receives the (link, seq) of every replica the write was

@@ -83,5 +83,63 @@ TEST_CASE("ReplRangeSet reports its share of the ring", "[unit][replication]") {
   CHECK(ReplRangeSet(ranges).Share() == Approx(0.5));
 }
 
+TEST_CASE("ReplRangeSet Covers tells whether a set holds every hash of another",
+          "[unit][replication]") {
+  std::vector<HashRange> full{HashRange::Full()};
+  std::vector<HashRange> some{{100, 200}, {UINT64_MAX - 10, 5}};
+  const ReplRangeSet all(full), none, s(some);
+  CHECK(all.Covers(s));
+  CHECK(all.Covers(none));
+  CHECK_FALSE(s.Covers(all));
+  CHECK(s.Covers(none));
+  CHECK(s.Covers(s));
+  std::vector<HashRange> inner{{120, 150}, {UINT64_MAX - 5, 2}, {UINT64_MAX, 5}};
+  CHECK(s.Covers(ReplRangeSet(inner)));
+  std::vector<HashRange> across{{150, 201}};
+  CHECK_FALSE(s.Covers(ReplRangeSet(across)));
+  std::vector<HashRange> zero{{UINT64_MAX, 6}};
+  CHECK_FALSE(s.Covers(ReplRangeSet(zero)));
+
+  // Random sets: sub-arcs of a set's arcs are covered; when Covers says yes, every probed
+  // hash of the other set is in this one; one hash outside makes it say no.
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    std::vector<HashRange> a;
+    const int n = 1 + static_cast<int>(rng() % 8);
+    for (int i = 0; i < n; ++i) {
+      const uint64_t start = rng();
+      a.push_back({start, start + ((rng() % 4 == 0) ? rng() : rng() >> 8)});
+    }
+    std::vector<HashRange> sub;
+    for (const HashRange& r : a) {
+      if (rng() % 2 == 0 || r.start == r.end) continue;
+      const uint64_t len = r.end - r.start;  // Wraps correctly for a wrapping arc.
+      const uint64_t from = r.start + rng() % len;
+      sub.push_back({from, from + 1 + rng() % (r.start + len - from)});
+    }
+    const ReplRangeSet sa(a), ssub(sub);
+    REQUIRE(sa.Covers(ssub));
+    std::vector<HashRange> b;
+    for (int i = 0; i < 3; ++i) {
+      const uint64_t start = rng();
+      b.push_back({start, start + (rng() >> 10)});
+    }
+    const ReplRangeSet sb(b);
+    if (sa.Covers(sb)) {
+      for (int i = 0; i < 500; ++i) {
+        const HashRange& r = b[rng() % b.size()];
+        const uint64_t h = r.start + 1 + rng() % (r.end - r.start);
+        REQUIRE(sa.Contains(h));
+      }
+    }
+    // A hash outside `a` added to the subset makes it no longer covered.
+    uint64_t h = rng();
+    for (int i = 0; i < 1000 && sa.Contains(h); ++i) h = rng();
+    if (sa.Contains(h)) continue;  // `a` covers (nearly) the whole ring.
+    sub.push_back({h - 1, h});
+    REQUIRE_FALSE(sa.Covers(ReplRangeSet(sub)));
+  }
+}
+
 }  // namespace
 }  // namespace ringcache::internal

@@ -11,7 +11,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,17 +39,36 @@ bool Eventually(const std::function<bool()>& ok, std::chrono::milliseconds timeo
   }
 }
 
+// The store's log lines, for tests that check them.
+struct LogLines {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  bool Has(const std::string& part) {
+    std::lock_guard lock(mu);
+    for (const std::string& l : lines) {
+      if (l.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
 struct TestNode {
-  explicit TestNode(std::string node_id, uint64_t backlog_bytes = 8 << 20)
+  explicit TestNode(std::string node_id, uint64_t backlog_bytes = 8 << 20,
+                    std::chrono::milliseconds ack_timeout = 2000ms)
       : id(std::move(node_id)) {
     cache = std::move(Cache::Create({.capacity_bytes = 64 << 20})).value();
     peers = std::make_unique<PeerPool>(8 << 20);
-    store = std::make_unique<ReplicatedStore>(ReplicationOptions{.self_id = id,
-                                                                 .backlog_bytes = backlog_bytes,
-                                                                 .ack_timeout = 2000ms,
-                                                                 .clock = nullptr,
-                                                                 .log = nullptr},
-                                              cache.get(), peers.get());
+    store = std::make_unique<ReplicatedStore>(
+        ReplicationOptions{.self_id = id,
+                           .backlog_bytes = backlog_bytes,
+                           .ack_timeout = ack_timeout,
+                           .clock = nullptr,
+                           .log =
+                               [l = log.get()](LogLevel, std::string_view line) {
+                                 std::lock_guard lock(l->mu);
+                                 l->lines.emplace_back(line);
+                               }},
+        cache.get(), peers.get());
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -66,6 +87,7 @@ struct TestNode {
 
   std::string id;
   std::string address;
+  std::unique_ptr<LogLines> log = std::make_unique<LogLines>();
   std::unique_ptr<Cache> cache;
   std::unique_ptr<PeerPool> peers;
   std::unique_ptr<ReplicatedStore> store;
@@ -83,12 +105,42 @@ std::shared_ptr<const Topology> TopologyFor(const std::vector<TestNode*>& nodes,
   return *t;
 }
 
-// Gives every node the view of `nodes`, each call with a higher epoch than the last (a
-// store adopts only newer views, as nodes do).
-void Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
+// Epochs of the views the tests publish: each higher than the last (a store adopts only
+// newer views, as nodes do).
+uint64_t NextEpoch() {
   static uint64_t epoch = 1;
-  ++epoch;
+  return ++epoch;
+}
+
+// Gives every node the view of `nodes`.
+void Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
+  const uint64_t epoch = NextEpoch();
   for (TestNode* n : nodes) n->store->OnTopology(TopologyFor(nodes, rf, n->id, epoch));
+}
+
+// A view whose members have the given states (a transition when some join or leave).
+using Members = std::vector<std::pair<TestNode*, MemberState>>;
+std::shared_ptr<const Topology> StatesTopology(const Members& members, uint32_t rf,
+                                               const std::string& self, uint64_t epoch) {
+  ClusterView view;
+  view.epoch = epoch;
+  view.replication_factor = rf;
+  for (const auto& [n, state] : members) {
+    view.members.push_back(ClusterMember{n->id, n->address, 1, state});
+  }
+  Result<std::shared_ptr<const Topology>> t = Topology::Make(view, self);
+  REQUIRE(t.ok());
+  return *t;
+}
+
+// Gives `to` (default: every member) the view of `members`; returns its epoch.
+uint64_t PublishStates(const Members& members, uint32_t rf, std::vector<TestNode*> to = {}) {
+  const uint64_t epoch = NextEpoch();
+  if (to.empty()) {
+    for (const auto& [n, state] : members) to.push_back(n);
+  }
+  for (TestNode* n : to) n->store->OnTopology(StatesTopology(members, rf, n->id, epoch));
+  return epoch;
 }
 
 // Keys whose primary is `primary` in `t`.
@@ -301,11 +353,12 @@ TEST_CASE("ReplicatedStore re-syncs when the view gives a link new ranges", "[un
   REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
   const uint64_t syncs = LinkTo(a, "b")->full_syncs;
 
-  // c joins: some of a's keys now replicate to c, and b's ranges from a change.
+  // c joins: some of a's keys now replicate to c, and b only loses ranges from a: it
+  // holds the rest already, so its link needs no new full sync.
   Publish({&a, &b, &c}, 2);
   const auto t3 = TopologyFor({&a, &b, &c}, 2, "a");
   REQUIRE(Eventually([&] { return CaughtUp(a, "b") && CaughtUp(a, "c"); }));
-  CHECK(LinkTo(a, "b")->full_syncs == syncs + 1);
+  CHECK(LinkTo(a, "b")->full_syncs == syncs);
   // Every key a is still the primary of is on its replica in the new view.
   for (const std::string& k : keys) {
     uint32_t owners[2];
@@ -314,9 +367,241 @@ TEST_CASE("ReplicatedStore re-syncs when the view gives a link new ranges", "[un
     INFO(k << " on " << replica->id);
     CHECK(Diff(*a.cache, *replica->cache, {k}) == "");
   }
-  // c leaves again: a's link to c closes.
+  // c leaves again (it stops first, so that it no longer streams to a): a's link to c
+  // closes, and b gets its ranges back with a full sync.
+  c.Stop();
   Publish({&a, &b}, 2);
   CHECK(Eventually([&] { return !LinkTo(a, "c").has_value(); }));
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b") && LinkTo(a, "b")->full_syncs == syncs + 1; }));
+  // (c, primary of some of a's keys while it was in the view with an empty cache, made a
+  // drop them; b may have dropped them too, or not, depending on when its sync ran.)
+  std::vector<std::string> on_a;
+  for (const std::string& k : keys) {
+    std::string v;
+    if (a.cache->Get(k, &v).ok()) on_a.push_back(k);
+  }
+  CHECK(Diff(*a.cache, *b.cache, on_a) == "");
+}
+
+// Records the transition-ready reports of a store.
+struct ReadyCalls {
+  std::mutex mu;
+  std::vector<uint64_t> epochs;
+  std::string first_check;  // What `check` said at the first report.
+  std::function<std::string()> check;
+  std::function<void(uint64_t)> Fn() {
+    return [this](uint64_t epoch) {
+      std::string checked = check && epochs.empty() ? check() : "";
+      std::lock_guard lock(mu);
+      if (epochs.empty()) first_check = checked;
+      epochs.push_back(epoch);
+    };
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return epochs.size();
+  }
+};
+
+TEST_CASE("ReplicatedStore streams moving ranges to a joiner and reports ready after the sync",
+          "[unit][replication]") {
+  // A long ack timeout: under a sanitizer a slow apply must not restart the sync (the
+  // counts below are exact).
+  TestNode a("a", 8 << 20, 20s);
+  TestNode j("j", 8 << 20, 20s);
+  ReadyCalls ready_a, ready_j;
+  a.store->SetTransitionReadyCallback(ready_a.Fn());
+  j.store->SetTransitionReadyCallback(ready_j.Fn());
+  PublishStates({{&a, MemberState::kServing}}, 1);
+  CHECK(a.store->Migration().epoch == 0);
+
+  // a holds data; the keys whose target owner is j are the moving ones.
+  const Members transition{{&a, MemberState::kServing}, {&j, MemberState::kJoining}};
+  const auto target = StatesTopology(transition, 1, "a", 1);
+  std::vector<std::string> moving, staying;
+  uint64_t moving_bytes = 0;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    const std::string v = "value-" + std::to_string(i * 7919);
+    REQUIRE(a.cache->Set(k, v).ok());
+    uint32_t owner;
+    REQUIRE(target->target_ring.Owners(HashKey(k), std::span<uint32_t>(&owner, 1)) == 1);
+    if (target->target_ring_members[owner]->id == "j") {
+      moving.push_back(k);
+      moving_bytes += k.size() + v.size();
+    } else {
+      staying.push_back(k);
+    }
+  }
+  REQUIRE(!moving.empty());
+  REQUIRE(!staying.empty());
+  // At its first report, j must already hold every moving key.
+  ready_a.check = [&] { return Diff(*a.cache, *j.cache, moving); };
+
+  const uint64_t epoch = PublishStates(transition, 1);
+  REQUIRE(Eventually([&] { return ready_a.count() >= 1; }, 30s));
+  {
+    std::lock_guard lock(ready_a.mu);
+    CHECK(ready_a.epochs[0] == epoch);
+    CHECK(ready_a.first_check == "");
+  }
+  CHECK(a.log->Has("migration for epoch " + std::to_string(epoch) + ": "));
+  CHECK(a.log->Has(" ranges moving to j ("));
+  CHECK(Eventually([&] {
+    return a.log->Has("migration for epoch " + std::to_string(epoch) +
+                      " done on this node: " + std::to_string(moving.size()) + " keys");
+  }));
+  const MigrationProgress m = a.store->Migration();
+  CHECK(m.epoch == epoch);
+  CHECK(m.ranges_total > 0);
+  CHECK(m.ranges_done == m.ranges_total);
+  CHECK(m.keys_sent == moving.size());
+  CHECK(m.bytes_sent == moving_bytes);
+  CHECK(m.keys_remaining == 0);
+  CHECK(m.bytes_remaining == 0);
+  CHECK(j.store->Migration().keys_received == moving.size());
+  CHECK(j.store->Migration().bytes_received == moving_bytes);
+  CHECK(j.store->Migration().epoch == epoch);
+  CHECK(a.store->UnderReplicatedRanges() == 0);  // RF 1: the ring owner is enough.
+  // Nothing but the moving keys went to j.
+  std::string v;
+  for (size_t i = 0; i < staying.size(); i += 97) CHECK_FALSE(j.cache->Get(staying[i], &v).ok());
+
+  // During the transition, writes of moving keys go to j too; the others do not.
+  WriteTicket ticket;
+  REQUIRE(a.store->Set(moving[0], "live", {}, &ticket).ok());
+  CHECK(ticket.links.size() == 1);
+  AckResult acked;
+  a.store->WaitForAcks(ticket, 1, 5s, acked.Fn());
+  CHECK(acked.Wait() == std::optional<uint32_t>(1));
+  CHECK(Diff(*a.cache, *j.cache, {moving[0]}) == "");
+  REQUIRE(a.store->Set(staying[0], "local", {}, &ticket).ok());
+  CHECK(ticket.links.empty());
+
+  // The report repeats while the view stays in transition; j (off the ring) never reports.
+  CHECK(Eventually([&] { return ready_a.count() >= 2; }, 5s));
+  CHECK(ready_j.count() == 0);
+
+  // The flip: j serves its ranges; a (RF 1) no longer replicates anything.
+  PublishStates({{&a, MemberState::kServing}, {&j, MemberState::kServing}}, 1);
+  CHECK(a.store->Migration().epoch == 0);
+  CHECK(a.store->WaitDrained(5s));
+  CHECK(!LinkTo(a, "j").has_value());
+  CHECK(Diff(*a.cache, *j.cache, moving) == "");
+}
+
+TEST_CASE("ReplicatedStore drains a link the view removes before closing it",
+          "[unit][replication]") {
+  // The drain may take up to the ack timeout: a long one, so that a slow (sanitizer) run
+  // drains rather than times out.
+  TestNode a("a", 8 << 20, 20s);
+  TestNode b("b", 8 << 20, 20s);
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 3000);
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  // Writes appended right before b stops being a's replica (b failed, as a sees it) ...
+  WriteTicket ticket;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    REQUIRE(a.store->Set(keys[i], std::string(100, 'a' + i % 26), {}, &ticket).ok());
+  }
+  PublishStates({{&a, MemberState::kServing}, {&b, MemberState::kFailed}}, 2, {&a});
+  // ... still reach b: the link closes once they are acknowledged, and a write-concern
+  // wait on them counts the ack.
+  AckResult acked;
+  a.store->WaitForAcks(ticket, 1, 30s, acked.Fn());
+  CHECK(acked.Wait(30s) == std::optional<uint32_t>(1));
+  CHECK(a.store->WaitDrained(30s));
+  CHECK(a.log->Has("replication link to b closing in epoch"));
+  CHECK(Eventually([&] { return a.log->Has("replication link to b closed: drained"); }));
+  CHECK(!LinkTo(a, "b").has_value());
+  CHECK(Diff(*a.cache, *b.cache, keys) == "");
+}
+
+TEST_CASE("ReplicatedStore counts under-replicated ranges until its replicas are in sync",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  CHECK(a.store->UnderReplicatedRanges() == 0);  // No view yet.
+  Publish({&a}, 2);  // One owner for RF 2: every arc of a is under-replicated.
+  const uint64_t alone = a.store->UnderReplicatedRanges();
+  CHECK(alone > 0);
+  for (int i = 0; i < 2000; ++i) REQUIRE(a.cache->Set("k" + std::to_string(i), "v").ok());
+  Publish({&a, &b}, 2);
+  REQUIRE(Eventually([&] { return a.store->UnderReplicatedRanges() == 0; }));
+  CHECK(CaughtUp(a, "b"));
+  b.Stop();  // The replica goes away: its link breaks.
+  CHECK(Eventually([&] { return a.store->UnderReplicatedRanges() > 0; }));
+}
+
+TEST_CASE("ReplicatedStore keeps a failed primary's data on the new primary and re-replicates it",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  TestNode c("c");
+  Publish({&a, &b, &c}, 2);
+  const auto t = TopologyFor({&a, &b, &c}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 3000);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    REQUIRE(a.store->Set(keys[i], "v" + std::to_string(i), {}, nullptr).ok());
+  }
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b") && CaughtUp(a, "c"); }));
+  a.Stop();  // a crashes; b and c adopt the view where it is FAILED.
+  const Members after{
+      {&a, MemberState::kFailed}, {&b, MemberState::kServing}, {&c, MemberState::kServing}};
+  PublishStates(after, 2, {&b, &c});
+  // a's first replica became the primary of each of its arcs: it kept its copy, and its
+  // new replica gets the keys by a full sync.
+  const auto t2 = StatesTopology(after, 2, "b", 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    TestNode* primary = t2->Primary(HashKey(keys[i]))->id == "b" ? &b : &c;
+    std::string v;
+    INFO(keys[i] << " on " << primary->id);
+    REQUIRE(primary->cache->Get(keys[i], &v).ok());
+    CHECK(v == "v" + std::to_string(i));
+  }
+  REQUIRE(Eventually([&] {
+    return b.store->UnderReplicatedRanges() == 0 && c.store->UnderReplicatedRanges() == 0;
+  }));
+  CHECK(Diff(*b.cache, *c.cache, keys) == "");
+}
+
+TEST_CASE("ReplicatedStore ClearLocalData makes the primaries send everything again",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 1000);
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v", {}, nullptr).ok());
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  const uint64_t syncs = LinkTo(a, "b")->full_syncs;
+  // b rejoins empty: without forgetting its resume state, a would resume its idle stream
+  // and never re-send what b dropped.
+  b.store->ClearLocalData();
+  CHECK(b.cache->Stats().items == 0);
+  REQUIRE(Eventually([&] { return LinkTo(a, "b")->full_syncs > syncs && CaughtUp(a, "b"); }));
+  CHECK(Diff(*a.cache, *b.cache, keys) == "");
+}
+
+TEST_CASE("ReplicatedStore refuses the streams of a primary its view marks failed",
+          "[unit][replication]") {
+  TestNode a("a");
+  TestNode b("b");
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 100);
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v", {}, nullptr).ok());
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  // b (now the primary of everything) learns that a failed; a, cut off, does not and
+  // keeps writing: b applies none of it, and a's link is refused.
+  PublishStates({{&a, MemberState::kFailed}, {&b, MemberState::kServing}}, 2, {&b});
+  REQUIRE(a.store->Set(keys[0], "zombie", {}, nullptr).ok());
+  CHECK(Eventually([&] { return a.log->Has("primary a was declared failed in epoch"); }));
+  std::string v;
+  REQUIRE(b.cache->Get(keys[0], &v).ok());
+  CHECK(v == "v");
+  for (const std::string& k : keys) CHECK(b.cache->Get(k, &v).ok());
 }
 
 }  // namespace
