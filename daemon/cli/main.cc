@@ -5,7 +5,8 @@
 // Every command is one gRPC call (or, for many keys, a few batched calls) over an insecure
 // channel, each with a deadline of --timeout-ms. Keys and values are binary-safe: a value
 // can come from a file or stdin, and `get` writes the raw bytes. Any node of a cluster
-// accepts any key (it forwards to the key's owner); `cluster status` shows the whole cluster.
+// accepts any key (it forwards to the key's owner); `cluster status` shows the whole cluster,
+// `cluster leave` makes the node at --addr leave it gracefully.
 // Writes take --wc N (wait for N replica acks; "k/N replicas acked" goes to stderr) and
 // reads --read any (a replica may answer).
 //
@@ -32,6 +33,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -42,6 +45,7 @@
 #include "ringcache/hash_ring.h"
 #include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
 
 namespace {
 
@@ -187,10 +191,12 @@ class Connection {
     channel_ = grpc::CreateCustomChannel(options_.addr, grpc::InsecureChannelCredentials(), args);
     cache_ = pb::Cache::NewStub(channel_);
     health_ = health::Health::NewStub(channel_);
+    membership_ = pb::Membership::NewStub(channel_);
   }
 
   pb::Cache::Stub& cache() { return *cache_; }
   health::Health::Stub& health() { return *health_; }
+  pb::Membership::Stub& membership() { return *membership_; }
 
   // Gives `context` the deadline every call carries.
   void Prepare(grpc::ClientContext* context) const {
@@ -244,6 +250,7 @@ class Connection {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Cache::Stub> cache_;
   std::unique_ptr<health::Health::Stub> health_;
+  std::unique_ptr<pb::Membership::Stub> membership_;
 };
 
 // --- commands --------------------------------------------------------------------------
@@ -541,6 +548,102 @@ std::vector<std::string> LinkHeader() {
           "ACKED_SEQ", "LAST_SEQ", "BACKLOG", "RESUMES", "FULL_SYNCS"};
 }
 
+// "serving", "fenced", "joining", "leaving" (NodeStateName); "-" if unknown.
+std::string NodeStateText(pb::NodeState state) {
+  switch (state) {
+    case pb::NODE_STATE_SERVING:
+      return "serving";
+    case pb::NODE_STATE_FENCED:
+      return "fenced";
+    case pb::NODE_STATE_JOINING:
+      return "joining";
+    case pb::NODE_STATE_LEAVING:
+      return "leaving";
+    default:
+      return "-";
+  }
+}
+
+// 450123 -> "450,123".
+std::string Thousands(uint64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+// MigrationProgress summed over the nodes of a view (each streams its own ranges).
+void AddMigration(const pb::MigrationProgress& from, pb::MigrationProgress* to) {
+  to->set_epoch(std::max(to->epoch(), from.epoch()));
+  to->set_ranges_total(to->ranges_total() + from.ranges_total());
+  to->set_ranges_done(to->ranges_done() + from.ranges_done());
+  to->set_keys_sent(to->keys_sent() + from.keys_sent());
+  to->set_bytes_sent(to->bytes_sent() + from.bytes_sent());
+  to->set_keys_remaining(to->keys_remaining() + from.keys_remaining());
+  to->set_bytes_remaining(to->bytes_remaining() + from.bytes_remaining());
+  to->set_keys_received(to->keys_received() + from.keys_received());
+  to->set_bytes_received(to->bytes_received() + from.bytes_received());
+}
+
+// "migration epoch 7: [#########-----------] 45% ranges 60/133, keys 450,123 sent
+// (~550,000 left), 41.2 MiB sent".
+std::string ProgressLine(uint64_t epoch, const pb::MigrationProgress& m) {
+  constexpr int kWidth = 20;
+  double fraction = 0;
+  if (m.ranges_total() > 0) {
+    fraction = static_cast<double>(m.ranges_done()) / static_cast<double>(m.ranges_total());
+  }
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  const int filled = static_cast<int>(fraction * kWidth);
+  std::string line = "migration epoch " + std::to_string(epoch) + ": [" +
+                     std::string(static_cast<size_t>(filled), '#') +
+                     std::string(static_cast<size_t>(kWidth - filled), '-') + "] ";
+  line += std::to_string(static_cast<int>(fraction * 100)) + "%";
+  line += " ranges " + std::to_string(m.ranges_done()) + "/" + std::to_string(m.ranges_total()) +
+          ", keys " + Thousands(m.keys_sent()) + " sent (~" + Thousands(m.keys_remaining()) +
+          " left), " + HumanBytes(m.bytes_sent()) + " sent";
+  return line;
+}
+
+// A proto view as the library's (normalized: members sorted by id).
+ringcache::ClusterView FromProto(const pb::ClusterView& proto) {
+  ringcache::ClusterView view{.epoch = proto.epoch(),
+                              .members = {},
+                              .replication_factor = proto.replication_factor(),
+                              .vnodes_per_weight = proto.vnodes_per_weight()};
+  for (const pb::Member& m : proto.members()) {
+    view.members.push_back({.id = m.id(),
+                            .address = m.address(),
+                            .weight = m.weight(),
+                            .state = static_cast<ringcache::MemberState>(m.state())});
+  }
+  view.Normalize();
+  return view;
+}
+
+// Stats of the node at `address`, on a channel of its own, with a deadline of `timeout_ms`.
+grpc::Status StatsOf(const std::string& address, int64_t timeout_ms, pb::StatsResponse* out) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  return stub->Stats(&context, pb::StatsRequest(), out);
+}
+
+// The view held by the node at `address`.
+grpc::Status TopologyOf(const std::string& address, int64_t timeout_ms, pb::ClusterView* out) {
+  std::unique_ptr<pb::Cache::Stub> stub =
+      pb::Cache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  return stub->Topology(&context, pb::TopologyRequest(), out);
+}
+
 // `cluster status`: the view of the node at --addr, each member's share of the key space
 // (from the ring every node builds from that view), and each member's own Stats: its
 // epoch, items and replication links. Exit 3 if a member does not answer.
@@ -556,17 +659,7 @@ int CmdClusterStatus(Connection& conn) {
     PrintError("UNAVAILABLE", conn.options().addr + " has no cluster view yet (it is joining)");
     return kExitError;
   }
-  ringcache::ClusterView view{.epoch = proto.epoch(),
-                              .members = {},
-                              .replication_factor = proto.replication_factor(),
-                              .vnodes_per_weight = proto.vnodes_per_weight()};
-  for (const pb::Member& m : proto.members()) {
-    view.members.push_back({.id = m.id(),
-                            .address = m.address(),
-                            .weight = m.weight(),
-                            .state = static_cast<ringcache::MemberState>(m.state())});
-  }
-  view.Normalize();
+  const ringcache::ClusterView view = FromProto(proto);
   ringcache::Result<ringcache::HashRing> ring = view.BuildRing();
   if (!ring.ok()) {
     PrintError("INTERNAL", "the view of " + conn.options().addr +
@@ -588,10 +681,15 @@ int CmdClusterStatus(Connection& conn) {
       "per weight\n\n",
       static_cast<unsigned long long>(view.epoch), conn.options().addr.c_str(), view.members.size(),
       view.replication_factor, view.vnodes_per_weight);
-  std::vector<std::vector<std::string>> members = {
-      {"ID", "ADDRESS", "STATE", "WEIGHT", "PRIMARY", "OWNER", "EPOCH", "ITEMS", "STATUS"}};
+  std::vector<std::vector<std::string>> members = {{"ID", "ADDRESS", "STATE", "NODE_STATE",
+                                                    "WEIGHT", "PRIMARY", "OWNER", "EPOCH", "ITEMS",
+                                                    "UNDER_REPL", "STATUS"}};
   std::vector<std::vector<std::string>> links = {LinkHeader()};
   std::vector<std::string> unreachable;
+  std::vector<std::string> failed;
+  std::vector<std::string> details;  // "n3: fenced: ..." for the nodes not serving
+  pb::MigrationProgress migration;
+  uint64_t under_replicated = 0;
   for (const ringcache::ClusterMember& m : view.members) {
     std::string primary_share = "-";
     std::string owner_share = "-";
@@ -601,35 +699,52 @@ int CmdClusterStatus(Connection& conn) {
       owner_share = Percent(owner[i]);
     }
     // Each member's own Stats, on its own channel, with the same deadline as every call.
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(
-        grpc::CreateCustomChannel(m.address, grpc::InsecureChannelCredentials(), args));
     pb::StatsResponse stats;
-    grpc::ClientContext context;
-    conn.Prepare(&context);
-    const grpc::Status status = stub->Stats(&context, pb::StatsRequest(), &stats);
+    const grpc::Status status = StatsOf(m.address, conn.options().timeout_ms, &stats);
+    const bool is_failed = m.state == ringcache::MemberState::kFailed;
+    if (is_failed) failed.push_back(m.id);
     std::vector<std::string> row = {m.id,
                                     m.address,
                                     std::string(ringcache::MemberStateName(m.state)),
+                                    status.ok() ? NodeStateText(stats.state()) : "-",
                                     std::to_string(m.weight),
                                     primary_share,
                                     owner_share};
     if (status.ok()) {
       row.push_back(std::to_string(stats.epoch()));
       row.push_back(std::to_string(stats.items()));
+      row.push_back(std::to_string(stats.under_replicated_ranges()));
       row.emplace_back(stats.epoch() == view.epoch ? "ok" : "other epoch");
       AddLinkRows(stats, &links);
+      under_replicated += stats.under_replicated_ranges();
+      if (!is_failed) AddMigration(stats.migration(), &migration);
+      if (stats.state() != pb::NODE_STATE_SERVING && !stats.state_detail().empty()) {
+        details.push_back(m.id + ": " + NodeStateText(stats.state()) + ": " + stats.state_detail());
+      }
     } else {
-      unreachable.push_back(m.id);
+      // A failed member that does not answer is what failed means: not an error here.
+      if (!is_failed) unreachable.push_back(m.id);
       row.emplace_back("-");
       row.emplace_back("-");
-      row.push_back("unreachable: " + std::string(CodeName(status.error_code())) + ": " +
-                    status.error_message());
+      row.emplace_back("-");
+      row.push_back((is_failed ? "down: " : "unreachable: ") +
+                    std::string(CodeName(status.error_code())) + ": " + status.error_message());
     }
     members.push_back(std::move(row));
   }
   PrintTable(members);
+  std::printf("\n");
+  for (const std::string& line : details) std::printf("%s\n", Printable(line).c_str());
+  if (!failed.empty()) {
+    std::string ids;
+    for (const std::string& id : failed) ids += (ids.empty() ? "" : ", ") + id;
+    std::printf(
+        "failed members: %s (off the ring: their ranges are served by their replicas; a "
+        "failed node rejoins empty when it comes back)\n",
+        Printable(ids).c_str());
+  }
+  std::printf("under-replicated ranges: %llu\n", static_cast<unsigned long long>(under_replicated));
+  if (view.in_transition()) std::printf("%s\n", ProgressLine(view.epoch, migration).c_str());
   std::printf("\nreplication links (primary -> replica), as each primary reports them:\n");
   if (links.size() == 1) {
     std::printf("(none)\n");
@@ -644,6 +759,129 @@ int CmdClusterStatus(Connection& conn) {
                                 std::to_string(view.members.size()) +
                                 " members did not answer Stats: " + ids);
   return kExitError;
+}
+
+// `cluster leave`: asks the node at --addr to leave the cluster (Membership.Leave with its
+// id, read from its Stats first), then, unless `no_wait`, follows the drain on the other
+// members (Topology and Stats, since the leaving node exits at the end) with a progress
+// line — redrawn in place on a terminal, one line per second otherwise — until the node is
+// out of the view. Exit 0 once it left; 1 if the node refused (FAILED_PRECONDITION: the
+// only member, not serving); 3 if it cannot be reached, no other member answers for
+// kLeavePollGiveUp, the node is declared failed before it left, or the transition shows
+// no progress for kLeaveStallGiveUp.
+int CmdClusterLeave(Connection& conn, bool no_wait) {
+  constexpr auto kLeavePollGiveUp = std::chrono::seconds(30);
+  // A transition that shows no progress at all (same epoch, nothing more sent or done)
+  // for this long is stuck (e.g. a voter that never reports, a fenced coordinator).
+  constexpr auto kLeaveStallGiveUp = std::chrono::seconds(120);
+  pb::StatsResponse self;
+  {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.cache().Stats(&context, pb::StatsRequest(), &self);
+    if (!status.ok()) return conn.Report(status);
+  }
+  const std::string id = self.node_id();
+  pb::LeaveRequest request;
+  request.set_node_id(id);
+  pb::LeaveResponse response;
+  {
+    grpc::ClientContext context;
+    conn.Prepare(&context);
+    const grpc::Status status = conn.membership().Leave(&context, request, &response);
+    if (!status.ok()) return conn.Report(status, "node " + Printable(id) + " cannot leave");
+  }
+  std::printf("node %s is leaving the cluster (epoch %llu)\n", Printable(id).c_str(),
+              static_cast<unsigned long long>(response.view().epoch()));
+  if (no_wait) {
+    std::printf("follow it with: ringcache-cli --addr <another member> cluster status\n");
+    return kExitOk;
+  }
+  std::fflush(stdout);
+
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  const auto interval = tty ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000);
+  const int64_t timeout_ms = conn.options().timeout_ms;
+  pb::ClusterView view = response.view();
+  auto last_answer = std::chrono::steady_clock::now();
+  auto last_progress = last_answer;
+  std::tuple<uint64_t, uint64_t, uint64_t, uint64_t> progress_mark{0, 0, 0, 0};
+  bool drew = false;
+  for (;;) {
+    std::this_thread::sleep_for(interval);
+    // The newest view any other live member holds (the leaving node exits at the end).
+    bool answered = false;
+    const pb::ClusterView asked = view;  // `view` may be replaced in the loop.
+    for (const pb::Member& m : asked.members()) {
+      if (m.id() == id || m.state() == pb::MEMBER_STATE_FAILED) continue;
+      pb::ClusterView current;
+      if (!TopologyOf(m.address(), timeout_ms, &current).ok() || current.epoch() == 0) continue;
+      answered = true;
+      if (current.epoch() > view.epoch()) view = std::move(current);
+      break;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!answered) {
+      if (now - last_answer > kLeavePollGiveUp) {
+        if (drew && tty) std::printf("\n");
+        const std::string message =
+            "no other member of the cluster answered Topology for 30 s; "
+            "the leave of node " +
+            Printable(id) + " may still be in progress (check cluster status)";
+        PrintError("UNAVAILABLE", message);
+        return kExitError;
+      }
+      continue;
+    }
+    last_answer = now;
+    const pb::Member* leaving = nullptr;
+    for (const pb::Member& m : view.members()) {
+      if (m.id() == id) leaving = &m;
+    }
+    if (leaving == nullptr) break;
+    if (leaving->state() == pb::MEMBER_STATE_FAILED) {
+      if (drew && tty) std::printf("\n");
+      PrintError("UNAVAILABLE", "node " + Printable(id) + " was declared failed in epoch " +
+                                    std::to_string(view.epoch()) +
+                                    " before it finished leaving; its ranges failed over to "
+                                    "their replicas");
+      return kExitError;
+    }
+    // Progress: every live member's share of the transition, summed.
+    pb::MigrationProgress sum;
+    for (const pb::Member& m : view.members()) {
+      if (m.state() == pb::MEMBER_STATE_FAILED) continue;
+      pb::StatsResponse stats;
+      if (StatsOf(m.address(), timeout_ms, &stats).ok()) AddMigration(stats.migration(), &sum);
+    }
+    const std::tuple<uint64_t, uint64_t, uint64_t, uint64_t> mark{
+        view.epoch(), sum.ranges_done(), sum.keys_sent(), sum.keys_received()};
+    if (mark != progress_mark) {
+      progress_mark = mark;
+      last_progress = now;
+    } else if (now - last_progress > kLeaveStallGiveUp) {
+      if (drew && tty) std::printf("\n");
+      PrintError("UNAVAILABLE", "the leave of node " + Printable(id) +
+                                    " made no progress for 120 s (epoch " +
+                                    std::to_string(view.epoch()) +
+                                    "); check cluster status and the nodes' logs (a member may be "
+                                    "unreachable or fenced)");
+      return kExitError;
+    }
+    const std::string line = ProgressLine(view.epoch(), sum);
+    if (tty) {
+      std::printf("\r%s\x1b[K", line.c_str());
+    } else {
+      std::printf("%s\n", line.c_str());
+    }
+    drew = true;
+    std::fflush(stdout);
+  }
+  if (drew && tty) std::printf("\n");
+  std::printf("node %s left the cluster (epoch %llu)\n", Printable(id).c_str(),
+              static_cast<unsigned long long>(view.epoch()));
+  std::fflush(stdout);
+  return kExitOk;
 }
 
 int CmdStats(Connection& conn) {
@@ -719,10 +957,20 @@ int CmdPing(Connection& conn, const std::string& service) {
       return conn.Report(status);
     }
     if (response.status() != health::HealthCheckResponse::SERVING) {
+      // Why: the node's state (fenced, joining, leaving), else it is shutting down.
+      std::string why = "shutting down?";
+      pb::StatsResponse stats;
+      grpc::ClientContext stats_context;
+      conn.Prepare(&stats_context);
+      if (conn.cache().Stats(&stats_context, pb::StatsRequest(), &stats).ok() &&
+          stats.state() != pb::NODE_STATE_SERVING) {
+        why = NodeStateText(stats.state());
+        if (!stats.state_detail().empty()) why += ": " + Printable(stats.state_detail());
+      }
       PrintError("UNAVAILABLE",
                  conn.options().addr + " is " +
-                     health::HealthCheckResponse::ServingStatus_Name(response.status()) +
-                     " (shutting down?)");
+                     health::HealthCheckResponse::ServingStatus_Name(response.status()) + " (" +
+                     why + ")");
       return kExitError;
     }
   }
@@ -895,23 +1143,46 @@ int main(int argc, char** argv) {
   CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
 
   // cluster status
-  CLI::App* cluster = app.add_subcommand("cluster", "Cluster-wide commands");
+  CLI::App* cluster = app.add_subcommand("cluster", "Cluster-wide commands: status, leave");
   cluster->require_subcommand(1);
   CLI::App* cluster_status = cluster->add_subcommand(
       "status", "Print the cluster view, each node's share of the keys and replication links");
   cluster_status->footer(
       "Asks the node at --addr for its view (Topology), then every member for its Stats.\n"
-      "Members: id, address, state, weight; PRIMARY and OWNER are the member's share of\n"
-      "the key space as primary and as any of the replication-factor owners (from the\n"
-      "same ring the nodes build); EPOCH and ITEMS are the member's own. Links: per\n"
-      "primary -> replica, its state, lag in operations and ms, acked and last sequence\n"
-      "numbers, backlog, resumes and full syncs. Exit 3 if a member does not answer\n"
+      "Members: id, address, STATE in the view (serving, joining, leaving, failed),\n"
+      "NODE_STATE as the node reports it (serving, fenced, joining, leaving), weight;\n"
+      "PRIMARY and OWNER are the member's share of the key space as primary and as any\n"
+      "of the replication-factor owners (from the same ring the nodes build); EPOCH,\n"
+      "ITEMS and UNDER_REPL (ranges it is the primary of with fewer in-sync copies than\n"
+      "the replication factor) are the member's own. Below the table: why a node is not\n"
+      "serving, the failed members, the under-replicated ranges in all and, while\n"
+      "members join or leave, the migration's progress. Links: per primary -> replica,\n"
+      "its state, lag in operations and ms, acked and last sequence numbers, backlog,\n"
+      "resumes and full syncs. Exit 3 if a member that is not failed does not answer\n"
       "(it is listed as unreachable).");
+
+  bool leave_no_wait = false;
+  CLI::App* cluster_leave = cluster->add_subcommand(
+      "leave", "Make the node at --addr leave the cluster gracefully, then wait until it left");
+  cluster_leave->add_flag("--no-wait", leave_no_wait,
+                          "Return once the coordinator accepted the leave (the node is\n"
+                          "leaving), without following the drain");
+  cluster_leave->footer(
+      "Calls Membership.Leave on the node at --addr (with its id, from its Stats): the\n"
+      "coordinator marks it LEAVING, its ranges stream to their next owners while it\n"
+      "keeps serving them, then it is removed from the view and ringcached exits 0.\n"
+      "Without --no-wait, shows the migration's progress (summed over the members:\n"
+      "redrawn in place on a terminal, one line per second otherwise) until the node is\n"
+      "out of the view, then prints \"node ID left the cluster (epoch N)\".\n"
+      "Exit 1 if the node refused (the only member, or not serving: joining, fenced,\n"
+      "already leaving); 3 if it cannot be reached or is declared failed meanwhile.");
 
   // ping
   std::string ping_service;
   CLI::App* ping = app.add_subcommand("ping", "Check the node's health and print PONG <latency>");
-  ping->footer("Calls grpc.health.v1.Health/Check. Exit 3 if the node is down or NOT_SERVING.");
+  ping->footer(
+      "Calls grpc.health.v1.Health/Check. Exit 3 if the node is down or NOT_SERVING (the\n"
+      "message then names its state: fenced, joining or leaving, or shutting down).");
   ping->add_option("--service", ping_service, "Service to check (\"\" = the whole node)");
 
   try {
@@ -942,6 +1213,7 @@ int main(int argc, char** argv) {
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
   if (*cluster_status) return CmdClusterStatus(conn);
+  if (*cluster_leave) return CmdClusterLeave(conn, leave_no_wait);
   if (*ping) return CmdPing(conn, ping_service);
   return UsageError("no command given");
 }

@@ -79,8 +79,7 @@ std::string_view ReasonPhrase(int code) {
 
 class HttpMetricsServer::Impl {
  public:
-  Impl(const MetricsRegistry* registry, std::function<bool()> healthy,
-       HttpMetricsServerOptions options)
+  Impl(const MetricsRegistry* registry, HealthCheck healthy, HttpMetricsServerOptions options)
       : registry_(registry), healthy_(std::move(healthy)), options_(options) {}
 
   ~Impl() { Stop(); }
@@ -139,7 +138,7 @@ class HttpMetricsServer::Impl {
 
   // Constant after construction.
   const MetricsRegistry* const registry_;  // Not owned; may be null.
-  const std::function<bool()> healthy_;    // May be empty (= always healthy).
+  const HealthCheck healthy_;              // May be empty (= always healthy).
   const HttpMetricsServerOptions options_;
   std::string bound_address_;  // Set by Listen() before the thread starts.
   uint16_t port_ = 0;
@@ -215,8 +214,10 @@ class HttpMetricsServer::Impl::Connection : public std::enable_shared_from_this<
       std::string body = server_->registry_ != nullptr ? server_->registry_->Render() : "";
       Respond(200, std::move(body), "", kTextContentType);
     } else if (target == "/healthz") {
-      bool healthy = !server_->healthy_ || server_->healthy_();
-      Respond(healthy ? 200 : 503, healthy ? "ok\n" : "shutting down\n");
+      std::string reason;
+      const bool healthy = !server_->healthy_ || server_->healthy_(&reason);
+      if (!healthy && reason.empty()) reason = "shutting down";
+      Respond(healthy ? 200 : 503, healthy ? "ok\n" : reason + "\n");
     } else {
       Respond(404, "not found\n");
     }
@@ -303,7 +304,7 @@ void HttpMetricsServer::Impl::Accept() {
 // ---------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<HttpMetricsServer>> HttpMetricsServer::Start(
-    const std::string& host_port, const MetricsRegistry* registry, std::function<bool()> healthy,
+    const std::string& host_port, const MetricsRegistry* registry, HealthCheck healthy,
     HttpMetricsServerOptions options) {
   auto impl = std::make_unique<Impl>(registry, std::move(healthy), options);
   if (Status s = impl->Listen(host_port); !s.ok()) return s;

@@ -1,12 +1,16 @@
 // ringcached: runs one ringcache node. A thin binary over ringcache::node: it reads flags
 // (and an optional config file), sets up logging, starts the node, writes the ready file,
-// and turns SIGTERM/SIGINT into a graceful shutdown. docs/operations.md is the manual.
+// and turns SIGTERM/SIGINT into a graceful shutdown (with --drain-on-shutdown, a graceful
+// leave of the cluster first). docs/operations.md is the manual.
 //
-// Exit codes: 0 clean shutdown (also --help, --version); 1 runtime failure (cannot bind,
-// cannot write the ready file); 2 bad flags or config file.
+// Exit codes: 0 clean shutdown (also --help, --version, and a node that left the cluster
+// through `ringcache-cli cluster leave`); 1 runtime failure (cannot bind, cannot write the
+// ready file); 2 bad flags or config file.
 //
-// Threads here: main (starts the node, waits for the signal thread, shuts the node down)
-// and the signal thread (sigwait on SIGTERM/SIGINT, which every thread blocks).
+// Threads here: main (starts the node, waits for a signal or for the node to stop by
+// itself, drains, shuts the node down), the signal thread (sigwait on SIGTERM/SIGINT,
+// which every thread blocks), a watcher (Node::Wait: the node stopped by itself after
+// leaving the cluster) and, while draining, the drain thread (Node::Leave).
 #include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
@@ -64,6 +68,12 @@ struct Flags {
   std::string replication_backlog = "64MiB";
   int64_t replication_ack_timeout_ms = 5000;
   int64_t forward_timeout_ms = 5000;
+  // Failure detection and rebalancing.
+  int64_t heartbeat_interval_ms = 200;
+  int64_t failure_timeout_ms = 1000;
+  bool fenced_reads = false;
+  bool drain_on_shutdown = false;
+  int64_t drain_timeout_ms = 600000;
 };
 
 // A CLI11 validator accepting what ParseByteSize accepts.
@@ -184,6 +194,38 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
       ->group(kCluster);
 
+  // Failure detection and rebalancing (docs/operations.md, "Failures and leaving").
+  const char* kFailover = "Failure detection and leaving";
+  app.add_option("--heartbeat-interval-ms", flags->heartbeat_interval_ms,
+                 "How often this node heartbeats every other member, in ms (at\n"
+                 "least 10, below --failure-timeout-ms)")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
+      ->group(kFailover);
+  app.add_option("--failure-timeout-ms", flags->failure_timeout_ms,
+                 "A member with no heartbeat answer for this long, in ms, is\n"
+                 "suspected; one suspected by a majority of the voting members\n"
+                 "is declared failed and its ranges fail over to its replicas.\n"
+                 "A node that cannot reach a majority for this long fences\n"
+                 "itself (refuses writes). Same value on every node")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group(kFailover);
+  app.add_flag("--fenced-reads", flags->fenced_reads,
+               "While fenced, serve reads from this node's own copy, marked\n"
+               "possibly_stale, instead of refusing them (UNAVAILABLE).\n"
+               "Writes are refused while fenced either way")
+      ->group(kFailover);
+  app.add_flag("--drain-on-shutdown", flags->drain_on_shutdown,
+               "On SIGTERM/SIGINT, first leave the cluster gracefully: stream\n"
+               "this node's ranges to their next owners and leave the view,\n"
+               "then shut down (exit 0). A second signal skips the drain.\n"
+               "Off: the node just stops, and the others fail it over")
+      ->group(kFailover);
+  app.add_option("--drain-timeout-ms", flags->drain_timeout_ms,
+                 "Longest the drain of --drain-on-shutdown may take, in ms,\n"
+                 "before the node shuts down anyway (without having left)")
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}))
+      ->group(kFailover);
+
   app.add_option("--ready-file", flags->ready_file,
                  "Once serving, atomically write `grpc=HOST:PORT` and\n"
                  "`metrics=HOST:PORT` (the bound addresses) to this file;\n"
@@ -224,6 +266,9 @@ const char* FlagOfMessage(const std::string& message) {
       {"replication_backlog_bytes", "--replication-backlog: "},
       {"replication_ack_timeout", "--replication-ack-timeout-ms: "},
       {"forward_timeout", "--forward-timeout-ms: "},
+      {"heartbeat_interval", "--heartbeat-interval-ms: "},
+      {"failure_timeout", "--failure-timeout-ms: "},
+      {"drain_timeout", "--drain-timeout-ms: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -302,9 +347,11 @@ bool WriteFileAtomically(const std::string& path, const std::string& content, st
 }
 
 // Waits for SIGTERM/SIGINT (blocked in every thread) on its own thread. The first signal
-// wakes main(); a second one exits at once; Stop() ends the thread. A signal before
+// wakes main(); a second one during a drain (SetDraining) ends the drain (wakes main
+// again); any other further signal exits at once; Stop() ends the thread. A signal before
 // SetServing() (the node is still starting, e.g. joining the cluster for up to
 // --join-timeout-ms) exits at once with code 1: there is nothing to shut down gracefully.
+// Wake() also wakes main() (the node stopped by itself, or the drain finished).
 class SignalWaiter {
  public:
   SignalWaiter() {
@@ -324,12 +371,29 @@ class SignalWaiter {
 
   // The node is serving: signals from now on mean a graceful shutdown.
   void SetServing() { serving_.store(true); }
+  // While true, a second signal ends the drain instead of exiting.
+  void SetDraining(bool draining) { draining_.store(draining); }
 
-  // Returns the name of the first signal received.
-  const char* WaitForSignal() {
+  // Waits until `count` signals have arrived in all (returns true) or Wake() was called
+  // since the last ClearWake() (returns false).
+  bool WaitForSignals(int count) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return received_ != 0; });
-    return received_ == SIGINT ? "SIGINT" : "SIGTERM";
+    cv_.wait(lock, [this, count] { return count_ >= count || woken_; });
+    return count_ >= count;
+  }
+  void Wake() {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+    cv_.notify_all();
+  }
+  void ClearWake() {
+    std::lock_guard lock(mu_);
+    woken_ = false;
+  }
+  // The first signal's name ("SIGTERM" if none arrived).
+  const char* first_signal_name() {
+    std::lock_guard lock(mu_);
+    return first_ == SIGINT ? "SIGINT" : "SIGTERM";
   }
 
   void Stop() {
@@ -352,12 +416,17 @@ class SignalWaiter {
         std::_Exit(kExitRuntime);
       }
       std::lock_guard lock(mu_);
-      if (received_ != 0) {
-        spdlog::warn("second signal ({}) during shutdown: exiting now",
+      if (count_ == 0) {
+        first_ = sig;
+      } else if (count_ == 1 && draining_.load()) {
+        spdlog::warn("second signal ({}) during the drain: skipping it, shutting down now",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+      } else {
+        spdlog::warn("another signal ({}) during shutdown: exiting now",
                      sig == SIGINT ? "SIGINT" : "SIGTERM");
         std::_Exit(kExitRuntime);
       }
-      received_ = sig;
+      ++count_;
       cv_.notify_all();
     }
   }
@@ -366,9 +435,13 @@ class SignalWaiter {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> serving_{false};
+  std::atomic<bool> draining_{false};
   std::mutex mu_;
   std::condition_variable cv_;
-  int received_ = 0;  // Protected by mu_.
+  // Protected by mu_.
+  int count_ = 0;  // Signals received.
+  int first_ = 0;  // The first one.
+  bool woken_ = false;
 };
 
 }  // namespace
@@ -401,6 +474,11 @@ int main(int argc, char** argv) {
       .replication_backlog_bytes = *ringcache::internal::ParseByteSize(flags.replication_backlog),
       .replication_ack_timeout = std::chrono::milliseconds(flags.replication_ack_timeout_ms),
       .forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms),
+      .heartbeat_interval = std::chrono::milliseconds(flags.heartbeat_interval_ms),
+      .failure_timeout = std::chrono::milliseconds(flags.failure_timeout_ms),
+      .fenced_reads = flags.fenced_reads,
+      .drain_on_shutdown = flags.drain_on_shutdown,
+      .drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms),
       .log = NodeLog,
   };
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
@@ -423,7 +501,8 @@ int main(int argc, char** argv) {
       "max_key_bytes={} max_value_bytes={} max_batch={} threads={} log_level={} "
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
-      "replication_ack_timeout_ms={} forward_timeout_ms={}",
+      "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
+      "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       FormatByteSize(options.memory_bytes),
@@ -435,7 +514,8 @@ int main(int argc, char** argv) {
       flags.advertise.empty() ? "(listen address)" : flags.advertise, flags.weight,
       flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
-      flags.forward_timeout_ms);
+      flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
+      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.
@@ -477,10 +557,54 @@ int main(int argc, char** argv) {
     }
   }
 
-  const char* signal_name = signals.WaitForSignal();
-  const auto shutdown_started = std::chrono::steady_clock::now();
-  spdlog::info("{} received: shutting down (grace {} ms)", signal_name, flags.shutdown_grace_ms);
+  // The node stops by itself once it has left the cluster (ringcache-cli cluster leave).
+  ringcache::Node* const node_ptr = node.get();
+  std::thread watcher([node_ptr, &signals] {
+    pthread_setname_np(pthread_self(), "rc-wait");
+    node_ptr->Wait();
+    signals.Wake();
+  });
+
+  auto shutdown_started = std::chrono::steady_clock::now();
+  if (!signals.WaitForSignals(1)) {
+    shutdown_started = std::chrono::steady_clock::now();
+    spdlog::info("the node left the cluster (ringcache-cli cluster leave): exiting");
+  } else {
+    const char* signal_name = signals.first_signal_name();
+    bool skipped_drain = false;
+    if (flags.drain_on_shutdown) {
+      spdlog::info(
+          "{} received: draining: leaving the cluster (up to {} ms; a second signal skips "
+          "the drain)",
+          signal_name, flags.drain_timeout_ms);
+      signals.SetDraining(true);
+      ringcache::Status drained;
+      std::thread drain([node_ptr, &signals, &drained] {
+        pthread_setname_np(pthread_self(), "rc-drain");
+        drained = node_ptr->Leave();
+        signals.Wake();
+      });
+      const bool skipped = signals.WaitForSignals(2);
+      signals.SetDraining(false);
+      skipped_drain = skipped;
+      if (skipped) {
+        shutdown_started = std::chrono::steady_clock::now();
+        node->Shutdown();  // Ends the Leave() wait.
+      }
+      drain.join();
+      if (skipped) {
+        spdlog::warn("drain skipped: the node stopped without leaving the cluster");
+      } else if (drained.ok()) {
+        spdlog::info("drained: the node left the cluster");
+      } else {
+        spdlog::warn("drain failed: {}; shutting down without leaving", drained.ToString());
+      }
+    }
+    if (!skipped_drain) shutdown_started = std::chrono::steady_clock::now();
+    spdlog::info("{} received: shutting down (grace {} ms)", signal_name, flags.shutdown_grace_ms);
+  }
   node->Shutdown();
+  watcher.join();
   if (!flags.ready_file.empty()) std::remove(flags.ready_file.c_str());
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - shutdown_started);

@@ -234,7 +234,7 @@ ok "ping prints PONG <latency>"
 # --- one node as a cluster ----------------------------------------------------------------
 expect 0 "$cli" cluster status
 out_matches '^cluster view epoch 1 from .*: 1 members, replication factor 2, 160 vnodes per weight$'
-out_matches "^cli-test +${addr//./\\.} +serving +1 +100\.0% +100\.0% +1 +[0-9]+ +ok$"
+out_matches "^cli-test +${addr//./\\.} +serving +serving +1 +100\.0% +100\.0% +1 +[0-9]+ +[0-9]+ +ok$"
 out_matches '^\(none\)$'
 ok "cluster status of a single node: epoch 1, itself with 100% of the keys, no links"
 

@@ -201,7 +201,8 @@ TEST_CASE("GET /metrics reports traffic in Prometheus text format without per-ke
 
   // Never a label per key: no key appears, and ringcache metrics only use known labels.
   CHECK(s.http.body.find(marker) == std::string::npos);
-  const std::set<std::string> allowed = {"rpc", "code", "le", "version"};
+  const std::set<std::string> allowed = {"rpc",   "code",    "le",  "version",
+                                         "state", "replica", "peer"};
   for (const Sample& sample : s.samples) {
     if (sample.name.rfind("ringcache_", 0) != 0) continue;
     for (const auto& [label, value] : sample.labels) {
@@ -237,6 +238,35 @@ TEST_CASE("ringcache_pipeline_streams counts open Pipeline streams", "[integrati
   const Scrape closed = ScrapeUntil(
       node, [](const Scrape& sc) { return sc.Value("ringcache_pipeline_streams") == 0.0; });
   CHECK(closed.Value("ringcache_pipeline_streams") == 0.0);
+}
+
+TEST_CASE("A serving node reports its state, replication and migration gauges",
+          "[integration][metrics]") {
+  NodeProcess node(SmallNodeFlags());
+  RequireStart(node);
+  const Scrape s = ScrapeMetrics(node);
+  INFO("scrape:\n" << s.http.body << s.http.error);
+  REQUIRE(s.http.status == 200);
+  CHECK(s.errors.empty());
+  // One sample per state: 1 for the current one.
+  CHECK(s.Value("ringcache_node_state", {{"state", "serving"}}) == 1.0);
+  for (const char* state : {"fenced", "joining", "leaving"}) {
+    INFO(state);
+    CHECK(s.Value("ringcache_node_state", {{"state", state}}) == 0.0);
+  }
+  // A one-node cluster: nothing to replicate to, no transition, no peers, no failover.
+  CHECK(s.Value("ringcache_under_replicated_ranges").has_value());
+  CHECK(s.Value("ringcache_migration_ranges_total") == 0.0);
+  CHECK(s.Value("ringcache_migration_ranges_done") == 0.0);
+  CHECK(s.Value("ringcache_migration_keys_sent") == 0.0);
+  CHECK(s.Value("ringcache_migration_bytes_sent") == 0.0);
+  CHECK(s.Value("ringcache_migration_keys_remaining") == 0.0);
+  CHECK(s.Value("ringcache_migration_bytes_remaining") == 0.0);
+  CHECK(s.Value("ringcache_migration_keys_received_total") == 0.0);
+  CHECK(s.Value("ringcache_failovers_total") == 0.0);
+  CHECK_FALSE(s.Value("ringcache_peer_reachable").has_value());
+  CHECK(s.http.body.find("# TYPE ringcache_node_state gauge") != std::string::npos);
+  CHECK(s.http.body.find("# TYPE ringcache_failovers_total counter") != std::string::npos);
 }
 
 TEST_CASE("GET /healthz is 200 ok and unknown paths are 404", "[integration][metrics]") {

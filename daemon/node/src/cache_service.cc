@@ -39,6 +39,9 @@ const MethodPaths& Paths() {
   return *kPaths;
 }
 
+// Trailing metadata of a read a fenced node served from its own copy (--fenced-reads).
+constexpr const char* kPossiblyStaleKey = "ringcache-possibly-stale";
+
 // Process-wide, so that a generation never repeats across CacheService instances (a thread's
 // cache may outlive the service it was filled for).
 std::atomic<uint64_t> g_next_generation{1};
@@ -315,7 +318,10 @@ grpc::Status ToGrpcStatus(const Status& status) {
 }
 
 CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
-    : node_(node), membership_(membership), peers_(peers) {
+    : node_(node),
+      membership_(membership),
+      peers_(peers),
+      fenced_reads_(node->options().fenced_reads) {
   generation_.store(NextGeneration(), std::memory_order_release);
   if (membership_ != nullptr) {
     // Membership publishes current() before it calls subscribers, so a thread that sees
@@ -392,7 +398,16 @@ grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,
   AddEpochHint(context, md, *topology);
   if (grpc::Status s = CheckServing(*topology); !s.ok()) return s;
   if (md.local) return LocalWriteRefused();  // Route would refuse every item alike.
+  if (Fenced()) [[unlikely]] {
+    return FencedStatus();
+  }
   return CheckWriteConcern(*topology, write_concern, write_concern_timeout_ms);
+}
+
+grpc::Status CacheService::FencedStatus() const {
+  std::string detail = node_->StateDetail();
+  if (detail.empty()) detail = "node " + self_id() + " is fenced; retry";  // Unfenced meanwhile.
+  return {grpc::StatusCode::UNAVAILABLE, std::move(detail)};
 }
 
 grpc::Status CacheService::CheckServing(const internal::Topology* topology) const {
@@ -536,6 +551,20 @@ void CacheService::SingleKey(Call<Request, Response>& call, std::string_view key
                              const std::string& method, Local&& local) {
   const internal::Topology* topology = ThreadTopology();
   const RequestMetadata& md = call.metadata();
+  if (Fenced()) [[unlikely]] {
+    AddEpochHint(call.context(), md, topology);
+    if (access == Access::kWrite || !fenced_reads_) {
+      call.Reply(FencedStatus());
+      return;
+    }
+    // --fenced-reads: this node's copy, which may be stale; never forwarded.
+    call.context()->AddTrailingMetadata(kPossiblyStaleKey, "1");
+    if constexpr (requires { call.response()->set_possibly_stale(true); }) {
+      call.response()->set_possibly_stale(true);
+    }
+    local();
+    return;
+  }
   const ClusterMember* owner = nullptr;
   grpc::Status error;
   const Where where = Route(topology, md, key, access, &owner, &error);
@@ -685,6 +714,15 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
     call.Reply(std::move(s));
     return;
   }
+  // Fenced with --fenced-reads: every key from this node's copy, marked possibly stale.
+  const bool stale = Fenced();
+  if (stale) [[unlikely]] {
+    if (!fenced_reads_) {
+      call.Reply(FencedStatus());
+      return;
+    }
+    call.context()->AddTrailingMetadata(kPossiblyStaleKey, "1");
+  }
 
   v1::MultiGetResponse* response = call.response();
   response->mutable_results()->Reserve(n);
@@ -697,7 +735,9 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   for (int i = 0; i < n; ++i) {
     const ClusterMember* owner = nullptr;
     grpc::Status error;
-    switch (Route(topology, md, request.keys(i), access, &owner, &error)) {
+    const Where where =
+        stale ? Where::kHere : Route(topology, md, request.keys(i), access, &owner, &error);
+    switch (where) {
       case Where::kHere:
         local_keys.push_back(request.keys(i));
         local_index.push_back(i);
@@ -724,6 +764,7 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
     Result<std::vector<Result<Item>>> items = node_->MultiGet(local_keys);
     for (size_t j = 0; j < local_keys.size(); ++j) {
       v1::GetResult* out = response->mutable_results(local_index[j]);
+      if (stale) out->set_possibly_stale(true);
       if (!items.ok()) {
         SetOpStatus(items.status(), out->mutable_status());
         continue;
@@ -922,6 +963,12 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
 
 // ---- Node-level rpcs.
 
+// NodeState is numbered as ringcache.v1.NodeState, so Stats converts it with a cast.
+static_assert(static_cast<int>(NodeState::kServing) == v1::NODE_STATE_SERVING &&
+              static_cast<int>(NodeState::kFenced) == v1::NODE_STATE_FENCED &&
+              static_cast<int>(NodeState::kJoining) == v1::NODE_STATE_JOINING &&
+              static_cast<int>(NodeState::kLeaving) == v1::NODE_STATE_LEAVING);
+
 void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   NodeStats stats = node_->Stats();
   v1::StatsResponse* response = call.response();
@@ -938,6 +985,28 @@ void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   response->set_bytes_used(stats.cache.bytes_used);
   response->set_capacity_bytes(stats.cache.capacity_bytes);
   response->set_epoch(stats.epoch);
+  response->set_state(static_cast<v1::NodeState>(stats.state));
+  response->set_state_detail(std::move(stats.state_detail));
+  response->set_under_replicated_ranges(stats.under_replicated_ranges);
+  v1::MigrationProgress* migration = response->mutable_migration();
+  migration->set_epoch(stats.migration.epoch);
+  migration->set_ranges_total(stats.migration.ranges_total);
+  migration->set_ranges_done(stats.migration.ranges_done);
+  migration->set_keys_sent(stats.migration.keys_sent);
+  migration->set_bytes_sent(stats.migration.bytes_sent);
+  migration->set_keys_remaining(stats.migration.keys_remaining);
+  migration->set_bytes_remaining(stats.migration.bytes_remaining);
+  migration->set_keys_received(stats.migration.keys_received);
+  migration->set_bytes_received(stats.migration.bytes_received);
+  response->mutable_peers()->Reserve(static_cast<int>(stats.peers.size()));
+  for (PeerHealth& peer : stats.peers) {
+    v1::PeerHealth* out = response->add_peers();
+    out->set_id(std::move(peer.id));
+    out->set_reachable(peer.reachable);
+    out->set_last_heard_ms(peer.last_heard_ms);
+    out->set_suspected(peer.suspected);
+    for (std::string& by : peer.suspected_by) out->add_suspected_by(std::move(by));
+  }
   response->mutable_replicas()->Reserve(static_cast<int>(stats.replicas.size()));
   for (ReplicaLinkStats& link : stats.replicas) {
     v1::ReplicaLinkStats* out = response->add_replicas();
@@ -1147,6 +1216,19 @@ PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
     } else {
       error = UnknownReadPreference(preference);
     }
+  }
+  if (error.ok() && Fenced()) [[unlikely]] {
+    if (access == Access::kWrite || !fenced_reads_) {
+      error = FencedStatus();
+      SetOpStatus(error, result->mutable_status());
+      return {.kind = PipelineStep::kAnswered,
+              .bytes = kResultOverheadBytes + error.error_message().size()};
+    }
+    // --fenced-reads: this node's copy, marked possibly stale; never forwarded.
+    const size_t bytes = ExecuteHere(node_, op, result, nullptr);
+    if (result->has_get()) result->mutable_get()->set_possibly_stale(true);
+    if (result->has_ttl()) result->mutable_ttl()->set_possibly_stale(true);
+    return {.kind = PipelineStep::kAnswered, .bytes = bytes};
   }
   const ClusterMember* owner = nullptr;
   Where where = Where::kError;

@@ -20,6 +20,12 @@
 //    callback with replicas_acked.
 //  - Metadata: ringcache-local, ringcache-forwarded-by, ringcache-epoch (request_metadata.h).
 //  - Before the node holds its first view, every rpc but Stats and Topology is UNAVAILABLE.
+//  - Fenced (NodeState::kFenced, docs/design/failover.md): writes are UNAVAILABLE with the
+//    fencing reason, even those that would be forwarded; reads too, unless the node runs
+//    with fenced_reads: then every read is served from the local cache, never forwarded,
+//    marked possibly_stale (and, on unary calls, trailing metadata
+//    ringcache-possibly-stale: 1). The check is one relaxed atomic load per call (per
+//    operation in a Pipeline); the rest runs only while fenced.
 //
 // Thread safety: every method may be called concurrently. The only mutable state is the
 // topology generation (an atomic) and the per-thread topology caches.
@@ -187,6 +193,10 @@ class CacheService final {
               Access access, const ClusterMember** owner, grpc::Status* error) const;
   // OK, or UNAVAILABLE while the node has no view yet (`topology` null with membership).
   grpc::Status CheckServing(const internal::Topology* topology) const;
+  // True while the node is fenced (one relaxed atomic load).
+  bool Fenced() const { return node_->state() == NodeState::kFenced; }
+  // The UNAVAILABLE status of a call refused while fenced (the node's fencing reason).
+  grpc::Status FencedStatus() const;
   // OK for k == 0; else INVALID_ARGUMENT if k or the timeout is over its limit.
   grpc::Status CheckWriteConcern(const internal::Topology* topology, uint32_t k,
                                  uint32_t timeout_ms) const;
@@ -218,6 +228,7 @@ class CacheService final {
   Node* const node_;              // Not owned.
   Membership* const membership_;  // Not owned; may be null.
   PeerPool* const peers_;         // Not owned; may be null.
+  const bool fenced_reads_;       // node_->options().fenced_reads.
   int subscription_ = -1;
 
   // Changes (to a process-wide unique value) whenever membership adopts a view; a thread's

@@ -234,10 +234,18 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
           env->watchers.Publish(view);
         });
   }
-  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
-    for (const char* name : kHealthServices) health->SetServingStatus(name, true);
-  }
+  // A standalone server serves at once; a cluster node's health follows its state (the
+  // Node calls SetServing once it is serving).
+  server->SetServing(handlers->membership() == nullptr);
   return server;
+}
+
+void CallbackServer::SetServing(bool serving) {
+  std::lock_guard lock(health_mu_);
+  if (health_closed_ || server_ == nullptr) return;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    for (const char* name : kHealthServices) health->SetServingStatus(name, serving);
+  }
 }
 
 CallbackServer::~CallbackServer() { Shutdown(std::chrono::system_clock::now()); }
@@ -245,8 +253,10 @@ CallbackServer::~CallbackServer() { Shutdown(std::chrono::system_clock::now()); 
 void CallbackServer::BeginShutdown() {
   if (shutdown_begun_ || server_ == nullptr) return;
   shutdown_begun_ = true;
-  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
-    for (const char* name : kHealthServices) health->SetServingStatus(name, false);
+  SetServing(false);
+  {
+    std::lock_guard lock(health_mu_);
+    health_closed_ = true;
   }
   // No more views for the watchers (Unsubscribe waits for a Publish in progress), then end
   // them: a watch never ends by itself, and must not hold the shutdown for the grace period.

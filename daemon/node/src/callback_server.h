@@ -10,7 +10,9 @@
 //    at most, its state under a per-stream mutex;
 //  - WatchTopology: WatchTopologyReactor (topology_watch.h); the server subscribes to the
 //    node's Membership and fans every adopted view out to the open watch streams;
-//  - health (grpc.health.v1) and reflection come from gRPC's own implementations.
+//  - health (grpc.health.v1) and reflection come from gRPC's own implementations. The
+//    services "" and "ringcache.v1.Cache" report the node's state (SetServing): a node with
+//    membership starts NOT_SERVING and the Node flips it to SERVING in NodeState::kServing.
 //
 // Shutdown: BeginShutdown() flips health to NOT_SERVING, ends every WatchTopology stream
 // (UNAVAILABLE) and asks every Pipeline stream to drain; Shutdown(deadline) stops accepting, waits
@@ -20,7 +22,8 @@
 // period.
 //
 // Thread safety: Start, BeginShutdown and Shutdown are called by the owning Node (which
-// serializes them); never from a gRPC thread.
+// serializes them); never from a gRPC thread. SetServing may be called from any thread,
+// concurrently with them (health_mu_).
 #pragma once
 
 #include <grpcpp/impl/service_type.h>
@@ -30,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -83,6 +87,10 @@ class CallbackServer {
   CallbackServer(const CallbackServer&) = delete;
   CallbackServer& operator=(const CallbackServer&) = delete;
 
+  // The health status of "" and "ringcache.v1.Cache": SERVING or NOT_SERVING. Ignored once
+  // BeginShutdown has started (health stays NOT_SERVING). Any thread.
+  void SetServing(bool serving);
+
   // Health NOT_SERVING; WatchTopology streams end with UNAVAILABLE; Pipeline streams
   // flush what they have read (and wait for their forwarded operations) and end with
   // UNAVAILABLE. Returns at once. Idempotent.
@@ -103,6 +111,10 @@ class CallbackServer {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+
+  // Serializes health changes against BeginShutdown's final NOT_SERVING.
+  std::mutex health_mu_;
+  bool health_closed_ = false;  // Protected by health_mu_.
 
   // Used only by the owner's thread (see the class comment).
   Membership* membership_ = nullptr;  // Not owned; null once unsubscribed.

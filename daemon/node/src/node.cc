@@ -1,15 +1,26 @@
 // Node: operations over the local cache (writes through the ReplicatedStore), and the
 // lifecycle of its parts.
 //
-// Start order: cache -> PeerPool -> ReplicatedStore -> Membership -> CacheService ->
-// CallbackServer (Cache + Membership + Replication services) -> the store subscribes to
-// views -> JoinOrBootstrap (needs the server: peers push views to us while we join) ->
-// cluster metrics -> metrics endpoint. Shutdown: the gRPC server (in-flight calls finish, writes
-// still replicate), then membership (pushes), then the store (links), the metrics endpoint, the
-// janitor. Members of Impl are destroyed in reverse order of declaration.
+// Start order: cache -> PeerPool -> ReplicatedStore -> Membership -> FailoverManager (its
+// heartbeat transport, hooks into Membership) -> CacheService -> CallbackServer (Cache +
+// Membership + Replication services) -> the store, the failover manager and the node state
+// subscribe to views -> JoinOrBootstrap (needs the server: peers push views to us while we
+// join) -> heartbeats start -> cluster metrics -> metrics endpoint. Shutdown: the gRPC server
+// (in-flight calls finish, writes still replicate), then the failover manager (heartbeats),
+// membership (pushes), the store (links), the metrics endpoint, the janitor. Members of Impl
+// are destroyed in reverse order of declaration.
 //
-// Lock order: shutdown_mu_ is the node's only mutex; it is never held while calling into
-// the gRPC server, the metrics server, membership, the store or the cache.
+// Node state (NodeState): recomputed under state_mu on every adopted view and every fencing
+// change, published in an atomic (the hot path reads it with one relaxed load) and mirrored
+// in the gRPC health status (SERVING only in kServing).
+//
+// Leaving: Membership calls the left hook once the node has left the view; the node then
+// shuts itself down from its own thread (self_shutdown), never from a gRPC thread, so that
+// Wait() returns; ~Node joins that thread.
+//
+// Lock order: state_mu -> (membership's snapshot, the gRPC health service). shutdown_mu is
+// a leaf; neither is held while calling into the gRPC server's shutdown, the metrics
+// server, membership's blocking calls, the store or the cache.
 #include "ringcache/node/node.h"
 
 #include <unistd.h>
@@ -24,6 +35,7 @@
 
 #include "cache_service.h"
 #include "callback_server.h"
+#include "failover_manager.h"
 #include "membership.h"
 #include "node_metrics.h"
 #include "peer_pool.h"
@@ -46,6 +58,10 @@ constexpr uint64_t kMinMemoryBytes = 128;
 constexpr uint64_t kMinBacklogBytes = uint64_t{1} << 20;
 // Deadline of each membership rpc (Join, PushView, the probe of an old address).
 constexpr std::chrono::milliseconds kMembershipCallTimeout{2000};
+// Shortest heartbeat interval accepted.
+constexpr std::chrono::milliseconds kMinHeartbeatInterval{10};
+// How often Leave() looks whether the node is shutting down while it waits for the drain.
+constexpr std::chrono::milliseconds kLeavePoll{100};
 
 std::string Hostname() {
   char name[HOST_NAME_MAX + 1] = {};
@@ -159,12 +175,35 @@ Status CheckClusterOptions(const NodeOptions& o) {
       !s.ok()) {
     return s;
   }
-  return CheckPositive("forward_timeout", o.forward_timeout, kHour);
+  if (Status s = CheckPositive("forward_timeout", o.forward_timeout, kHour); !s.ok()) return s;
+  if (Status s = CheckPositive("failure_timeout", o.failure_timeout, kHour); !s.ok()) return s;
+  if (o.heartbeat_interval < kMinHeartbeatInterval || o.heartbeat_interval >= o.failure_timeout) {
+    return Status::InvalidArgument(
+        "heartbeat_interval must be at least " + std::to_string(kMinHeartbeatInterval.count()) +
+        " ms and below failure_timeout (" + std::to_string(o.failure_timeout.count()) +
+        " ms), got " + std::to_string(o.heartbeat_interval.count()) + " ms");
+  }
+  constexpr std::chrono::milliseconds kDay{86'400'000};
+  return CheckPositive("drain_timeout", o.drain_timeout, kDay);
 }
 
 }  // namespace
 
 std::string_view NodeVersion() { return RINGCACHE_VERSION; }
+
+std::string_view NodeStateName(NodeState state) {
+  switch (state) {
+    case NodeState::kServing:
+      return "serving";
+    case NodeState::kFenced:
+      return "fenced";
+    case NodeState::kJoining:
+      return "joining";
+    case NodeState::kLeaving:
+      return "leaving";
+  }
+  return "unknown";
+}
 
 Status NodeOptions::Validate() const {
   if (Status s = CheckHostPort("listen_address", listen_address); !s.ok()) return s;
@@ -225,22 +264,77 @@ struct Node::Impl {
   std::unique_ptr<internal::PeerPool> peers;
   std::unique_ptr<internal::ReplicatedStore> store;
   std::unique_ptr<internal::Membership> membership;
+  std::unique_ptr<internal::HeartbeatTransport> heartbeats;
+  std::unique_ptr<internal::FailoverManager> failover;
   std::unique_ptr<internal::CacheService> handlers;
   std::unique_ptr<internal::CallbackServer> server;
   std::unique_ptr<metrics::HttpMetricsServer> http;
 
   std::atomic<bool> shutting_down{false};
+  // Published by RecomputeState (under state_mu); read with a relaxed load.
+  std::atomic<NodeState> state{NodeState::kJoining};
+  // Set by the failover manager's fencing hook.
+  std::atomic<bool> fenced{false};
+  // Node::Leave() got the coordinator's OK: leaving until the node is out of the view.
+
+  std::mutex state_mu;  // Serializes RecomputeState (state + health stay in step).
 
   std::mutex shutdown_mu;
   std::condition_variable shutdown_cv;
   // Protected by shutdown_mu.
   bool shutdown_started = false;
   bool shutdown_done = false;
+  std::thread self_shutdown;  // Started by the left hook; joined by ~Node.
+
+  // The state the current view and fencing imply.
+  NodeState ComputeState() const {
+    const std::shared_ptr<const internal::Topology> topology =
+        membership != nullptr ? membership->current() : nullptr;
+    const ClusterMember* self = topology != nullptr ? topology->self_member : nullptr;
+    // Fenced first: a LEAVING member still owns its ranges and votes, so a cut-off leaver
+    // must refuse writes like any other owner (the majority may be failing it over).
+    if (fenced.load(std::memory_order_acquire) && self != nullptr &&
+        (self->state == MemberState::kServing || self->state == MemberState::kLeaving)) {
+      return NodeState::kFenced;
+    }
+    // Leaving from the request on (Node::Leave or a client's Membership.Leave) until the
+    // node is gone, also once the view no longer holds it. Membership clears its flag when
+    // the coordinator refuses the leave or the node is failed and rejoins.
+    if ((membership != nullptr && membership->leave_requested()) ||
+        (self != nullptr && self->state == MemberState::kLeaving)) {
+      return NodeState::kLeaving;
+    }
+    if (self == nullptr || self->state != MemberState::kServing) return NodeState::kJoining;
+    if (fenced.load(std::memory_order_acquire)) return NodeState::kFenced;
+    return NodeState::kServing;
+  }
+
+  // Recomputes the state after a view or fencing change; health follows it. Any thread
+  // but one holding state_mu.
+  void RecomputeState() {
+    std::lock_guard lock(state_mu);
+    const NodeState next = ComputeState();
+    const NodeState previous = state.exchange(next, std::memory_order_relaxed);
+    if (next == previous) return;
+    if (server != nullptr) server->SetServing(next == NodeState::kServing);
+    if (options.log) {
+      options.log(LogLevel::kInfo, "node state: " + std::string(NodeStateName(previous)) + " -> " +
+                                       std::string(NodeStateName(next)));
+    }
+  }
 };
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Node::~Node() { Shutdown(); }
+Node::~Node() {
+  Shutdown();
+  std::thread self_shutdown;
+  {
+    std::lock_guard lock(impl_->shutdown_mu);
+    self_shutdown = std::move(impl_->self_shutdown);
+  }
+  if (self_shutdown.joinable()) self_shutdown.join();
+}
 
 Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   if (Status s = options.Validate(); !s.ok()) return s;
@@ -281,10 +375,62 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                   .call_timeout = kMembershipCallTimeout,
                                   .log = options.log},
       impl->peers.get());
+  impl->heartbeats = internal::MakeGrpcHeartbeatTransport(impl->peers.get());
 
   // The node exists before its servers: they call its operations.
   std::unique_ptr<Node> node(new Node(std::move(impl)));
   Impl& n = *node->impl_;
+  Node* const self = node.get();
+  internal::Membership* const membership = n.membership.get();
+  n.failover = std::make_unique<internal::FailoverManager>(
+      internal::FailoverOptions{.self_id = options.node_id,
+                                .heartbeat_interval = options.heartbeat_interval,
+                                .failure_timeout = options.failure_timeout,
+                                .log = options.log,
+                                .now = {}},
+      n.heartbeats.get(),
+      internal::FailoverHooks{
+          .mark_failed =
+              [membership](const std::vector<std::string>& ids, const std::string& reason) {
+                return membership->MarkFailed(ids, reason);
+              },
+          .offer_view = [membership](
+                            const v1::ClusterView& view,
+                            const std::string& from) { membership->OfferView(view, from); },
+          // The manager logs the change itself ("fenced: ...", "unfenced: ...").
+          .on_fence_change =
+              [&n](bool fenced, const std::string& /*reason*/) {
+                n.fenced.store(fenced, std::memory_order_release);
+                n.RecomputeState();
+              },
+      });
+  internal::FailoverManager* const failover = n.failover.get();
+  // Before the server serves Membership.Heartbeat (until then it answers UNAVAILABLE).
+  membership->SetHeartbeatHandler(
+      [failover](const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response) {
+        failover->HandleHeartbeat(request, response);
+      });
+  // A node declared failed rejoins empty: what it holds may have been overwritten since.
+  // ClearLocalData, not Cache::Clear alone: the replica's resume state must go too, or its
+  // primaries would resume instead of sending everything again.
+  internal::ReplicatedStore* const store_for_hooks = n.store.get();
+  membership->SetRejoinHook([store_for_hooks] { store_for_hooks->ClearLocalData(); });
+  // Once out of the view, the node stops by itself (on its own thread: the hook runs on a
+  // membership or gRPC thread, which Shutdown must not run on).
+  membership->SetLeftHook([self, &n] {
+    std::lock_guard lock(n.shutdown_mu);
+    if (n.shutdown_started || n.self_shutdown.joinable()) return;
+    if (n.options.log) n.options.log(LogLevel::kInfo, "left the cluster: shutting down");
+    // Shutdown lets the links to the new owners drain first.
+    n.self_shutdown = std::thread([self] { self->Shutdown(); });
+  });
+  // A fenced node (maybe on the minority side of a partition) changes no view.
+  membership->SetMayCoordinate([failover] { return !failover->fenced(); });
+  // The node state follows a leave request (and its refusal) too, not only views.
+  membership->SetLeaveStateHook([&n] { n.RecomputeState(); });
+  // Before the store's first view.
+  n.store->SetTransitionReadyCallback(
+      [membership](uint64_t epoch) { membership->ReportTransitionReady(epoch); });
   n.handlers =
       std::make_unique<internal::CacheService>(node.get(), n.membership.get(), n.peers.get());
 
@@ -298,28 +444,46 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   n.server = std::move(server).value();
   n.grpc_address = WithPort(options.listen_address, n.server->port());
 
-  // Every view from the first one on reaches the store (it opens replica links on it).
+  // Every view from the first one on reaches the store (it opens replica links on it), the
+  // failover manager (whom to heartbeat, who votes) and the node state.
   internal::ReplicatedStore* store = n.store.get();
-  n.membership->Subscribe([store](std::shared_ptr<const internal::Topology> topology) {
-    store->OnTopology(std::move(topology));
-  });
+  n.membership->Subscribe(
+      [store, failover, &n](std::shared_ptr<const internal::Topology> topology) {
+        failover->OnTopology(topology);
+        store->OnTopology(std::move(topology));
+        n.RecomputeState();
+      });
   // A view pushed to this node between the server's start and the subscription (a member
   // restarted on its old port while the coordinator retries a push) was adopted without
   // the store: hand it over now (the store ignores a view it already has).
-  store->OnTopology(n.membership->current());
+  if (std::shared_ptr<const internal::Topology> topology = n.membership->current()) {
+    failover->OnTopology(topology);
+    store->OnTopology(std::move(topology));
+  }
   // Blocks until this node holds a view with itself (bootstrap, or join through seeds).
   // On failure ~Node shuts the server down.
   const std::string& advertised =
       options.advertise_address.empty() ? n.grpc_address : options.advertise_address;
   if (Status s = n.membership->JoinOrBootstrap(advertised); !s.ok()) return s;
+  n.RecomputeState();
+  n.failover->Start();
   // Before the endpoint serves its first scrape.
-  n.metrics->AttachCluster(n.membership.get(), n.store.get());
+  n.metrics->AttachCluster(n.membership.get(), n.store.get(), n.failover.get(),
+                           [self] { return self->state(); });
 
   if (!options.metrics_listen_address.empty()) {
     Impl* impl_ptr = &n;
     Result<std::unique_ptr<metrics::HttpMetricsServer>> http = metrics::HttpMetricsServer::Start(
-        options.metrics_listen_address, n.registry.get(),
-        [impl_ptr] { return !impl_ptr->shutting_down.load(std::memory_order_acquire); });
+        options.metrics_listen_address, n.registry.get(), [impl_ptr](std::string* reason) {
+          if (impl_ptr->shutting_down.load(std::memory_order_acquire)) {
+            *reason = "shutting down";
+            return false;
+          }
+          const NodeState state = impl_ptr->state.load(std::memory_order_relaxed);
+          if (state == NodeState::kServing) return true;
+          *reason = std::string(NodeStateName(state));
+          return false;
+        });
     if (!http.ok()) return http.status();  // ~Node stops the gRPC server.
     n.http = std::move(http).value();
     n.metrics_address = n.http->bound_address();
@@ -343,6 +507,14 @@ void Node::Shutdown() {
   if (n.server != nullptr) {
     n.server->Shutdown(std::chrono::system_clock::now() + n.options.shutdown_grace);
   }
+  // A node that has left lets the links to its ranges' new owners drain first (writes it
+  // applied just before the final view), bounded by the ack timeout: the store's Shutdown
+  // stops draining links at once.
+  if (n.membership != nullptr && n.store != nullptr && n.membership->left()) {
+    n.store->WaitDrained(n.options.replication_ack_timeout);
+  }
+  // Heartbeats stop before membership: the manager's hooks call into it.
+  if (n.failover != nullptr) n.failover->Shutdown();
   if (n.membership != nullptr) n.membership->Shutdown();
   if (n.store != nullptr) n.store->Shutdown();
   if (n.http != nullptr) n.http->Stop();
@@ -361,6 +533,65 @@ void Node::Wait() {
 }
 
 bool Node::shutting_down() const { return impl_->shutting_down.load(std::memory_order_acquire); }
+
+NodeState Node::state() const { return impl_->state.load(std::memory_order_relaxed); }
+
+std::string Node::StateDetail() const {
+  const Impl& n = *impl_;
+  switch (state()) {
+    case NodeState::kServing:
+      return "";
+    case NodeState::kFenced: {
+      std::string reason = n.failover->fence_reason();
+      if (reason.empty()) reason = "it cannot reach a majority of the voting members";
+      if (reason.rfind("node ", 0) == 0) return reason;
+      return "node " + n.options.node_id + " is fenced: " + reason +
+             "; writes are refused until it rejoins the cluster";
+    }
+    case NodeState::kJoining: {
+      const std::shared_ptr<const internal::Topology> t = n.membership->current();
+      const ClusterMember* self = t != nullptr ? t->self_member : nullptr;
+      if (self != nullptr && self->state == MemberState::kFailed) {
+        return "declared failed in epoch " + std::to_string(t->epoch()) +
+               "; rejoining the cluster empty";
+      }
+      if (self == nullptr) return "not in the cluster view yet; joining";
+      return "joining in epoch " + std::to_string(t->epoch()) +
+             ": receiving its ranges from their current owners; not an owner yet";
+    }
+    case NodeState::kLeaving:
+      return "leaving: streaming its ranges to their next owners; it leaves the view once "
+             "they have them";
+  }
+  return "";
+}
+
+Status Node::Leave() {
+  Impl& n = *impl_;
+  if (n.shutting_down.load(std::memory_order_acquire)) {
+    return Status::Unavailable("node " + n.options.node_id + " is shutting down");
+  }
+  if (Status s = n.membership->RequestLeave(); !s.ok()) return s;
+  n.RecomputeState();
+  const auto deadline = std::chrono::steady_clock::now() + n.options.drain_timeout;
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    "node " + n.options.node_id +
+                        " did not finish leaving within the drain timeout of " +
+                        std::to_string(n.options.drain_timeout.count()) + " ms");
+    }
+    const auto slice = std::min<std::chrono::steady_clock::duration>(deadline - now, kLeavePoll);
+    if (n.membership->WaitLeft(std::chrono::ceil<std::chrono::milliseconds>(slice))) {
+      return Status::Ok();
+    }
+    if (n.shutting_down.load(std::memory_order_acquire)) {
+      return Status::Unavailable("node " + n.options.node_id +
+                                 " shut down before it finished leaving");
+    }
+  }
+}
 const std::string& Node::grpc_address() const { return impl_->grpc_address; }
 const std::string& Node::metrics_address() const { return impl_->metrics_address; }
 const NodeOptions& Node::options() const { return impl_->options; }
@@ -369,16 +600,30 @@ Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const
   return impl_->cache->Get(key, value, meta);
 }
 
+namespace {
+
+// Writes are refused while the node is fenced (the gRPC front end checks first, with the
+// same message); one relaxed load otherwise.
+Status RefuseIfFenced(const Node& node) {
+  if (node.state() != NodeState::kFenced) return Status::Ok();
+  return Status::Unavailable(node.StateDetail());
+}
+
+}  // namespace
+
 Result<uint64_t> Node::Set(std::string_view key, std::string_view value, const SetOptions& options,
                            WriteTicket* ticket) {
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Set(key, value, options, ticket);
 }
 
 Status Node::Delete(std::string_view key, WriteTicket* ticket) {
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Delete(key, ticket);
 }
 
 Status Node::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket) {
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Touch(key, ttl_ms, ticket);
 }
 
@@ -386,6 +631,7 @@ Result<uint64_t> Node::Ttl(std::string_view key) const { return impl_->cache->Tt
 
 Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
                               WriteTicket* ticket) {
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Incr(key, delta, ttl_ms_if_created, ticket);
 }
 
@@ -404,12 +650,14 @@ Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_vie
 Result<std::vector<Result<uint64_t>>> Node::MultiSet(std::span<const SetItem> items,
                                                      WriteTicket* ticket) {
   if (Status s = CheckBatchSize("MultiSet", items.size()); !s.ok()) return s;
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->MultiSet(items, ticket);
 }
 
 Result<std::vector<Status>> Node::MultiDelete(std::span<const std::string_view> keys,
                                               WriteTicket* ticket) {
   if (Status s = CheckBatchSize("MultiDelete", keys.size()); !s.ok()) return s;
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->MultiDelete(keys, ticket);
 }
 
@@ -441,6 +689,11 @@ NodeStats Node::Stats() const {
       .cache = impl_->cache->Stats(),
       .epoch = topology != nullptr ? topology->epoch() : 0,
       .replicas = impl_->store->LinkStats(),
+      .state = state(),
+      .state_detail = StateDetail(),
+      .under_replicated_ranges = impl_->store->UnderReplicatedRanges(),
+      .migration = impl_->store->Migration(),
+      .peers = impl_->failover->Peers(),
   };
 }
 

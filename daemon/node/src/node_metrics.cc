@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "failover_manager.h"
 #include "membership.h"
 #include "replication.h"
 #include "ringcache/status.h"
@@ -94,7 +95,8 @@ std::vector<double> ReplicationLagBuckets() {
 
 }  // namespace
 
-void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store) {
+void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store,
+                                const FailoverManager* failover, std::function<NodeState()> state) {
   metrics::HistogramFamily& lag = registry_->AddHistogramFamily(
       "ringcache_replication_ack_latency_seconds",
       "Per replicated write: seconds from the primary's apply to the replica's ack (each "
@@ -102,6 +104,49 @@ void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store) 
       {"replica"}, ReplicationLagBuckets());
   store->SetAckLatencyHistograms(
       [&lag](const std::string& replica_id) { return &lag.WithLabels({replica_id}); });
+
+  registry_->AddCollector([failover, store, state = std::move(state)](metrics::Writer& w) {
+    const NodeState now = state();
+    for (const NodeState s :
+         {NodeState::kServing, NodeState::kFenced, NodeState::kJoining, NodeState::kLeaving}) {
+      w.Gauge("ringcache_node_state",
+              "The node's state: 1 for the current one (serving, fenced, joining, leaving), "
+              "0 for the others. gRPC health and /healthz are SERVING only when serving.",
+              s == now ? 1.0 : 0.0, {{"state", std::string(NodeStateName(s))}});
+    }
+    w.Gauge("ringcache_under_replicated_ranges",
+            "Ranges this node is the primary of with fewer in-sync copies than the "
+            "replication factor (a replica syncing, disconnected or missing).",
+            static_cast<double>(store->UnderReplicatedRanges()));
+    const MigrationProgress m = store->Migration();
+    w.Gauge("ringcache_migration_ranges_total",
+            "Moving ranges this node streams to new owners in the current transition (0 "
+            "when none is in progress).",
+            static_cast<double>(m.ranges_total));
+    w.Gauge("ringcache_migration_ranges_done",
+            "Moving ranges of the current transition whose new owners have them.",
+            static_cast<double>(m.ranges_done));
+    w.Gauge("ringcache_migration_keys_sent", "Keys sent to new owners in the current transition.",
+            static_cast<double>(m.keys_sent));
+    w.Gauge("ringcache_migration_bytes_sent",
+            "Bytes (keys + values) sent to new owners in the current transition.",
+            static_cast<double>(m.bytes_sent));
+    w.Gauge("ringcache_migration_keys_remaining",
+            "Estimate of the keys left to send in the current transition.",
+            static_cast<double>(m.keys_remaining));
+    w.Gauge("ringcache_migration_bytes_remaining",
+            "Estimate of the bytes left to send in the current transition.",
+            static_cast<double>(m.bytes_remaining));
+    w.Counter("ringcache_migration_keys_received_total",
+              "Keys this node received as a new owner since it started.", m.keys_received);
+    for (const PeerHealth& peer : failover->Peers()) {
+      w.Gauge("ringcache_peer_reachable",
+              "1 if the member answered a heartbeat within the failure timeout, else 0.",
+              peer.reachable ? 1.0 : 0.0, {{"peer", peer.id}});
+    }
+    w.Counter("ringcache_failovers_total", "Members this node declared failed as the coordinator.",
+              failover->failovers());
+  });
 
   registry_->AddCollector([membership, store](metrics::Writer& w) {
     if (std::shared_ptr<const Topology> t = membership->current(); t != nullptr) {

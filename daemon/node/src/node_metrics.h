@@ -6,9 +6,10 @@
 // seen and cached in an atomic pointer; histogram children are resolved at construction.
 // Cache counters and gauges are read from Cache::Stats() at scrape time by a collector.
 //
-// Cluster metrics (AttachCluster) are read at scrape time from Membership's current view
-// and ReplicatedStore::LinkStats(), plus a per-replica histogram of replication lag that
-// the store's links observe per acknowledged write.
+// Cluster metrics (AttachCluster) are read at scrape time from Membership's current view,
+// ReplicatedStore::LinkStats() / Migration() / UnderReplicatedRanges(), the
+// FailoverManager's peers and the node's state, plus a per-replica histogram of
+// replication lag that the store's links observe per acknowledged write.
 //
 // Thread safety: Record() and the gauges may be used from any thread concurrently.
 // AttachCluster is called once, at startup.
@@ -23,9 +24,11 @@
 
 #include "ringcache/cache.h"
 #include "ringcache/metrics/metrics.h"
+#include "ringcache/node/node.h"
 
 namespace ringcache::internal {
 
+class FailoverManager;
 class Membership;
 class ReplicatedStore;
 
@@ -76,8 +79,19 @@ class NodeMetrics {
   //   ringcache_replication_resumes_total{replica}                   counters, per link
   //   ringcache_replication_ack_latency_seconds{replica}             histogram: per write,
   //       from the primary's apply to the replica's ack (the replication lag of the write)
-  // Call once.
-  void AttachCluster(Membership* membership, ReplicatedStore* store);
+  //   ringcache_node_state{state}                  gauge: 1 for the current state, else 0
+  //   ringcache_under_replicated_ranges            gauge
+  //   ringcache_migration_ranges_total, _ranges_done, _keys_remaining,
+  //   _bytes_remaining                              gauges (current transition)
+  //   ringcache_migration_keys_sent, _bytes_sent (gauges: back to 0 after a transition),
+  //   _keys_received_total                          counters
+  //   ringcache_peer_reachable{peer}               gauge, per other member
+  //   ringcache_failovers_total                    counter: members this node declared
+  //                                                failed as the coordinator
+  // `failover` is not owned either; `state` returns the node's state (called per scrape,
+  // on the scraping thread). Call once.
+  void AttachCluster(Membership* membership, ReplicatedStore* store,
+                     const FailoverManager* failover, std::function<NodeState()> state);
 
  private:
   metrics::Counter& RequestCounterSlow(Rpc rpc, int code);

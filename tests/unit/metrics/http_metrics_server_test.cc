@@ -103,7 +103,8 @@ TEST_CASE("HttpMetricsServer serves /metrics and /healthz", "[unit][metrics][htt
   MetricsRegistry registry;
   registry.AddCounter("ringcache_cache_hits_total", "Hits.").Increment(12);
   std::atomic<bool> healthy{true};
-  auto server = HttpMetricsServer::Start("127.0.0.1:0", &registry, [&] { return healthy.load(); });
+  auto server = HttpMetricsServer::Start("127.0.0.1:0", &registry,
+                                         [&](std::string*) { return healthy.load(); });
   REQUIRE(server.ok());
   uint16_t port = (*server)->port();
   REQUIRE(port != 0);

@@ -1,7 +1,8 @@
 // HttpMetricsServer: a tiny HTTP/1.1 endpoint for Prometheus scrapes and liveness checks.
 //
 //   GET /metrics  200, MetricsRegistry::Render(), Content-Type: text/plain; version=0.0.4; ...
-//   GET /healthz  200 "ok\n" while healthy() returns true, else 503 "shutting down\n"
+//   GET /healthz  200 "ok\n" while healthy() returns true, else 503 with the reason it
+//                 gave (default "shutting down") and a newline
 //   other path    404        other method  405 (Allow: GET)      malformed request  400
 //   request head larger than max_request_bytes: 431
 // One request per connection (responses carry "Connection: close"); a query string is
@@ -41,15 +42,19 @@ struct HttpMetricsServerOptions {
 
 class HttpMetricsServer {
  public:
+  using HealthCheck = std::function<bool(std::string* reason)>;
+
   // Binds `host_port` ("127.0.0.1:9700", "[::1]:0", "localhost:9700"; port 0 = any free
   // port; an empty host means every IPv4 interface) and starts serving.
   // `registry`: not owned, must outlive the server; nullptr serves an empty /metrics.
-  // `healthy`: called on the server thread per /healthz; empty = always healthy.
+  // `healthy`: called on the server thread per /healthz; returns false when unhealthy,
+  // and may then set *reason (the 503 body, e.g. "fenced"; left empty = "shutting down").
+  // Empty = always healthy.
   // Errors: INVALID_ARGUMENT for a malformed address; UNAVAILABLE when it cannot be
   // resolved or bound, e.g. "cannot listen on 127.0.0.1:9700: Address already in use".
   static Result<std::unique_ptr<HttpMetricsServer>> Start(const std::string& host_port,
                                                           const MetricsRegistry* registry,
-                                                          std::function<bool()> healthy,
+                                                          HealthCheck healthy,
                                                           HttpMetricsServerOptions options = {});
 
   ~HttpMetricsServer();  // Calls Stop().

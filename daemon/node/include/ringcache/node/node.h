@@ -236,8 +236,11 @@ class Node {
   // ringcached exits 0). Errors: FAILED_PRECONDITION (the only member, or not serving),
   // UNAVAILABLE (coordinator unreachable), DEADLINE_EXCEEDED (drain timeout).
   Status Leave();
-  // The node's state now (cheap).
+  // The node's state now (cheap: one atomic load).
   NodeState state() const;
+  // A sentence explaining state(): why the node is fenced (the message fenced calls are
+  // refused with), what it waits for while joining or leaving; "" when serving.
+  std::string StateDetail() const;
 
   // True from the moment Shutdown() starts.
   bool shutting_down() const;
@@ -254,6 +257,7 @@ class Node {
   // key to its owner is the front end's job (the gRPC service forwards; C++ programs use
   // ringcache::client). A write of a key this node is the primary of is shipped to the
   // key's replicas; `ticket` (if non-null) receives where it stands, for WaitForReplicas.
+  // Writes return UNAVAILABLE (naming the reason) while the node is fenced.
 
   // NOT_FOUND if absent or expired. `meta` may be nullptr.
   Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
