@@ -67,12 +67,26 @@ main_job() {
       sleep 0.1
       waited=$((waited + 1))
     done
-    echo "n${i} serving on ${addr} (metrics http://${metrics}/metrics)"
+    echo "n${i} started on ${addr} (metrics http://${metrics}/metrics)"
   }
 
   start_node 1
   start_node 2 "${addrs[0]}"
   start_node 3 "${addrs[0]}"
+  # A joiner is JOINING until its ranges have arrived: wait (bounded, 20 s) until every
+  # member serves, as an operator watching `cluster status` would.
+  local tries=0 status=""
+  while true; do
+    status=$("${cli}" --addr "${addrs[0]}" cluster status 2>&1) &&
+      ! grep -qE 'joining|leaving' <<<"${status}" && break
+    tries=$((tries + 1))
+    if [ "${tries}" -ge 200 ]; then
+      echo "the cluster did not converge within 20 s:" >&2
+      echo "${status}" >&2
+      break
+    fi
+    sleep 0.1
+  done
   echo
   echo "---- n3's log:"
   cat "${run_dir}/n3.log"

@@ -541,7 +541,10 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<ringcache::Node> node = std::move(started).value();
   signals.SetServing();
-  spdlog::info("serving: node_id={} grpc={} metrics={} epoch={}", node->options().node_id,
+  // "serving" for a member that owns its ranges; a joiner is "joining" until they arrive
+  // (a "node state: joining -> serving" line follows).
+  spdlog::info("{}: node_id={} grpc={} metrics={} epoch={}",
+               ringcache::NodeStateName(node->state()), node->options().node_id,
                node->grpc_address(),
                node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
                node->Stats().epoch);

@@ -2,7 +2,8 @@
 # Runs a command against a fresh 3-node cluster on 127.0.0.1:
 #   with_cluster.sh RINGCACHED COMMAND [ARGS...]
 # Every "{seeds}" in ARGS becomes the nodes' HOST:PORTs, comma-separated. n1 bootstraps
-# the cluster; n2 and n3 join through it (each writes its ready file once it holds a view).
+# the cluster; n2 and n3 join through it (each writes its ready file once it holds a view);
+# the command runs once every member serves.
 # Exit code: the command's; 1 if a node does not start or does not stop cleanly.
 set -euo pipefail
 ringcached=$1
@@ -43,6 +44,19 @@ start_node n2 --seeds "$first"
 second=$ADDR
 start_node n3 --seeds "$first"
 seeds="$first,$second,$ADDR"
+
+# A joiner is JOINING until its ranges have arrived (docs/design/failover.md): wait
+# (bounded) until every member serves, as an operator would with `cluster status`, so
+# that keys have their replicas. ringcache-cli is looked up next to ringcached (the build
+# tree) or on PATH.
+cli=$(dirname "$ringcached")/../cli/ringcache-cli
+[[ -x $cli ]] || cli=$(command -v ringcache-cli || true)
+if [[ -n $cli ]]; then
+  for ((i = 0; i < 1000; i++)); do  # 1000 x 20 ms = 20 s
+    status=$("$cli" --addr "$first" cluster status 2>&1) && ! grep -qE 'joining|leaving' <<<"$status" && break
+    sleep 0.02
+  done
+fi
 
 args=()
 for arg in "$@"; do args+=("${arg//\{seeds\}/$seeds}"); done

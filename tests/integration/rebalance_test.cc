@@ -113,6 +113,92 @@ void CheckNoKeyLost(TestCluster& cluster, size_t through,
   CHECK(match);
 }
 
+// Steady traffic while the membership changes: one reader per address, reading random
+// keys of `values` and counting hits, misses and errors; one writer of new keys
+// ("<prefix><i>") through the first address, write concern 0. Bounded: runs until Stop().
+class TrafficDuringChange {
+ public:
+  TrafficDuringChange(const std::vector<std::string>& addresses,
+                      const std::map<std::string, std::string>& values, std::string prefix)
+      : values_(values), keys_(KeysOf(values)) {
+    for (size_t t = 0; t < addresses.size(); ++t) {
+      threads_.emplace_back([this, address = addresses[t], t] { Read(address, t); });
+    }
+    threads_.emplace_back(
+        [this, address = addresses.at(0), prefix = std::move(prefix)] { Write(address, prefix); });
+    std::this_thread::sleep_for(500ms);
+  }
+  ~TrafficDuringChange() { Stop(); }
+
+  void Stop() {
+    stop_.store(true);
+    for (auto& th : threads_) {
+      if (th.joinable()) th.join();
+    }
+  }
+
+  uint64_t reads() const { return hits_ + misses_ + wrong_values_ + errors_; }
+  double hit_ratio() const {
+    return reads() == 0 ? 0 : static_cast<double>(hits_) / static_cast<double>(reads());
+  }
+  uint64_t misses() const { return misses_; }
+  uint64_t errors() const { return errors_; }
+  uint64_t wrong_values() const { return wrong_values_; }
+  // REQUIRES: Stop() returned.
+  const std::map<std::string, std::string>& written() const { return written_; }
+  const std::string& last_error() const { return last_error_; }
+
+  std::string Describe() const {
+    return "reads " + std::to_string(reads()) + ", hit ratio " + std::to_string(hit_ratio()) +
+           " (misses " + std::to_string(misses_.load()) + ", errors " +
+           std::to_string(errors_.load()) + ", wrong " + std::to_string(wrong_values_.load()) +
+           ")" + (last_error_.empty() ? "" : "; last read error: " + last_error_);
+  }
+
+ private:
+  void Read(const std::string& address, size_t t) {
+    auto stub =
+        v1::Cache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    std::mt19937 rng(static_cast<unsigned>(t + 1));
+    std::uniform_int_distribution<size_t> pick(0, keys_.size() - 1);
+    while (!stop_.load()) {
+      const std::string& key = keys_[pick(rng)];
+      auto got = GetWithin(*stub, key, 2000ms);
+      if (got.status.ok()) {
+        (got.response.value() == values_.at(key) ? hits_ : wrong_values_).fetch_add(1);
+      } else if (got.status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        misses_.fetch_add(1);
+      } else {
+        errors_.fetch_add(1);
+        std::lock_guard<std::mutex> lock(mu_);
+        last_error_ = got.status.error_message();
+      }
+    }
+  }
+
+  void Write(const std::string& address, const std::string& prefix) {
+    auto stub =
+        v1::Cache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    for (int i = 0; !stop_.load(); ++i) {
+      const std::string key = prefix + std::to_string(i);
+      if (SetWc(*stub, key, "d" + std::to_string(i), 0).status.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        written_[key] = "d" + std::to_string(i);
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  const std::map<std::string, std::string>& values_;
+  const std::vector<std::string> keys_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, wrong_values_{0}, errors_{0};
+  std::mutex mu_;
+  std::map<std::string, std::string> written_;  // Protected by mu_.
+  std::string last_error_;                      // Protected by mu_.
+  std::vector<std::thread> threads_;
+};
+
 TEST_CASE("A 4th node joining under load moves about a quarter of the primaries and loses no key",
           "[cluster][rebalance]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = Flags()});
@@ -124,48 +210,8 @@ TEST_CASE("A 4th node joining under load moves about a quarter of the primaries 
   const std::optional<Ring> ring3 = CurrentRing(cluster);
   REQUIRE(ring3.has_value());
 
-  // Readers of the preloaded keys and a writer of new ones, through n1..n3.
-  const std::vector<std::string> addresses = cluster.addresses();
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> hits{0}, misses{0}, wrong_values{0}, errors{0};
-  std::mutex write_mu;
-  std::map<std::string, std::string> written;  // Protected by write_mu.
-  std::string last_error;                      // Protected by write_mu.
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t) {
-    threads.emplace_back([&, t] {
-      auto stub = v1::Cache::NewStub(grpc::CreateChannel(addresses[static_cast<size_t>(t)],
-                                                         grpc::InsecureChannelCredentials()));
-      std::mt19937 rng(static_cast<unsigned>(t + 1));
-      std::uniform_int_distribution<size_t> pick(0, keys.size() - 1);
-      while (!stop.load()) {
-        const std::string& key = keys[pick(rng)];
-        auto got = GetWithin(*stub, key, 2000ms);
-        if (got.status.ok()) {
-          (got.response.value() == values.at(key) ? hits : wrong_values).fetch_add(1);
-        } else if (got.status.error_code() == grpc::StatusCode::NOT_FOUND) {
-          misses.fetch_add(1);
-        } else {
-          errors.fetch_add(1);
-          std::lock_guard<std::mutex> lock(write_mu);
-          last_error = got.status.error_message();
-        }
-      }
-    });
-  }
-  threads.emplace_back([&] {
-    auto stub =
-        v1::Cache::NewStub(grpc::CreateChannel(addresses[0], grpc::InsecureChannelCredentials()));
-    for (int i = 0; !stop.load(); ++i) {
-      const std::string key = "during" + std::to_string(i);
-      if (SetWc(*stub, key, "d" + std::to_string(i), 0).status.ok()) {
-        std::lock_guard<std::mutex> lock(write_mu);
-        written[key] = "d" + std::to_string(i);
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-  });
-  std::this_thread::sleep_for(500ms);
+  // Readers of the preloaded keys through n1..n3 and a writer of new ones.
+  TrafficDuringChange traffic(cluster.addresses(), values, "during");
 
   const MigrationTotals before = Migration(cluster);
   const Clock::time_point t0 = Clock::now();
@@ -174,16 +220,13 @@ TEST_CASE("A 4th node joining under load moves about a quarter of the primaries 
   const bool settled = WaitSettled(cluster, 60s, true);
   const double join_ms = MsSince(t0);
   std::this_thread::sleep_for(300ms);
-  stop.store(true);
-  for (auto& th : threads) th.join();
+  traffic.Stop();
   INFO(cluster.Error());
   INFO(DescribeCluster(cluster));
   REQUIRE(added);
   REQUIRE(settled);
   const MigrationTotals after = Migration(cluster);
 
-  const uint64_t reads = hits + misses + wrong_values + errors;
-  const double hit_ratio = reads == 0 ? 0 : static_cast<double>(hits) / static_cast<double>(reads);
   const std::optional<Ring> ring4 = CurrentRing(cluster);
   REQUIRE(ring4.has_value());
   size_t moved = 0;
@@ -196,13 +239,10 @@ TEST_CASE("A 4th node joining under load moves about a quarter of the primaries 
              " ms, SERVING and fully replicated " + std::to_string(static_cast<int>(join_ms)) +
              " ms after start; " + std::to_string(after.keys_received - before.keys_received) +
              " keys received by the new owners; primaries moved " + std::to_string(moved_fraction) +
-             " (ideal 0.25); reads during the join " + std::to_string(reads) + ", hit ratio " +
-             std::to_string(hit_ratio) + " (misses " + std::to_string(misses.load()) + ", errors " +
-             std::to_string(errors.load()) + ", wrong " + std::to_string(wrong_values.load()) +
-             ")" + (last_error.empty() ? "" : "; last read error: " + last_error));
-  CHECK(reads > 100);
-  CHECK(hit_ratio >= 0.99);
-  CHECK(wrong_values == 0);
+             " (ideal 0.25); during the join: " + traffic.Describe());
+  CHECK(traffic.reads() > 100);
+  CHECK(traffic.hit_ratio() >= 0.99);
+  CHECK(traffic.wrong_values() == 0);
   CHECK(moved_fraction > 0.10);
   CHECK(moved_fraction <= 1.15 * 0.25);
   // n4 was filled by the join's migration (Stats.migration.keys_received counts since the
@@ -210,19 +250,22 @@ TEST_CASE("A 4th node joining under load moves about a quarter of the primaries 
   CHECK(after.keys_received > before.keys_received);
 
   std::map<std::string, std::string> all = values;
-  {
-    std::lock_guard<std::mutex> lock(write_mu);
-    all.insert(written.begin(), written.end());
-  }
+  all.insert(traffic.written().begin(), traffic.written().end());
   CheckNoKeyLost(cluster, 3, all);
 }
 
-TEST_CASE("A node leaving through Membership.Leave hands its keys over and exits 0",
+TEST_CASE("A node leaving through Membership.Leave under load hands its keys over and exits 0",
           "[cluster][rebalance]") {
   TestCluster cluster({.nodes = 4, .replication_factor = 2, .extra_args = Flags()});
   RequireStart(cluster);
   REQUIRE(WaitSettled(cluster, 20s, true));
   const std::map<std::string, std::string> values = Preload(cluster, "lv", 5000);
+  const std::vector<std::string> keys = KeysOf(values);
+  const std::optional<Ring> ring4 = CurrentRing(cluster);
+  REQUIRE(ring4.has_value());
+  // Traffic through the nodes that stay (n1, n2, n4).
+  TrafficDuringChange traffic({cluster.address(0), cluster.address(1), cluster.address(3)}, values,
+                              "during-leave");
 
   const Clock::time_point t0 = Clock::now();
   v1::LeaveResponse response;
@@ -246,11 +289,26 @@ TEST_CASE("A node leaving through Membership.Leave hands its keys over and exits
         return Settled(cluster, true);
       },
       20s, 50ms);
+  traffic.Stop();
   INFO(DescribeCluster(cluster));
   REQUIRE(gone);
-  Figure("leave rpc",
-         "n3 left and exited " + std::to_string(static_cast<int>(leave_ms)) + " ms after Leave");
-  CheckNoKeyLost(cluster, 0, values);
+  const std::optional<Ring> ring3 = CurrentRing(cluster);
+  REQUIRE(ring3.has_value());
+  size_t moved = 0;
+  for (const std::string& key : keys) {
+    if (ring4->Primary(key) != ring3->Primary(key)) ++moved;
+  }
+  const double moved_fraction = static_cast<double>(moved) / static_cast<double>(keys.size());
+  Figure("leave rpc", "n3 left and exited " + std::to_string(static_cast<int>(leave_ms)) +
+                          " ms after Leave; primaries moved " + std::to_string(moved_fraction) +
+                          " (ideal 0.25); during the leave: " + traffic.Describe());
+  CHECK(traffic.reads() > 100);
+  CHECK(traffic.hit_ratio() >= 0.99);
+  CHECK(traffic.wrong_values() == 0);
+  CHECK(moved_fraction <= 1.15 * 0.25);
+  std::map<std::string, std::string> all = values;
+  all.insert(traffic.written().begin(), traffic.written().end());
+  CheckNoKeyLost(cluster, 0, all);
 }
 
 TEST_CASE("SIGTERM with --drain-on-shutdown leaves the cluster gracefully",

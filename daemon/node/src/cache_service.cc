@@ -266,7 +266,7 @@ void ForwardParts(const CacheService* service, Join* join,
     prepare(&part->request);
     part->context.set_deadline(
         service->ForwardDeadline(caller_deadline, extra_deadline, &part->our_deadline));
-    part->context.AddMetadata(std::string(RequestMetadata::kForwardedByKey), service->self_id());
+    service->AddForwardMetadata(&part->context);
     Rpc::Send(service->peers()->CacheStub(part->target.address), &part->context, &part->request,
               &part->response,
               [service, part](grpc::Status s) { PartAnswered<Rpc>(service, part, std::move(s)); });
@@ -284,7 +284,7 @@ class UnaryForward {
   void Start(const std::string& method, std::chrono::milliseconds extra_deadline) {
     context_.set_deadline(
         service_->ForwardDeadline(call_->context()->deadline(), extra_deadline, &our_deadline_));
-    context_.AddMetadata(std::string(RequestMetadata::kForwardedByKey), service_->self_id());
+    service_->AddForwardMetadata(&context_);
     grpc::GenericStub stub(service_->peers()->Channel(target_.address));
     stub.UnaryCall(&context_, method, grpc::StubOptions(), &call_->raw_request(), &response_,
                    [this](const grpc::Status& status) { Done(status); });
@@ -460,8 +460,9 @@ CacheService::Where CacheService::Route(const internal::Topology* topology,
   // An empty or oversized key gets the cache's own error here rather than after a hop.
   if (key.empty() || key.size() > node_->options().max_key_bytes) return Where::kHere;
 
+  const uint64_t hash = HashKey(key);
   uint32_t owners[internal::Topology::kMaxReplicationFactor];
-  const size_t n = topology->Owners(HashKey(key), owners);
+  const size_t n = topology->Owners(hash, owners);
   if (n == 0) {
     *error = {grpc::StatusCode::UNAVAILABLE, "node " + self_id() +
                                                  " has no serving member in its view (epoch " +
@@ -477,6 +478,22 @@ CacheService::Where CacheService::Route(const internal::Topology* topology,
       }
     }
   }
+  if (!md.forwarded_by.empty() && access != Access::kWrite && md.has_epoch &&
+      md.epoch > topology->epoch() && topology->target_self >= 0 &&
+      topology->view.in_transition()) {
+    // A read from a node that already adopted the view completing our transition, in
+    // which this node owns the key: the transition completes only once every range moving
+    // here has arrived, so the read can be served from here (instead of failing for the
+    // few milliseconds until this node adopts that view too).
+    uint32_t target[internal::Topology::kMaxReplicationFactor];
+    const size_t tn = topology->target_ring.Owners(
+        hash, std::span<uint32_t>(
+                  target, std::min<size_t>(topology->replication_factor(), std::size(target))));
+    const auto self = static_cast<uint32_t>(topology->target_self);
+    for (size_t i = 0; i < tn && (i == 0 || access == Access::kReadAnyOwner); ++i) {
+      if (target[i] == self) return Where::kHere;
+    }
+  }
   if (!md.forwarded_by.empty()) {
     // One hop only: the forwarder's view and ours disagree; the client retries once they
     // converge.
@@ -489,6 +506,15 @@ CacheService::Where CacheService::Route(const internal::Topology* topology,
   }
   *owner = topology->ring_members[owners[0]];
   return Where::kRemote;
+}
+
+void CacheService::AddForwardMetadata(grpc::ClientContext* context) const {
+  context->AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
+  if (membership_ == nullptr) return;
+  if (const std::shared_ptr<const internal::Topology> topology = membership_->current()) {
+    context->AddMetadata(std::string(RequestMetadata::kEpochKey),
+                         std::to_string(topology->epoch()));
+  }
 }
 
 std::chrono::system_clock::time_point CacheService::ForwardDeadline(

@@ -31,6 +31,7 @@
 // topology generation (an atomic) and the per-thread topology caches.
 #pragma once
 
+#include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
 #include <atomic>
@@ -170,6 +171,10 @@ class CacheService final {
   std::chrono::system_clock::time_point ForwardDeadline(
       std::chrono::system_clock::time_point caller_deadline, std::chrono::milliseconds extra,
       bool* ours) const;
+  // The metadata of a forwarded call: ringcache-forwarded-by (this node; never forwarded
+  // again) and ringcache-epoch (this node's epoch: an owner still one view behind serves
+  // a read it already owns in the next view, see Route).
+  void AddForwardMetadata(grpc::ClientContext* context) const;
   // A forwarded call's status as this node relays it: the owner's own answers unchanged;
   // a transport failure or our own forward timeout as UNAVAILABLE naming the owner.
   grpc::Status RelayStatus(const grpc::Status& status, const ForwardTarget& target,

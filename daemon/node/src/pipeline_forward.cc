@@ -17,7 +17,7 @@ void PipelineForward::Start(const CacheService* service, PipelineSink* sink, For
   auto* forward = new PipelineForward(service, sink, std::move(target), std::move(request));
   forward->context_.set_deadline(
       service->ForwardDeadline(caller_deadline, extra_deadline, &forward->our_deadline_));
-  forward->context_.AddMetadata(std::string(RequestMetadata::kForwardedByKey), service->self_id());
+  service->AddForwardMetadata(&forward->context_);
   service->peers()
       ->CacheStub(forward->target_.address)
       ->async()
