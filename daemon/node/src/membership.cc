@@ -385,6 +385,18 @@ struct Membership::Impl {
     cv.notify_all();
   }
 
+  // Untrack for a completion holding `call`: drops the completion's reference first, so
+  // the call (whose ClientContext holds a channel reference) is destroyed inside Untrack,
+  // while Shutdown still waits for it. Destroyed later, on a gRPC thread, it could drop a
+  // channel's last reference once the PeerPool is gone, which gRPC 1.51 does not survive
+  // (failover_manager.cc has the details).
+  template <typename Call>
+  void UntrackLast(std::shared_ptr<Call>& call) {
+    const AsyncCall* raw = call.get();
+    call.reset();
+    Untrack(raw);
+  }
+
   // ---- Join (server side).
 
   grpc::ServerUnaryReactor* HandleJoin(grpc::CallbackServerContext* ctx,
@@ -485,7 +497,7 @@ struct Membership::Impl {
     peers->MembershipStub(coordinator.address)
         ->async()
         ->Join(&call->ctx, &call->request, response,
-               [this, call, reactor, coordinator_id](grpc::Status status) {
+               [this, call, reactor, coordinator_id](grpc::Status status) mutable {
                  if (!status.ok() && status.error_code() != grpc::StatusCode::FAILED_PRECONDITION &&
                      status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
                    status = grpc::Status(status.error_code(),
@@ -494,7 +506,7 @@ struct Membership::Impl {
                                              "; retry");
                  }
                  reactor->Finish(status);
-                 Untrack(call.get());
+                 UntrackLast(call);
                });
   }
 
@@ -516,7 +528,7 @@ struct Membership::Impl {
     peers->CacheStub(old_address)
         ->async()
         ->Stats(&call->ctx, &call->request, &call->response,
-                [this, call, reactor, response](grpc::Status status) {
+                [this, call, reactor, response](grpc::Status status) mutable {
                   if (status.ok() && call->response.node_id() == call->join.member().id()) {
                     reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                                  "node id " + call->join.member().id() +
@@ -526,7 +538,7 @@ struct Membership::Impl {
                   } else {
                     reactor->Finish(ApplyJoin(call->join, response, call->old_address));
                   }
-                  Untrack(call.get());
+                  UntrackLast(call);
                 });
   }
 
@@ -677,7 +689,14 @@ struct Membership::Impl {
   void StartPush(const std::shared_ptr<PushCall>& call, const std::string& address) {
     peers->MembershipStub(address)->async()->PushView(
         &call->ctx, call->request.get(), &call->response,
-        [this, call, address](const grpc::Status& status) { PushDone(*call, address, status); });
+        [this, call = std::shared_ptr<PushCall>(call),
+         address](const grpc::Status& status) mutable {
+          // PushDone erases the call from in_flight last: hand it the only reference (see
+          // UntrackLast).
+          const PushCall* raw = call.get();
+          call.reset();
+          PushDone(*raw, address, status);
+        });
   }
 
   void PushDone(const PushCall& call, const std::string& address, const grpc::Status& status) {
@@ -963,9 +982,9 @@ struct Membership::Impl {
       peers->MembershipStub(coordinator->address)
           ->async()
           ->TransitionReady(&call->ctx, &call->request, response,
-                            [this, call, reactor](grpc::Status status) {
+                            [this, call, reactor](grpc::Status status) mutable {
                               reactor->Finish(status);
-                              Untrack(call.get());
+                              UntrackLast(call);
                             });
       return reactor;
     }
@@ -1249,7 +1268,7 @@ struct Membership::Impl {
     peers->MembershipStub(coordinator->address)
         ->async()
         ->Leave(&call->ctx, &call->request, &call->response,
-                [this, call, reactor, response, coordinator_id](grpc::Status status) {
+                [this, call, reactor, response, coordinator_id](grpc::Status status) mutable {
                   if (status.ok()) {
                     status = AcceptLeaveAnswer(call->response, coordinator_id);
                     if (status.ok()) *response = call->response;
@@ -1261,7 +1280,7 @@ struct Membership::Impl {
                   }
                   if (!status.ok()) LeaveFailed();
                   reactor->Finish(status);
-                  Untrack(call.get());
+                  UntrackLast(call);
                 });
     return reactor;
   }
