@@ -102,6 +102,22 @@ v1::JoinRequest MakeJoin(const std::string& id, const std::string& address, uint
   return request;
 }
 
+// Writes k0..k<n-1> (value "v") through `stub`.
+void WriteNumberedKeys(v1::Cache::Stub& stub, int n) {
+  for (int i = 0; i < n; ++i) {
+    REQUIRE_THAT(Set(stub, "k" + std::to_string(i), "v").status, IsOk());
+  }
+}
+
+// How many of k0..k<n-1> do not read back through `stub`.
+int CountMissingNumberedKeys(v1::Cache::Stub& stub, int n) {
+  int missing = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!Get(stub, "k" + std::to_string(i)).status.ok()) ++missing;
+  }
+  return missing;
+}
+
 TEST_CASE("Clusters of 3 and 5 nodes form with one epoch and the same view everywhere",
           "[integration][cluster][membership]") {
   const int n = GENERATE(3, 5);
@@ -253,9 +269,7 @@ TEST_CASE("A joiner is JOINING until its ranges have arrived, then SERVING",
   const uint64_t before = cluster.epoch();
   // Some data, so that the transition has something to move.
   auto n1 = cluster.Stub(0);
-  for (int i = 0; i < 300; ++i) {
-    REQUIRE_THAT(Set(*n1, "k" + std::to_string(i), "v").status, IsOk());
-  }
+  WriteNumberedKeys(*n1, 300);
   REQUIRE(cluster.AddNode());
   const v1::ClusterView view = RequireSameTopology(cluster);
   CHECK(view.epoch() == before + 2);
@@ -278,11 +292,7 @@ TEST_CASE("A joiner is JOINING until its ranges have arrived, then SERVING",
   }
   // Every key is still readable through the new node, the keys it now owns included.
   auto n4 = cluster.Stub(3);
-  int missing = 0;
-  for (int i = 0; i < 300; ++i) {
-    if (!Get(*n4, "k" + std::to_string(i)).status.ok()) ++missing;
-  }
-  CHECK(missing == 0);
+  CHECK(CountMissingNumberedKeys(*n4, 300) == 0);
 }
 
 TEST_CASE("A node leaves through the Leave rpc: LEAVING, then out of the view, exit 0",
@@ -291,9 +301,7 @@ TEST_CASE("A node leaves through the Leave rpc: LEAVING, then out of the view, e
   RequireStart(cluster);
   const uint64_t before = cluster.epoch();
   auto n1 = cluster.Stub(0);
-  for (int i = 0; i < 300; ++i) {
-    REQUIRE_THAT(Set(*n1, "k" + std::to_string(i), "v").status, IsOk());
-  }
+  WriteNumberedKeys(*n1, 300);
   SECTION("a member that is not the coordinator") {
     REQUIRE(cluster.Leave(1));
     const v1::ClusterView view = RequireSameTopology(cluster);
@@ -323,11 +331,7 @@ TEST_CASE("A node leaves through the Leave rpc: LEAVING, then out of the view, e
   // No key was lost on the way (RF 2: every key had a copy on a staying node).
   const size_t reader = cluster.running(1) ? 1 : 2;
   auto stub = cluster.Stub(reader);
-  int missing = 0;
-  for (int i = 0; i < 300; ++i) {
-    if (!Get(*stub, "k" + std::to_string(i)).status.ok()) ++missing;
-  }
-  CHECK(missing == 0);
+  CHECK(CountMissingNumberedKeys(*stub, 300) == 0);
 }
 
 TEST_CASE("The Leave rpc refuses another node's id and the last serving member",

@@ -305,7 +305,6 @@ struct Node::Impl {
       return NodeState::kLeaving;
     }
     if (self == nullptr || self->state != MemberState::kServing) return NodeState::kJoining;
-    if (fenced.load(std::memory_order_acquire)) return NodeState::kFenced;
     return NodeState::kServing;
   }
 

@@ -643,6 +643,14 @@ class HeartbeatService final : public v1::Membership::CallbackService {
   std::vector<grpc::ServerUnaryReactor*> held_;
 };
 
+// Serves `service` on 127.0.0.1 at a free port (set in *port).
+std::unique_ptr<grpc::Server> StartLoopbackServer(grpc::Service* service, int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
+
 TEST_CASE("GrpcHeartbeatTransport carries heartbeats to a real server and reports failures",
           "[unit][failover]") {
   FakeTransport unused;
@@ -652,10 +660,7 @@ TEST_CASE("GrpcHeartbeatTransport carries heartbeats to a real server and report
   server_side.OnTopology(Topo(3, {M("n1"), M("n2")}, "n2"));
   HeartbeatService service(&server_side);
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartLoopbackServer(&service, &port);
   REQUIRE(server);
   REQUIRE(port > 0);
 
@@ -694,10 +699,7 @@ TEST_CASE("GrpcHeartbeatTransport runs every done before its destructor returns"
           "[unit][failover]") {
   HeartbeatService service(nullptr, /*hold=*/true);  // A peer that never answers.
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartLoopbackServer(&service, &port);
   REQUIRE(server);
 
   PeerPool peers(4 << 20);
