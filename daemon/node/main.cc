@@ -11,6 +11,7 @@
 // itself, drains, shuts the node down), the signal thread (sigwait on SIGTERM/SIGINT,
 // which every thread blocks), a watcher (Node::Wait: the node stopped by itself after
 // leaving the cluster) and, while draining, the drain thread (Node::Leave).
+#include <absl/synchronization/mutex.h>
 #include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
@@ -447,6 +448,11 @@ class SignalWaiter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's lock-order (deadlock)
+  // detection on: every lock gRPC takes then updates a global graph under a global
+  // spinlock, several % of the CPU of a busy server or client. It only checks gRPC's own
+  // locks, so it goes off before gRPC starts.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   SignalWaiter signals;
   signals.BlockSignals();  // Before any thread exists, so that all inherit the mask.
 

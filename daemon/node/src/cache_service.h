@@ -150,6 +150,12 @@ class CacheService final {
   PipelineStep ExecutePipelineOp(const internal::Topology* topology, const RequestMetadata& md,
                                  const v1::Operation& op, v1::OperationResult* result,
                                  PipelineSink* sink);
+  // Prefetches (Node::Prefetch) the keys of ops[first, first + kPrefetchOps), before
+  // ExecutePipelineOp runs them, so that their cache misses overlap. Ops routed elsewhere
+  // only waste the hint.
+  static constexpr size_t kPrefetchOps = 16;
+  void PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+                           int first) const;
   // Limits of one forwarded Pipeline message, as the owner checks them (nodes of a cluster
   // run with the same limits): max-batch operations, and bytes within its message size
   // limit, counted with ForwardBytes.

@@ -53,7 +53,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
       : Call(ctx, request_bytes), env_(env), response_bytes_(response_bytes) {
     env_->CallStarted();
     grpc::ByteBuffer buffer(*request_bytes);  // Shares the slices; Deserialize consumes it.
-    if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, &this->request_).ok()) {
+    if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, this->request_).ok()) {
       counted_ = false;
       Finish(grpc::Status(grpc::StatusCode::INTERNAL, "cannot parse the request message"));
       return;
@@ -72,7 +72,7 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   void Reply(grpc::Status status) override {
     if (status.ok()) {
       bool own_buffer = false;
-      status = grpc::SerializationTraits<Response>::Serialize(this->response_, response_bytes_,
+      status = grpc::SerializationTraits<Response>::Serialize(*this->response_, response_bytes_,
                                                               &own_buffer);
     }
     code_ = status.error_code();

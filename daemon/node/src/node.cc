@@ -641,6 +641,8 @@ Status Node::CheckBatchSize(std::string_view what, size_t count) const {
                                  " items, over the max-batch limit of " + std::to_string(max));
 }
 
+void Node::Prefetch(std::span<const std::string_view> keys) const { impl_->cache->Prefetch(keys); }
+
 Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_view> keys) const {
   if (Status s = CheckBatchSize("MultiGet", keys.size()); !s.ok()) return s;
   return impl_->cache->MultiGet(keys);

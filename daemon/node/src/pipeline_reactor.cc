@@ -49,7 +49,9 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
     : env_(env),
       context_(ctx),
       started_(std::chrono::steady_clock::now()),
-      metadata_(RequestMetadata::Read(ctx)) {
+      metadata_(RequestMetadata::Read(ctx)),
+      read_buf_(std::make_unique<RequestBuf>(kRequestBlockBytes)),
+      request_(std::make_unique<RequestBuf>(kRequestBlockBytes)) {
   env_->CallStarted();
   env_->metrics->pipeline_streams().Increment();
   const bool expired = ctx->deadline() <= std::chrono::system_clock::now();
@@ -88,17 +90,33 @@ void PipelineReactor::Deliver(v1::PipelineResponse* results, size_t bytes, size_
 }
 
 void PipelineReactor::QueueResultsLocked(v1::PipelineResponse* results, size_t bytes) {
-  if (!queue_.empty() && queue_.back().bytes + bytes <= kTargetMessageBytes) {
-    // Coalesce into the message waiting for the next Write.
-    QueuedResponse& tail = queue_.back();
-    auto* tail_results = tail.message.mutable_results();
-    tail_results->Reserve(tail_results->size() + results->results_size());
-    for (v1::OperationResult& r : *results->mutable_results()) tail_results->Add()->Swap(&r);
-    tail.bytes += bytes;
-  } else {
-    queue_.push_back({.message = std::move(*results), .bytes = bytes});
+  // Coalesce into the message waiting for the next Write if it has room. The results come
+  // from another arena (or the heap), so each is copied; these are the pending operations'
+  // results, a few per call.
+  if (queue_.empty() || queue_.back().bytes + bytes > kTargetMessageBytes) {
+    std::unique_ptr<ResponseBuf> message = TakeSpareLocked();
+    message->Reset();
+    queue_.push_back({.message = std::move(message), .bytes = 0});
   }
+  QueuedResponse& tail = queue_.back();
+  auto* tail_results = tail.message->get()->mutable_results();
+  tail_results->Reserve(tail_results->size() + results->results_size());
+  for (v1::OperationResult& r : *results->mutable_results()) tail_results->Add()->Swap(&r);
+  tail.bytes += bytes;
   queued_bytes_ += bytes;
+}
+
+std::unique_ptr<PipelineReactor::ResponseBuf> PipelineReactor::TakeSpareLocked() {
+  if (spare_.empty()) return std::make_unique<ResponseBuf>(kResponseBlockBytes);
+  std::unique_ptr<ResponseBuf> message = std::move(spare_.back());
+  spare_.pop_back();
+  return message;
+}
+
+void PipelineReactor::RecycleLocked(std::unique_ptr<ResponseBuf> message) {
+  if (message != nullptr && spare_.size() < kMaxSpareResponses) {
+    spare_.push_back(std::move(message));
+  }
 }
 
 void PipelineReactor::EnqueueForwardLocked(ForwardGroup* group) {
@@ -196,12 +214,12 @@ void PipelineReactor::OnReadDone(bool ok) {
     if (!ok) {
       reads_done_ = true;  // Half-close by the client, or the call is over.
     } else if (!finish_sent_ && !has_error_) {
-      const int ops = read_buf_.ops_size();
+      const int ops = read_buf_->get()->ops_size();
       if (grpc::Status s = env_->handlers->CheckPipelineMessage(ops); !s.ok()) {
         FailStreamLocked(std::move(s));
       } else if (ops > 0) {
         // A Read is started only when no request is pending, so request_ is free.
-        request_.Swap(&read_buf_);
+        std::swap(request_, read_buf_);
         has_request_ = true;
         next_op_ = 0;
         env_->metrics->AddPipelineOps(static_cast<uint64_t>(ops));
@@ -217,6 +235,7 @@ void PipelineReactor::OnWriteDone(bool ok) {
   {
     std::lock_guard lock(mu_);
     write_in_flight_ = false;
+    RecycleLocked(std::move(writing_));
     if (!ok) broken_ = true;  // The call is gone (cancelled, deadline, connection lost).
   }
   Pump();
@@ -249,6 +268,11 @@ void PipelineReactor::Pump() {
     bool start_write = false;
     bool finish = false;
     grpc::Status finish_status;
+    // Where this round's results go: the message waiting for the next Write when it has
+    // room (so they are not copied into it later), otherwise a spare one to reset.
+    std::unique_ptr<ResponseBuf> chunk;
+    bool fresh_chunk = false;
+    size_t bytes = 0;
     {
       std::lock_guard lock(mu_);
       if (finish_sent_) return;
@@ -300,6 +324,17 @@ void PipelineReactor::Pump() {
         finish = true;
         finish_status = error_;
       }
+      if (execute || reject) {
+        if (!queue_.empty() && queue_.back().bytes < kTargetMessageBytes) {
+          chunk = std::move(queue_.back().message);
+          bytes = queue_.back().bytes;
+          queued_bytes_ -= bytes;
+          queue_.pop_back();
+        } else {
+          chunk = TakeSpareLocked();
+          fresh_chunk = true;
+        }
+      }
     }
     // gRPC calls without mu_: outside a reaction they may run reactions inline.
     if (finish) {
@@ -310,24 +345,29 @@ void PipelineReactor::Pump() {
       Finish(std::move(finish_status));
       return;  // OnDone may follow at any time: `this` must not be touched any more.
     }
-    if (start_write) StartWrite(&writing_);
-    if (start_read) StartRead(&read_buf_);
+    if (start_write) StartWrite(writing_->get());
+    // The previous request (swapped out by OnReadDone) is fully executed: drop it.
+    if (start_read) StartRead(read_buf_->Reset());
     if (!execute && !reject) return;
 
-    v1::PipelineResponse chunk;
-    size_t bytes = 0;
+    if (fresh_chunk) chunk->Reset();  // On this thread, which then fills it.
     std::vector<ForwardGroup> forwards;
-    ExecuteChunk(reject, &chunk, &bytes, &forwards);
+    ExecuteChunk(reject, chunk->get(), &bytes, &forwards);
     std::vector<ForwardCall> calls;
     {
       std::lock_guard lock(mu_);
       executing_ = false;
-      has_request_ = next_op_ < request_.ops_size();
+      has_request_ = next_op_ < request_->get()->ops_size();
       if (broken_) continue;  // The loop drops everything; the call is gone.
       // Counted before any forward starts: its results may come back at once.
       for (ForwardGroup& group : forwards) EnqueueForwardLocked(&group);
       TakeForwardsLocked(&calls);
-      if (chunk.results_size() > 0) QueueResultsLocked(&chunk, bytes);
+      if (chunk->get()->results_size() > 0) {
+        queued_bytes_ += bytes;
+        queue_.push_back({.message = std::move(chunk), .bytes = bytes});
+      } else {
+        RecycleLocked(std::move(chunk));
+      }
     }
     StartForwards(&calls);
   }
@@ -335,20 +375,26 @@ void PipelineReactor::Pump() {
 
 void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_t* bytes,
                                    std::vector<ForwardGroup>* forwards) {
-  const int n = request_.ops_size();
+  v1::PipelineRequest& request = *request_->get();
+  const int n = request.ops_size();
   // Valid while this thread makes no other routing call; the forwards start before that.
   const Topology* topology = reject ? nullptr : env_->handlers->ThreadTopology();
+  int prefetched = next_op_;  // Ops before this one have had their keys prefetched.
   for (; next_op_ < n && *bytes < kTargetMessageBytes; ++next_op_) {
+    if (!reject && next_op_ >= prefetched) {
+      env_->handlers->PrefetchPipelineOps(request.ops(), next_op_);
+      prefetched = next_op_ + static_cast<int>(CacheService::kPrefetchOps);
+    }
     v1::OperationResult* result = out->add_results();
     if (reject) {
-      result->set_id(request_.ops(next_op_).id());
+      result->set_id(request.ops(next_op_).id());
       result->mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));
       result->mutable_status()->set_message("node is shutting down; operation not executed");
       *bytes += kRejectedResultBytes;
       continue;
     }
-    const PipelineStep step = env_->handlers->ExecutePipelineOp(
-        topology, metadata_, request_.ops(next_op_), result, this);
+    const PipelineStep step =
+        env_->handlers->ExecutePipelineOp(topology, metadata_, request.ops(next_op_), result, this);
     if (step.kind == PipelineStep::kAnswered) {
       *bytes += step.bytes;
       continue;
@@ -363,8 +409,8 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
         forwards->push_back({.owner = step.owner, .request = {}, .extra_deadline = {}});
         group = &forwards->back();
       }
-      group->bytes += CacheService::ForwardBytes(request_.ops(next_op_));
-      group->request.add_ops()->Swap(request_.mutable_ops(next_op_));
+      group->bytes += CacheService::ForwardBytes(request.ops(next_op_));
+      group->request.add_ops()->Swap(request.mutable_ops(next_op_));
       group->extra_deadline = std::max(group->extra_deadline, step.extra_deadline);
     }
   }

@@ -61,6 +61,7 @@
 
 #include "cache_service.h"
 #include "request_metadata.h"
+#include "ringcache/proto/arena_message.h"
 #include "ringcache/v1/cache.pb.h"
 
 namespace ringcache::internal {
@@ -103,6 +104,13 @@ class PipelineReactor final
   // Forwarded calls in flight per owner node and stream. More would only add call setups:
   // the operations that wait go out together in the next call.
   static constexpr int kMaxForwardsPerOwner = 2;
+  // Arena block sizes (ArenaMessage): one block holds a 16-operation message of small keys
+  // and values (about 2.3 KB of message objects). A stream holds two request blocks and,
+  // while busy, up to four response blocks (written, queued, spares): about 24 KiB.
+  static constexpr size_t kRequestBlockBytes = 4096;
+  static constexpr size_t kResponseBlockBytes = 4096;
+  // Response messages kept for reuse once written.
+  static constexpr size_t kMaxSpareResponses = 2;
 
   // Called from the service's Pipeline method; starts the stream. `env` is not owned and
   // outlives every call.
@@ -130,8 +138,10 @@ class PipelineReactor final
   void UnrefSink() override { Unref(); }
 
  private:
+  using RequestBuf = ArenaMessage<v1::PipelineRequest>;
+  using ResponseBuf = ArenaMessage<v1::PipelineResponse>;
   struct QueuedResponse {
-    v1::PipelineResponse message;
+    std::unique_ptr<ResponseBuf> message;
     size_t bytes = 0;
   };
   // The operations of one executed stretch that one other node owns.
@@ -168,6 +178,9 @@ class PipelineReactor final
                     std::vector<ForwardGroup>* forwards);
   // Appends results to the queue, coalescing into the tail message if it has room.
   void QueueResultsLocked(v1::PipelineResponse* results, size_t bytes);
+  // A response message for new results: a spare one (not yet Reset) or a new one.
+  std::unique_ptr<ResponseBuf> TakeSpareLocked();
+  void RecycleLocked(std::unique_ptr<ResponseBuf> message);
   // Moves `group`'s operations to its owner's queue and counts them pending.
   void EnqueueForwardLocked(ForwardGroup* group);
   // Takes a call for every owner with operations waiting and room for a call in flight.
@@ -187,17 +200,20 @@ class PipelineReactor final
 
   std::atomic<int> refs_{1};
 
-  // Owned by the Read in flight while read_in_flight_; then swapped into request_.
-  v1::PipelineRequest read_buf_;
+  // Messages live on arenas (ArenaMessage) and are handed over by pointer, never copied.
+  // Owned by the Read in flight while read_in_flight_; then swapped with request_ (the
+  // next Read resets it).
+  std::unique_ptr<RequestBuf> read_buf_;
   // Owned by the executing thread while executing_; otherwise protected by mu_.
-  v1::PipelineRequest request_;
+  std::unique_ptr<RequestBuf> request_;
   int next_op_ = 0;
-  // Owned by the Write in flight while write_in_flight_.
-  v1::PipelineResponse writing_;
+  // Owned by the Write in flight while write_in_flight_; otherwise protected by mu_.
+  std::unique_ptr<ResponseBuf> writing_;
 
   std::mutex mu_;  // A leaf; see the file comment. std::mutex for the reason given above.
   // Protected by mu_.
-  std::deque<QueuedResponse> queue_;  // Results not yet handed to a Write.
+  std::deque<QueuedResponse> queue_;                 // Results not yet handed to a Write.
+  std::vector<std::unique_ptr<ResponseBuf>> spare_;  // Written; reused by TakeSpareLocked.
   size_t queued_bytes_ = 0;
   size_t pending_ops_ = 0;        // Operations whose results will come through Deliver.
   std::vector<PeerQueue> peers_;  // Per owner node forwarded to; a handful.

@@ -9,19 +9,36 @@
 // the caller must not touch it again.
 #pragma once
 
+#include <google/protobuf/arena.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/status.h>
 
+#include <cstddef>
+
 #include "request_metadata.h"
+#include "ringcache/v1/cache.pb.h"
 
 namespace ringcache::internal {
+
+// The first arena block of a call's messages, kept inside the call object: enough for a
+// single-key call, or for a batch of 16 small items. Larger calls spill into blocks the
+// arena allocates and frees with the call. The single-key size keeps the whole call object
+// within the sizes glibc's malloc serves from its per-thread caches.
+template <typename Request>
+inline constexpr size_t kCallArenaBytes = 512;
+template <>
+inline constexpr size_t kCallArenaBytes<v1::MultiGetRequest> = 4096;
+template <>
+inline constexpr size_t kCallArenaBytes<v1::MultiSetRequest> = 4096;
+template <>
+inline constexpr size_t kCallArenaBytes<v1::MultiDeleteRequest> = 4096;
 
 template <typename Request, typename Response>
 class UnaryCall {
  public:
-  const Request& request() const { return request_; }
-  Response* response() { return &response_; }
+  const Request& request() const { return *request_; }
+  Response* response() { return response_; }
   grpc::CallbackServerContext* context() const { return context_; }
   const RequestMetadata& metadata() const { return metadata_; }
   // The request as it arrived, for relaying it unchanged to another node.
@@ -35,14 +52,34 @@ class UnaryCall {
 
  protected:
   UnaryCall(grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request)
-      : context_(context), raw_request_(raw_request) {}
+      : context_(context),
+        raw_request_(raw_request),
+        arena_(ArenaOptions(block_, sizeof(block_))),
+        request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
+        response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
   ~UnaryCall() = default;
 
   grpc::CallbackServerContext* const context_;  // Not owned.
   const grpc::ByteBuffer* const raw_request_;   // Not owned; gRPC's, valid until OnDone.
   RequestMetadata metadata_;
-  Request request_;
-  Response response_;
+
+ private:
+  static google::protobuf::ArenaOptions ArenaOptions(char* block, size_t size) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = size;
+    return options;
+  }
+
+  // The messages' arena and its first block (kCallArenaBytes): a typical call parses and
+  // answers without a heap allocation per field (keys and values longer than
+  // std::string's inline capacity still allocate their characters).
+  alignas(std::max_align_t) char block_[kCallArenaBytes<Request>];
+  google::protobuf::Arena arena_;
+
+ protected:
+  Request* const request_;    // On arena_.
+  Response* const response_;  // On arena_.
 };
 
 }  // namespace ringcache::internal

@@ -270,6 +270,9 @@ class Node {
   Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteTicket* ticket = nullptr);
 
+  // Cache::Prefetch: a hint that `keys` are about to be read or written here.
+  void Prefetch(std::span<const std::string_view> keys) const;
+
   // Batched forms: INVALID_ARGUMENT naming max-batch if there are more than
   // options().max_batch items; otherwise one result per item, in order.
   Result<std::vector<Result<Item>>> MultiGet(std::span<const std::string_view> keys) const;
