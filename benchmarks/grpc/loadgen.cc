@@ -32,6 +32,7 @@
 // Exit status: 0 ok; 1 if an rpc or operation failed, a value was wrong, (with --prefill
 // or --verify) a Get missed, or nothing completed; 2 on bad flags.
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
@@ -54,6 +55,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringcache/proto/arena_message.h"
 #include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cache.pb.h"
@@ -63,6 +65,11 @@ namespace {
 namespace pb = ringcache::v1;
 using SteadyClock = std::chrono::steady_clock;
 using TimePoint = SteadyClock::time_point;
+using ringcache::internal::ArenaMessage;
+
+// Arena blocks of the per-call messages: one holds a 16-operation message of small values,
+// so that building and parsing them costs no allocation per field, as in ringcached.
+constexpr size_t kArenaBlockBytes = 4096;
 
 // ---------------------------------------------------------------------------------------
 // Flags
@@ -685,23 +692,21 @@ class BatchCall final : public Tag {
     for (uint32_t& k : keys_) k = w_->NextKey();
     start_ = SteadyClock::now();
     if (is_get_) {
-      get_req_.Clear();
-      for (const uint32_t k : keys_) SetKey(k, get_req_.add_keys());
-      get_resp_.Clear();
-      get_rpc_ = stub_->PrepareAsyncMultiGet(ctx_.get(), get_req_, w_->cq());
+      pb::MultiGetRequest* req = get_req_.Reset();
+      for (const uint32_t k : keys_) SetKey(k, req->add_keys());
+      get_rpc_ = stub_->PrepareAsyncMultiGet(ctx_.get(), *req, w_->cq());
       get_rpc_->StartCall();
-      get_rpc_->Finish(&get_resp_, &status_, this);
+      get_rpc_->Finish(get_resp_.Reset(), &status_, this);
     } else {
-      set_req_.Clear();
+      pb::MultiSetRequest* req = set_req_.Reset();
       for (const uint32_t k : keys_) {
-        pb::SetRequest* item = set_req_.add_items();
+        pb::SetRequest* item = req->add_items();
         SetKey(k, item->mutable_key());
         MakeValue(k, w_->flags().value_size, item->mutable_value());
       }
-      set_resp_.Clear();
-      set_rpc_ = stub_->PrepareAsyncMultiSet(ctx_.get(), set_req_, w_->cq());
+      set_rpc_ = stub_->PrepareAsyncMultiSet(ctx_.get(), *req, w_->cq());
       set_rpc_->StartCall();
-      set_rpc_->Finish(&set_resp_, &status_, this);
+      set_rpc_->Finish(set_resp_.Reset(), &status_, this);
     }
     w_->SetContext(this, ctx_.get());
   }
@@ -714,20 +719,22 @@ class BatchCall final : public Tag {
       ++s.rpc_errors[Stats::Slot(code)];
     } else {
       const int n = static_cast<int>(keys_.size());
-      const int got = is_get_ ? get_resp_.results_size() : set_resp_.results_size();
+      const pb::MultiGetResponse& get_resp = *get_resp_.get();
+      const pb::MultiSetResponse& set_resp = *set_resp_.get();
+      const int got = is_get_ ? get_resp.results_size() : set_resp.results_size();
       if (got != n) s.unmatched += static_cast<uint64_t>(std::abs(got - n));
       uint64_t answered = 0;  // OK, or NOT_FOUND for a Get
       for (int i = 0; i < std::min(n, got); ++i) {
         const uint32_t key = keys_[static_cast<size_t>(i)];
         const int c =
-            is_get_ ? get_resp_.results(i).status().code() : set_resp_.results(i).status().code();
+            is_get_ ? get_resp.results(i).status().code() : set_resp.results(i).status().code();
         if (is_get_ && c == static_cast<int>(grpc::StatusCode::NOT_FOUND)) {
           w_->RecordGet(key, nullptr);
           ++answered;
         } else if (c != 0) {
           ++s.item_errors[Stats::Slot(c)];
         } else {
-          if (is_get_) w_->RecordGet(key, &get_resp_.results(i).value());
+          if (is_get_) w_->RecordGet(key, &get_resp.results(i).value());
           ++answered;
         }
       }
@@ -752,10 +759,11 @@ class BatchCall final : public Tag {
   pb::Cache::Stub* stub_;  // Not owned.
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::vector<uint32_t> keys_;
-  pb::MultiGetRequest get_req_;
-  pb::MultiGetResponse get_resp_;
-  pb::MultiSetRequest set_req_;
-  pb::MultiSetResponse set_resp_;
+  // On arenas, reset for every call (the request is serialized by StartCall).
+  ArenaMessage<pb::MultiGetRequest> get_req_{kArenaBlockBytes};
+  ArenaMessage<pb::MultiGetResponse> get_resp_{kArenaBlockBytes};
+  ArenaMessage<pb::MultiSetRequest> set_req_{kArenaBlockBytes};
+  ArenaMessage<pb::MultiSetResponse> set_resp_{kArenaBlockBytes};
   std::unique_ptr<grpc::ClientAsyncResponseReader<pb::MultiGetResponse>> get_rpc_;
   std::unique_ptr<grpc::ClientAsyncResponseReader<pb::MultiSetResponse>> set_rpc_;
   grpc::Status status_;
@@ -824,7 +832,7 @@ class PipelineStream final : public Tag {
         }
         started_ = true;
         reading_ = true;
-        rw_->Read(&resp_, &read_tag_);
+        rw_->Read(resp_.Reset(), &read_tag_);
         TryWrite();
         break;
       case Kind::kRead:
@@ -835,7 +843,7 @@ class PipelineStream final : public Tag {
         }
         OnResults(now);
         reading_ = true;
-        rw_->Read(&resp_, &read_tag_);
+        rw_->Read(resp_.Reset(), &read_tag_);
         TryWrite();
         break;
       case Kind::kWrite:
@@ -858,7 +866,7 @@ class PipelineStream final : public Tag {
     const Flags& f = w_->flags();
     if (writing_ || broken_ || writes_done_sent_ || !started_ || !w_->issuing()) return;
     if (ops_in_flight_ + f.batch > max_ops_) return;
-    req_.Clear();
+    pb::PipelineRequest* req = req_.Reset();
     Message& m = messages_[next_seq_];
     m.ops.resize(f.batch);
     m.remaining = f.batch;
@@ -866,7 +874,7 @@ class PipelineStream final : public Tag {
       Op& op = m.ops[i];
       op.key = w_->NextKey();
       op.get = w_->NextIsGet();
-      pb::Operation* o = req_.add_ops();
+      pb::Operation* o = req->add_ops();
       o->set_id(next_seq_ * f.batch + i);
       if (op.get) {
         SetKey(op.key, o->mutable_get()->mutable_key());
@@ -880,7 +888,7 @@ class PipelineStream final : public Tag {
     ops_in_flight_ += f.batch;
     writing_ = true;
     m.start = SteadyClock::now();
-    rw_->Write(req_, &write_tag_);
+    rw_->Write(*req, &write_tag_);  // Serializes it: req_ is free again.
   }
 
   void OnResults(TimePoint now) {
@@ -888,7 +896,7 @@ class PipelineStream final : public Tag {
     const uint32_t batch = w_->flags().batch;
     const bool count = w_->InWindow(now);
     ++s.response_messages;
-    for (const pb::OperationResult& r : resp_.results()) {
+    for (const pb::OperationResult& r : resp_->results()) {
       const uint64_t seq = r.id() / batch;
       auto it = messages_.find(seq);
       if (it == messages_.end() || it->second.remaining == 0) {
@@ -945,8 +953,8 @@ class PipelineStream final : public Tag {
   OpTag read_tag_{this, Kind::kRead};
   OpTag write_tag_{this, Kind::kWrite};
   OpTag writes_done_tag_{this, Kind::kWritesDone};
-  pb::PipelineRequest req_;
-  pb::PipelineResponse resp_;
+  ArenaMessage<pb::PipelineRequest> req_{kArenaBlockBytes};    // Reset for every message.
+  ArenaMessage<pb::PipelineResponse> resp_{kArenaBlockBytes};  // Reset before every Read.
   grpc::Status status_;
   std::unordered_map<uint64_t, Message> messages_;  // by seq, until fully answered
   uint64_t next_seq_ = 0;
@@ -959,6 +967,10 @@ class PipelineStream final : public Tag {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& addr, int index) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection
+  // No transparent retries: the driver counts every failure, and the retry filter's
+  // per-call bookkeeping (it keeps each request until the call commits) is client CPU
+  // that the server under test would otherwise get.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt("ringcache.loadgen.channel", index);
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -1117,6 +1129,11 @@ std::string FormatNs(double ns) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's lock-order (deadlock)
+  // detection on: every lock gRPC takes then updates a global graph under a global
+  // spinlock, several % of the CPU of a busy client. It only checks gRPC's own
+  // locks, so it goes off here as in the servers, before gRPC starts.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Shared shared;
   Flags& f = shared.flags;
   if (const int rc = ParseFlags(argc, argv, &f); rc != 0) return rc == 1 ? 0 : 2;
