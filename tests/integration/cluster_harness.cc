@@ -115,13 +115,16 @@ bool TestCluster::Start() {
 }
 
 bool TestCluster::AddNode(const std::vector<std::string>& extra_args) {
+  return AddNodeNoWait(extra_args) && WaitConverged();
+}
+
+bool TestCluster::AddNodeNoWait(const std::vector<std::string>& extra_args) {
   const size_t i = nodes_.size();
   std::vector<std::string> seeds = SeedsExcept(i);
   nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", extra_args)));
   node_extra_args_.push_back(extra_args);
   departed_.push_back(false);
-  if (!StartNode(i)) return false;
-  return WaitConverged();
+  return StartNode(i);
 }
 
 void TestCluster::Kill(size_t i) { nodes_.at(i)->Kill(); }

@@ -88,6 +88,9 @@ class TestCluster {
   // every running node holds the view with it. `extra_args` go after the cluster's and
   // replace the harness's flags they repeat (e.g. {"--weight", "2"}).
   [[nodiscard]] bool AddNode(const std::vector<std::string>& extra_args = {});
+  // AddNode without waiting for the cluster to converge: only until the new node holds a
+  // view (its ready file), e.g. when a partition keeps the cluster from converging.
+  [[nodiscard]] bool AddNodeNoWait(const std::vector<std::string>& extra_args = {});
 
   // SIGKILLs node i. It stays in the other nodes' view: SERVING until the failure detector
   // of a majority suspects it (--failure-timeout-ms), then FAILED.

@@ -488,6 +488,79 @@ TEST_CASE("A node cut off from the others fences itself and rejoins after the he
   CHECK(wrong == 0);
 }
 
+TEST_CASE("A join made by a cut-off coordinator at the majority's epoch is undone after the heal",
+          "[cluster][failover]") {
+  // n1, the coordinator, is cut off from n2 and n3 but not from n4, which joins through n1
+  // alone right away: within its failure timeout, before it fences, n1 admits n4 at epoch
+  // e+1, while n2 and n3 fail n1 over at their own epoch e+1. Two views of one epoch
+  // (docs/design/failover.md, "Forks"): heartbeats carry view digests, n4 finds itself
+  // missing from the majority's view and joins again through n2 or n3, and n1, once
+  // healed, finds itself FAILED and rejoins empty. The cluster then converges with all four.
+  FaultNetwork net({"n1", "n2", "n3", "n4"});  // Outlives the cluster.
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = Flags()});
+  RequireStart(cluster);
+  REQUIRE(WaitSettled(cluster, 20s, true));
+  const uint64_t e = cluster.epoch();
+  auto n2 = cluster.Stub(1);
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(SetWc(*n2, "fork" + std::to_string(i), "v" + std::to_string(i), 1).status.ok());
+  }
+
+  const Clock::time_point t0 = Clock::now();
+  net.proxy("n1").BlockTarget(cluster.address(1));
+  net.proxy("n1").BlockTarget(cluster.address(2));
+  net.proxy("n2").BlockTarget(cluster.address(0));
+  net.proxy("n3").BlockTarget(cluster.address(0));
+  REQUIRE(cluster.AddNodeNoWait({"--seeds", cluster.address(0)}));
+  const double joined_ms = MsSince(t0);
+  INFO("n4 held a view " << static_cast<int>(joined_ms) << " ms after the cut");
+
+  // The majority fails n1 over; n4 leaves the fork and joins through them.
+  const bool majority_has_n4 = Eventually(
+      [&] {
+        auto view = TopologyOf(*n2);
+        return view && StateIn(*view, "n1") == v1::MEMBER_STATE_FAILED &&
+               StateIn(*view, "n4").has_value();
+      },
+      20s, 20ms);
+  INFO(DescribeCluster(cluster) << net.Describe());
+  // Did n1 admit n4 at the epoch the majority used to fail n1 (the fork)? Then n4's first
+  // view is n1's "adopted view epoch <e+1>: members n1,n2,n3,n4 (pushed by n1)" (or
+  // "(joined through ...)" if the join's answer came before the push).
+  const std::string n4_log = cluster.node(3).Stderr();
+  const bool forked = n4_log.find("adopted view epoch " + std::to_string(e + 1) +
+                                  ": members n1,n2,n3,n4 (") != std::string::npos;
+  CHECK(majority_has_n4);
+  if (forked) {
+    CHECK_THAT(n4_log, Catch::Contains("does not hold this node: the cluster changed the view "
+                                       "without this node; taking it"));
+  }
+
+  net.Heal();
+  // Converged: one view with all four SERVING, every node serving (n1 unfenced) and every
+  // range fully replicated.
+  std::string why;
+  const bool converged = Eventually([&] { return Settled(cluster, true, &why); }, 40s, 50ms);
+  INFO(DescribeCluster(cluster) << net.Describe() << "not settled: " << why);
+  REQUIRE(converged);
+  // n1 learns it was failed: from the majority's view of epoch e+1 (the fork settled
+  // against its own) or from a later one, whichever reaches it first after the heal.
+  CHECK_THAT(cluster.node(0).Stderr(), Catch::Contains("rejoining empty"));
+  Figure("fork", std::string(forked ? "forked at epoch " + std::to_string(e + 1)
+                                    : "no fork (n1 fenced before the join)") +
+                     "; all four SERVING " + std::to_string(static_cast<int>(MsSince(t0))) +
+                     " ms after the cut");
+  // Every key written before the cut reads back through n4 (n1 rejoined empty; the
+  // others kept their copies).
+  size_t wrong = 0;
+  std::map<std::string, std::string> values;
+  for (int i = 0; i < 200; ++i) values["fork" + std::to_string(i)] = "v" + std::to_string(i);
+  auto n4 = cluster.Stub(3);
+  const std::vector<std::string> missing = MissingKeys(*n4, values, &wrong);
+  INFO("missing through n4: " << Catch::Detail::stringify(missing));
+  CHECK(wrong == 0);
+}
+
 TEST_CASE("Saturating the CPU does not make the cluster fail a healthy node",
           "[cluster][failover]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = Flags()});

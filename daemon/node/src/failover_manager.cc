@@ -213,7 +213,9 @@ void FailoverManager::OnTopology(std::shared_ptr<const Topology> topology) {
   if (!topology) return;
   const TimePoint now = Now();
   std::lock_guard lock(mu_);
-  if (topology_ && topology->epoch() <= topology_->epoch()) return;
+  // Older views are ignored; a view of the same epoch replaces ours only if it is another
+  // snapshot (Membership settled a fork of that epoch in its favour).
+  if (topology_ && (topology->epoch() < topology_->epoch() || topology == topology_)) return;
   detector_.SetView(topology->view, now);
   topology_ = std::move(topology);
 }
@@ -351,6 +353,7 @@ void FailoverManager::Tick(TimePoint now) {
       send.request.set_from_id(self);
       send.request.set_epoch(epoch);
       send.request.set_to_id(send.target.id);
+      if (topology_ != nullptr) send.request.set_view_digest(topology_->digest);
       for (const std::string& id : suspects) send.request.add_suspects(id);
       sends.push_back(std::move(send));
     }

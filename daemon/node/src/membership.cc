@@ -266,12 +266,28 @@ struct Membership::Impl {
 
   // ---- Views.
 
-  // Adopts `view` if its epoch is higher than the current one. REQUIRES: adopt_mu held.
-  // `why` ends the log line. Returns the snapshot now current (the new one, or the one that
-  // was newer), or the error Topology::Make gave.
-  Result<std::shared_ptr<const Topology>> AdoptLocked(ClusterView view, const std::string& why) {
+  // What AdoptLocked does with a view of the current epoch that differs from the current
+  // one: keep ours (the rule), take it (settling a fork, see ReceiveView), or take it only
+  // if ours does not hold this node live (a join answer after such a settlement).
+  enum class SameEpoch { kKeep, kReplace, kReplaceIfOutside };
+
+  // Adopts `view` if its epoch is higher than the current one (or equal, as `same_epoch`
+  // says). REQUIRES: adopt_mu held. `why` ends the log line. Returns the snapshot now
+  // current (the new one, or the one that was newer), or the error Topology::Make gave.
+  Result<std::shared_ptr<const Topology>> AdoptLocked(ClusterView view, const std::string& why,
+                                                      SameEpoch same_epoch = SameEpoch::kKeep) {
     std::shared_ptr<const Topology> before = current.load();
-    if (before != nullptr && view.epoch <= before->epoch()) return before;
+    if (before != nullptr && view.epoch < before->epoch()) return before;
+    if (before != nullptr && view.epoch == before->epoch()) {
+      if (same_epoch == SameEpoch::kKeep) return before;
+      view.Normalize();
+      if (view == before->view) return before;
+      const ClusterMember* self = before->self_member;
+      if (same_epoch == SameEpoch::kReplaceIfOutside && self != nullptr &&
+          self->state != MemberState::kFailed) {
+        return before;
+      }
+    }
     Result<std::shared_ptr<const Topology>> made = Topology::Make(std::move(view), options.self_id);
     if (!made.ok()) return made.status();
     std::shared_ptr<const Topology> topology = std::move(made).value();
@@ -289,9 +305,10 @@ struct Membership::Impl {
     return topology;
   }
 
-  Result<std::shared_ptr<const Topology>> Adopt(ClusterView view, const std::string& why) {
+  Result<std::shared_ptr<const Topology>> Adopt(ClusterView view, const std::string& why,
+                                                SameEpoch same_epoch = SameEpoch::kKeep) {
     std::lock_guard lock(adopt_mu);
-    return AdoptLocked(std::move(view), why);
+    return AdoptLocked(std::move(view), why, same_epoch);
   }
 
   // True if `topology` holds this node at `address`, in any state but FAILED.
@@ -319,53 +336,105 @@ struct Membership::Impl {
     const std::string address = SelfAddress();
     bool failed = false;
     bool gone = false;
+    bool missing = false;  // Settled a fork: the winning view does not hold this node.
     {
       std::lock_guard lock(adopt_mu);
       const std::shared_ptr<const Topology> held = current.load();
-      // Not newer than ours: nothing to do; our epoch acknowledges it.
-      if (held != nullptr && view.epoch <= held->epoch()) {
-        if (view.epoch == held->epoch()) {
-          view.Normalize();
-          if (!(view == held->view)) {
-            Log(LogLevel::kWarn, "ignored a view of epoch " + std::to_string(view.epoch) +
-                                     " from " + from_id + " that differs from ours (members " +
-                                     JoinIds(view.members) + " vs " + JoinIds(held->view.members) +
-                                     ")");
-          }
-        }
+      if (held != nullptr && view.epoch == held->epoch()) {
         *epoch = held->epoch();
-        return Status::Ok();
+        view.Normalize();
+        if (view == held->view) return Status::Ok();
+        const Fork fork = SettleFork(*held, view, address);
+        if (fork == Fork::kKeepOurs) {
+          LogForkOnce(view, from_id);
+          return Status::Ok();
+        }
+        missing = fork == Fork::kMissingThere;
+        failed = !missing;
+        Log(LogLevel::kWarn, "the view of epoch " + std::to_string(view.epoch) + " from " +
+                                 from_id + " (members " + JoinIds(view.members) +
+                                 ") differs from ours (" + JoinIds(held->view.members) + ") and " +
+                                 (missing ? "does not hold this node" : "has it failed") +
+                                 ": the cluster changed the view without this node; taking it");
+        Result<std::shared_ptr<const Topology>> adopted =
+            AdoptLocked(std::move(view), why, SameEpoch::kReplace);
+        if (!adopted.ok()) return adopted.status();
+      } else {
+        // Older than ours: nothing to do; our epoch acknowledges it.
+        if (held != nullptr && view.epoch < held->epoch()) {
+          *epoch = held->epoch();
+          return Status::Ok();
+        }
+        // A view for the node that had this address before (or a confused sender): refuse
+        // it rather than adopt a view that does not hold this node.
+        const ClusterMember* self = view.Find(options.self_id);
+        // Out of the view after a leave: asked here, or LEAVING in the view we hold (the
+        // leave was applied although its answer was lost).
+        const bool leaving =
+            leave_requested.load() || (held != nullptr && held->self_member != nullptr &&
+                                       held->self_member->state == MemberState::kLeaving);
+        if ((self == nullptr && !leaving) ||
+            (self != nullptr && !address.empty() && self->address != address)) {
+          return Status::FailedPrecondition("node " + options.self_id + " at " + address +
+                                            " is not in the " + kind + " view of epoch " +
+                                            std::to_string(view.epoch) + " (from " + from_id + ")");
+        }
+        // A newer view that still holds this node FAILED (while it rejoins) starts nothing
+        // new.
+        const bool was_failed = held != nullptr && held->self_member != nullptr &&
+                                held->self_member->state == MemberState::kFailed;
+        failed = self != nullptr && self->state == MemberState::kFailed && !was_failed;
+        gone = self == nullptr;
+        Result<std::shared_ptr<const Topology>> adopted = AdoptLocked(std::move(view), why);
+        if (!adopted.ok()) return adopted.status();
+        *epoch = (*adopted)->epoch();
       }
-      // A view for the node that had this address before (or a confused sender): refuse
-      // it rather than adopt a view that does not hold this node.
-      const ClusterMember* self = view.Find(options.self_id);
-      // Out of the view after a leave: asked here, or LEAVING in the view we hold (the
-      // leave was applied although its answer was lost).
-      const bool leaving =
-          leave_requested.load() || (held != nullptr && held->self_member != nullptr &&
-                                     held->self_member->state == MemberState::kLeaving);
-      if ((self == nullptr && !leaving) ||
-          (self != nullptr && !address.empty() && self->address != address)) {
-        return Status::FailedPrecondition("node " + options.self_id + " at " + address +
-                                          " is not in the " + kind + " view of epoch " +
-                                          std::to_string(view.epoch) + " (from " + from_id + ")");
-      }
-      // A newer view that still holds this node FAILED (while it rejoins) starts nothing new.
-      const bool was_failed = held != nullptr && held->self_member != nullptr &&
-                              held->self_member->state == MemberState::kFailed;
-      failed = self != nullptr && self->state == MemberState::kFailed && !was_failed;
-      gone = self == nullptr;
-      Result<std::shared_ptr<const Topology>> adopted = AdoptLocked(std::move(view), why);
-      if (!adopted.ok()) return adopted.status();
-      *epoch = (*adopted)->epoch();
     }
     if (failed) {
       Log(LogLevel::kWarn,
           "this node was declared failed in epoch " + std::to_string(*epoch) + "; rejoining empty");
-      StartRejoin();
     }
+    if (failed || missing) StartRejoin();
     if (gone) MarkLeft(*epoch);
     return Status::Ok();
+  }
+
+  // Two views of one epoch: while this side of a partition changed the view (a coordinator
+  // cut off from the majority, in the failure timeout before it fenced, applied a join),
+  // the other side changed it too (it failed the coordinator over). Heartbeats find such
+  // forks (HeartbeatRequest.view_digest) and each node settles its own, the same way on
+  // every node: the view in which this node is FAILED wins over ours if ours has it live
+  // (it was failed over: it rejoins empty), and so does a view that does not hold this
+  // node while ours has it JOINING (admitted by the cut-off coordinator: it joins again
+  // through the others). Otherwise ours is kept; the fork then ends with the next view
+  // change, which the rejoins bring about. REQUIRES: adopt_mu held.
+  enum class Fork { kKeepOurs, kFailedThere, kMissingThere };
+  Fork SettleFork(const Topology& held, const ClusterView& offered,
+                  const std::string& address) const {
+    const ClusterMember* ours = held.self_member;
+    if (ours == nullptr || ours->state == MemberState::kFailed) return Fork::kKeepOurs;
+    const ClusterMember* theirs = offered.Find(options.self_id);
+    if (theirs != nullptr && theirs->state == MemberState::kFailed &&
+        (address.empty() || theirs->address == address)) {
+      return Fork::kFailedThere;
+    }
+    if (theirs == nullptr && ours->state == MemberState::kJoining && !leave_requested.load()) {
+      return Fork::kMissingThere;
+    }
+    return Fork::kKeepOurs;
+  }
+
+  // One warning per sender and epoch for a fork this node keeps its side of (heartbeats
+  // bring the other view every interval until the next view change). REQUIRES: adopt_mu.
+  void LogForkOnce(const ClusterView& offered, const std::string& from_id) {
+    if (offered.epoch != fork_logged_epoch) {
+      fork_logged_epoch = offered.epoch;
+      fork_logged_from.clear();
+    }
+    if (!fork_logged_from.insert(from_id).second) return;
+    Log(LogLevel::kWarn, "kept our view of epoch " + std::to_string(offered.epoch) + ": " +
+                             from_id + " holds another one (members " + JoinIds(offered.members) +
+                             "); the next view change ends the fork");
   }
 
   // ---- Async call tracking.
@@ -852,7 +921,13 @@ struct Membership::Impl {
         *last_error = seed + " answered with an invalid view: " + view.status().message();
         return JoinAttempt::kFailed;
       }
-      Result<std::shared_ptr<const Topology>> adopted = Adopt(std::move(view).value(), why);
+      // An answer that holds this node replaces a view of the same epoch that does not hold
+      // it live (this node settled a fork against its own admission: ReceiveView).
+      const ClusterMember* in_answer = view->Find(options.self_id);
+      const bool admitted = in_answer != nullptr && in_answer->address == address &&
+                            in_answer->state != MemberState::kFailed;
+      Result<std::shared_ptr<const Topology>> adopted = Adopt(
+          std::move(view).value(), why, admitted ? SameEpoch::kReplaceIfOutside : SameEpoch::kKeep);
       if (!adopted.ok()) {
         *last_error =
             seed + " answered with a view this node cannot use: " + adopted.status().message();
@@ -898,8 +973,13 @@ struct Membership::Impl {
       return reactor;
     }
     (*handler)(request, response);
+    // A sender behind us gets our view; so does one with another view of the same epoch
+    // (a fork, settled by the sender: ReceiveView).
     if (const std::shared_ptr<const Topology> topology = Current();
-        topology != nullptr && request.epoch() < topology->epoch()) {
+        topology != nullptr &&
+        (request.epoch() < topology->epoch() ||
+         (request.epoch() == topology->epoch() && request.view_digest() != 0 &&
+          request.view_digest() != topology->digest))) {
       ToProto(topology->view, response->mutable_view());
     }
     reactor->Finish(grpc::Status::OK);
@@ -1443,9 +1523,11 @@ struct Membership::Impl {
         rejoin_wanted = false;
         lock.unlock();
         const std::shared_ptr<const Topology> topology = Current();
-        // Still (or again) FAILED in the view held: rejoin.
-        if (topology != nullptr && topology->self_member != nullptr &&
-            topology->self_member->state == MemberState::kFailed) {
+        // Still (or again) FAILED in the view held, or out of it without having left (a
+        // fork settled against this node's admission): rejoin.
+        const ClusterMember* self = topology != nullptr ? topology->self_member : nullptr;
+        if (topology != nullptr && ((self != nullptr && self->state == MemberState::kFailed) ||
+                                    (self == nullptr && !left.load() && !leave_requested.load()))) {
           Rejoin();
         }
         lock.lock();
@@ -1541,6 +1623,11 @@ struct Membership::Impl {
   // Protected by subs_mu.
   std::map<int, std::function<void(std::shared_ptr<const Topology>)>> subscribers;
   int next_subscriber = 1;
+
+  // Protected by adopt_mu: the senders of a forked view of fork_logged_epoch already
+  // logged (LogForkOnce).
+  uint64_t fork_logged_epoch = 0;
+  std::set<std::string> fork_logged_from;
 
   // Protected by adopt_mu: the coordinator's ready set, for the view of ready_epoch.
   uint64_t ready_epoch = 0;

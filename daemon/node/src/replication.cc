@@ -314,8 +314,12 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
     std::lock_guard lock(links_mu);
     if (shut_down) return;
     // Views arrive from the subscription and once from Node::Start (a view adopted before
-    // the store subscribed): keep only newer ones.
-    if (route_owner != nullptr && t.epoch() <= route_owner->topology->epoch()) return;
+    // the store subscribed): keep only newer ones, or another snapshot of the same epoch
+    // (Membership settled a fork of that epoch in its favour).
+    if (route_owner != nullptr &&
+        (t.epoch() < route_owner->topology->epoch() || topology == route_owner->topology)) {
+      return;
+    }
     // Under links_mu (views apply in epoch order); the receiver's locks come after it.
     receiver->SetFailedPrimaries(failed, t.epoch());
     const auto now = std::chrono::steady_clock::now();

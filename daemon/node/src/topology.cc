@@ -4,7 +4,26 @@
 #include <string>
 #include <utility>
 
+#include "ringcache/key_hash.h"
+
 namespace ringcache::internal {
+namespace {
+
+// See Topology::digest. Fields are length- or NUL-separated, so no two views share a text.
+uint64_t ViewDigest(const ClusterView& view) {
+  std::string text = std::to_string(view.epoch) + "/" + std::to_string(view.replication_factor) +
+                     "/" + std::to_string(view.vnodes_per_weight);
+  for (const ClusterMember& m : view.members) {
+    text += '\0';
+    text += std::to_string(m.id.size()) + ":" + m.id + std::to_string(m.address.size()) + ":" +
+            m.address + "/" + std::to_string(m.weight) + "/" +
+            std::to_string(static_cast<int>(m.state));
+  }
+  const uint64_t digest = HashKey(text);
+  return digest == 0 ? 1 : digest;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<const Topology>> Topology::Make(ClusterView view, std::string self_id) {
   auto topology = std::make_shared<Topology>();
@@ -35,6 +54,7 @@ Result<std::shared_ptr<const Topology>> Topology::Make(ClusterView view, std::st
   }
   topology->self_member = topology->view.Find(self_id);
   topology->self_id = std::move(self_id);
+  topology->digest = ViewDigest(topology->view);
   return std::shared_ptr<const Topology>(std::move(topology));
 }
 

@@ -35,6 +35,10 @@ struct Topology {
   int target_self = -1;
   // This node's entry in the view, or nullptr if it is not in it.
   const ClusterMember* self_member = nullptr;
+  // XXH3 of the normalized view (epoch, settings, and every member's id, address, weight
+  // and state): equal views have equal digests. Never 0. Heartbeats carry it so that two
+  // different views of one epoch are noticed (HeartbeatRequest.view_digest).
+  uint64_t digest = 1;
 
   // Builds the snapshot (normalizing the view: members sorted by id); fails as
   // ClusterView::Validate and BuildRing do, or if replication_factor is over

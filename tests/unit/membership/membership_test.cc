@@ -104,6 +104,32 @@ class TestMember {
   std::atomic<int> lefts_{0};
 };
 
+// A view of `held`'s epoch and settings whose members are `members` (id, state), at the
+// addresses `held` has for them: a fork of that epoch.
+v1::ClusterView ForkOf(const Topology& held,
+                       const std::vector<std::pair<std::string, v1::MemberState>>& members) {
+  v1::ClusterView view;
+  view.set_epoch(held.epoch());
+  view.set_replication_factor(held.view.replication_factor);
+  view.set_vnodes_per_weight(held.view.vnodes_per_weight);
+  for (const auto& [id, state] : members) {
+    const ClusterMember* m = held.view.Find(id);
+    REQUIRE(m != nullptr);
+    auto* out = view.add_members();
+    out->set_id(id);
+    out->set_address(m->address);
+    out->set_weight(m->weight);
+    out->set_state(state);
+  }
+  return view;
+}
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 // n1 bootstraps, n2..nN join through n1; every member reports ready for every epoch it
 // sees while `auto_ready` is set (what the replication side does with nothing to move).
 struct TestCluster {
@@ -315,6 +341,23 @@ TEST_CASE("Membership: the Heartbeat rpc calls the handler and sends newer views
     CHECK_FALSE(response.has_view());
   }
   {
+    // The same epoch with the same view (digest): nothing to send.
+    request.set_view_digest(c[0].m().current()->digest);
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    REQUIRE(stub->Heartbeat(&ctx, request, &response).ok());
+    CHECK_FALSE(response.has_view());
+  }
+  {
+    // The same epoch with another view: a fork; the receiver sends its view.
+    request.set_view_digest(c[0].m().current()->digest ^ 1);
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    REQUIRE(stub->Heartbeat(&ctx, request, &response).ok());
+    CHECK(response.view().epoch() == 2);
+    CHECK(response.view().members_size() == 2);
+  }
+  {
     request.set_to_id("n7");
     v1::HeartbeatResponse response;
     grpc::ClientContext ctx;
@@ -329,19 +372,58 @@ TEST_CASE("Membership: OfferView adopts a newer view and a FAILED self starts a 
   c.Add(2);
   c[0].m().ReportTransitionReady(2);
   REQUIRE(Eventually([&] { return c.AllAt(3, {0, 1}); }));
-  // A same-epoch view that differs is ignored with a warning.
-  v1::ClusterView same;
-  same.set_epoch(3);
-  same.set_replication_factor(2);
-  same.set_vnodes_per_weight(16);
-  auto* m = same.add_members();
-  m->set_id("n2");
-  m->set_address(c[1].address());
-  m->set_weight(1);
-  m->set_state(v1::MEMBER_STATE_SERVING);
+  // A same-epoch view that differs but holds this node live is not taken (a fork this
+  // node keeps its side of), with one warning per sender and epoch.
+  const std::shared_ptr<const Topology> before = c[1].m().current();
+  v1::ClusterView same = ForkOf(*before, {{"n2", v1::MEMBER_STATE_SERVING}});
   c[1].m().OfferView(same, "n9");
-  CHECK(c[1].epoch() == 3);
-  CHECK_THAT(c[1].Logs(), Catch::Contains("ignored a view of epoch 3 from n9 that differs"));
+  c[1].m().OfferView(same, "n9");
+  CHECK(c[1].m().current() == before);
+  CHECK(Count(c[1].Logs(), "kept our view of epoch 3: n9 holds another one") == 1);
+  CHECK(c[1].rejoins() == 0);
+}
+
+TEST_CASE("Membership: a fork of the same epoch that failed this node wins, and it rejoins",
+          "[unit][membership]") {
+  // The majority failed n2 over while n2 (cut off) held another view of that epoch: the
+  // view in which n2 is FAILED replaces n2's own, and n2 rejoins empty through n1.
+  TestCluster c;
+  c.Add(2);
+  c[0].m().ReportTransitionReady(2);
+  REQUIRE(Eventually([&] { return c.AllAt(3, {0, 1}); }));
+  v1::ClusterView fork = ForkOf(
+      *c[1].m().current(), {{"n1", v1::MEMBER_STATE_SERVING}, {"n2", v1::MEMBER_STATE_FAILED}});
+  c[1].m().OfferView(fork, "n1");
+  REQUIRE(Eventually([&] { return c[1].rejoins() == 1; }));
+  CHECK_THAT(c[1].Logs(), Catch::Contains("the view of epoch 3 from n1 (members n1,n2) differs "
+                                          "from ours (n1,n2) and has it failed"));
+  // The rejoin goes through n1, whose own view still holds n2 SERVING, so n1 answers
+  // with it; either way n2 ends in a view that holds it live again.
+  REQUIRE(Eventually([&] {
+    const MemberState s = c[1].StateOf("n2");
+    return s == MemberState::kServing || s == MemberState::kJoining;
+  }));
+}
+
+TEST_CASE("Membership: a JOINING node missing from a fork of its epoch joins again",
+          "[unit][membership]") {
+  // n2 was admitted (JOINING, epoch 2) by a coordinator that the others had failed over at
+  // that same epoch: their view does not hold n2, and theirs wins.
+  TestCluster c;
+  c.Add(2);
+  REQUIRE(c[1].StateOf("n2") == MemberState::kJoining);
+  v1::ClusterView fork = ForkOf(*c[1].m().current(), {{"n1", v1::MEMBER_STATE_SERVING}});
+  c[1].m().OfferView(fork, "n1");
+  REQUIRE(Eventually([&] { return c[1].rejoins() == 1; }));
+  CHECK_THAT(c[1].Logs(), Catch::Contains("and does not hold this node"));
+  CHECK(c[1].lefts() == 0);  // Rejoining, not leaving.
+  REQUIRE(Eventually([&] { return c[1].StateOf("n2") == MemberState::kJoining; }));
+  // A SERVING node missing from a fork keeps its view (only the JOINING rule applies).
+  c[0].m().ReportTransitionReady(c[0].epoch());
+  REQUIRE(Eventually([&] { return c[1].StateOf("n2") == MemberState::kServing; }));
+  const std::shared_ptr<const Topology> held = c[1].m().current();
+  c[1].m().OfferView(ForkOf(*held, {{"n1", v1::MEMBER_STATE_SERVING}}), "n1");
+  CHECK(c[1].m().current() == held);
 }
 
 }  // namespace
