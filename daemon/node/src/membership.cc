@@ -267,9 +267,8 @@ struct Membership::Impl {
   // ---- Views.
 
   // What AdoptLocked does with a view of the current epoch that differs from the current
-  // one: keep ours (the rule), take it (settling a fork, see ReceiveView), or take it only
-  // if ours does not hold this node live (a join answer after such a settlement).
-  enum class SameEpoch { kKeep, kReplace, kReplaceIfOutside };
+  // one: keep ours (the rule), or take it (settling a fork, see ReceiveView).
+  enum class SameEpoch { kKeep, kReplace };
 
   // Adopts `view` if its epoch is higher than the current one (or equal, as `same_epoch`
   // says). REQUIRES: adopt_mu held. `why` ends the log line. Returns the snapshot now
@@ -282,11 +281,6 @@ struct Membership::Impl {
       if (same_epoch == SameEpoch::kKeep) return before;
       view.Normalize();
       if (view == before->view) return before;
-      const ClusterMember* self = before->self_member;
-      if (same_epoch == SameEpoch::kReplaceIfOutside && self != nullptr &&
-          self->state != MemberState::kFailed) {
-        return before;
-      }
     }
     Result<std::shared_ptr<const Topology>> made = Topology::Make(std::move(view), options.self_id);
     if (!made.ok()) return made.status();
@@ -305,10 +299,9 @@ struct Membership::Impl {
     return topology;
   }
 
-  Result<std::shared_ptr<const Topology>> Adopt(ClusterView view, const std::string& why,
-                                                SameEpoch same_epoch = SameEpoch::kKeep) {
+  Result<std::shared_ptr<const Topology>> Adopt(ClusterView view, const std::string& why) {
     std::lock_guard lock(adopt_mu);
-    return AdoptLocked(std::move(view), why, same_epoch);
+    return AdoptLocked(std::move(view), why);
   }
 
   // True if `topology` holds this node at `address`, in any state but FAILED.
@@ -921,13 +914,10 @@ struct Membership::Impl {
         *last_error = seed + " answered with an invalid view: " + view.status().message();
         return JoinAttempt::kFailed;
       }
-      // An answer that holds this node replaces a view of the same epoch that does not hold
-      // it live (this node settled a fork against its own admission: ReceiveView).
-      const ClusterMember* in_answer = view->Find(options.self_id);
-      const bool admitted = in_answer != nullptr && in_answer->address == address &&
-                            in_answer->state != MemberState::kFailed;
-      Result<std::shared_ptr<const Topology>> adopted = Adopt(
-          std::move(view).value(), why, admitted ? SameEpoch::kReplaceIfOutside : SameEpoch::kKeep);
+      // Only a newer view counts. After a fork settled against this node's admission
+      // (ReceiveView) the coordinator of the winning view admits it at a new epoch; an
+      // answer of the same epoch comes from the losing side and would undo the settlement.
+      Result<std::shared_ptr<const Topology>> adopted = Adopt(std::move(view).value(), why);
       if (!adopted.ok()) {
         *last_error =
             seed + " answered with a view this node cannot use: " + adopted.status().message();

@@ -91,8 +91,8 @@ void PipelineReactor::Deliver(v1::PipelineResponse* results, size_t bytes, size_
 
 void PipelineReactor::QueueResultsLocked(v1::PipelineResponse* results, size_t bytes) {
   // Coalesce into the message waiting for the next Write if it has room. The results come
-  // from another arena (or the heap), so each is copied; these are the pending operations'
-  // results, a few per call.
+  // from the heap (forwards, write-concern waits), so each is copied once (move-assigning
+  // across arenas copies; Swap would copy three times).
   if (queue_.empty() || queue_.back().bytes + bytes > kTargetMessageBytes) {
     std::unique_ptr<ResponseBuf> message = TakeSpareLocked();
     message->Reset();
@@ -101,7 +101,7 @@ void PipelineReactor::QueueResultsLocked(v1::PipelineResponse* results, size_t b
   QueuedResponse& tail = queue_.back();
   auto* tail_results = tail.message->get()->mutable_results();
   tail_results->Reserve(tail_results->size() + results->results_size());
-  for (v1::OperationResult& r : *results->mutable_results()) tail_results->Add()->Swap(&r);
+  for (v1::OperationResult& r : *results->mutable_results()) *tail_results->Add() = std::move(r);
   tail.bytes += bytes;
   queued_bytes_ += bytes;
 }
@@ -268,8 +268,9 @@ void PipelineReactor::Pump() {
     bool start_write = false;
     bool finish = false;
     grpc::Status finish_status;
-    // Where this round's results go: the message waiting for the next Write when it has
-    // room (so they are not copied into it later), otherwise a spare one to reset.
+    // Where this round's results go: the last of two or more messages waiting for a Write
+    // when it has room (so they are not copied into it later), otherwise a spare one to
+    // reset.
     std::unique_ptr<ResponseBuf> chunk;
     bool fresh_chunk = false;
     size_t bytes = 0;
@@ -325,7 +326,9 @@ void PipelineReactor::Pump() {
         finish_status = error_;
       }
       if (execute || reject) {
-        if (!queue_.empty() && queue_.back().bytes < kTargetMessageBytes) {
+        // Not the only queued message: the writer takes the front when the Write in flight
+        // completes, and must not find it checked out.
+        if (queue_.size() >= 2 && queue_.back().bytes < kTargetMessageBytes) {
           chunk = std::move(queue_.back().message);
           bytes = queue_.back().bytes;
           queued_bytes_ -= bytes;
@@ -410,7 +413,8 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
         group = &forwards->back();
       }
       group->bytes += CacheService::ForwardBytes(request.ops(next_op_));
-      group->request.add_ops()->Swap(request.mutable_ops(next_op_));
+      // One copy from the request's arena into the heap message of the forward.
+      *group->request.add_ops() = std::move(*request.mutable_ops(next_op_));
       group->extra_deadline = std::max(group->extra_deadline, step.extra_deadline);
     }
   }

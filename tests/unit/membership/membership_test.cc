@@ -417,10 +417,17 @@ TEST_CASE("Membership: a JOINING node missing from a fork of its epoch joins aga
   REQUIRE(Eventually([&] { return c[1].rejoins() == 1; }));
   CHECK_THAT(c[1].Logs(), Catch::Contains("and does not hold this node"));
   CHECK(c[1].lefts() == 0);  // Rejoining, not leaving.
-  REQUIRE(Eventually([&] { return c[1].StateOf("n2") == MemberState::kJoining; }));
-  // A SERVING node missing from a fork keeps its view (only the JOINING rule applies).
-  c[0].m().ReportTransitionReady(c[0].epoch());
+  CHECK(c[1].epoch() == 2);
+  CHECK(c[1].StateOf("n2") == MemberState::kUnspecified);
+  // Its rejoin asks n1, whose view of epoch 2 holds n2 JOINING: an answer of the same
+  // epoch does not undo the settlement. Once n1 moves on (it completes the transition:
+  // epoch 3, n2 SERVING), the newer view holds n2 again.
+  std::this_thread::sleep_for(300ms);
+  CHECK(c[1].StateOf("n2") == MemberState::kUnspecified);
+  c[0].m().ReportTransitionReady(2);
   REQUIRE(Eventually([&] { return c[1].StateOf("n2") == MemberState::kServing; }));
+  CHECK(c[1].epoch() >= 3);
+  // A SERVING node missing from a fork keeps its view (only the JOINING rule applies).
   const std::shared_ptr<const Topology> held = c[1].m().current();
   c[1].m().OfferView(ForkOf(*held, {{"n1", v1::MEMBER_STATE_SERVING}}), "n1");
   CHECK(c[1].m().current() == held);
