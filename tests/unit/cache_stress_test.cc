@@ -1,6 +1,7 @@
 // Multi-threaded tests of Cache that check invariants, not just the absence of crashes.
 // They run in CI under ThreadSanitizer too. Every loop is bounded by an operation count.
 #include <atomic>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -204,26 +205,36 @@ TEST_CASE("Cache Incr and compare-and-set lose no update under contention",
   CHECK(v == std::to_string(kThreads * kCas));
 }
 
-TEST_CASE("Cache readers see every key that no writer touches while tables rebuild",
-          "[unit][cache][stress]") {
+// Two shards with room to spare, for tests of readers during table rebuilds.
+std::unique_ptr<Cache> TwoShardCache() {
   CacheOptions o;
   o.start_janitor = false;
   o.shard_count = 2;
   o.capacity_bytes = uint64_t{256} << 20;
-  auto cache = std::move(Cache::Create(o)).value();
+  return std::move(Cache::Create(o)).value();
+}
+
+// Grows, churns and shrinks the tables (rebuilds) of `cache` on its own thread; clears
+// `*writing` when done.
+std::thread StartChurn(Cache* cache, std::atomic<bool>* writing) {
+  return std::thread([cache, writing] {
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 20000; ++i) (void)cache->Set("churn-" + std::to_string(i), "c");
+      for (int i = 0; i < 20000; ++i) (void)cache->Delete("churn-" + std::to_string(i));
+    }
+    writing->store(false);
+  });
+}
+
+TEST_CASE("Cache readers see every key that no writer touches while tables rebuild",
+          "[unit][cache][stress]") {
+  auto cache = TwoShardCache();
   constexpr int kStable = 1000;
   for (int i = 0; i < kStable; ++i) REQUIRE(cache->Set("stable-" + std::to_string(i), "s").ok());
 
   std::atomic<bool> writing{true};
   std::atomic<int> missing{0};
-  std::thread writer([&] {
-    // Grows, churns and shrinks the tables (rebuilds) while the reader runs.
-    for (int round = 0; round < 4; ++round) {
-      for (int i = 0; i < 20000; ++i) (void)cache->Set("churn-" + std::to_string(i), "c");
-      for (int i = 0; i < 20000; ++i) (void)cache->Delete("churn-" + std::to_string(i));
-    }
-    writing.store(false);
-  });
+  std::thread writer = StartChurn(cache.get(), &writing);
   std::string v;
   for (int pass = 0; pass < 1000 && (writing.load() || pass < 2); ++pass) {
     for (int i = 0; i < kStable; ++i) {
@@ -240,27 +251,17 @@ TEST_CASE("Cache Prefetch and MultiGet stay correct while tables rebuild",
   // and directly, with absent, empty and oversized keys mixed in) against a writer that
   // grows and shrinks the tables. ASan and TSan check the reads; the results check that
   // the hint changes nothing.
-  CacheOptions o;
-  o.start_janitor = false;
-  o.shard_count = 2;
-  o.capacity_bytes = uint64_t{256} << 20;
-  auto cache = std::move(Cache::Create(o)).value();
+  auto cache = TwoShardCache();
   constexpr int kStable = 512;
   std::vector<std::string> stable;
   for (int i = 0; i < kStable; ++i) {
     stable.push_back("stable-" + std::to_string(i));
     REQUIRE(cache->Set(stable.back(), "v" + std::to_string(i)).ok());
   }
-  const std::string oversized(o.max_key_bytes + 1, 'k');
+  const std::string oversized(CacheOptions{}.max_key_bytes + 1, 'k');
 
   std::atomic<bool> writing{true};
-  std::thread writer([&] {
-    for (int round = 0; round < 4; ++round) {
-      for (int i = 0; i < 20000; ++i) (void)cache->Set("churn-" + std::to_string(i), "c");
-      for (int i = 0; i < 20000; ++i) (void)cache->Delete("churn-" + std::to_string(i));
-    }
-    writing.store(false);
-  });
+  std::thread writer = StartChurn(cache.get(), &writing);
   int wrong = 0;
   for (int pass = 0; pass < 1000 && (writing.load() || pass < 2); ++pass) {
     for (int first = 0; first < kStable; first += 16) {

@@ -1072,34 +1072,38 @@ size_t CacheService::MaxForwardBytes() const {
   return size_t{node_->options().max_value_bytes} + node_->options().max_key_bytes;
 }
 
+namespace {
+
+// The key `op` acts on; empty for an operation with nothing set.
+std::string_view OperationKey(const v1::Operation& op) {
+  switch (op.op_case()) {
+    case v1::Operation::kGet:
+      return op.get().key();
+    case v1::Operation::kSet:
+      return op.set().key();
+    case v1::Operation::kDelete:
+      return op.delete_().key();
+    case v1::Operation::kTouch:
+      return op.touch().key();
+    case v1::Operation::kTtl:
+      return op.ttl().key();
+    case v1::Operation::kIncr:
+      return op.incr().key();
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
 void CacheService::PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
                                        int first) const {
   std::array<std::string_view, kPrefetchOps> keys;
   size_t n = 0;
   const int end = std::min(ops.size(), first + static_cast<int>(kPrefetchOps));
   for (int i = first; i < end; ++i) {
-    const v1::Operation& op = ops.Get(i);
-    switch (op.op_case()) {
-      case v1::Operation::kGet:
-        keys[n++] = op.get().key();
-        break;
-      case v1::Operation::kSet:
-        keys[n++] = op.set().key();
-        break;
-      case v1::Operation::kDelete:
-        keys[n++] = op.delete_().key();
-        break;
-      case v1::Operation::kTouch:
-        keys[n++] = op.touch().key();
-        break;
-      case v1::Operation::kTtl:
-        keys[n++] = op.ttl().key();
-        break;
-      case v1::Operation::kIncr:
-        keys[n++] = op.incr().key();
-        break;
-      default:
-        break;
+    if (const v1::Operation& op = ops.Get(i); op.op_case() != v1::Operation::OP_NOT_SET) {
+      keys[n++] = OperationKey(op);
     }
   }
   node_->Prefetch(std::span<const std::string_view>(keys.data(), n));
@@ -1107,22 +1111,8 @@ void CacheService::PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<
 
 size_t CacheService::ForwardBytes(const v1::Operation& op) {
   constexpr size_t kFramingBytes = 64;  // id, tags, lengths, numbers, the oneof's message
-  switch (op.op_case()) {
-    case v1::Operation::kGet:
-      return kFramingBytes + op.get().key().size();
-    case v1::Operation::kSet:
-      return kFramingBytes + op.set().key().size() + op.set().value().size();
-    case v1::Operation::kDelete:
-      return kFramingBytes + op.delete_().key().size();
-    case v1::Operation::kTouch:
-      return kFramingBytes + op.touch().key().size();
-    case v1::Operation::kTtl:
-      return kFramingBytes + op.ttl().key().size();
-    case v1::Operation::kIncr:
-      return kFramingBytes + op.incr().key().size();
-    default:
-      return kFramingBytes;
-  }
+  const size_t value = op.op_case() == v1::Operation::kSet ? op.set().value().size() : 0;
+  return kFramingBytes + OperationKey(op).size() + value;
 }
 
 size_t CacheService::FailedResults(const grpc::Status& status,
@@ -1228,37 +1218,31 @@ PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
                                              const RequestMetadata& md, const v1::Operation& op,
                                              v1::OperationResult* result, PipelineSink* sink) {
   result->set_id(op.id());
-  std::string_view key;
+  const std::string_view key = OperationKey(op);
   Access access = Access::kWrite;
   v1::ReadPreference preference = v1::READ_PREFERENCE_PRIMARY;
   uint32_t wc = 0;
   uint32_t wc_timeout = 0;
   switch (op.op_case()) {
     case v1::Operation::kGet:
-      key = op.get().key();
       preference = op.get().read_preference();
       break;
     case v1::Operation::kSet:
-      key = op.set().key();
       wc = op.set().write_concern();
       wc_timeout = op.set().write_concern_timeout_ms();
       break;
     case v1::Operation::kDelete:
-      key = op.delete_().key();
       wc = op.delete_().write_concern();
       wc_timeout = op.delete_().write_concern_timeout_ms();
       break;
     case v1::Operation::kTouch:
-      key = op.touch().key();
       wc = op.touch().write_concern();
       wc_timeout = op.touch().write_concern_timeout_ms();
       break;
     case v1::Operation::kTtl:
-      key = op.ttl().key();
       preference = op.ttl().read_preference();
       break;
     case v1::Operation::kIncr:
-      key = op.incr().key();
       wc = op.incr().write_concern();
       wc_timeout = op.incr().write_concern_timeout_ms();
       break;

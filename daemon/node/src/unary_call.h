@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "request_metadata.h"
+#include "ringcache/proto/arena_message.h"
 #include "ringcache/v1/cache.pb.h"
 
 namespace ringcache::internal {
@@ -54,7 +55,7 @@ class UnaryCall {
   UnaryCall(grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request)
       : context_(context),
         raw_request_(raw_request),
-        arena_(ArenaOptions(block_, sizeof(block_))),
+        arena_(FirstBlockArenaOptions(block_, sizeof(block_))),
         request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
         response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
   ~UnaryCall() = default;
@@ -64,13 +65,6 @@ class UnaryCall {
   RequestMetadata metadata_;
 
  private:
-  static google::protobuf::ArenaOptions ArenaOptions(char* block, size_t size) {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = size;
-    return options;
-  }
-
   // The messages' arena and its first block (kCallArenaBytes): a typical call parses and
   // answers without a heap allocation per field (keys and values longer than
   // std::string's inline capacity still allocate their characters).

@@ -20,6 +20,17 @@
 
 namespace ringcache::internal {
 
+// Options for an arena whose first block is `block` (`bytes`, owned by the caller, kept
+// across Reset) and whose later blocks are as large (at least 64 KiB at most).
+inline google::protobuf::ArenaOptions FirstBlockArenaOptions(char* block, size_t bytes) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = bytes;
+  options.start_block_size = bytes;
+  options.max_block_size = bytes > (size_t{64} << 10) ? bytes : (size_t{64} << 10);
+  return options;
+}
+
 template <typename Message>
 class ArenaMessage {
  public:
@@ -27,7 +38,7 @@ class ArenaMessage {
   // and of the blocks it allocates later.
   explicit ArenaMessage(size_t block_bytes)
       : block_(new char[block_bytes]),
-        arena_(Options(block_.get(), block_bytes)),
+        arena_(FirstBlockArenaOptions(block_.get(), block_bytes)),
         message_(google::protobuf::Arena::CreateMessage<Message>(&arena_)) {}
   ArenaMessage(const ArenaMessage&) = delete;
   ArenaMessage& operator=(const ArenaMessage&) = delete;
@@ -43,15 +54,6 @@ class ArenaMessage {
   }
 
  private:
-  static google::protobuf::ArenaOptions Options(char* block, size_t bytes) {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = bytes;
-    options.start_block_size = bytes;
-    options.max_block_size = bytes > (size_t{64} << 10) ? bytes : (size_t{64} << 10);
-    return options;
-  }
-
   std::unique_ptr<char[]> block_;  // Before arena_: outlives it.
   google::protobuf::Arena arena_;
   Message* message_;  // On arena_.
