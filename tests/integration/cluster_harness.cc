@@ -119,12 +119,25 @@ bool TestCluster::AddNode(const std::vector<std::string>& extra_args) {
 }
 
 bool TestCluster::AddNodeNoWait(const std::vector<std::string>& extra_args) {
+  return FinishAddNode(SpawnNode(extra_args));
+}
+
+size_t TestCluster::SpawnNode(const std::vector<std::string>& extra_args) {
   const size_t i = nodes_.size();
   std::vector<std::string> seeds = SeedsExcept(i);
   nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", extra_args)));
   node_extra_args_.push_back(extra_args);
   departed_.push_back(false);
-  return StartNode(i);
+  nodes_[i]->StartNoWait();
+  return i;
+}
+
+bool TestCluster::FinishAddNode(size_t i) {
+  if (!nodes_.at(i)->FinishStart(options_.ready_timeout)) {
+    error_ = IdOf(i) + " did not start: " + nodes_[i]->Error();
+    return false;
+  }
+  return true;
 }
 
 void TestCluster::Kill(size_t i) { nodes_.at(i)->Kill(); }

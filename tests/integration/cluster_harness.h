@@ -91,6 +91,11 @@ class TestCluster {
   // AddNode without waiting for the cluster to converge: only until the new node holds a
   // view (its ready file), e.g. when a partition keeps the cluster from converging.
   [[nodiscard]] bool AddNodeNoWait(const std::vector<std::string>& extra_args = {});
+  // AddNodeNoWait in two steps, for a node that cannot join yet: SpawnNode starts it and
+  // returns its index; FinishAddNode waits until it is ready (holds a view), as
+  // AddNodeNoWait does. Its address is known only then.
+  size_t SpawnNode(const std::vector<std::string>& extra_args = {});
+  [[nodiscard]] bool FinishAddNode(size_t i);
 
   // SIGKILLs node i. It stays in the other nodes' view: SERVING until the failure detector
   // of a majority suspects it (--failure-timeout-ms), then FAILED.

@@ -202,6 +202,11 @@ void NodeProcess::SpawnRaw(const std::vector<std::string>& args) {
 }
 
 bool NodeProcess::Start(std::chrono::milliseconds ready_timeout) {
+  StartNoWait();
+  return FinishStart(ready_timeout);
+}
+
+void NodeProcess::StartNoWait() {
   error_.clear();
   grpc_address_.clear();
   metrics_address_.clear();
@@ -220,6 +225,9 @@ bool NodeProcess::Start(std::chrono::milliseconds ready_timeout) {
   }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   Spawn(args);
+}
+
+bool NodeProcess::FinishStart(std::chrono::milliseconds ready_timeout) {
   if (WaitReady(ready_timeout)) return true;
   Kill();
   error_ += "\n---- ringcached stderr ----\n" + Tail(Stderr(), 16 * 1024);

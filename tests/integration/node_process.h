@@ -59,6 +59,10 @@ class NodeProcess {
   // if it exits or is not ready in time; a process that is not ready is killed.
   // REQUIRES: not running.
   [[nodiscard]] bool Start(std::chrono::milliseconds ready_timeout = kReadyTimeout);
+  // Start() in two steps: StartNoWait spawns the daemon, FinishStart waits for its ready
+  // file as Start does (a node that cannot join yet is not ready). REQUIRES: not running.
+  void StartNoWait();
+  [[nodiscard]] bool FinishStart(std::chrono::milliseconds ready_timeout = kReadyTimeout);
 
   // Spawns the daemon with exactly `args` (no harness flags, no ready file) and does not
   // wait: for tests of startup failures, --help, --version. REQUIRES: not running.

@@ -641,6 +641,9 @@ struct Membership::Impl {
         ToProto(view, response->mutable_view());
         return grpc::Status::OK;
       }
+      if (Status committed = CheckCommitted(*topology); !committed.ok()) {
+        return ToGrpc(committed);
+      }
       if (it == view.members.end()) {
         view.members.push_back(joiner);
       } else {
@@ -669,6 +672,9 @@ struct Membership::Impl {
       reactor->Finish(ToGrpc(view.status()));
       return reactor;
     }
+    // The sender holds the view it pushes (for the commit rule: CheckCommitted).
+    view->Normalize();
+    NotePeerView(request.from_id(), view->epoch, ViewDigest(*view));
     uint64_t epoch = 0;
     if (Status st = ReceiveView(std::move(view).value(), "pushed by " + request.from_id(),
                                 request.from_id(), "pushed", &epoch);
@@ -677,16 +683,85 @@ struct Membership::Impl {
       return reactor;
     }
     response->set_epoch(epoch);
+    if (const std::shared_ptr<const Topology> held = Current();
+        held != nullptr && held->epoch() == epoch) {
+      response->set_view_digest(held->digest);
+    }
     reactor->Finish(grpc::Status::OK);
     return reactor;
+  }
+
+  // ---- Which voters hold this node's view (the commit rule).
+  //
+  // A coordinator makes a view change only once a majority of the voters of the view it
+  // holds (itself included) hold that same view: the same epoch and digest, as each said in
+  // its last push, push answer or heartbeat. So at most one view change can be made that a
+  // majority has not seen. A coordinator cut off from the majority can still make one (in
+  // the failure timeout before it fences), at the epoch the majority then uses for its own
+  // change: that fork is settled (SettleFork). Without the rule it could make two, and its
+  // higher epoch would win over the majority's view after the heal.
+
+  // What a peer last said it holds. digest 0 (a sender that does not send one) counts as
+  // another view.
+  struct PeerView {
+    uint64_t epoch = 0;
+    uint64_t digest = 0;
+  };
+
+  void NotePeerView(const std::string& id, uint64_t epoch, uint64_t digest) {
+    std::lock_guard lock(mu);
+    NotePeerViewLocked(id, epoch, digest);
+  }
+  // REQUIRES: mu held. The latest report wins (a restarted peer reports a lower epoch).
+  void NotePeerViewLocked(const std::string& id, uint64_t epoch, uint64_t digest) {
+    if (id.empty() || id == options.self_id) return;
+    peer_views[id] = PeerView{epoch, digest};
+  }
+
+  // OK if a majority of the voters of `held` (this node counts) hold it; UNAVAILABLE, naming
+  // the counts, otherwise. Then `held` is also pushed to the voters not known to hold it
+  // (a view another node made, or heartbeats not yet seen): their answers say what they
+  // hold, so the caller's retry finds out soon. REQUIRES: adopt_mu held (not mu).
+  Status CheckCommitted(const Topology& held) {
+    size_t voters = 0;
+    size_t holding = 0;
+    std::vector<const ClusterMember*> unknown;
+    {
+      std::lock_guard lock(mu);
+      for (const ClusterMember& m : held.view.members) {
+        if (!IsVoter(m)) continue;
+        ++voters;
+        if (m.id == options.self_id) {
+          ++holding;
+          continue;
+        }
+        auto it = peer_views.find(m.id);
+        if (it != peer_views.end() && it->second.epoch == held.epoch() &&
+            it->second.digest == held.digest) {
+          ++holding;
+        } else {
+          unknown.push_back(&m);
+        }
+      }
+    }
+    const size_t majority = voters / 2 + 1;
+    if (holding >= majority) return Status::Ok();
+    SchedulePushes(held.view, {}, &unknown);
+    return Status::Unavailable("the view of epoch " + std::to_string(held.epoch()) +
+                               " is held by " + std::to_string(holding) + " of " +
+                               std::to_string(voters) + " voting members so far (a majority is " +
+                               std::to_string(majority) + "): node " + options.self_id +
+                               " makes no further view change until a majority holds it; retry");
   }
 
   // ---- Pushes (coordinator side).
 
   // Queues `view` for every member but this node, and for `also` (members this view
-  // removed, which learn from it that they have left). REQUIRES: adopt_mu held (so pushes
-  // are queued in epoch order).
-  void SchedulePushes(const ClusterView& view, const std::vector<ClusterMember>& also = {}) {
+  // removed, which learn from it that they have left). With `only`, for those members of
+  // the view alone, and not where a push of this view or a newer one is pending.
+  // REQUIRES: adopt_mu held (so pushes are queued in epoch order).
+  void SchedulePushes(const ClusterView& view, const std::vector<ClusterMember>& also = {},
+                      const std::vector<const ClusterMember*>* only = nullptr) {
     auto request = std::make_shared<v1::PushViewRequest>();
     ToProto(view, request->mutable_view());
     request->set_from_id(options.self_id);
@@ -698,7 +773,14 @@ struct Membership::Impl {
       it = view.Find(it->first) == nullptr ? pushes.erase(it) : std::next(it);
     }
     std::vector<const ClusterMember*> targets;
-    for (const ClusterMember& m : view.members) targets.push_back(&m);
+    if (only != nullptr) {
+      for (const ClusterMember* m : *only) {
+        auto pending = pushes.find(m->id);
+        if (pending == pushes.end() || pending->second.epoch < view.epoch) targets.push_back(m);
+      }
+    } else {
+      for (const ClusterMember& m : view.members) targets.push_back(&m);
+    }
     for (const ClusterMember& m : also) targets.push_back(&m);
     for (const ClusterMember* target : targets) {
       const ClusterMember& m = *target;
@@ -768,6 +850,9 @@ struct Membership::Impl {
       if (it != pushes.end()) {
         Push& push = it->second;
         push.in_flight = false;
+        if (status.ok()) {
+          NotePeerViewLocked(call.member_id, call.response.epoch(), call.response.view_digest());
+        }
         const bool acked = status.ok() && call.response.epoch() >= call.epoch;
         if (acked && push.epoch <= call.response.epoch()) {
           pushes.erase(it);
@@ -962,6 +1047,7 @@ struct Membership::Impl {
                                    "node " + options.self_id + " does not answer heartbeats yet"));
       return reactor;
     }
+    NotePeerView(request.from_id(), request.epoch(), request.view_digest());
     (*handler)(request, response);
     // A sender behind us gets our view; so does one with another view of the same epoch
     // (a fork, settled by the sender: ReceiveView).
@@ -1009,6 +1095,7 @@ struct Membership::Impl {
       failed.push_back(id);
     }
     if (failed.empty()) return Status::Ok();
+    if (Status committed = CheckCommitted(*topology); !committed.ok()) return committed;
     view.epoch = topology->epoch() + 1;
     Log(LogLevel::kWarn, JoinStrings(failed) + " failed: " + reason + "; " +
                              EpochChange(topology->epoch(), view.epoch));
@@ -1246,6 +1333,7 @@ struct Membership::Impl {
       ToProto(topology->view, out);
       return Status::Ok();
     }
+    if (Status committed = CheckCommitted(*topology); !committed.ok()) return committed;
     it->state = MemberState::kLeaving;
     view.epoch = topology->epoch() + 1;
     Log(LogLevel::kInfo, id + " leaving; " + EpochChange(topology->epoch(), view.epoch));
@@ -1629,9 +1717,10 @@ struct Membership::Impl {
   std::condition_variable cv;
   // Protected by mu.
   bool stopping = false;
-  bool joined = false;                           // JoinOrBootstrap succeeded.
-  std::string self_address;                      // Set by JoinOrBootstrap.
-  std::unordered_map<std::string, Push> pushes;  // member id -> its pending push
+  bool joined = false;                                   // JoinOrBootstrap succeeded.
+  std::string self_address;                              // Set by JoinOrBootstrap.
+  std::unordered_map<std::string, Push> pushes;          // member id -> its pending push
+  std::unordered_map<std::string, PeerView> peer_views;  // member id -> what it last said
   std::unordered_map<const AsyncCall*, std::shared_ptr<AsyncCall>> in_flight;
   std::shared_ptr<const HeartbeatHandler> heartbeat_handler;
   std::function<void()> rejoin_hook;

@@ -26,6 +26,11 @@
 //       LEAVING members removed, epoch + 1. A newer view (any epoch change) needs new
 //       reports. A leaving coordinator removes itself at the flip, pushes the final view
 //       (waiting up to 2 s for the acks) and has then left.
+//  - A coordinator makes any of these changes (but the flip) only once a majority of the
+//    voters of its current view, itself included, hold that view (same epoch and digest,
+//    as push answers, pushes and heartbeats said); UNAVAILABLE until then, and the view is
+//    pushed to the voters not heard from. So a coordinator cut off from the majority gets
+//    at most one change ahead of it (docs/design/failover.md, "One change ahead").
 //  - Every node adopts a view only if its epoch is higher than its own (a same-epoch view
 //    that differs is logged as a warning and ignored); subscribers see the adopted
 //    snapshots in epoch order. A node adopts a view that holds it as FAILED (then clears

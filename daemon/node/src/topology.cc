@@ -7,9 +7,7 @@
 #include "ringcache/key_hash.h"
 
 namespace ringcache::internal {
-namespace {
-
-// See Topology::digest. Fields are length- or NUL-separated, so no two views share a text.
+// Fields are length- or NUL-separated, so no two views share a text.
 uint64_t ViewDigest(const ClusterView& view) {
   std::string text = std::to_string(view.epoch) + "/" + std::to_string(view.replication_factor) +
                      "/" + std::to_string(view.vnodes_per_weight);
@@ -22,8 +20,6 @@ uint64_t ViewDigest(const ClusterView& view) {
   const uint64_t digest = HashKey(text);
   return digest == 0 ? 1 : digest;
 }
-
-}  // namespace
 
 Result<std::shared_ptr<const Topology>> Topology::Make(ClusterView view, std::string self_id) {
   auto topology = std::make_shared<Topology>();

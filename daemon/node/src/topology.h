@@ -16,6 +16,9 @@
 
 namespace ringcache::internal {
 
+// Topology::digest of `view`, which must be normalized (ClusterView::Normalize).
+uint64_t ViewDigest(const ClusterView& view);
+
 struct Topology {
   // The most owners a key may have (NodeOptions::replication_factor's limit too).
   static constexpr uint32_t kMaxReplicationFactor = 16;

@@ -62,9 +62,15 @@ class TestMember {
   }
   ~TestMember() {
     // As the node does: the server first (no handler runs afterwards), then Membership.
+    StopServer();
+    membership_->Shutdown();
+  }
+  // Cuts this member off: its server stops answering (its Membership stays).
+  void StopServer() {
+    if (server_stopped_) return;
+    server_stopped_ = true;
     server_->Shutdown(std::chrono::system_clock::now() + 1s);
     server_->Wait();
-    membership_->Shutdown();
   }
 
   Status Join() { return membership_->JoinOrBootstrap(address_); }
@@ -97,6 +103,7 @@ class TestMember {
   PeerPool pool_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<grpc::Server> server_;
+  bool server_stopped_ = false;
   std::string address_;
   mutable std::mutex mu_;
   std::string logs_;
@@ -306,6 +313,68 @@ TEST_CASE("Membership: MarkFailed on the coordinator, then the failed node rejoi
   // The voters (n2, n3) report: n1 is SERVING again.
   c.ReportAll();
   REQUIRE(Eventually([&] { return c[1].StateOf("n1") == MemberState::kServing; }));
+}
+
+TEST_CASE("Membership: a coordinator makes no second view change until a majority holds one",
+          "[unit][membership]") {
+  TestCluster c;
+  c.Add(3);
+  c[0].m().ReportTransitionReady(3);
+  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  c[0].m().SetHeartbeatHandler([](const v1::HeartbeatRequest&, v1::HeartbeatResponse*) {});
+
+  // n1, the coordinator, is cut off from n2 and n3. Epoch 4 is held by all three (their
+  // push answers said so), so n1 may still make one change: it admits n4 at epoch 5.
+  c[1].StopServer();
+  c[2].StopServer();
+  TestMember n4("n4", {c[0].address()});
+  REQUIRE(n4.Join().ok());
+  REQUIRE(c[0].epoch() == 5);
+
+  // Only n1 holds epoch 5 (1 of 3 voters): no second change, whatever its kind.
+  auto stub = c[0].Stub();
+  v1::JoinRequest join;
+  join.mutable_member()->set_id("n5");
+  join.mutable_member()->set_address("127.0.0.1:1");
+  join.mutable_member()->set_weight(1);
+  join.set_replication_factor(2);
+  join.set_vnodes_per_weight(16);
+  auto join_n5 = [&] {
+    v1::JoinResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+    return stub->Join(&ctx, join, &response);
+  };
+  const grpc::Status refused = join_n5();
+  CHECK(refused.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(refused.error_message(),
+             Catch::Contains("the view of epoch 5 is held by 1 of 3 voting members so far (a "
+                             "majority is 2)"));
+  Status mark = c[0].m().MarkFailed({"n3"}, "test");
+  CHECK(mark.code() == StatusCode::kUnavailable);
+  CHECK_THAT(mark.message(), Catch::Contains("held by 1 of 3"));
+  CHECK(c[0].m().MarkFailed({"n3"}, "test").code() == StatusCode::kUnavailable);
+  CHECK(c[0].epoch() == 5);
+
+  // A heartbeat from n2 at epoch 5 with another view (a fork of that epoch) does not count.
+  auto heartbeat = [&](uint64_t digest) {
+    v1::HeartbeatRequest request;
+    request.set_from_id("n2");
+    request.set_to_id("n1");
+    request.set_epoch(5);
+    request.set_view_digest(digest);
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    return stub->Heartbeat(&ctx, request, &response);
+  };
+  const uint64_t digest = c[0].m().current()->digest;
+  REQUIRE(heartbeat(digest ^ 1).ok());
+  CHECK(c[0].m().MarkFailed({"n3"}, "test").code() == StatusCode::kUnavailable);
+  // One that holds n1's view of epoch 5 makes a majority (n1, n2): the next change is made.
+  REQUIRE(heartbeat(digest).ok());
+  REQUIRE(c[0].m().MarkFailed({"n3"}, "test").ok());
+  CHECK(c[0].epoch() == 6);
+  CHECK(join_n5().error_code() == grpc::StatusCode::UNAVAILABLE);  // n2 has not seen 6.
 }
 
 TEST_CASE("Membership: the Heartbeat rpc calls the handler and sends newer views",
