@@ -384,7 +384,7 @@ grpc::Status ReplLink::RunStream() {
           state_ = State::kFullSync;
           sync_ranges_ = ranges_;
           sync_gen_ = ranges_gen_;
-          synced_gen_ = 0;  // The replica drops the ranges: no complete copy until the end.
+          synced_gen_ = 0;  // No complete copy on the replica until the sync's end.
           shards_copied_ = 0;
           can_flush_ = true;  // The replica applies entries from `next` on live.
           snapshot_.clear();

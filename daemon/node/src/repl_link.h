@@ -126,7 +126,7 @@ class ReplLink {
   // Full-sync progress of the link's current ranges (rebalancing, under-replication).
   struct SyncStatus {
     // A full sync of the current ranges (or of a superset) was acknowledged, and no full
-    // sync began since (the replica drops the ranges when one begins).
+    // sync began since (the replica has no complete copy until the sync's end).
     bool ranges_synced = false;
     // ranges_synced, and the stream is up and streaming (not in a full sync).
     bool in_sync = false;

@@ -43,9 +43,16 @@ struct PrimaryState {
   uint64_t failed_in_epoch = 0;
   // During a full sync: key -> highest version deleted meanwhile (the delete memory).
   std::unordered_map<std::string, uint64_t> sync_deletes;
+  // During a full sync: the keys this node held in the synced ranges when it began (key ->
+  // version), which the primary has not sent yet. Each stays readable until the primary's
+  // copy (a snapshot entry, or a live write or delete) replaces it; those still here at
+  // FullSyncEnd are not on the primary and are removed then. So the replica keeps its copy
+  // of the ranges all through the sync instead of dropping it at the start: should the
+  // primary die meanwhile, the data it held is still here.
+  std::unordered_map<std::string, uint64_t> sync_held;
   uint64_t sync_keys = 0;
   uint64_t sync_bytes = 0;
-  uint64_t sync_dropped = 0;
+  uint64_t sync_held_at_start = 0;
   std::chrono::steady_clock::time_point sync_started;
 };
 
@@ -77,16 +84,20 @@ struct ReplReceiver::Impl {
   void Unregister(Stream* stream);
   std::shared_ptr<PrimaryState> StateFor(const std::string& primary_id);
 
-  // Removes every key in `ranges` (the start of a full sync). REQUIRES: state->mu held.
-  uint64_t DropRanges(const ReplRangeSet& ranges);
+  // The keys (and versions) this node holds in `ranges`: the start of a full sync.
+  // REQUIRES: state->mu held.
+  std::unordered_map<std::string, uint64_t> HeldInRanges(const ReplRangeSet& ranges);
   // Applies one entry. REQUIRES: state->mu held.
   grpc::Status ApplyEntry(PrimaryState* state, const std::string& primary_id,
                           const ReplicatedEntry& e);
   // Applies a write of kind SET / DELETE / TOUCH under the key's stripe. Errors of the
   // local cache (limits that differ between nodes, an entry too large for this node's
   // shard) do not end the stream: the key is dropped here instead, so a stale older
-  // value does not stay.
-  void ApplyWrite(const std::string& primary_id, const ReplicatedEntry& e);
+  // value does not stay. During a full sync, `state`'s held copy of the key (sync_held),
+  // if any, is removed first, under the same stripe: the primary's entry replaces it even
+  // where the held copy has the same or a higher version (versions of one key can repeat
+  // across a failover). REQUIRES: state->mu held.
+  void ApplyWrite(PrimaryState* state, const std::string& primary_id, const ReplicatedEntry& e);
 
   // Constant after construction.
   const std::string self_id;
@@ -346,10 +357,12 @@ class ReplReceiver::Impl::Stream final
         st.sync_keys = 0;
         st.sync_bytes = 0;
         st.sync_started = std::chrono::steady_clock::now();
-        st.sync_dropped = impl_->DropRanges(ReplRangeSet(ranges));
+        st.sync_held = impl_->HeldInRanges(ReplRangeSet(ranges));
+        st.sync_held_at_start = st.sync_held.size();
         impl_->Log(LogLevel::kInfo,
                    "full sync from " + primary_id_ + " started: " + std::to_string(ranges.size()) +
-                       " ranges, dropped " + std::to_string(st.sync_dropped) + " keys held there");
+                       " ranges; the " + std::to_string(st.sync_held_at_start) +
+                       " keys held there stay until the primary's copy replaces them");
         return grpc::Status::OK;
       }
       case ReplicationMessage::kBatch:
@@ -366,13 +379,24 @@ class ReplReceiver::Impl::Stream final
         st.syncing = false;
         st.resumable = true;
         st.sync_deletes = {};
+        // What is still held was not on the primary.
+        uint64_t removed = 0;
+        for (const auto& [key, version] : st.sync_held) {
+          std::lock_guard stripe(impl_->stripes->For(HashKey(key)));
+          Result<bool> r = impl_->cache->ApplyReplicatedDelete(key, version);
+          if (r.ok() && *r) ++removed;
+        }
+        st.sync_held = {};
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - st.sync_started)
                             .count();
         impl_->Log(LogLevel::kInfo, "full sync from " + primary_id_ +
                                         " done: " + std::to_string(st.sync_keys) + " keys, " +
                                         std::to_string(st.sync_bytes) + " bytes applied in " +
-                                        std::to_string(ms) + " ms");
+                                        std::to_string(ms) + " ms; " + std::to_string(removed) +
+                                        " of the " + std::to_string(st.sync_held_at_start) +
+                                        " keys held before were not on the primary and were "
+                                        "removed");
         return grpc::Status::OK;
       }
       case ReplicationMessage::MSG_NOT_SET:
@@ -445,22 +469,16 @@ std::shared_ptr<PrimaryState> ReplReceiver::Impl::StateFor(const std::string& pr
   return p;
 }
 
-uint64_t ReplReceiver::Impl::DropRanges(const ReplRangeSet& ranges) {
-  uint64_t dropped = 0;
-  std::vector<std::pair<std::string, uint64_t>> victims;
+std::unordered_map<std::string, uint64_t> ReplReceiver::Impl::HeldInRanges(
+    const ReplRangeSet& ranges) {
+  std::unordered_map<std::string, uint64_t> held;
   for (uint32_t shard = 0; shard < cache->shard_count(); ++shard) {
-    victims.clear();
     cache->ForEachInRange(HashRange::Full(), shard, [&](const ItemView& item) {
-      if (ranges.Contains(item.hash)) victims.emplace_back(item.key, item.meta.version);
+      if (ranges.Contains(item.hash)) held.emplace(item.key, item.meta.version);
       return true;
     });
-    for (const auto& [key, version] : victims) {
-      std::lock_guard lock(stripes->For(HashKey(key)));
-      Result<bool> r = cache->ApplyReplicatedDelete(key, version);
-      if (r.ok() && *r) ++dropped;
-    }
   }
-  return dropped;
+  return held;
 }
 
 grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string& primary_id,
@@ -475,7 +493,7 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
     }
     auto it = st->sync_deletes.find(e.key());
     if (it != st->sync_deletes.end() && it->second >= e.version()) return grpc::Status::OK;
-    ApplyWrite(primary_id, e);
+    ApplyWrite(st, primary_id, e);
     ++st->sync_keys;
     st->sync_bytes += e.key().size() + e.value().size();
     snapshot_keys.fetch_add(1, std::memory_order_relaxed);
@@ -488,7 +506,7 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
                         "entry seq " + std::to_string(e.seq()) + " does not follow " +
                             std::to_string(st->applied_seq));
   }
-  ApplyWrite(primary_id, e);
+  ApplyWrite(st, primary_id, e);
   st->applied_seq = e.seq();
   if (st->syncing && e.kind() == v1::ENTRY_KIND_DELETE) {
     uint64_t& v = st->sync_deletes[e.key()];
@@ -497,8 +515,15 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
   return grpc::Status::OK;
 }
 
-void ReplReceiver::Impl::ApplyWrite(const std::string& primary_id, const ReplicatedEntry& e) {
+void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary_id,
+                                    const ReplicatedEntry& e) {
   std::lock_guard lock(stripes->For(HashKey(e.key())));
+  if (!st->sync_held.empty()) {
+    if (auto held = st->sync_held.find(e.key()); held != st->sync_held.end()) {
+      (void)cache->ApplyReplicatedDelete(e.key(), held->second);
+      st->sync_held.erase(held);
+    }
+  }
   const ItemMeta meta{.version = e.version(), .deadline_ms = e.expires_at_ms()};
   Status failed;
   switch (e.kind()) {

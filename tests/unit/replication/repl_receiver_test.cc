@@ -283,49 +283,90 @@ TEST_CASE("ReplReceiver is not resumable while a full sync is incomplete", "[uni
   CHECK(c->End().ok());
 }
 
-TEST_CASE("ReplReceiver full sync drops the ranges and never resurrects a deleted key",
+TEST_CASE("ReplReceiver full sync keeps the held copy until replaced, never resurrects a delete",
           "[unit][replication]") {
   Fixture f;
   // Find keys inside and outside a range.
   const uint64_t mid = uint64_t{1} << 63;
   const HashRange lower{0, mid};  // (0, 2^63]
   std::vector<std::string> in, out;
-  for (int i = 0; in.size() < 4 || out.size() < 2; ++i) {
+  for (int i = 0; in.size() < 5 || out.size() < 2; ++i) {
     const std::string k = "k" + std::to_string(i);
     const uint64_t h = HashKey(k);
     (lower.Contains(h) ? in : out).push_back(k);
   }
   for (const std::string& k : in) REQUIRE(f.cache().Set(k, "old").ok());
   for (const std::string& k : out) REQUIRE(f.cache().Set(k, "keep").ok());
+  // in[4] is held at a higher version than the primary's copy (versions of a key can
+  // repeat across a failover): the primary's copy must still replace it.
+  REQUIRE(f.cache().Delete(in[4]).ok());
+  REQUIRE(f.cache().ApplyReplicated(in[4], "held-v99", ItemMeta{.version = 99}).ok());
 
   auto c = f.Open();
   REQUIRE(c->Send(Hello("r1")));
   REQUIRE(c->Send(SyncBegin({lower}, 100)));
   REQUIRE(c->AckOf(2).has_value());
-  for (const std::string& k : in) CHECK_FALSE(Meta(f.cache(), k).has_value());
+  // The sync has begun: everything held is still here (readable if the primary dies now).
+  std::string value;
+  for (const std::string& k : in) CHECK(Meta(f.cache(), k).has_value());
   for (const std::string& k : out) CHECK(Meta(f.cache(), k).has_value());
 
   // Live: set in[0] v50, delete in[1] (v40). Snapshot copies taken earlier arrive later.
   REQUIRE(c->Send(Batch({{100, kSet, in[0], "live", 50}, {101, kDelete, in[1], "", 40}})));
   REQUIRE(c->Send(Batch({{0, kSet, in[0], "snap", 45},      // older than the live set
                          {0, kSet, in[1], "snap", 40},      // copied before the delete
-                         {0, kSet, in[2], "snap", 30}})));  // plain snapshot entry
+                         {0, kSet, in[2], "snap", 30},      // plain snapshot entry
+                         {0, kSet, in[4], "snap", 20}})));  // older than the held copy
+  REQUIRE(c->AckOf(4).has_value());
+  // in[3] is not on the primary, but it is held until the sync ends.
+  REQUIRE(Meta(f.cache(), in[3], &value).has_value());
+  CHECK(value == "old");
   REQUIRE(c->Send(SyncEnd()));
   std::optional<v1::ReplicationAck> ack = c->AckOf(5);
   REQUIRE(ack.has_value());
   CHECK(ack->applied_seq() == 101);
   CHECK(ack->resumable());
-  std::string value;
   REQUIRE(Meta(f.cache(), in[0], &value).has_value());
   CHECK(value == "live");
   CHECK_FALSE(Meta(f.cache(), in[1]).has_value());
   REQUIRE(Meta(f.cache(), in[2], &value).has_value());
   CHECK(value == "snap");
-  CHECK_FALSE(Meta(f.cache(), in[3]).has_value());
+  CHECK_FALSE(Meta(f.cache(), in[3]).has_value());  // Not on the primary: removed at the end.
+  std::optional<ItemMeta> meta = Meta(f.cache(), in[4], &value);
+  REQUIRE(meta.has_value());
+  CHECK(value == "snap");
+  CHECK(meta->version == 20);
+  for (const std::string& k : out) {
+    REQUIRE(Meta(f.cache(), k, &value).has_value());
+    CHECK(value == "keep");
+  }
   // After the sync the delete memory is gone; a snapshot entry is now a protocol error.
   c->Send(Batch({{0, kSet, in[3], "late", 60}}));
   grpc::Status s = c->End();
   CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_CASE("ReplReceiver keeps the held copy when the primary goes away during a full sync",
+          "[unit][replication]") {
+  Fixture f;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) {
+    keys.push_back("held" + std::to_string(i));
+    REQUIRE(f.cache().Set(keys.back(), "v" + std::to_string(i)).ok());
+  }
+  auto c = f.Open();
+  REQUIRE(c->Send(Hello("r1")));
+  REQUIRE(c->Send(SyncBegin({HashRange::Full()}, 1)));
+  REQUIRE(c->Send(Batch({{0, kSet, keys[0], "primary", 500}})));
+  REQUIRE(c->AckOf(3).has_value());
+  c->End();  // The primary is gone before FullSyncEnd.
+  std::string value;
+  REQUIRE(Meta(f.cache(), keys[0], &value).has_value());
+  CHECK(value == "primary");
+  for (size_t i = 1; i < keys.size(); ++i) {
+    REQUIRE(Meta(f.cache(), keys[i], &value).has_value());
+    CHECK(value == "v" + std::to_string(i));
+  }
 }
 
 TEST_CASE("ReplReceiver applies a touch to the same version and stores what it lacks",
