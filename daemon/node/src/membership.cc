@@ -701,8 +701,8 @@ struct Membership::Impl {
   // change: that fork is settled (SettleFork). Without the rule it could make two, and its
   // higher epoch would win over the majority's view after the heal.
 
-  // What a peer last said it holds. digest 0 (a sender that does not send one) counts as
-  // another view.
+  // What a peer last said it holds. digest 0 (a node from before view digests) counts by
+  // its epoch alone, so that a rolling upgrade can still change the view.
   struct PeerView {
     uint64_t epoch = 0;
     uint64_t digest = 0;
@@ -737,7 +737,7 @@ struct Membership::Impl {
         }
         auto it = peer_views.find(m.id);
         if (it != peer_views.end() && it->second.epoch == held.epoch() &&
-            it->second.digest == held.digest) {
+            (it->second.digest == held.digest || it->second.digest == 0)) {
           ++holding;
         } else {
           unknown.push_back(&m);
