@@ -624,6 +624,8 @@ void ReplReceiver::SetFailedPrimaries(const std::vector<std::string>& ids, uint6
     if (failed && st->failed_in_epoch == 0) {
       st->failed_in_epoch = epoch;
       ++st->generation;  // Its open stream applies nothing more.
+      // A sync it left unfinished never ends: its keys stay, the list of them is moot.
+      st->sync_held = {};
     } else if (!failed) {
       st->failed_in_epoch = 0;
     }
