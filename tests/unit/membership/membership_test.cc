@@ -33,6 +33,20 @@ bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
   return true;
 }
 
+// Calls `fn` until it answers other than UNAVAILABLE, as every caller of a view change
+// does: a coordinator refuses a change until it has heard that a majority holds its view,
+// and that news (a push answer) can arrive just after the members have adopted the view.
+Status RetryWhileUnavailable(const std::function<Status()>& fn,
+                             std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Status status = fn();
+  while (status.code() == StatusCode::kUnavailable && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+    status = fn();
+  }
+  return status;
+}
+
 // One member: its Membership behind its own server, its log lines kept.
 class TestMember {
  public:
@@ -305,7 +319,8 @@ TEST_CASE("Membership: MarkFailed on the coordinator, then the failed node rejoi
   CHECK(c[1].StateOf("n1") == MemberState::kJoining);
   CHECK_THAT(c[0].Logs(), Catch::Contains("this node was declared failed in epoch 5"));
   // A JOINING member can be failed too; it rejoins again (the hook runs once per failure).
-  CHECK(c[1].m().MarkFailed({"n1"}, "again").ok());
+  // (n3's answer to the push of epoch 6 may reach n2 just after the look above.)
+  CHECK(RetryWhileUnavailable([&] { return c[1].m().MarkFailed({"n1"}, "again"); }).ok());
   REQUIRE(Eventually([&] { return c.AllAt(8, {0, 1, 2}); }));  // Failed, then rejoined.
   CHECK(c[0].rejoins() == 2);
   // Unknown ids are refused.
