@@ -661,12 +661,24 @@ struct Membership::Impl {
     return grpc::Status::OK;
   }
 
+  // FAILED_PRECONDITION if a call meant for member `to_id` reached this node (the
+  // member's address now belongs to another node); OK for this node's id or an empty one.
+  Status CheckAddressedHere(const std::string& to_id) const {
+    if (to_id.empty() || to_id == options.self_id) return Status::Ok();
+    return Status::FailedPrecondition("this is node " + options.self_id + ", not " + to_id +
+                                      " (the address now belongs to another node)");
+  }
+
   // ---- PushView (server side).
 
   grpc::ServerUnaryReactor* HandlePushView(grpc::CallbackServerContext* ctx,
                                            const v1::PushViewRequest& request,
                                            v1::PushViewResponse* response) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (Status st = CheckAddressedHere(request.to_id()); !st.ok()) {
+      reactor->Finish(ToGrpc(st));
+      return reactor;
+    }
     Result<ClusterView> view = FromProto(request.view());
     if (!view.ok()) {
       reactor->Finish(ToGrpc(view.status()));
@@ -762,9 +774,9 @@ struct Membership::Impl {
   // REQUIRES: adopt_mu held (so pushes are queued in epoch order).
   void SchedulePushes(const ClusterView& view, const std::vector<ClusterMember>& also = {},
                       const std::vector<const ClusterMember*>* only = nullptr) {
-    auto request = std::make_shared<v1::PushViewRequest>();
-    ToProto(view, request->mutable_view());
-    request->set_from_id(options.self_id);
+    v1::PushViewRequest request;
+    ToProto(view, request.mutable_view());
+    request.set_from_id(options.self_id);
     const auto now = SteadyClock::now();
     std::lock_guard lock(mu);
     if (stopping) return;
@@ -785,10 +797,14 @@ struct Membership::Impl {
     for (const ClusterMember* target : targets) {
       const ClusterMember& m = *target;
       if (m.id == options.self_id) continue;
+      // Addressed to the member: another node at its address refuses it (the commit
+      // rule must not take that node's answer for the member's).
+      auto addressed = std::make_shared<v1::PushViewRequest>(request);
+      addressed->set_to_id(m.id);
       Push& push = pushes[m.id];
       push.address = m.address;
       push.epoch = view.epoch;
-      push.request = request;
+      push.request = std::move(addressed);
       push.next_attempt = now;
       push.backoff = kPushBackoffMin;
       push.failures = 0;
@@ -1031,10 +1047,8 @@ struct Membership::Impl {
                                             const v1::HeartbeatRequest& request,
                                             v1::HeartbeatResponse* response) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (!request.to_id().empty() && request.to_id() != options.self_id) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                   "this is node " + options.self_id + ", not " + request.to_id() +
-                                       " (the address now belongs to another node)"));
+    if (Status st = CheckAddressedHere(request.to_id()); !st.ok()) {
+      reactor->Finish(ToGrpc(st));
       return reactor;
     }
     std::shared_ptr<const HeartbeatHandler> handler;

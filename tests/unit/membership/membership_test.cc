@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cluster_view_proto.h"
 #include "peer_pool.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
@@ -50,7 +51,10 @@ Status RetryWhileUnavailable(const std::function<Status()>& fn,
 // One member: its Membership behind its own server, its log lines kept.
 class TestMember {
  public:
-  TestMember(std::string id, std::vector<std::string> seeds) : id_(std::move(id)), pool_(4 << 20) {
+  // `listen`: the address to serve on (a free port by default).
+  TestMember(std::string id, std::vector<std::string> seeds,
+             const std::string& listen = "127.0.0.1:0")
+      : id_(std::move(id)), pool_(4 << 20) {
     membership_ =
         std::make_unique<Membership>(MembershipOptions{.self_id = id_,
                                                        .seeds = std::move(seeds),
@@ -68,7 +72,7 @@ class TestMember {
     membership_->SetLeftHook([this] { ++lefts_; });
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(membership_->service());
     server_ = builder.BuildAndStart();
     REQUIRE(server_ != nullptr);
@@ -340,11 +344,28 @@ TEST_CASE("Membership: a coordinator makes no second view change until a majorit
 
   // n1, the coordinator, is cut off from n2 and n3. Epoch 4 is held by all three (their
   // push answers said so), so n1 may still make one change: it admits n4 at epoch 5.
+  // n4 serves on n2's former address: n1's pushes meant for n2 reach n4, which holds
+  // epoch 5 too but refuses them (PushViewRequest.to_id), so n2 is not counted.
   c[1].StopServer();
   c[2].StopServer();
-  TestMember n4("n4", {c[0].address()});
+  TestMember n4("n4", {c[0].address()}, c[1].address());
   REQUIRE(n4.Join().ok());
   REQUIRE(c[0].epoch() == 5);
+  REQUIRE(Eventually([&] { return n4.epoch() == 5; }));
+  {
+    v1::PushViewRequest push;
+    ToProto(c[0].m().current()->view, push.mutable_view());
+    push.set_from_id("n1");
+    push.set_to_id("n2");
+    v1::PushViewResponse response;
+    grpc::ClientContext ctx;
+    const grpc::Status misdirected = n4.Stub()->PushView(&ctx, push, &response);
+    CHECK(misdirected.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK(misdirected.error_message() ==
+          "this is node n4, not n2 (the address now belongs to another node)");
+  }
+  // (Give n1's misdirected pushes time to be answered.)
+  REQUIRE(Eventually([&] { return Count(c[0].Logs(), "cannot push view epoch 5 to n2") >= 1; }));
 
   // Only n1 holds epoch 5 (1 of 3 voters): no second change, whatever its kind.
   auto stub = c[0].Stub();
