@@ -169,6 +169,13 @@ struct TestCluster {
       REQUIRE(members.back()->Join().ok());
     }
   }
+  // n1..n3, all SERVING at epoch 4: n2 and n3 join (epochs 2, 3), then n1, the only voter
+  // of epoch 3, reports ready and the view flips.
+  void AddThreeServing() {
+    Add(3);
+    members[0]->m().ReportTransitionReady(3);
+    REQUIRE(Eventually([&] { return AllAt(4, {0, 1, 2}); }));
+  }
   TestMember& operator[](size_t i) { return *members.at(i); }
   // Every member that is in a view reports ready for the epoch it holds.
   void ReportAll() {
@@ -224,9 +231,7 @@ TEST_CASE("Membership: a joiner is JOINING until every voter reported ready, the
 TEST_CASE("Membership: a member leaves through the coordinator and learns it has left",
           "[unit][membership]") {
   TestCluster c;
-  c.Add(3);
-  c[0].m().ReportTransitionReady(3);
-  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  c.AddThreeServing();
 
   // A leave request for another node is refused by the Leave rpc.
   {
@@ -276,9 +281,7 @@ TEST_CASE("Membership: a member leaves through the coordinator and learns it has
 TEST_CASE("Membership: a leaving coordinator removes itself and the next lowest id takes over",
           "[unit][membership]") {
   TestCluster c;
-  c.Add(3);
-  c[0].m().ReportTransitionReady(3);
-  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  c.AddThreeServing();
   REQUIRE(c[0].m().RequestLeave().ok());
   REQUIRE(Eventually([&] { return c.AllAt(5, {0, 1, 2}); }));
   CHECK(c[1].StateOf("n1") == MemberState::kLeaving);
@@ -298,9 +301,7 @@ TEST_CASE("Membership: a leaving coordinator removes itself and the next lowest 
 TEST_CASE("Membership: MarkFailed on the coordinator, then the failed node rejoins as JOINING",
           "[unit][membership]") {
   TestCluster c;
-  c.Add(3);
-  c[0].m().ReportTransitionReady(3);
-  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  c.AddThreeServing();
 
   // Only the coordinator (lowest voter once the ids are left out) may fail members.
   Status refused = c[1].m().MarkFailed({"n3"}, "test");
@@ -337,9 +338,7 @@ TEST_CASE("Membership: MarkFailed on the coordinator, then the failed node rejoi
 TEST_CASE("Membership: a coordinator makes no second view change until a majority holds one",
           "[unit][membership]") {
   TestCluster c;
-  c.Add(3);
-  c[0].m().ReportTransitionReady(3);
-  REQUIRE(Eventually([&] { return c.AllAt(4, {0, 1, 2}); }));
+  c.AddThreeServing();
   c[0].m().SetHeartbeatHandler([](const v1::HeartbeatRequest&, v1::HeartbeatResponse*) {});
 
   // n1, the coordinator, is cut off from n2 and n3. Epoch 4 is held by all three (their
