@@ -117,9 +117,21 @@ void ReplLink::Stop() {
   cv_.notify_all();
 }
 
-void ReplLink::SetRetiring(bool retiring) {
+void ReplLink::Retire() {
   std::lock_guard lock(mu_);
-  retiring_ = retiring;
+  retiring_ = true;
+}
+
+bool ReplLink::Revive() {
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  retiring_ = false;
+  return true;
+}
+
+bool ReplLink::Stopped() const {
+  std::lock_guard lock(mu_);
+  return stopping_;
 }
 
 void ReplLink::Join() {
@@ -357,8 +369,17 @@ grpc::Status ReplLink::RunStream() {
         if (need_full_sync_ && !flush && retiring_) {
           // A retiring link only delivers what was appended; it never (re)syncs its old
           // ranges: their new owner may be primary of them by now, and a FullSyncBegin
-          // would make it drop what it took since. Stop instead (the drain gives up).
+          // would make it drop what it took since. Stop instead (the drain gives up). A
+          // view that needs this replica again replaces the stopped link (Revive()).
           stopping_ = true;
+          const char* why = !hello_.resumable ? "the replica has no usable copy"
+                                              : "its stream broke during a sync, or the "
+                                                "replica fell behind the backlog";
+          lock.unlock();
+          Log(LogLevel::kInfo, "replication link to " + options_.replica_id +
+                                   " stopped while draining: it would need a full sync (" + why +
+                                   "); a view that needs " + options_.replica_id +
+                                   " again opens a new link");
           return;
         }
         if (need_full_sync_ && !flush) {

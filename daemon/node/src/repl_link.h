@@ -7,6 +7,11 @@
 //       |                                                       |
 //       +--- stream broke / ack timeout / address changed ------+--> disconnected
 //   disconnected --backoff (100 ms doubling to 2 s)--> connecting
+//   any state --Stop(), or retiring and needing a full sync--> stopped (final: the driver
+//                                                               thread ends)
+//
+// A view change keeps a link in any state but stopped (Revive() says which); a stopped
+// link is replaced by a new one (docs/design/replication.md, "Which links a view keeps").
 //
 // Writes are appended (Append, under the key's stripe lock) to a byte-bounded backlog
 // (ReplBacklog) with the link's next sequence number, whatever the state. The driver
@@ -146,9 +151,17 @@ class ReplLink {
   // sync (nothing is pending for it). A removed link is stopped once drained.
   bool Drained() const;
   // A retiring link (removed from the route, draining) never starts a full sync: if it
-  // would need one (its stream broke, the replica lost its copy), it stops. Cleared when
-  // the route takes the link back.
-  void SetRetiring(bool retiring);
+  // would need one (its stream broke, the replica lost its copy), it stops by itself (its
+  // driver thread ends; Stopped() turns true). Retire() marks the link so.
+  void Retire();
+  // Takes a retiring link back for a new route: true if it is still running (it then
+  // stays running, no longer retiring); false if it has stopped (by itself, or Stop()),
+  // and a stopped link never runs again: the caller must replace it with a new link.
+  // Atomic with the driver's decision to stop, so a link is never kept stopped.
+  [[nodiscard]] bool Revive();
+  // The link was stopped (Stop(), or by itself while retiring): its driver thread has
+  // ended or is ending.
+  bool Stopped() const;
   uint64_t link_id() const { return options_.link_id; }
   const std::string& replica_id() const { return options_.replica_id; }
 

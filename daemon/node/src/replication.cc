@@ -245,7 +245,7 @@ struct ReplicatedStore::Impl {
   // Protected by links_mu.
   std::shared_ptr<const Route> route_owner;
   std::map<std::string, std::shared_ptr<ReplLink>> links;  // by replica id
-  std::vector<std::shared_ptr<ReplLink>> retired;          // stopped, to be joined
+  std::vector<std::shared_ptr<ReplLink>> retired;          // stopped, replaced, to be joined
   std::vector<Draining> draining;                          // running, not in `links`
   std::vector<PrimaryArc> primary_arcs;                    // of the current route
   Migration migration;
@@ -336,15 +336,27 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
                      std::find_if(draining.begin(), draining.end(),
                                   [&](const Draining& x) { return x.link->replica_id() == id; });
                  d != draining.end()) {
-        // Needed again before it drained: keep it (a second link to the same replica
-        // would supersede this one's stream on the replica, and the reverse).
-        link = d->link;
-        link->SetRetiring(false);
+        std::shared_ptr<ReplLink> old = std::move(d->link);
         draining.erase(d);
-        revived.push_back(link);
-        log_lines.push_back("replication link to " + id + " kept in epoch " +
-                            std::to_string(t.epoch()) + ": needed again while draining");
-      } else {
+        if (old->Revive()) {
+          // Needed again before it drained, and still running: keep it (a second link to
+          // the same replica would supersede this one's stream on the replica, and the
+          // reverse).
+          link = std::move(old);
+          revived.push_back(link);
+          log_lines.push_back("replication link to " + id + " kept in epoch " +
+                              std::to_string(t.epoch()) + ": needed again while draining");
+        } else {
+          // It stopped while draining (its replica restarted empty): a stopped link never
+          // runs again, so keeping it would leave the replica without a sync for good. The
+          // timer thread joins it; a new link below takes over.
+          retired.push_back(std::move(old));
+          log_lines.push_back("replication link to " + id + " replaced in epoch " +
+                              std::to_string(t.epoch()) +
+                              ": needed again, but it had stopped while draining");
+        }
+      }
+      if (link == nullptr) {
         const uint64_t link_id = next_link_id++;
         link = std::make_shared<ReplLink>(
             ReplLinkOptions{.self_id = options.self_id,
@@ -452,7 +464,7 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
                           std::to_string(t.epoch()) +
                           ": it no longer replicates keys of this node (draining " +
                           std::to_string(st.lag_ops) + " unacknowledged entries)");
-      link->SetRetiring(true);
+      link->Retire();
       draining.push_back(Draining{link, now, now + options.ack_timeout});
     }
   }
@@ -467,13 +479,21 @@ std::vector<std::shared_ptr<ReplLink>> ReplicatedStore::Impl::CheckDraining(
     std::lock_guard lock(links_mu);
     for (auto it = draining.begin(); it != draining.end();) {
       const bool drained = it->link->Drained();
-      if (!drained && now < it->deadline) {
+      // A link that stopped by itself (it would have needed a full sync) delivers nothing
+      // more: close it now rather than at its deadline.
+      const bool stopped = !drained && it->link->Stopped();
+      if (!drained && !stopped && now < it->deadline) {
         ++it;
         continue;
       }
       const auto ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - it->since).count();
-      if (drained) {
+      if (stopped) {
+        log_lines.push_back("replication link to " + it->link->replica_id() + " closed after " +
+                            std::to_string(ms) + " ms: it stopped while draining, " +
+                            std::to_string(it->link->Stats().lag_ops) +
+                            " entries unacknowledged (it would have needed a full sync)");
+      } else if (drained) {
         log_lines.push_back("replication link to " + it->link->replica_id() +
                             " closed: drained in " + std::to_string(ms) + " ms");
       } else {
@@ -548,7 +568,11 @@ void ReplicatedStore::Impl::TimerLoop() {
       finished.swap(retired);
     }
     for (const auto& link : check) link->CheckTimeout(now);
-    for (const auto& link : finished) link->Join();
+    // Links a view replaced after they had stopped: joined, their waits ended.
+    for (const auto& link : finished) {
+      link->Join();
+      waiters.RemoveLink(link->link_id());
+    }
     finished.clear();
     // Drained links end their write-concern waits here (acked ones were counted).
     for (const auto& link : CheckDraining(now)) {

@@ -21,6 +21,8 @@
 #include <catch2/catch.hpp>
 
 #include "peer_pool.h"
+#include "repl_link.h"
+#include "repl_waiters.h"
 #include "replication.h"
 #include "ringcache/cache.h"
 #include "topology.h"
@@ -53,8 +55,11 @@ struct LogLines {
 };
 
 struct TestNode {
+  // `listen`: the server's address; port 0 picks a free one (a node restarted on the
+  // address of a stopped one passes that).
   explicit TestNode(std::string node_id, uint64_t backlog_bytes = 8 << 20,
-                    std::chrono::milliseconds ack_timeout = 2000ms)
+                    std::chrono::milliseconds ack_timeout = 2000ms,
+                    const std::string& listen = "127.0.0.1:0")
       : id(std::move(node_id)) {
     cache = std::move(Cache::Create({.capacity_bytes = 64 << 20})).value();
     peers = std::make_unique<PeerPool>(8 << 20);
@@ -71,7 +76,7 @@ struct TestNode {
         cache.get(), peers.get());
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(store->service());
     server = builder.BuildAndStart();
     REQUIRE(server != nullptr);
@@ -112,10 +117,11 @@ uint64_t NextEpoch() {
   return ++epoch;
 }
 
-// Gives every node the view of `nodes`.
-void Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
+// Gives every node the view of `nodes`; returns its epoch.
+uint64_t Publish(const std::vector<TestNode*>& nodes, uint32_t rf) {
   const uint64_t epoch = NextEpoch();
   for (TestNode* n : nodes) n->store->OnTopology(TopologyFor(nodes, rf, n->id, epoch));
+  return epoch;
 }
 
 // A view whose members have the given states (a transition when some join or leave).
@@ -515,6 +521,143 @@ TEST_CASE("ReplicatedStore drains a link the view removes before closing it",
   CHECK(a.log->Has("replication link to b closing in epoch"));
   CHECK(Eventually([&] { return a.log->Has("replication link to b closed: drained"); }));
   CHECK(!LinkTo(a, "b").has_value());
+  CHECK(Diff(*a.cache, *b.cache, keys) == "");
+}
+
+TEST_CASE("ReplicatedStore replaces a link that stopped while draining when a view needs it again",
+          "[unit][replication]") {
+  // The join stall of a restarted node: a's link to b is draining (b died, a's view has
+  // it FAILED) when b's new process, empty, answers on the same address before the view
+  // that re-adds it reaches a. The replica has no usable copy, and a retiring link never
+  // full-syncs, so the link stops. The view that needs b again must not keep that stopped
+  // link: nothing would ever sync b, and b's transition would never complete.
+  TestNode a("a", 8 << 20, 20s);
+  auto b = std::make_unique<TestNode>("b", 8 << 20, 20s);
+  const std::string b_address = b->address;
+  Publish({&a, b.get()}, 2);
+  const auto t = TopologyFor({&a, b.get()}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 500);
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v1", {}, nullptr).ok());
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+
+  b.reset();  // b dies (its server stops: the link breaks and retries)
+  // Writes the link cannot deliver, then a's view with b FAILED: the link drains.
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v2", {}, nullptr).ok());
+  auto view_of = [&](MemberState b_state, uint64_t epoch) {
+    ClusterView view;
+    view.epoch = epoch;
+    view.replication_factor = 2;
+    view.members = {ClusterMember{"a", a.address, 1, MemberState::kServing},
+                    ClusterMember{"b", b_address, 1, b_state}};
+    Result<std::shared_ptr<const Topology>> topology = Topology::Make(view, "a");
+    REQUIRE(topology.ok());
+    return *topology;
+  };
+  a.store->OnTopology(view_of(MemberState::kFailed, NextEpoch()));
+  REQUIRE(a.log->Has("replication link to b closing in epoch"));
+
+  // b's new process, empty, on the same address; a's view does not hold it yet.
+  TestNode b2("b", 8 << 20, 20s, b_address);
+  REQUIRE(b2.address == b_address);
+  REQUIRE(
+      Eventually([&] { return a.log->Has("replication link to b stopped while draining"); }, 20s));
+
+  // The view that re-adds b (as a joiner would be, once its ranges arrive): a new link
+  // takes over and syncs b fully. (Either the store closed the stopped link already, or
+  // it finds it in its draining list and replaces it: never keeps it.)
+  const uint64_t readded = NextEpoch();
+  a.store->OnTopology(view_of(MemberState::kServing, readded));
+  const std::string e = std::to_string(readded);
+  CHECK((a.log->Has("replication link to b replaced in epoch " + e) ||
+         a.log->Has("replication link to b (" + b_address + ") opened in epoch " + e)));
+  CHECK(!a.log->Has("replication link to b kept in epoch"));
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }, 20s));
+  CHECK(Diff(*a.cache, *b2.cache, keys) == "");
+  CHECK(a.store->UnderReplicatedRanges() == 0);
+}
+
+TEST_CASE(
+    "ReplLink: a retiring link that reconnects to an empty replica stops, and cannot be "
+    "revived",
+    "[unit][replication]") {
+  // The link state machine alone: retiring + "replica has no usable copy" = stopped, for
+  // good; Revive() says so, so that its owner replaces it instead of keeping it.
+  TestNode b("b", 8 << 20, 20s);
+  auto cache = std::move(Cache::Create({.capacity_bytes = 16 << 20})).value();
+  PeerPool peers(8 << 20);
+  ReplWaiters waiters;
+  LogLines log;
+  auto make_link = [&](uint64_t id) {
+    auto link =
+        std::make_unique<ReplLink>(ReplLinkOptions{.self_id = "a",
+                                                   .replica_id = "b",
+                                                   .link_id = id,
+                                                   .replication_id = "test." + std::to_string(id),
+                                                   .ack_timeout = 20s,
+                                                   .backoff_initial = 10ms,
+                                                   .backoff_max = 50ms,
+                                                   .log =
+                                                       [&log](LogLevel, std::string_view line) {
+                                                         std::lock_guard lock(log.mu);
+                                                         log.lines.emplace_back(line);
+                                                       }},
+                                   cache.get(), &peers, &waiters);
+    waiters.AddLink(id);
+    const std::vector<HashRange> full{HashRange::Full()};
+    link->SetRoute(b.address, ReplRangeSet(full), 1);
+    return link;
+  };
+  auto record = [](int i) {
+    return std::make_shared<const ReplRecord>(ReplRecord{
+        ReplRecord::Kind::kSet, "k" + std::to_string(i), "v", static_cast<uint64_t>(i + 1), 0});
+  };
+
+  // A running, retiring link is revived.
+  auto running = make_link(1);
+  running->Start();
+  REQUIRE(Eventually([&] { return running->Sync().in_sync; }));
+  running->Retire();
+  CHECK(running->Revive());
+  CHECK(!running->Stopped());
+  running->Stop();
+  running->Join();
+  CHECK(!running->Revive());  // Stopped by its owner: final too.
+
+  // A retiring link whose replica lost its copy stops by itself.
+  auto link = make_link(2);
+  link->Start();
+  REQUIRE(Eventually([&] { return link->Sync().in_sync; }));
+  link->Retire();
+  b.store->ClearLocalData();  // The replica "restarted empty": its resume state is gone.
+  for (int i = 0; i < 10; ++i) link->Append(record(i));
+  // The receiver ends the open stream (ABORTED); the link reconnects and the hello says
+  // the replica has no usable copy: a retiring link may not full-sync, so it stops.
+  REQUIRE(Eventually([&] { return link->Stopped(); }, 20s));
+  CHECK(log.Has("replication link to b stopped while draining"));
+  CHECK(!link->Revive());
+  CHECK(link->Stopped());
+  link->Join();
+}
+
+TEST_CASE("ReplicatedStore keeps a draining link that still runs when a view needs it again",
+          "[unit][replication]") {
+  // The other side of the rule: a draining link that has not stopped is taken back (one
+  // link per replica), and it re-sends what the replica missed with a full sync.
+  TestNode a("a", 8 << 20, 20s);
+  TestNode b("b", 8 << 20, 20s);
+  Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::vector<std::string> keys = KeysOf(*t, "a", 300);
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v1", {}, nullptr).ok());
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  PublishStates({{&a, MemberState::kServing}, {&b, MemberState::kFailed}}, 2, {&a});
+  // Written while b is off a's route: b gets them only through the revived link's sync.
+  for (const std::string& k : keys) REQUIRE(a.store->Set(k, "v2", {}, nullptr).ok());
+  const std::string e = std::to_string(Publish({&a, &b}, 2));
+  // The link may have drained and closed before the second view (then a new one opens).
+  CHECK((a.log->Has("replication link to b kept in epoch " + e) ||
+         a.log->Has("replication link to b (" + b.address + ") opened in epoch " + e)));
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }, 20s));
   CHECK(Diff(*a.cache, *b.cache, keys) == "");
 }
 
