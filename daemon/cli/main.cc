@@ -30,6 +30,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -644,6 +645,29 @@ grpc::Status TopologyOf(const std::string& address, int64_t timeout_ms, pb::Clus
   return stub->Topology(&context, pb::TopologyRequest(), out);
 }
 
+// "transition of epoch 7 has waited 37.2 s for TransitionReady from: n2 (ready: n1, n3)",
+// from the coordinator's Stats (nullopt: it did not answer, or is at another epoch).
+std::string TransitionLine(const ringcache::ClusterView& view,
+                           const std::optional<pb::TransitionStatus>& t) {
+  if (!t.has_value()) {
+    return "transition of epoch " + std::to_string(view.epoch) +
+           ": its coordinator did not report it (unreachable, or at another epoch)";
+  }
+  auto join = [](const google::protobuf::RepeatedPtrField<std::string>& ids) {
+    std::string out;
+    for (const std::string& id : ids) out += (out.empty() ? "" : ", ") + id;
+    return out;
+  };
+  char secs[32];
+  std::snprintf(secs, sizeof(secs), "%.1f", static_cast<double>(t->waiting_ms()) / 1000.0);
+  std::string line =
+      "transition of epoch " + std::to_string(t->epoch()) + " has waited " + secs + " s";
+  if (t->pending().empty()) return line + "; every source reported ready";
+  line += " for TransitionReady from: " + join(t->pending());
+  if (!t->ready().empty()) line += " (ready: " + join(t->ready()) + ")";
+  return line;
+}
+
 // `cluster status`: the view of the node at --addr, each member's share of the key space
 // (from the ring every node builds from that view), and each member's own Stats: its
 // epoch, items and replication links. Exit 3 if a member does not answer.
@@ -689,6 +713,7 @@ int CmdClusterStatus(Connection& conn) {
   std::vector<std::string> failed;
   std::vector<std::string> details;  // "n3: fenced: ..." for the nodes not serving
   pb::MigrationProgress migration;
+  std::optional<pb::TransitionStatus> transition;  // As its coordinator reports it.
   uint64_t under_replicated = 0;
   for (const ringcache::ClusterMember& m : view.members) {
     std::string primary_share = "-";
@@ -718,6 +743,9 @@ int CmdClusterStatus(Connection& conn) {
       AddLinkRows(stats, &links);
       under_replicated += stats.under_replicated_ranges();
       if (!is_failed) AddMigration(stats.migration(), &migration);
+      if (stats.transition().coordinator() && stats.transition().epoch() == view.epoch) {
+        transition = stats.transition();
+      }
       if (stats.state() != pb::NODE_STATE_SERVING && !stats.state_detail().empty()) {
         details.push_back(m.id + ": " + NodeStateText(stats.state()) + ": " + stats.state_detail());
       }
@@ -744,7 +772,10 @@ int CmdClusterStatus(Connection& conn) {
         Printable(ids).c_str());
   }
   std::printf("under-replicated ranges: %llu\n", static_cast<unsigned long long>(under_replicated));
-  if (view.in_transition()) std::printf("%s\n", ProgressLine(view.epoch, migration).c_str());
+  if (view.in_transition()) {
+    std::printf("%s\n", ProgressLine(view.epoch, migration).c_str());
+    std::printf("%s\n", Printable(TransitionLine(view, transition)).c_str());
+  }
   std::printf("\nreplication links (primary -> replica), as each primary reports them:\n");
   if (links.size() == 1) {
     std::printf("(none)\n");

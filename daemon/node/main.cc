@@ -75,6 +75,7 @@ struct Flags {
   bool fenced_reads = false;
   bool drain_on_shutdown = false;
   int64_t drain_timeout_ms = 600000;
+  int64_t transition_warn_ms = 30000;
 };
 
 // A CLI11 validator accepting what ParseByteSize accepts.
@@ -226,6 +227,14 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "before the node shuts down anyway (without having left)")
       ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}))
       ->group(kFailover);
+  app.add_option("--transition-warn-ms", flags->transition_warn_ms,
+                 "When this node coordinates a transition (members joining or\n"
+                 "leaving), log a warning once it has waited this long, in ms,\n"
+                 "for a source's TransitionReady report, naming the sources it\n"
+                 "waits for; again every such period while it waits. cluster\n"
+                 "status and ringcache_transition_wait_seconds show the wait")
+      ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}))
+      ->group(kFailover);
 
   app.add_option("--ready-file", flags->ready_file,
                  "Once serving, atomically write `grpc=HOST:PORT` and\n"
@@ -270,6 +279,7 @@ const char* FlagOfMessage(const std::string& message) {
       {"heartbeat_interval", "--heartbeat-interval-ms: "},
       {"failure_timeout", "--failure-timeout-ms: "},
       {"drain_timeout", "--drain-timeout-ms: "},
+      {"transition_warn", "--transition-warn-ms: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -485,6 +495,7 @@ int main(int argc, char** argv) {
       .fenced_reads = flags.fenced_reads,
       .drain_on_shutdown = flags.drain_on_shutdown,
       .drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms),
+      .transition_warn = std::chrono::milliseconds(flags.transition_warn_ms),
       .log = NodeLog,
   };
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
@@ -508,7 +519,8 @@ int main(int argc, char** argv) {
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
-      "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={}",
+      "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
+      "transition_warn_ms={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       FormatByteSize(options.memory_bytes),
@@ -521,7 +533,8 @@ int main(int argc, char** argv) {
       flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
       flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
-      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms);
+      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms,
+      flags.transition_warn_ms);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.

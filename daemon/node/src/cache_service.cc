@@ -1025,6 +1025,14 @@ void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   migration->set_bytes_remaining(stats.migration.bytes_remaining);
   migration->set_keys_received(stats.migration.keys_received);
   migration->set_bytes_received(stats.migration.bytes_received);
+  if (stats.transition.epoch != 0) {
+    v1::TransitionStatus* transition = response->mutable_transition();
+    transition->set_epoch(stats.transition.epoch);
+    transition->set_waiting_ms(stats.transition.waiting_ms);
+    transition->set_coordinator(stats.transition.coordinator);
+    for (const std::string& id : stats.transition.pending) transition->add_pending(id);
+    for (const std::string& id : stats.transition.ready) transition->add_ready(id);
+  }
   response->mutable_peers()->Reserve(static_cast<int>(stats.peers.size()));
   for (PeerHealth& peer : stats.peers) {
     v1::PeerHealth* out = response->add_peers();

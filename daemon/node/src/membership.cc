@@ -24,8 +24,10 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -286,6 +288,16 @@ struct Membership::Impl {
     if (!made.ok()) return made.status();
     std::shared_ptr<const Topology> topology = std::move(made).value();
     current.store(topology);
+    if (!topology->view.in_transition()) {
+      transition_since.reset();
+    } else {
+      // The wait reported goes back to the transition's first view; the warning counts
+      // from this epoch's (its ready reports start over with every epoch).
+      if (!transition_since.has_value()) transition_since = SteadyClock::now();
+      if (before == nullptr || before->epoch() != topology->epoch()) {
+        transition_warned = SteadyClock::now();
+      }
+    }
 
     std::string change = DescribeChange(before ? &before->view : nullptr, topology->view);
     if (!why.empty()) change = change.empty() ? why : change + "; " + why;
@@ -1239,6 +1251,54 @@ struct Membership::Impl {
     return now_epoch;
   }
 
+  TransitionStatus Transition() {
+    std::lock_guard lock(adopt_mu);
+    return TransitionLocked(SteadyClock::now());
+  }
+
+  // REQUIRES: adopt_mu held.
+  TransitionStatus TransitionLocked(SteadyClock::time_point now) const {
+    TransitionStatus st;
+    const std::shared_ptr<const Topology> topology = current.load();
+    if (topology == nullptr || !topology->view.in_transition() || !transition_since) return st;
+    const ClusterView& view = topology->view;
+    st.epoch = view.epoch;
+    st.waiting_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - *transition_since).count());
+    const ClusterMember* coordinator = VoterCoordinator(view);
+    st.coordinator = coordinator != nullptr && coordinator->id == options.self_id;
+    if (!st.coordinator) return st;
+    for (const ClusterMember& m : view.members) {
+      if (!IsVoter(m)) continue;
+      const bool is_ready = ready_epoch == view.epoch && ready.count(m.id) != 0;
+      (is_ready ? st.ready : st.pending).push_back(m.id);
+    }
+    return st;
+  }
+
+  // Worker thread: the coordinator's warning about a transition that waits for its
+  // sources longer than options.transition_warn (then once per such period).
+  void CheckTransitionWait() {
+    std::string line;
+    {
+      std::lock_guard lock(adopt_mu);
+      const auto now = SteadyClock::now();
+      if (!transition_since || now - transition_warned < options.transition_warn) return;
+      const TransitionStatus st = TransitionLocked(now);
+      if (!st.coordinator || st.pending.empty()) return;
+      transition_warned = now;
+      char secs[32];
+      std::snprintf(secs, sizeof(secs), "%.1f", static_cast<double>(st.waiting_ms) / 1000.0);
+      line = "the transition of epoch " + std::to_string(st.epoch) + " has waited " + secs +
+             " s (warning bound " + std::to_string(options.transition_warn.count()) +
+             " ms) for TransitionReady from " + JoinStrings(st.pending) +
+             (st.ready.empty() ? std::string() : " (ready: " + JoinStrings(st.ready) + ")") +
+             "; a source that never reports keeps its joiners JOINING (check its replication "
+             "links in cluster status and its log)";
+    }
+    Log(LogLevel::kWarn, line);
+  }
+
   void ReportTransitionReady(uint64_t epoch) {
     std::lock_guard lock(mu);
     if (epoch < report_epoch || (epoch == report_epoch && (report_pending || report_done))) {
@@ -1653,7 +1713,13 @@ struct Membership::Impl {
         }
         continue;
       }
-      auto wake = now + std::chrono::seconds(60);
+      lock.unlock();
+      CheckTransitionWait();
+      lock.lock();
+      if (stopping || rejoin_wanted) continue;
+      // Once a second at least, for the transition-wait warning (views are adopted on
+      // other threads without waking this one).
+      auto wake = now + std::chrono::seconds(1);
       if (report_pending) wake = std::min(wake, report_next);
       // The leaving coordinator polls its pushes (PushDone does not wake this thread).
       if (leave_finish_epoch != 0) {
@@ -1724,6 +1790,11 @@ struct Membership::Impl {
   // Protected by adopt_mu: the coordinator's ready set, for the view of ready_epoch.
   uint64_t ready_epoch = 0;
   std::set<std::string> ready;
+  // Protected by adopt_mu: when the transition of the view held began (unset while the
+  // view is not in transition), and when its wait was last warned about (or when the
+  // current epoch of it was adopted).
+  std::optional<SteadyClock::time_point> transition_since;
+  SteadyClock::time_point transition_warned;
 
   using HeartbeatHandler = std::function<void(const v1::HeartbeatRequest&, v1::HeartbeatResponse*)>;
 
@@ -1828,6 +1899,8 @@ void Membership::OfferView(const v1::ClusterView& view, const std::string& from_
 }
 
 void Membership::ReportTransitionReady(uint64_t epoch) { impl_->ReportTransitionReady(epoch); }
+
+TransitionStatus Membership::Transition() const { return impl_->Transition(); }
 
 Status Membership::RequestLeave() { return impl_->RequestLeave(); }
 

@@ -70,6 +70,9 @@ struct MembershipOptions {
   uint32_t vnodes_per_weight = 160;
   std::chrono::milliseconds join_timeout{30000};
   std::chrono::milliseconds call_timeout{2000};  // deadline of each membership rpc
+  // The coordinator warns when a transition has waited this long for TransitionReady
+  // reports, then again every such period (NodeOptions::transition_warn).
+  std::chrono::milliseconds transition_warn{30000};
   // One line per view change and join attempt problem; nullptr = discarded. Thread-safe.
   std::function<void(LogLevel level, std::string_view message)> log;
 };
@@ -135,6 +138,12 @@ class Membership {
   // it locally if this node coordinates), retried with backoff until acknowledged or the
   // epoch is superseded. Idempotent, non-blocking, any thread (a subscriber too).
   void ReportTransitionReady(uint64_t epoch);
+
+  // The transition in progress in the view held (epoch 0 if none): how long since this
+  // node adopted its first view (a transition that goes on through newer epochs keeps its
+  // start) and, on the coordinator, the voters that have or have not reported ready for
+  // the current epoch. Cheap; any thread but a subscriber.
+  TransitionStatus Transition() const;
 
   // Asks the coordinator to mark this node LEAVING (as the Leave rpc does for a client).
   // Blocks up to a few call timeouts; not on a gRPC thread. OK once this node is LEAVING in

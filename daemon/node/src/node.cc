@@ -184,7 +184,12 @@ Status CheckClusterOptions(const NodeOptions& o) {
         " ms), got " + std::to_string(o.heartbeat_interval.count()) + " ms");
   }
   constexpr std::chrono::milliseconds kDay{86'400'000};
-  return CheckPositive("drain_timeout", o.drain_timeout, kDay);
+  if (Status s = CheckPositive("drain_timeout", o.drain_timeout, kDay); !s.ok()) return s;
+  if (o.transition_warn < std::chrono::milliseconds(100) || o.transition_warn > kDay) {
+    return Status::InvalidArgument("transition_warn must be between 100 ms and one day, got " +
+                                   std::to_string(o.transition_warn.count()) + " ms");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -372,6 +377,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                   .vnodes_per_weight = options.vnodes_per_weight,
                                   .join_timeout = options.join_timeout,
                                   .call_timeout = kMembershipCallTimeout,
+                                  .transition_warn = options.transition_warn,
                                   .log = options.log},
       impl->peers.get());
   impl->heartbeats = internal::MakeGrpcHeartbeatTransport(impl->peers.get());
@@ -694,6 +700,7 @@ NodeStats Node::Stats() const {
       .state_detail = StateDetail(),
       .under_replicated_ranges = impl_->store->UnderReplicatedRanges(),
       .migration = impl_->store->Migration(),
+      .transition = impl_->membership->Transition(),
       .peers = impl_->failover->Peers(),
   };
 }

@@ -105,7 +105,8 @@ void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store,
   store->SetAckLatencyHistograms(
       [&lag](const std::string& replica_id) { return &lag.WithLabels({replica_id}); });
 
-  registry_->AddCollector([failover, store, state = std::move(state)](metrics::Writer& w) {
+  registry_->AddCollector([membership, failover, store,
+                           state = std::move(state)](metrics::Writer& w) {
     const NodeState now = state();
     for (const NodeState s :
          {NodeState::kServing, NodeState::kFenced, NodeState::kJoining, NodeState::kLeaving}) {
@@ -139,6 +140,16 @@ void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store,
             static_cast<double>(m.bytes_remaining));
     w.Counter("ringcache_migration_keys_received_total",
               "Keys this node received as a new owner since it started.", m.keys_received);
+    const TransitionStatus t = membership->Transition();
+    w.Gauge("ringcache_transition_wait_seconds",
+            "How long the transition in progress (members joining or leaving) has gone on "
+            "since this node adopted its first view; 0 when none is in progress.",
+            static_cast<double>(t.waiting_ms) / 1000.0);
+    w.Gauge("ringcache_transition_pending_sources",
+            "On the coordinator of a transition: the members whose TransitionReady report it "
+            "still waits for (cluster status names them); 0 elsewhere and when none is in "
+            "progress.",
+            static_cast<double>(t.pending.size()));
     for (const PeerHealth& peer : failover->Peers()) {
       w.Gauge("ringcache_peer_reachable",
               "1 if the member answered a heartbeat within the failure timeout, else 0.",

@@ -112,6 +112,10 @@ struct NodeOptions {
   // Longest a drain (graceful leave) may take before the node shuts down anyway.
   // Default 10 minutes.
   std::chrono::milliseconds drain_timeout{600000};
+  // The coordinator logs a warning when a transition (members joining or leaving) has
+  // waited this long for its sources' TransitionReady reports, and again every such
+  // period while it still waits. Default 30 s; at least 100 ms.
+  std::chrono::milliseconds transition_warn{30000};
 
   // Where the node reports cluster events (view changes, replication links connecting,
   // resuming, full syncs): one line each. nullptr = discarded. Called from the node's
@@ -179,6 +183,16 @@ struct MigrationProgress {
   uint64_t bytes_received = 0;
 };
 
+// The rebalancing transition in progress, as this node sees it (TransitionStatus in
+// cache.proto): how long it has waited, and on the coordinator, for which sources.
+struct TransitionStatus {
+  uint64_t epoch = 0;                // The view's epoch; 0 = the view is not in transition.
+  uint64_t waiting_ms = 0;           // Since this node adopted the first view of the transition.
+  bool coordinator = false;          // This node coordinates it (only then are the lists set).
+  std::vector<std::string> pending;  // Voters whose TransitionReady for `epoch` is missing.
+  std::vector<std::string> ready;    // Voters that reported ready for `epoch`.
+};
+
 // Failure detection state of one peer (PeerHealth in cache.proto).
 struct PeerHealth {
   std::string id;
@@ -200,6 +214,7 @@ struct NodeStats {
   std::string state_detail;  // Why (e.g. the fencing reason); may be empty when serving.
   uint64_t under_replicated_ranges = 0;
   MigrationProgress migration;
+  TransitionStatus transition;
   std::vector<PeerHealth> peers;
 };
 
