@@ -139,14 +139,17 @@ bool TestCluster::FinishAddNode(size_t i) {
 
 void TestCluster::Kill(size_t i) { nodes_.at(i)->Kill(); }
 
-bool TestCluster::Restart(size_t i, bool same_port) {
+bool TestCluster::Restart(size_t i, bool same_port) { return Restart(i, same_port, {}); }
+
+bool TestCluster::Restart(size_t i, bool same_port, const std::vector<std::string>& first_seeds) {
   NodeProcess& old = *nodes_.at(i);
   old.Kill();
   const std::string listen = same_port ? old.GrpcAddress() : "";
+  std::vector<std::string> seeds = first_seeds;
+  for (const std::string& s : SeedsExcept(i)) seeds.push_back(s);
   // A new NodeProcess (new log dir): the seeds differ from the first start's. The old
   // one's logs stay registered and are printed too if the test fails.
-  nodes_[i] =
-      std::make_unique<NodeProcess>(NodeArgs(i, SeedsExcept(i), listen, node_extra_args_[i]));
+  nodes_[i] = std::make_unique<NodeProcess>(NodeArgs(i, seeds, listen, node_extra_args_[i]));
   if (!StartNode(i)) return false;
   return WaitConverged();
 }

@@ -27,6 +27,7 @@
 //                                      detector marks it FAILED after --failure-timeout-ms)
 //   bool Restart(i, same_port = false) node i again with the same id; seeds = the other
 //                                      running nodes; waits until converged
+//   bool Restart(i, same_port, first)  the same, with the seeds `first` tried first
 //   bool Leave(i)                      Membership.Leave on node i, which must exit 0 and
 //                                      drop out of the view; waits until converged
 //   bool Stop(timeout)                 SIGTERM every running node; true if all exited 0
@@ -104,6 +105,9 @@ class TestCluster {
   // running nodes, on a new port unless `same_port`; waits until every running node holds
   // the view with its (new) address.
   [[nodiscard]] bool Restart(size_t i, bool same_port = false);
+  // Restart with `first_seeds` tried before the other running nodes (e.g. a
+  // SilentListener's address: a seed that hangs the first join attempt until its deadline).
+  [[nodiscard]] bool Restart(size_t i, bool same_port, const std::vector<std::string>& first_seeds);
   // Asks node i to leave the cluster (Membership.Leave with its id, as `ringcache-cli
   // cluster leave` does), waits for the process to exit with code 0 (bounded by
   // `timeout`), then until the others converge on a view without it.

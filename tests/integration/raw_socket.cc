@@ -256,6 +256,32 @@ RawExchange SendRawBytes(const std::string& address, std::string_view bytes,
   return result;
 }
 
+SilentListener::SilentListener() {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    error_ = std::string("socket: ") + strerror(errno);
+    return;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  // A large backlog: every connection attempt completes its handshake and then hangs.
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 128) != 0 ||
+      getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    error_ = std::string("bind/listen: ") + strerror(errno);
+    close(fd_);
+    fd_ = -1;
+    return;
+  }
+  address_ = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
+SilentListener::~SilentListener() {
+  if (fd_ >= 0) close(fd_);
+}
+
 bool CanConnect(const std::string& address, std::chrono::milliseconds timeout) {
   std::string error;
   const int fd = Connect(address, Clock::now() + timeout, &error);

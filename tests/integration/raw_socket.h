@@ -39,4 +39,27 @@ RawExchange SendRawBytes(const std::string& address, std::string_view bytes,
 bool CanConnect(const std::string& address,
                 std::chrono::milliseconds timeout = std::chrono::seconds(1));
 
+// A TCP listener on 127.0.0.1 (a free port) that accepts every connection and never
+// answers: it reads nothing and writes nothing, and holds the connections open until it
+// is destroyed. A seed that hangs a joiner's call until its deadline (a process that is
+// stuck, or a host whose port accepts but whose service does not answer). Connections
+// complete in the kernel's backlog (never accepted), so no thread is needed.
+// Not thread-safe; destroy it after the nodes that may still connect are stopped, or
+// they see a reset.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  // "127.0.0.1:PORT"; empty if the socket could not be set up (error() says why).
+  const std::string& address() const { return address_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  int fd_ = -1;
+  std::string address_;
+  std::string error_;
+};
+
 }  // namespace ringcache::it
