@@ -955,6 +955,14 @@ void Cache::Clear() {
   }
 }
 
+void Cache::RaiseVersionFloor(uint64_t floor) {
+  for (uint32_t i = 0; i < impl_->shards_n; ++i) {
+    Impl::Shard& sh = impl_->shards[i];
+    MutexLock lock(&sh.mu);
+    sh.max_version = std::max(sh.max_version, floor);
+  }
+}
+
 size_t Cache::RunExpiryStep() { return impl_->RunExpiryStep(); }
 void Cache::StartJanitor() { impl_->StartJanitor(); }
 void Cache::StopJanitor() { impl_->StopJanitor(); }

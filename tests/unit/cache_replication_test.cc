@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "ringcache/cache.h"
+#include "ringcache/cluster_view.h"
 
 namespace ringcache {
 namespace {
@@ -297,6 +298,41 @@ TEST_CASE("ForEachInRange by shard visits each live entry once, in its own shard
   size_t seen = 0;
   f.cache->ForEachInRange(HashRange::Full(), 0, [&](const ItemView&) { return ++seen < 3; });
   CHECK(seen == 3);
+}
+
+TEST_CASE("RaiseVersionFloor puts every later write above the floor and never lowers it",
+          "[unit][cache][replication]") {
+  Fixture f(CacheOptions{.capacity_bytes = 16 << 20, .shard_count = 4});
+  Result<uint64_t> v1 = f.cache->Set("a", "1");
+  REQUIRE(v1.ok());
+  CHECK(*v1 < 100);  // A standalone cache numbers from 1.
+  const uint64_t floor = VersionFloor(5);
+  f.cache->RaiseVersionFloor(floor);
+  // An existing key, a new key on each shard, a re-created key, Incr: all above it.
+  Result<uint64_t> v2 = f.cache->Set("a", "2");
+  REQUIRE(v2.ok());
+  CHECK(*v2 > floor);
+  for (int i = 0; i < 16; ++i) {
+    Result<uint64_t> v = f.cache->Set("k" + std::to_string(i), "v");
+    REQUIRE(v.ok());
+    CHECK(*v > floor);
+  }
+  REQUIRE(f.cache->Delete("a").ok());
+  Result<uint64_t> v3 = f.cache->Set("a", "3");
+  REQUIRE(v3.ok());
+  CHECK(*v3 > *v2);
+  Result<IncrResult> inc = f.cache->Incr("n", 1, 0);
+  REQUIRE(inc.ok());
+  CHECK(inc->version > floor);
+  // A lower floor changes nothing: versions keep growing from where they are.
+  f.cache->RaiseVersionFloor(VersionFloor(2));
+  Result<uint64_t> v4 = f.cache->Set("a", "4");
+  REQUIRE(v4.ok());
+  CHECK(*v4 > *v3);
+  CHECK(*v4 < floor + 1000);
+  // A replicated entry keeps the primary's version, below the floor or not.
+  CHECK(f.Apply("r", "x", 7));
+  CHECK(std::get<1>(*f.Read("r")) == 7);
 }
 
 TEST_CASE("A full sync copied shard by shard reproduces the primary exactly",

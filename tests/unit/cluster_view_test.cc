@@ -159,5 +159,16 @@ TEST_CASE("ClusterView BuildRing of a view without serving members is an empty r
   CHECK(bad.BuildRing().status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("VersionFloor puts the epoch above 40 bits of writes and saturates",
+          "[unit][cluster_view]") {
+  CHECK(VersionFloor(0) == 0);
+  CHECK(VersionFloor(1) == (uint64_t{1} << 40));
+  CHECK(VersionFloor(7) == (uint64_t{7} << 40));
+  CHECK(VersionFloor(8) > VersionFloor(7) + (uint64_t{1} << 39));
+  CHECK(VersionFloor(kMaxVersionEpoch) == (kMaxVersionEpoch << 40));
+  CHECK(VersionFloor(kMaxVersionEpoch + 5) == VersionFloor(kMaxVersionEpoch));
+  CHECK(VersionFloor(UINT64_MAX) == VersionFloor(kMaxVersionEpoch));
+}
+
 }  // namespace
 }  // namespace ringcache

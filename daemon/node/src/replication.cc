@@ -322,6 +322,10 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
     }
     // Under links_mu (views apply in epoch order); the receiver's locks come after it.
     receiver->SetFailedPrimaries(failed, t.epoch());
+    // Before the route is published: every write this view routes here gets a version
+    // above every version of an earlier epoch, written on any node (a lost write of a
+    // failed primary, a delete this node never saw, a write racing a range's move).
+    cache->RaiseVersionFloor(VersionFloor(t.epoch()));
     const auto now = std::chrono::steady_clock::now();
     auto next_route = std::make_shared<Route>();
     next_route->topology = topology;

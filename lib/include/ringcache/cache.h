@@ -22,7 +22,8 @@
 // which expires at most `expiry_batch` entries per shard per tick.
 //
 // Versions: every write gives the entry a new 64-bit version, strictly greater than any
-// version its key had before on this cache (also across delete and re-create).
+// version its key had before on this cache (also across delete and re-create), and above
+// the version floor (RaiseVersionFloor).
 //
 // Thread safety: has internal synchronization; every method may be called concurrently.
 #pragma once
@@ -222,6 +223,13 @@ class Cache {
   // shard, each under its lock: safe with concurrent operations, and an entry written
   // while Clear runs may survive it (if its shard was already cleared).
   void Clear();
+
+  // Every write from now on gets a version above `floor` (a version floor never goes
+  // down: a lower floor changes nothing). A cluster node raises it to VersionFloor(epoch)
+  // when it adopts a view, so that versions written in a later epoch are above every
+  // version of earlier ones, on any node (docs/design/operations.md, "Versions that never
+  // repeat"). Takes each shard's lock in turn.
+  void RaiseVersionFloor(uint64_t floor);
 
   // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
   // This is the janitor's tick; tests call it directly with a ManualClock.

@@ -37,6 +37,16 @@ enum class MemberState : int {
 // "serving", "joining", "leaving", "failed", "unspecified".
 std::string_view MemberStateName(MemberState state);
 
+// Versions written in a view of epoch E are above VersionFloor(E) = E << 40 (epochs above
+// kMaxVersionEpoch saturate), so a key's version grows across failover, rejoin, migration
+// and restart: every node raises its cache's floor to it when it adopts a view
+// (Cache::RaiseVersionFloor; docs/design/operations.md, "Versions that never repeat").
+inline constexpr int kVersionEpochShift = 40;
+inline constexpr uint64_t kMaxVersionEpoch = (uint64_t{1} << (64 - kVersionEpochShift)) - 1;
+constexpr uint64_t VersionFloor(uint64_t epoch) {
+  return (epoch < kMaxVersionEpoch ? epoch : kMaxVersionEpoch) << kVersionEpochShift;
+}
+
 struct ClusterMember {
   std::string id;       // Unique, non-empty.
   std::string address;  // HOST:PORT that nodes and clients dial.

@@ -661,6 +661,132 @@ TEST_CASE("ReplicatedStore keeps a draining link that still runs when a view nee
   CHECK(Diff(*a.cache, *b.cache, keys) == "");
 }
 
+// The version a write got (through the store, as a node writes).
+uint64_t WriteVersion(TestNode& n, const std::string& key, const std::string& value) {
+  Result<uint64_t> v = n.store->Set(key, value, {}, nullptr);
+  REQUIRE(v.ok());
+  return *v;
+}
+
+uint64_t VersionOn(Cache& cache, const std::string& key) {
+  std::string value;
+  ItemMeta meta;
+  REQUIRE(cache.Get(key, &value, &meta).ok());
+  return meta.version;
+}
+
+TEST_CASE("Versions never repeat: a promoted replica writes above its failed primary's writes",
+          "[unit][replication][versions]") {
+  TestNode a("a");
+  TestNode b("b");
+  const uint64_t e1 = Publish({&a, &b}, 2);
+  const auto t = TopologyFor({&a, &b}, 2, "a");
+  const std::string key = KeysOf(*t, "a", 1)[0];
+  const uint64_t v1 = WriteVersion(a, key, "v1");
+  CHECK(v1 > VersionFloor(e1));
+  REQUIRE(Eventually([&] { return CaughtUp(a, "b"); }));
+  CHECK(VersionOn(*b.cache, key) == v1);
+  // a's last writes never reach b (write concern 0, a dies with them): written on a's
+  // cache alone, as if the link had not sent them yet.
+  uint64_t lost = 0;
+  for (int i = 0; i < 3; ++i) {
+    Result<uint64_t> v = a.cache->Set(key, "lost" + std::to_string(i));
+    REQUIRE(v.ok());
+    lost = *v;
+  }
+  a.Stop();
+  // b is promoted: its first write of the key must be above every version a wrote,
+  // including the ones b never saw (without the epoch floor it would be v1 + 1, the
+  // version of a's first lost write).
+  PublishStates({{&a, MemberState::kFailed}, {&b, MemberState::kServing}}, 2, {&b});
+  const uint64_t promoted = WriteVersion(b, key, "after failover");
+  CHECK(promoted > lost);
+  CHECK(promoted > v1);
+}
+
+TEST_CASE("Versions never repeat: a primary that comes back empty writes above what it missed",
+          "[unit][replication][versions]") {
+  auto a = std::make_unique<TestNode>("a");
+  TestNode b("b");
+  Publish({a.get(), &b}, 2);
+  const auto t = TopologyFor({a.get(), &b}, 2, "a");
+  const std::string key = KeysOf(*t, "a", 1)[0];
+  WriteVersion(*a, key, "v1");
+  REQUIRE(Eventually([&] { return CaughtUp(*a, "b"); }));
+  const std::string a_address = a->address;
+  a.reset();  // a dies; b takes over its ranges and deletes the key.
+  auto failed_view = [&](MemberState a_state, uint64_t epoch) {
+    ClusterView view;
+    view.epoch = epoch;
+    view.replication_factor = 2;
+    view.members = {ClusterMember{"a", a_address, 1, a_state},
+                    ClusterMember{"b", b.address, 1, MemberState::kServing}};
+    return view;
+  };
+  auto topology_for = [&](const ClusterView& view, const std::string& self) {
+    Result<std::shared_ptr<const Topology>> made = Topology::Make(view, self);
+    REQUIRE(made.ok());
+    return *made;
+  };
+  b.store->OnTopology(topology_for(failed_view(MemberState::kFailed, NextEpoch()), "b"));
+  const uint64_t b_write = WriteVersion(b, key, "written while a was away");
+  uint64_t deleted = 0;
+  REQUIRE(b.cache->Delete(key, &deleted).ok());
+  CHECK(deleted == b_write);
+  // a comes back as a new, empty process on its old address and, once its transition
+  // flips, is the key's primary again. It never saw b's write nor the delete; its
+  // counters start over, but its first write of the key is above both.
+  TestNode a2("a", 8 << 20, 2000ms, a_address);
+  const uint64_t joined = NextEpoch();
+  for (TestNode* n : {&a2, &b}) {
+    n->store->OnTopology(topology_for(failed_view(MemberState::kJoining, joined), n->id));
+  }
+  const uint64_t flipped = NextEpoch();
+  for (TestNode* n : {&a2, &b}) {
+    n->store->OnTopology(topology_for(failed_view(MemberState::kServing, flipped), n->id));
+  }
+  const uint64_t back = WriteVersion(a2, key, "a is back");
+  CHECK(back > deleted);
+  CHECK(back > VersionFloor(flipped));
+}
+
+TEST_CASE("Versions never repeat: the new owner of a moved range writes above the old owner",
+          "[unit][replication][versions]") {
+  TestNode a("a", 8 << 20, 20s);
+  TestNode j("j", 8 << 20, 20s);
+  PublishStates({{&a, MemberState::kServing}}, 1);
+  const Members joining{{&a, MemberState::kServing}, {&j, MemberState::kJoining}};
+  const auto target = StatesTopology(joining, 1, "a", 1);
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    const std::string k = "key" + std::to_string(i);
+    uint32_t owner;
+    REQUIRE(target->target_ring.Owners(HashKey(k), std::span<uint32_t>(&owner, 1)) == 1);
+    if (target->target_ring_members[owner]->id == "j") key = k;
+  }
+  WriteVersion(a, key, "before the move");
+  PublishStates(joining, 1);
+  REQUIRE(Eventually([&] { return CaughtUp(a, "j"); }, 20s));
+  // The flip reaches j first. a, still holding the older view, writes the key as its
+  // primary; that write has not reached j yet when j writes the key as the new primary.
+  const uint64_t flip = NextEpoch();
+  const Members flipped{{&a, MemberState::kServing}, {&j, MemberState::kServing}};
+  j.store->OnTopology(StatesTopology(flipped, 1, "j", flip));
+  Result<uint64_t> racing = a.cache->Set(key, "old owner, in flight");
+  REQUIRE(racing.ok());
+  const uint64_t new_owner = WriteVersion(j, key, "new owner");
+  CHECK(new_owner > *racing);
+  CHECK(new_owner > VersionFloor(flip));
+  // A later write of the old owner (still at the older epoch) reaches j and loses to the
+  // new owner's: j keeps "new owner".
+  WriteVersion(a, key, "old owner, late");
+  REQUIRE(Eventually([&] { return CaughtUp(a, "j"); }, 20s));
+  std::string v;
+  REQUIRE(j.cache->Get(key, &v).ok());
+  CHECK(v == "new owner");
+  CHECK(VersionOn(*j.cache, key) == new_owner);
+}
+
 TEST_CASE("ReplicatedStore counts under-replicated ranges until its replicas are in sync",
           "[unit][replication]") {
   TestNode a("a");
