@@ -504,7 +504,8 @@ struct Cache::Impl {
       const uint64_t v = t->slots()[s].load(std::memory_order_seq_cst);
       if (!IsEntry(v)) continue;
       const Entry* e = Unpack(v);
-      const uint64_t hash = internal::Xxh3(e->key());
+      // Ranges are of placement hashes (hash tags), not of the index hash.
+      const uint64_t hash = HashKey(e->key());
       if (!range.Contains(hash) || e->ExpiredAt(now_ms)) continue;
       if (!fn(ItemView{e->key(), e->value(), hash, ItemMeta{e->version, e->deadline()}})) {
         return false;

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -224,6 +225,46 @@ TEST_CASE("Routing: a key written through any node reads the same through every 
   REQUIRE_THAT(Delete(far, key).status, IsOk());
   CHECK_THAT(Get(far, key).status, StatusIs(StatusCode::NOT_FOUND, {"key not found"}));
   CHECK_THAT(GetLocal(*stubs[ring.Primary(key)], key).status, StatusIs(StatusCode::NOT_FOUND));
+}
+
+TEST_CASE("Routing: keys sharing a hash tag live on the same nodes", "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  std::vector<std::unique_ptr<v1::Cache::Stub>> stubs;
+  for (size_t i = 0; i < 3; ++i) stubs.push_back(cluster.Stub(i));
+  constexpr int kTags = 24;
+  constexpr int kKeysPerTag = 8;
+  auto key_of = [](int tag, int k) {
+    return "{cart:" + std::to_string(tag) + "}:item" + std::to_string(k);
+  };
+  // Written through every node, with write concern 1: each key is on both its owners.
+  for (int tag = 0; tag < kTags; ++tag) {
+    for (int k = 0; k < kKeysPerTag; ++k) {
+      v1::SetRequest set = MakeSet(key_of(tag, k), "v");
+      set.set_write_concern(1);
+      auto reply = Unary(*stubs[static_cast<size_t>(tag + k) % 3], &v1::Cache::Stub::Set, set);
+      REQUIRE_THAT(reply.status, IsOk());
+      REQUIRE(reply.response.replicas_acked() == 1);
+    }
+  }
+  // Which nodes hold each key, from their own copies (no routing, no ring computed here).
+  auto holders = [&](const std::string& key) {
+    std::vector<size_t> out;
+    for (size_t node = 0; node < 3; ++node) {
+      if (GetLocal(*stubs[node], key).status.ok()) out.push_back(node);
+    }
+    return out;
+  };
+  std::set<std::vector<size_t>> distinct;
+  for (int tag = 0; tag < kTags; ++tag) {
+    const std::vector<size_t> first = holders(key_of(tag, 0));
+    INFO("tag " << tag);
+    CHECK(first.size() == 2);
+    for (int k = 1; k < kKeysPerTag; ++k) CHECK(holders(key_of(tag, k)) == first);
+    distinct.insert(first);
+  }
+  // The tags themselves spread over the cluster (3 possible pairs of owners).
+  CHECK(distinct.size() >= 2);
 }
 
 TEST_CASE("Routing: batches spanning every node come back whole and in request order",

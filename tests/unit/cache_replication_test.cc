@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -13,6 +14,7 @@
 
 #include "ringcache/cache.h"
 #include "ringcache/cluster_view.h"
+#include "ringcache/key_hash.h"
 
 namespace ringcache {
 namespace {
@@ -298,6 +300,41 @@ TEST_CASE("ForEachInRange by shard visits each live entry once, in its own shard
   size_t seen = 0;
   f.cache->ForEachInRange(HashRange::Full(), 0, [&](const ItemView&) { return ++seen < 3; });
   CHECK(seen == 3);
+}
+
+TEST_CASE("ForEachInRange selects tagged keys by their tag's hash, shards them by the whole key",
+          "[unit][cache][replication]") {
+  Fixture f(CacheOptions{.capacity_bytes = 16 << 20, .shard_count = 8});
+  std::vector<std::string> keys;
+  for (int i = 0; i < 400; ++i) keys.push_back("{cart:7}:item" + std::to_string(i));
+  for (const std::string& k : keys) REQUIRE(f.cache->Set(k, "v").ok());
+  const uint64_t tag_hash = HashKey("{cart:7}");
+  // A range holding only the tag's hash holds every key of the tag ...
+  std::set<std::string> seen;
+  std::set<uint32_t> shards;
+  for (uint32_t s = 0; s < f.cache->shard_count(); ++s) {
+    f.cache->ForEachInRange(HashRange{tag_hash - 1, tag_hash}, s, [&](const ItemView& item) {
+      CHECK(item.hash == tag_hash);
+      seen.emplace(item.key);
+      shards.insert(s);
+      return true;
+    });
+  }
+  CHECK(seen.size() == keys.size());
+  // ... which the cache spreads over its shards (its index hashes the whole key), so one
+  // tag does not pile into one shard's table.
+  CHECK(shards.size() == f.cache->shard_count());
+  // A range without the tag's hash holds none of them.
+  size_t outside = 0;
+  f.cache->ForEachInRange(HashRange{tag_hash, tag_hash - 1}, [&](const ItemView&) {
+    ++outside;
+    return true;
+  });
+  CHECK(outside == 0);
+  for (const std::string& k : keys) {
+    std::string v;
+    CHECK(f.cache->Get(k, &v).ok());
+  }
 }
 
 TEST_CASE("RaiseVersionFloor puts every later write above the floor and never lowers it",

@@ -17,7 +17,7 @@ uint64_t ViewDigest(const ClusterView& view) {
             m.address + "/" + std::to_string(m.weight) + "/" +
             std::to_string(static_cast<int>(m.state));
   }
-  const uint64_t digest = HashKey(text);
+  const uint64_t digest = HashBytes(text);
   return digest == 0 ? 1 : digest;
 }
 

@@ -1,6 +1,7 @@
 // Cache: the local, in-memory, thread-safe key-value cache of one ringcache node.
 //
-// Sharded: a key's shard is chosen by the low bits of HashKey(key). Each shard has
+// Sharded: a key's shard is chosen by the low bits of HashBytes(key), the hash of the whole
+// key (not its placement hash HashKey, which keys sharing a hash tag share). Each shard has
 //  - an open-addressing hash table that readers probe without taking any lock;
 //  - CLOCK eviction over that table (an approximation of LRU, see below);
 //  - an indexed min-heap of TTL deadlines;
@@ -110,7 +111,7 @@ struct IncrResult {
 struct ItemView {
   std::string_view key;
   std::string_view value;
-  uint64_t hash = 0;  // HashKey(key)
+  uint64_t hash = 0;  // HashKey(key): the placement hash (a hash tag's, if the key has one)
   ItemMeta meta;
 };
 
@@ -183,10 +184,11 @@ class Cache {
   std::vector<Result<uint64_t>> MultiSet(std::span<const SetItem> items);
   std::vector<Status> MultiDelete(std::span<const std::string_view> keys);
 
-  // Calls fn for every live entry whose key hash lies in `range`, shard by shard, until
-  // fn returns false. Takes no lock: writers proceed meanwhile. An entry present for the
-  // whole iteration is visited at least once; one written or deleted meanwhile may or may
-  // not be; an entry may be visited twice if its shard's table was rebuilt meanwhile.
+  // Calls fn for every live entry whose placement hash (HashKey) lies in `range`, shard by
+  // shard, until fn returns false. Takes no lock: writers proceed meanwhile. An entry
+  // present for the whole iteration is visited at least once; one written or deleted
+  // meanwhile may or may not be; an entry may be visited twice if its shard's table was
+  // rebuilt meanwhile.
   // fn runs inside a read-side critical section (it delays memory reclamation): it must
   // not block for long and must not call this cache's write methods.
   void ForEachInRange(HashRange range, const std::function<bool(const ItemView&)>& fn) const;

@@ -1,8 +1,13 @@
 // Key hashing and hash ranges: the one hash every part of ringcache agrees on.
 //
-// A key is hashed once with XXH3-64 (seed 0) and the hash is passed down: the ring
-// places it by the whole hash, the local cache picks a shard by its low bits (which are
-// uniform on every node, unlike the high bits of the arcs a node owns).
+// A key's placement hash (HashKey) is computed once and passed down: the ring places the
+// key by it, replication and rebalancing select keys by it. It is XXH3-64 (seed 0) of the
+// key, or of its hash tag: the bytes between the first '{' and the first '}' after it,
+// when at least one byte lies between them (Redis Cluster's rule), so that keys sharing a
+// tag ("{user:42}:cart", "{user:42}:profile") always have the same owners. The local
+// cache indexes and shards entries by XXH3 of the whole key instead (many keys under one
+// tag must not collide in its table); its shard choice uses the low bits, which are
+// uniform on every node, unlike the high bits of the arcs a node owns.
 //
 // Thread safety: pure functions and plain values.
 #pragma once
@@ -12,9 +17,19 @@
 
 namespace ringcache {
 
-// XXH3-64 of the key bytes, seed 0. Stable across versions and platforms: it is part
-// of the protocol (every node and client must place keys identically).
+// The placement hash of `key`: HashBytes(HashTag(key)) if the key has a hash tag, else
+// HashBytes(key). Stable across versions and platforms: it is part of the protocol (every
+// node and client must place keys identically).
 uint64_t HashKey(std::string_view key);
+
+// The key's hash tag: the bytes between its first '{' and the first '}' after that, if
+// there is at least one byte between them; otherwise empty (the key has no tag and is
+// placed by all its bytes). "{user:42}:cart" -> "user:42"; "{a}{b}" -> "a";
+// "{}{b}", "x{", "x}" -> "" (no tag); "{{x}}" -> "{x".
+std::string_view HashTag(std::string_view key);
+
+// XXH3-64 of the bytes, seed 0, with no tag rule (digests, the cache's own index).
+uint64_t HashBytes(std::string_view bytes);
 
 // A clockwise arc of the 64-bit hash space: the hashes h with start < h <= end, going
 // clockwise and wrapping past UINT64_MAX to 0. start == end denotes the whole ring.
