@@ -13,11 +13,17 @@
 #   JOBS=N                       parallel build and test jobs (default 2)
 #   RINGCACHE_SKIP_SANITIZERS=1  skip steps 2 and 3 (a quick local run)
 # Compilers: CC/CXX as usual for CMake (read only when a build directory is first
-# configured). Builds go through ccache (default cache dir), so reruns are fast.
+# configured). Builds go through ccache (default cache dir), so reruns are fast, also from
+# another checkout of the repository (CCACHE_BASEDIR is the repository root, and the working
+# directory is left out of the hash: CI builds a fresh clone in a new folder each time).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
+# Paths under the repository are hashed relative to it, so a clone elsewhere hits the cache
+# (debug info of a cached object may then name the other checkout's directory).
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-${repo_root}}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 
 JOBS="${JOBS:-2}"
 skip_sanitizers="${RINGCACHE_SKIP_SANITIZERS:-0}"
