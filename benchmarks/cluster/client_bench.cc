@@ -1,23 +1,37 @@
 // ringcache_client_bench: the smart C++ client (ringcache::client, each key straight to its
-// primary) against a plain gRPC stub calling one node that forwards every key one hop to
-// its primary. Same keys, same number of threads, same cluster, in one run.
+// primary) against a plain gRPC stub calling one node that forwards keys one hop to their
+// primary. Same keys, same cluster, in one run. Two phases:
 //
-// Keys: --keys keys whose primary is NOT the --seed node, preloaded with --value-size byte
-// values. Each round runs both contenders for --duration-s each (alternating which goes
-// first); every thread issues synchronous Gets of random keys in a closed loop. Reported:
-// medians over --rounds rounds of ops/s and of each round's p50/p99 latency, and the
-// ratios smart / forwarded. Output: human lines, then "RESULT key=value ..." for scripts.
-// Exit 1 if a call failed, 2 on bad flags.
+//  - unary: --keys keys whose primary is NOT the --seed node; every thread issues
+//    synchronous Gets of random keys in a closed loop, through the client or through a
+//    stub on the seed node (--threads each).
+//  - batch (--batch N > 0): --keys keys spread over every owner (the seed's own too), the
+//    same load both ways: streams x window batches of N random keys in flight. The client
+//    side: that many threads each calling Client::MultiGet of N keys in a closed loop (the
+//    client splits each batch per owner and sends the parts in parallel). The forwarded
+//    side: --streams Pipeline streams on the seed node, each keeping --window messages of
+//    N Gets in flight; the seed serves its own keys and forwards the rest. Throughput
+//    counts keys read per second.
+//
+// Each round runs both contenders of a phase for --duration-s each, alternating which goes
+// first. Reported: medians over --rounds rounds of ops/s (and latency for unary), the
+// ratios, and with --pids (the nodes' process ids) the nodes' CPU time per operation
+// (user + system from /proc, summed over the nodes). Output: human lines, then
+// "RESULT key=value ..." lines for scripts. Exit 1 if a call failed, 2 on bad flags.
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
@@ -38,6 +52,11 @@ struct Flags {
   uint32_t rounds = 3;
   uint32_t keys = 10'000;
   uint32_t value_size = 32;
+  uint32_t batch = 0;    // 0: no batch phase.
+  uint32_t streams = 4;  // Pipeline streams of the batch phase.
+  uint32_t window = 8;   // Messages in flight per stream.
+  bool skip_unary = false;
+  std::vector<int> pids;  // The nodes' processes, for CPU per operation.
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -57,10 +76,27 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->keys = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     } else if (arg == "--value-size" && (v = value())) {
       f->value_size = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    } else if (arg == "--batch" && (v = value())) {
+      f->batch = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    } else if (arg == "--streams" && (v = value())) {
+      f->streams = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    } else if (arg == "--window" && (v = value())) {
+      f->window = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    } else if (arg == "--skip-unary") {
+      f->skip_unary = true;
+    } else if (arg == "--pids" && (v = value())) {
+      std::string list = v;
+      for (size_t pos = 0; pos <= list.size();) {
+        const size_t comma = std::min(list.find(',', pos), list.size());
+        if (comma > pos) f->pids.push_back(std::atoi(list.substr(pos, comma - pos).c_str()));
+        pos = comma + 1;
+      }
     } else {
       std::fprintf(stderr,
                    "usage: ringcache_client_bench [--seed HOST:PORT] [--threads N] "
                    "[--duration-s S] [--rounds N] [--keys N] [--value-size BYTES]\n"
+                   "                              [--batch N [--streams N] [--window N]] "
+                   "[--skip-unary] [--pids P1,P2,...]\n"
                    "bad or incomplete argument: %s\n",
                    arg.c_str());
       return false;
@@ -71,7 +107,38 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
                  "ringcache_client_bench: threads, rounds, keys and duration must be > 0\n");
     return false;
   }
+  if (f->batch > 10'000 ||
+      (f->batch > 0 && (f->streams == 0 || f->window == 0 || f->streams * f->window > 256))) {
+    std::fprintf(stderr,
+                 "ringcache_client_bench: --batch at most 10000, --streams and --window > 0, "
+                 "streams x window at most 256\n");
+    return false;
+  }
   return true;
+}
+
+// User + system CPU seconds of the processes (0 for one that is gone).
+double CpuSeconds(const std::vector<int>& pids) {
+  static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  double total = 0;
+  for (int pid : pids) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (f == nullptr) continue;
+    char buf[1024];
+    const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (p == nullptr) continue;
+    unsigned long long utime = 0, stime = 0;
+    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                    &stime) == 2) {
+      total += static_cast<double>(utime + stime) / kTicks;
+    }
+  }
+  return total;
 }
 
 struct RoundResult {
@@ -119,6 +186,142 @@ RoundResult RunRound(uint32_t threads, double duration_s, const std::vector<std:
   return r;
 }
 
+// One run of the batch phase: keys read per second, and the nodes' CPU per key.
+struct BatchResult {
+  double ops_per_s = 0;
+  double cpu_us_per_op = 0;  // 0 without --pids.
+  uint64_t errors = 0;
+};
+
+BatchResult Finish(uint64_t done, uint64_t errors, Clock::time_point start, double cpu_before,
+                   const Flags& flags) {
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  BatchResult r;
+  r.errors = errors;
+  r.ops_per_s = static_cast<double>(done) / elapsed;
+  if (!flags.pids.empty() && done > 0) {
+    r.cpu_us_per_op = (CpuSeconds(flags.pids) - cpu_before) * 1e6 / static_cast<double>(done);
+  }
+  return r;
+}
+
+// The smart client: streams x window threads (the Pipeline side's batches in flight), each
+// calling MultiGet of --batch random keys.
+BatchResult RunClientBatch(ringcache::client::Client& client, const Flags& flags,
+                           const std::vector<std::string>& keys) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> errors{0};
+  std::vector<std::thread> workers;
+  const double cpu_before = CpuSeconds(flags.pids);
+  const Clock::time_point start = Clock::now();
+  for (uint32_t t = 0; t < flags.streams * flags.window; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng(t * 104729 + 3);
+      std::uniform_int_distribution<size_t> pick(0, keys.size() - 1);
+      std::vector<std::string_view> batch(flags.batch);
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (std::string_view& k : batch) k = keys[pick(rng)];
+        uint64_t bad = 0;
+        for (const auto& r : client.MultiGet(batch)) bad += r.ok() ? 0 : 1;
+        done.fetch_add(batch.size(), std::memory_order_relaxed);
+        if (bad != 0) errors.fetch_add(bad, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration_s));
+  const uint64_t counted = done.load();
+  BatchResult r = Finish(counted, 0, start, cpu_before, flags);
+  stop.store(true);
+  for (std::thread& w : workers) w.join();
+  r.errors = errors.load();
+  return r;
+}
+
+// Pipeline streams on the seed node: --streams streams, each with --window messages of
+// --batch Gets in flight (a writer and a reader thread per stream, closed loop).
+BatchResult RunPipelineBatch(const Flags& flags, const std::vector<std::string>& keys) {
+  struct StreamState {
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t outstanding = 0;  // Operations sent, not yet answered. Guarded by mu.
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> errors{0};
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<StreamState>> states;
+  const uint64_t max_outstanding = uint64_t{flags.window} * flags.batch;
+  const double cpu_before = CpuSeconds(flags.pids);
+  const Clock::time_point start = Clock::now();
+  for (uint32_t s = 0; s < flags.streams; ++s) {
+    states.push_back(std::make_unique<StreamState>());
+    StreamState* st = states.back().get();
+    threads.emplace_back([&, s, st] {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", 1000 + static_cast<int>(s));  // distinct connections
+      auto stub = ringcache::v1::Cache::NewStub(
+          grpc::CreateCustomChannel(flags.seed, grpc::InsecureChannelCredentials(), args));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(flags.duration_s + 30)));
+      auto stream = stub->Pipeline(&ctx);
+      std::thread reader([&, st, raw = stream.get()] {
+        ringcache::v1::PipelineResponse response;
+        while (raw->Read(&response)) {
+          uint64_t bad = 0;
+          for (const auto& result : response.results()) {
+            if (result.has_status() && result.status().code() != 0) ++bad;
+          }
+          done.fetch_add(static_cast<uint64_t>(response.results_size()), std::memory_order_relaxed);
+          if (bad != 0) errors.fetch_add(bad, std::memory_order_relaxed);
+          std::lock_guard lock(st->mu);
+          st->outstanding -= static_cast<uint64_t>(response.results_size());
+          st->cv.notify_all();
+        }
+      });
+      std::mt19937_64 rng(s * 15485863 + 7);
+      std::uniform_int_distribution<size_t> pick(0, keys.size() - 1);
+      ringcache::v1::PipelineRequest request;
+      uint64_t next_id = 1;
+      while (!stop.load(std::memory_order_relaxed)) {
+        {
+          std::unique_lock lock(st->mu);
+          st->cv.wait_for(lock, std::chrono::milliseconds(50),
+                          [&] { return st->outstanding + flags.batch <= max_outstanding; });
+          if (st->outstanding + flags.batch > max_outstanding) continue;
+          st->outstanding += flags.batch;
+        }
+        request.clear_ops();
+        for (uint32_t i = 0; i < flags.batch; ++i) {
+          ringcache::v1::Operation* op = request.add_ops();
+          op->set_id(next_id++);
+          op->mutable_get()->set_key(keys[pick(rng)]);
+        }
+        if (!stream->Write(request)) {
+          errors.fetch_add(1, std::memory_order_relaxed);
+          break;
+        }
+      }
+      stream->WritesDone();
+      reader.join();
+      const grpc::Status status = stream->Finish();
+      if (!status.ok()) {
+        std::fprintf(stderr, "pipeline stream %u ended: %s\n", s, status.error_message().c_str());
+        errors.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration_s));
+  const uint64_t counted = done.load();
+  BatchResult r = Finish(counted, 0, start, cpu_before, flags);
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  r.errors = errors.load();
+  return r;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -147,6 +350,65 @@ int main(int argc, char** argv) {
                  flags.seed.c_str());
     return 1;
   }
+
+  uint64_t errors = 0;
+  if (flags.batch > 0) {
+    // Keys over every owner, the seed's own included, as a client would send them.
+    std::vector<std::string> all;
+    for (uint32_t i = 0; i < flags.keys; ++i) all.push_back("bench:all:" + std::to_string(i));
+    const std::string batch_value(flags.value_size, 'v');
+    std::vector<ringcache::SetItem> items;
+    for (const std::string& key : all)
+      items.push_back({.key = key, .value = batch_value, .options = {}});
+    for (size_t i = 0; i < items.size(); i += 500) {
+      const size_t n = std::min<size_t>(500, items.size() - i);
+      for (const auto& r : smart.MultiSet(std::span(items).subspan(i, n))) {
+        if (!r.ok()) {
+          std::fprintf(stderr, "preload MultiSet failed: %s\n", r.status().ToString().c_str());
+          return 1;
+        }
+      }
+    }
+    size_t seed_share = 0;
+    for (const std::string& key : all) seed_share += smart.Owners(key).front() == seed_id ? 1 : 0;
+    std::printf("batch phase: %u keys, %.0f%% of them on the seed node as primary; %u per batch\n",
+                flags.keys,
+                100.0 * static_cast<double>(seed_share) / static_cast<double>(flags.keys),
+                flags.batch);
+    std::vector<double> c_ops, c_cpu, p_ops, p_cpu, ratios;
+    for (uint32_t round = 0; round < flags.rounds; ++round) {
+      BatchResult client_r, pipe_r;
+      for (int which = 0; which < 2; ++which) {
+        const bool run_client = (round + which) % 2 == 0;
+        const BatchResult r =
+            run_client ? RunClientBatch(smart, flags, all) : RunPipelineBatch(flags, all);
+        errors += r.errors;
+        (run_client ? client_r : pipe_r) = r;
+        std::printf("round %u %-22s %9.0f keys/s  nodes' CPU %6.2f us/key  errors %llu\n",
+                    round + 1, run_client ? "client MultiGet" : "Pipeline via the seed",
+                    r.ops_per_s, r.cpu_us_per_op, static_cast<unsigned long long>(r.errors));
+      }
+      c_ops.push_back(client_r.ops_per_s);
+      c_cpu.push_back(client_r.cpu_us_per_op);
+      p_ops.push_back(pipe_r.ops_per_s);
+      p_cpu.push_back(pipe_r.cpu_us_per_op);
+      ratios.push_back(client_r.ops_per_s > 0 ? pipe_r.ops_per_s / client_r.ops_per_s : 0.0);
+    }
+    std::vector<double> sorted = ratios;
+    std::sort(sorted.begin(), sorted.end());
+    std::printf(
+        "client MultiGet       : %.0f keys/s, nodes' CPU %.2f us/key\n"
+        "Pipeline via the seed : %.0f keys/s, nodes' CPU %.2f us/key\n"
+        "Pipeline/client ratio : median %.2fx (per round, adjacent pairs: %.2fx .. %.2fx)\n",
+        Median(c_ops), Median(c_cpu), Median(p_ops), Median(p_cpu), Median(ratios), sorted.front(),
+        sorted.back());
+    std::printf(
+        "RESULT batch=%u client_ops=%.0f client_cpu_us=%.2f pipeline_ops=%.0f "
+        "pipeline_cpu_us=%.2f ratio=%.3f ratio_min=%.3f ratio_max=%.3f\n",
+        flags.batch, Median(c_ops), Median(c_cpu), Median(p_ops), Median(p_cpu), Median(ratios),
+        sorted.front(), sorted.back());
+  }
+  if (flags.skip_unary) return errors == 0 ? 0 : 1;
 
   // Keys the seed node does not own as primary: through it, every Get is forwarded.
   std::vector<std::string> keys;
@@ -181,7 +443,6 @@ int main(int argc, char** argv) {
   const auto smart_get = [&](uint32_t, const std::string& key) { return smart.Get(key).ok(); };
 
   std::vector<double> s_ops, s_p50, s_p99, f_ops, f_p50, f_p99;
-  uint64_t errors = 0;
   for (uint32_t round = 0; round < flags.rounds; ++round) {
     for (int which = 0; which < 2; ++which) {
       const bool run_smart = (round + which) % 2 == 0;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# run_client_bench.sh: the smart C++ client vs a plain gRPC client whose calls a non-owner
-# forwards one hop, on a local 3-node cluster (replication factor 2), in one run.
+# run_client_bench.sh: the smart C++ client vs a plain gRPC client whose calls one node
+# forwards one hop, on a local 3-node cluster (replication factor 2), in one run: unary Gets
+# of keys that node does not own, then batches of 16 keys over every owner (the client's
+# MultiGet vs Pipeline messages through that node).
 # ringcache_client_bench does the measuring (see its header); this script starts the
 # nodes on 127.0.0.1 with free ports and stops them. Figures: docs/benchmarks.md.
 #
@@ -56,7 +58,11 @@ a1="$addr"
 start_node 2 "$a1"
 start_node 3 "$a1"
 
-args=(--seed "$a1")
-if (( QUICK )); then args+=(--duration-s 0.5 --rounds 1 --keys 300 --threads 2); fi
-echo "3 nodes, replication factor 2; smart client vs calls through ${a1} (n1), keys n1 is not the primary of"
+# The batch phase: Pipeline messages of 16 Gets through n1 vs the client's MultiGet of 16;
+# the nodes' pids give their CPU per key.
+args=(--seed "$a1" --batch 16 --pids "$(IFS=,; echo "${pids[*]}")")
+if (( QUICK )); then
+  args+=(--duration-s 0.5 --rounds 1 --keys 300 --threads 2 --streams 1 --window 2)
+fi
+echo "3 nodes, replication factor 2; smart client vs calls through ${a1} (n1)"
 "$BENCH" "${args[@]}" "${EXTRA[@]}"
