@@ -1,10 +1,11 @@
 // Node: one ringcache cluster member as a library — the node's operations as a plain C++
 // API, plus the network front ends that serve them (gRPC, Prometheus metrics).
 //
-// Design (docs/design/threading.md): the operations below are what the node does; the
-// gRPC service only translates protocol messages to these calls and back. Today every
-// operation goes to the node's local Cache; routing to the key's owner and replication
-// will be added here, behind the same calls, so every front end gets them at once.
+// Design (docs/design/threading.md, docs/design/operations.md): the operations below act on
+// this node's local Cache, and writes replicate to the key's replicas (docs/design/
+// replication.md). Routing a key to its owner (forwarding) is done by the gRPC front end
+// today (daemon/node/src/cache_service.h); the operation path of docs/design/operations.md
+// moves it behind these calls, so that every front end gets it once.
 //
 //   ringcache::NodeOptions options{.listen_address = "127.0.0.1:0", .memory_bytes = 64 << 20};
 //   auto node = ringcache::Node::Start(options);     // binds, serves, returns
