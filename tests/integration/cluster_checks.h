@@ -301,6 +301,22 @@ inline std::vector<std::string> ReplicaMismatches(TestCluster& cluster, const Ri
   return bad;
 }
 
+// Polls ReplicaMismatches (bounded by `timeout`) until the owners of every key agree;
+// returns the disagreements seen last (empty: they agree).
+inline std::vector<std::string> WaitOwnersAgree(TestCluster& cluster, const Ring& ring,
+                                                const std::vector<std::string>& keys,
+                                                std::chrono::milliseconds timeout,
+                                                std::chrono::milliseconds poll = 200ms) {
+  std::vector<std::string> mismatches;
+  Eventually(
+      [&] {
+        mismatches = ReplicaMismatches(cluster, ring, keys);
+        return mismatches.empty();
+      },
+      timeout, poll);
+  return mismatches;
+}
+
 // Reads `expected` (key -> value) through `stub` (routed to each key's primary) in
 // MultiGet batches; returns the keys that are missing or hold another value (at most
 // `max_reported` named, then a count), and sets *wrong to the total.

@@ -477,15 +477,9 @@ TEST_CASE("A node cut off from the others fences itself and rejoins after the he
   REQUIRE(ring.has_value());
   std::vector<std::string> keys;
   for (const auto& [key, value] : values) keys.push_back(key);
-  std::vector<std::string> mismatches;
-  const bool match = Eventually(
-      [&] {
-        mismatches = ReplicaMismatches(cluster, *ring, keys);
-        return mismatches.empty();
-      },
-      10s, 100ms);
+  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 10s, 100ms);
   INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(match);
+  CHECK(mismatches.empty());
   missing = MissingKeys(*n3, values, &wrong);
   INFO("missing through n3: " << Catch::Detail::stringify(missing));
   CHECK(wrong == 0);
@@ -798,13 +792,7 @@ TEST_CASE("Random kills and restarts leave a converged cluster with matching rep
   }
   const std::optional<Ring> ring = CurrentRing(cluster);
   REQUIRE(ring.has_value());
-  std::vector<std::string> mismatches;
-  const bool match = Eventually(
-      [&] {
-        mismatches = ReplicaMismatches(cluster, *ring, keys);
-        return mismatches.empty();
-      },
-      15s, 200ms);
+  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 15s, 200ms);
   auto n1 = cluster.Stub(0);
   size_t lost = 0;
   const std::map<std::string, std::string> acked = load.Acked();
@@ -813,7 +801,7 @@ TEST_CASE("Random kills and restarts leave a converged cluster with matching rep
                       std::to_string(records.size()) + " writes, " + std::to_string(acked.size()) +
                       " acked with write concern 1, " + std::to_string(lost) + " of them lost");
   INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(match);
+  CHECK(mismatches.empty());
   INFO("lost: " << Catch::Detail::stringify(lost_keys));
   CHECK(lost == 0);
   CHECK(kills >= 3);
@@ -889,15 +877,9 @@ void RestartsBehindSilentSeed(int nodes, int restarts) {
   for (const WriteRecord& w : load.Records()) {
     if (w.code == grpc::StatusCode::OK) keys.push_back(w.key);
   }
-  std::vector<std::string> mismatches;
-  const bool match = Eventually(
-      [&] {
-        mismatches = ReplicaMismatches(cluster, *ring, keys);
-        return mismatches.empty();
-      },
-      15s, 200ms);
+  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 15s, 200ms);
   INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(match);
+  CHECK(mismatches.empty());
   size_t lost = 0;
   auto first = cluster.Stub(0);
   const std::vector<std::string> lost_keys = MissingKeys(*first, load.Acked(), &lost);

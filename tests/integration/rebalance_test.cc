@@ -102,15 +102,10 @@ void CheckNoKeyLost(TestCluster& cluster, size_t through,
   CHECK(wrong == 0);
   const std::optional<Ring> ring = CurrentRing(cluster);
   REQUIRE(ring.has_value());
-  std::vector<std::string> mismatches;
-  const bool match = Eventually(
-      [&] {
-        mismatches = ReplicaMismatches(cluster, *ring, KeysOf(values));
-        return mismatches.empty();
-      },
-      10s, 200ms);
+  const std::vector<std::string> mismatches =
+      WaitOwnersAgree(cluster, *ring, KeysOf(values), 10s, 200ms);
   INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(match);
+  CHECK(mismatches.empty());
 }
 
 // Steady traffic while the membership changes: one reader per address, reading random
