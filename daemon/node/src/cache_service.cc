@@ -150,15 +150,31 @@ struct RemotePart {
   std::vector<int> index;  // Sub-request item j is the call's item index[j].
 };
 
-// The part for `owner` in `parts`, created on first use.
-template <typename Part>
-Part* PartFor(std::vector<std::unique_ptr<Part>>* parts, const ClusterMember* owner) {
-  for (const std::unique_ptr<Part>& part : *parts) {
-    if (part->owner == owner) return part.get();
+// One forwarded part per owner of `split`'s remote operations; add(part, i) copies the
+// call's item i into the part's request.
+template <typename Part, typename Add>
+std::vector<std::unique_ptr<Part>> MakeParts(Router::Split* split, const Add& add) {
+  std::vector<std::unique_ptr<Part>> parts;
+  parts.reserve(split->remote.size());
+  for (Router::Part& remote : split->remote) {
+    auto part = std::make_unique<Part>();
+    part->owner = remote.owner;
+    for (const int i : remote.index) add(part.get(), i);
+    part->index = std::move(remote.index);
+    parts.push_back(std::move(part));
   }
-  parts->push_back(std::make_unique<Part>());
-  parts->back()->owner = owner;
-  return parts->back().get();
+  return parts;
+}
+
+// For a batch rpc over request.keys(): the parts to forward, and the keys served here in
+// split->local's order.
+template <typename Part, typename Request>
+std::vector<std::unique_ptr<Part>> KeyParts(Router::Split* split, const Request& request,
+                                            std::vector<std::string_view>* local_keys) {
+  local_keys->reserve(split->local.size());
+  for (const int i : split->local) local_keys->push_back(request.keys(i));
+  return MakeParts<Part>(
+      split, [&request](Part* part, int i) { part->request.add_keys(request.keys(i)); });
 }
 
 // What forwarding a batch rpc's parts needs to know of that rpc, one specialization each.
@@ -326,7 +342,8 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
     : node_(node),
       membership_(membership),
       peers_(peers),
-      fenced_reads_(node->options().fenced_reads) {
+      fenced_reads_(node->options().fenced_reads),
+      router_(node->options().node_id, node->options().max_key_bytes, membership == nullptr) {
   generation_.store(NextGeneration(), std::memory_order_release);
   if (membership_ != nullptr) {
     // Membership publishes current() before it calls subscribers, so a thread that sees
@@ -380,17 +397,6 @@ void CacheService::FillView(const internal::Topology* topology, v1::ClusterView*
   ToProto(view, out);
 }
 
-namespace {
-
-// A write sent with ringcache-local: INVALID_ARGUMENT (the same for a single write and a batch).
-grpc::Status LocalWriteRefused() {
-  return {grpc::StatusCode::INVALID_ARGUMENT,
-          "ringcache-local is for reads only; send writes without it (they go to the key's "
-          "primary)"};
-}
-
-}  // namespace
-
 grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,
                                            grpc::CallbackServerContext* context,
                                            const RequestMetadata& md, uint32_t write_concern,
@@ -402,7 +408,7 @@ grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,
   *topology = ThreadTopology();
   AddEpochHint(context, md, *topology);
   if (grpc::Status s = CheckServing(*topology); !s.ok()) return s;
-  if (md.local) return LocalWriteRefused();  // Route would refuse every item alike.
+  if (md.local) return ToGrpcStatus(Router::LocalWriteRefused());  // Every item alike.
   if (Fenced()) [[unlikely]] {
     return FencedStatus();
   }
@@ -416,8 +422,7 @@ grpc::Status CacheService::FencedStatus() const {
 }
 
 grpc::Status CacheService::CheckServing(const internal::Topology* topology) const {
-  if (topology != nullptr || membership_ == nullptr) return grpc::Status::OK;
-  return {grpc::StatusCode::UNAVAILABLE, "node " + self_id() + " is joining the cluster"};
+  return ToGrpcStatus(router_.CheckServing(topology));
 }
 
 grpc::Status CacheService::CheckWriteConcern(const internal::Topology* topology, uint32_t k,
@@ -451,66 +456,10 @@ CacheService::Where CacheService::Route(const internal::Topology* topology,
                                         const RequestMetadata& md, std::string_view key,
                                         Access access, const ClusterMember** owner,
                                         grpc::Status* error) const {
-  if (topology == nullptr) {
-    if (membership_ == nullptr) return Where::kHere;  // Standalone.
-    *error = CheckServing(topology);
-    return Where::kError;
-  }
-  if (md.local) {
-    if (access != Access::kWrite) return Where::kHere;
-    *error = LocalWriteRefused();
-    return Where::kError;
-  }
-  if (topology->ring.member_count() == 1 && topology->self == 0) return Where::kHere;
-  // An empty or oversized key gets the cache's own error here rather than after a hop.
-  if (key.empty() || key.size() > node_->options().max_key_bytes) return Where::kHere;
-
-  const uint64_t hash = HashKey(key);
-  uint32_t owners[internal::Topology::kMaxReplicationFactor];
-  const size_t n = topology->Owners(hash, owners);
-  if (n == 0) {
-    *error = {grpc::StatusCode::UNAVAILABLE, "node " + self_id() +
-                                                 " has no serving member in its view (epoch " +
-                                                 std::to_string(topology->epoch()) + ")"};
-    return Where::kError;
-  }
-  if (topology->self >= 0) {
-    const auto self = static_cast<uint32_t>(topology->self);
-    if (owners[0] == self) return Where::kHere;
-    if (access == Access::kReadAnyOwner) {
-      for (size_t i = 1; i < n; ++i) {
-        if (owners[i] == self) return Where::kHere;
-      }
-    }
-  }
-  if (!md.forwarded_by.empty() && access != Access::kWrite && md.has_epoch &&
-      md.epoch > topology->epoch() && topology->target_self >= 0 &&
-      topology->view.in_transition()) {
-    // A read from a node that already adopted the view completing our transition, in
-    // which this node owns the key: the transition completes only once every range moving
-    // here has arrived, so the read can be served from here (instead of failing for the
-    // few milliseconds until this node adopts that view too).
-    uint32_t target[internal::Topology::kMaxReplicationFactor];
-    const size_t tn = topology->target_ring.Owners(
-        hash, std::span<uint32_t>(
-                  target, std::min<size_t>(topology->replication_factor(), std::size(target))));
-    const auto self = static_cast<uint32_t>(topology->target_self);
-    for (size_t i = 0; i < tn && (i == 0 || access == Access::kReadAnyOwner); ++i) {
-      if (target[i] == self) return Where::kHere;
-    }
-  }
-  if (!md.forwarded_by.empty()) {
-    // One hop only: the forwarder's view and ours disagree; the client retries once they
-    // converge.
-    *error = {grpc::StatusCode::UNAVAILABLE,
-              "node " + self_id() + " is not the " +
-                  (access == Access::kReadAnyOwner ? "owner" : "primary") +
-                  " of this key in epoch " + std::to_string(topology->epoch()) + " (forwarded by " +
-                  std::string(md.forwarded_by) + "); retry"};
-    return Where::kError;
-  }
-  *owner = topology->ring_members[owners[0]];
-  return Where::kRemote;
+  Router::Placement p = router_.Place(topology, HintsOf(md), key, access);
+  if (p.where == Where::kRemote) *owner = p.owner;
+  if (p.where == Where::kError) *error = ToGrpcStatus(p.error);
+  return p.where;
 }
 
 void CacheService::AddForwardMetadata(grpc::ClientContext* context) const {
@@ -758,32 +707,19 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   v1::MultiGetResponse* response = call.response();
   response->mutable_results()->Reserve(n);
   for (int i = 0; i < n; ++i) response->add_results();
-  std::vector<std::string_view> local_keys;
-  std::vector<int> local_index;
-  local_keys.reserve(static_cast<size_t>(n));
-  local_index.reserve(static_cast<size_t>(n));
-  std::vector<std::unique_ptr<Part>> parts;
-  for (int i = 0; i < n; ++i) {
-    const ClusterMember* owner = nullptr;
-    grpc::Status error;
-    const Where where =
-        stale ? Where::kHere : Route(topology, md, request.keys(i), access, &owner, &error);
-    switch (where) {
-      case Where::kHere:
-        local_keys.push_back(request.keys(i));
-        local_index.push_back(i);
-        break;
-      case Where::kRemote: {
-        Part* part = PartFor(&parts, owner);
-        part->request.add_keys(request.keys(i));
-        part->index.push_back(i);
-        break;
-      }
-      case Where::kError:
-        SetOpStatus(error, response->mutable_results(i)->mutable_status());
-        break;
-    }
+  const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
+  Router::Split split;
+  if (stale) {
+    for (int i = 0; i < n; ++i) split.local.push_back(i);
+  } else {
+    split = router_.SplitBatch(topology, HintsOf(md), access, n, key_at);
   }
+  for (const auto& [i, error] : split.errors) {
+    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i)->mutable_status());
+  }
+  std::vector<std::string_view> local_keys;
+  std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);
+  const std::vector<int>& local_index = split.local;
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
   ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(), std::chrono::milliseconds(0),
@@ -831,35 +767,30 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
   for (int i = 0; i < n; ++i) response->add_results();
   // Items with an unknown mode (a wire-level problem) are answered here; the rest go to
   // the node in one batch, or to their owners.
-  std::vector<SetItem> local_items;
-  std::vector<int> local_index;  // local_items[j] is request.items(local_index[j]).
-  local_items.reserve(static_cast<size_t>(n));
-  local_index.reserve(static_cast<size_t>(n));
-  std::vector<std::unique_ptr<Part>> parts;
+  std::vector<SetOptions> options(static_cast<size_t>(n));
+  std::vector<bool> answered(static_cast<size_t>(n), false);
   for (int i = 0; i < n; ++i) {
-    const v1::SetRequest& in = request.items(i);
-    SetItem item{.key = in.key(), .value = in.value(), .options = {}};
-    if (Status s = ToSetOptions(in, &item.options); !s.ok()) {
+    if (Status s = ToSetOptions(request.items(i), &options[static_cast<size_t>(i)]); !s.ok()) {
       SetOpStatus(s, response->mutable_results(i)->mutable_status());
-      continue;
+      answered[static_cast<size_t>(i)] = true;
     }
-    const ClusterMember* owner = nullptr;
-    grpc::Status error;
-    switch (Route(topology, md, in.key(), Access::kWrite, &owner, &error)) {
-      case Where::kHere:
-        local_items.push_back(item);
-        local_index.push_back(i);
-        break;
-      case Where::kRemote: {
-        Part* part = PartFor(&parts, owner);
-        *part->request.add_items() = in;
-        part->index.push_back(i);
-        break;
-      }
-      case Where::kError:
-        SetOpStatus(error, response->mutable_results(i)->mutable_status());
-        break;
-    }
+  }
+  Router::Split split = router_.SplitBatch(
+      topology, HintsOf(md), Access::kWrite, n,
+      [&request](int i) -> std::string_view { return request.items(i).key(); },
+      [&answered](int i) { return answered[static_cast<size_t>(i)]; });
+  for (const auto& [i, error] : split.errors) {
+    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i)->mutable_status());
+  }
+  std::vector<std::unique_ptr<Part>> parts = MakeParts<Part>(
+      &split, [&request](Part* part, int i) { *part->request.add_items() = request.items(i); });
+  const std::vector<int>& local_index = split.local;  // local_items[j] is item local_index[j].
+  std::vector<SetItem> local_items;
+  local_items.reserve(local_index.size());
+  for (const int i : local_index) {
+    const v1::SetRequest& in = request.items(i);
+    local_items.push_back(
+        SetItem{.key = in.key(), .value = in.value(), .options = options[static_cast<size_t>(i)]});
   }
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
@@ -928,30 +859,14 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
   response->mutable_results()->Reserve(n);
   for (int i = 0; i < n; ++i) response->add_results();
   if (wc > 0) response->mutable_replicas_acked()->Resize(n, 0);
-  std::vector<std::string_view> local_keys;
-  std::vector<int> local_index;
-  local_keys.reserve(static_cast<size_t>(n));
-  local_index.reserve(static_cast<size_t>(n));
-  std::vector<std::unique_ptr<Part>> parts;
-  for (int i = 0; i < n; ++i) {
-    const ClusterMember* owner = nullptr;
-    grpc::Status error;
-    switch (Route(topology, md, request.keys(i), Access::kWrite, &owner, &error)) {
-      case Where::kHere:
-        local_keys.push_back(request.keys(i));
-        local_index.push_back(i);
-        break;
-      case Where::kRemote: {
-        Part* part = PartFor(&parts, owner);
-        part->request.add_keys(request.keys(i));
-        part->index.push_back(i);
-        break;
-      }
-      case Where::kError:
-        SetOpStatus(error, response->mutable_results(i));
-        break;
-    }
+  const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
+  Router::Split split = router_.SplitBatch(topology, HintsOf(md), Access::kWrite, n, key_at);
+  for (const auto& [i, error] : split.errors) {
+    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i));
   }
+  std::vector<std::string_view> local_keys;
+  std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);
+  const std::vector<int>& local_index = split.local;
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
   ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(),

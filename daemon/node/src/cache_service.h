@@ -46,6 +46,7 @@
 #include "ringcache/cluster_view.h"
 #include "ringcache/node/node.h"
 #include "ringcache/v1/cache.pb.h"
+#include "router.h"
 #include "unary_call.h"
 
 namespace ringcache::internal {
@@ -195,11 +196,18 @@ class CacheService final {
                     const internal::Topology* topology) const;
 
  private:
-  enum class Access { kWrite, kReadPrimary, kReadAnyOwner };
-  enum class Where { kHere, kRemote, kError };
+  using Access = Router::Access;
+  using Where = Router::Where;
 
-  // Decides where an operation on `key` runs. kRemote sets *owner (pointing into
-  // `topology`); kError sets *error. Never allocates unless it fails or forwards.
+  // The router's view of a call's metadata.
+  static Router::Hints HintsOf(const RequestMetadata& md) {
+    return {.local = md.local,
+            .forwarded_by = md.forwarded_by,
+            .has_epoch = md.has_epoch,
+            .epoch = md.epoch};
+  }
+  // Router::Place with gRPC's status: kRemote sets *owner (pointing into `topology`);
+  // kError sets *error. Never allocates unless it fails.
   Where Route(const internal::Topology* topology, const RequestMetadata& md, std::string_view key,
               Access access, const ClusterMember** owner, grpc::Status* error) const;
   // OK, or UNAVAILABLE while the node has no view yet (`topology` null with membership).
@@ -240,6 +248,7 @@ class CacheService final {
   Membership* const membership_;  // Not owned; may be null.
   PeerPool* const peers_;         // Not owned; may be null.
   const bool fenced_reads_;       // node_->options().fenced_reads.
+  const Router router_;
   int subscription_ = -1;
 
   // Changes (to a process-wide unique value) whenever membership adopts a view; a thread's

@@ -1,0 +1,102 @@
+#include "router.h"
+
+#include <algorithm>
+#include <iterator>
+#include <span>
+
+#include "ringcache/key_hash.h"
+
+namespace ringcache::internal {
+
+Router::Router(std::string self_id, uint32_t max_key_bytes, bool standalone)
+    : self_id_(std::move(self_id)), max_key_bytes_(max_key_bytes), standalone_(standalone) {}
+
+Status Router::CheckServing(const Topology* topology) const {
+  if (topology != nullptr || standalone_) return Status::Ok();
+  return Status::Unavailable("node " + self_id_ + " is joining the cluster");
+}
+
+Status Router::LocalWriteRefused() {
+  return Status::InvalidArgument(
+      "ringcache-local is for reads only; send writes without it (they go to the key's "
+      "primary)");
+}
+
+Router::Part* Router::PartFor(Split* split, const ClusterMember* owner) {
+  for (Part& part : split->remote) {
+    if (part.owner == owner) return &part;
+  }
+  split->remote.push_back(Part{.owner = owner, .index = {}});
+  return &split->remote.back();
+}
+
+Router::Placement Router::Place(const Topology* topology, const Hints& hints, std::string_view key,
+                                Access access) const {
+  Placement p;
+  if (topology == nullptr) {
+    if (standalone_) return p;
+    p.where = Where::kError;
+    p.error = CheckServing(topology);
+    return p;
+  }
+  if (hints.local) {
+    if (access != Access::kWrite) return p;
+    p.where = Where::kError;
+    p.error = LocalWriteRefused();
+    return p;
+  }
+  if (topology->ring.member_count() == 1 && topology->self == 0) return p;
+  // An empty or oversized key gets the cache's own error here rather than after a hop.
+  if (key.empty() || key.size() > max_key_bytes_) return p;
+
+  const uint64_t hash = HashKey(key);
+  uint32_t owners[Topology::kMaxReplicationFactor];
+  const size_t n = topology->Owners(hash, owners);
+  if (n == 0) {
+    p.where = Where::kError;
+    p.error =
+        Status::Unavailable("node " + self_id_ + " has no serving member in its view (epoch " +
+                            std::to_string(topology->epoch()) + ")");
+    return p;
+  }
+  if (topology->self >= 0) {
+    const auto self = static_cast<uint32_t>(topology->self);
+    if (owners[0] == self) return p;
+    if (access == Access::kReadAnyOwner) {
+      for (size_t i = 1; i < n; ++i) {
+        if (owners[i] == self) return p;
+      }
+    }
+  }
+  if (!hints.forwarded_by.empty() && access != Access::kWrite && hints.has_epoch &&
+      hints.epoch > topology->epoch() && topology->target_self >= 0 &&
+      topology->view.in_transition()) {
+    // A read from a node that already adopted the view completing our transition, in
+    // which this node owns the key: the transition completes only once every range moving
+    // here has arrived, so the read can be served from here (instead of failing for the
+    // few milliseconds until this node adopts that view too).
+    uint32_t target[Topology::kMaxReplicationFactor];
+    const size_t tn = topology->target_ring.Owners(
+        hash, std::span<uint32_t>(
+                  target, std::min<size_t>(topology->replication_factor(), std::size(target))));
+    const auto self = static_cast<uint32_t>(topology->target_self);
+    for (size_t i = 0; i < tn && (i == 0 || access == Access::kReadAnyOwner); ++i) {
+      if (target[i] == self) return p;
+    }
+  }
+  if (!hints.forwarded_by.empty()) {
+    // One hop only: the forwarder's view and ours disagree; the client retries once they
+    // converge.
+    p.where = Where::kError;
+    p.error = Status::Unavailable("node " + self_id_ + " is not the " +
+                                  (access == Access::kReadAnyOwner ? "owner" : "primary") +
+                                  " of this key in epoch " + std::to_string(topology->epoch()) +
+                                  " (forwarded by " + std::string(hints.forwarded_by) + "); retry");
+    return p;
+  }
+  p.where = Where::kRemote;
+  p.owner = topology->ring_members[owners[0]];
+  return p;
+}
+
+}  // namespace ringcache::internal

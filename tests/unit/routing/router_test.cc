@@ -1,0 +1,187 @@
+// Router (daemon/node/src/router.h): the routing decision of the operation path on
+// hand-made views, no network: owners by placement hash (hash tags included), read
+// preference, the "local" and "forwarded" hints, a node with no view, and a batch split per
+// owner in batch order.
+#include "router.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "ringcache/key_hash.h"
+#include "topology.h"
+
+namespace ringcache::internal {
+namespace {
+
+using Access = Router::Access;
+using Where = Router::Where;
+
+Router::Hints Local() {
+  Router::Hints h;
+  h.local = true;
+  return h;
+}
+
+Router::Hints ForwardedBy(std::string_view id) {
+  Router::Hints h;
+  h.forwarded_by = id;
+  return h;
+}
+
+std::shared_ptr<const Topology> ThreeNodes(const std::string& self, uint64_t epoch = 5,
+                                           MemberState n3 = MemberState::kServing) {
+  ClusterView view;
+  view.epoch = epoch;
+  view.replication_factor = 2;
+  view.members = {ClusterMember{"n1", "h:1", 1, MemberState::kServing},
+                  ClusterMember{"n2", "h:2", 1, MemberState::kServing},
+                  ClusterMember{"n3", "h:3", 1, n3}};
+  Result<std::shared_ptr<const Topology>> t = Topology::Make(view, self);
+  REQUIRE(t.ok());
+  return *t;
+}
+
+// The owners of `key` (ids, primary first) on `t`'s ring.
+std::vector<std::string> OwnersOf(const Topology& t, const std::string& key) {
+  uint32_t owners[Topology::kMaxReplicationFactor];
+  const size_t n = t.Owners(HashKey(key), owners);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < n; ++i) ids.push_back(t.ring_members[owners[i]]->id);
+  return ids;
+}
+
+// A key whose primary on `t` is `primary` and whose replica is (or is not) `replica`.
+std::string KeyWith(const Topology& t, const std::string& primary, const std::string& replica) {
+  for (int i = 0; i < 100000; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const std::vector<std::string> owners = OwnersOf(t, key);
+    if (owners.size() == 2 && owners[0] == primary && owners[1] == replica) return key;
+  }
+  FAIL("no key with primary " << primary << " and replica " << replica);
+  return {};
+}
+
+TEST_CASE("Router serves a key here when this node is the owner the access needs",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  const std::string mine = KeyWith(*t, "n1", "n2");
+  const std::string replica_here = KeyWith(*t, "n2", "n1");
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+
+  CHECK(router.Place(t.get(), {}, mine, Access::kWrite).where == Where::kHere);
+  CHECK(router.Place(t.get(), {}, mine, Access::kReadPrimary).where == Where::kHere);
+  // A replica serves reads only with ANY_OWNER; writes and primary reads go to n2.
+  CHECK(router.Place(t.get(), {}, replica_here, Access::kReadAnyOwner).where == Where::kHere);
+  Router::Placement p = router.Place(t.get(), {}, replica_here, Access::kWrite);
+  CHECK(p.where == Where::kRemote);
+  REQUIRE(p.owner != nullptr);
+  CHECK(p.owner->id == "n2");
+  p = router.Place(t.get(), {}, elsewhere, Access::kReadAnyOwner);
+  CHECK(p.where == Where::kRemote);
+  CHECK(p.owner->id == "n3");
+}
+
+TEST_CASE("Router places tagged keys by their tag", "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  for (int tag = 0; tag < 50; ++tag) {
+    const std::string a = "{t" + std::to_string(tag) + "}:a";
+    const std::string b = "x:{t" + std::to_string(tag) + "}:b";
+    const Router::Placement pa = router.Place(t.get(), {}, a, Access::kWrite);
+    const Router::Placement pb = router.Place(t.get(), {}, b, Access::kWrite);
+    CHECK(pa.where == pb.where);
+    CHECK(pa.owner == pb.owner);
+  }
+}
+
+TEST_CASE("Router hints: local reads stay, local writes and second hops are refused",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+  CHECK(router.Place(t.get(), Local(), elsewhere, Access::kReadPrimary).where == Where::kHere);
+  Router::Placement p = router.Place(t.get(), Local(), elsewhere, Access::kWrite);
+  CHECK(p.where == Where::kError);
+  CHECK(p.error.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(p.error.message(), Catch::Contains("ringcache-local is for reads only"));
+
+  p = router.Place(t.get(), ForwardedBy("n2"), elsewhere, Access::kWrite);
+  CHECK(p.where == Where::kError);
+  CHECK(p.error.code() == StatusCode::kUnavailable);
+  CHECK(p.error.message() ==
+        "node n1 is not the primary of this key in epoch 5 (forwarded by n2); retry");
+  // The owner itself serves a forwarded call.
+  CHECK(router.Place(t.get(), ForwardedBy("n2"), KeyWith(*t, "n1", "n3"), Access::kWrite).where ==
+        Where::kHere);
+}
+
+TEST_CASE("Router: no view yet is UNAVAILABLE, standalone and bad keys are served here",
+          "[unit][router]") {
+  const Router joining("n4", 4096, false);
+  Router::Placement p = joining.Place(nullptr, {}, "k", Access::kReadPrimary);
+  CHECK(p.where == Where::kError);
+  CHECK(p.error == Status::Unavailable("node n4 is joining the cluster"));
+  CHECK(joining.CheckServing(nullptr).code() == StatusCode::kUnavailable);
+
+  const Router standalone("solo", 4096, true);
+  CHECK(standalone.Place(nullptr, {}, "k", Access::kWrite).where == Where::kHere);
+  CHECK(standalone.CheckServing(nullptr).ok());
+
+  // The cache answers an empty or oversized key with its own error, without a hop.
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 8, false);
+  CHECK(router.Place(t.get(), {}, "", Access::kWrite).where == Where::kHere);
+  CHECK(router.Place(t.get(), {}, "123456789", Access::kWrite).where == Where::kHere);
+}
+
+TEST_CASE("Router splits a batch per owner, in batch order, skipping answered items",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; ++i) keys.push_back("batch:" + std::to_string(i));
+  const Router::Split split = router.SplitBatch(
+      t.get(), {}, Access::kWrite, static_cast<int>(keys.size()),
+      [&](int i) -> std::string_view { return keys[static_cast<size_t>(i)]; },
+      [](int i) { return i % 10 == 0; });  // Every tenth was answered already.
+  CHECK(split.errors.empty());
+  std::set<int> seen;
+  auto check_sorted = [](const std::vector<int>& v) {
+    for (size_t j = 1; j < v.size(); ++j) CHECK(v[j - 1] < v[j]);
+  };
+  for (const int i : split.local) {
+    CHECK(OwnersOf(*t, keys[static_cast<size_t>(i)]).front() == "n1");
+    seen.insert(i);
+  }
+  check_sorted(split.local);
+  REQUIRE(split.remote.size() == 2);  // n2 and n3, one part each.
+  CHECK(split.remote[0].owner != split.remote[1].owner);
+  for (const Router::Part& part : split.remote) {
+    check_sorted(part.index);
+    for (const int i : part.index) {
+      CHECK(OwnersOf(*t, keys[static_cast<size_t>(i)]).front() == part.owner->id);
+      CHECK(seen.insert(i).second);
+    }
+  }
+  CHECK(seen.size() == 270);
+  for (int i = 0; i < 300; i += 10) CHECK(seen.count(i) == 0);
+
+  // Refused items carry their reason, at their index.
+  const Router::Split second =
+      router.SplitBatch(t.get(), ForwardedBy("n2"), Access::kWrite, static_cast<int>(keys.size()),
+                        [&](int i) -> std::string_view { return keys[static_cast<size_t>(i)]; });
+  CHECK(second.remote.empty());
+  CHECK(second.errors.size() + second.local.size() == keys.size());
+  for (const auto& [i, error] : second.errors) {
+    CHECK(OwnersOf(*t, keys[static_cast<size_t>(i)]).front() != "n1");
+    CHECK(error.code() == StatusCode::kUnavailable);
+  }
+}
+
+}  // namespace
+}  // namespace ringcache::internal
