@@ -10,8 +10,9 @@
 //    side: that many threads each calling Client::MultiGet of N keys in a closed loop (the
 //    client splits each batch per owner and sends the parts in parallel). The forwarded
 //    side: --streams Pipeline streams on the seed node, each keeping --window messages of
-//    N Gets in flight; the seed serves its own keys and forwards the rest. Throughput
-//    counts keys read per second.
+//    N Gets in flight; the seed serves its own keys and forwards the rest. And for
+//    reference, the same streams sent by a plain client straight to the primaries (each
+//    node's streams read only its own keys). Throughput counts keys read per second.
 //
 // Each round runs both contenders of a phase for --duration-s each, alternating which goes
 // first. Reported: medians over --rounds rounds of ops/s (and latency for unary), the
@@ -36,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "ringcache/client/client.h"
@@ -238,9 +240,16 @@ BatchResult RunClientBatch(ringcache::client::Client& client, const Flags& flags
   return r;
 }
 
-// Pipeline streams on the seed node: --streams streams, each with --window messages of
-// --batch Gets in flight (a writer and a reader thread per stream, closed loop).
-BatchResult RunPipelineBatch(const Flags& flags, const std::vector<std::string>& keys) {
+// Where Pipeline streams go: a node's address and the keys its streams read.
+struct PipelineTarget {
+  std::string address;
+  std::vector<std::string> keys;
+};
+
+// Pipeline streams: --streams streams, spread round-robin over `targets`, each with
+// --window messages of --batch Gets of its target's keys in flight (a writer and a reader
+// thread per stream, closed loop).
+BatchResult RunPipelineBatch(const Flags& flags, const std::vector<PipelineTarget>& targets) {
   struct StreamState {
     std::mutex mu;
     std::condition_variable cv;
@@ -257,11 +266,13 @@ BatchResult RunPipelineBatch(const Flags& flags, const std::vector<std::string>&
   for (uint32_t s = 0; s < flags.streams; ++s) {
     states.push_back(std::make_unique<StreamState>());
     StreamState* st = states.back().get();
+    const PipelineTarget& target = targets[s % targets.size()];
     threads.emplace_back([&, s, st] {
+      const std::vector<std::string>& keys = target.keys;
       grpc::ChannelArguments args;
       args.SetInt("grpc.channel_id", 1000 + static_cast<int>(s));  // distinct connections
       auto stub = ringcache::v1::Cache::NewStub(
-          grpc::CreateCustomChannel(flags.seed, grpc::InsecureChannelCredentials(), args));
+          grpc::CreateCustomChannel(target.address, grpc::InsecureChannelCredentials(), args));
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -375,38 +386,59 @@ int main(int argc, char** argv) {
                 flags.keys,
                 100.0 * static_cast<double>(seed_share) / static_cast<double>(flags.keys),
                 flags.batch);
-    std::vector<double> c_ops, c_cpu, p_ops, p_cpu, ratios;
-    for (uint32_t round = 0; round < flags.rounds; ++round) {
-      BatchResult client_r, pipe_r;
-      for (int which = 0; which < 2; ++which) {
-        const bool run_client = (round + which) % 2 == 0;
-        const BatchResult r =
-            run_client ? RunClientBatch(smart, flags, all) : RunPipelineBatch(flags, all);
-        errors += r.errors;
-        (run_client ? client_r : pipe_r) = r;
-        std::printf("round %u %-22s %9.0f keys/s  nodes' CPU %6.2f us/key  errors %llu\n",
-                    round + 1, run_client ? "client MultiGet" : "Pipeline via the seed",
-                    r.ops_per_s, r.cpu_us_per_op, static_cast<unsigned long long>(r.errors));
+    // The same keys sent by a plain client straight to their primaries: each node's
+    // streams read only the keys it is the primary of.
+    const std::vector<PipelineTarget> via_seed{{flags.seed, all}};
+    std::vector<PipelineTarget> direct;
+    for (const ringcache::ClusterMember& m : view.members) {
+      PipelineTarget t{m.address, {}};
+      for (const std::string& key : all) {
+        if (smart.Owners(key).front() == m.id) t.keys.push_back(key);
       }
-      c_ops.push_back(client_r.ops_per_s);
-      c_cpu.push_back(client_r.cpu_us_per_op);
-      p_ops.push_back(pipe_r.ops_per_s);
-      p_cpu.push_back(pipe_r.cpu_us_per_op);
-      ratios.push_back(client_r.ops_per_s > 0 ? pipe_r.ops_per_s / client_r.ops_per_s : 0.0);
+      if (!t.keys.empty()) direct.push_back(std::move(t));
     }
-    std::vector<double> sorted = ratios;
-    std::sort(sorted.begin(), sorted.end());
+    const char* names[3] = {"client MultiGet", "Pipeline via the seed", "Pipeline to owners"};
+    std::vector<double> ops[3], cpu[3], vs_client, vs_direct;
+    for (uint32_t round = 0; round < flags.rounds; ++round) {
+      BatchResult r[3];
+      for (int k = 0; k < 3; ++k) {
+        const int which = static_cast<int>((round + static_cast<uint32_t>(k)) % 3);
+        r[which] = which == 0   ? RunClientBatch(smart, flags, all)
+                   : which == 1 ? RunPipelineBatch(flags, via_seed)
+                                : RunPipelineBatch(flags, direct);
+        errors += r[which].errors;
+        std::printf("round %u %-22s %9.0f keys/s  nodes' CPU %6.2f us/key  errors %llu\n",
+                    round + 1, names[which], r[which].ops_per_s, r[which].cpu_us_per_op,
+                    static_cast<unsigned long long>(r[which].errors));
+      }
+      for (int k = 0; k < 3; ++k) {
+        ops[k].push_back(r[k].ops_per_s);
+        cpu[k].push_back(r[k].cpu_us_per_op);
+      }
+      vs_client.push_back(r[0].ops_per_s > 0 ? r[1].ops_per_s / r[0].ops_per_s : 0.0);
+      vs_direct.push_back(r[2].ops_per_s > 0 ? r[1].ops_per_s / r[2].ops_per_s : 0.0);
+    }
+    for (int k = 0; k < 3; ++k) {
+      std::printf("%-22s: %.0f keys/s, nodes' CPU %.2f us/key\n", names[k], Median(ops[k]),
+                  Median(cpu[k]));
+    }
+    auto spread = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return std::make_pair(v.front(), v.back());
+    };
+    const auto [c_min, c_max] = spread(vs_client);
+    const auto [d_min, d_max] = spread(vs_direct);
     std::printf(
-        "client MultiGet       : %.0f keys/s, nodes' CPU %.2f us/key\n"
-        "Pipeline via the seed : %.0f keys/s, nodes' CPU %.2f us/key\n"
-        "Pipeline/client ratio : median %.2fx (per round, adjacent pairs: %.2fx .. %.2fx)\n",
-        Median(c_ops), Median(c_cpu), Median(p_ops), Median(p_cpu), Median(ratios), sorted.front(),
-        sorted.back());
+        "Pipeline via the seed / client MultiGet    : median %.2fx (adjacent runs: %.2fx .. "
+        "%.2fx)\n"
+        "Pipeline via the seed / Pipeline to owners : median %.2fx (adjacent runs: %.2fx .. "
+        "%.2fx)\n",
+        Median(vs_client), c_min, c_max, Median(vs_direct), d_min, d_max);
     std::printf(
-        "RESULT batch=%u client_ops=%.0f client_cpu_us=%.2f pipeline_ops=%.0f "
-        "pipeline_cpu_us=%.2f ratio=%.3f ratio_min=%.3f ratio_max=%.3f\n",
-        flags.batch, Median(c_ops), Median(c_cpu), Median(p_ops), Median(p_cpu), Median(ratios),
-        sorted.front(), sorted.back());
+        "RESULT batch=%u client_ops=%.0f client_cpu_us=%.2f via_seed_ops=%.0f via_seed_cpu_us=%.2f "
+        "direct_ops=%.0f direct_cpu_us=%.2f via_seed_vs_client=%.3f via_seed_vs_direct=%.3f\n",
+        flags.batch, Median(ops[0]), Median(cpu[0]), Median(ops[1]), Median(cpu[1]), Median(ops[2]),
+        Median(cpu[2]), Median(vs_client), Median(vs_direct));
   }
   if (flags.skip_unary) return errors == 0 ? 0 : 1;
 
