@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,7 +16,6 @@
 #include "cluster_view_proto.h"
 #include "membership.h"
 #include "peer_pool.h"
-#include "ringcache/key_hash.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "topology.h"
 
@@ -710,12 +710,13 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
   Router::Split split;
   if (stale) {
-    for (int i = 0; i < n; ++i) split.local.push_back(i);
+    split.local.resize(static_cast<size_t>(n));
+    std::iota(split.local.begin(), split.local.end(), 0);
   } else {
     split = router_.SplitBatch(topology, HintsOf(md), access, n, key_at);
   }
   for (const auto& [i, error] : split.errors) {
-    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i)->mutable_status());
+    SetOpStatus(error, response->mutable_results(i)->mutable_status());
   }
   std::vector<std::string_view> local_keys;
   std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);
@@ -767,20 +768,18 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
   for (int i = 0; i < n; ++i) response->add_results();
   // Items with an unknown mode (a wire-level problem) are answered here; the rest go to
   // the node in one batch, or to their owners.
-  std::vector<SetOptions> options(static_cast<size_t>(n));
-  std::vector<bool> answered(static_cast<size_t>(n), false);
   for (int i = 0; i < n; ++i) {
-    if (Status s = ToSetOptions(request.items(i), &options[static_cast<size_t>(i)]); !s.ok()) {
+    SetOptions options;
+    if (Status s = ToSetOptions(request.items(i), &options); !s.ok()) {
       SetOpStatus(s, response->mutable_results(i)->mutable_status());
-      answered[static_cast<size_t>(i)] = true;
     }
   }
   Router::Split split = router_.SplitBatch(
       topology, HintsOf(md), Access::kWrite, n,
       [&request](int i) -> std::string_view { return request.items(i).key(); },
-      [&answered](int i) { return answered[static_cast<size_t>(i)]; });
+      [response](int i) { return response->results(i).has_status(); });  // Answered above.
   for (const auto& [i, error] : split.errors) {
-    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i)->mutable_status());
+    SetOpStatus(error, response->mutable_results(i)->mutable_status());
   }
   std::vector<std::unique_ptr<Part>> parts = MakeParts<Part>(
       &split, [&request](Part* part, int i) { *part->request.add_items() = request.items(i); });
@@ -789,8 +788,9 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
   local_items.reserve(local_index.size());
   for (const int i : local_index) {
     const v1::SetRequest& in = request.items(i);
-    local_items.push_back(
-        SetItem{.key = in.key(), .value = in.value(), .options = options[static_cast<size_t>(i)]});
+    SetItem item{.key = in.key(), .value = in.value(), .options = {}};
+    (void)ToSetOptions(in, &item.options);  // Valid: the invalid ones were answered above.
+    local_items.push_back(item);
   }
 
   auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
@@ -862,7 +862,7 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
   const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
   Router::Split split = router_.SplitBatch(topology, HintsOf(md), Access::kWrite, n, key_at);
   for (const auto& [i, error] : split.errors) {
-    SetOpStatus(ToGrpcStatus(error), response->mutable_results(i));
+    SetOpStatus(error, response->mutable_results(i));
   }
   std::vector<std::string_view> local_keys;
   std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);

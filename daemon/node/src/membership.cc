@@ -287,6 +287,7 @@ struct Membership::Impl {
     Result<std::shared_ptr<const Topology>> made = Topology::Make(std::move(view), options.self_id);
     if (!made.ok()) return made.status();
     std::shared_ptr<const Topology> topology = std::move(made).value();
+    if (options.before_adopt) options.before_adopt(topology->epoch());
     current.store(topology);
     if (!topology->view.in_transition()) {
       transition_since.reset();

@@ -73,6 +73,11 @@ struct MembershipOptions {
   // The coordinator warns when a transition has waited this long for TransitionReady
   // reports, then again every such period (NodeOptions::transition_warn).
   std::chrono::milliseconds transition_warn{30000};
+  // Called with the epoch of every view about to be adopted, under the view lock, before
+  // current() returns it or a subscriber sees it: Node raises its cache's version floor
+  // here, so that no write is routed by a view whose floor is not raised yet. Must be
+  // quick and must not call into Membership. May be empty.
+  std::function<void(uint64_t epoch)> before_adopt{};
   // One line per view change and join attempt problem; nullptr = discarded. Thread-safe.
   std::function<void(LogLevel level, std::string_view message)> log;
 };

@@ -370,15 +370,21 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                    .log = options.log},
       impl->cache.get(), impl->peers.get());
   impl->membership = std::make_unique<internal::Membership>(
-      internal::MembershipOptions{.self_id = options.node_id,
-                                  .weight = options.weight,
-                                  .seeds = options.seeds,
-                                  .replication_factor = options.replication_factor,
-                                  .vnodes_per_weight = options.vnodes_per_weight,
-                                  .join_timeout = options.join_timeout,
-                                  .call_timeout = kMembershipCallTimeout,
-                                  .transition_warn = options.transition_warn,
-                                  .log = options.log},
+      internal::MembershipOptions{
+          .self_id = options.node_id,
+          .weight = options.weight,
+          .seeds = options.seeds,
+          .replication_factor = options.replication_factor,
+          .vnodes_per_weight = options.vnodes_per_weight,
+          .join_timeout = options.join_timeout,
+          .call_timeout = kMembershipCallTimeout,
+          .transition_warn = options.transition_warn,
+          // Versions written under a view are above its floor
+          // (docs/design/operations.md): raised before any call
+          // can be routed by that view.
+          .before_adopt = [cache = impl->cache.get()](
+                              uint64_t epoch) { cache->RaiseVersionFloor(VersionFloor(epoch)); },
+          .log = options.log},
       impl->peers.get());
   impl->heartbeats = internal::MakeGrpcHeartbeatTransport(impl->peers.get());
 

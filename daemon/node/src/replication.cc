@@ -324,7 +324,9 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
     receiver->SetFailedPrimaries(failed, t.epoch());
     // Before the route is published: every write this view routes here gets a version
     // above every version of an earlier epoch, written on any node (a lost write of a
-    // failed primary, a delete this node never saw, a write racing a range's move).
+    // failed primary, a delete this node never saw, a write racing a range's move). A
+    // Node has raised it already, before Membership published the view (its gRPC front
+    // end routes by that view at once); this covers a store driven without Membership.
     cache->RaiseVersionFloor(VersionFloor(t.epoch()));
     const auto now = std::chrono::steady_clock::now();
     auto next_route = std::make_shared<Route>();
