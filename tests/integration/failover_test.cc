@@ -754,6 +754,42 @@ TEST_CASE("Saturating the CPU does not make the cluster fail a healthy node",
   CHECK(Settled(cluster, false));
 }
 
+// The end of a load run through kills and restarts: waits (bounded) until the cluster
+// has settled, fully replicated, and stops `load`; then every key written must have owners
+// that agree, and no write acknowledged with the load's write concern may be missing.
+// Returns what the load did, for the test's figure.
+struct LoadOutcome {
+  size_t writes = 0;
+  size_t acked = 0;
+  size_t lost = 0;
+};
+LoadOutcome CheckSettledAfterLoad(TestCluster& cluster, WriteLoad& load,
+                                  const std::vector<std::string>& events) {
+  const bool settled = WaitSettled(cluster, 60s, true);
+  load.Stop();
+  INFO("events: " << Catch::Detail::stringify(events));
+  INFO(DescribeCluster(cluster));
+  REQUIRE(settled);
+  const std::vector<WriteRecord> records = load.Records();
+  std::vector<std::string> keys;
+  for (const WriteRecord& w : records) {
+    if (w.code == grpc::StatusCode::OK) keys.push_back(w.key);
+  }
+  const std::optional<Ring> ring = CurrentRing(cluster);
+  REQUIRE(ring.has_value());
+  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 15s, 200ms);
+  INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
+  CHECK(mismatches.empty());
+  LoadOutcome outcome{.writes = records.size(), .acked = 0, .lost = 0};
+  const std::map<std::string, std::string> acked = load.Acked();
+  outcome.acked = acked.size();
+  auto first = cluster.Stub(0);
+  const std::vector<std::string> lost_keys = MissingKeys(*first, acked, &outcome.lost);
+  INFO("lost: " << Catch::Detail::stringify(lost_keys));
+  CHECK(outcome.lost == 0);
+  return outcome;
+}
+
 TEST_CASE("Random kills and restarts leave a converged cluster with matching replicas",
           "[cluster][failover][slow]") {
   int seconds = 30;
@@ -809,31 +845,11 @@ TEST_CASE("Random kills and restarts leave a converged cluster with matching rep
     REQUIRE(restarted);
     book.Set(cluster.addresses());
   }
-  const bool settled = WaitSettled(cluster, 60s, true);
-  load.Stop();
-  INFO("events: " << Catch::Detail::stringify(events));
-  INFO(DescribeCluster(cluster));
-  REQUIRE(settled);
-
-  const std::vector<WriteRecord> records = load.Records();
-  std::vector<std::string> keys;
-  for (const WriteRecord& w : records) {
-    if (w.code == grpc::StatusCode::OK) keys.push_back(w.key);
-  }
-  const std::optional<Ring> ring = CurrentRing(cluster);
-  REQUIRE(ring.has_value());
-  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 15s, 200ms);
-  auto n1 = cluster.Stub(0);
-  size_t lost = 0;
-  const std::map<std::string, std::string> acked = load.Acked();
-  const std::vector<std::string> lost_keys = MissingKeys(*n1, acked, &lost);
+  const LoadOutcome outcome = CheckSettledAfterLoad(cluster, load, events);
   Figure("chaos", std::to_string(kills) + " kills in " + std::to_string(seconds) + " s; " +
-                      std::to_string(records.size()) + " writes, " + std::to_string(acked.size()) +
-                      " acked with write concern 1, " + std::to_string(lost) + " of them lost");
-  INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(mismatches.empty());
-  INFO("lost: " << Catch::Detail::stringify(lost_keys));
-  CHECK(lost == 0);
+                      std::to_string(outcome.writes) + " writes, " + std::to_string(outcome.acked) +
+                      " acked with write concern 1, " + std::to_string(outcome.lost) +
+                      " of them lost");
   CHECK(kills >= 3);
 }
 
@@ -896,25 +912,7 @@ void RestartsBehindSilentSeed(int nodes, int restarts) {
     REQUIRE(restarted);
     book.Set(cluster.addresses());
   }
-  const bool settled = WaitSettled(cluster, 60s, true);
-  load.Stop();
-  INFO("events: " << Catch::Detail::stringify(events));
-  INFO(DescribeCluster(cluster));
-  REQUIRE(settled);
-  const std::optional<Ring> ring = CurrentRing(cluster);
-  REQUIRE(ring.has_value());
-  std::vector<std::string> keys;
-  for (const WriteRecord& w : load.Records()) {
-    if (w.code == grpc::StatusCode::OK) keys.push_back(w.key);
-  }
-  const std::vector<std::string> mismatches = WaitOwnersAgree(cluster, *ring, keys, 15s, 200ms);
-  INFO("owners disagree: " << Catch::Detail::stringify(mismatches));
-  CHECK(mismatches.empty());
-  size_t lost = 0;
-  auto first = cluster.Stub(0);
-  const std::vector<std::string> lost_keys = MissingKeys(*first, load.Acked(), &lost);
-  INFO("lost: " << Catch::Detail::stringify(lost_keys));
-  CHECK(lost == 0);
+  CheckSettledAfterLoad(cluster, load, events);
   Figure("silent seed", std::to_string(nodes) + " nodes: " + Catch::Detail::stringify(events));
 }
 
