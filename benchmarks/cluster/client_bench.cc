@@ -195,15 +195,22 @@ struct BatchResult {
   uint64_t errors = 0;
 };
 
-BatchResult Finish(uint64_t done, uint64_t errors, Clock::time_point start, double cpu_before,
-                   const Flags& flags) {
+// Lets `threads` run for --duration-s, counts the keys done by then, stops and joins them:
+// the result of one batch run that started at `start` with the nodes at `cpu_before`.
+BatchResult EndRun(const Flags& flags, Clock::time_point start, double cpu_before,
+                   const std::atomic<uint64_t>& done, const std::atomic<uint64_t>& errors,
+                   std::atomic<bool>& stop, std::vector<std::thread>& threads) {
+  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration_s));
+  const uint64_t counted = done.load();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   BatchResult r;
-  r.errors = errors;
-  r.ops_per_s = static_cast<double>(done) / elapsed;
-  if (!flags.pids.empty() && done > 0) {
-    r.cpu_us_per_op = (CpuSeconds(flags.pids) - cpu_before) * 1e6 / static_cast<double>(done);
+  r.ops_per_s = static_cast<double>(counted) / elapsed;
+  if (!flags.pids.empty() && counted > 0) {
+    r.cpu_us_per_op = (CpuSeconds(flags.pids) - cpu_before) * 1e6 / static_cast<double>(counted);
   }
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  r.errors = errors.load();
   return r;
 }
 
@@ -231,13 +238,7 @@ BatchResult RunClientBatch(ringcache::client::Client& client, const Flags& flags
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration_s));
-  const uint64_t counted = done.load();
-  BatchResult r = Finish(counted, 0, start, cpu_before, flags);
-  stop.store(true);
-  for (std::thread& w : workers) w.join();
-  r.errors = errors.load();
-  return r;
+  return EndRun(flags, start, cpu_before, done, errors, stop, workers);
 }
 
 // Where Pipeline streams go: a node's address and the keys its streams read.
@@ -324,13 +325,7 @@ BatchResult RunPipelineBatch(const Flags& flags, const std::vector<PipelineTarge
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration_s));
-  const uint64_t counted = done.load();
-  BatchResult r = Finish(counted, 0, start, cpu_before, flags);
-  stop.store(true);
-  for (std::thread& t : threads) t.join();
-  r.errors = errors.load();
-  return r;
+  return EndRun(flags, start, cpu_before, done, errors, stop, threads);
 }
 
 double Median(std::vector<double> v) {
