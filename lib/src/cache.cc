@@ -660,8 +660,8 @@ Status Cache::Get(std::string_view key, std::string* value, ItemMeta* meta) cons
   return Status::Ok();
 }
 
-Result<uint64_t> Cache::Set(std::string_view key, std::string_view value,
-                            const SetOptions& options) {
+Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const SetOptions& options,
+                            WriteRecord* record) {
   const CacheOptions& o = impl_->options;
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
@@ -701,12 +701,15 @@ Result<uint64_t> Cache::Set(std::string_view key, std::string_view value,
     DeleteEntry(fresh);
     return refused;
   }
-  return impl_->InstallLocked(sh, p, hash, fresh, now);
+  const int64_t deadline = fresh->deadline();
+  const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);
+  if (record != nullptr) {
+    *record = {WriteRecord::Kind::kSet, std::string(key), std::string(value), version, deadline};
+  }
+  return version;
 }
 
-Status Cache::Delete(std::string_view key) { return Delete(key, nullptr); }
-
-Status Cache::Delete(std::string_view key, uint64_t* deleted_version) {
+Status Cache::Delete(std::string_view key, WriteRecord* record) {
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   const uint64_t hash = internal::Xxh3(key);
   Impl::Shard& sh = impl_->ShardFor(hash);
@@ -714,14 +717,16 @@ Status Cache::Delete(std::string_view key, uint64_t* deleted_version) {
   MutexLock lock(&sh.mu);
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
   if (p.entry == nullptr) return KeyNotFound();
-  if (deleted_version != nullptr) *deleted_version = p.entry->version;
+  if (record != nullptr) {
+    *record = {WriteRecord::Kind::kDelete, std::string(key), {}, p.entry->version, 0};
+  }
   impl_->RemoveAtLocked(sh, p.found, p.entry);
   ++sh.deletes;
   impl_->MaybeReclaim(sh);
   return Status::Ok();
 }
 
-Status Cache::Touch(std::string_view key, uint64_t ttl_ms) {
+Status Cache::Touch(std::string_view key, uint64_t ttl_ms, WriteRecord* record) {
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   if (Status s = CheckTtl(ttl_ms); !s.ok()) return s;
   const uint64_t hash = internal::Xxh3(key);
@@ -742,6 +747,10 @@ Status Cache::Touch(std::string_view key, uint64_t ttl_ms) {
   } else if (ttl_ms != 0) {
     impl_->HeapPush(sh, e);
   }
+  if (record != nullptr) {
+    *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(e->value()), e->version,
+               e->deadline()};
+  }
   return Status::Ok();
 }
 
@@ -759,7 +768,8 @@ Result<uint64_t> Cache::Ttl(std::string_view key) const {
   return static_cast<uint64_t>(deadline - now);
 }
 
-Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created) {
+Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+                               WriteRecord* record) {
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   if (Status s = CheckTtl(ttl_ms_if_created); !s.ok()) return s;
   const uint64_t hash = internal::Xxh3(key);
@@ -790,6 +800,9 @@ Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl
   Entry* fresh = NewEntry(key, text);
   fresh->deadline_ms.store(deadline, std::memory_order_relaxed);
   const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);
+  if (record != nullptr) {
+    *record = {WriteRecord::Kind::kSet, std::string(key), std::string(text), version, deadline};
+  }
   return IncrResult{next, version};
 }
 

@@ -241,22 +241,75 @@ TEST_CASE("Delete reports the version of the entry it removed", "[unit][cache][r
   REQUIRE(v1.ok());
   auto v2 = f.cache->Set("k", "two");
   REQUIRE(v2.ok());
-  uint64_t deleted = 12345;
-  REQUIRE(f.cache->Delete("k", &deleted).ok());
-  CHECK(deleted == *v2);
+  WriteRecord record;
+  REQUIRE(f.cache->Delete("k", &record).ok());
+  CHECK(record.kind == WriteRecord::Kind::kDelete);
+  CHECK(record.key == "k");
+  CHECK(record.version == *v2);
+  CHECK(record.value.empty());
 
-  deleted = 12345;
-  CHECK(f.cache->Delete("k", &deleted).code() == StatusCode::kNotFound);
-  CHECK(deleted == 12345);  // untouched on failure
-  CHECK(f.cache->Delete("", &deleted).code() == StatusCode::kInvalidArgument);
+  record.version = 12345;
+  CHECK(f.cache->Delete("k", &record).code() == StatusCode::kNotFound);
+  CHECK(record.version == 12345);  // untouched on failure
+  CHECK(f.cache->Delete("", &record).code() == StatusCode::kInvalidArgument);
 
   // Expired counts as absent.
   REQUIRE(f.cache->Set("t", "v", SetOptions{.ttl_ms = 10}).ok());
   f.clock.AdvanceMs(10);
-  CHECK(f.cache->Delete("t", &deleted).code() == StatusCode::kNotFound);
+  CHECK(f.cache->Delete("t", &record).code() == StatusCode::kNotFound);
+  CHECK(record.version == 12345);
 
   REQUIRE(f.cache->Set("n", "v").ok());
   CHECK(f.cache->Delete("n", nullptr).ok());
+}
+
+// The record is what the write did, as stored: it must equal what a read returns right
+// after, including the absolute deadline, for each kind of write.
+TEST_CASE("Every write's record matches the entry it left", "[unit][cache][replication]") {
+  Fixture f;
+  f.clock.SetMs(1'000'000);
+  WriteRecord r;
+
+  auto v = f.cache->Set("s", "hello", SetOptions{.ttl_ms = 500}, &r);
+  REQUIRE(v.ok());
+  CHECK(r.kind == WriteRecord::Kind::kSet);
+  CHECK(r.key == "s");
+  CHECK(Entry{r.value, r.version, r.expires_at_ms} == *f.Read("s"));
+  CHECK(r.version == *v);
+  CHECK(r.expires_at_ms == 1'000'500);
+
+  // Touch: the new deadline, the entry's version and value.
+  f.clock.AdvanceMs(100);
+  REQUIRE(f.cache->Touch("s", 2'000, &r).ok());
+  CHECK(r.kind == WriteRecord::Kind::kTouch);
+  CHECK(Entry{r.value, r.version, r.expires_at_ms} == *f.Read("s"));
+  CHECK(r.version == *v);
+  CHECK(r.expires_at_ms == 1'002'100);
+  REQUIRE(f.cache->Touch("s", 0, &r).ok());
+  CHECK(r.expires_at_ms == 0);
+
+  // Incr: a kSet of the resulting text. A created key takes ttl_ms_if_created; an existing
+  // one keeps its deadline.
+  auto created = f.cache->Incr("n", 5, 1'000, &r);
+  REQUIRE(created.ok());
+  CHECK(r.kind == WriteRecord::Kind::kSet);
+  CHECK(Entry{"5", created->version, 1'001'100} == *f.Read("n"));
+  CHECK(Entry{r.value, r.version, r.expires_at_ms} == *f.Read("n"));
+  f.clock.AdvanceMs(10);
+  auto incremented = f.cache->Incr("n", -7, 99'999, &r);
+  REQUIRE(incremented.ok());
+  CHECK(Entry{r.value, r.version, r.expires_at_ms} == Entry{"-2", incremented->version, 1'001'100});
+  CHECK(Entry{r.value, r.version, r.expires_at_ms} == *f.Read("n"));
+
+  // A refused write leaves the record as it was.
+  const WriteRecord before = r;
+  CHECK(f.cache->Set("s", "x", SetOptions{.mode = SetMode::kIfAbsent}, &r).status().code() ==
+        StatusCode::kAlreadyExists);
+  CHECK(f.cache->Touch("absent", 5, &r).code() == StatusCode::kNotFound);
+  CHECK(f.cache->Incr("s", 1, 0, &r).status().code() == StatusCode::kFailedPrecondition);
+  CHECK(r.key == before.key);
+  CHECK(r.version == before.version);
+  CHECK(r.value == before.value);
 }
 
 TEST_CASE("ForEachInRange by shard visits each live entry once, in its own shard",
@@ -433,7 +486,7 @@ TEST_CASE("Replicated applies, local writes, scans and reads run concurrently",
     for (int i = 0; i < 20000 && !done.load(); ++i) {
       const std::string key = "l" + std::to_string(i % kKeys);
       if (!cache->Set(key, "local").ok()) errors.fetch_add(1);
-      uint64_t deleted = 0;
+      WriteRecord deleted;
       if (i % 3 == 0) (void)cache->Delete(key, &deleted);
     }
   });

@@ -366,7 +366,6 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       internal::ReplicationOptions{.self_id = options.node_id,
                                    .backlog_bytes = options.replication_backlog_bytes,
                                    .ack_timeout = options.replication_ack_timeout,
-                                   .clock = options.clock,
                                    .log = options.log},
       impl->cache.get(), impl->peers.get());
   impl->membership = std::make_unique<internal::Membership>(

@@ -7,7 +7,7 @@
 // are dropped first, acked or not: a replica further behind than the budget gets a full
 // sync instead (docs/design/replication.md).
 //
-// Records are shared (std::shared_ptr<const ReplRecord>): one write to a key with several
+// Records are shared (std::shared_ptr<const WriteRecord>): one write to a key with several
 // replicas builds its record once and appends it to each replica's backlog.
 //
 // Thread safety: not thread-safe; the owning link guards it with its mutex.
@@ -19,27 +19,16 @@
 #include <memory>
 #include <string>
 
+#include "ringcache/write_record.h"
+
 namespace ringcache::internal {
 
-// One write as the primary applied it: results, not commands.
-struct ReplRecord {
-  enum class Kind : uint8_t {
-    kSet,     // Store value with version and deadline (Set, Incr, a MultiSet item).
-    kDelete,  // Remove the key if not newer than version (the deleted entry's version).
-    kTouch,   // New deadline for the entry at version (value sent too, in case the
-              // replica lacks that version).
-  };
-  Kind kind = Kind::kSet;
-  std::string key;
-  std::string value;
-  uint64_t version = 0;
-  int64_t expires_at_ms = 0;  // Absolute, Unix ms; 0 = never.
-
-  // What the record is charged in a backlog: key, value and a fixed overhead for the
-  // slot, the record and its allocations.
-  uint64_t ChargedBytes() const { return key.size() + value.size() + kOverheadBytes; }
-  static constexpr uint64_t kOverheadBytes = 96;
-};
+// What a record (a write as the primary applied it: results, not commands) is charged in a
+// backlog: key, value and a fixed overhead for the slot, the record and its allocations.
+inline constexpr uint64_t kRecordOverheadBytes = 96;
+inline uint64_t ChargedBytes(const WriteRecord& record) {
+  return record.key.size() + record.value.size() + kRecordOverheadBytes;
+}
 
 class ReplBacklog {
  public:
@@ -47,7 +36,7 @@ class ReplBacklog {
 
   struct Slot {
     uint64_t seq = 0;
-    std::shared_ptr<const ReplRecord> record;
+    std::shared_ptr<const WriteRecord> record;
     TimePoint appended;  // When the primary applied and appended it (lag is measured from it).
   };
 
@@ -57,7 +46,7 @@ class ReplBacklog {
   // Appends `record` with the next sequence number and returns it. Then drops the oldest
   // slots while the backlog is over its budget; the slot just appended is always kept,
   // even if it alone exceeds the budget.
-  uint64_t Append(std::shared_ptr<const ReplRecord> record, TimePoint now);
+  uint64_t Append(std::shared_ptr<const WriteRecord> record, TimePoint now);
 
   // Highest sequence number assigned so far (0 before the first Append).
   uint64_t last_seq() const { return first_seq_ + slots_.size() - 1; }

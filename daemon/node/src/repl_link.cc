@@ -12,13 +12,13 @@ namespace {
 
 using Ms = std::chrono::milliseconds;
 
-v1::EntryKind ToProto(ReplRecord::Kind kind) {
+v1::EntryKind ToProto(WriteRecord::Kind kind) {
   switch (kind) {
-    case ReplRecord::Kind::kSet:
+    case WriteRecord::Kind::kSet:
       return v1::ENTRY_KIND_SET;
-    case ReplRecord::Kind::kDelete:
+    case WriteRecord::Kind::kDelete:
       return v1::ENTRY_KIND_DELETE;
-    case ReplRecord::Kind::kTouch:
+    case WriteRecord::Kind::kTouch:
       return v1::ENTRY_KIND_TOUCH;
   }
   return v1::ENTRY_KIND_SET;
@@ -138,7 +138,7 @@ void ReplLink::Join() {
   if (driver_.joinable()) driver_.join();
 }
 
-uint64_t ReplLink::Append(std::shared_ptr<const ReplRecord> record) {
+uint64_t ReplLink::Append(std::shared_ptr<const WriteRecord> record) {
   uint64_t seq;
   {
     std::lock_guard lock(mu_);
@@ -343,7 +343,7 @@ grpc::Status ReplLink::RunStream() {
     for (;;) {
       enum class What { kBeginSync, kLive, kSnapshot, kCopy, kEndSync } what;
       v1::ReplicationMessage out;
-      std::vector<std::pair<uint64_t, std::shared_ptr<const ReplRecord>>> live;
+      std::vector<std::pair<uint64_t, std::shared_ptr<const WriteRecord>>> live;
       uint64_t skip_from = 0;  // Live seqs [skip_from, skip_to) a full sync replaces.
       uint64_t skip_to = 0;
       {

@@ -121,7 +121,6 @@ struct ReplicatedStore::Impl {
       : options(std::move(o)),
         cache(c),
         peers(p),
-        clock(options.clock != nullptr ? options.clock : Clock::System()),
         process_id(RandomHex()),
         receiver(std::make_unique<ReplReceiver>(options.self_id, c, &stripes, options.log)) {}
 
@@ -163,7 +162,7 @@ struct ReplicatedStore::Impl {
 
   // Appends `record` to `n` links and adds the seqs to `ticket` (if non-null).
   // REQUIRES: the record's key's stripe held.
-  static void ShipLocked(const Links& links, size_t n, std::shared_ptr<const ReplRecord> record,
+  static void ShipLocked(const Links& links, size_t n, std::shared_ptr<const WriteRecord> record,
                          WriteTicket* ticket) {
     for (size_t i = 0; i < n; ++i) {
       const uint64_t seq = links[i]->Append(record);
@@ -171,50 +170,33 @@ struct ReplicatedStore::Impl {
     }
   }
 
-  // The entry's absolute deadline and, if wanted, value after a local write at `version`.
-  // Falls back to `fallback_deadline` if the entry is already gone (evicted, expired).
-  int64_t ReadBack(std::string_view key, uint64_t version, int64_t fallback_deadline,
-                   std::string* value) const {
-    thread_local std::string scratch;
-    std::string* out = value != nullptr ? value : &scratch;
-    ItemMeta meta;
-    if (cache->Get(key, out, &meta).ok() && meta.version == version) return meta.deadline_ms;
-    return fallback_deadline;
+  // A local write of `key`: under its stripe, `write(record)` runs the cache write (filling
+  // *record when the key has replicas, else given nullptr) and returns its result; on
+  // success the record is shipped to every replica. One lookup per write: the cache fills
+  // the record inside the write, so it cannot disagree with what was stored.
+  template <typename Write>
+  auto WriteOne(std::string_view key, WriteTicket* ticket, Write&& write) {
+    const uint64_t hash = HashKey(key);
+    std::lock_guard lock(stripes.For(hash));
+    Links targets;
+    const size_t n = ReplicasLocked(hash, &targets);
+    if (n == 0) return write(nullptr);
+    auto record = std::make_shared<WriteRecord>();
+    auto r = write(record.get());
+    if (r.ok()) ShipLocked(targets, n, std::move(record), ticket);
+    return r;
   }
 
   Result<uint64_t> SetOne(std::string_view key, std::string_view value, const SetOptions& o,
                           WriteTicket* ticket) {
-    const uint64_t hash = HashKey(key);
-    std::lock_guard lock(stripes.For(hash));
-    Links targets;
-    const size_t n = ReplicasLocked(hash, &targets);
-    Result<uint64_t> r = cache->Set(key, value, o);
-    if (!r.ok() || n == 0) return r;
-    int64_t deadline = 0;
-    if (o.ttl_ms != 0) {
-      deadline = ReadBack(key, *r, clock->NowMs() + static_cast<int64_t>(o.ttl_ms), nullptr);
-    }
-    ShipLocked(targets, n,
-               std::make_shared<const ReplRecord>(ReplRecord{
-                   ReplRecord::Kind::kSet, std::string(key), std::string(value), *r, deadline}),
-               ticket);
-    return r;
+    return WriteOne(key, ticket,
+                    [&](WriteRecord* record) { return cache->Set(key, value, o, record); });
   }
 
+  // A key the primary no longer holds (evicted) is NOT_FOUND and is not shipped: see
+  // replication.md.
   Status DeleteOne(std::string_view key, WriteTicket* ticket) {
-    const uint64_t hash = HashKey(key);
-    std::lock_guard lock(stripes.For(hash));
-    Links targets;
-    const size_t n = ReplicasLocked(hash, &targets);
-    uint64_t version = 0;
-    Status s = cache->Delete(key, &version);
-    // A key the primary no longer holds (evicted) is not shipped: see replication.md.
-    if (!s.ok() || n == 0) return s;
-    ShipLocked(targets, n,
-               std::make_shared<const ReplRecord>(
-                   ReplRecord{ReplRecord::Kind::kDelete, std::string(key), {}, version, 0}),
-               ticket);
-    return s;
+    return WriteOne(key, ticket, [&](WriteRecord* record) { return cache->Delete(key, record); });
   }
 
   // Routes by a new view (see the file comment). Links the view no longer needs start
@@ -231,7 +213,6 @@ struct ReplicatedStore::Impl {
   const ReplicationOptions options;
   Cache* const cache;     // Not owned.
   PeerPool* const peers;  // Not owned.
-  Clock* const clock;     // Not owned.
   const std::string process_id;
 
   ReplStripes stripes;
@@ -692,43 +673,17 @@ Status ReplicatedStore::Delete(std::string_view key, WriteTicket* ticket) {
 
 Status ReplicatedStore::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
-  Impl& m = *impl_;
-  const uint64_t hash = HashKey(key);
-  std::lock_guard lock(m.stripes.For(hash));
-  Impl::Links targets;
-  const size_t n = m.ReplicasLocked(hash, &targets);
-  Status s = m.cache->Touch(key, ttl_ms);
-  if (!s.ok() || n == 0) return s;
-  auto record = std::make_shared<ReplRecord>();
-  ItemMeta meta;
-  if (!m.cache->Get(key, &record->value, &meta).ok()) return s;  // Gone already (expired).
-  record->kind = ReplRecord::Kind::kTouch;
-  record->key = std::string(key);
-  record->version = meta.version;
-  record->expires_at_ms = meta.deadline_ms;
-  Impl::ShipLocked(targets, n, std::move(record), ticket);
-  return s;
+  return impl_->WriteOne(
+      key, ticket, [&](WriteRecord* record) { return impl_->cache->Touch(key, ttl_ms, record); });
 }
 
 Result<IncrResult> ReplicatedStore::Incr(std::string_view key, int64_t delta,
                                          uint64_t ttl_ms_if_created, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
-  Impl& m = *impl_;
-  const uint64_t hash = HashKey(key);
-  std::lock_guard lock(m.stripes.For(hash));
-  Impl::Links targets;
-  const size_t n = m.ReplicasLocked(hash, &targets);
-  Result<IncrResult> r = m.cache->Incr(key, delta, ttl_ms_if_created);
-  if (!r.ok() || n == 0) return r;
-  // Results, not commands: ship the new value and version (and the entry's deadline).
-  auto record = std::make_shared<ReplRecord>();
-  record->kind = ReplRecord::Kind::kSet;
-  record->key = std::string(key);
-  record->version = r->version;
-  record->expires_at_ms = m.ReadBack(key, r->version, 0, &record->value);
-  if (record->value.empty()) record->value = std::to_string(r->value);
-  Impl::ShipLocked(targets, n, std::move(record), ticket);
-  return r;
+  // Results, not commands: the record is the new value and version (and the deadline).
+  return impl_->WriteOne(key, ticket, [&](WriteRecord* record) {
+    return impl_->cache->Incr(key, delta, ttl_ms_if_created, record);
+  });
 }
 
 std::vector<Result<uint64_t>> ReplicatedStore::MultiSet(std::span<const SetItem> items,

@@ -44,7 +44,6 @@
 
 #include "peer_pool.h"
 #include "ringcache/cache.h"
-#include "ringcache/clock.h"
 #include "ringcache/metrics/metrics.h"
 #include "ringcache/node/node.h"
 #include "topology.h"
@@ -58,8 +57,6 @@ struct ReplicationOptions {
   uint64_t backlog_bytes = uint64_t{64} << 20;
   // A link whose messages go unacknowledged this long is reconnected. Default 5 s.
   std::chrono::milliseconds ack_timeout{5000};
-  // Clock of the cache (absolute deadlines). nullptr = Clock::System().
-  Clock* clock = nullptr;
   // Link events (connect, resume, full sync, breaks), one line each; may be empty.
   // Called from the store's threads; must be thread-safe.
   std::function<void(LogLevel level, std::string_view message)> log;

@@ -42,6 +42,7 @@
 #include "ringcache/clock.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/status.h"
+#include "ringcache/write_record.h"
 
 namespace ringcache {
 
@@ -149,18 +150,23 @@ class Cache {
   // NOT_FOUND if the key is absent or expired; INVALID_ARGUMENT if the key breaks a limit.
   Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
 
+  // The write methods take an optional WriteRecord* (write_record.h): on success it is set
+  // to what the write did (the version and absolute expiry it left, the value as stored),
+  // taken inside the write. nullptr costs nothing; on an error it is left unchanged.
+
   // Writes `key` according to options.mode; returns the new version.
   // INVALID_ARGUMENT (limit named) for a bad key or value; RESOURCE_EXHAUSTED if the
   // entry is larger than a shard's budget; see SetMode for the mode-specific errors.
-  Result<uint64_t> Set(std::string_view key, std::string_view value,
-                       const SetOptions& options = {});
+  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {},
+                       WriteRecord* record = nullptr);
 
-  // Removes `key`. NOT_FOUND if it is absent or expired.
-  Status Delete(std::string_view key);
+  // Removes `key`. NOT_FOUND if it is absent or expired. The record (kDelete) carries the
+  // version the removed entry had.
+  Status Delete(std::string_view key, WriteRecord* record = nullptr);
 
   // Sets a new TTL (0 = never expires) without changing value or version.
   // NOT_FOUND if the key is absent or expired.
-  Status Touch(std::string_view key, uint64_t ttl_ms);
+  Status Touch(std::string_view key, uint64_t ttl_ms, WriteRecord* record = nullptr);
 
   // Remaining time to live in ms: >= 1 for an entry that expires, 0 for one that never
   // does. NOT_FOUND if the key is absent or expired.
@@ -169,7 +175,9 @@ class Cache {
   // Adds `delta` (may be negative) to the decimal integer stored at `key`. An absent key
   // counts as 0 and is created with `ttl_ms_if_created`; an existing key keeps its TTL.
   // FAILED_PRECONDITION if the value is not a decimal int64; OUT_OF_RANGE on overflow.
-  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0);
+  // The record is a kSet of the new decimal text.
+  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
+                          WriteRecord* record = nullptr);
 
   // A hint that `keys` are about to be looked up: starts loading, for all of them at once,
   // the memory their lookups will touch (the table slot, then the entry), so that the cache
@@ -214,10 +222,6 @@ class Cache {
   // the key is absent, expired or newer. Later local writes of the key get versions above
   // `version`. INVALID_ARGUMENT for a bad key.
   Result<bool> ApplyReplicatedDelete(std::string_view key, uint64_t version);
-
-  // Delete that also reports the version the removed entry had (for replication);
-  // *deleted_version is written only on success. deleted_version may be nullptr.
-  Status Delete(std::string_view key, uint64_t* deleted_version);
 
   // Drops every entry (a node that was declared failed rejoins empty). Items and bytes go
   // to 0; nothing is counted as a delete, an eviction or an expiration. Versions keep

@@ -10,12 +10,12 @@ namespace {
 
 using TimePoint = ReplBacklog::TimePoint;
 
-std::shared_ptr<const ReplRecord> Record(size_t value_bytes, std::string key = "k") {
-  return std::make_shared<const ReplRecord>(
-      ReplRecord{ReplRecord::Kind::kSet, std::move(key), std::string(value_bytes, 'v'), 1, 0});
+std::shared_ptr<const WriteRecord> Record(size_t value_bytes, std::string key = "k") {
+  return std::make_shared<const WriteRecord>(
+      WriteRecord{WriteRecord::Kind::kSet, std::move(key), std::string(value_bytes, 'v'), 1, 0});
 }
 
-uint64_t Charge(size_t value_bytes) { return Record(value_bytes)->ChargedBytes(); }
+uint64_t Charge(size_t value_bytes) { return ChargedBytes(*Record(value_bytes)); }
 
 TEST_CASE("ReplBacklog numbers entries 1, 2, 3 and finds them by seq", "[unit][replication]") {
   ReplBacklog b(1 << 20);

@@ -67,7 +67,6 @@ struct TestNode {
         ReplicationOptions{.self_id = id,
                            .backlog_bytes = backlog_bytes,
                            .ack_timeout = ack_timeout,
-                           .clock = nullptr,
                            .log =
                                [l = log.get()](LogLevel, std::string_view line) {
                                  std::lock_guard lock(l->mu);
@@ -608,8 +607,8 @@ TEST_CASE(
     return link;
   };
   auto record = [](int i) {
-    return std::make_shared<const ReplRecord>(ReplRecord{
-        ReplRecord::Kind::kSet, "k" + std::to_string(i), "v", static_cast<uint64_t>(i + 1), 0});
+    return std::make_shared<const WriteRecord>(WriteRecord{
+        WriteRecord::Kind::kSet, "k" + std::to_string(i), "v", static_cast<uint64_t>(i + 1), 0});
   };
 
   // A running, retiring link is revived.
@@ -730,9 +729,9 @@ TEST_CASE("Versions never repeat: a primary that comes back empty writes above w
   };
   b.store->OnTopology(topology_for(failed_view(MemberState::kFailed, NextEpoch()), "b"));
   const uint64_t b_write = WriteVersion(b, key, "written while a was away");
-  uint64_t deleted = 0;
+  WriteRecord deleted;
   REQUIRE(b.cache->Delete(key, &deleted).ok());
-  CHECK(deleted == b_write);
+  CHECK(deleted.version == b_write);
   // a comes back as a new, empty process on its old address and, once its transition
   // flips, is the key's primary again. It never saw b's write nor the delete; its
   // counters start over, but its first write of the key is above both.
@@ -746,7 +745,7 @@ TEST_CASE("Versions never repeat: a primary that comes back empty writes above w
     n->store->OnTopology(topology_for(failed_view(MemberState::kServing, flipped), n->id));
   }
   const uint64_t back = WriteVersion(a2, key, "a is back");
-  CHECK(back > deleted);
+  CHECK(back > deleted.version);
   CHECK(back > VersionFloor(flipped));
 }
 
