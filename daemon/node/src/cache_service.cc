@@ -14,19 +14,18 @@
 #include <vector>
 
 #include "cluster_view_proto.h"
+#include "engine.h"
 #include "membership.h"
 #include "peer_pool.h"
+#include "proto_ops.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "topology.h"
 
 namespace ringcache::internal {
 namespace {
 
-// Rough wire size of a result without its value bytes: id, status, version, expiry, tags.
-constexpr size_t kResultOverheadBytes = 32;
-// write_concern_timeout_ms: the default for 0, and the most accepted.
+// write_concern_timeout_ms: the default for 0 (the most accepted is Router's).
 constexpr uint32_t kDefaultWriteConcernTimeoutMs = 1000;
-constexpr uint32_t kMaxWriteConcernTimeoutMs = 60000;
 
 // Full method names, for forwarding calls as raw bytes. Built once, never destroyed.
 struct MethodPaths {
@@ -58,43 +57,6 @@ struct ThreadTopologyCache {
 };
 thread_local ThreadTopologyCache t_topology;
 
-// The wire enum, which may carry any int, to the library's; false for an unknown value.
-bool ToSetMode(v1::SetMode mode, SetMode* out) {
-  switch (mode) {
-    case v1::SET_MODE_ALWAYS:
-      *out = SetMode::kAlways;
-      return true;
-    case v1::SET_MODE_IF_ABSENT:
-      *out = SetMode::kIfAbsent;
-      return true;
-    case v1::SET_MODE_IF_PRESENT:
-      *out = SetMode::kIfPresent;
-      return true;
-    case v1::SET_MODE_IF_VERSION:
-      *out = SetMode::kIfVersion;
-      return true;
-    default:
-      return false;
-  }
-}
-
-Status UnknownSetMode(v1::SetMode mode) {
-  return Status::InvalidArgument("unknown set mode " + std::to_string(static_cast<int>(mode)));
-}
-
-// Fills `options` from a SetRequest; INVALID_ARGUMENT for an unknown mode.
-Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
-  if (!ToSetMode(request.mode(), &options->mode)) return UnknownSetMode(request.mode());
-  options->ttl_ms = request.ttl_ms();
-  options->expected_version = request.expected_version();
-  return Status::Ok();
-}
-
-// Writes a non-OK status into an OpStatus; an OK status leaves it absent (code 0).
-void SetOpStatus(const Status& status, v1::OpStatus* out) {
-  out->set_code(static_cast<int32_t>(status.code()));
-  out->set_message(status.message());
-}
 void SetOpStatus(const grpc::Status& status, v1::OpStatus* out) {
   out->set_code(static_cast<int32_t>(status.error_code()));
   out->set_message(status.error_message());
@@ -343,7 +305,9 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
       membership_(membership),
       peers_(peers),
       fenced_reads_(node->options().fenced_reads),
-      router_(node->options().node_id, node->options().max_key_bytes, membership == nullptr) {
+      gate_(node),
+      router_(node->options().node_id, node->options().max_key_bytes, membership == nullptr, &gate_,
+              node->options().fenced_reads, node->options().replication_factor) {
   generation_.store(NextGeneration(), std::memory_order_release);
   if (membership_ != nullptr) {
     // Membership publishes current() before it calls subscribers, so a thread that sees
@@ -415,11 +379,7 @@ grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,
   return CheckWriteConcern(*topology, write_concern, write_concern_timeout_ms);
 }
 
-grpc::Status CacheService::FencedStatus() const {
-  std::string detail = node_->StateDetail();
-  if (detail.empty()) detail = "node " + self_id() + " is fenced; retry";  // Unfenced meanwhile.
-  return {grpc::StatusCode::UNAVAILABLE, std::move(detail)};
-}
+grpc::Status CacheService::FencedStatus() const { return ToGrpcStatus(router_.FencedStatus()); }
 
 grpc::Status CacheService::CheckServing(const internal::Topology* topology) const {
   return ToGrpcStatus(router_.CheckServing(topology));
@@ -427,21 +387,7 @@ grpc::Status CacheService::CheckServing(const internal::Topology* topology) cons
 
 grpc::Status CacheService::CheckWriteConcern(const internal::Topology* topology, uint32_t k,
                                              uint32_t timeout_ms) const {
-  if (k == 0) return grpc::Status::OK;
-  const uint32_t rf =
-      topology != nullptr ? topology->replication_factor() : node_->options().replication_factor;
-  const uint32_t replicas = rf == 0 ? 0 : rf - 1;
-  if (k > replicas) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "write_concern " + std::to_string(k) +
-                                                    " is over the replication factor's " +
-                                                    std::to_string(replicas) + " replicas"};
-  }
-  if (timeout_ms > kMaxWriteConcernTimeoutMs) {
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            "write_concern_timeout_ms " + std::to_string(timeout_ms) + " is over the limit of " +
-                std::to_string(kMaxWriteConcernTimeoutMs)};
-  }
-  return grpc::Status::OK;
+  return ToGrpcStatus(router_.CheckWriteConcern(topology, k, timeout_ms));
 }
 
 void CacheService::AddEpochHint(grpc::CallbackServerContext* context, const RequestMetadata& md,
@@ -450,16 +396,6 @@ void CacheService::AddEpochHint(grpc::CallbackServerContext* context, const Requ
   const uint64_t epoch = topology != nullptr ? topology->epoch() : membership_ == nullptr ? 1 : 0;
   if (md.epoch == epoch) return;
   context->AddTrailingMetadata(std::string(RequestMetadata::kEpochKey), std::to_string(epoch));
-}
-
-CacheService::Where CacheService::Route(const internal::Topology* topology,
-                                        const RequestMetadata& md, std::string_view key,
-                                        Access access, const ClusterMember** owner,
-                                        grpc::Status* error) const {
-  Router::Placement p = router_.Place(topology, HintsOf(md), key, access);
-  if (p.where == Where::kRemote) *owner = p.owner;
-  if (p.where == Where::kError) *error = ToGrpcStatus(p.error);
-  return p.where;
 }
 
 void CacheService::AddForwardMetadata(grpc::ClientContext* context) const {
@@ -506,166 +442,95 @@ void CacheService::Forward(Call<Request, Response>& call, const ClusterMember& o
   (new UnaryForward<Request, Response>(this, &call, owner))->Start(method, extra_deadline);
 }
 
-template <typename Request, typename Response, typename Write>
-void CacheService::LocalWrite(Call<Request, Response>& call, uint32_t write_concern,
-                              uint32_t timeout_ms, Write&& write) {
-  if (write_concern == 0) {
-    call.Reply(ToGrpcStatus(write(nullptr)));
+template <typename Request, typename Response>
+void CacheService::UnaryOp(Call<Request, Response>& call, const Status& decoded, const Op& op,
+                           const std::string& method) {
+  if (!decoded.ok()) {
+    call.Reply(ToGrpcStatus(decoded));
+    return;
+  }
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  Router::Decision d = router_.Route(topology, HintsOf(md), op);
+  // Before anything can end the call (a forward completes on another thread).
+  AddEpochHint(call.context(), md, topology);
+  if (d.where == Where::kError) {
+    call.Reply(ToGrpcStatus(d.error));
+    return;
+  }
+  if (d.where == Where::kRemote) {
+    Forward(call, *d.owner, method,
+            WriteConcernExtra(op.write_concern, op.write_concern_timeout_ms));
+    return;
+  }
+  if (d.possibly_stale) call.context()->AddTrailingMetadata(kPossiblyStaleKey, "1");
+  Response* response = call.response();
+  OpResult result;
+  result.possibly_stale = d.possibly_stale;
+  if constexpr (requires { response->mutable_value(); }) {
+    if (op.kind == OpKind::kGet) result.value = response->mutable_value();
+  }
+  if (op.write_concern == 0) {
+    ExecuteLocal(node_, op, &result, nullptr);
+    if (result.status.ok()) EncodeResult(result, response);
+    call.Reply(ToGrpcStatus(result.status));
     return;
   }
   WriteTicket ticket;
-  if (Status s = write(&ticket); !s.ok()) {
-    call.Reply(ToGrpcStatus(s));
+  ExecuteLocal(node_, op, &result, &ticket);
+  if (!result.status.ok()) {
+    call.Reply(ToGrpcStatus(result.status));
     return;
   }
-  node_->WaitForReplicas(ticket, write_concern, WriteConcernTimeout(timeout_ms),
-                         [&call](uint32_t acked) {
-                           call.response()->set_replicas_acked(acked);
-                           call.Reply(grpc::Status::OK);
-                         });
+  EncodeResult(result, response);
+  if constexpr (requires { response->set_replicas_acked(0); }) {
+    node_->WaitForReplicas(ticket, op.write_concern,
+                           WriteConcernTimeout(op.write_concern_timeout_ms),
+                           [&call](uint32_t acked) {
+                             call.response()->set_replicas_acked(acked);
+                             call.Reply(grpc::Status::OK);
+                           });
+  } else {
+    call.Reply(grpc::Status::OK);  // Not a write: never has a write concern.
+  }
 }
 
-template <typename Request, typename Response, typename Local>
-void CacheService::SingleKey(Call<Request, Response>& call, std::string_view key, Access access,
-                             uint32_t write_concern, uint32_t wc_timeout_ms,
-                             const std::string& method, Local&& local) {
-  const internal::Topology* topology = ThreadTopology();
-  const RequestMetadata& md = call.metadata();
-  if (Fenced()) [[unlikely]] {
-    AddEpochHint(call.context(), md, topology);
-    if (access == Access::kWrite || !fenced_reads_) {
-      call.Reply(FencedStatus());
-      return;
-    }
-    // --fenced-reads: this node's copy, which may be stale; never forwarded.
-    call.context()->AddTrailingMetadata(kPossiblyStaleKey, "1");
-    if constexpr (requires { call.response()->set_possibly_stale(true); }) {
-      call.response()->set_possibly_stale(true);
-    }
-    local();
-    return;
-  }
-  const ClusterMember* owner = nullptr;
-  grpc::Status error;
-  const Where where = Route(topology, md, key, access, &owner, &error);
-  // Before anything can end the call (a forward completes on another thread).
-  AddEpochHint(call.context(), md, topology);
-  if (where == Where::kError) {
-    call.Reply(std::move(error));
-    return;
-  }
-  if (write_concern > 0) {
-    if (grpc::Status s = CheckWriteConcern(topology, write_concern, wc_timeout_ms); !s.ok()) {
-      call.Reply(std::move(s));
-      return;
-    }
-  }
-  if (where == Where::kRemote) {
-    Forward(call, *owner, method, WriteConcernExtra(write_concern, wc_timeout_ms));
-    return;
-  }
-  local();
-}
-
-// ---- Single-key rpcs.
+// ---- Single-key rpcs: decode, then the operation path.
 
 void CacheService::Get(Call<v1::GetRequest, v1::GetResponse>& call) {
-  const v1::GetRequest& request = call.request();
-  Access access = Access::kReadPrimary;
-  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
-    access = Access::kReadAnyOwner;
-  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
-    call.Reply(UnknownReadPreference(request.read_preference()));
-    return;
-  }
-  SingleKey(call, request.key(), access, 0, 0, Paths().get, [&] {
-    v1::GetResponse* response = call.response();
-    ItemMeta meta;
-    Status status = node_->Get(request.key(), response->mutable_value(), &meta);
-    if (!status.ok()) {
-      call.Reply(ToGrpcStatus(status));
-      return;
-    }
-    response->set_version(meta.version);
-    response->set_expires_at_ms(meta.deadline_ms);
-    call.Reply(grpc::Status::OK);
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().get);
 }
 
 void CacheService::Set(Call<v1::SetRequest, v1::SetResponse>& call) {
-  const v1::SetRequest& request = call.request();
-  SetOptions options;
-  if (Status s = ToSetOptions(request, &options); !s.ok()) {
-    call.Reply(ToGrpcStatus(s));
-    return;
-  }
-  const uint32_t wc = request.write_concern();
-  const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().set, [&] {
-    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
-      Result<uint64_t> version = node_->Set(request.key(), request.value(), options, ticket);
-      if (version.ok()) call.response()->set_version(*version);
-      return version.status();
-    });
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().set);
 }
 
 void CacheService::Delete(Call<v1::DeleteRequest, v1::DeleteResponse>& call) {
-  const v1::DeleteRequest& request = call.request();
-  const uint32_t wc = request.write_concern();
-  const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().del, [&] {
-    LocalWrite(call, wc, wc_timeout,
-               [&](WriteTicket* ticket) { return node_->Delete(request.key(), ticket); });
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().del);
 }
 
 void CacheService::Touch(Call<v1::TouchRequest, v1::TouchResponse>& call) {
-  const v1::TouchRequest& request = call.request();
-  const uint32_t wc = request.write_concern();
-  const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().touch, [&] {
-    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
-      return node_->Touch(request.key(), request.ttl_ms(), ticket);
-    });
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().touch);
 }
 
 void CacheService::Ttl(Call<v1::TtlRequest, v1::TtlResponse>& call) {
-  const v1::TtlRequest& request = call.request();
-  Access access = Access::kReadPrimary;
-  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
-    access = Access::kReadAnyOwner;
-  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
-    call.Reply(UnknownReadPreference(request.read_preference()));
-    return;
-  }
-  SingleKey(call, request.key(), access, 0, 0, Paths().ttl, [&] {
-    Result<uint64_t> ttl = node_->Ttl(request.key());
-    if (!ttl.ok()) {
-      call.Reply(ToGrpcStatus(ttl.status()));
-      return;
-    }
-    call.response()->set_ttl_ms(*ttl);
-    call.Reply(grpc::Status::OK);
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().ttl);
 }
 
 void CacheService::Incr(Call<v1::IncrRequest, v1::IncrResponse>& call) {
-  const v1::IncrRequest& request = call.request();
-  const uint32_t wc = request.write_concern();
-  const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  SingleKey(call, request.key(), Access::kWrite, wc, wc_timeout, Paths().incr, [&] {
-    LocalWrite(call, wc, wc_timeout, [&](WriteTicket* ticket) {
-      Result<IncrResult> incr =
-          node_->Incr(request.key(), request.delta(), request.ttl_ms_if_created(), ticket);
-      if (incr.ok()) {
-        call.response()->set_value(incr->value);
-        call.response()->set_version(incr->version);
-      }
-      return incr.status();
-    });
-  });
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().incr);
 }
 
 // ---- Batches.
@@ -1052,69 +917,6 @@ size_t CacheService::FailedResults(const grpc::Status& status,
 
 namespace {
 
-// Runs a pipelined operation on this node's cache; `ticket` (may be null) receives where its
-// write stands in replication. Returns the estimated size of `result`.
-size_t ExecuteHere(Node* node, const v1::Operation& op, v1::OperationResult* result,
-                   WriteTicket* ticket) {
-  Status status;
-  size_t bytes = kResultOverheadBytes;
-  switch (op.op_case()) {
-    case v1::Operation::kGet: {
-      v1::GetResponse* out = result->mutable_get();
-      ItemMeta meta;
-      status = node->Get(op.get().key(), out->mutable_value(), &meta);
-      out->set_version(meta.version);
-      out->set_expires_at_ms(meta.deadline_ms);
-      bytes += out->value().size();
-      break;
-    }
-    case v1::Operation::kSet: {
-      SetOptions options;
-      status = ToSetOptions(op.set(), &options);
-      if (!status.ok()) break;
-      Result<uint64_t> version = node->Set(op.set().key(), op.set().value(), options, ticket);
-      status = version.status();
-      if (version.ok()) result->mutable_set()->set_version(*version);
-      break;
-    }
-    case v1::Operation::kDelete:
-      status = node->Delete(op.delete_().key(), ticket);
-      if (status.ok()) result->mutable_delete_();
-      break;
-    case v1::Operation::kTouch:
-      status = node->Touch(op.touch().key(), op.touch().ttl_ms(), ticket);
-      if (status.ok()) result->mutable_touch();
-      break;
-    case v1::Operation::kTtl: {
-      Result<uint64_t> ttl = node->Ttl(op.ttl().key());
-      status = ttl.status();
-      if (ttl.ok()) result->mutable_ttl()->set_ttl_ms(*ttl);
-      break;
-    }
-    case v1::Operation::kIncr: {
-      const v1::IncrRequest& in = op.incr();
-      Result<IncrResult> incr = node->Incr(in.key(), in.delta(), in.ttl_ms_if_created(), ticket);
-      status = incr.status();
-      if (incr.ok()) {
-        result->mutable_incr()->set_value(incr->value);
-        result->mutable_incr()->set_version(incr->version);
-      }
-      break;
-    }
-    case v1::Operation::OP_NOT_SET:
-    default:
-      status = Status::InvalidArgument("operation " + std::to_string(op.id()) +
-                                       " has no get/set/delete/touch/ttl/incr set");
-      break;
-  }
-  if (!status.ok()) {
-    result->clear_result();
-    SetOpStatus(status, result->mutable_status());
-    bytes += status.message().size();
-  }
-  return bytes;
-}
-
 // Sets replicas_acked in whichever write result `result` carries.
 void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
   switch (result->result_case()) {
@@ -1138,95 +940,44 @@ void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
 }  // namespace
 
 PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
-                                             const RequestMetadata& md, const v1::Operation& op,
+                                             const RequestMetadata& md,
+                                             const v1::Operation& operation,
                                              v1::OperationResult* result, PipelineSink* sink) {
-  result->set_id(op.id());
-  const std::string_view key = OperationKey(op);
-  Access access = Access::kWrite;
-  v1::ReadPreference preference = v1::READ_PREFERENCE_PRIMARY;
-  uint32_t wc = 0;
-  uint32_t wc_timeout = 0;
-  switch (op.op_case()) {
-    case v1::Operation::kGet:
-      preference = op.get().read_preference();
-      break;
-    case v1::Operation::kSet:
-      wc = op.set().write_concern();
-      wc_timeout = op.set().write_concern_timeout_ms();
-      break;
-    case v1::Operation::kDelete:
-      wc = op.delete_().write_concern();
-      wc_timeout = op.delete_().write_concern_timeout_ms();
-      break;
-    case v1::Operation::kTouch:
-      wc = op.touch().write_concern();
-      wc_timeout = op.touch().write_concern_timeout_ms();
-      break;
-    case v1::Operation::kTtl:
-      preference = op.ttl().read_preference();
-      break;
-    case v1::Operation::kIncr:
-      wc = op.incr().write_concern();
-      wc_timeout = op.incr().write_concern_timeout_ms();
-      break;
-    case v1::Operation::OP_NOT_SET:
-    default:
-      // ExecuteHere answers it (INVALID_ARGUMENT), without routing.
-      return {.kind = PipelineStep::kAnswered, .bytes = ExecuteHere(node_, op, result, nullptr)};
+  result->set_id(operation.id());
+  Op op;
+  if (Status s = DecodeOp(operation, &op); !s.ok()) {
+    SetOpStatus(s, result->mutable_status());
+    return {.kind = PipelineStep::kAnswered, .bytes = kResultOverheadBytes + s.message().size()};
   }
-  grpc::Status error;
-  if (op.op_case() == v1::Operation::kGet || op.op_case() == v1::Operation::kTtl) {
-    if (preference == v1::READ_PREFERENCE_ANY_OWNER) {
-      access = Access::kReadAnyOwner;
-    } else if (preference == v1::READ_PREFERENCE_PRIMARY) {
-      access = Access::kReadPrimary;
-    } else {
-      error = UnknownReadPreference(preference);
-    }
-  }
-  if (error.ok() && Fenced()) [[unlikely]] {
-    if (access == Access::kWrite || !fenced_reads_) {
-      error = FencedStatus();
-      SetOpStatus(error, result->mutable_status());
-      return {.kind = PipelineStep::kAnswered,
-              .bytes = kResultOverheadBytes + error.error_message().size()};
-    }
-    // --fenced-reads: this node's copy, marked possibly stale; never forwarded.
-    const size_t bytes = ExecuteHere(node_, op, result, nullptr);
-    if (result->has_get()) result->mutable_get()->set_possibly_stale(true);
-    if (result->has_ttl()) result->mutable_ttl()->set_possibly_stale(true);
-    return {.kind = PipelineStep::kAnswered, .bytes = bytes};
-  }
-  const ClusterMember* owner = nullptr;
-  Where where = Where::kError;
-  if (error.ok()) where = Route(topology, md, key, access, &owner, &error);
-  if (where != Where::kError && wc > 0) {
-    error = CheckWriteConcern(topology, wc, wc_timeout);
-    if (!error.ok()) where = Where::kError;
-  }
-  if (where == Where::kError) {
-    SetOpStatus(error, result->mutable_status());
+  Router::Decision d = router_.Route(topology, HintsOf(md), op);
+  if (d.where == Where::kError) {
+    SetOpStatus(d.error, result->mutable_status());
     return {.kind = PipelineStep::kAnswered,
-            .bytes = kResultOverheadBytes + error.error_message().size()};
+            .bytes = kResultOverheadBytes + d.error.message().size()};
   }
-  if (where == Where::kRemote) {
+  if (d.where == Where::kRemote) {
     return {.kind = PipelineStep::kForward,
-            .owner = owner,
-            .extra_deadline = WriteConcernExtra(wc, wc_timeout)};
+            .owner = d.owner,
+            .extra_deadline = WriteConcernExtra(op.write_concern, op.write_concern_timeout_ms)};
   }
-  if (wc == 0) {
-    return {.kind = PipelineStep::kAnswered, .bytes = ExecuteHere(node_, op, result, nullptr)};
+  OpResult r;
+  r.value = PipelineValueSlot(op, result);
+  r.possibly_stale = d.possibly_stale;
+  if (op.write_concern == 0) {
+    ExecuteLocal(node_, op, &r, nullptr);
+    return {.kind = PipelineStep::kAnswered, .bytes = EncodeResult(op, r, result)};
   }
 
   // A write served here with a write concern: its result waits for the replicas' acks.
   WriteTicket ticket;
-  const size_t bytes = ExecuteHere(node_, op, result, &ticket);
-  if (result->has_status()) return {.kind = PipelineStep::kAnswered, .bytes = bytes};
+  ExecuteLocal(node_, op, &r, &ticket);
+  const size_t bytes = EncodeResult(op, r, result);
+  if (!r.status.ok()) return {.kind = PipelineStep::kAnswered, .bytes = bytes};
   auto* pending = new v1::PipelineResponse();
   *pending->add_results() = std::move(*result);  // One copy off the stream's arena.
   sink->AddPending(1);
   sink->RefSink();
-  node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
+  node_->WaitForReplicas(ticket, op.write_concern, WriteConcernTimeout(op.write_concern_timeout_ms),
                          [sink, pending, bytes](uint32_t acked) {
                            SetReplicasAcked(acked, pending->mutable_results(0));
                            sink->Deliver(pending, bytes, 1);

@@ -1,7 +1,8 @@
-// CacheService: the ringcache.v1.Cache protocol on a node — routing each key to the node
-// that must serve it, and proto in, Node call, proto out for the keys served here (no cache
-// logic lives here). The callback server (callback_server.h) drives these handlers from
-// gRPC's threads.
+// CacheService: the ringcache.v1.Cache protocol on a node. A single-key rpc or Pipeline
+// operation is decoded into an Op (proto_ops.h), routed by Router::Route (fencing,
+// placement, write-concern limits), run here by the engine (engine.h) or forwarded, and its
+// OpResult encoded back (docs/design/operations.md). No cache logic lives here. The
+// callback server (callback_server.h) drives these handlers from gRPC's threads.
 //
 // Routing (proto/ringcache/v1/cache.proto; docs/design/routing.md):
 //  - The owners of a key are Topology::Owners over the current view's ring. Writes go to
@@ -100,6 +101,17 @@ struct PipelineStep {
   // kForward: how much longer than the forward timeout its answer may take (the
   // operation's write-concern wait).
   std::chrono::milliseconds extra_deadline{0};
+};
+
+// The router's view of a Node (NodeGate).
+class NodeFencing final : public NodeGate {
+ public:
+  explicit NodeFencing(const Node* node) : node_(node) {}
+  bool Fenced() const override { return node_->state() == NodeState::kFenced; }
+  std::string FenceReason() const override { return node_->StateDetail(); }
+
+ private:
+  const Node* const node_;  // Not owned.
 };
 
 class CacheService final {
@@ -206,14 +218,10 @@ class CacheService final {
             .has_epoch = md.has_epoch,
             .epoch = md.epoch};
   }
-  // Router::Place with gRPC's status: kRemote sets *owner (pointing into `topology`);
-  // kError sets *error. Never allocates unless it fails.
-  Where Route(const internal::Topology* topology, const RequestMetadata& md, std::string_view key,
-              Access access, const ClusterMember** owner, grpc::Status* error) const;
   // OK, or UNAVAILABLE while the node has no view yet (`topology` null with membership).
   grpc::Status CheckServing(const internal::Topology* topology) const;
   // True while the node is fenced (one relaxed atomic load).
-  bool Fenced() const { return node_->state() == NodeState::kFenced; }
+  bool Fenced() const { return router_.Fenced(); }
   // The UNAVAILABLE status of a call refused while fenced (the node's fencing reason).
   grpc::Status FencedStatus() const;
   // OK for k == 0; else INVALID_ARGUMENT if k or the timeout is over its limit.
@@ -232,22 +240,18 @@ class CacheService final {
   template <typename Request, typename Response>
   void Forward(Call<Request, Response>& call, const ClusterMember& owner, const std::string& method,
                std::chrono::milliseconds extra_deadline);
-  // A unary write served here: handles write concern. `write` runs the Node call with the
-  // ticket (or nullptr) and fills the response; returns its status.
-  template <typename Request, typename Response, typename Write>
-  void LocalWrite(Call<Request, Response>& call, uint32_t write_concern, uint32_t timeout_ms,
-                  Write&& write);
-  // A unary single-key rpc: route, then run `local` here or forward `method`.
-  template <typename Request, typename Response, typename Local>
-  void SingleKey(Call<Request, Response>& call, std::string_view key, Access access,
-                 uint32_t write_concern, uint32_t wc_timeout_ms, const std::string& method,
-                 Local&& local);
+  // A unary single-key rpc, decoded into `op` (`decoded`: the decoding's status): routes it
+  // (Router::Route) and runs it here, with its write-concern wait, or forwards `method`.
+  template <typename Request, typename Response>
+  void UnaryOp(Call<Request, Response>& call, const Status& decoded, const Op& op,
+               const std::string& method);
 
   // Constant after construction.
   Node* const node_;              // Not owned.
   Membership* const membership_;  // Not owned; may be null.
   PeerPool* const peers_;         // Not owned; may be null.
   const bool fenced_reads_;       // node_->options().fenced_reads.
+  const NodeFencing gate_;        // For router_.
   const Router router_;
   int subscription_ = -1;
 

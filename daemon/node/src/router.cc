@@ -8,8 +8,67 @@
 
 namespace ringcache::internal {
 
-Router::Router(std::string self_id, uint32_t max_key_bytes, bool standalone)
-    : self_id_(std::move(self_id)), max_key_bytes_(max_key_bytes), standalone_(standalone) {}
+Router::Router(std::string self_id, uint32_t max_key_bytes, bool standalone, const NodeGate* gate,
+               bool fenced_reads, uint32_t replication_factor)
+    : self_id_(std::move(self_id)),
+      max_key_bytes_(max_key_bytes),
+      standalone_(standalone),
+      gate_(gate),
+      fenced_reads_(fenced_reads),
+      replication_factor_(replication_factor) {}
+
+Router::Decision Router::Route(const Topology* topology, const Hints& hints, const Op& op) const {
+  Decision d;
+  const bool write = ShapeOf(op.kind) == OpShape::kPointWrite;
+  if (Fenced()) [[unlikely]] {
+    if (write || !fenced_reads_) {
+      d.where = Where::kError;
+      d.error = FencedStatus();
+    } else {
+      d.possibly_stale = true;  // This node's copy; never forwarded.
+    }
+    return d;
+  }
+  const Access access = write          ? Access::kWrite
+                        : op.any_owner ? Access::kReadAnyOwner
+                                       : Access::kReadPrimary;
+  Placement p = Place(topology, hints, op.key, access);
+  d.where = p.where;
+  d.owner = p.owner;
+  d.error = std::move(p.error);
+  if (d.where != Where::kError && op.write_concern > 0) {
+    if (Status s = CheckWriteConcern(topology, op.write_concern, op.write_concern_timeout_ms);
+        !s.ok()) {
+      d.where = Where::kError;
+      d.owner = nullptr;
+      d.error = std::move(s);
+    }
+  }
+  return d;
+}
+
+Status Router::CheckWriteConcern(const Topology* topology, uint32_t k, uint32_t timeout_ms) const {
+  if (k == 0) return Status::Ok();
+  const uint32_t rf = topology != nullptr ? topology->replication_factor() : replication_factor_;
+  const uint32_t replicas = rf == 0 ? 0 : rf - 1;
+  if (k > replicas) {
+    return Status::InvalidArgument("write_concern " + std::to_string(k) +
+                                   " is over the replication factor's " + std::to_string(replicas) +
+                                   " replicas");
+  }
+  if (timeout_ms > kMaxWriteConcernTimeoutMs) {
+    return Status::InvalidArgument("write_concern_timeout_ms " + std::to_string(timeout_ms) +
+                                   " is over the limit of " +
+                                   std::to_string(kMaxWriteConcernTimeoutMs));
+  }
+  return Status::Ok();
+}
+
+Status Router::FencedStatus() const {
+  std::string detail = gate_ != nullptr ? gate_->FenceReason() : std::string();
+  if (detail.empty()) detail = "node " + self_id_ + " is fenced; retry";  // Unfenced meanwhile.
+  return Status::Unavailable(std::move(detail));
+}
 
 Status Router::CheckServing(const Topology* topology) const {
   if (topology != nullptr || standalone_) return Status::Ok();
@@ -30,8 +89,9 @@ Router::Part* Router::PartFor(Split* split, const ClusterMember* owner) {
   return &split->remote.back();
 }
 
-Router::Placement Router::Place(const Topology* topology, const Hints& hints, std::string_view key,
-                                Access access) const {
+Router::Placement Router::PlaceHashed(const Topology* topology, const Hints& hints,
+                                      std::string_view key, const uint64_t* key_hash,
+                                      Access access) const {
   Placement p;
   if (topology == nullptr) {
     if (standalone_) return p;
@@ -49,7 +109,7 @@ Router::Placement Router::Place(const Topology* topology, const Hints& hints, st
   // An empty or oversized key gets the cache's own error here rather than after a hop.
   if (key.empty() || key.size() > max_key_bytes_) return p;
 
-  const uint64_t hash = HashKey(key);
+  const uint64_t hash = key_hash != nullptr ? *key_hash : HashKey(key);
   uint32_t owners[Topology::kMaxReplicationFactor];
   const size_t n = topology->Owners(hash, owners);
   if (n == 0) {

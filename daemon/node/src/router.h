@@ -7,10 +7,15 @@
 //   Router::Split s = router.SplitBatch(topology, hints, Access::kReadPrimary, n, key_at);
 //   // s.local: indexes served here; s.remote: one part per owner; s.errors: the rest.
 //
+//   Router::Decision d = router.Route(topology, hints, op);   // an Op (operation.h)
+//   // d.where: kHere (d.possibly_stale: a fenced node's own copy), kRemote (*d.owner), kError
+//
 // The router knows nothing of gRPC or protobuf: the front ends (the gRPC Cache service
-// today) translate their requests into keys, hints and access kinds, and its Status errors
-// back into their protocol's. It decides only *where*; fencing (a node-wide state) and
-// write-concern limits are checked by the caller once per call, before it asks.
+// today) translate their requests into operations and hints, and its Status errors back
+// into their protocol's. Route is the whole decision for one operation, in one place:
+// fencing (the node's state), placement, and the write concern's limits. Place and
+// SplitBatch decide placement alone, for batches whose fencing and write concern the
+// caller checked once (CheckWriteConcern).
 //
 // Thread safety: immutable after construction; every method may be called concurrently.
 #pragma once
@@ -21,11 +26,24 @@
 #include <utility>
 #include <vector>
 
+#include "operation.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/status.h"
 #include "topology.h"
 
 namespace ringcache::internal {
+
+// What the router reads of the node it routes for: whether it is fenced, and why. The
+// daemon's adapter reads Node (cache_service.cc); tests give their own. Called on every
+// operation: Fenced() must be cheap (one relaxed load).
+class NodeGate {
+ public:
+  virtual bool Fenced() const = 0;
+  virtual std::string FenceReason() const = 0;
+
+ protected:
+  ~NodeGate() = default;
+};
 
 class Router {
  public:
@@ -61,15 +79,53 @@ class Router {
     std::vector<std::pair<int, Status>> errors;  // Refused, with the reason.
   };
 
+  // Where one operation runs (Route).
+  struct Decision {
+    Where where = Where::kHere;
+    const ClusterMember* owner = nullptr;  // kRemote: points into the topology asked.
+    Status error;                          // kError: why.
+    // kHere on a fenced node started with fenced_reads: a read of its own copy, which may
+    // be stale; never forwarded.
+    bool possibly_stale = false;
+  };
+
+  // write_concern_timeout_ms: the most accepted.
+  static constexpr uint32_t kMaxWriteConcernTimeoutMs = 60000;
+
   // `standalone`: a node without a cluster (every key is served here). Keys longer than
   // `max_key_bytes`, and empty keys, are served here so that the cache gives its own error
-  // without a hop.
-  Router(std::string self_id, uint32_t max_key_bytes, bool standalone);
+  // without a hop. `gate` (may be null: never fenced) gives the node's state;
+  // `fenced_reads`: a fenced node serves reads from its own copy; `replication_factor`:
+  // the node's, for the write concern's limit before it holds a view.
+  Router(std::string self_id, uint32_t max_key_bytes, bool standalone,
+         const NodeGate* gate = nullptr, bool fenced_reads = false,
+         uint32_t replication_factor = 1);
+
+  // The whole routing decision for `op` on `topology`, in this order: fencing (writes,
+  // and reads unless fenced_reads, are UNAVAILABLE with the fencing reason), placement
+  // (Place, with the op's precomputed hash), the write concern's limits (INVALID_ARGUMENT).
+  // Never allocates unless it refuses.
+  Decision Route(const Topology* topology, const Hints& hints, const Op& op) const;
+
+  // OK for k == 0; else INVALID_ARGUMENT if k is over the replicas the replication factor
+  // gives (the view's, else the node's) or timeout_ms over kMaxWriteConcernTimeoutMs.
+  Status CheckWriteConcern(const Topology* topology, uint32_t k, uint32_t timeout_ms) const;
+  // True while the node is fenced (one relaxed atomic load).
+  bool Fenced() const { return gate_ != nullptr && gate_->Fenced(); }
+  // The UNAVAILABLE status of an operation refused while fenced (the fencing reason).
+  Status FencedStatus() const;
 
   // Where an operation on `key` runs, on `topology` (nullptr: standalone, or no view yet).
   // Never allocates unless it refuses.
   Placement Place(const Topology* topology, const Hints& hints, std::string_view key,
-                  Access access) const;
+                  Access access) const {
+    return PlaceHashed(topology, hints, key, nullptr, access);
+  }
+  // The same with the key's placement hash computed already.
+  Placement Place(const Topology* topology, const Hints& hints, const KeyRef& key,
+                  Access access) const {
+    return PlaceHashed(topology, hints, key.bytes, &key.hash, access);
+  }
 
   // Place for the operations [0, n) of a batch, all with `access`: key_at(i) is operation
   // i's key; skip(i) true leaves operation i out (the caller answered it already).
@@ -108,11 +164,17 @@ class Router {
 
  private:
   static Part* PartFor(Split* split, const ClusterMember* owner);
+  // Place; `hash` is the key's placement hash, or nullptr to compute it if needed.
+  Placement PlaceHashed(const Topology* topology, const Hints& hints, std::string_view key,
+                        const uint64_t* hash, Access access) const;
 
   // Constant after construction.
   const std::string self_id_;
   const uint32_t max_key_bytes_;
   const bool standalone_;
+  const NodeGate* const gate_;  // Not owned; may be null.
+  const bool fenced_reads_;
+  const uint32_t replication_factor_;
 };
 
 }  // namespace ringcache::internal

@@ -183,5 +183,120 @@ TEST_CASE("Router splits a batch per owner, in batch order, skipping answered it
   }
 }
 
+// A NodeGate the test fences and unfences.
+class FakeGate final : public NodeGate {
+ public:
+  bool Fenced() const override { return fenced; }
+  std::string FenceReason() const override { return "node n1 is fenced: lost the majority"; }
+  bool fenced = false;
+};
+
+Op Write(std::string_view key, uint32_t write_concern = 0, uint32_t timeout_ms = 0) {
+  Op op;
+  op.kind = OpKind::kSet;
+  op.key = KeyRef::Of(key);
+  op.write_concern = write_concern;
+  op.write_concern_timeout_ms = timeout_ms;
+  return op;
+}
+
+Op Read(std::string_view key, bool any_owner = false) {
+  Op op;
+  op.kind = OpKind::kGet;
+  op.key = KeyRef::Of(key);
+  op.any_owner = any_owner;
+  return op;
+}
+
+TEST_CASE("Router::Route derives the access from the operation's shape and read preference",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  const std::string replica_here = KeyWith(*t, "n2", "n1");
+  Router::Decision d = router.Route(t.get(), {}, Write(replica_here));
+  CHECK(d.where == Where::kRemote);
+  REQUIRE(d.owner != nullptr);
+  CHECK(d.owner->id == "n2");
+  CHECK(router.Route(t.get(), {}, Read(replica_here)).where == Where::kRemote);
+  CHECK(router.Route(t.get(), {}, Read(replica_here, true)).where == Where::kHere);
+  // The prototype hash operations are routed by shape like the strings.
+  Op hset = Write(replica_here);
+  hset.kind = OpKind::kHSet;
+  CHECK(router.Route(t.get(), {}, hset).where == Where::kRemote);
+  Op hget = Read(replica_here, true);
+  hget.kind = OpKind::kHGet;
+  CHECK(router.Route(t.get(), {}, hget).where == Where::kHere);
+}
+
+TEST_CASE("Router::Route places by the hash the operation carries, computed once",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  const std::string mine = KeyWith(*t, "n1", "n2");
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+  // An op whose hash says "elsewhere" is placed there even though its bytes say "mine": the
+  // router does not hash the key again.
+  Op op = Write(mine);
+  op.key.hash = HashKey(elsewhere);
+  const Router::Decision d = router.Route(t.get(), {}, op);
+  CHECK(d.where == Where::kRemote);
+  REQUIRE(d.owner != nullptr);
+  CHECK(d.owner->id == "n3");
+}
+
+TEST_CASE("Router::Route refuses while fenced, except reads with fenced_reads", "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+  FakeGate gate;
+  const Router strict("n1", 4096, false, &gate, false, 2);
+  const Router lenient("n1", 4096, false, &gate, true, 2);
+  CHECK(strict.Route(t.get(), {}, Write(elsewhere)).where == Where::kRemote);
+
+  gate.fenced = true;
+  for (const Router* r : {&strict, &lenient}) {
+    const Router::Decision d = r->Route(t.get(), {}, Write(elsewhere));
+    CHECK(d.where == Where::kError);
+    CHECK(d.error.code() == StatusCode::kUnavailable);
+    CHECK(d.error.message() == "node n1 is fenced: lost the majority");
+  }
+  Router::Decision d = strict.Route(t.get(), {}, Read(elsewhere));
+  CHECK(d.where == Where::kError);
+  CHECK(d.error.code() == StatusCode::kUnavailable);
+  // With fenced_reads: this node's copy, marked possibly stale, never forwarded.
+  d = lenient.Route(t.get(), {}, Read(elsewhere));
+  CHECK(d.where == Where::kHere);
+  CHECK(d.possibly_stale);
+
+  gate.fenced = false;
+  d = lenient.Route(t.get(), {}, Read(elsewhere));
+  CHECK(d.where == Where::kRemote);
+  CHECK_FALSE(d.possibly_stale);
+}
+
+TEST_CASE("Router::Route checks the write concern against the replicas and the timeout limit",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");  // Replication factor 2: one replica.
+  const Router router("n1", 4096, false, nullptr, false, 3);
+  const std::string mine = KeyWith(*t, "n1", "n2");
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+  CHECK(router.Route(t.get(), {}, Write(mine, 1)).where == Where::kHere);
+  CHECK(router.Route(t.get(), {}, Write(elsewhere, 1, 60000)).where == Where::kRemote);
+
+  Router::Decision d = router.Route(t.get(), {}, Write(elsewhere, 2));
+  CHECK(d.where == Where::kError);
+  CHECK(d.owner == nullptr);
+  CHECK(d.error.code() == StatusCode::kInvalidArgument);
+  CHECK(d.error.message() == "write_concern 2 is over the replication factor's 1 replicas");
+
+  d = router.Route(t.get(), {}, Write(mine, 1, 60001));
+  CHECK(d.where == Where::kError);
+  CHECK(d.error.message() == "write_concern_timeout_ms 60001 is over the limit of 60000");
+
+  // Standalone (no view): the node's own replication factor (3 here) sets the limit.
+  const Router standalone("n1", 4096, true, nullptr, false, 3);
+  CHECK(standalone.Route(nullptr, {}, Write("k", 2)).where == Where::kHere);
+  CHECK(standalone.Route(nullptr, {}, Write("k", 3)).where == Where::kError);
+}
+
 }  // namespace
 }  // namespace ringcache::internal

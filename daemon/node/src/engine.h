@@ -1,0 +1,29 @@
+// The engine step of the operation path (docs/design/operations.md): an Op run on this
+// node's data, through Node (so writes are replicated and fenced like any other).
+//
+// Thread safety: as Node.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "operation.h"
+#include "ringcache/node/node.h"
+
+namespace ringcache::internal {
+
+// The engine step: runs `op` on this node's data and fills `result`. `ticket` (may be null)
+// receives where its write stands in replication (for a write-concern wait). Routing,
+// fencing and write-concern limits were checked before (Router::Route).
+void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticket);
+
+// The prototype hash encoding (kHSet, kHGet): the fields in order of first set, each as
+// <field length, field, value length, value> with 32-bit little-endian lengths. Decode
+// returns false for bytes that are not such an encoding (a string value written by Set).
+std::string EncodeFields(std::span<const std::pair<std::string, std::string>> fields);
+bool DecodeFields(std::string_view bytes, std::vector<std::pair<std::string, std::string>>* out);
+
+}  // namespace ringcache::internal

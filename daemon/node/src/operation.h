@@ -1,0 +1,97 @@
+// The operation vocabulary of a node's operation path (docs/design/operations.md, section 1):
+// what a front end decodes a request into (Op), and what it encodes back (OpResult).
+//
+//   Op op = {.kind = OpKind::kGet, .key = KeyRef::Of(request.key())};
+//   Router::Decision d = router.Route(topology, hints, op);   // here, remote, or an error
+//   OpResult result{.value = response->mutable_value()};
+//   if (d.where == Router::Where::kHere) ExecuteLocal(node, op, &result, nullptr);
+//
+// An Op holds views into the buffer that carried it (the request message): it owns no copy
+// of its key or arguments and must not outlive that buffer. The router treats an operation
+// by its shape (ShapeOf), never by its kind; only the engine (ExecuteLocal) and the front
+// ends' translators look at the kind.
+//
+// The engine that runs an Op on a node's data is engine.h.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringcache/cache.h"
+#include "ringcache/key_hash.h"
+#include "ringcache/status.h"
+
+namespace ringcache::internal {
+
+// A key and its placement hash, computed once where the key is decoded and passed down.
+struct KeyRef {
+  std::string_view bytes;
+  uint64_t hash = 0;  // HashKey(bytes).
+
+  static KeyRef Of(std::string_view key) { return {key, HashKey(key)}; }
+};
+
+enum class OpKind : uint8_t {
+  kGet,
+  kTtl,
+  kSet,
+  kDelete,
+  kTouch,
+  kIncr,
+  // Prototype of a multi-field write and a many-item read (issue "One operation path"):
+  // runs through the router and the engine like any other operation, with the hash held
+  // in a string value (EncodeFields). No front end decodes them yet; the typed-values
+  // work replaces the encoding with a real hash type.
+  kHSet,
+  kHGet,
+};
+
+enum class OpShape : uint8_t {
+  kPointRead,   // One key, runs on its primary (or any owner, by read preference).
+  kPointWrite,  // One key, runs on its primary; leaves one WriteRecord.
+};
+
+OpShape ShapeOf(OpKind kind);
+std::string_view NameOf(OpKind kind);
+
+struct Op {
+  OpKind kind = OpKind::kGet;
+  KeyRef key;
+  // Arguments, by kind (views into the request).
+  std::string_view value;                   // kSet.
+  SetOptions set;                           // kSet: TTL, mode, expected version.
+  int64_t delta = 0;                        // kIncr.
+  uint64_t ttl_ms = 0;                      // kTouch; kIncr: the TTL if it creates the key.
+  std::span<const std::string_view> items;  // kHSet: field, value, field, value, ...;
+                                            // kHGet: the fields asked for.
+  // Point reads: true to read this node's copy if it is any owner (READ_PREFERENCE_ANY_OWNER).
+  bool any_owner = false;
+  // Point writes: replicas to wait for, and how long (0: the default timeout).
+  uint32_t write_concern = 0;
+  uint32_t write_concern_timeout_ms = 0;
+};
+
+// What an operation gave. Which fields are set depends on the kind; the front end
+// encodes them and the router never looks inside.
+struct OpResult {
+  Status status;
+  // Reads that return bytes (kGet): where the value goes, set by the front end before
+  // execution (its reply's own field, so the value is copied once, from the cache into the
+  // reply). nullptr: the value is not wanted.
+  std::string* value = nullptr;
+  uint64_t version = 0;       // kGet, kSet, kIncr, kHSet: the entry's version.
+  int64_t expires_at_ms = 0;  // kGet: absolute expiry, 0 = never.
+  int64_t integer = 0;        // kTtl: ms left (0 = never expires); kIncr: the new value;
+                              // kHSet: fields added (not just updated).
+  std::vector<std::optional<std::string>> items;  // kHGet: one per field asked, in order.
+  bool possibly_stale = false;  // Served from a fenced node's own copy (--fenced-reads).
+  uint32_t replicas_acked = 0;  // Point writes with a write concern.
+};
+
+}  // namespace ringcache::internal
