@@ -10,21 +10,26 @@
 # Printed per workload: each build's median ops/s (and p50 for unary1) and server CPU per
 # operation, and the ratio B/A of each adjacent pair with the median and the spread (min ..
 # max) over the rounds. Nothing is asserted: a ratio whose spread straddles 1.0 is noise.
+# With --nodes N (default 1) each build runs as an N-node cluster (replication factor 2)
+# and the load goes to its first node, so that about (N-1)/N of the keys are forwarded
+# (unary calls one by one, Pipeline and MultiGet in batches per owner); the CPU per
+# operation is then the sum over the build's nodes.
 #
 # Usage: run_ab_bench.sh --a RINGCACHED --b RINGCACHED --loadgen BIN [--rounds N]
-#          [--duration-s S] [--quick]
+#          [--duration-s S] [--nodes N] [--quick]
 set -euo pipefail
 
-A="" B="" LOADGEN="" ROUNDS=5 DURATION=5 WARMUP=1 KEYS=100000
+A="" B="" LOADGEN="" ROUNDS=5 DURATION=5 WARMUP=1 KEYS=100000 NODES=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --a) A="$2"; shift ;;
     --b) B="$2"; shift ;;
     --loadgen) LOADGEN="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
+    --nodes) NODES="$2"; shift ;;
     --duration-s) DURATION="$2"; shift ;;
     --quick) ROUNDS=1 DURATION=0.5 WARMUP=0.2 KEYS=20000 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_ab_bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,39 +48,64 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME BIN: starts a standalone ringcached; sets PID_<NAME> and ADDR_<NAME>.
+# start NAME BIN: starts a ringcached (or a cluster of NODES); sets PID_<NAME> (the nodes'
+# pids) and ADDR_<NAME> (the first node's address).
 start() {
-  local name="$1" bin="$2"
-  "$bin" --listen 127.0.0.1:0 --metrics-listen "" --ready-file "$WORK/$name.ready" \
-    --memory 1GiB --threads "$(nproc)" --log-level warn >"$WORK/$name.log" 2>&1 &
-  PIDS+=("$!")
-  printf -v "PID_$name" '%s' "$!"
-  for _ in $(seq 100); do [[ -s "$WORK/$name.ready" ]] && break; sleep 0.1; done
-  local addr
-  addr=$(sed -n 's/^grpc=//p' "$WORK/$name.ready" 2>/dev/null || true)
-  [[ -n "$addr" ]] || { echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
-  printf -v "ADDR_$name" '%s' "$addr"
-  "$LOADGEN" --addr "$addr" --prefill --keys "$KEYS" --value-size 32 --mode unary --inflight 1 \
-    --duration-s 0.01 --warmup-s 0 >/dev/null 2>&1 || { echo "prefill of $name failed" >&2; exit 1; }
+  local name="$1" bin="$2" n addr first="" pids=()
+  for ((n = 1; n <= NODES; n++)); do
+    local cluster_args=()
+    if ((NODES > 1)); then
+      cluster_args=(--node-id "n$n" --replication-factor 2)
+      [[ -n "$first" ]] && cluster_args+=(--seeds "$first")
+    fi
+    "$bin" --listen 127.0.0.1:0 --metrics-listen "" --ready-file "$WORK/$name.$n.ready" \
+      --memory 1GiB --threads "$(nproc)" --log-level warn "${cluster_args[@]}" \
+      >"$WORK/$name.$n.log" 2>&1 &
+    PIDS+=("$!")
+    pids+=("$!")
+    for _ in $(seq 300); do [[ -s "$WORK/$name.$n.ready" ]] && break; sleep 0.1; done
+    addr=$(sed -n 's/^grpc=//p' "$WORK/$name.$n.ready" 2>/dev/null || true)
+    [[ -n "$addr" ]] || { echo "$name node $n did not start:" >&2; cat "$WORK/$name.$n.log" >&2; exit 1; }
+    [[ -n "$first" ]] || first="$addr"
+  done
+  printf -v "PID_$name" '%s' "${pids[*]}"
+  printf -v "ADDR_$name" '%s' "$first"
+  # A joiner serves once its transition completes: retry the prefill until it goes through.
+  for _ in $(seq 50); do
+    "$LOADGEN" --addr "$first" --prefill --keys "$KEYS" --value-size 32 --mode unary \
+      --inflight 1 --duration-s 0.01 --warmup-s 0 >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "prefill of $name failed" >&2
+  exit 1
 }
 start A "$A"
 start B "$B"
 echo "A: $A (pid $PID_A)"
 echo "B: $B (pid $PID_B)"
-echo "$ROUNDS rounds x ${DURATION}s per workload and build, alternating; $(nproc) cores; $(uptime | sed 's/.*load average/load average/')"
+echo "$ROUNDS rounds x ${DURATION}s per workload and build, alternating; $NODES node(s) per build; $(nproc) cores; $(uptime | sed 's/.*load average/load average/')"
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The CPU ticks (user + system) of the pids given, summed.
+cpu_ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
 
 # run WORKLOAD WHO ARGS...: one loadgen run; appends "ops p50 cpu_us" to $WORK/WORKLOAD.WHO.
 run() {
   local workload="$1" who="$2"; shift 2
   local pid_var="PID_$who" addr_var="ADDR_$who"
-  local pid=${!pid_var} t0 t1 out
-  t0=$(cpu_ticks "$pid")
+  local pids t0 t1 out
+  read -r -a pids <<<"${!pid_var}"
+  t0=$(cpu_ticks "${pids[@]}")
   out=$("$LOADGEN" --addr "${!addr_var}" --keys "$KEYS" --value-size 32 --ops get --verify \
         --duration-s "$DURATION" --warmup-s "$WARMUP" "$@" 2>&1 | grep '^RESULT' || true)
-  t1=$(cpu_ticks "$pid")
+  t1=$(cpu_ticks "${pids[@]}")
   [[ -n "$out" ]] || { echo "loadgen failed: $workload on $who" >&2; exit 1; }
   if ! grep -q ' misses=0 wrong=0 errors=0' <<<"$out"; then
     echo "loadgen reported misses, wrong values or errors: $workload on $who: $out" >&2
