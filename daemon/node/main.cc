@@ -129,7 +129,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "is this + max-key-bytes + 64KiB")
       ->check(ByteSizeValidator());
   app.add_option("--max-batch", flags->max_batch,
-                 "Most items per MultiGet/MultiSet/MultiDelete request and per\n"
+                 "Most items per MultiGet/MultiSet/MultiDelete/Batch request and per\n"
                  "Pipeline message; more is INVALID_ARGUMENT")
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--threads", flags->threads,

@@ -75,7 +75,7 @@ struct StringMaker<std::optional<std::string>> {
 namespace ringcache::internal {
 namespace {
 
-TEST_CASE("Prototype HSET/HGET: fields added, updated, read back; type errors named",
+TEST_CASE("Prototype HSET/HGET: fields added, updated and read back, type errors named",
           "[integration][engine]") {
   std::unique_ptr<Node> node = StartNode("n1");
   const Router router("n1", 4096, true);

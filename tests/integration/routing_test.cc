@@ -369,6 +369,93 @@ TEST_CASE("Routing: batches spanning every node come back whole and in request o
   }
 }
 
+TEST_CASE("Routing: a Batch of mixed operations spanning every node answers each in order",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster({}, 100));
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  auto n1 = cluster.Stub(0);
+  auto n2 = cluster.Stub(1);
+
+  // Sets of keys on every node, through n1, with ids the caller chose.
+  constexpr int kKeys = 60;
+  v1::BatchRequest sets;
+  std::vector<size_t> primaries(3, 0);
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "mixed:" + std::to_string(i);
+    ++primaries[ring.Primary(key)];
+    v1::Operation* op = sets.add_ops();
+    op->set_id(1000 + static_cast<uint64_t>(i));
+    *op->mutable_set() = MakeSet(key, "v" + std::to_string(i));
+    op->mutable_set()->set_write_concern(1);
+  }
+  for (size_t node = 0; node < 3; ++node) REQUIRE(primaries[node] > 0);  // spans every node
+  auto set_reply = Unary(*n1, &v1::Cache::Stub::Batch, sets);
+  REQUIRE_THAT(set_reply.status, IsOk());
+  REQUIRE(set_reply.response.results_size() == kKeys);
+  for (int i = 0; i < kKeys; ++i) {
+    const v1::OperationResult& r = set_reply.response.results(i);
+    INFO("op " << i);
+    CHECK(r.id() == 1000 + static_cast<uint64_t>(i));
+    CHECK_THAT(r.status(), OpIs(StatusCode::OK));
+    REQUIRE(r.has_set());
+    CHECK(r.set().version() > 0);
+    CHECK(r.set().replicas_acked() == 1);
+  }
+
+  // Then every kind at once through n2, with errors that stay per operation.
+  v1::BatchRequest mixed;
+  auto add = [&mixed](uint64_t id) {
+    v1::Operation* op = mixed.add_ops();
+    op->set_id(id);
+    return op;
+  };
+  for (int i = 0; i < kKeys; ++i) add(i)->mutable_get()->set_key("mixed:" + std::to_string(i));
+  add(100)->mutable_get()->set_key("mixed:missing");
+  v1::IncrRequest* incr = add(101)->mutable_incr();
+  incr->set_key("mixed:counter");
+  incr->set_delta(5);
+  add(102)->mutable_incr()->set_key("mixed:3");  // Not an integer.
+  add(103)->mutable_ttl()->set_key("mixed:4");
+  v1::TouchRequest* touch = add(104)->mutable_touch();
+  touch->set_key("mixed:5");
+  touch->set_ttl_ms(60'000);
+  add(105)->mutable_delete_()->set_key("mixed:6");
+  add(106);  // Nothing set.
+  add(107)->mutable_get()->set_key("");
+  auto reply = Unary(*n2, &v1::Cache::Stub::Batch, mixed);
+  REQUIRE_THAT(reply.status, IsOk());
+  REQUIRE(reply.response.results_size() == mixed.ops_size());
+  for (int i = 0; i < kKeys; ++i) {
+    const v1::OperationResult& r = reply.response.results(i);
+    INFO("get " << i);
+    CHECK(r.id() == static_cast<uint64_t>(i));
+    CHECK_THAT(r.status(), OpIs(StatusCode::OK));
+    CHECK(r.get().value() == "v" + std::to_string(i));
+    CHECK(r.get().version() == set_reply.response.results(i).set().version());
+  }
+  const auto& results = reply.response.results();
+  CHECK_THAT(results[kKeys].status(), OpIs(StatusCode::NOT_FOUND));
+  CHECK(results[kKeys + 1].incr().value() == 5);
+  CHECK_THAT(results[kKeys + 2].status(), OpIs(StatusCode::FAILED_PRECONDITION, {"integer"}));
+  CHECK_THAT(results[kKeys + 3].status(), OpIs(StatusCode::OK));
+  CHECK(results[kKeys + 3].ttl().ttl_ms() == 0);
+  CHECK(results[kKeys + 4].has_touch());
+  CHECK(results[kKeys + 5].has_delete_());
+  CHECK_THAT(results[kKeys + 6].status(),
+             OpIs(StatusCode::INVALID_ARGUMENT, {"operation 106 has no get/set"}));
+  CHECK_THAT(results[kKeys + 7].status(), OpIs(StatusCode::INVALID_ARGUMENT, {"key"}));
+  CHECK(results[kKeys + 7].id() == 107);
+  CHECK_THAT(Get(*n1, "mixed:6").status, StatusIs(StatusCode::NOT_FOUND));
+  CHECK(Get(*n1, "mixed:5").response.expires_at_ms() > 0);
+
+  // Over max-batch: the whole call is refused, naming the limit.
+  v1::BatchRequest big;
+  for (int i = 0; i < 101; ++i) big.add_ops()->mutable_get()->set_key("k");
+  CHECK_THAT(Unary(*n1, &v1::Cache::Stub::Batch, big).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"max-batch"}));
+}
+
 TEST_CASE("Routing: a Pipeline stream through one node serves keys of every node",
           "[integration][routing][pipeline]") {
   TestCluster cluster(SmallCluster());

@@ -481,6 +481,24 @@ class BatchTest(ApiTest):
                          [0, grpc.StatusCode.NOT_FOUND.value[0], 0])
         self.assertCode(grpc.StatusCode.NOT_FOUND, "Get", pb2.GetRequest(key=a))
 
+    def test_batch_of_mixed_operations(self):
+        a, n = self.k("batch-a"), self.k("batch-n")
+        resp = self.call("Batch", pb2.BatchRequest(ops=[
+            pb2.Operation(id=7, set=pb2.SetRequest(key=a, value=b"x")),
+            pb2.Operation(id=8, get=pb2.GetRequest(key=a)),
+            pb2.Operation(id=9, incr=pb2.IncrRequest(key=n, delta=3)),
+            pb2.Operation(id=10, get=pb2.GetRequest(key=self.k("batch-missing"))),
+            pb2.Operation(id=11),
+        ]))
+        self.assertEqual([r.id for r in resp.results], [7, 8, 9, 10, 11])
+        self.assertGreater(resp.results[0].set.version, 0)
+        self.assertEqual(resp.results[1].get.value, b"x")
+        self.assertEqual(resp.results[1].get.version, resp.results[0].set.version)
+        self.assertEqual(resp.results[2].incr.value, 3)
+        self.assertEqual(resp.results[3].status.code, grpc.StatusCode.NOT_FOUND.value[0])
+        self.assertEqual(resp.results[4].status.code, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        self.assertIn("has no get/set", resp.results[4].status.message)
+
     def test_multi_get_empty_key_is_per_key_invalid_argument(self):
         resp = self.call("MultiGet", pb2.MultiGetRequest(keys=[b"", self.k("x")]))
         self.assertEqual(resp.results[0].status.code, grpc.StatusCode.INVALID_ARGUMENT.value[0])
@@ -649,7 +667,7 @@ class ReflectionTest(unittest.TestCase):
         self.assertEqual(cache_file.package, "ringcache.v1")
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
         self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "MultiGet",
-                                   "MultiSet", "MultiDelete", "Stats", "Pipeline",
+                                   "MultiSet", "MultiDelete", "Batch", "Stats", "Pipeline",
                                    "Topology", "WatchTopology"})
 
 

@@ -16,6 +16,7 @@
 #include "cluster_view_proto.h"
 #include "engine.h"
 #include "membership.h"
+#include "op_batch.h"
 #include "peer_pool.h"
 #include "proto_ops.h"
 #include "ringcache/v1/cache.grpc.pb.h"
@@ -23,9 +24,6 @@
 
 namespace ringcache::internal {
 namespace {
-
-// write_concern_timeout_ms: the default for 0 (the most accepted is Router's).
-constexpr uint32_t kDefaultWriteConcernTimeoutMs = 1000;
 
 // Full method names, for forwarding calls as raw bytes. Built once, never destroyed.
 struct MethodPaths {
@@ -62,198 +60,9 @@ void SetOpStatus(const grpc::Status& status, v1::OpStatus* out) {
   out->set_message(status.error_message());
 }
 
-std::chrono::milliseconds WriteConcernTimeout(uint32_t timeout_ms) {
-  return std::chrono::milliseconds(timeout_ms == 0 ? kDefaultWriteConcernTimeoutMs : timeout_ms);
-}
-
-// How long a forwarded write may take beyond the forward timeout: its write-concern wait.
-std::chrono::milliseconds WriteConcernExtra(uint32_t write_concern, uint32_t timeout_ms) {
-  return write_concern == 0 ? std::chrono::milliseconds(0) : WriteConcernTimeout(timeout_ms);
-}
-
 grpc::Status UnknownReadPreference(v1::ReadPreference preference) {
   return {grpc::StatusCode::INVALID_ARGUMENT,
           "unknown read preference " + std::to_string(static_cast<int>(preference))};
-}
-
-// A batch rpc split across nodes: the local part and each remote part hold one count; the
-// part that drops it to zero ends the call. Deletes itself then.
-template <typename Request, typename Response>
-class BatchJoin {
- public:
-  BatchJoin(UnaryCall<Request, Response>* call, int parts) : call_(call), parts_(parts) {}
-
-  // More parts (write-concern waits) while the caller still holds its own count.
-  void AddParts(int parts) { parts_.fetch_add(parts, std::memory_order_relaxed); }
-  // acq_rel: the part that ends the call sees every other part's writes to the response.
-  void PartDone() {
-    if (parts_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    UnaryCall<Request, Response>* call = call_;
-    delete this;
-    call->Reply(grpc::Status::OK);
-  }
-  Response* response() { return call_->response(); }
-
- private:
-  UnaryCall<Request, Response>* const call_;  // Not owned.
-  std::atomic<int> parts_;
-};
-
-// One remote part of a batch: the sub-request to one owner and where its items go back.
-template <typename Join, typename SubRequest, typename SubResponse>
-struct RemotePart {
-  Join* join = nullptr;
-  const ClusterMember* owner = nullptr;  // Only while splitting (the caller's topology).
-  ForwardTarget target;
-  bool our_deadline = false;
-  grpc::ClientContext context;
-  SubRequest request;
-  SubResponse response;
-  std::vector<int> index;  // Sub-request item j is the call's item index[j].
-};
-
-// One forwarded part per owner of `split`'s remote operations; add(part, i) copies the
-// call's item i into the part's request.
-template <typename Part, typename Add>
-std::vector<std::unique_ptr<Part>> MakeParts(Router::Split* split, const Add& add) {
-  std::vector<std::unique_ptr<Part>> parts;
-  parts.reserve(split->remote.size());
-  for (Router::Part& remote : split->remote) {
-    auto part = std::make_unique<Part>();
-    part->owner = remote.owner;
-    for (const int i : remote.index) add(part.get(), i);
-    part->index = std::move(remote.index);
-    parts.push_back(std::move(part));
-  }
-  return parts;
-}
-
-// For a batch rpc over request.keys(): the parts to forward, and the keys served here in
-// split->local's order.
-template <typename Part, typename Request>
-std::vector<std::unique_ptr<Part>> KeyParts(Router::Split* split, const Request& request,
-                                            std::vector<std::string_view>* local_keys) {
-  local_keys->reserve(split->local.size());
-  for (const int i : split->local) local_keys->push_back(request.keys(i));
-  return MakeParts<Part>(
-      split, [&request](Part* part, int i) { part->request.add_keys(request.keys(i)); });
-}
-
-// What forwarding a batch rpc's parts needs to know of that rpc, one specialization each.
-//   Response: the rpc's response type.
-//   kItemsName: what the answer-count error calls the request's entries (" keys", " items").
-//   Send: starts the async call on `stub`.
-//   ErrorOut: where a relayed error for item i of a response goes.
-//   TakeExtras: after the results are swapped back into the call's order, takes anything
-//     else the sub-response carries per item.
-template <typename Request>
-struct BatchRpc;
-
-// For a response whose results each hold their own status, with nothing else per item.
-template <typename R>
-struct ResultsWithStatus {
-  using Response = R;
-  static v1::OpStatus* ErrorOut(Response* response, int i) {
-    return response->mutable_results(i)->mutable_status();
-  }
-  static void TakeExtras(Response*, const std::vector<int>&, Response*) {}
-};
-
-template <>
-struct BatchRpc<v1::MultiGetRequest> : ResultsWithStatus<v1::MultiGetResponse> {
-  static constexpr const char* kItemsName = " keys";
-  template <typename Done>
-  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
-                   const v1::MultiGetRequest* request, Response* response, Done&& done) {
-    stub->async()->MultiGet(context, request, response, std::forward<Done>(done));
-  }
-};
-
-template <>
-struct BatchRpc<v1::MultiSetRequest> : ResultsWithStatus<v1::MultiSetResponse> {
-  static constexpr const char* kItemsName = " items";
-  template <typename Done>
-  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
-                   const v1::MultiSetRequest* request, Response* response, Done&& done) {
-    stub->async()->MultiSet(context, request, response, std::forward<Done>(done));
-  }
-};
-
-template <>
-struct BatchRpc<v1::MultiDeleteRequest> {
-  using Response = v1::MultiDeleteResponse;
-  static constexpr const char* kItemsName = " keys";
-  template <typename Done>
-  static void Send(v1::Cache::Stub* stub, grpc::ClientContext* context,
-                   const v1::MultiDeleteRequest* request, Response* response, Done&& done) {
-    stub->async()->MultiDelete(context, request, response, std::forward<Done>(done));
-  }
-  static v1::OpStatus* ErrorOut(Response* response, int i) { return response->mutable_results(i); }
-  // replicas_acked: only when the call asked for write concern (`out` has one slot per
-  // item) and the owner answered one per item.
-  static void TakeExtras(Response* in, const std::vector<int>& index, Response* out) {
-    if (out->replicas_acked_size() == 0 ||
-        static_cast<size_t>(in->replicas_acked_size()) != index.size()) {
-      return;
-    }
-    for (size_t j = 0; j < index.size(); ++j) {
-      out->set_replicas_acked(index[j], in->replicas_acked(static_cast<int>(j)));
-    }
-  }
-};
-
-// On a gRPC thread: `part`'s owner answered with `s`. Its results go back to their items
-// in the call's order, or the relayed error to each of its items; then the part ends its
-// count on the join. Deletes the part.
-template <typename Rpc, typename Part>
-void PartAnswered(const CacheService* service, Part* part, grpc::Status s) {
-  typename Rpc::Response* out = part->join->response();
-  const size_t count = part->index.size();
-  if (s.ok() && static_cast<size_t>(part->response.results_size()) != count) {
-    s = grpc::Status(grpc::StatusCode::INTERNAL, "node " + part->target.id + " answered " +
-                                                     std::to_string(part->response.results_size()) +
-                                                     " results for " + std::to_string(count) +
-                                                     Rpc::kItemsName);
-  }
-  if (s.ok()) {
-    // Move-assigned: a pointer swap on the same arena, one copy from the heap part into
-    // the call's arena (Swap would copy three times there).
-    for (size_t j = 0; j < count; ++j) {
-      *out->mutable_results(part->index[j]) =
-          std::move(*part->response.mutable_results(static_cast<int>(j)));
-    }
-    Rpc::TakeExtras(&part->response, part->index, out);
-  } else {
-    const grpc::Status relayed = service->RelayStatus(s, part->target, part->our_deadline);
-    for (const int i : part->index) SetOpStatus(relayed, Rpc::ErrorOut(out, i));
-  }
-  auto* join = part->join;
-  delete part;
-  join->PartDone();
-}
-
-// Sends each of `parts` (split off a batch call with deadline `caller_deadline`; each
-// already counted on `join`) to its owner, marked as forwarded by this node, with a
-// deadline of at most the forward timeout plus `extra_deadline`. `prepare` copies into
-// each sub-request the call's own fields (read preference, write concern). Takes the parts'
-// ownership: each deletes itself when answered (PartAnswered).
-template <typename Rpc, typename Join, typename Part, typename Prepare>
-void ForwardParts(const CacheService* service, Join* join,
-                  std::vector<std::unique_ptr<Part>>* parts,
-                  std::chrono::system_clock::time_point caller_deadline,
-                  std::chrono::milliseconds extra_deadline, const Prepare& prepare) {
-  for (std::unique_ptr<Part>& owned : *parts) {
-    Part* part = owned.release();
-    part->join = join;
-    part->target = {part->owner->id, part->owner->address};
-    prepare(&part->request);
-    part->context.set_deadline(
-        service->ForwardDeadline(caller_deadline, extra_deadline, &part->our_deadline));
-    service->AddForwardMetadata(&part->context);
-    Rpc::Send(service->peers()->CacheStub(part->target.address), &part->context, &part->request,
-              &part->response,
-              [service, part](grpc::Status s) { PartAnswered<Rpc>(service, part, std::move(s)); });
-  }
 }
 
 // One unary call relayed as raw bytes to the key's owner. Deletes itself when it is done.
@@ -535,20 +344,53 @@ void CacheService::Incr(Call<v1::IncrRequest, v1::IncrResponse>& call) {
 
 // ---- Batches.
 
+namespace {
+
+// Sets replicas_acked in whichever write result `result` carries.
+void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
+  switch (result->result_case()) {
+    case v1::OperationResult::kSet:
+      result->mutable_set()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kDelete:
+      result->mutable_delete_()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kTouch:
+      result->mutable_touch()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kIncr:
+      result->mutable_incr()->set_replicas_acked(acked);
+      break;
+    default:
+      break;
+  }
+}
+
+// A batch rpc's operations and their results, alive until the batch is done.
+struct BatchState {
+  explicit BatchState(int n)
+      : ops(static_cast<size_t>(n)),
+        results(static_cast<size_t>(n)),
+        skip(std::make_unique<bool[]>(static_cast<size_t>(n))),
+        count(static_cast<size_t>(n)) {}
+  std::vector<Op> ops;
+  std::vector<OpResult> results;
+  std::unique_ptr<bool[]> skip;  // Answered before routing (a decoding error).
+  size_t count;
+  std::span<const bool> Skip() const { return {skip.get(), count}; }
+};
+
+}  // namespace
+
 void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call) {
-  using Rpc = BatchRpc<v1::MultiGetRequest>;
-  using Join = BatchJoin<v1::MultiGetRequest, Rpc::Response>;
-  using Part = RemotePart<Join, v1::MultiGetRequest, Rpc::Response>;
   const v1::MultiGetRequest& request = call.request();
   const int n = request.keys_size();
   if (Status s = node_->CheckBatchSize("MultiGet", static_cast<size_t>(n)); !s.ok()) {
     call.Reply(ToGrpcStatus(s));
     return;
   }
-  Access access = Access::kReadPrimary;
-  if (request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER) {
-    access = Access::kReadAnyOwner;
-  } else if (request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
+  if (request.read_preference() != v1::READ_PREFERENCE_ANY_OWNER &&
+      request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
     call.Reply(UnknownReadPreference(request.read_preference()));
     return;
   }
@@ -559,9 +401,9 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
     call.Reply(std::move(s));
     return;
   }
-  // Fenced with --fenced-reads: every key from this node's copy, marked possibly stale.
-  const bool stale = Fenced();
-  if (stale) [[unlikely]] {
+  // Fenced with --fenced-reads: every key from this node's copy, marked possibly stale
+  // (Router::Route); without it the whole call is refused.
+  if (Fenced()) [[unlikely]] {
     if (!fenced_reads_) {
       call.Reply(FencedStatus());
       return;
@@ -571,55 +413,41 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
 
   v1::MultiGetResponse* response = call.response();
   response->mutable_results()->Reserve(n);
-  for (int i = 0; i < n; ++i) response->add_results();
-  const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
-  Router::Split split;
-  if (stale) {
-    split.local.resize(static_cast<size_t>(n));
-    std::iota(split.local.begin(), split.local.end(), 0);
-  } else {
-    split = router_.SplitBatch(topology, HintsOf(md), access, n, key_at);
+  auto* batch = new BatchState(n);
+  const bool any_owner = request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER;
+  for (int i = 0; i < n; ++i) {
+    Op& op = batch->ops[static_cast<size_t>(i)];
+    op.kind = OpKind::kGet;
+    op.key = KeyRef::Of(request.keys(i));
+    op.any_owner = any_owner;
+    // Each value is copied once, straight into its result.
+    batch->results[static_cast<size_t>(i)].value = response->add_results()->mutable_value();
   }
-  for (const auto& [i, error] : split.errors) {
-    SetOpStatus(error, response->mutable_results(i)->mutable_status());
-  }
-  std::vector<std::string_view> local_keys;
-  std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);
-  const std::vector<int>& local_index = split.local;
-
-  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(), std::chrono::milliseconds(0),
-                    [&request](v1::MultiGetRequest* sub) {
-                      sub->set_read_preference(request.read_preference());
-                    });
-
-  // Each value is copied once, straight into its result (the batch size was checked above,
-  // so Node::MultiGet's vector of Items would only add an allocation and a copy per key).
-  node_->Prefetch(local_keys);
-  for (size_t j = 0; j < local_keys.size(); ++j) {
-    v1::GetResult* out = response->mutable_results(local_index[j]);
-    if (stale) out->set_possibly_stale(true);
-    ItemMeta meta;
-    if (Status s = node_->Get(local_keys[j], out->mutable_value(), &meta); !s.ok()) {
-      out->clear_value();
-      SetOpStatus(s, out->mutable_status());
-      continue;
-    }
-    out->set_version(meta.version);
-    out->set_expires_at_ms(meta.deadline_ms);
-  }
-  join->PartDone();
+  RunBatch(this, topology, HintsOf(md), batch->ops, batch->results, batch->Skip(),
+           call.context()->deadline(), [&call, batch] {
+             v1::MultiGetResponse* out = call.response();
+             for (size_t i = 0; i < batch->count; ++i) {
+               const OpResult& r = batch->results[i];
+               v1::GetResult* result = out->mutable_results(static_cast<int>(i));
+               if (r.possibly_stale) result->set_possibly_stale(true);
+               if (!r.status.ok()) {
+                 result->clear_value();
+                 SetOpStatus(r.status, result->mutable_status());
+                 continue;
+               }
+               result->set_version(r.version);
+               result->set_expires_at_ms(r.expires_at_ms);
+             }
+             delete batch;
+             call.Reply(grpc::Status::OK);
+           });
 }
 
 void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call) {
-  using Rpc = BatchRpc<v1::MultiSetRequest>;
-  using Join = BatchJoin<v1::MultiSetRequest, Rpc::Response>;
-  using Part = RemotePart<Join, v1::MultiSetRequest, Rpc::Response>;
   const v1::MultiSetRequest& request = call.request();
   const int n = request.items_size();
   const uint32_t wc = request.write_concern();
   const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  const RequestMetadata& md = call.metadata();
   const internal::Topology* topology = nullptr;
   if (grpc::Status s = CheckBatchWrite("MultiSet", n, call.context(), call.metadata(), wc,
                                        wc_timeout, &topology);
@@ -627,91 +455,41 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
     call.Reply(std::move(s));
     return;
   }
-
-  v1::MultiSetResponse* response = call.response();
-  response->mutable_results()->Reserve(n);
-  for (int i = 0; i < n; ++i) response->add_results();
-  // Items with an unknown mode (a wire-level problem) are answered here; the rest go to
-  // the node in one batch, or to their owners.
+  auto* batch = new BatchState(n);
   for (int i = 0; i < n; ++i) {
-    SetOptions options;
-    if (Status s = ToSetOptions(request.items(i), &options); !s.ok()) {
-      SetOpStatus(s, response->mutable_results(i)->mutable_status());
+    const auto j = static_cast<size_t>(i);
+    // An item with an unknown mode (a wire-level problem) is answered without routing.
+    if (Status s = DecodeOp(request.items(i), &batch->ops[j]); !s.ok()) {
+      batch->results[j].status = std::move(s);
+      batch->skip[j] = true;
     }
+    // The call's write concern applies to every item (the items' own fields are ignored).
+    batch->ops[j].write_concern = wc;
+    batch->ops[j].write_concern_timeout_ms = wc_timeout;
   }
-  Router::Split split = router_.SplitBatch(
-      topology, HintsOf(md), Access::kWrite, n,
-      [&request](int i) -> std::string_view { return request.items(i).key(); },
-      [response](int i) { return response->results(i).has_status(); });  // Answered above.
-  for (const auto& [i, error] : split.errors) {
-    SetOpStatus(error, response->mutable_results(i)->mutable_status());
-  }
-  std::vector<std::unique_ptr<Part>> parts = MakeParts<Part>(
-      &split, [&request](Part* part, int i) { *part->request.add_items() = request.items(i); });
-  const std::vector<int>& local_index = split.local;  // local_items[j] is item local_index[j].
-  std::vector<SetItem> local_items;
-  local_items.reserve(local_index.size());
-  for (const int i : local_index) {
-    const v1::SetRequest& in = request.items(i);
-    SetItem item{.key = in.key(), .value = in.value(), .options = {}};
-    (void)ToSetOptions(in, &item.options);  // Valid: the invalid ones were answered above.
-    local_items.push_back(item);
-  }
-
-  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(),
-                    WriteConcernExtra(wc, wc_timeout), [wc, wc_timeout](v1::MultiSetRequest* sub) {
-                      sub->set_write_concern(wc);
-                      sub->set_write_concern_timeout_ms(wc_timeout);
-                    });
-
-  if (wc == 0) {
-    if (!local_items.empty()) {
-      Result<std::vector<Result<uint64_t>>> versions = node_->MultiSet(local_items);
-      for (size_t j = 0; j < local_items.size(); ++j) {
-        v1::SetResult* out = response->mutable_results(local_index[j]);
-        if (!versions.ok()) {
-          SetOpStatus(versions.status(), out->mutable_status());
-        } else if ((*versions)[j].ok()) {
-          out->set_version(*(*versions)[j]);
-        } else {
-          SetOpStatus((*versions)[j].status(), out->mutable_status());
-        }
-      }
-    }
-  } else {
-    // Write concern is per item: each write waits for its own replicas (a merged ticket
-    // would let one replica's ack stand for a key it does not hold).
-    for (size_t j = 0; j < local_items.size(); ++j) {
-      v1::SetResult* out = response->mutable_results(local_index[j]);
-      WriteTicket ticket;
-      Result<uint64_t> version =
-          node_->Set(local_items[j].key, local_items[j].value, local_items[j].options, &ticket);
-      if (!version.ok()) {
-        SetOpStatus(version.status(), out->mutable_status());
-        continue;
-      }
-      out->set_version(*version);
-      join->AddParts(1);
-      node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
-                             [join, out](uint32_t acked) {
-                               out->set_replicas_acked(acked);
-                               join->PartDone();
-                             });
-    }
-  }
-  join->PartDone();
+  RunBatch(this, topology, HintsOf(call.metadata()), batch->ops, batch->results, batch->Skip(),
+           call.context()->deadline(), [&call, batch, wc] {
+             v1::MultiSetResponse* out = call.response();
+             out->mutable_results()->Reserve(static_cast<int>(batch->count));
+             for (const OpResult& r : batch->results) {
+               v1::SetResult* result = out->add_results();
+               if (!r.status.ok()) {
+                 SetOpStatus(r.status, result->mutable_status());
+                 continue;
+               }
+               result->set_version(r.version);
+               if (wc > 0) result->set_replicas_acked(r.replicas_acked);
+             }
+             delete batch;
+             call.Reply(grpc::Status::OK);
+           });
 }
 
 void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call) {
-  using Rpc = BatchRpc<v1::MultiDeleteRequest>;
-  using Join = BatchJoin<v1::MultiDeleteRequest, Rpc::Response>;
-  using Part = RemotePart<Join, v1::MultiDeleteRequest, Rpc::Response>;
   const v1::MultiDeleteRequest& request = call.request();
   const int n = request.keys_size();
   const uint32_t wc = request.write_concern();
   const uint32_t wc_timeout = request.write_concern_timeout_ms();
-  const RequestMetadata& md = call.metadata();
   const internal::Topology* topology = nullptr;
   if (grpc::Status s = CheckBatchWrite("MultiDelete", n, call.context(), call.metadata(), wc,
                                        wc_timeout, &topology);
@@ -719,53 +497,71 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
     call.Reply(std::move(s));
     return;
   }
+  auto* batch = new BatchState(n);
+  for (int i = 0; i < n; ++i) {
+    Op& op = batch->ops[static_cast<size_t>(i)];
+    op.kind = OpKind::kDelete;
+    op.key = KeyRef::Of(request.keys(i));
+    op.write_concern = wc;
+    op.write_concern_timeout_ms = wc_timeout;
+  }
+  RunBatch(this, topology, HintsOf(call.metadata()), batch->ops, batch->results, batch->Skip(),
+           call.context()->deadline(), [&call, batch, wc] {
+             v1::MultiDeleteResponse* out = call.response();
+             out->mutable_results()->Reserve(static_cast<int>(batch->count));
+             if (wc > 0) out->mutable_replicas_acked()->Reserve(static_cast<int>(batch->count));
+             for (const OpResult& r : batch->results) {
+               v1::OpStatus* status = out->add_results();
+               if (!r.status.ok()) SetOpStatus(r.status, status);
+               if (wc > 0) out->add_replicas_acked(r.replicas_acked);
+             }
+             delete batch;
+             call.Reply(grpc::Status::OK);
+           });
+}
 
-  v1::MultiDeleteResponse* response = call.response();
+void CacheService::Batch(Call<v1::BatchRequest, v1::BatchResponse>& call) {
+  const v1::BatchRequest& request = call.request();
+  const int n = request.ops_size();
+  if (Status s = node_->CheckBatchSize("Batch", static_cast<size_t>(n)); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
+    return;
+  }
+  const internal::Topology* topology = ThreadTopology();
+  const RequestMetadata& md = call.metadata();
+  AddEpochHint(call.context(), md, topology);
+  if (grpc::Status s = CheckServing(topology); !s.ok()) {
+    call.Reply(std::move(s));
+    return;
+  }
+  v1::BatchResponse* response = call.response();
   response->mutable_results()->Reserve(n);
-  for (int i = 0; i < n; ++i) response->add_results();
-  if (wc > 0) response->mutable_replicas_acked()->Resize(n, 0);
-  const auto key_at = [&request](int i) -> std::string_view { return request.keys(i); };
-  Router::Split split = router_.SplitBatch(topology, HintsOf(md), Access::kWrite, n, key_at);
-  for (const auto& [i, error] : split.errors) {
-    SetOpStatus(error, response->mutable_results(i));
-  }
-  std::vector<std::string_view> local_keys;
-  std::vector<std::unique_ptr<Part>> parts = KeyParts<Part>(&split, request, &local_keys);
-  const std::vector<int>& local_index = split.local;
-
-  auto* join = new Join(&call, 1 + static_cast<int>(parts.size()));
-  ForwardParts<Rpc>(this, join, &parts, call.context()->deadline(),
-                    WriteConcernExtra(wc, wc_timeout),
-                    [wc, wc_timeout](v1::MultiDeleteRequest* sub) {
-                      sub->set_write_concern(wc);
-                      sub->set_write_concern_timeout_ms(wc_timeout);
-                    });
-
-  if (wc == 0) {
-    if (!local_keys.empty()) {
-      Result<std::vector<Status>> statuses = node_->MultiDelete(local_keys);
-      for (size_t j = 0; j < local_keys.size(); ++j) {
-        const Status& status = statuses.ok() ? (*statuses)[j] : statuses.status();
-        if (!status.ok()) SetOpStatus(status, response->mutable_results(local_index[j]));
-      }
+  auto* batch = new BatchState(n);
+  for (int i = 0; i < n; ++i) {
+    const auto j = static_cast<size_t>(i);
+    v1::OperationResult* out = response->add_results();
+    out->set_id(request.ops(i).id());
+    if (Status s = DecodeOp(request.ops(i), &batch->ops[j]); !s.ok()) {
+      batch->results[j].status = std::move(s);
+      batch->skip[j] = true;
+      continue;
     }
-  } else {
-    for (size_t j = 0; j < local_keys.size(); ++j) {
-      const int i = local_index[j];
-      WriteTicket ticket;
-      if (Status s = node_->Delete(local_keys[j], &ticket); !s.ok()) {
-        SetOpStatus(s, response->mutable_results(i));
-        continue;
-      }
-      join->AddParts(1);
-      node_->WaitForReplicas(ticket, wc, WriteConcernTimeout(wc_timeout),
-                             [join, response, i](uint32_t acked) {
-                               response->set_replicas_acked(i, acked);
-                               join->PartDone();
-                             });
-    }
+    batch->results[j].value = PipelineValueSlot(batch->ops[j], out);
   }
-  join->PartDone();
+  RunBatch(this, topology, HintsOf(md), batch->ops, batch->results, batch->Skip(),
+           call.context()->deadline(), [&call, batch] {
+             v1::BatchResponse* out = call.response();
+             for (size_t i = 0; i < batch->count; ++i) {
+               v1::OperationResult* result = out->mutable_results(static_cast<int>(i));
+               const Op& op = batch->ops[i];
+               const OpResult& r = batch->results[i];
+               EncodeResult(op, r, result);
+               if (r.status.ok() && op.write_concern > 0)
+                 SetReplicasAcked(r.replicas_acked, result);
+             }
+             delete batch;
+             call.Reply(grpc::Status::OK);
+           });
 }
 
 // ---- Node-level rpcs.
@@ -914,30 +710,6 @@ size_t CacheService::FailedResults(const grpc::Status& status,
   }
   return static_cast<size_t>(ops.size()) * (kResultOverheadBytes + status.error_message().size());
 }
-
-namespace {
-
-// Sets replicas_acked in whichever write result `result` carries.
-void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
-  switch (result->result_case()) {
-    case v1::OperationResult::kSet:
-      result->mutable_set()->set_replicas_acked(acked);
-      break;
-    case v1::OperationResult::kDelete:
-      result->mutable_delete_()->set_replicas_acked(acked);
-      break;
-    case v1::OperationResult::kTouch:
-      result->mutable_touch()->set_replicas_acked(acked);
-      break;
-    case v1::OperationResult::kIncr:
-      result->mutable_incr()->set_replicas_acked(acked);
-      break;
-    default:
-      break;
-  }
-}
-
-}  // namespace
 
 PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
                                              const RequestMetadata& md,

@@ -15,8 +15,9 @@
 //    forward_timeout); the owner's answer (status, message, response bytes) is relayed
 //    unchanged. A call that was itself forwarded (ringcache-forwarded-by) is never forwarded
 //    again: if this node is not the owner by its view, it answers UNAVAILABLE.
-//  - Batches are split per owner: the local part runs inline, each remote part is one batch
-//    rpc to its owner, all in parallel, and the results are merged back in request order.
+//  - Batches (MultiGet, MultiSet, MultiDelete, Batch) run through RunBatch (op_batch.h):
+//    the local part inline, each owner's part as one Batch call, all in parallel, results
+//    in request order.
 //  - Write concern: after the local write, Node::WaitForReplicas; the call ends in its
 //    callback with replicas_acked.
 //  - Metadata: ringcache-local, ringcache-forwarded-by, ringcache-epoch (request_metadata.h).
@@ -136,6 +137,7 @@ class CacheService final {
   void MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call);
   void MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call);
   void MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call);
+  void Batch(Call<v1::BatchRequest, v1::BatchResponse>& call);
   void Stats(Call<v1::StatsRequest, v1::StatsResponse>& call);
   void Topology(Call<v1::TopologyRequest, v1::ClusterView>& call);
 
@@ -200,6 +202,9 @@ class CacheService final {
                            bool our_deadline) const;
   const std::string& self_id() const;
   PeerPool* peers() const { return peers_; }
+  // The operation path's parts (RunBatch).
+  const Router& router() const { return router_; }
+  Node* node() const { return node_; }
 
   // Adds the trailing metadata ringcache-epoch when the caller sent an epoch (in `md`) that
   // differs from the node's (`topology`'s; standalone 1, joining 0). Call before the call

@@ -128,6 +128,7 @@ RINGCACHE_UNARY_TRAITS(Incr)
 RINGCACHE_UNARY_TRAITS(MultiGet)
 RINGCACHE_UNARY_TRAITS(MultiSet)
 RINGCACHE_UNARY_TRAITS(MultiDelete)
+RINGCACHE_UNARY_TRAITS(Batch)
 RINGCACHE_UNARY_TRAITS(Stats)
 #undef RINGCACHE_UNARY_TRAITS
 
@@ -173,6 +174,7 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<MultiGetTraits>(env);
     MarkUnary<MultiSetTraits>(env);
     MarkUnary<MultiDeleteTraits>(env);
+    MarkUnary<BatchTraits>(env);
     MarkUnary<StatsTraits>(env);
     MarkUnary<TopologyTraits>(env);
     MarkMethodCallback(

@@ -30,6 +30,8 @@ std::string_view RpcName(Rpc rpc) {
       return "MultiSet";
     case Rpc::kMultiDelete:
       return "MultiDelete";
+    case Rpc::kBatch:
+      return "Batch";
     case Rpc::kStats:
       return "Stats";
     case Rpc::kPipeline:

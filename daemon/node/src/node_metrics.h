@@ -43,6 +43,7 @@ enum class Rpc : int {
   kMultiGet,
   kMultiSet,
   kMultiDelete,
+  kBatch,
   kStats,
   kPipeline,
   kTopology,

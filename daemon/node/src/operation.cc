@@ -2,22 +2,6 @@
 
 namespace ringcache::internal {
 
-OpShape ShapeOf(OpKind kind) {
-  switch (kind) {
-    case OpKind::kGet:
-    case OpKind::kTtl:
-    case OpKind::kHGet:
-      return OpShape::kPointRead;
-    case OpKind::kSet:
-    case OpKind::kDelete:
-    case OpKind::kTouch:
-    case OpKind::kIncr:
-    case OpKind::kHSet:
-      return OpShape::kPointWrite;
-  }
-  return OpShape::kPointWrite;
-}
-
 std::string_view NameOf(OpKind kind) {
   switch (kind) {
     case OpKind::kGet:

@@ -16,6 +16,7 @@
 // Thread safety: plain values.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -57,7 +58,22 @@ enum class OpShape : uint8_t {
   kPointWrite,  // One key, runs on its primary; leaves one WriteRecord.
 };
 
-OpShape ShapeOf(OpKind kind);
+constexpr OpShape ShapeOf(OpKind kind) {
+  switch (kind) {
+    case OpKind::kGet:
+    case OpKind::kTtl:
+    case OpKind::kHGet:
+      return OpShape::kPointRead;
+    case OpKind::kSet:
+    case OpKind::kDelete:
+    case OpKind::kTouch:
+    case OpKind::kIncr:
+    case OpKind::kHSet:
+      return OpShape::kPointWrite;
+  }
+  return OpShape::kPointWrite;
+}
+// The kind's name ("get", "hset"), for messages.
 std::string_view NameOf(OpKind kind);
 
 struct Op {
@@ -76,6 +92,16 @@ struct Op {
   uint32_t write_concern = 0;
   uint32_t write_concern_timeout_ms = 0;
 };
+
+// A write's write-concern wait: write_concern_timeout_ms, or this default for 0.
+inline constexpr uint32_t kDefaultWriteConcernTimeoutMs = 1000;
+inline std::chrono::milliseconds WriteConcernTimeout(uint32_t timeout_ms) {
+  return std::chrono::milliseconds(timeout_ms == 0 ? kDefaultWriteConcernTimeoutMs : timeout_ms);
+}
+// How long a forwarded write may take beyond the forward timeout: its write-concern wait.
+inline std::chrono::milliseconds WriteConcernExtra(uint32_t write_concern, uint32_t timeout_ms) {
+  return write_concern == 0 ? std::chrono::milliseconds(0) : WriteConcernTimeout(timeout_ms);
+}
 
 // What an operation gave. Which fields are set depends on the kind; the front end
 // encodes them and the router never looks inside.

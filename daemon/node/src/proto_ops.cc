@@ -2,8 +2,31 @@
 
 #include <string>
 
+#include "ringcache/proto/set_mode.h"
+
 namespace ringcache::internal {
 namespace {
+
+v1::OperationResult::ResultCase ExpectedResult(OpKind kind) {
+  switch (kind) {
+    case OpKind::kGet:
+      return v1::OperationResult::kGet;
+    case OpKind::kTtl:
+      return v1::OperationResult::kTtl;
+    case OpKind::kSet:
+      return v1::OperationResult::kSet;
+    case OpKind::kDelete:
+      return v1::OperationResult::kDelete;
+    case OpKind::kTouch:
+      return v1::OperationResult::kTouch;
+    case OpKind::kIncr:
+      return v1::OperationResult::kIncr;
+    case OpKind::kHSet:
+    case OpKind::kHGet:
+      break;
+  }
+  return v1::OperationResult::RESULT_NOT_SET;
+}
 
 Status ReadPreference(v1::ReadPreference preference, bool* any_owner) {
   switch (preference) {
@@ -19,26 +42,6 @@ Status ReadPreference(v1::ReadPreference preference, bool* any_owner) {
   }
 }
 
-// The wire enum, which may carry any int, to the library's; false for an unknown value.
-bool ToSetMode(v1::SetMode mode, SetMode* out) {
-  switch (mode) {
-    case v1::SET_MODE_ALWAYS:
-      *out = SetMode::kAlways;
-      return true;
-    case v1::SET_MODE_IF_ABSENT:
-      *out = SetMode::kIfAbsent;
-      return true;
-    case v1::SET_MODE_IF_PRESENT:
-      *out = SetMode::kIfPresent;
-      return true;
-    case v1::SET_MODE_IF_VERSION:
-      *out = SetMode::kIfVersion;
-      return true;
-    default:
-      return false;
-  }
-}
-
 template <typename Request>
 void WriteConcernOf(const Request& request, Op* op) {
   op->write_concern = request.write_concern();
@@ -48,7 +51,7 @@ void WriteConcernOf(const Request& request, Op* op) {
 }  // namespace
 
 Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
-  if (!ToSetMode(request.mode(), &options->mode)) {
+  if (!proto::FromProto(request.mode(), &options->mode)) {
     return Status::InvalidArgument("unknown set mode " +
                                    std::to_string(static_cast<int>(request.mode())));
   }
@@ -143,6 +146,117 @@ void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
 
 std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out) {
   return op.kind == OpKind::kGet ? out->mutable_get()->mutable_value() : nullptr;
+}
+
+namespace {
+
+template <typename Request>
+void EncodeWriteConcern(const Op& op, Request* out) {
+  out->set_write_concern(op.write_concern);
+  out->set_write_concern_timeout_ms(op.write_concern_timeout_ms);
+}
+
+v1::ReadPreference ToWirePreference(bool any_owner) {
+  return any_owner ? v1::READ_PREFERENCE_ANY_OWNER : v1::READ_PREFERENCE_PRIMARY;
+}
+
+}  // namespace
+
+void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
+  out->set_id(id);
+  switch (op.kind) {
+    case OpKind::kGet: {
+      v1::GetRequest* get = out->mutable_get();
+      get->set_key(op.key.bytes.data(), op.key.bytes.size());
+      get->set_read_preference(ToWirePreference(op.any_owner));
+      return;
+    }
+    case OpKind::kTtl: {
+      v1::TtlRequest* ttl = out->mutable_ttl();
+      ttl->set_key(op.key.bytes.data(), op.key.bytes.size());
+      ttl->set_read_preference(ToWirePreference(op.any_owner));
+      return;
+    }
+    case OpKind::kSet: {
+      v1::SetRequest* set = out->mutable_set();
+      set->set_key(op.key.bytes.data(), op.key.bytes.size());
+      set->set_value(op.value.data(), op.value.size());
+      set->set_ttl_ms(op.set.ttl_ms);
+      set->set_mode(proto::ToProto(op.set.mode));
+      set->set_expected_version(op.set.expected_version);
+      EncodeWriteConcern(op, set);
+      return;
+    }
+    case OpKind::kDelete: {
+      v1::DeleteRequest* del = out->mutable_delete_();
+      del->set_key(op.key.bytes.data(), op.key.bytes.size());
+      EncodeWriteConcern(op, del);
+      return;
+    }
+    case OpKind::kTouch: {
+      v1::TouchRequest* touch = out->mutable_touch();
+      touch->set_key(op.key.bytes.data(), op.key.bytes.size());
+      touch->set_ttl_ms(op.ttl_ms);
+      EncodeWriteConcern(op, touch);
+      return;
+    }
+    case OpKind::kIncr: {
+      v1::IncrRequest* incr = out->mutable_incr();
+      incr->set_key(op.key.bytes.data(), op.key.bytes.size());
+      incr->set_delta(op.delta);
+      incr->set_ttl_ms_if_created(op.ttl_ms);
+      EncodeWriteConcern(op, incr);
+      return;
+    }
+    case OpKind::kHSet:
+    case OpKind::kHGet:
+      return;  // No wire form: the owner answers "no get/set/... set".
+  }
+}
+
+void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
+  if (in->has_status() && in->status().code() != 0) {
+    out->status = Status(static_cast<StatusCode>(in->status().code()), in->status().message());
+    return;
+  }
+  switch (in->result_case()) {
+    case v1::OperationResult::kGet: {
+      v1::GetResponse* get = in->mutable_get();
+      if (out->value != nullptr) out->value->swap(*get->mutable_value());
+      out->version = get->version();
+      out->expires_at_ms = get->expires_at_ms();
+      out->possibly_stale = get->possibly_stale();
+      break;
+    }
+    case v1::OperationResult::kSet:
+      out->version = in->set().version();
+      out->replicas_acked = in->set().replicas_acked();
+      break;
+    case v1::OperationResult::kDelete:
+      out->replicas_acked = in->delete_().replicas_acked();
+      break;
+    case v1::OperationResult::kTouch:
+      out->replicas_acked = in->touch().replicas_acked();
+      break;
+    case v1::OperationResult::kTtl:
+      out->integer = static_cast<int64_t>(in->ttl().ttl_ms());
+      out->possibly_stale = in->ttl().possibly_stale();
+      break;
+    case v1::OperationResult::kIncr:
+      out->integer = in->incr().value();
+      out->version = in->incr().version();
+      out->replicas_acked = in->incr().replicas_acked();
+      break;
+    case v1::OperationResult::RESULT_NOT_SET:
+    default:
+      out->status = Status::Internal("the owner answered " + std::string(NameOf(op.kind)) +
+                                     " with neither a status nor a result");
+      return;
+  }
+  if (in->result_case() != ExpectedResult(op.kind)) {
+    out->status = Status::Internal("the owner answered " + std::string(NameOf(op.kind)) +
+                                   " with another operation's result");
+  }
 }
 
 void SetOpStatus(const Status& status, v1::OpStatus* out) {

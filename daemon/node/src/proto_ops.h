@@ -45,6 +45,12 @@ void EncodeResult(const OpResult& result, v1::IncrResponse* out);
 std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out);
 // OpResult -> a Pipeline result (status or the kind's result). Returns its estimated size.
 size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* out);
+// Op -> a Pipeline operation with `id` (forwarding a batch's operation to its owner).
+// REQUIRES: a kind with a wire form (not the prototype kHSet/kHGet).
+void EncodeOp(const Op& op, uint64_t id, v1::Operation* out);
+// A Pipeline result (an owner's answer to EncodeOp's operation) -> `out`: the status, or the
+// kind's result; a read's value goes to *out->value if set.
+void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out);
 // Writes a non-OK status into an OpStatus.
 void SetOpStatus(const Status& status, v1::OpStatus* out);
 

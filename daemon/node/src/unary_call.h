@@ -34,6 +34,8 @@ template <>
 inline constexpr size_t kCallArenaBytes<v1::MultiSetRequest> = 4096;
 template <>
 inline constexpr size_t kCallArenaBytes<v1::MultiDeleteRequest> = 4096;
+template <>
+inline constexpr size_t kCallArenaBytes<v1::BatchRequest> = 4096;
 
 template <typename Request, typename Response>
 class UnaryCall {

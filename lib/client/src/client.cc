@@ -26,6 +26,7 @@
 #include "channel_pool.h"
 #include "mutex.h"
 #include "ringcache/key_hash.h"
+#include "ringcache/proto/set_mode.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "routing_table.h"
 #include "thread_annotations.h"
@@ -98,20 +99,6 @@ v1::ReadPreference ToProto(ReadPreference p) {
                                         : v1::READ_PREFERENCE_PRIMARY;
 }
 
-v1::SetMode ToProto(SetMode m) {
-  switch (m) {
-    case SetMode::kAlways:
-      return v1::SET_MODE_ALWAYS;
-    case SetMode::kIfAbsent:
-      return v1::SET_MODE_IF_ABSENT;
-    case SetMode::kIfPresent:
-      return v1::SET_MODE_IF_PRESENT;
-    case SetMode::kIfVersion:
-      return v1::SET_MODE_IF_VERSION;
-  }
-  return v1::SET_MODE_ALWAYS;
-}
-
 uint32_t WriteConcernTimeoutMs(const CallOptions& call) {
   const int64_t ms = call.write_concern_timeout.count();
   return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, std::numeric_limits<uint32_t>::max()));
@@ -129,7 +116,7 @@ void FillSet(v1::SetRequest* r, std::string_view key, std::string_view value,
   r->set_key(key.data(), key.size());
   r->set_value(value.data(), value.size());
   r->set_ttl_ms(options.ttl_ms);
-  r->set_mode(ToProto(options.mode));
+  r->set_mode(proto::ToProto(options.mode));
   r->set_expected_version(options.expected_version);
 }
 
