@@ -693,10 +693,17 @@ void CacheService::PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<
   node_->Prefetch(std::span<const std::string_view>(keys.data(), n));
 }
 
+namespace {
+constexpr size_t kFramingBytes = 64;  // id, tags, lengths, numbers, the oneof's message
+}  // namespace
+
 size_t CacheService::ForwardBytes(const v1::Operation& op) {
-  constexpr size_t kFramingBytes = 64;  // id, tags, lengths, numbers, the oneof's message
   const size_t value = op.op_case() == v1::Operation::kSet ? op.set().value().size() : 0;
   return kFramingBytes + OperationKey(op).size() + value;
+}
+
+size_t CacheService::ForwardBytes(const Op& op) {
+  return kFramingBytes + op.key.bytes.size() + op.value.size();
 }
 
 size_t CacheService::FailedResults(const grpc::Status& status,

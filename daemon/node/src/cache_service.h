@@ -178,6 +178,7 @@ class CacheService final {
   size_t MaxForwardBytes() const;
   // An upper estimate of `op`'s size in a message: key and value plus framing.
   static size_t ForwardBytes(const v1::Operation& op);
+  static size_t ForwardBytes(const Op& op);  // The same for an operation not yet encoded.
   // Adds to `out` one result per operation in `ops` with `status` (the error of a forward
   // that failed), and returns their estimated size.
   static size_t FailedResults(const grpc::Status& status,

@@ -66,28 +66,31 @@ struct ForwardGroup {
   v1::MultiGetRequest get_request;  // gets_only: sent instead of `request`.
   v1::MultiGetResponse get_response;
 
-  void Add(const Op& op, size_t i, v1::Operation* encoded, size_t encoded_bytes) {
+  void Add(const Op& op, size_t i, size_t op_bytes) {
     if (index.empty()) any_owner = op.any_owner;
     gets_only = gets_only && op.kind == OpKind::kGet && op.any_owner == any_owner;
-    request.add_ops()->Swap(encoded);
     index.push_back(i);
-    bytes += encoded_bytes;
+    bytes += op_bytes;
     extra_deadline =
         std::max(extra_deadline, WriteConcernExtra(op.write_concern, op.write_concern_timeout_ms));
   }
 
+  // Encodes the operations (once, straight into the request) and starts the call.
   void Send(const CacheService* service) {
     v1::Cache::Stub* stub = service->peers()->CacheStub(target.address);
     if (!gets_only) {
+      request.mutable_ops()->Reserve(static_cast<int>(index.size()));
+      for (const size_t i : index) EncodeOp(run->op(i), i, request.add_ops());
       stub->async()->Batch(&context, &request, &response,
                            [this, service](grpc::Status s) { Answered(service, std::move(s)); });
       return;
     }
     get_request.set_read_preference(any_owner ? v1::READ_PREFERENCE_ANY_OWNER
                                               : v1::READ_PREFERENCE_PRIMARY);
-    get_request.mutable_keys()->Reserve(request.ops_size());
-    for (v1::Operation& op : *request.mutable_ops()) {
-      get_request.add_keys()->swap(*op.mutable_get()->mutable_key());
+    get_request.mutable_keys()->Reserve(static_cast<int>(index.size()));
+    for (const size_t i : index) {
+      const std::string_view key = run->op(i).key.bytes;
+      get_request.add_keys()->assign(key.data(), key.size());
     }
     stub->async()->MultiGet(&context, &get_request, &get_response,
                             [this, service](grpc::Status s) { Answered(service, std::move(s)); });
@@ -160,9 +163,7 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
         local.push_back(i);
         break;
       case Router::Where::kRemote: {
-        v1::Operation encoded;
-        EncodeOp(op, i, &encoded);
-        const size_t bytes = CacheService::ForwardBytes(encoded);
+        const size_t bytes = CacheService::ForwardBytes(op);
         // The owner's last group, or a new one when it is full (the owner's own limits).
         auto it = std::find_if(groups.rbegin(), groups.rend(),
                                [&](const auto& g) { return g->owner == d.owner; });
@@ -172,7 +173,7 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
           groups.back()->owner = d.owner;
           it = groups.rbegin();
         }
-        (*it)->Add(op, i, &encoded, bytes);
+        (*it)->Add(op, i, bytes);
         break;
       }
     }
