@@ -60,11 +60,6 @@ void SetOpStatus(const grpc::Status& status, v1::OpStatus* out) {
   out->set_message(status.error_message());
 }
 
-grpc::Status UnknownReadPreference(v1::ReadPreference preference) {
-  return {grpc::StatusCode::INVALID_ARGUMENT,
-          "unknown read preference " + std::to_string(static_cast<int>(preference))};
-}
-
 // One unary call relayed as raw bytes to the key's owner. Deletes itself when it is done.
 template <typename Request, typename Response>
 class UnaryForward {
@@ -113,7 +108,6 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
     : node_(node),
       membership_(membership),
       peers_(peers),
-      fenced_reads_(node->options().fenced_reads),
       gate_(node),
       router_(node->options().node_id, node->options().max_key_bytes, membership == nullptr, &gate_,
               node->options().fenced_reads, node->options().replication_factor) {
@@ -389,9 +383,9 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
     call.Reply(ToGrpcStatus(s));
     return;
   }
-  if (request.read_preference() != v1::READ_PREFERENCE_ANY_OWNER &&
-      request.read_preference() != v1::READ_PREFERENCE_PRIMARY) {
-    call.Reply(UnknownReadPreference(request.read_preference()));
+  bool any_owner = false;
+  if (Status s = DecodeReadPreference(request.read_preference(), &any_owner); !s.ok()) {
+    call.Reply(ToGrpcStatus(s));
     return;
   }
   const internal::Topology* topology = ThreadTopology();
@@ -404,7 +398,7 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   // Fenced with --fenced-reads: every key from this node's copy, marked possibly stale
   // (Router::Route); without it the whole call is refused.
   if (Fenced()) [[unlikely]] {
-    if (!fenced_reads_) {
+    if (!router_.fenced_reads()) {
       call.Reply(FencedStatus());
       return;
     }
@@ -414,7 +408,6 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   v1::MultiGetResponse* response = call.response();
   response->mutable_results()->Reserve(n);
   auto* batch = new BatchState(n);
-  const bool any_owner = request.read_preference() == v1::READ_PREFERENCE_ANY_OWNER;
   for (int i = 0; i < n; ++i) {
     Op& op = batch->ops[static_cast<size_t>(i)];
     op.kind = OpKind::kGet;

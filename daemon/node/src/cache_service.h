@@ -214,7 +214,6 @@ class CacheService final {
                     const internal::Topology* topology) const;
 
  private:
-  using Access = Router::Access;
   using Where = Router::Where;
 
   // The router's view of a call's metadata.
@@ -256,7 +255,6 @@ class CacheService final {
   Node* const node_;              // Not owned.
   Membership* const membership_;  // Not owned; may be null.
   PeerPool* const peers_;         // Not owned; may be null.
-  const bool fenced_reads_;       // node_->options().fenced_reads.
   const NodeFencing gate_;        // For router_.
   const Router router_;
   int subscription_ = -1;

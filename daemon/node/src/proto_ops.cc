@@ -28,7 +28,15 @@ v1::OperationResult::ResultCase ExpectedResult(OpKind kind) {
   return v1::OperationResult::RESULT_NOT_SET;
 }
 
-Status ReadPreference(v1::ReadPreference preference, bool* any_owner) {
+template <typename Request>
+void WriteConcernOf(const Request& request, Op* op) {
+  op->write_concern = request.write_concern();
+  op->write_concern_timeout_ms = request.write_concern_timeout_ms();
+}
+
+}  // namespace
+
+Status DecodeReadPreference(v1::ReadPreference preference, bool* any_owner) {
   switch (preference) {
     case v1::READ_PREFERENCE_PRIMARY:
       *any_owner = false;
@@ -41,14 +49,6 @@ Status ReadPreference(v1::ReadPreference preference, bool* any_owner) {
                                      std::to_string(static_cast<int>(preference)));
   }
 }
-
-template <typename Request>
-void WriteConcernOf(const Request& request, Op* op) {
-  op->write_concern = request.write_concern();
-  op->write_concern_timeout_ms = request.write_concern_timeout_ms();
-}
-
-}  // namespace
 
 Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
   if (!proto::FromProto(request.mode(), &options->mode)) {
@@ -63,7 +63,7 @@ Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
 Status DecodeOp(const v1::GetRequest& request, Op* op) {
   op->kind = OpKind::kGet;
   op->key = KeyRef::Of(request.key());
-  return ReadPreference(request.read_preference(), &op->any_owner);
+  return DecodeReadPreference(request.read_preference(), &op->any_owner);
 }
 
 Status DecodeOp(const v1::SetRequest& request, Op* op) {
@@ -92,7 +92,7 @@ Status DecodeOp(const v1::TouchRequest& request, Op* op) {
 Status DecodeOp(const v1::TtlRequest& request, Op* op) {
   op->kind = OpKind::kTtl;
   op->key = KeyRef::Of(request.key());
-  return ReadPreference(request.read_preference(), &op->any_owner);
+  return DecodeReadPreference(request.read_preference(), &op->any_owner);
 }
 
 Status DecodeOp(const v1::IncrRequest& request, Op* op) {

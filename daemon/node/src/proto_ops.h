@@ -27,6 +27,8 @@ Status DecodeOp(const v1::TtlRequest& request, Op* op);
 Status DecodeOp(const v1::IncrRequest& request, Op* op);
 Status DecodeOp(const v1::Operation& operation, Op* op);
 
+// A read preference as Op::any_owner; INVALID_ARGUMENT naming an unknown value.
+Status DecodeReadPreference(v1::ReadPreference preference, bool* any_owner);
 // A SetRequest's options; INVALID_ARGUMENT for an unknown mode.
 Status ToSetOptions(const v1::SetRequest& request, SetOptions* options);
 

@@ -112,6 +112,7 @@ class Router {
   Status CheckWriteConcern(const Topology* topology, uint32_t k, uint32_t timeout_ms) const;
   // True while the node is fenced (one relaxed atomic load).
   bool Fenced() const { return gate_ != nullptr && gate_->Fenced(); }
+  bool fenced_reads() const { return fenced_reads_; }
   // The UNAVAILABLE status of an operation refused while fenced (the fencing reason).
   Status FencedStatus() const;
 
