@@ -14,6 +14,8 @@
 #include <catch2/catch.hpp>
 
 #include "cache_calls.h"
+#include "cluster_checks.h"
+#include "cluster_harness.h"
 #include "node_process.h"
 #include "raw_socket.h"
 #include "status_matchers.h"
@@ -21,6 +23,8 @@
 namespace ringcache::it {
 namespace {
 
+using checks::CurrentRing;
+using checks::Ring;
 using grpc::StatusCode;
 using std::chrono::milliseconds;
 
@@ -293,6 +297,78 @@ TEST_CASE("An empty --metrics-listen disables the metrics endpoint", "[integrati
   CHECK(node.MetricsAddress().empty());
   auto stub = node.NewStub();
   CHECK_THAT(Set(*stub, "k", "v").status, IsOk());
+}
+
+TEST_CASE("Forwarded batches ride one long-lived stream per peer and not a call each",
+          "[integration][metrics][routing]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2});
+  RequireStart(cluster);
+  const std::optional<Ring> ring = CurrentRing(cluster);
+  REQUIRE(ring.has_value());
+  auto n1 = cluster.Stub(0);
+
+  // Keys on every primary; through n1, as MultiSet, MultiGet and five Pipeline streams.
+  std::vector<std::string> keys;
+  size_t on_n2 = 0;
+  for (int i = 0; i < 48; ++i) {
+    keys.push_back("fwd:" + std::to_string(i));
+    on_n2 += ring->Primary(keys.back()) == 1;
+  }
+  REQUIRE(on_n2 > 0);
+  for (int round = 0; round < 10; ++round) {
+    v1::MultiSetRequest set;
+    for (const std::string& k : keys) {
+      v1::SetRequest* item = set.add_items();
+      item->set_key(k);
+      item->set_value("v" + std::to_string(round));
+    }
+    grpc::ClientContext set_ctx;
+    SetDeadline(set_ctx, milliseconds(5000));
+    v1::MultiSetResponse set_reply;
+    REQUIRE_THAT(n1->MultiSet(&set_ctx, set, &set_reply), IsOk());
+    v1::MultiGetRequest get;
+    for (const std::string& k : keys) get.add_keys(k);
+    grpc::ClientContext get_ctx;
+    SetDeadline(get_ctx, milliseconds(5000));
+    v1::MultiGetResponse got;
+    REQUIRE_THAT(n1->MultiGet(&get_ctx, get, &got), IsOk());
+    REQUIRE(got.results_size() == static_cast<int>(keys.size()));
+    for (const v1::GetResult& r : got.results()) CHECK(r.value() == "v" + std::to_string(round));
+  }
+  for (int s = 0; s < 5; ++s) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, milliseconds(5000));
+    auto stream = n1->Pipeline(&ctx);
+    v1::PipelineRequest request;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      v1::Operation* op = request.add_ops();
+      op->set_id(i);
+      op->mutable_get()->set_key(keys[i]);
+    }
+    REQUIRE(stream->Write(request));
+    stream->WritesDone();
+    size_t answered = 0;
+    v1::PipelineResponse response;
+    while (stream->Read(&response)) {
+      for (const v1::OperationResult& r : response.results()) {
+        CHECK_THAT(r.status(), OpIs(StatusCode::OK));
+        ++answered;
+      }
+    }
+    REQUIRE_THAT(stream->Finish(), IsOk());
+    CHECK(answered == keys.size());
+  }
+
+  // n2 saw every forwarded operation on one Pipeline stream that is still open (n1's),
+  // and no forwarded Batch or MultiGet call. No client ever opened a stream to n2.
+  const Scrape n2 = ScrapeUntil(cluster.node(1), [](const Scrape& sc) {
+    return sc.Value("ringcache_pipeline_streams") == 1.0;
+  });
+  CHECK(n2.Value("ringcache_pipeline_streams") == 1.0);
+  CHECK(n2.Value("ringcache_pipeline_ops_total").value_or(0) >= 25.0 * static_cast<double>(on_n2));
+  CHECK(n2.Value("ringcache_requests_total", {{"rpc", "Batch"}}).value_or(0) == 0.0);
+  CHECK(n2.Value("ringcache_requests_total", {{"rpc", "MultiGet"}}).value_or(0) == 0.0);
+  CHECK(n2.Value("ringcache_requests_total", {{"rpc", "MultiSet"}}).value_or(0) == 0.0);
 }
 
 }  // namespace

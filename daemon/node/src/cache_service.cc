@@ -15,6 +15,7 @@
 
 #include "cluster_view_proto.h"
 #include "engine.h"
+#include "forward_streams.h"
 #include "membership.h"
 #include "op_batch.h"
 #include "peer_pool.h"
@@ -112,6 +113,7 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
       router_(node->options().node_id, node->options().max_key_bytes, membership == nullptr, &gate_,
               node->options().fenced_reads, node->options().replication_factor) {
   generation_.store(NextGeneration(), std::memory_order_release);
+  if (peers_ != nullptr) streams_ = std::make_unique<ForwardStreams>(this);
   if (membership_ != nullptr) {
     // Membership publishes current() before it calls subscribers, so a thread that sees
     // the new generation and refreshes gets this view (or a newer one).
@@ -123,6 +125,7 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
 }
 
 CacheService::~CacheService() {
+  streams_.reset();  // Cancels the forwarding streams and waits for them to end.
   if (membership_ != nullptr) membership_->Unsubscribe(subscription_);
 }
 
@@ -202,11 +205,19 @@ void CacheService::AddEpochHint(grpc::CallbackServerContext* context, const Requ
 }
 
 void CacheService::AddForwardMetadata(grpc::ClientContext* context) const {
+  uint64_t epoch = 0;
+  if (membership_ != nullptr) {
+    if (const std::shared_ptr<const internal::Topology> topology = membership_->current()) {
+      epoch = topology->epoch();
+    }
+  }
+  AddForwardMetadata(context, epoch);
+}
+
+void CacheService::AddForwardMetadata(grpc::ClientContext* context, uint64_t epoch) const {
   context->AddMetadata(std::string(RequestMetadata::kForwardedByKey), self_id());
-  if (membership_ == nullptr) return;
-  if (const std::shared_ptr<const internal::Topology> topology = membership_->current()) {
-    context->AddMetadata(std::string(RequestMetadata::kEpochKey),
-                         std::to_string(topology->epoch()));
+  if (epoch != 0) {
+    context->AddMetadata(std::string(RequestMetadata::kEpochKey), std::to_string(epoch));
   }
 }
 

@@ -53,6 +53,7 @@
 
 namespace ringcache::internal {
 
+class ForwardStreams;
 class Membership;
 class PeerPool;
 struct Topology;
@@ -61,7 +62,7 @@ struct Topology;
 grpc::Status ToGrpcStatus(const Status& status);
 
 // Where a Pipeline stream's operations that do not end at once report their results: the
-// forwarded ones (PipelineForward) and local writes waiting for replica acks.
+// forwarded ones (ForwardStreams) and local writes waiting for replica acks.
 // Implemented by PipelineReactor.
 class PipelineSink {
  public:
@@ -185,7 +186,7 @@ class CacheService final {
                               const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
                               v1::PipelineResponse* out);
 
-  // ---- Forwarding (also used by PipelineForward).
+  // ---- Forwarding (also used by RunBatch, PipelineReactor and ForwardStreams).
 
   // The deadline of a call forwarded on behalf of a caller whose deadline is
   // `caller_deadline`: min(caller's, now + forward_timeout + extra). Sets *ours if the
@@ -197,12 +198,16 @@ class CacheService final {
   // again) and ringcache-epoch (this node's epoch: an owner still one view behind serves
   // a read it already owns in the next view, see Route).
   void AddForwardMetadata(grpc::ClientContext* context) const;
+  // The same for a forward routed under the view of `epoch` (0: none, sends no epoch).
+  void AddForwardMetadata(grpc::ClientContext* context, uint64_t epoch) const;
   // A forwarded call's status as this node relays it: the owner's own answers unchanged;
   // a transport failure or our own forward timeout as UNAVAILABLE naming the owner.
   grpc::Status RelayStatus(const grpc::Status& status, const ForwardTarget& target,
                            bool our_deadline) const;
   const std::string& self_id() const;
   PeerPool* peers() const { return peers_; }
+  // Where batches of forwarded operations go (null on a standalone node).
+  ForwardStreams* forward_streams() const { return streams_.get(); }
   // The operation path's parts (RunBatch).
   const Router& router() const { return router_; }
   Node* node() const { return node_; }
@@ -258,6 +263,7 @@ class CacheService final {
   const NodeFencing gate_;        // For router_.
   const Router router_;
   int subscription_ = -1;
+  std::unique_ptr<ForwardStreams> streams_;  // Set in the constructor when peers_ is.
 
   // Changes (to a process-wide unique value) whenever membership adopts a view; a thread's
   // cached topology is current while its generation matches.

@@ -2,7 +2,8 @@
 // section 2, steps 2-5). Every operation is routed by Router::Route on one snapshot of the
 // view; those served here run on the engine (ExecuteLocal) inline, on the calling thread,
 // with their keys prefetched together; every other owner gets its operations as one
-// forwarded Batch call (split in more only past the owner's message limits);
+// exchange on the forwarding stream to it (forward_streams.h; split in more only past the
+// owner's message limits);
 // local writes with a write concern wait for their replicas. Each result lands in its own
 // slot, so the caller reads them in request order; `done` runs once all are in.
 //
@@ -11,13 +12,13 @@
 //   RunBatch(service, topology, hints, ops, results, deadline, [&] { /* encode, reply */ });
 //
 // Operations whose result the caller already filled (skip[i] true, e.g. a decoding error)
-// are left alone. A forwarded call that fails gives each of its operations the relayed
+// are left alone. A forwarded exchange that fails gives each of its operations the relayed
 // error (UNAVAILABLE naming the owner); the other owners' results stand.
 //
 // Threads: `done` runs on the calling thread if nothing was forwarded or waited for,
-// otherwise on a gRPC or replication thread. `ops`, `results` and `skip` must stay valid
-// until it runs; the views in `ops` are copied into the forwarded messages before
-// RunBatch returns.
+// otherwise on a gRPC, sweeper (ForwardStreams) or replication thread. `ops`, `results`
+// and `skip` must stay valid until it runs; the views in `ops` are copied into the
+// forwarded messages before RunBatch returns.
 #pragma once
 
 #include <chrono>

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "callback_server.h"
-#include "pipeline_forward.h"
+#include "forward_streams.h"
 
 namespace ringcache::internal {
 namespace {
@@ -130,6 +130,7 @@ void PipelineReactor::EnqueueForwardLocked(ForwardGroup* group) {
     queue->target.id = group->owner->id;
   }
   queue->target.address = group->owner->address;  // The newest view's.
+  queue->epoch = std::max(queue->epoch, group->epoch);
   pending_ops_ += static_cast<size_t>(group->request.ops_size());
   queue->waiting_bytes += group->bytes;
   if (queue->waiting.ops_size() == 0) {
@@ -156,10 +157,15 @@ void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
       max_ops = static_cast<int>(env_->handlers->MaxForwardOps());
       max_bytes = env_->handlers->MaxForwardBytes();
     }
-    calls->push_back({.target = q.target, .request = {}, .extra_deadline = q.extra_deadline});
+    calls->push_back({.target = q.target,
+                      .epoch = q.epoch,
+                      .request = {},
+                      .bytes = 0,
+                      .extra_deadline = q.extra_deadline});
     v1::PipelineRequest& request = calls->back().request;
     if (q.waiting.ops_size() <= max_ops && q.waiting_bytes <= max_bytes) {
       request.Swap(&q.waiting);
+      calls->back().bytes = q.waiting_bytes;
       q.waiting_bytes = 0;
       q.extra_deadline = std::chrono::milliseconds(0);
     } else {
@@ -174,6 +180,7 @@ void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
       request.mutable_ops()->Reserve(n);
       for (int i = 0; i < n; ++i) request.add_ops()->Swap(q.waiting.mutable_ops(i));
       q.waiting.mutable_ops()->DeleteSubrange(0, n);
+      calls->back().bytes = bytes;
       q.waiting_bytes -= std::min(q.waiting_bytes, bytes);
       // extra_deadline stays: it may belong to an operation still waiting.
     }
@@ -182,9 +189,20 @@ void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
 }
 
 void PipelineReactor::StartForwards(std::vector<ForwardCall>* calls) {
+  const CacheService* service = env_->handlers;
   for (ForwardCall& call : *calls) {
-    PipelineForward::Start(env_->handlers, this, std::move(call.target), std::move(call.request),
-                           context_->deadline(), call.extra_deadline);
+    bool ours = false;
+    const auto deadline =
+        service->ForwardDeadline(context_->deadline(), call.extra_deadline, &ours);
+    const size_t ops = static_cast<size_t>(call.request.ops_size());
+    RefSink();  // Until the results are delivered.
+    service->forward_streams()->Send(
+        call.target, call.epoch, std::move(call.request), call.bytes, deadline, ours,
+        [this, ops, owner_id = call.target.id](v1::PipelineResponse* results) {
+          Deliver(results, results->ByteSizeLong(), ops);
+          ForwardDone(owner_id);
+          UnrefSink();
+        });
   }
 }
 
@@ -409,7 +427,11 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
         if (g.owner == step.owner) group = &g;
       }
       if (group == nullptr) {
-        forwards->push_back({.owner = step.owner, .request = {}, .extra_deadline = {}});
+        forwards->push_back({.owner = step.owner,
+                             .epoch = topology->epoch(),
+                             .request = {},
+                             .bytes = 0,
+                             .extra_deadline = {}});
         group = &forwards->back();
       }
       group->bytes += CacheService::ForwardBytes(request.ops(next_op_));

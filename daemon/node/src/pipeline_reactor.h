@@ -6,8 +6,9 @@
 //  - the operations of a request message are routed as soon as it is read, in order
 //    (CacheService::ExecutePipelineOp): those served here run at once and their results are
 //    appended to a queue of response messages (each closed at about kTargetMessageBytes);
-//    those another node owns are queued per owner and sent there as PipelineForward calls
-//    (pipeline_forward.h), at most kMaxForwardsPerOwner in flight per owner: what
+//    those another node owns are queued per owner and sent there as exchanges on the
+//    node's forwarding streams (forward_streams.h), at most kMaxForwardsPerOwner in flight
+//    per owner: what
 //    accumulates meanwhile leaves in the next call; a local write with a write concern
 //    waits for its replicas. Their results join the queue when they arrive, so results may
 //    come out of request order (they carry the caller's ids);
@@ -44,7 +45,7 @@
 //
 // Lifetime: reference counted. gRPC's reference is dropped in OnDone; PipelineStreams
 // takes one while draining a stream outside its own lock, and every pending operation's
-// owner (PipelineForward, a write-concern wait) one until it delivered. Deleted at the
+// owner (a forwarded exchange, a write-concern wait) one until it delivered. Deleted at the
 // last Unref.
 #pragma once
 
@@ -101,9 +102,10 @@ class PipelineReactor final
   // Reading pauses while this many operations are pending (forwarded, or waiting for
   // replica acks).
   static constexpr size_t kMaxPendingOps = 8192;
-  // Forwarded calls in flight per owner node and stream. More would only add call setups:
-  // the operations that wait go out together in the next call.
-  static constexpr int kMaxForwardsPerOwner = 2;
+  // Forwarded exchanges in flight per owner node and stream: the operations that arrive
+  // meanwhile go out together in the next one (fewer, larger messages; measured better
+  // than 2 in run_client_bench.sh's batch phase).
+  static constexpr int kMaxForwardsPerOwner = 1;
   // Arena block sizes (ArenaMessage): one block holds a 16-operation message of small keys
   // and values (about 2.3 KB of message objects). A stream holds two request blocks and,
   // while busy, up to four response blocks (written, queued, spares): about 24 KiB.
@@ -147,6 +149,7 @@ class PipelineReactor final
   // The operations of one executed stretch that one other node owns.
   struct ForwardGroup {
     const ClusterMember* owner = nullptr;  // In the executing thread's topology.
+    uint64_t epoch = 0;                    // That topology's.
     v1::PipelineRequest request;
     size_t bytes = 0;                             // CacheService::ForwardBytes of the ops.
     std::chrono::milliseconds extra_deadline{0};  // Longest write-concern wait among them.
@@ -154,6 +157,7 @@ class PipelineReactor final
   // Forwarding to one other node: calls in flight, and the operations waiting for a call.
   struct PeerQueue {
     ForwardTarget target;
+    uint64_t epoch = 0;  // Of the newest view the waiting ops were routed under.
     v1::PipelineRequest waiting;
     size_t waiting_bytes = 0;  // CacheService::ForwardBytes of the waiting ops.
     std::chrono::milliseconds extra_deadline{0};
@@ -162,7 +166,9 @@ class PipelineReactor final
   // A forwarded call to start (outside mu_).
   struct ForwardCall {
     ForwardTarget target;
+    uint64_t epoch = 0;
     v1::PipelineRequest request;
+    size_t bytes = 0;
     std::chrono::milliseconds extra_deadline{0};
   };
 
