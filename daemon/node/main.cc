@@ -49,6 +49,8 @@ struct Flags {
   std::string node_id;
   std::string listen = "127.0.0.1:7700";
   std::string metrics_listen = "127.0.0.1:9700";
+  std::string resp_listen;
+  uint32_t resp_threads = 1;
   std::string memory = "1GiB";
   uint32_t shards = 0;
   uint32_t max_key_bytes = 4096;
@@ -117,6 +119,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--metrics-listen", flags->metrics_listen,
                  "HTTP address of /metrics (Prometheus) and /healthz, HOST:PORT;\n"
                  "port 0 picks a free port; \"\" disables the endpoint");
+  app.add_option("--resp-listen", flags->resp_listen,
+                 "Redis-protocol address HOST:PORT (redis-cli, any Redis client;\n"
+                 "docs/redis.md); port 0 picks a free port; off by default");
+  app.add_option("--resp-threads", flags->resp_threads, "I/O threads of the Redis-protocol port")
+      ->check(CLI::Range(1u, 64u));
   app.add_option("--memory", flags->memory,
                  "Cache byte budget: keys + values + a fixed overhead per entry")
       ->check(ByteSizeValidator());
@@ -259,6 +266,8 @@ const char* FlagOfMessage(const std::string& message) {
   static constexpr std::pair<std::string_view, const char*> kFlags[] = {
       {"listen_address", "--listen: "},
       {"metrics_listen_address", "--metrics-listen: "},
+      {"resp_listen_address", "--resp-listen: "},
+      {"resp_threads", "--resp-threads: "},
       {"memory_bytes", "--memory: "},
       {"shards", "--shards: "},
       {"max_key_bytes", "--max-key-bytes: "},
@@ -474,6 +483,8 @@ int main(int argc, char** argv) {
       .node_id = flags.node_id,
       .listen_address = flags.listen,
       .metrics_listen_address = flags.metrics_listen,
+      .resp_listen_address = flags.resp_listen,
+      .resp_threads = flags.resp_threads,
       .memory_bytes = *ringcache::internal::ParseByteSize(flags.memory),
       .shards = flags.shards,
       .max_key_bytes = flags.max_key_bytes,
@@ -562,16 +573,17 @@ int main(int argc, char** argv) {
   signals.SetServing();
   // "serving" for a member that owns its ranges; a joiner is "joining" until they arrive
   // (a "node state: joining -> serving" line follows).
-  spdlog::info("{}: node_id={} grpc={} metrics={} epoch={}",
+  spdlog::info("{}: node_id={} grpc={} metrics={} resp={} epoch={}",
                ringcache::NodeStateName(node->state()), node->options().node_id,
                node->grpc_address(),
                node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
-               node->Stats().epoch);
+               node->resp_address().empty() ? "(off)" : node->resp_address(), node->Stats().epoch);
 
   if (!flags.ready_file.empty()) {
     std::string error;
-    const std::string content =
-        "grpc=" + node->grpc_address() + "\nmetrics=" + node->metrics_address() + "\n";
+    const std::string content = "grpc=" + node->grpc_address() +
+                                "\nmetrics=" + node->metrics_address() +
+                                "\nresp=" + node->resp_address() + "\n";
     if (!WriteFileAtomically(flags.ready_file, content, &error)) {
       spdlog::error("cannot write the ready file: {}; shutting down", error);
       node->Shutdown();

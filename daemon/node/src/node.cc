@@ -40,6 +40,7 @@
 #include "node_metrics.h"
 #include "peer_pool.h"
 #include "replication.h"
+#include "resp/server.h"
 #include "ringcache/metrics/http_metrics_server.h"
 #include "ringcache/metrics/metrics.h"
 
@@ -217,6 +218,13 @@ Status NodeOptions::Validate() const {
       return s;
     }
   }
+  if (!resp_listen_address.empty()) {
+    if (Status s = CheckHostPort("resp_listen_address", resp_listen_address); !s.ok()) return s;
+  }
+  if (resp_threads < 1 || resp_threads > 64) {
+    return Status::InvalidArgument("resp_threads must be 1..64, got " +
+                                   std::to_string(resp_threads));
+  }
   if (memory_bytes < kMinMemoryBytes) {
     return Status::InvalidArgument("memory_bytes must be at least " +
                                    std::to_string(kMinMemoryBytes) + ", got " +
@@ -261,6 +269,7 @@ struct Node::Impl {
   std::chrono::steady_clock::time_point started;
   std::string grpc_address;
   std::string metrics_address;
+  std::string resp_address;
 
   // Destroyed in reverse order: servers first, then what they use.
   std::unique_ptr<Cache> cache;
@@ -273,6 +282,7 @@ struct Node::Impl {
   std::unique_ptr<internal::FailoverManager> failover;
   std::unique_ptr<internal::CacheService> handlers;
   std::unique_ptr<internal::CallbackServer> server;
+  std::unique_ptr<internal::RespServer> resp;
   std::unique_ptr<metrics::HttpMetricsServer> http;
 
   std::atomic<bool> shutting_down{false};
@@ -498,6 +508,23 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
     n.http = std::move(http).value();
     n.metrics_address = n.http->bound_address();
   }
+
+  if (!options.resp_listen_address.empty()) {
+    // One command's arguments: the largest value or key; as many as an MSET of max-batch
+    // pairs. The unparsed input one connection may hold: one such command.
+    const size_t max_arg = std::max<size_t>(options.max_value_bytes, options.max_key_bytes);
+    const size_t max_args = size_t{2} * options.max_batch + 16;
+    Result<std::unique_ptr<internal::RespServer>> resp = internal::RespServer::Start(
+        n.handlers.get(), {.listen_address = options.resp_listen_address,
+                           .threads = options.resp_threads,
+                           .max_query_buffer_bytes = std::max<size_t>(
+                               size_t{2} * max_arg + (size_t{1} << 20), size_t{64} << 20),
+                           .max_bulk_bytes = max_arg,
+                           .max_args = max_args});
+    if (!resp.ok()) return resp.status();  // ~Node stops the other servers.
+    n.resp = std::move(resp).value();
+    n.resp_address = n.resp->bound_address();
+  }
   return node;
 }
 
@@ -514,6 +541,7 @@ void Node::Shutdown() {
   n.shutting_down.store(true, std::memory_order_release);
   // In-flight calls finish first, with membership and replication still working (their
   // writes replicate, write-concern waits resolve), bounded by the grace period.
+  if (n.resp != nullptr) n.resp->Stop();
   if (n.server != nullptr) {
     n.server->Shutdown(std::chrono::system_clock::now() + n.options.shutdown_grace);
   }
@@ -604,6 +632,7 @@ Status Node::Leave() {
 }
 const std::string& Node::grpc_address() const { return impl_->grpc_address; }
 const std::string& Node::metrics_address() const { return impl_->metrics_address; }
+const std::string& Node::resp_address() const { return impl_->resp_address; }
 const NodeOptions& Node::options() const { return impl_->options; }
 
 Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const {

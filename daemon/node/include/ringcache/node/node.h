@@ -50,6 +50,11 @@ struct NodeOptions {
   // Prometheus /metrics and /healthz HTTP address, HOST:PORT; port 0 = any free port;
   // empty = no metrics endpoint. Default "127.0.0.1:9700".
   std::string metrics_listen_address = "127.0.0.1:9700";
+  // The Redis-protocol port (docs/redis.md), HOST:PORT; port 0 = any free port; empty
+  // (default) = off.
+  std::string resp_listen_address;
+  // I/O threads of the Redis-protocol port, 1..64. Default 1.
+  uint32_t resp_threads = 1;
   // Cache byte budget (key + value + per-entry overhead). Default 1 GiB.
   uint64_t memory_bytes = uint64_t{1} << 30;
   // Cache shards, a power of two; 0 (default) = automatic.
@@ -265,6 +270,8 @@ class Node {
   const std::string& grpc_address() const;
   // The bound metrics address with the actual port, or "" if the endpoint is disabled.
   const std::string& metrics_address() const;
+  // The bound Redis-protocol address with the actual port, or "" if it is off.
+  const std::string& resp_address() const;
   // The validated options, with node_id and threads resolved.
   const NodeOptions& options() const;
 

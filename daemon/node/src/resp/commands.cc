@@ -1,0 +1,540 @@
+#include "resp/commands.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <limits>
+
+namespace ringcache::internal {
+namespace {
+
+// Redis's string2ll: an optional '-', then digits without a leading zero (or "0" alone),
+// filling the whole argument.
+bool ParseInt(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (i == s.size()) return false;
+  if (s[i] == '0' && (s.size() > i + 1 || i == 1)) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// A message safe inside a simple string or error: no CR or LF (Redis replaces them too).
+std::string OneLine(std::string_view text) {
+  std::string out(text);
+  std::replace(out.begin(), out.end(), '\r', ' ');
+  std::replace(out.begin(), out.end(), '\n', ' ');
+  return out;
+}
+
+void AppendInteger(std::string* out, int64_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), n);
+  out->push_back(':');
+  out->append(buf, p);
+  out->append("\r\n");
+}
+
+void AppendBulk(std::string* out, std::string_view value) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), value.size());
+  out->push_back('$');
+  out->append(buf, p);
+  out->append("\r\n");
+  out->append(value);
+  out->append("\r\n");
+}
+
+constexpr std::string_view kNil = "$-1\r\n";
+constexpr std::string_view kOk = "+OK\r\n";
+constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
+constexpr std::string_view kSyntax = "ERR syntax error";
+
+// A node's status as a Redis error reply. UNAVAILABLE (a node failing over, joining, a
+// forward that timed out) is TRYAGAIN, the error Redis Cluster uses for "retry later".
+void AppendStatusError(std::string* out, const Status& s) {
+  std::string_view prefix = "-ERR ";
+  if (s.code() == StatusCode::kUnavailable) prefix = "-TRYAGAIN ";
+  if (s.code() == StatusCode::kResourceExhausted) prefix = "-OOM ";
+  out->append(prefix);
+  out->append(OneLine(s.message()));
+  out->append("\r\n");
+}
+
+enum class Cmd : uint8_t {
+  kPing,
+  kEcho,
+  kSelect,
+  kQuit,
+  kCommand,
+  kGet,
+  kSet,
+  kSetNx,
+  kSetEx,
+  kPSetEx,
+  kMGet,
+  kMSet,
+  kDel,
+  kExists,
+  kIncr,
+  kDecr,
+  kIncrBy,
+  kDecrBy,
+  kExpire,
+  kPExpire,
+  kTtl,
+  kPTtl,
+  kStrLen,
+};
+
+struct CommandSpec {
+  std::string_view name;  // Lowercase.
+  int arity;              // Redis's: n = exactly n words, -n = at least n.
+  Cmd cmd;
+};
+
+constexpr std::array kCommands = {
+    CommandSpec{"ping", -1, Cmd::kPing},       CommandSpec{"echo", 2, Cmd::kEcho},
+    CommandSpec{"select", 2, Cmd::kSelect},    CommandSpec{"quit", -1, Cmd::kQuit},
+    CommandSpec{"command", -1, Cmd::kCommand}, CommandSpec{"get", 2, Cmd::kGet},
+    CommandSpec{"set", -3, Cmd::kSet},         CommandSpec{"setnx", 3, Cmd::kSetNx},
+    CommandSpec{"setex", 4, Cmd::kSetEx},      CommandSpec{"psetex", 4, Cmd::kPSetEx},
+    CommandSpec{"mget", -2, Cmd::kMGet},       CommandSpec{"mset", -3, Cmd::kMSet},
+    CommandSpec{"del", -2, Cmd::kDel},         CommandSpec{"unlink", -2, Cmd::kDel},
+    CommandSpec{"exists", -2, Cmd::kExists},   CommandSpec{"touch", -2, Cmd::kExists},
+    CommandSpec{"incr", 2, Cmd::kIncr},        CommandSpec{"decr", 2, Cmd::kDecr},
+    CommandSpec{"incrby", 3, Cmd::kIncrBy},    CommandSpec{"decrby", 3, Cmd::kDecrBy},
+    CommandSpec{"expire", -3, Cmd::kExpire},   CommandSpec{"pexpire", -3, Cmd::kPExpire},
+    CommandSpec{"ttl", 2, Cmd::kTtl},          CommandSpec{"pttl", 2, Cmd::kPTtl},
+    CommandSpec{"strlen", 2, Cmd::kStrLen},
+};
+
+constexpr auto kNames = [] {
+  std::array<std::string_view, kCommands.size()> names{};
+  for (size_t i = 0; i < kCommands.size(); ++i) names[i] = kCommands[i].name;
+  return names;
+}();
+
+const CommandSpec* Find(std::string_view name) {
+  for (const CommandSpec& spec : kCommands) {
+    if (EqualsIgnoreCase(spec.name, name)) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::span<const std::string_view> RespCommandNames() { return kNames; }
+
+void RespBatch::Clear() {
+  calls_.clear();
+  ops_.clear();
+  results_.clear();
+  values_used_ = 0;
+}
+
+void RespBatch::Begin(RespReply reply) {
+  calls_.push_back(
+      {.reply = reply, .first_op = ops_.size(), .op_count = 0, .fixed = {}, .close_after = false});
+}
+
+void RespBatch::Fixed(std::string reply) {
+  Begin(RespReply::kFixed);
+  calls_.back().fixed = std::move(reply);
+}
+
+void RespBatch::Error(std::string_view message) { Fixed("-" + OneLine(message) + "\r\n"); }
+
+Op& RespBatch::AddOp(OpKind kind, std::string_view key) {
+  Op& op = ops_.emplace_back();
+  op.kind = kind;
+  op.key = KeyRef::Of(key);
+  OpResult& result = results_.emplace_back();
+  if (kind == OpKind::kGet) {
+    if (values_used_ == values_.size()) values_.emplace_back();
+    std::string* value = &values_[values_used_++];
+    value->clear();
+    result.value = value;
+  }
+  ++calls_.back().op_count;
+  return op;
+}
+
+bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
+  const std::span<const std::string_view> args = c.args;
+  const CommandSpec* spec = Find(args[0]);
+  if (spec == nullptr) {
+    // Redis's wording, byte for byte: each argument quoted and followed by a space, while
+    // the list is under 128 bytes.
+    std::string list;
+    for (size_t i = 1; i < args.size() && list.size() < 128; ++i) {
+      list += "'" + std::string(args[i].substr(0, 128 - list.size())) + "' ";
+    }
+    Error("ERR unknown command '" + std::string(args[0].substr(0, 128)) +
+          "', with args beginning with: " + list);
+    return true;
+  }
+  const int n = static_cast<int>(args.size());
+  if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
+    Error("ERR wrong number of arguments for '" + std::string(spec->name) + "' command");
+    return true;
+  }
+  switch (spec->cmd) {
+    case Cmd::kPing:
+      if (n > 2) {
+        Error("ERR wrong number of arguments for 'ping' command");
+      } else if (n == 2) {
+        Begin(RespReply::kFixed);
+        AppendBulk(&calls_.back().fixed, args[1]);
+      } else {
+        Fixed("+PONG\r\n");
+      }
+      return true;
+    case Cmd::kEcho:
+      Begin(RespReply::kFixed);
+      AppendBulk(&calls_.back().fixed, args[1]);
+      return true;
+    case Cmd::kSelect: {
+      int64_t db = 0;
+      if (!ParseInt(args[1], &db)) {
+        Error(kNotInteger);
+      } else if (db != 0) {
+        Error("ERR DB index is out of range");
+      } else {
+        Fixed(std::string(kOk));
+      }
+      return true;
+    }
+    case Cmd::kQuit:
+      Fixed(std::string(kOk));
+      calls_.back().close_after = true;
+      return false;
+    case Cmd::kCommand:
+      // redis-cli asks COMMAND DOCS for its hints; an empty answer means "no hints".
+      if (n >= 2 && EqualsIgnoreCase(args[1], "count")) {
+        Begin(RespReply::kFixed);
+        AppendInteger(&calls_.back().fixed, static_cast<int64_t>(kCommands.size()));
+      } else {
+        Fixed("*0\r\n");
+      }
+      return true;
+    case Cmd::kGet:
+      Begin(RespReply::kBulk);
+      AddOp(OpKind::kGet, args[1]);
+      return true;
+    case Cmd::kStrLen:
+      Begin(RespReply::kLength);
+      AddOp(OpKind::kGet, args[1]);
+      return true;
+    case Cmd::kSet:
+      Set(c, now_ms);
+      return true;
+    case Cmd::kSetNx: {
+      Begin(RespReply::kOne);
+      Op& op = AddOp(OpKind::kSet, args[1]);
+      op.value = args[2];
+      op.set.mode = SetMode::kIfAbsent;
+      return true;
+    }
+    case Cmd::kSetEx:
+    case Cmd::kPSetEx: {
+      int64_t ttl = 0;
+      const bool seconds = spec->cmd == Cmd::kSetEx;
+      if (!ParseInt(args[2], &ttl)) {
+        Error(kNotInteger);
+      } else if (ttl <= 0 || (seconds && ttl > std::numeric_limits<int64_t>::max() / 1000)) {
+        Error("ERR invalid expire time in '" + std::string(spec->name) + "' command");
+      } else {
+        Begin(RespReply::kOkOrNil);
+        Op& op = AddOp(OpKind::kSet, args[1]);
+        op.value = args[3];
+        op.set.ttl_ms = static_cast<uint64_t>(seconds ? ttl * 1000 : ttl);
+      }
+      return true;
+    }
+    case Cmd::kMGet:
+      Begin(RespReply::kMulti);
+      for (int i = 1; i < n; ++i) AddOp(OpKind::kGet, args[static_cast<size_t>(i)]);
+      return true;
+    case Cmd::kMSet:
+      if (n % 2 != 1) {
+        Error("ERR wrong number of arguments for 'mset' command");
+        return true;
+      }
+      Begin(RespReply::kAllOk);
+      for (int i = 1; i < n; i += 2) {
+        AddOp(OpKind::kSet, args[static_cast<size_t>(i)]).value = args[static_cast<size_t>(i) + 1];
+      }
+      return true;
+    case Cmd::kDel:
+      Begin(RespReply::kCount);
+      for (int i = 1; i < n; ++i) AddOp(OpKind::kDelete, args[static_cast<size_t>(i)]);
+      return true;
+    case Cmd::kExists:
+      Begin(RespReply::kCount);
+      for (int i = 1; i < n; ++i) AddOp(OpKind::kTtl, args[static_cast<size_t>(i)]);
+      return true;
+    case Cmd::kIncr:
+      Incr(c, 1, false);
+      return true;
+    case Cmd::kDecr:
+      Incr(c, -1, false);
+      return true;
+    case Cmd::kIncrBy:
+      Incr(c, 1, true);
+      return true;
+    case Cmd::kDecrBy:
+      Incr(c, -1, true);
+      return true;
+    case Cmd::kExpire:
+      Expire(c, spec->name, 1000);
+      return true;
+    case Cmd::kPExpire:
+      Expire(c, spec->name, 1);
+      return true;
+    case Cmd::kTtl:
+      Begin(RespReply::kTtlSeconds);
+      AddOp(OpKind::kTtl, args[1]);
+      return true;
+    case Cmd::kPTtl:
+      Begin(RespReply::kTtlMillis);
+      AddOp(OpKind::kTtl, args[1]);
+      return true;
+  }
+  return true;
+}
+
+void RespBatch::Incr(const RespCommand& c, int64_t sign, bool parse_delta) {
+  int64_t delta = sign;
+  if (parse_delta) {
+    int64_t by = 0;
+    if (!ParseInt(c.args[2], &by)) {
+      Error(kNotInteger);
+      return;
+    }
+    if (sign < 0 && by == std::numeric_limits<int64_t>::min()) {
+      Error("ERR decrement would overflow");
+      return;
+    }
+    delta = sign * by;
+  }
+  Begin(RespReply::kInteger);
+  AddOp(OpKind::kIncr, c.args[1]).delta = delta;
+}
+
+void RespBatch::Expire(const RespCommand& c, std::string_view name, int64_t unit_ms) {
+  int64_t amount = 0;
+  if (!ParseInt(c.args[2], &amount)) {
+    Error(kNotInteger);
+    return;
+  }
+  if (c.args.size() > 3) {  // NX / XX / GT / LT: not yet.
+    Error("ERR Unsupported option " + std::string(c.args[3]));
+    return;
+  }
+  if (unit_ms > 1 && (amount > std::numeric_limits<int64_t>::max() / unit_ms ||
+                      amount < std::numeric_limits<int64_t>::min() / unit_ms)) {
+    Error("ERR invalid expire time in '" + std::string(name) + "' command");
+    return;
+  }
+  Begin(RespReply::kFound);
+  const int64_t ttl_ms = amount * unit_ms;
+  if (ttl_ms <= 0) {
+    AddOp(OpKind::kDelete, c.args[1]);  // As Redis: a TTL already past deletes the key.
+  } else {
+    AddOp(OpKind::kTouch, c.args[1]).ttl_ms = static_cast<uint64_t>(ttl_ms);
+  }
+}
+
+void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
+  const std::span<const std::string_view> args = c.args;
+  SetMode mode = SetMode::kAlways;
+  int64_t ttl_ms = 0;
+  bool has_expire = false;
+  bool past = false;  // EXAT/PXAT in the past: Redis stores and expires at once.
+  for (size_t i = 3; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    const bool has_next = i + 1 < args.size();
+    if (EqualsIgnoreCase(a, "nx") && mode == SetMode::kAlways) {
+      mode = SetMode::kIfAbsent;
+    } else if (EqualsIgnoreCase(a, "xx") && mode == SetMode::kAlways) {
+      mode = SetMode::kIfPresent;
+    } else if (EqualsIgnoreCase(a, "get") || EqualsIgnoreCase(a, "keepttl")) {
+      Error("ERR SET " + Lower(a) + " is not supported yet by ringcache");
+      return;
+    } else if ((EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
+                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat")) &&
+               !has_expire && has_next) {
+      int64_t v = 0;
+      if (!ParseInt(args[i + 1], &v)) {
+        Error(kNotInteger);
+        return;
+      }
+      const bool seconds = EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "exat");
+      const bool absolute = EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat");
+      if (v <= 0 || (seconds && v > std::numeric_limits<int64_t>::max() / 1000)) {
+        Error("ERR invalid expire time in 'set' command");
+        return;
+      }
+      const int64_t ms = seconds ? v * 1000 : v;
+      if (absolute) {
+        past = ms <= now_ms;
+        ttl_ms = past ? 0 : ms - now_ms;
+      } else {
+        ttl_ms = ms;
+      }
+      has_expire = true;
+      ++i;
+    } else {
+      Error(kSyntax);
+      return;
+    }
+  }
+  Begin(RespReply::kOkOrNil);
+  if (past) {
+    // Stored and expired at once: the key is gone, whatever the mode (and +OK, as Redis
+    // answers when the condition held; an absent key under XX answers nil below).
+    Op& op = AddOp(OpKind::kDelete, args[1]);
+    (void)op;
+    calls_.back().reply = RespReply::kFixed;
+    calls_.back().fixed = std::string(kOk);
+    return;
+  }
+  Op& op = AddOp(OpKind::kSet, args[1]);
+  op.value = args[2];
+  op.set.mode = mode;
+  op.set.ttl_ms = static_cast<uint64_t>(ttl_ms);
+}
+
+void RespBatch::EncodeReplies(std::string* out) const {
+  for (const RespCall& call : calls_) {
+    const std::span<const OpResult> r(results_.data() + call.first_op, call.op_count);
+    switch (call.reply) {
+      case RespReply::kFixed:
+        out->append(call.fixed);
+        break;
+      case RespReply::kBulk:
+      case RespReply::kLength: {
+        const OpResult& g = r[0];
+        if (g.status.code() == StatusCode::kNotFound) {
+          out->append(call.reply == RespReply::kBulk ? kNil : ":0\r\n");
+        } else if (!g.status.ok()) {
+          AppendStatusError(out, g.status);
+        } else if (call.reply == RespReply::kBulk) {
+          AppendBulk(out, *g.value);
+        } else {
+          AppendInteger(out, static_cast<int64_t>(g.value->size()));
+        }
+        break;
+      }
+      case RespReply::kOkOrNil:
+      case RespReply::kOne: {
+        const Status& s = r[0].status;
+        const bool unmet =
+            s.code() == StatusCode::kAlreadyExists || s.code() == StatusCode::kNotFound;
+        if (s.ok()) {
+          out->append(call.reply == RespReply::kOne ? ":1\r\n" : kOk);
+        } else if (unmet) {
+          out->append(call.reply == RespReply::kOne ? ":0\r\n" : kNil);
+        } else {
+          AppendStatusError(out, s);
+        }
+        break;
+      }
+      case RespReply::kSetOld:
+        out->append("-ERR not supported\r\n");
+        break;
+      case RespReply::kMulti: {
+        const auto failed = std::find_if(r.begin(), r.end(), [](const OpResult& g) {
+          return !g.status.ok() && g.status.code() != StatusCode::kNotFound;
+        });
+        if (failed != r.end()) {
+          AppendStatusError(out, failed->status);
+          break;
+        }
+        out->push_back('*');
+        out->append(std::to_string(r.size()));
+        out->append("\r\n");
+        for (const OpResult& g : r) {
+          if (g.status.ok()) {
+            AppendBulk(out, *g.value);
+          } else {
+            out->append(kNil);
+          }
+        }
+        break;
+      }
+      case RespReply::kAllOk: {
+        const auto failed =
+            std::find_if(r.begin(), r.end(), [](const OpResult& g) { return !g.status.ok(); });
+        if (failed != r.end()) {
+          AppendStatusError(out, failed->status);
+        } else {
+          out->append(kOk);
+        }
+        break;
+      }
+      case RespReply::kCount:
+      case RespReply::kFound: {
+        int64_t found = 0;
+        const OpResult* error = nullptr;
+        for (const OpResult& g : r) {
+          if (g.status.ok()) {
+            ++found;
+          } else if (g.status.code() != StatusCode::kNotFound && error == nullptr) {
+            error = &g;
+          }
+        }
+        if (error != nullptr) {
+          AppendStatusError(out, error->status);
+        } else {
+          AppendInteger(out, found);
+        }
+        break;
+      }
+      case RespReply::kInteger: {
+        const Status& s = r[0].status;
+        if (s.ok()) {
+          AppendInteger(out, r[0].integer);
+        } else if (s.code() == StatusCode::kFailedPrecondition) {
+          out->append("-ERR value is not an integer or out of range\r\n");
+        } else if (s.code() == StatusCode::kOutOfRange) {
+          out->append("-ERR increment or decrement would overflow\r\n");
+        } else {
+          AppendStatusError(out, s);
+        }
+        break;
+      }
+      case RespReply::kTtlSeconds:
+      case RespReply::kTtlMillis: {
+        const OpResult& t = r[0];
+        if (t.status.code() == StatusCode::kNotFound) {
+          out->append(":-2\r\n");
+        } else if (!t.status.ok()) {
+          AppendStatusError(out, t.status);
+        } else if (t.integer == 0) {
+          out->append(":-1\r\n");
+        } else {
+          AppendInteger(out,
+                        call.reply == RespReply::kTtlMillis ? t.integer : (t.integer + 500) / 1000);
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace ringcache::internal

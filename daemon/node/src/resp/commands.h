@@ -1,0 +1,97 @@
+// The Redis commands a node serves, as translations to and from the operation vocabulary
+// (operation.h): each command becomes zero or more Ops of one batch, and its reply is
+// encoded from their results, in Redis's words (docs/redis.md lists the commands and what
+// differs from Redis).
+//
+//   RespBatch batch;
+//   for (const RespCommand& c : commands) batch.Add(c, now_ms);   // ops, or a known reply
+//   RunBatch(service, topology, {}, batch.ops(), batch.results(), batch.skip(), ...);
+//   batch.EncodeReplies(&out);   // one reply per command, in order
+//
+// A command that needs no operation (PING, ECHO, an error found while decoding) has its
+// reply at once. Commands that change the connection (QUIT) are flagged so that the
+// connection ends its batch there.
+//
+// Thread safety: a RespBatch belongs to one connection; no shared state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "operation.h"
+#include "resp/parser.h"
+
+namespace ringcache::internal {
+
+// How each command's reply is built from its operations' results.
+enum class RespReply : uint8_t {
+  kFixed,       // `fixed` holds the whole reply.
+  kBulk,        // GET: the value, or nil.
+  kOkOrNil,     // SET: +OK, nil when NX/XX did not hold.
+  kSetOld,      // SET ... GET: reserved (not supported yet).
+  kOne,         // SETNX: :1 / :0.
+  kMulti,       // MGET: an array of values or nils.
+  kAllOk,       // MSET: +OK when every write succeeded.
+  kCount,       // DEL, UNLINK, EXISTS, TOUCH: how many ops found their key.
+  kInteger,     // INCR family: the new value.
+  kFound,       // EXPIRE family: :1 if the key existed, :0 if not.
+  kTtlSeconds,  // TTL.
+  kTtlMillis,   // PTTL.
+  kLength,      // STRLEN.
+};
+
+struct RespCall {
+  RespReply reply = RespReply::kFixed;
+  size_t first_op = 0;
+  size_t op_count = 0;
+  std::string fixed;
+  bool close_after = false;  // QUIT.
+};
+
+class RespBatch {
+ public:
+  RespBatch() = default;
+
+  // Starts a new batch (keeps the buffers).
+  void Clear();
+  // Translates `command` into its operations or its reply. `now_ms`: the Unix time in ms
+  // (EXAT/PXAT). Returns false if the connection must stop after this command (QUIT).
+  bool Add(const RespCommand& command, int64_t now_ms);
+
+  std::span<const Op> ops() const { return ops_; }
+  std::span<OpResult> results() { return results_; }
+  size_t commands() const { return calls_.size(); }
+  bool empty() const { return calls_.empty(); }
+  // True if the last command added asks to close the connection once answered.
+  bool close_after() const { return !calls_.empty() && calls_.back().close_after; }
+
+  // Appends every command's reply, in order, to `out`.
+  void EncodeReplies(std::string* out) const;
+
+ private:
+  void Fixed(std::string reply);
+  void Error(std::string_view message);  // "-" + message + "\r\n".
+  // Adds an op whose key is `key` and returns it for the caller to fill.
+  Op& AddOp(OpKind kind, std::string_view key);
+  void Begin(RespReply reply);
+
+  void Set(const RespCommand& c, int64_t now_ms);
+  void Expire(const RespCommand& c, std::string_view name, int64_t unit_ms);
+  void Incr(const RespCommand& c, int64_t delta, bool parse_delta);
+
+  std::vector<RespCall> calls_;
+  std::vector<Op> ops_;
+  std::vector<OpResult> results_;
+  std::deque<std::string> values_;  // Where Get results land (stable addresses).
+  size_t values_used_ = 0;
+};
+
+// The names of the commands served, lowercase (COMMAND COUNT, tests).
+std::span<const std::string_view> RespCommandNames();
+
+}  // namespace ringcache::internal

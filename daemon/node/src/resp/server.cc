@@ -1,0 +1,293 @@
+#include "resp/server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "asio_listen.h"
+#include "cache_service.h"
+#include "op_batch.h"
+#include "resp/commands.h"
+#include "resp/parser.h"
+
+namespace ringcache::internal {
+namespace {
+
+using asio::ip::tcp;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr size_t kReadChunk = 16 * 1024;
+
+}  // namespace
+
+class RespConnection;
+
+class RespServer::Impl {
+ public:
+  Impl(const CacheService* service, RespServerOptions options)
+      : service_(service),
+        options_(std::move(options)),
+        parser_(RespLimits{.max_args = options_.max_args,
+                           .max_bulk_bytes = options_.max_bulk_bytes,
+                           .max_inline_bytes = 64 * 1024}) {
+    const size_t n = std::max<size_t>(1, options_.threads);
+    for (size_t i = 0; i < n; ++i) {
+      ios_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(asio::make_work_guard(*ios_.back()));
+    }
+    acceptor_ = std::make_unique<tcp::acceptor>(*ios_[0]);
+  }
+  ~Impl() { Stop(); }
+
+  Status Listen() {
+    return metrics::OpenAcceptor(acceptor_.get(), options_.listen_address, &bound_);
+  }
+  void Run() {
+    Accept();
+    for (auto& io : ios_) threads_.emplace_back([ctx = io.get()] { ctx->run(); });
+  }
+  void Stop();
+
+  const std::string& bound_address() const { return bound_; }
+  const CacheService* service() const { return service_; }
+  const RespParser& parser() const { return parser_; }
+  const RespServerOptions& options() const { return options_; }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // A batch started / finished (Stop waits for none in flight).
+  void BatchStarted() { in_flight_.fetch_add(1, std::memory_order_acq_rel); }
+  void BatchFinished() {
+    if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(mu_);
+      cv_.notify_all();
+    }
+  }
+  void Closed(RespConnection* c) {
+    std::lock_guard lock(mu_);
+    connections_.erase(c);
+  }
+
+ private:
+  void Accept();
+
+  const CacheService* const service_;
+  const RespServerOptions options_;
+  const RespParser parser_;
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  std::string bound_;
+  size_t next_io_ = 0;  // On the accepting thread only.
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Protected by mu_: open connections (to close them at Stop).
+  std::unordered_map<RespConnection*, std::weak_ptr<RespConnection>> connections_;
+  bool stopped_ = false;
+
+  friend class RespConnection;
+};
+
+// One client connection; lives on one I/O thread (see the header for the flow).
+class RespConnection : public std::enable_shared_from_this<RespConnection> {
+ public:
+  RespConnection(RespServer::Impl* server, tcp::socket socket)
+      : server_(server), socket_(std::move(socket)) {}
+
+  void Start() {
+    std::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    Read();
+  }
+
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // From Stop, on any thread: ends the connection on its own thread.
+  void Close() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+  }
+
+ private:
+  void Read() {
+    if (server_->stopping()) return Shutdown();
+    if (in_.size() - in_len_ < kReadChunk) in_.resize(in_len_ + 2 * kReadChunk);
+    socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                            [self = shared_from_this()](std::error_code ec, size_t n) {
+                              if (ec) return self->Shutdown();
+                              self->in_len_ += n;
+                              self->Process();
+                            });
+  }
+
+  // Parses what the buffer holds and runs it; reads more if it holds no whole command.
+  void Process() {
+    if (server_->stopping()) return Shutdown();
+    commands_.clear();
+    size_t used = 0;
+    const RespParseError error = server_->parser().Parse(
+        std::string_view(in_.data(), in_len_), &commands_, &used, RespServer::kMaxCommandsPerBatch);
+    consumed_ = used;
+    if (error) {
+      trailer_ = "-ERR " + error.message + "\r\n";
+      close_after_ = true;
+    } else if (commands_.empty()) {
+      if (in_len_ >= server_->options().max_query_buffer_bytes) {
+        trailer_ = "-ERR Protocol error: a command over the query buffer limit of " +
+                   std::to_string(server_->options().max_query_buffer_bytes) +
+                   " bytes (the node's --max-value-bytes and --max-batch)\r\n";
+        close_after_ = true;
+        return Finish();
+      }
+      return Read();
+    }
+    batch_.Clear();
+    const int64_t now_ms = NowUnixMs();
+    for (const RespCommand& c : commands_) {
+      if (!batch_.Add(c, now_ms)) {
+        close_after_ = true;  // QUIT: nothing after it runs.
+        break;
+      }
+    }
+    if (batch_.ops().empty()) return Finish();
+
+    server_->BatchStarted();
+    const std::thread::id here = std::this_thread::get_id();
+    done_inline_ = false;
+    const CacheService* service = server_->service();
+    RunBatch(service, service->ThreadTopology(), Router::Hints{}, batch_.ops(), batch_.results(),
+             {}, std::chrono::system_clock::time_point::max(), [self = shared_from_this(), here] {
+               if (std::this_thread::get_id() == here) {
+                 self->done_inline_ = true;  // Still inside RunBatch, on this thread.
+                 return;
+               }
+               RespServer::Impl* server = self->server_;
+               asio::post(self->socket_.get_executor(), [self] { self->Finish(); });
+               server->BatchFinished();
+             });
+    if (done_inline_) {
+      server_->BatchFinished();
+      Finish();
+    }
+  }
+
+  // Encodes the batch's replies (and any protocol error), drops the commands answered
+  // from the buffer, and writes.
+  void Finish() {
+    out_.clear();
+    batch_.EncodeReplies(&out_);
+    batch_.Clear();
+    out_ += trailer_;
+    trailer_.clear();
+    if (consumed_ > 0) {
+      std::memmove(in_.data(), in_.data() + consumed_, in_len_ - consumed_);
+      in_len_ -= consumed_;
+      consumed_ = 0;
+    }
+    if (out_.empty()) return close_after_ ? Shutdown() : Process();
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](std::error_code ec, size_t) {
+                        if (ec || self->close_after_) return self->Shutdown();
+                        self->Process();
+                      });
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    std::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_->Closed(this);
+  }
+
+  RespServer::Impl* const server_;
+  tcp::socket socket_;
+  std::string in_;  // Received bytes in [0, in_len_).
+  size_t in_len_ = 0;
+  size_t consumed_ = 0;  // Bytes of the commands of the batch in flight.
+  std::vector<RespCommand> commands_;
+  RespBatch batch_;
+  std::string out_;
+  std::string trailer_;  // A protocol error's reply, after the batch's.
+  bool close_after_ = false;
+  bool done_inline_ = false;
+  bool closed_ = false;
+};
+
+void RespServer::Impl::Accept() {
+  asio::io_context& io = *ios_[next_io_];
+  next_io_ = (next_io_ + 1) % ios_.size();
+  acceptor_->async_accept(io, [this](std::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
+    if (!ec && !stopping()) {
+      auto connection = std::make_shared<RespConnection>(this, std::move(socket));
+      {
+        std::lock_guard lock(mu_);
+        connections_.emplace(connection.get(), connection);
+      }
+      // Start on the connection's own thread.
+      asio::post(connection->executor(), [connection] { connection->Start(); });
+    }
+    Accept();
+  });
+}
+
+void RespServer::Impl::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  stopping_.store(true, std::memory_order_release);
+  if (!threads_.empty()) {
+    asio::post(*ios_[0], [this] {
+      std::error_code ignored;
+      acceptor_->close(ignored);
+    });
+  }
+  {
+    std::unique_lock lock(mu_);
+    for (auto& [raw, weak] : connections_) {
+      if (auto c = weak.lock()) c->Close();
+    }
+    // Batches in flight end by their forward deadline at the latest.
+    cv_.wait(lock, [this] { return in_flight_.load(std::memory_order_acquire) == 0; });
+  }
+  guards_.clear();
+  for (auto& io : ios_) io->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+Result<std::unique_ptr<RespServer>> RespServer::Start(const CacheService* service,
+                                                      RespServerOptions options) {
+  auto impl = std::make_unique<Impl>(service, std::move(options));
+  if (Status s = impl->Listen(); !s.ok()) return s;
+  impl->Run();
+  return std::unique_ptr<RespServer>(new RespServer(std::move(impl)));
+}
+
+RespServer::RespServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RespServer::~RespServer() { Stop(); }
+const std::string& RespServer::bound_address() const { return impl_->bound_address(); }
+void RespServer::Stop() { impl_->Stop(); }
+
+}  // namespace ringcache::internal

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Differential test of the Redis protocol: one scripted run of commands against Debian's
+redis-server and against ringcached's --resp-listen port (node 1 of a 3-node cluster, so
+two keys in three are forwarded); every reply must be identical, byte for byte, except
+where a rule below says how to compare (remaining TTLs move while the script runs).
+
+Both servers are started here on 127.0.0.1 with free ports and stopped at the end. Raw
+sockets, no client library: the bytes compared are the bytes on the wire.
+
+Usage: resp_diff.py --ringcached PATH [--redis-server PATH] [--nodes N] [--verbose]
+Exit: 0 all replies match; 1 a mismatch (each printed); 77 redis-server missing (skip).
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+# Commands in order. A command is a list of arguments (bytes or str), or a tuple
+# (rule, args): "ttl" compares integers within 1, "pttl" within 1500 ms.
+SCRIPT = [
+    # Connection.
+    ["PING"], ["PING", "hello"], ["PING", "a", "b"], ["ECHO", "hi"], ["ECHO"],
+    ["SELECT", "0"], ["SELECT", "x"], ["SELECT", "-1"],
+    # Unknown commands and arity, in Redis's words.
+    ["FOO"], ["FOO", "a", "b"], ["foo", "x" * 200], ["GET"], ["GET", "a", "b"], ["SET", "k"],
+    # GET / SET and its options.
+    ["GET", "nokey"], ["SET", "k1", "v1"], ["GET", "k1"], ["set", "k1", "v2", "nx"],
+    ["SET", "k1", "v3", "XX"], ["GET", "k1"], ["SET", "k2", "v", "XX"], ["GET", "k2"],
+    ["SET", "k3", "v", "EX", "100"], ("ttl", ["TTL", "k3"]),
+    ["SET", "k3", "v", "PX", "100000"], ("ttl", ["TTL", "k3"]), ("pttl", ["PTTL", "k3"]),
+    ["SET", "k4", "v", "EX", "0"], ["SET", "k4", "v", "EX", "-5"], ["SET", "k4", "v", "EX", "abc"],
+    ["SET", "k4", "v", "EX"], ["SET", "k4", "v", "NX", "XX"], ["SET", "k4", "v", "EX", "10", "PX", "100"],
+    ["SET", "k4", "v", "BOGUS"], ["SET", "k4", "v", "PX", "01"], ["GET", "k4"],
+    ["SET", "k5", "v", "EXAT", str(int(time.time()) + 1000)], ("ttl", ["TTL", "k5"]),
+    ["SET", "k6", "v", "PXAT", str(int(time.time() * 1000) + 100000)], ("ttl", ["TTL", "k6"]),
+    ["SET", "empty", ""], ["GET", "empty"], ["STRLEN", "empty"],
+    ["SET", b"bin\r\nkey", b"\x00\xff\r\nvalue"], ["GET", b"bin\r\nkey"],
+    ["SETNX", "nx1", "a"], ["SETNX", "nx1", "b"], ["GET", "nx1"], ["SETNX", "nx1"],
+    ["SETEX", "ex1", "100", "v"], ("ttl", ["TTL", "ex1"]), ["SETEX", "ex1", "0", "v"],
+    ["SETEX", "ex1", "x", "v"], ["PSETEX", "px1", "100000", "v"], ("ttl", ["TTL", "px1"]),
+    ["PSETEX", "px1", "-1", "v"],
+    # Many keys (spread over every node of the cluster).
+    ["MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"],
+    ["MGET", "a", "b", "c", "nokey", "d", "e", "f", "a"], ["MSET", "a"], ["MSET", "a", "1", "b"],
+    ["EXISTS", "a", "b", "c", "c", "nokey"], ["TOUCH", "a", "nokey", "b"],
+    ["DEL", "a", "b", "nokey"], ["EXISTS", "a", "b"], ["UNLINK", "c", "c"], ["EXISTS", "c"],
+    ["DEL"],
+    # Counters.
+    ["INCR", "ctr"], ["INCR", "ctr"], ["INCRBY", "ctr", "10"], ["DECR", "ctr"],
+    ["DECRBY", "ctr", "5"], ["INCRBY", "ctr", "abc"], ["INCRBY", "ctr", "1.5"],
+    ["INCRBY", "ctr", "-3"], ["GET", "ctr"], ["SET", "s", "notanumber"], ["INCR", "s"],
+    ["SET", "big", "9223372036854775807"], ["INCR", "big"], ["GET", "big"],
+    ["SET", "small", "-9223372036854775808"], ["DECR", "small"],
+    ["DECRBY", "ctr", "-9223372036854775808"], ["INCR"], ["INCRBY", "ctr"],
+    # Expiry.
+    ["SET", "t1", "v"], ["TTL", "t1"], ["PTTL", "t1"], ["TTL", "nokey"], ["PTTL", "nokey"],
+    ["EXPIRE", "t1", "100"], ("ttl", ["TTL", "t1"]), ["EXPIRE", "nokey", "100"],
+    ["PEXPIRE", "t1", "200000"], ("ttl", ["TTL", "t1"]), ["EXPIRE", "t1", "abc"],
+    ["EXPIRE", "t1", "0"], ["GET", "t1"], ["EXISTS", "t1"], ["SET", "t2", "v"],
+    ["PEXPIRE", "t2", "-10"], ["EXISTS", "t2"], ["EXPIRE", "t2"],
+    ["STRLEN", "nx1"], ["STRLEN", "nokey"],
+    # Inline commands (as typed in telnet).
+    b"SET inl \"a b\\x41\\n\"\r\n", b"GET inl\r\n", b"PING\r\n", b"\r\n",
+    b"ECHO 'it\\'s'\r\n",
+]
+# Sent last, each on a fresh connection: a protocol error answers, then closes.
+PROTOCOL_ERRORS = [
+    b"*1\r\n$x\r\n", b"*1\r\n+PING\r\n", b"*abc\r\n", b"*2\r\n$-5\r\n",
+    b"SET a \"unbalanced\r\n", b"ECHO 'it''s'\r\n", b"*1\r\n$4\r\nPING\r\n*1\r\n$q\r\n",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def encode(args):
+    if isinstance(args, bytes):
+        return args  # Inline, sent as is.
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Reader:
+    """Reads whole RESP replies from a socket, returning each one's raw bytes."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _line(self, pos):
+        while True:
+            end = self.buf.find(b"\r\n", pos)
+            if end >= 0:
+                return end
+            self._fill()
+
+    def _skip(self, pos):
+        end = self._line(pos)
+        kind = self.buf[pos:pos + 1]
+        if kind in (b"+", b"-", b":"):
+            return end + 2
+        n = int(self.buf[pos + 1:end])
+        if kind == b"$":
+            if n < 0:
+                return end + 2
+            while len(self.buf) < end + 2 + n + 2:
+                self._fill()
+            return end + 2 + n + 2
+        if kind == b"*":
+            pos = end + 2
+            for _ in range(max(n, 0)):
+                pos = self._skip(pos)
+            return pos
+        raise ValueError("unexpected reply byte %r in %r" % (kind, self.buf[pos:pos + 40]))
+
+    def reply(self):
+        if not self.buf:
+            self._fill()
+        end = self._skip(0)
+        raw, self.buf = self.buf[:end], self.buf[end:]
+        return raw
+
+    def rest_until_close(self, timeout=3.0):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return self.buf, True
+                self.buf += data
+        except socket.timeout:
+            return self.buf, False
+
+
+def start(args, ready_check, log_path):
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    deadline = time.monotonic() + 20
+    while not ready_check():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("%s did not start:\n%s" % (args[0], open(log_path).read()[-3000:]))
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def can_connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_cluster(binary, nodes, tmp):
+    """nodes ringcached processes, n1 with --resp-listen; returns (procs, resp_port)."""
+    procs = []
+    seeds = None
+    resp_port = None
+    for i in range(1, nodes + 1):
+        ready = os.path.join(tmp, "n%d.ready" % i)
+        args = [binary, "--node-id", "n%d" % i, "--listen", "127.0.0.1:0", "--metrics-listen", "",
+                "--memory", "64MiB", "--ready-file", ready, "--log-level", "warn",
+                "--replication-factor", str(min(2, nodes))]
+        if i == 1:
+            args += ["--resp-listen", "127.0.0.1:0"]
+        if seeds:
+            args += ["--seeds", seeds]
+        procs.append(start(args, lambda: os.path.exists(ready), os.path.join(tmp, "n%d.log" % i)))
+        fields = dict(l.strip().split("=", 1) for l in open(ready) if "=" in l)
+        if i == 1:
+            seeds = fields["grpc"]
+            resp_port = int(fields["resp"].rsplit(":", 1)[1])
+    return procs, resp_port
+
+
+def run_script(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    reader = Reader(sock)
+    replies = []
+    for item in SCRIPT:
+        args = item[1] if isinstance(item, tuple) else item
+        sock.sendall(encode(args))
+        if args == b"\r\n":  # An empty inline line gets no reply.
+            replies.append(b"")
+            continue
+        replies.append(reader.reply())
+    # The same script pipelined in one write: the replies must not change (except TTLs).
+    sock.sendall(b"".join(encode(i[1] if isinstance(i, tuple) else i) for i in SCRIPT
+                          if (i[1] if isinstance(i, tuple) else i) != b"\r\n"))
+    pipelined = [reader.reply() for i in SCRIPT
+                 if (i[1] if isinstance(i, tuple) else i) != b"\r\n"]
+    sock.close()
+    errors = []
+    for raw in PROTOCOL_ERRORS:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(raw)
+        data, closed = Reader(s).rest_until_close()
+        errors.append((data, closed))
+        s.close()
+    return replies, pipelined, errors
+
+
+def same(rule, a, b):
+    if rule is None:
+        return a == b
+    if not (a.startswith(b":") and b.startswith(b":")):
+        return a == b
+    x, y = int(a[1:-2]), int(b[1:-2])
+    return abs(x - y) <= (1 if rule == "ttl" else 1500)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringcached", required=True)
+    ap.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true")
+    opts = ap.parse_args()
+    if not os.access(opts.redis_server, os.X_OK):
+        print("SKIP: redis-server not found (scripts/install-deps.sh installs it)")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="ringcache-resp-diff-")
+    redis_port = free_port()
+    procs = []
+    try:
+        procs.append(start([opts.redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--dir", tmp],
+                           lambda: can_connect(redis_port), os.path.join(tmp, "redis.log")))
+        cluster, resp_port = start_cluster(opts.ringcached, opts.nodes, tmp)
+        procs += cluster
+        want, want_pipe, want_err = run_script(redis_port)
+        got, got_pipe, got_err = run_script(resp_port)
+    finally:
+        for p in procs:
+            stop(p)
+    failures = 0
+    flat = [(i[0] if isinstance(i, tuple) else None, i[1] if isinstance(i, tuple) else i)
+            for i in SCRIPT]
+    for (rule, args), a, b in zip(flat, want, got):
+        ok = same(rule, a, b)
+        failures += not ok
+        if not ok or opts.verbose:
+            print("%s %r\n   redis:     %r\n   ringcache: %r" % ("ok  " if ok else "DIFF", args, a, b))
+    piped = [(r, a) for r, a in flat if a != b"\r\n"]
+    for (rule, args), a, b in zip(piped, want_pipe, got_pipe):
+        if not same(rule, a, b):
+            failures += 1
+            print("DIFF (pipelined) %r\n   redis:     %r\n   ringcache: %r" % (args, a, b))
+    for raw, a, b in zip(PROTOCOL_ERRORS, want_err, got_err):
+        if a != b:
+            failures += 1
+            print("DIFF (protocol error) %r\n   redis:     %r\n   ringcache: %r" % (raw, a, b))
+    total = 2 * len(flat) + len(PROTOCOL_ERRORS)
+    print("%d of %d replies match redis-server %s" % (total - failures, total,
+                                                      "(all)" if failures == 0 else ""))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

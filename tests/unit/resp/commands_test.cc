@@ -1,0 +1,94 @@
+// RespBatch: Redis commands into operations of the vocabulary, and their results into
+// Redis's replies (the byte-for-byte comparison with redis-server is tests/resp/).
+#include "resp/commands.h"
+
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+namespace ringcache::internal {
+namespace {
+
+RespCommand Command(std::vector<std::string> words) {
+  RespCommand c;
+  c.owned = std::move(words);
+  c.args.assign(c.owned.begin(), c.owned.end());
+  return c;
+}
+
+TEST_CASE("Commands become operations of one batch, replies come back in command order", "[resp]") {
+  RespBatch batch;
+  std::vector<RespCommand> commands;
+  for (auto words : std::vector<std::vector<std::string>>{{"SET", "k", "v", "EX", "10", "NX"},
+                                                          {"PING"},
+                                                          {"MGET", "a", "b", "c"},
+                                                          {"INCRBY", "n", "-5"},
+                                                          {"EXPIRE", "k", "0"},
+                                                          {"TTL", "k"}}) {
+    commands.push_back(Command(std::move(words)));
+  }
+  for (const RespCommand& c : commands) REQUIRE(batch.Add(c, 1000));
+  REQUIRE(batch.commands() == 6);
+  const auto ops = batch.ops();
+  REQUIRE(ops.size() == 1 + 3 + 1 + 1 + 1);
+  CHECK(ops[0].kind == OpKind::kSet);
+  CHECK(ops[0].set.ttl_ms == 10'000);
+  CHECK(ops[0].set.mode == SetMode::kIfAbsent);
+  CHECK(ops[0].key.hash == HashKey("k"));
+  CHECK(ops[1].kind == OpKind::kGet);
+  CHECK(ops[3].key.bytes == "c");
+  CHECK(ops[4].kind == OpKind::kIncr);
+  CHECK(ops[4].delta == -5);
+  CHECK(ops[5].kind == OpKind::kDelete);  // EXPIRE with a TTL already past deletes.
+  CHECK(ops[6].kind == OpKind::kTtl);
+
+  // Results as the engine would give them.
+  auto results = batch.results();
+  results[0].status = Status::AlreadyExists("exists");
+  *results[1].value = "1";
+  results[2].status = Status::NotFound("absent");
+  *results[3].value = "3";
+  results[4].integer = 7;
+  results[5].status = Status::NotFound("absent");
+  results[6].integer = 2500;
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out == "$-1\r\n+PONG\r\n*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n:7\r\n:0\r\n:3\r\n");
+}
+
+TEST_CASE("A node's errors become Redis errors: TRYAGAIN for unavailable, one line", "[resp]") {
+  RespBatch batch;
+  REQUIRE(batch.Add(Command({"GET", "k"}), 0));
+  REQUIRE(batch.Add(Command({"INCR", "k"}), 0));
+  REQUIRE(batch.Add(Command({"MGET", "a", "b"}), 0));
+  auto results = batch.results();
+  results[0].status = Status::Unavailable("node n2 is not the primary\r\nretry");
+  results[1].status = Status::FailedPrecondition("value is not a decimal 64-bit integer");
+  results[3].status = Status::Unavailable("cannot reach node n3");
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out ==
+        "-TRYAGAIN node n2 is not the primary  retry\r\n"
+        "-ERR value is not an integer or out of range\r\n"
+        "-TRYAGAIN cannot reach node n3\r\n");
+}
+
+TEST_CASE("QUIT ends the batch, and unknown commands and bad arity answer without operations",
+          "[resp]") {
+  RespBatch batch;
+  CHECK(batch.Add(Command({"foo", "a"}), 0));
+  CHECK(batch.Add(Command({"get"}), 0));
+  CHECK_FALSE(batch.Add(Command({"QUIT"}), 0));
+  CHECK(batch.close_after());
+  CHECK(batch.ops().empty());
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out ==
+        "-ERR unknown command 'foo', with args beginning with: 'a' \r\n"
+        "-ERR wrong number of arguments for 'get' command\r\n"
+        "+OK\r\n");
+}
+
+}  // namespace
+}  // namespace ringcache::internal
