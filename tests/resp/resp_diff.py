@@ -7,6 +7,10 @@ where a rule below says how to compare (remaining TTLs move while the script run
 Both servers are started here on 127.0.0.1 with free ports and stopped at the end. Raw
 sockets, no client library: the bytes compared are the bytes on the wire.
 
+Then garbage and hostile input on ringcached's port (random bytes, huge declared lengths,
+half a command, a client that floods without reading): other clients keep their
+answers, the node stays up and its memory bounded.
+
 Usage: resp_diff.py --ringcached PATH [--redis-server PATH] [--nodes N] [--verbose]
 Exit: 0 all replies match; 1 a mismatch (each printed); 77 redis-server missing (skip).
 """
@@ -228,6 +232,72 @@ def run_script(port):
     return replies, pipelined, errors
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def hostile(port, pid):
+    """Garbage and hostile input on the RESP port; returns a list of failures. The node
+    must answer other clients throughout, stay up, and keep its memory bounded."""
+    import random
+    failures = []
+    rng = random.Random(7)
+    for _ in range(30):  # Random bytes.
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4096))))
+        s.settimeout(0.2)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    for raw, want in [(b"*2147483647\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+                      (b"*1\r\n$99999999999\r\n", b"-ERR Protocol error: invalid bulk length\r\n")]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(raw)
+        data, closed = Reader(s).rest_until_close()
+        if data != want or not closed:
+            failures.append("huge length %r: got %r, closed %s" % (raw, data, closed))
+        s.close()
+    # Half a command, then the client goes away.
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\nabc")
+    s.close()
+    # A client that pipelines without ever reading: it stalls itself, not the node.
+    flood = socket.create_connection(("127.0.0.1", port), timeout=5)
+    flood.setblocking(False)
+    chunk = b"*2\r\n$3\r\nGET\r\n$3\r\nabc\r\n" * 2000
+    off, sent, t0 = 0, 0, time.monotonic()
+    while time.monotonic() - t0 < 2.0:
+        try:
+            n = flood.send(chunk[off:])
+            sent += n
+            off = (off + n) % len(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    other = socket.create_connection(("127.0.0.1", port), timeout=5)
+    other.sendall(encode(["PING"]))
+    if Reader(other).reply() != b"+PONG\r\n":
+        failures.append("another client got no PONG during the flood")
+    rss = rss_kib(pid)
+    if rss > 512 * 1024:
+        failures.append("node RSS %d KiB after a %d-byte unread flood" % (rss, sent))
+    flood.close()
+    other.close()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(encode(["PING"]))
+    if Reader(s).reply() != b"+PONG\r\n":
+        failures.append("no PONG after the hostile input")
+    s.close()
+    print("hostile input: %d bytes flooded unread, node RSS %d KiB, %d failures"
+          % (sent, rss, len(failures)))
+    return failures
+
+
 def same(rule, a, b):
     if rule is None:
         return a == b
@@ -258,6 +328,7 @@ def main():
         procs += cluster
         want, want_pipe, want_err = run_script(redis_port)
         got, got_pipe, got_err = run_script(resp_port)
+        hostile_failures = hostile(resp_port, cluster[0].pid)
     finally:
         for p in procs:
             stop(p)
@@ -278,6 +349,9 @@ def main():
         if a != b:
             failures += 1
             print("DIFF (protocol error) %r\n   redis:     %r\n   ringcache: %r" % (raw, a, b))
+    for f in hostile_failures:
+        failures += 1
+        print("HOSTILE " + f)
     total = 2 * len(flat) + len(PROTOCOL_ERRORS)
     print("%d of %d replies match redis-server %s" % (total - failures, total,
                                                       "(all)" if failures == 0 else ""))
