@@ -299,6 +299,34 @@ TEST_CASE("An empty --metrics-listen disables the metrics endpoint", "[integrati
   CHECK_THAT(Set(*stub, "k", "v").status, IsOk());
 }
 
+TEST_CASE("Redis-protocol commands and connections are counted in the metrics",
+          "[integration][metrics][resp]") {
+  std::vector<std::string> flags = SmallNodeFlags();
+  flags.insert(flags.end(), {"--resp-listen", "127.0.0.1:0"});
+  NodeProcess node(flags);
+  RequireStart(node);
+  REQUIRE_FALSE(node.RespAddress().empty());
+  // Two SETs, a GET, an INCR of a non-number (an error reply), an unknown command, QUIT.
+  const RawExchange ex =
+      SendRawBytes(node.RespAddress(), "SET a 1\r\nSET b x\r\nGET a\r\nINCR b\r\nNOPE\r\nQUIT\r\n",
+                   milliseconds(3000));
+  REQUIRE(ex.connected);
+  CHECK(ex.received ==
+        "+OK\r\n+OK\r\n$1\r\n1\r\n-ERR value is not an integer or out of range\r\n"
+        "-ERR unknown command 'NOPE', with args beginning with: \r\n+OK\r\n");
+  CHECK(ex.peer_closed);
+  const Scrape s = ScrapeUntil(node, [](const Scrape& sc) {
+    return sc.Value("ringcache_resp_commands_total", {{"command", "quit"}}) == 1.0;
+  });
+  CHECK(s.Value("ringcache_resp_commands_total", {{"command", "set"}, {"result", "ok"}}) == 2.0);
+  CHECK(s.Value("ringcache_resp_commands_total", {{"command", "get"}, {"result", "ok"}}) == 1.0);
+  CHECK(s.Value("ringcache_resp_commands_total", {{"command", "incr"}, {"result", "error"}}) ==
+        1.0);
+  CHECK(s.Value("ringcache_resp_commands_total", {{"command", "unknown"}, {"result", "error"}}) ==
+        1.0);
+  CHECK(s.Value("ringcache_resp_connections") == 0.0);  // The connection has closed.
+}
+
 TEST_CASE("Forwarded batches ride one long-lived stream per peer and not a call each",
           "[integration][metrics][routing]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2});

@@ -95,6 +95,8 @@ class NodeProcess {
   // "127.0.0.1:PORT" from the ready file ("" before Start or if metrics are disabled).
   const std::string& GrpcAddress() const { return grpc_address_; }
   const std::string& MetricsAddress() const { return metrics_address_; }
+  // The Redis-protocol address from the ready file ("" unless started with --resp-listen).
+  const std::string& RespAddress() const { return resp_address_; }
 
   // A new channel to the node's gRPC address with unlimited client message sizes.
   std::shared_ptr<grpc::Channel> NewChannel() const;
@@ -131,6 +133,7 @@ class NodeProcess {
   std::optional<ExitStatus> last_exit_;
   std::string grpc_address_;
   std::string metrics_address_;
+  std::string resp_address_;
   std::string error_;
   int spawn_count_ = 0;
 };

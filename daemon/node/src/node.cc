@@ -520,7 +520,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                            .max_query_buffer_bytes = std::max<size_t>(
                                size_t{2} * max_arg + (size_t{1} << 20), size_t{64} << 20),
                            .max_bulk_bytes = max_arg,
-                           .max_args = max_args});
+                           .max_args = max_args,
+                           .metrics = n.metrics.get()});
     if (!resp.ok()) return resp.status();  // ~Node stops the other servers.
     n.resp = std::move(resp).value();
     n.resp_address = n.resp->bound_address();

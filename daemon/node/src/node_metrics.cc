@@ -62,6 +62,13 @@ NodeMetrics::NodeMetrics(metrics::MetricsRegistry* registry, const Cache* cache,
                                         "Operations received on Pipeline streams.");
   pipeline_streams_ =
       &registry->AddGauge("ringcache_pipeline_streams", "Pipeline streams currently open.");
+  resp_commands_ = &registry->AddCounterFamily(
+      "ringcache_resp_commands_total",
+      "Commands answered on the Redis-protocol port, by command and result (ok, or error for "
+      "an error reply).",
+      {"command", "result"});
+  resp_connections_ = &registry->AddGauge("ringcache_resp_connections",
+                                          "Connections open on the Redis-protocol port.");
   registry
       ->AddGaugeFamily("ringcache_build_info", "Always 1; the label carries the version.",
                        {"version"})
@@ -189,6 +196,10 @@ void NodeMetrics::AttachCluster(Membership* membership, ReplicatedStore* store,
                 "Reconnects of the link that resumed from the backlog.", l.resumes, labels);
     }
   });
+}
+
+metrics::Counter& NodeMetrics::RespCommandCounter(std::string_view command, bool error) {
+  return resp_commands_->WithLabels({std::string(command), error ? "error" : "ok"});
 }
 
 void NodeMetrics::Record(Rpc rpc, int code, std::chrono::steady_clock::duration elapsed) {

@@ -71,6 +71,12 @@ class NodeMetrics {
   // Open Pipeline streams.
   metrics::Gauge& pipeline_streams() { return *pipeline_streams_; }
 
+  // The Redis-protocol port: ringcache_resp_commands_total{command,result} (result "ok" or
+  // "error"; an unknown command counts as command "unknown"), resolved once per pair by the
+  // RESP server at startup, and ringcache_resp_connections (open now).
+  metrics::Counter& RespCommandCounter(std::string_view command, bool error);
+  metrics::Gauge& resp_connections() { return *resp_connections_; }
+
   // Adds the cluster and replication metrics (not owned; both must outlive every later
   // Render() of the registry):
   //   ringcache_cluster_epoch, ringcache_cluster_members            gauges (current view)
@@ -103,6 +109,8 @@ class NodeMetrics {
   std::array<std::array<std::atomic<metrics::Counter*>, kStatusCodeCount>, kRpcCount> counters_{};
   metrics::Counter* pipeline_ops_;
   metrics::Gauge* pipeline_streams_;
+  metrics::CounterFamily* resp_commands_;
+  metrics::Gauge* resp_connections_;
 };
 
 }  // namespace ringcache::internal

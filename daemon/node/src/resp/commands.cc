@@ -147,8 +147,12 @@ void RespBatch::Clear() {
 }
 
 void RespBatch::Begin(RespReply reply) {
-  calls_.push_back(
-      {.reply = reply, .first_op = ops_.size(), .op_count = 0, .fixed = {}, .close_after = false});
+  calls_.push_back({.reply = reply,
+                    .command = command_,
+                    .first_op = ops_.size(),
+                    .op_count = 0,
+                    .fixed = {},
+                    .close_after = false});
 }
 
 void RespBatch::Fixed(std::string reply) {
@@ -176,6 +180,7 @@ Op& RespBatch::AddOp(OpKind kind, std::string_view key) {
 bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
   const std::span<const std::string_view> args = c.args;
   const CommandSpec* spec = Find(args[0]);
+  command_ = spec == nullptr ? -1 : static_cast<int>(spec - kCommands.data());
   if (spec == nullptr) {
     // Redis's wording, byte for byte: each argument quoted and followed by a space, while
     // the list is under 128 bytes.
@@ -419,8 +424,18 @@ void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
   op.set.ttl_ms = static_cast<uint64_t>(ttl_ms);
 }
 
-void RespBatch::EncodeReplies(std::string* out) const {
+void RespBatch::EncodeReplies(std::string* out, std::vector<std::pair<int, bool>>* outcomes) const {
   for (const RespCall& call : calls_) {
+    const size_t start = out->size();
+    EncodeReply(call, out);
+    if (outcomes != nullptr) {
+      outcomes->emplace_back(call.command, out->size() > start && (*out)[start] == '-');
+    }
+  }
+}
+
+void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
+  {
     const std::span<const OpResult> r(results_.data() + call.first_op, call.op_count);
     switch (call.reply) {
       case RespReply::kFixed:

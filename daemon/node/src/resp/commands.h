@@ -47,6 +47,7 @@ enum class RespReply : uint8_t {
 
 struct RespCall {
   RespReply reply = RespReply::kFixed;
+  int command = -1;  // Index in RespCommandNames(); -1: unknown command.
   size_t first_op = 0;
   size_t op_count = 0;
   std::string fixed;
@@ -70,10 +71,12 @@ class RespBatch {
   // True if the last command added asks to close the connection once answered.
   bool close_after() const { return !calls_.empty() && calls_.back().close_after; }
 
-  // Appends every command's reply, in order, to `out`.
-  void EncodeReplies(std::string* out) const;
+  // Appends every command's reply, in order, to `out`. With `outcomes`, also one entry per
+  // command: its index in RespCommandNames() (-1: unknown) and whether it answered an error.
+  void EncodeReplies(std::string* out, std::vector<std::pair<int, bool>>* outcomes = nullptr) const;
 
  private:
+  void EncodeReply(const RespCall& call, std::string* out) const;
   void Fixed(std::string reply);
   void Error(std::string_view message);  // "-" + message + "\r\n".
   // Adds an op whose key is `key` and returns it for the caller to fill.
@@ -89,6 +92,7 @@ class RespBatch {
   std::vector<OpResult> results_;
   std::deque<std::string> values_;  // Where Get results land (stable addresses).
   size_t values_used_ = 0;
+  int command_ = -1;  // The command being added (Begin tags its call with it).
 };
 
 // The names of the commands served, lowercase (COMMAND COUNT, tests).

@@ -1,6 +1,7 @@
 #include "resp/server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 
 #include "asio_listen.h"
 #include "cache_service.h"
+#include "node_metrics.h"
 #include "op_batch.h"
 #include "resp/commands.h"
 #include "resp/parser.h"
@@ -51,6 +53,13 @@ class RespServer::Impl {
       guards_.emplace_back(asio::make_work_guard(*ios_.back()));
     }
     acceptor_ = std::make_unique<tcp::acceptor>(*ios_[0]);
+    if (NodeMetrics* m = options_.metrics; m != nullptr) {
+      for (const std::string_view name : RespCommandNames()) {
+        counters_.push_back(
+            {&m->RespCommandCounter(name, false), &m->RespCommandCounter(name, true)});
+      }
+      unknown_ = &m->RespCommandCounter("unknown", true);
+    }
   }
   ~Impl() { Stop(); }
 
@@ -68,6 +77,17 @@ class RespServer::Impl {
   const RespParser& parser() const { return parser_; }
   const RespServerOptions& options() const { return options_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  NodeMetrics* metrics() const { return options_.metrics; }
+  // Counts the commands of one batch (EncodeReplies' outcomes).
+  void Count(const std::vector<std::pair<int, bool>>& outcomes) const {
+    for (const auto& [command, error] : outcomes) {
+      if (command < 0) {
+        unknown_->Increment();
+      } else {
+        counters_[static_cast<size_t>(command)][error ? 1 : 0]->Increment();
+      }
+    }
+  }
 
   // A batch started / finished (Stop waits for none in flight).
   void BatchStarted() { in_flight_.fetch_add(1, std::memory_order_acq_rel); }
@@ -93,6 +113,9 @@ class RespServer::Impl {
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   std::string bound_;
+  // Per command (RespCommandNames() order): {ok, error} counters; set when metrics are.
+  std::vector<std::array<metrics::Counter*, 2>> counters_;
+  metrics::Counter* unknown_ = nullptr;
   size_t next_io_ = 0;  // On the accepting thread only.
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
@@ -115,6 +138,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void Start() {
     std::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();
+    started_ = true;
     Read();
   }
 
@@ -192,7 +217,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   // from the buffer, and writes.
   void Finish() {
     out_.clear();
-    batch_.EncodeReplies(&out_);
+    outcomes_.clear();
+    batch_.EncodeReplies(&out_, server_->metrics() != nullptr ? &outcomes_ : nullptr);
+    server_->Count(outcomes_);
     batch_.Clear();
     out_ += trailer_;
     trailer_.clear();
@@ -215,6 +242,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     std::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
+    if (server_->metrics() != nullptr && started_)
+      server_->metrics()->resp_connections().Decrement();
     server_->Closed(this);
   }
 
@@ -225,11 +254,13 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   size_t consumed_ = 0;  // Bytes of the commands of the batch in flight.
   std::vector<RespCommand> commands_;
   RespBatch batch_;
+  std::vector<std::pair<int, bool>> outcomes_;
   std::string out_;
   std::string trailer_;  // A protocol error's reply, after the batch's.
   bool close_after_ = false;
   bool done_inline_ = false;
   bool closed_ = false;
+  bool started_ = false;  // Counted in ringcache_resp_connections.
 };
 
 void RespServer::Impl::Accept() {

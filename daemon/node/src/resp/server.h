@@ -31,6 +31,7 @@
 namespace ringcache::internal {
 
 class CacheService;
+class NodeMetrics;
 
 struct RespServerOptions {
   std::string listen_address;  // HOST:PORT; port 0 picks a free port.
@@ -40,6 +41,8 @@ struct RespServerOptions {
   size_t max_query_buffer_bytes = size_t{64} << 20;
   size_t max_bulk_bytes = size_t{8} << 20;  // One argument (proto-max-bulk-len).
   size_t max_args = 20016;                  // Arguments of one command.
+  // Where commands and connections are counted (not owned; may be null).
+  NodeMetrics* metrics = nullptr;
 };
 
 class RespServer {
