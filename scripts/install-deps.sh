@@ -17,8 +17,8 @@ packages=(
   libasio-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libcli11-dev
   # tests
-  catch2 python3 python3-grpcio python3-protobuf curl procps
-  # benchmark baselines
+  catch2 python3 python3-grpcio python3-protobuf python3-redis curl procps
+  # Redis-protocol tests (differential run, real clients) and benchmark baselines
   redis-server redis-tools
 )
 

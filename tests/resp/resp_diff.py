@@ -205,6 +205,23 @@ def start_cluster(binary, nodes, tmp):
     return procs, resp_port
 
 
+def settle(port, timeout=20.0):
+    """Waits until writes of keys on every node succeed through this node: until every
+    node has adopted the last join's view, an owner one view behind answers TRYAGAIN."""
+    deadline = time.monotonic() + timeout
+    args = ["MSET"] + [x for i in range(64) for x in ("settle:%d" % i, "1")]
+    while True:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(encode(args))
+        reply = Reader(s).reply()
+        s.close()
+        if reply == b"+OK\r\n":
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not settle: %r" % reply)
+        time.sleep(0.1)
+
+
 def run_script(port):
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     reader = Reader(sock)
@@ -326,6 +343,7 @@ def main():
                            lambda: can_connect(redis_port), os.path.join(tmp, "redis.log")))
         cluster, resp_port = start_cluster(opts.ringcached, opts.nodes, tmp)
         procs += cluster
+        settle(resp_port)
         want, want_pipe, want_err = run_script(redis_port)
         got, got_pipe, got_err = run_script(resp_port)
         hostile_failures = hostile(resp_port, cluster[0].pid)

@@ -90,5 +90,37 @@ TEST_CASE("QUIT ends the batch, and unknown commands and bad arity answer withou
         "+OK\r\n");
 }
 
+TEST_CASE("A MULTI is refused whole: nothing up to EXEC runs, EXEC answers EXECABORT", "[resp]") {
+  RespBatch batch;
+  for (auto words : std::vector<std::vector<std::string>>{{"MULTI"},
+                                                          {"SET", "k", "v"},
+                                                          {"MULTI"},
+                                                          {"EXEC"},
+                                                          {"EXEC"},
+                                                          {"DISCARD"},
+                                                          {"MULTI"},
+                                                          {"DISCARD"},
+                                                          {"GET", "k"}}) {
+    REQUIRE(batch.Add(Command(std::move(words)), 0));
+  }
+  REQUIRE(batch.ops().size() == 1);  // Only the GET after DISCARD.
+  CHECK(batch.ops()[0].kind == OpKind::kGet);
+  batch.results()[0].status = Status::NotFound("absent");
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out ==
+        "-ERR MULTI is not supported yet by ringcache: the commands up to EXEC or DISCARD will "
+        "not run\r\n"
+        "-ERR not run: inside a MULTI that ringcache does not support yet (send DISCARD)\r\n"
+        "-ERR MULTI calls can not be nested\r\n"
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+        "-ERR EXEC without MULTI\r\n"
+        "-ERR DISCARD without MULTI\r\n"
+        "-ERR MULTI is not supported yet by ringcache: the commands up to EXEC or DISCARD will "
+        "not run\r\n"
+        "+OK\r\n"
+        "$-1\r\n");
+}
+
 }  // namespace
 }  // namespace ringcache::internal

@@ -80,6 +80,9 @@ enum class Cmd : uint8_t {
   kSelect,
   kQuit,
   kCommand,
+  kMulti,
+  kExec,
+  kDiscard,
   kGet,
   kSet,
   kSetNx,
@@ -109,17 +112,18 @@ struct CommandSpec {
 constexpr std::array kCommands = {
     CommandSpec{"ping", -1, Cmd::kPing},       CommandSpec{"echo", 2, Cmd::kEcho},
     CommandSpec{"select", 2, Cmd::kSelect},    CommandSpec{"quit", -1, Cmd::kQuit},
-    CommandSpec{"command", -1, Cmd::kCommand}, CommandSpec{"get", 2, Cmd::kGet},
-    CommandSpec{"set", -3, Cmd::kSet},         CommandSpec{"setnx", 3, Cmd::kSetNx},
-    CommandSpec{"setex", 4, Cmd::kSetEx},      CommandSpec{"psetex", 4, Cmd::kPSetEx},
-    CommandSpec{"mget", -2, Cmd::kMGet},       CommandSpec{"mset", -3, Cmd::kMSet},
-    CommandSpec{"del", -2, Cmd::kDel},         CommandSpec{"unlink", -2, Cmd::kDel},
-    CommandSpec{"exists", -2, Cmd::kExists},   CommandSpec{"touch", -2, Cmd::kExists},
-    CommandSpec{"incr", 2, Cmd::kIncr},        CommandSpec{"decr", 2, Cmd::kDecr},
-    CommandSpec{"incrby", 3, Cmd::kIncrBy},    CommandSpec{"decrby", 3, Cmd::kDecrBy},
-    CommandSpec{"expire", -3, Cmd::kExpire},   CommandSpec{"pexpire", -3, Cmd::kPExpire},
-    CommandSpec{"ttl", 2, Cmd::kTtl},          CommandSpec{"pttl", 2, Cmd::kPTtl},
-    CommandSpec{"strlen", 2, Cmd::kStrLen},
+    CommandSpec{"multi", 1, Cmd::kMulti},      CommandSpec{"exec", 1, Cmd::kExec},
+    CommandSpec{"discard", 1, Cmd::kDiscard},  CommandSpec{"command", -1, Cmd::kCommand},
+    CommandSpec{"get", 2, Cmd::kGet},          CommandSpec{"set", -3, Cmd::kSet},
+    CommandSpec{"setnx", 3, Cmd::kSetNx},      CommandSpec{"setex", 4, Cmd::kSetEx},
+    CommandSpec{"psetex", 4, Cmd::kPSetEx},    CommandSpec{"mget", -2, Cmd::kMGet},
+    CommandSpec{"mset", -3, Cmd::kMSet},       CommandSpec{"del", -2, Cmd::kDel},
+    CommandSpec{"unlink", -2, Cmd::kDel},      CommandSpec{"exists", -2, Cmd::kExists},
+    CommandSpec{"touch", -2, Cmd::kExists},    CommandSpec{"incr", 2, Cmd::kIncr},
+    CommandSpec{"decr", 2, Cmd::kDecr},        CommandSpec{"incrby", 3, Cmd::kIncrBy},
+    CommandSpec{"decrby", 3, Cmd::kDecrBy},    CommandSpec{"expire", -3, Cmd::kExpire},
+    CommandSpec{"pexpire", -3, Cmd::kPExpire}, CommandSpec{"ttl", 2, Cmd::kTtl},
+    CommandSpec{"pttl", 2, Cmd::kPTtl},        CommandSpec{"strlen", 2, Cmd::kStrLen},
 };
 
 constexpr auto kNames = [] {
@@ -197,6 +201,37 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
     Error("ERR wrong number of arguments for '" + std::string(spec->name) + "' command");
     return true;
   }
+  // Transactions are not there yet. A client that starts one (redis-py's default
+  // pipeline) must not have half of it run: MULTI is refused, every command up to EXEC or
+  // DISCARD is refused without running, and EXEC answers EXECABORT as Redis does for a
+  // transaction with errors.
+  if (spec->cmd == Cmd::kMulti) {
+    if (refused_multi_) {
+      Error("ERR MULTI calls can not be nested");
+    } else {
+      refused_multi_ = true;
+      Error(
+          "ERR MULTI is not supported yet by ringcache: the commands up to EXEC or DISCARD "
+          "will not run");
+    }
+    return true;
+  }
+  if (spec->cmd == Cmd::kExec || spec->cmd == Cmd::kDiscard) {
+    const bool was = refused_multi_;
+    refused_multi_ = false;
+    if (!was) {
+      Error(spec->cmd == Cmd::kExec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
+    } else if (spec->cmd == Cmd::kExec) {
+      Error("EXECABORT Transaction discarded because of previous errors.");
+    } else {
+      Fixed(std::string(kOk));
+    }
+    return true;
+  }
+  if (refused_multi_ && spec->cmd != Cmd::kQuit) {
+    Error("ERR not run: inside a MULTI that ringcache does not support yet (send DISCARD)");
+    return true;
+  }
   switch (spec->cmd) {
     case Cmd::kPing:
       if (n > 2) {
@@ -223,6 +258,10 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
       }
       return true;
     }
+    case Cmd::kMulti:
+    case Cmd::kExec:
+    case Cmd::kDiscard:
+      return true;  // Answered above.
     case Cmd::kQuit:
       Fixed(std::string(kOk));
       calls_.back().close_after = true;

@@ -93,6 +93,8 @@ class RespBatch {
   std::deque<std::string> values_;  // Where Get results land (stable addresses).
   size_t values_used_ = 0;
   int command_ = -1;  // The command being added (Begin tags its call with it).
+  // The connection sent MULTI: commands are refused until EXEC or DISCARD. Kept by Clear.
+  bool refused_multi_ = false;
 };
 
 // The names of the commands served, lowercase (COMMAND COUNT, tests).
