@@ -30,6 +30,8 @@ SCRIPT = [
     # Connection.
     ["PING"], ["PING", "hello"], ["PING", "a", "b"], ["ECHO", "hi"], ["ECHO"],
     ["SELECT", "0"], ["SELECT", "x"], ["SELECT", "-1"],
+    ["CONFIG", "GET", "save"], ["CONFIG", "GET", "appendonly"], ["CONFIG", "GET", "nosuch*"],
+    ["CONFIG"], ["CONFIG", "GET"], ["CONFIG", "BOGUS"],
     # Unknown commands and arity, in Redis's words.
     ["FOO"], ["FOO", "a", "b"], ["foo", "x" * 200], ["GET"], ["GET", "a", "b"], ["SET", "k"],
     # GET / SET and its options.
@@ -284,6 +286,13 @@ def hostile(port, pid):
         if data != want or not closed:
             failures.append("huge length %r: got %r, closed %s" % (raw, data, closed))
         s.close()
+    # A CONFIG GET pattern of 100 000 '*': matched without recursing that deep (nothing
+    # matches a pattern longer than any setting's name).
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(encode(["CONFIG", "GET", "*" * 100000]))
+    if Reader(s).reply() != b"*0\r\n":
+        failures.append("CONFIG GET of a huge pattern did not answer an empty list")
+    s.close()
     # Half a command, then the client goes away.
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\nabc")

@@ -83,6 +83,7 @@ enum class Cmd : uint8_t {
   kMulti,
   kExec,
   kDiscard,
+  kConfig,
   kGet,
   kSet,
   kSetNx,
@@ -110,20 +111,21 @@ struct CommandSpec {
 };
 
 constexpr std::array kCommands = {
-    CommandSpec{"ping", -1, Cmd::kPing},       CommandSpec{"echo", 2, Cmd::kEcho},
-    CommandSpec{"select", 2, Cmd::kSelect},    CommandSpec{"quit", -1, Cmd::kQuit},
-    CommandSpec{"multi", 1, Cmd::kMulti},      CommandSpec{"exec", 1, Cmd::kExec},
-    CommandSpec{"discard", 1, Cmd::kDiscard},  CommandSpec{"command", -1, Cmd::kCommand},
-    CommandSpec{"get", 2, Cmd::kGet},          CommandSpec{"set", -3, Cmd::kSet},
-    CommandSpec{"setnx", 3, Cmd::kSetNx},      CommandSpec{"setex", 4, Cmd::kSetEx},
-    CommandSpec{"psetex", 4, Cmd::kPSetEx},    CommandSpec{"mget", -2, Cmd::kMGet},
-    CommandSpec{"mset", -3, Cmd::kMSet},       CommandSpec{"del", -2, Cmd::kDel},
-    CommandSpec{"unlink", -2, Cmd::kDel},      CommandSpec{"exists", -2, Cmd::kExists},
-    CommandSpec{"touch", -2, Cmd::kExists},    CommandSpec{"incr", 2, Cmd::kIncr},
-    CommandSpec{"decr", 2, Cmd::kDecr},        CommandSpec{"incrby", 3, Cmd::kIncrBy},
-    CommandSpec{"decrby", 3, Cmd::kDecrBy},    CommandSpec{"expire", -3, Cmd::kExpire},
-    CommandSpec{"pexpire", -3, Cmd::kPExpire}, CommandSpec{"ttl", 2, Cmd::kTtl},
-    CommandSpec{"pttl", 2, Cmd::kPTtl},        CommandSpec{"strlen", 2, Cmd::kStrLen},
+    CommandSpec{"ping", -1, Cmd::kPing},      CommandSpec{"echo", 2, Cmd::kEcho},
+    CommandSpec{"select", 2, Cmd::kSelect},   CommandSpec{"quit", -1, Cmd::kQuit},
+    CommandSpec{"multi", 1, Cmd::kMulti},     CommandSpec{"exec", 1, Cmd::kExec},
+    CommandSpec{"discard", 1, Cmd::kDiscard}, CommandSpec{"command", -1, Cmd::kCommand},
+    CommandSpec{"config", -2, Cmd::kConfig},  CommandSpec{"get", 2, Cmd::kGet},
+    CommandSpec{"set", -3, Cmd::kSet},        CommandSpec{"setnx", 3, Cmd::kSetNx},
+    CommandSpec{"setex", 4, Cmd::kSetEx},     CommandSpec{"psetex", 4, Cmd::kPSetEx},
+    CommandSpec{"mget", -2, Cmd::kMGet},      CommandSpec{"mset", -3, Cmd::kMSet},
+    CommandSpec{"del", -2, Cmd::kDel},        CommandSpec{"unlink", -2, Cmd::kDel},
+    CommandSpec{"exists", -2, Cmd::kExists},  CommandSpec{"touch", -2, Cmd::kExists},
+    CommandSpec{"incr", 2, Cmd::kIncr},       CommandSpec{"decr", 2, Cmd::kDecr},
+    CommandSpec{"incrby", 3, Cmd::kIncrBy},   CommandSpec{"decrby", 3, Cmd::kDecrBy},
+    CommandSpec{"expire", -3, Cmd::kExpire},  CommandSpec{"pexpire", -3, Cmd::kPExpire},
+    CommandSpec{"ttl", 2, Cmd::kTtl},         CommandSpec{"pttl", 2, Cmd::kPTtl},
+    CommandSpec{"strlen", 2, Cmd::kStrLen},
 };
 
 constexpr auto kNames = [] {
@@ -275,6 +277,9 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
         Fixed("*0\r\n");
       }
       return true;
+    case Cmd::kConfig:
+      Config(c);
+      return true;
     case Cmd::kGet:
       Begin(RespReply::kBulk);
       AddOp(OpKind::kGet, args[1]);
@@ -359,6 +364,65 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
       return true;
   }
   return true;
+}
+
+namespace {
+
+// Redis's glob match for CONFIG GET patterns: '*' and '?' (case-insensitive). Recursive, so
+// the caller bounds the pattern's length (the depth).
+bool GlobMatch(std::string_view pattern, std::string_view text) {
+  if (pattern.empty()) return text.empty();
+  if (pattern[0] == '*') {
+    for (size_t i = 0; i <= text.size(); ++i) {
+      if (GlobMatch(pattern.substr(1), text.substr(i))) return true;
+    }
+    return false;
+  }
+  if (text.empty()) return false;
+  const bool same = pattern[0] == '?' || std::tolower(static_cast<unsigned char>(pattern[0])) ==
+                                             std::tolower(static_cast<unsigned char>(text[0]));
+  return same && GlobMatch(pattern.substr(1), text.substr(1));
+}
+
+}  // namespace
+
+void RespBatch::Config(const RespCommand& c) {
+  // The settings a Redis tool asks about that have a true answer here: no persistence
+  // (redis-benchmark reads save and appendonly) and one database.
+  static constexpr std::pair<std::string_view, std::string_view> kSettings[] = {
+      {"save", ""}, {"appendonly", "no"}, {"databases", "1"}};
+  const std::span<const std::string_view> args = c.args;
+  if (EqualsIgnoreCase(args[1], "get")) {
+    if (args.size() < 3) {
+      Error("ERR wrong number of arguments for 'config|get' command");
+      return;
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> found;
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (args[i].size() > 128) continue;  // Longer than any setting's name: no match.
+      for (const auto& setting : kSettings) {
+        if (GlobMatch(args[i], setting.first) &&
+            std::find(found.begin(), found.end(), setting) == found.end()) {
+          found.push_back(setting);
+        }
+      }
+    }
+    Begin(RespReply::kFixed);
+    std::string& out = calls_.back().fixed;
+    out = "*" + std::to_string(found.size() * 2) + "\r\n";
+    for (const auto& [name, value] : found) {
+      AppendBulk(&out, name);
+      AppendBulk(&out, value);
+    }
+    return;
+  }
+  if (EqualsIgnoreCase(args[1], "set") || EqualsIgnoreCase(args[1], "resetstat") ||
+      EqualsIgnoreCase(args[1], "rewrite")) {
+    Error("ERR CONFIG " + Lower(args[1]) +
+          " is not supported by ringcache: settings are ringcached's flags");
+    return;
+  }
+  Error("ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try CONFIG HELP.");
 }
 
 void RespBatch::Incr(const RespCommand& c, int64_t sign, bool parse_delta) {

@@ -84,6 +84,7 @@ class RespBatch {
   void Begin(RespReply reply);
 
   void Set(const RespCommand& c, int64_t now_ms);
+  void Config(const RespCommand& c);
   void Expire(const RespCommand& c, std::string_view name, int64_t unit_ms);
   void Incr(const RespCommand& c, int64_t delta, bool parse_delta);
 
