@@ -23,7 +23,8 @@ section() {
 # and one replica), shows it working with ringcache-cli and with a Python gRPC client
 # (stubs generated from the .proto at run time), then keeps serving until Ctrl-C.
 # RINGCACHE_DEMO_ONLY=1 stops the cluster after the demo instead (for scripts).
-# Knobs: RINGCACHE_BASE_PORT (default 7701: gRPC ports 7701-7703, metrics 9701-9703).
+# Knobs: RINGCACHE_BASE_PORT (default 7701: gRPC ports 7701-7703, metrics 9701-9703),
+# RINGCACHE_RESP_BASE_PORT (default 6381: the Redis-protocol ports 6381-6383).
 main_job_description="a local 3-node ringcached cluster, driven by ringcache-cli and Python"
 main_job_targets=(ringcached ringcache-cli)
 # Globals, not locals: the EXIT trap runs after main_job has returned.
@@ -31,7 +32,7 @@ run_dir=""
 pids=()
 addrs=()
 main_job() {
-  local base="${RINGCACHE_BASE_PORT:-7701}"
+  local base="${RINGCACHE_BASE_PORT:-7701}" resp_base="${RINGCACHE_RESP_BASE_PORT:-6381}"
   run_dir="$(mktemp -d /tmp/ringcache-run.XXXXXX)"
   local ringcached="${build_dir}/daemon/node/ringcached"
   local cli="${build_dir}/daemon/cli/ringcache-cli"
@@ -50,8 +51,10 @@ main_job() {
   start_node() {
     local i="$1" seed="${2:-}"
     local addr="127.0.0.1:$((base + i - 1))" metrics="127.0.0.1:$((base + 2000 + i - 1))"
+    local resp="127.0.0.1:$((resp_base + i - 1))"
     local ready="${run_dir}/n${i}.ready" log="${run_dir}/n${i}.log"
     local args=(--node-id "n${i}" --listen "${addr}" --metrics-listen "${metrics}"
+                --resp-listen "${resp}"
                 --memory 256MiB --replication-factor 2 --ready-file "${ready}")
     if [ -n "${seed}" ]; then args+=(--seeds "${seed}"); fi
     "${ringcached}" "${args[@]}" 2>"${log}" &
@@ -60,14 +63,14 @@ main_job() {
     local waited=0
     while [ ! -s "${ready}" ]; do
       if ! kill -0 "${pids[-1]}" 2>/dev/null || [ "${waited}" -ge 300 ]; then
-        echo "ringcached n${i} did not start (is ${addr} or ${metrics} in use?). Its log:" >&2
+        echo "ringcached n${i} did not start (is ${addr}, ${metrics} or ${resp} in use?). Its log:" >&2
         cat "${log}" >&2
         exit 1
       fi
       sleep 0.1
       waited=$((waited + 1))
     done
-    echo "n${i} started on ${addr} (metrics http://${metrics}/metrics)"
+    echo "n${i} started on ${addr} (metrics http://${metrics}/metrics, Redis protocol ${resp})"
   }
 
   start_node 1
@@ -107,6 +110,12 @@ main_job() {
   echo "# Write concern 1: the reply waits until the key's replica has acknowledged the write."
   echo "\$ ringcache-cli --addr ${addrs[2]} incr visits 5 --wc 1"; "${c3[@]}" incr visits 5 --wc 1
   echo "\$ ringcache-cli --addr ${addrs[1]} get visits --read any"; "${c2[@]}" get visits --read any; echo
+  echo
+  echo "---- any Redis client, through any node's Redis-protocol port (docs/redis.md)"
+  local r2=$((resp_base + 1)) r3=$((resp_base + 2))
+  echo "\$ redis-cli -p ${r2} get greeting"; redis-cli -p "${r2}" get greeting
+  echo "\$ redis-cli -p ${r3} mget user:1 user:2 missing"; redis-cli -p "${r3}" mget user:1 user:2 missing
+  echo "\$ redis-cli -p ${r3} incrby visits 10"; redis-cli -p "${r3}" incrby visits 10
   echo
   echo "---- a Python service calling the cluster with only the .proto (examples/python/client.py)"
   /usr/bin/python3 examples/python/client.py --addr "${addrs[1]}"
