@@ -525,7 +525,8 @@ int main(int argc, char** argv) {
 
   using ringcache::internal::FormatByteSize;
   spdlog::info(
-      "ringcached {} starting: node_id={} listen={} metrics_listen={} memory={} shards={} "
+      "ringcached {} starting: node_id={} listen={} metrics_listen={} resp_listen={} "
+      "resp_threads={} memory={} shards={} "
       "max_key_bytes={} max_value_bytes={} max_batch={} threads={} log_level={} "
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
@@ -534,6 +535,7 @@ int main(int argc, char** argv) {
       "transition_warn_ms={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
+      flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
       FormatByteSize(options.memory_bytes),
       flags.shards == 0 ? "auto" : std::to_string(flags.shards), flags.max_key_bytes,
       FormatByteSize(options.max_value_bytes), flags.max_batch, flags.threads, flags.log_level,
