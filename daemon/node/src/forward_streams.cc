@@ -84,10 +84,18 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
 
   // Creates the call (no operation starts, so no reaction runs): done under the owner's
   // lock, before any other thread can see the stream and queue a write on it.
+  //
+  // Writes (Enqueue) and the half-close (Close) are started from outside gRPC's reactions,
+  // so the call holds a hold (AddHold) until no such start can come any more: without it,
+  // gRPC may end the call (OnDone, freeing its state) between our decision to write and
+  // the StartWrite. The hold is released once the call's reads have ended (OnReadDone
+  // false: the call is over) and no outside start is in progress (outside_ == 0).
   void Bind() {
     const CacheService* service = owner_->service_;
     service->AddForwardMetadata(&context_, epoch_);
     service->peers()->CacheStub(target_.address)->async()->Pipeline(&context_, this);
+    AddHold();
+    hold_ = true;
   }
   // Starts the call: once, outside the owner's lock (a Send may already have queued a
   // write; gRPC holds operations started before StartCall).
@@ -112,8 +120,12 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
       queue_.push_back(std::move(*ex));
       last_activity_ = SteadyClock::now();
       write = !writing_ && PrepareWriteLocked();
+      if (write) ++outside_;
     }
-    if (write) StartWrite(&out_);
+    if (write) {
+      StartWrite(&out_);
+      OutsideStartDone();
+    }
     return true;
   }
 
@@ -126,8 +138,12 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
       closing_ = true;
       writes_done = !writing_ && queue_.empty() && !writes_done_sent_;
       writes_done_sent_ = writes_done_sent_ || writes_done;
+      if (writes_done) ++outside_;
     }
-    if (writes_done) StartWritesDone();
+    if (writes_done) {
+      StartWritesDone();
+      OutsideStartDone();
+    }
   }
 
   // Ends the call at once (a stuck owner, or shutdown); takes no more exchanges.
@@ -195,7 +211,17 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // The owner finished; OnDone follows.
+    if (!ok) {  // The call is over; OnDone follows once the hold is released.
+      bool release = false;
+      {
+        std::lock_guard lock(mu_);
+        closing_ = true;  // No more exchanges, so no more outside starts.
+        release_pending_ = true;
+        release = ReleaseHoldLocked();
+      }
+      if (release) RemoveHold();
+      return;
+    }
     std::vector<Completion> done;
     {
       std::lock_guard lock(mu_);
@@ -254,6 +280,23 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   }
 
  private:
+  // After an operation started from outside a reaction: releases the hold if it is due.
+  void OutsideStartDone() {
+    bool release = false;
+    {
+      std::lock_guard lock(mu_);
+      --outside_;
+      release = ReleaseHoldLocked();
+    }
+    if (release) RemoveHold();
+  }
+  // True (once) when the hold must go now. REQUIRES: mu_ held.
+  bool ReleaseHoldLocked() {
+    if (!hold_ || !release_pending_ || outside_ > 0) return false;
+    hold_ = false;
+    return true;
+  }
+
   // Moves queued exchanges into out_ (up to the owner's limits; at least one) and marks
   // them pending. True if there is something to write. REQUIRES: mu_ held, no write in
   // flight.
@@ -302,6 +345,9 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   bool writing_ = false;
   bool closing_ = false;
   bool writes_done_sent_ = false;
+  bool hold_ = false;             // AddHold'ed, not yet removed.
+  bool release_pending_ = false;  // The call is over: remove the hold when outside_ is 0.
+  int outside_ = 0;               // StartWrite/StartWritesDone calls from outside reactions.
   bool ended_ = false;
   bool cancelled_ = false;
   v1::PipelineRequest out_;
