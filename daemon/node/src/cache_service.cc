@@ -385,6 +385,21 @@ struct BatchState {
   std::span<const bool> Skip() const { return {skip.get(), count}; }
 };
 
+// Runs `batch` (owned; freed here) through RunBatch for `call`, then
+// `encode(*batch, call.response())` and ends the call OK: the one completion of the batch
+// rpcs (MultiGet, MultiSet, MultiDelete, Batch).
+template <typename Request, typename Response, typename Encode>
+void RunAndReply(const CacheService* service, UnaryCall<Request, Response>& call,
+                 const internal::Topology* topology, const Router::Hints& hints, BatchState* batch,
+                 Encode encode) {
+  RunBatch(service, topology, hints, batch->ops, batch->results, batch->Skip(),
+           call.context()->deadline(), [&call, batch, encode = std::move(encode)] {
+             encode(*batch, call.response());
+             delete batch;
+             call.Reply(grpc::Status::OK);
+           });
+}
+
 }  // namespace
 
 void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call) {
@@ -427,24 +442,21 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
     // Each value is copied once, straight into its result.
     batch->results[static_cast<size_t>(i)].value = response->add_results()->mutable_value();
   }
-  RunBatch(this, topology, HintsOf(md), batch->ops, batch->results, batch->Skip(),
-           call.context()->deadline(), [&call, batch] {
-             v1::MultiGetResponse* out = call.response();
-             for (size_t i = 0; i < batch->count; ++i) {
-               const OpResult& r = batch->results[i];
-               v1::GetResult* result = out->mutable_results(static_cast<int>(i));
-               if (r.possibly_stale) result->set_possibly_stale(true);
-               if (!r.status.ok()) {
-                 result->clear_value();
-                 SetOpStatus(r.status, result->mutable_status());
-                 continue;
-               }
-               result->set_version(r.version);
-               result->set_expires_at_ms(r.expires_at_ms);
-             }
-             delete batch;
-             call.Reply(grpc::Status::OK);
-           });
+  RunAndReply(this, call, topology, HintsOf(md), batch,
+              [](const BatchState& b, v1::MultiGetResponse* out) {
+                for (size_t i = 0; i < b.count; ++i) {
+                  const OpResult& r = b.results[i];
+                  v1::GetResult* result = out->mutable_results(static_cast<int>(i));
+                  if (r.possibly_stale) result->set_possibly_stale(true);
+                  if (!r.status.ok()) {
+                    result->clear_value();
+                    SetOpStatus(r.status, result->mutable_status());
+                    continue;
+                  }
+                  result->set_version(r.version);
+                  result->set_expires_at_ms(r.expires_at_ms);
+                }
+              });
 }
 
 void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call) {
@@ -471,22 +483,19 @@ void CacheService::MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& cal
     batch->ops[j].write_concern = wc;
     batch->ops[j].write_concern_timeout_ms = wc_timeout;
   }
-  RunBatch(this, topology, HintsOf(call.metadata()), batch->ops, batch->results, batch->Skip(),
-           call.context()->deadline(), [&call, batch, wc] {
-             v1::MultiSetResponse* out = call.response();
-             out->mutable_results()->Reserve(static_cast<int>(batch->count));
-             for (const OpResult& r : batch->results) {
-               v1::SetResult* result = out->add_results();
-               if (!r.status.ok()) {
-                 SetOpStatus(r.status, result->mutable_status());
-                 continue;
-               }
-               result->set_version(r.version);
-               if (wc > 0) result->set_replicas_acked(r.replicas_acked);
-             }
-             delete batch;
-             call.Reply(grpc::Status::OK);
-           });
+  RunAndReply(this, call, topology, HintsOf(call.metadata()), batch,
+              [wc](const BatchState& b, v1::MultiSetResponse* out) {
+                out->mutable_results()->Reserve(static_cast<int>(b.count));
+                for (const OpResult& r : b.results) {
+                  v1::SetResult* result = out->add_results();
+                  if (!r.status.ok()) {
+                    SetOpStatus(r.status, result->mutable_status());
+                    continue;
+                  }
+                  result->set_version(r.version);
+                  if (wc > 0) result->set_replicas_acked(r.replicas_acked);
+                }
+              });
 }
 
 void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteResponse>& call) {
@@ -509,19 +518,16 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
     op.write_concern = wc;
     op.write_concern_timeout_ms = wc_timeout;
   }
-  RunBatch(this, topology, HintsOf(call.metadata()), batch->ops, batch->results, batch->Skip(),
-           call.context()->deadline(), [&call, batch, wc] {
-             v1::MultiDeleteResponse* out = call.response();
-             out->mutable_results()->Reserve(static_cast<int>(batch->count));
-             if (wc > 0) out->mutable_replicas_acked()->Reserve(static_cast<int>(batch->count));
-             for (const OpResult& r : batch->results) {
-               v1::OpStatus* status = out->add_results();
-               if (!r.status.ok()) SetOpStatus(r.status, status);
-               if (wc > 0) out->add_replicas_acked(r.replicas_acked);
-             }
-             delete batch;
-             call.Reply(grpc::Status::OK);
-           });
+  RunAndReply(this, call, topology, HintsOf(call.metadata()), batch,
+              [wc](const BatchState& b, v1::MultiDeleteResponse* out) {
+                out->mutable_results()->Reserve(static_cast<int>(b.count));
+                if (wc > 0) out->mutable_replicas_acked()->Reserve(static_cast<int>(b.count));
+                for (const OpResult& r : b.results) {
+                  v1::OpStatus* status = out->add_results();
+                  if (!r.status.ok()) SetOpStatus(r.status, status);
+                  if (wc > 0) out->add_replicas_acked(r.replicas_acked);
+                }
+              });
 }
 
 void CacheService::Batch(Call<v1::BatchRequest, v1::BatchResponse>& call) {
@@ -552,20 +558,17 @@ void CacheService::Batch(Call<v1::BatchRequest, v1::BatchResponse>& call) {
     }
     batch->results[j].value = PipelineValueSlot(batch->ops[j], out);
   }
-  RunBatch(this, topology, HintsOf(md), batch->ops, batch->results, batch->Skip(),
-           call.context()->deadline(), [&call, batch] {
-             v1::BatchResponse* out = call.response();
-             for (size_t i = 0; i < batch->count; ++i) {
-               v1::OperationResult* result = out->mutable_results(static_cast<int>(i));
-               const Op& op = batch->ops[i];
-               const OpResult& r = batch->results[i];
-               EncodeResult(op, r, result);
-               if (r.status.ok() && op.write_concern > 0)
-                 SetReplicasAcked(r.replicas_acked, result);
-             }
-             delete batch;
-             call.Reply(grpc::Status::OK);
-           });
+  RunAndReply(this, call, topology, HintsOf(md), batch,
+              [](const BatchState& b, v1::BatchResponse* out) {
+                for (size_t i = 0; i < b.count; ++i) {
+                  v1::OperationResult* result = out->mutable_results(static_cast<int>(i));
+                  const Op& op = b.ops[i];
+                  const OpResult& r = b.results[i];
+                  EncodeResult(op, r, result);
+                  if (r.status.ok() && op.write_concern > 0)
+                    SetReplicasAcked(r.replicas_acked, result);
+                }
+              });
 }
 
 // ---- Node-level rpcs.
