@@ -639,9 +639,10 @@ Result<std::unique_ptr<Cache>> Cache::Create(CacheOptions options) {
 Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Cache::~Cache() = default;
 
-Status Cache::Get(std::string_view key, std::string* value, ItemMeta* meta) const {
+Status Cache::Get(const HashedKey& hashed, std::string* value, ItemMeta* meta) const {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   const Impl::Shard& sh = impl_->ShardFor(hash);
   auto guard = impl_->epoch.Enter();
   const Entry* e = impl_->Find(sh.table.load(std::memory_order_seq_cst), key, hash);
@@ -660,15 +661,16 @@ Status Cache::Get(std::string_view key, std::string* value, ItemMeta* meta) cons
   return Status::Ok();
 }
 
-Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const SetOptions& options,
-                            WriteRecord* record) {
+Result<uint64_t> Cache::Set(const HashedKey& hashed, std::string_view value,
+                            const SetOptions& options, WriteRecord* record) {
+  const std::string_view key = hashed.bytes();
   const CacheOptions& o = impl_->options;
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
   if (Status s = CheckTtl(options.ttl_ms); !s.ok()) return s;
   if (Status s = impl_->EntryFits(Charge(key.size(), value.size())); !s.ok()) return s;
 
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   Entry* fresh = NewEntry(key, value);  // Allocated before taking the lock.
   const int64_t now = impl_->clock->NowMs();
@@ -709,9 +711,10 @@ Result<uint64_t> Cache::Set(std::string_view key, std::string_view value, const 
   return version;
 }
 
-Status Cache::Delete(std::string_view key, WriteRecord* record) {
+Status Cache::Delete(const HashedKey& hashed, WriteRecord* record) {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   const int64_t now = impl_->clock->NowMs();
   MutexLock lock(&sh.mu);
@@ -726,10 +729,11 @@ Status Cache::Delete(std::string_view key, WriteRecord* record) {
   return Status::Ok();
 }
 
-Status Cache::Touch(std::string_view key, uint64_t ttl_ms, WriteRecord* record) {
+Status Cache::Touch(const HashedKey& hashed, uint64_t ttl_ms, WriteRecord* record) {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   if (Status s = CheckTtl(ttl_ms); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   const int64_t now = impl_->clock->NowMs();
   MutexLock lock(&sh.mu);
@@ -754,9 +758,10 @@ Status Cache::Touch(std::string_view key, uint64_t ttl_ms, WriteRecord* record) 
   return Status::Ok();
 }
 
-Result<uint64_t> Cache::Ttl(std::string_view key) const {
+Result<uint64_t> Cache::Ttl(const HashedKey& hashed) const {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   const Impl::Shard& sh = impl_->ShardFor(hash);
   auto guard = impl_->epoch.Enter();
   const Entry* e = impl_->Find(sh.table.load(std::memory_order_seq_cst), key, hash);
@@ -768,11 +773,12 @@ Result<uint64_t> Cache::Ttl(std::string_view key) const {
   return static_cast<uint64_t>(deadline - now);
 }
 
-Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+Result<IncrResult> Cache::Incr(const HashedKey& hashed, int64_t delta, uint64_t ttl_ms_if_created,
                                WriteRecord* record) {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   if (Status s = CheckTtl(ttl_ms_if_created); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   const int64_t now = impl_->clock->NowMs();
 
@@ -806,20 +812,24 @@ Result<IncrResult> Cache::Incr(std::string_view key, int64_t delta, uint64_t ttl
   return IncrResult{next, version};
 }
 
-void Cache::Prefetch(std::span<const std::string_view> keys) const {
+namespace {
+
+// Cache::Prefetch over `n` keys whose index hashes hash_at(i) gives.
+template <typename Impl, typename HashAt>
+void PrefetchHashes(Impl& impl, size_t n_keys, HashAt&& hash_at) {
   // In rounds of kRound keys: first ask for every key's home slot, then read the slots
   // (by now arriving together) and ask for the entries they point to. A probe that goes
   // past the home slot is rare at this table's load and is simply not prefetched.
   constexpr size_t kRound = 16;
   const std::atomic<uint64_t>* slots[kRound];
   uint64_t hashes[kRound];
-  auto guard = impl_->epoch.Enter();  // The tables must outlive the second pass.
-  for (size_t first = 0; first < keys.size(); first += kRound) {
-    const size_t n = std::min(kRound, keys.size() - first);
+  auto guard = impl.epoch.Enter();  // The tables must outlive the second pass.
+  for (size_t first = 0; first < n_keys; first += kRound) {
+    const size_t n = std::min(kRound, n_keys - first);
     for (size_t i = 0; i < n; ++i) {
-      const uint64_t hash = internal::Xxh3(keys[first + i]);
-      const Table* t = impl_->ShardFor(hash).table.load(std::memory_order_acquire);
-      slots[i] = &t->slots()[impl_->HomeSlot(hash) & t->mask];
+      const uint64_t hash = hash_at(first + i);
+      const Table* t = impl.ShardFor(hash).table.load(std::memory_order_acquire);
+      slots[i] = &t->slots()[impl.HomeSlot(hash) & t->mask];
       hashes[i] = hash;
       __builtin_prefetch(slots[i]);
     }
@@ -834,11 +844,22 @@ void Cache::Prefetch(std::span<const std::string_view> keys) const {
   }
 }
 
+}  // namespace
+
+void Cache::Prefetch(std::span<const std::string_view> keys) const {
+  PrefetchHashes(*impl_, keys.size(), [&](size_t i) { return internal::Xxh3(keys[i]); });
+}
+
+void Cache::Prefetch(std::span<const HashedKey> keys) const {
+  PrefetchHashes(*impl_, keys.size(), [&](size_t i) { return keys[i].index(); });
+}
+
 std::vector<Result<Item>> Cache::MultiGet(std::span<const std::string_view> keys) const {
-  Prefetch(keys);
+  const std::vector<HashedKey> hashed(keys.begin(), keys.end());  // Hashed once.
+  Prefetch(hashed);
   std::vector<Result<Item>> out;
   out.reserve(keys.size());
-  for (std::string_view key : keys) {
+  for (const HashedKey& key : hashed) {
     Item item;
     Status s = Get(key, &item.value, &item.meta);
     if (s.ok()) {
@@ -878,8 +899,9 @@ void Cache::ForEachInRange(HashRange range, uint32_t shard,
   impl_->ForEachInShard(range, shard, impl_->clock->NowMs(), fn);
 }
 
-Result<bool> Cache::ApplyReplicated(std::string_view key, std::string_view value,
+Result<bool> Cache::ApplyReplicated(const HashedKey& hashed, std::string_view value,
                                     const ItemMeta& meta) {
+  const std::string_view key = hashed.bytes();
   const CacheOptions& o = impl_->options;
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
@@ -898,7 +920,7 @@ Result<bool> Cache::ApplyReplicated(std::string_view key, std::string_view value
   }
   if (Status s = impl_->EntryFits(Charge(key.size(), value.size())); !s.ok()) return s;
 
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   const bool expired = meta.deadline_ms != 0 && meta.deadline_ms <= now;
   // Allocated before taking the lock (and freed unused if the apply is refused).
@@ -928,9 +950,10 @@ Result<bool> Cache::ApplyReplicated(std::string_view key, std::string_view value
   return true;
 }
 
-Result<bool> Cache::ApplyReplicatedDelete(std::string_view key, uint64_t version) {
+Result<bool> Cache::ApplyReplicatedDelete(const HashedKey& hashed, uint64_t version) {
+  const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
-  const uint64_t hash = internal::Xxh3(key);
+  const uint64_t hash = hashed.index();
   Impl::Shard& sh = impl_->ShardFor(hash);
   const int64_t now = impl_->clock->NowMs();
   MutexLock lock(&sh.mu);

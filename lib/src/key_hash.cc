@@ -19,4 +19,10 @@ uint64_t HashKey(std::string_view key) {
 
 uint64_t HashBytes(std::string_view bytes) { return internal::Xxh3(bytes); }
 
+HashedKey HashedKey::Compute(std::string_view key) {
+  const uint64_t index = internal::Xxh3(key);
+  const std::string_view tag = HashTag(key);
+  return HashedKey(key, tag.empty() ? index : internal::Xxh3(tag), index);
+}
+
 }  // namespace ringcache

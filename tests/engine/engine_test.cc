@@ -39,7 +39,7 @@ std::unique_ptr<Node> StartNode(const std::string& id, std::vector<std::string> 
 Op HSet(std::string_view key, const std::vector<std::string_view>& items) {
   Op op;
   op.kind = OpKind::kHSet;
-  op.key = KeyRef::Of(key);
+  op.key = HashedKey(key);
   op.items = items;
   return op;
 }
@@ -47,7 +47,7 @@ Op HSet(std::string_view key, const std::vector<std::string_view>& items) {
 Op HGet(std::string_view key, const std::vector<std::string_view>& fields) {
   Op op;
   op.kind = OpKind::kHGet;
-  op.key = KeyRef::Of(key);
+  op.key = HashedKey(key);
   op.items = fields;
   return op;
 }

@@ -278,7 +278,7 @@ TEST_CASE("Cache Prefetch and MultiGet stay correct while tables rebuild",
   }
   writer.join();
   CHECK(wrong == 0);
-  cache->Prefetch({});  // Nothing to do.
+  cache->Prefetch(std::span<const std::string_view>());  // Nothing to do.
 }
 
 }  // namespace

@@ -41,6 +41,25 @@ TEST_CASE("HashKey places a tagged key by its tag and an untagged key by all its
   CHECK(HashKey("a") != HashKey("b"));
 }
 
+TEST_CASE("HashedKey carries both hashes of a key, computed once", "[unit][key_hash]") {
+  const std::vector<std::string> keys = {"user:42", "{user:42}:cart", "{}{b}", "x",
+                                         std::string("\0{\xff}", 4)};
+  for (const std::string& key : keys) {
+    const HashedKey h(key);
+    CHECK(h.bytes() == key);
+    CHECK(h.bytes().data() == key.data());  // A view, not a copy.
+    CHECK(h.placement() == HashKey(key));
+    CHECK(h.index() == HashBytes(key));
+  }
+  // Untagged: one hash serves both; tagged: the cache's index is still the whole key's, so
+  // that many keys under one tag spread over its table.
+  CHECK(HashedKey("user:42").placement() == HashedKey("user:42").index());
+  CHECK(HashedKey("{u}:a").placement() == HashedKey("{u}:b").placement());
+  CHECK(HashedKey("{u}:a").index() != HashedKey("{u}:b").index());
+  const HashedKey empty;
+  CHECK(empty.bytes().empty());
+}
+
 TEST_CASE("Keys sharing a hash tag have the same owners on any ring", "[unit][key_hash]") {
   ClusterView view;
   view.epoch = 3;

@@ -437,7 +437,7 @@ void CacheService::MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& cal
   for (int i = 0; i < n; ++i) {
     Op& op = batch->ops[static_cast<size_t>(i)];
     op.kind = OpKind::kGet;
-    op.key = KeyRef::Of(request.keys(i));
+    op.key = HashedKey(request.keys(i));
     op.any_owner = any_owner;
     // Each value is copied once, straight into its result.
     batch->results[static_cast<size_t>(i)].value = response->add_results()->mutable_value();
@@ -514,7 +514,7 @@ void CacheService::MultiDelete(Call<v1::MultiDeleteRequest, v1::MultiDeleteRespo
   for (int i = 0; i < n; ++i) {
     Op& op = batch->ops[static_cast<size_t>(i)];
     op.kind = OpKind::kDelete;
-    op.key = KeyRef::Of(request.keys(i));
+    op.key = HashedKey(request.keys(i));
     op.write_concern = wc;
     op.write_concern_timeout_ms = wc_timeout;
   }
@@ -687,17 +687,19 @@ std::string_view OperationKey(const v1::Operation& op) {
 
 }  // namespace
 
-void CacheService::PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
-                                       int first) const {
-  std::array<std::string_view, kPrefetchOps> keys;
+void CacheService::DecodePipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+                                     int first, DecodedOps* out) const {
+  std::array<HashedKey, kPrefetchOps> keys;
   size_t n = 0;
-  const int end = std::min(ops.size(), first + static_cast<int>(kPrefetchOps));
-  for (int i = first; i < end; ++i) {
-    if (const v1::Operation& op = ops.Get(i); op.op_case() != v1::Operation::OP_NOT_SET) {
-      keys[n++] = OperationKey(op);
-    }
+  out->first = first;
+  out->count = std::min(ops.size() - first, static_cast<int>(kPrefetchOps));
+  for (int i = 0; i < out->count; ++i) {
+    const auto k = static_cast<size_t>(i);
+    out->ops[k] = Op{};
+    out->errors[k] = DecodeOp(ops.Get(first + i), &out->ops[k]);
+    if (out->errors[k].ok()) keys[n++] = out->ops[k].key;
   }
-  node_->Prefetch(std::span<const std::string_view>(keys.data(), n));
+  node_->Prefetch(std::span<const HashedKey>(keys.data(), n));
 }
 
 namespace {
@@ -710,7 +712,7 @@ size_t CacheService::ForwardBytes(const v1::Operation& op) {
 }
 
 size_t CacheService::ForwardBytes(const Op& op) {
-  return kFramingBytes + op.key.bytes.size() + op.value.size();
+  return kFramingBytes + op.key.bytes().size() + op.value.size();
 }
 
 size_t CacheService::FailedResults(const grpc::Status& status,
@@ -727,13 +729,14 @@ size_t CacheService::FailedResults(const grpc::Status& status,
 
 PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
                                              const RequestMetadata& md,
-                                             const v1::Operation& operation,
+                                             const v1::Operation& operation, const Op& op,
+                                             const Status& decode_error,
                                              v1::OperationResult* result, PipelineSink* sink) {
   result->set_id(operation.id());
-  Op op;
-  if (Status s = DecodeOp(operation, &op); !s.ok()) {
-    SetOpStatus(s, result->mutable_status());
-    return {.kind = PipelineStep::kAnswered, .bytes = kResultOverheadBytes + s.message().size()};
+  if (!decode_error.ok()) {
+    SetOpStatus(decode_error, result->mutable_status());
+    return {.kind = PipelineStep::kAnswered,
+            .bytes = kResultOverheadBytes + decode_error.message().size()};
   }
   Router::Decision d = router_.Route(topology, HintsOf(md), op);
   if (d.where == Where::kError) {

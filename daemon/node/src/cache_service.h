@@ -163,15 +163,25 @@ class CacheService final {
   // kAnswered with `result` filled (id, status, result field) — also for routing errors;
   // kForward with its owner; kPending when a write waits for replicas (AddPending was
   // called on `sink`, and the result comes through Deliver).
+  // `op` is `operation` decoded (DecodePipelineOps), or `decode_error` says why it is not.
   PipelineStep ExecutePipelineOp(const internal::Topology* topology, const RequestMetadata& md,
-                                 const v1::Operation& op, v1::OperationResult* result,
+                                 const v1::Operation& operation, const Op& op,
+                                 const Status& decode_error, v1::OperationResult* result,
                                  PipelineSink* sink);
-  // Prefetches (Node::Prefetch) the keys of ops[first, first + kPrefetchOps), before
-  // ExecutePipelineOp runs them, so that their cache misses overlap. Ops routed elsewhere
-  // only waste the hint.
+  // Up to kPrefetchOps Pipeline operations decoded into Ops (each key hashed once, here),
+  // for ExecutePipelineOp. Ops hold views into the request: valid while it is.
   static constexpr size_t kPrefetchOps = 16;
-  void PrefetchPipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
-                           int first) const;
+  struct DecodedOps {
+    int first = 0;  // ops[first, first + count) of the request.
+    int count = 0;
+    std::array<Op, kPrefetchOps> ops;
+    std::array<Status, kPrefetchOps> errors;  // OK, or why the operation is not decodable.
+  };
+  // Decodes ops[first, first + kPrefetchOps) into *out and prefetches their keys
+  // (Node::Prefetch) by the hashes just computed, so that their cache misses overlap. Ops
+  // routed elsewhere only waste the hint.
+  void DecodePipelineOps(const google::protobuf::RepeatedPtrField<v1::Operation>& ops, int first,
+                         DecodedOps* out) const;
   // Limits of one forwarded Pipeline message, as the owner checks them (nodes of a cluster
   // run with the same limits): max-batch operations, and bytes within its message size
   // limit, counted with ForwardBytes.

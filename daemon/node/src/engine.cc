@@ -39,7 +39,7 @@ void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     std::string current;
     ItemMeta meta;
-    Status read = node->Get(op.key.bytes, &current, &meta);
+    Status read = node->Get(op.key, &current, &meta);
     std::vector<std::pair<std::string, std::string>> fields;
     if (read.ok()) {
       if (!DecodeFields(current, &fields)) {
@@ -75,7 +75,7 @@ void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
     } else {
       options.mode = SetMode::kIfAbsent;
     }
-    Result<uint64_t> version = node->Set(op.key.bytes, EncodeFields(fields), options, ticket);
+    Result<uint64_t> version = node->Set(op.key, EncodeFields(fields), options, ticket);
     if (version.ok()) {
       result->version = *version;
       result->integer = added;
@@ -96,7 +96,7 @@ void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
 void HGet(Node* node, const Op& op, OpResult* result) {
   std::string current;
   ItemMeta meta;
-  Status read = node->Get(op.key.bytes, &current, &meta);
+  Status read = node->Get(op.key, &current, &meta);
   result->items.assign(op.items.size(), std::nullopt);
   if (read.code() == StatusCode::kNotFound) return;  // Every field absent, as in Redis.
   if (!read.ok()) {
@@ -124,31 +124,31 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       std::string scratch;
       ItemMeta meta;
       result->status =
-          node->Get(op.key.bytes, result->value != nullptr ? result->value : &scratch, &meta);
+          node->Get(op.key, result->value != nullptr ? result->value : &scratch, &meta);
       result->version = meta.version;
       result->expires_at_ms = meta.deadline_ms;
       return;
     }
     case OpKind::kTtl: {
-      Result<uint64_t> ttl = node->Ttl(op.key.bytes);
+      Result<uint64_t> ttl = node->Ttl(op.key);
       result->status = ttl.status();
       if (ttl.ok()) result->integer = static_cast<int64_t>(*ttl);
       return;
     }
     case OpKind::kSet: {
-      Result<uint64_t> version = node->Set(op.key.bytes, op.value, op.set, ticket);
+      Result<uint64_t> version = node->Set(op.key, op.value, op.set, ticket);
       result->status = version.status();
       if (version.ok()) result->version = *version;
       return;
     }
     case OpKind::kDelete:
-      result->status = node->Delete(op.key.bytes, ticket);
+      result->status = node->Delete(op.key, ticket);
       return;
     case OpKind::kTouch:
-      result->status = node->Touch(op.key.bytes, op.ttl_ms, ticket);
+      result->status = node->Touch(op.key, op.ttl_ms, ticket);
       return;
     case OpKind::kIncr: {
-      Result<IncrResult> incr = node->Incr(op.key.bytes, op.delta, op.ttl_ms, ticket);
+      Result<IncrResult> incr = node->Incr(op.key, op.delta, op.ttl_ms, ticket);
       result->status = incr.status();
       if (incr.ok()) {
         result->integer = incr->value;

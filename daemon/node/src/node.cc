@@ -636,7 +636,7 @@ const std::string& Node::metrics_address() const { return impl_->metrics_address
 const std::string& Node::resp_address() const { return impl_->resp_address; }
 const NodeOptions& Node::options() const { return impl_->options; }
 
-Status Node::Get(std::string_view key, std::string* value, ItemMeta* meta) const {
+Status Node::Get(const HashedKey& key, std::string* value, ItemMeta* meta) const {
   return impl_->cache->Get(key, value, meta);
 }
 
@@ -651,25 +651,25 @@ Status RefuseIfFenced(const Node& node) {
 
 }  // namespace
 
-Result<uint64_t> Node::Set(std::string_view key, std::string_view value, const SetOptions& options,
+Result<uint64_t> Node::Set(const HashedKey& key, std::string_view value, const SetOptions& options,
                            WriteTicket* ticket) {
   if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Set(key, value, options, ticket);
 }
 
-Status Node::Delete(std::string_view key, WriteTicket* ticket) {
+Status Node::Delete(const HashedKey& key, WriteTicket* ticket) {
   if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Delete(key, ticket);
 }
 
-Status Node::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket) {
+Status Node::Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket) {
   if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Touch(key, ttl_ms, ticket);
 }
 
-Result<uint64_t> Node::Ttl(std::string_view key) const { return impl_->cache->Ttl(key); }
+Result<uint64_t> Node::Ttl(const HashedKey& key) const { return impl_->cache->Ttl(key); }
 
-Result<IncrResult> Node::Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+Result<IncrResult> Node::Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created,
                               WriteTicket* ticket) {
   if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
   return impl_->store->Incr(key, delta, ttl_ms_if_created, ticket);
@@ -683,6 +683,7 @@ Status Node::CheckBatchSize(std::string_view what, size_t count) const {
 }
 
 void Node::Prefetch(std::span<const std::string_view> keys) const { impl_->cache->Prefetch(keys); }
+void Node::Prefetch(std::span<const HashedKey> keys) const { impl_->cache->Prefetch(keys); }
 
 Result<std::vector<Result<Item>>> Node::MultiGet(std::span<const std::string_view> keys) const {
   if (Status s = CheckBatchSize("MultiGet", keys.size()); !s.ok()) return s;

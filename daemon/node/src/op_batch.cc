@@ -127,10 +127,10 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
 
   Node* node = service->node();
   if (local.size() > 1) {
-    std::vector<std::string_view> keys;
+    std::vector<HashedKey> keys;  // Their hashes, not the keys again.
     keys.reserve(local.size());
-    for (const size_t i : local) keys.push_back(ops[i].key.bytes);
-    node->Prefetch(keys);
+    for (const size_t i : local) keys.push_back(ops[i].key);
+    node->Prefetch(std::span<const HashedKey>(keys));
   }
   for (const size_t i : local) {
     const Op& op = ops[i];

@@ -1,7 +1,7 @@
 // The operation vocabulary of a node's operation path (docs/design/operations.md, section 1):
 // what a front end decodes a request into (Op), and what it encodes back (OpResult).
 //
-//   Op op = {.kind = OpKind::kGet, .key = KeyRef::Of(request.key())};
+//   Op op = {.kind = OpKind::kGet, .key = HashedKey(request.key())};
 //   Router::Decision d = router.Route(topology, hints, op);   // here, remote, or an error
 //   OpResult result{.value = response->mutable_value()};
 //   if (d.where == Router::Where::kHere) ExecuteLocal(node, op, &result, nullptr);
@@ -29,14 +29,6 @@
 #include "ringcache/status.h"
 
 namespace ringcache::internal {
-
-// A key and its placement hash, computed once where the key is decoded and passed down.
-struct KeyRef {
-  std::string_view bytes;
-  uint64_t hash = 0;  // HashKey(bytes).
-
-  static KeyRef Of(std::string_view key) { return {key, HashKey(key)}; }
-};
 
 enum class OpKind : uint8_t {
   kGet,
@@ -78,7 +70,7 @@ std::string_view NameOf(OpKind kind);
 
 struct Op {
   OpKind kind = OpKind::kGet;
-  KeyRef key;
+  HashedKey key;  // Hashed once where the front end decodes it (ringcache/key_hash.h).
   // Arguments, by kind (views into the request).
   std::string_view value;                   // kSet.
   SetOptions set;                           // kSet: TTL, mode, expected version.

@@ -400,11 +400,11 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
   const int n = request.ops_size();
   // Valid while this thread makes no other routing call; the forwards start before that.
   const Topology* topology = reject ? nullptr : env_->handlers->ThreadTopology();
-  int prefetched = next_op_;  // Ops before this one have had their keys prefetched.
+  decoded_.first = next_op_;  // Decoded afresh for each chunk: the request may be new.
+  decoded_.count = 0;
   for (; next_op_ < n && *bytes < kTargetMessageBytes; ++next_op_) {
-    if (!reject && next_op_ >= prefetched) {
-      env_->handlers->PrefetchPipelineOps(request.ops(), next_op_);
-      prefetched = next_op_ + static_cast<int>(CacheService::kPrefetchOps);
+    if (!reject && next_op_ >= decoded_.first + decoded_.count) {
+      env_->handlers->DecodePipelineOps(request.ops(), next_op_, &decoded_);
     }
     v1::OperationResult* result = out->add_results();
     if (reject) {
@@ -414,8 +414,10 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
       *bytes += kRejectedResultBytes;
       continue;
     }
+    const auto k = static_cast<size_t>(next_op_ - decoded_.first);
     const PipelineStep step =
-        env_->handlers->ExecutePipelineOp(topology, metadata_, request.ops(next_op_), result, this);
+        env_->handlers->ExecutePipelineOp(topology, metadata_, request.ops(next_op_),
+                                          decoded_.ops[k], decoded_.errors[k], result, this);
     if (step.kind == PipelineStep::kAnswered) {
       *bytes += step.bytes;
       continue;

@@ -213,6 +213,9 @@ class PipelineReactor final
   // Owned by the executing thread while executing_; otherwise protected by mu_.
   std::unique_ptr<RequestBuf> request_;
   int next_op_ = 0;
+  // Owned by the executing thread, like request_: the stretch of request_ being executed,
+  // decoded (views into request_).
+  CacheService::DecodedOps decoded_;
   // Owned by the Write in flight while write_in_flight_; otherwise protected by mu_.
   std::unique_ptr<ResponseBuf> writing_;
 

@@ -62,13 +62,13 @@ Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
 
 Status DecodeOp(const v1::GetRequest& request, Op* op) {
   op->kind = OpKind::kGet;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   return DecodeReadPreference(request.read_preference(), &op->any_owner);
 }
 
 Status DecodeOp(const v1::SetRequest& request, Op* op) {
   op->kind = OpKind::kSet;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   op->value = request.value();
   WriteConcernOf(request, op);
   return ToSetOptions(request, &op->set);
@@ -76,14 +76,14 @@ Status DecodeOp(const v1::SetRequest& request, Op* op) {
 
 Status DecodeOp(const v1::DeleteRequest& request, Op* op) {
   op->kind = OpKind::kDelete;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   WriteConcernOf(request, op);
   return Status::Ok();
 }
 
 Status DecodeOp(const v1::TouchRequest& request, Op* op) {
   op->kind = OpKind::kTouch;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   op->ttl_ms = request.ttl_ms();
   WriteConcernOf(request, op);
   return Status::Ok();
@@ -91,13 +91,13 @@ Status DecodeOp(const v1::TouchRequest& request, Op* op) {
 
 Status DecodeOp(const v1::TtlRequest& request, Op* op) {
   op->kind = OpKind::kTtl;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   return DecodeReadPreference(request.read_preference(), &op->any_owner);
 }
 
 Status DecodeOp(const v1::IncrRequest& request, Op* op) {
   op->kind = OpKind::kIncr;
-  op->key = KeyRef::Of(request.key());
+  op->key = HashedKey(request.key());
   op->delta = request.delta();
   op->ttl_ms = request.ttl_ms_if_created();
   WriteConcernOf(request, op);
@@ -167,19 +167,19 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
   switch (op.kind) {
     case OpKind::kGet: {
       v1::GetRequest* get = out->mutable_get();
-      get->set_key(op.key.bytes.data(), op.key.bytes.size());
+      get->set_key(op.key.bytes().data(), op.key.bytes().size());
       get->set_read_preference(ToWirePreference(op.any_owner));
       return;
     }
     case OpKind::kTtl: {
       v1::TtlRequest* ttl = out->mutable_ttl();
-      ttl->set_key(op.key.bytes.data(), op.key.bytes.size());
+      ttl->set_key(op.key.bytes().data(), op.key.bytes().size());
       ttl->set_read_preference(ToWirePreference(op.any_owner));
       return;
     }
     case OpKind::kSet: {
       v1::SetRequest* set = out->mutable_set();
-      set->set_key(op.key.bytes.data(), op.key.bytes.size());
+      set->set_key(op.key.bytes().data(), op.key.bytes().size());
       set->set_value(op.value.data(), op.value.size());
       set->set_ttl_ms(op.set.ttl_ms);
       set->set_mode(proto::ToProto(op.set.mode));
@@ -189,20 +189,20 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
     }
     case OpKind::kDelete: {
       v1::DeleteRequest* del = out->mutable_delete_();
-      del->set_key(op.key.bytes.data(), op.key.bytes.size());
+      del->set_key(op.key.bytes().data(), op.key.bytes().size());
       EncodeWriteConcern(op, del);
       return;
     }
     case OpKind::kTouch: {
       v1::TouchRequest* touch = out->mutable_touch();
-      touch->set_key(op.key.bytes.data(), op.key.bytes.size());
+      touch->set_key(op.key.bytes().data(), op.key.bytes().size());
       touch->set_ttl_ms(op.ttl_ms);
       EncodeWriteConcern(op, touch);
       return;
     }
     case OpKind::kIncr: {
       v1::IncrRequest* incr = out->mutable_incr();
-      incr->set_key(op.key.bytes.data(), op.key.bytes.size());
+      incr->set_key(op.key.bytes().data(), op.key.bytes().size());
       incr->set_delta(op.delta);
       incr->set_ttl_ms_if_created(op.ttl_ms);
       EncodeWriteConcern(op, incr);

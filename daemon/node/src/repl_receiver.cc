@@ -382,8 +382,9 @@ class ReplReceiver::Impl::Stream final
         // What is still held was not on the primary.
         uint64_t removed = 0;
         for (const auto& [key, version] : st.sync_held) {
-          std::lock_guard stripe(impl_->stripes->For(HashKey(key)));
-          Result<bool> r = impl_->cache->ApplyReplicatedDelete(key, version);
+          const HashedKey hashed(key);
+          std::lock_guard stripe(impl_->stripes->For(hashed.placement()));
+          Result<bool> r = impl_->cache->ApplyReplicatedDelete(hashed, version);
           if (r.ok() && *r) ++removed;
         }
         st.sync_held = {};
@@ -517,10 +518,11 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
 
 void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary_id,
                                     const ReplicatedEntry& e) {
-  std::lock_guard lock(stripes->For(HashKey(e.key())));
+  const HashedKey key(e.key());  // Hashed once: the stripe, then the cache.
+  std::lock_guard lock(stripes->For(key.placement()));
   if (!st->sync_held.empty()) {
     if (auto held = st->sync_held.find(e.key()); held != st->sync_held.end()) {
-      (void)cache->ApplyReplicatedDelete(e.key(), held->second);
+      (void)cache->ApplyReplicatedDelete(key, held->second);
       st->sync_held.erase(held);
     }
   }
@@ -528,12 +530,12 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
   Status failed;
   switch (e.kind()) {
     case v1::ENTRY_KIND_SET: {
-      Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+      Result<bool> r = cache->ApplyReplicated(key, e.value(), meta);
       if (!r.ok()) failed = r.status();
       break;
     }
     case v1::ENTRY_KIND_DELETE: {
-      Result<bool> r = cache->ApplyReplicatedDelete(e.key(), e.version());
+      Result<bool> r = cache->ApplyReplicatedDelete(key, e.version());
       if (!r.ok()) failed = r.status();
       break;
     }
@@ -542,31 +544,31 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
       // the deadline of that very version; store the entry if this node lacks it.
       std::string scratch;
       ItemMeta have;
-      const Status got = cache->Get(e.key(), &scratch, &have);
+      const Status got = cache->Get(key, &scratch, &have);
       if (got.ok() && have.version > e.version()) break;  // A later write is here already.
       if (got.ok() && have.version == e.version()) {
         const int64_t now = clock->NowMs();
         if (e.expires_at_ms() == 0) {
-          failed = cache->Touch(e.key(), 0);
+          failed = cache->Touch(key, 0);
         } else if (e.expires_at_ms() <= now) {
-          Result<bool> r = cache->ApplyReplicatedDelete(e.key(), e.version());
+          Result<bool> r = cache->ApplyReplicatedDelete(key, e.version());
           if (!r.ok()) failed = r.status();
         } else {
-          failed = cache->Touch(e.key(), static_cast<uint64_t>(e.expires_at_ms() - now));
+          failed = cache->Touch(key, static_cast<uint64_t>(e.expires_at_ms() - now));
           // Touch counts from the cache's clock at its own call: if a millisecond ticked
           // since `now`, the deadline is off by one. Then store the entry again with the
           // exact deadline (rare; a reader may miss the key in between).
-          if (failed.ok() && cache->Get(e.key(), &scratch, &have).ok() &&
-              have.version == e.version() && have.deadline_ms != e.expires_at_ms()) {
-            (void)cache->ApplyReplicatedDelete(e.key(), e.version());
-            Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+          if (failed.ok() && cache->Get(key, &scratch, &have).ok() && have.version == e.version() &&
+              have.deadline_ms != e.expires_at_ms()) {
+            (void)cache->ApplyReplicatedDelete(key, e.version());
+            Result<bool> r = cache->ApplyReplicated(key, e.value(), meta);
             if (!r.ok()) failed = r.status();
           }
         }
         if (failed.code() == StatusCode::kNotFound) failed = Status::Ok();  // Just expired.
         break;
       }
-      Result<bool> r = cache->ApplyReplicated(e.key(), e.value(), meta);
+      Result<bool> r = cache->ApplyReplicated(key, e.value(), meta);
       if (!r.ok()) failed = r.status();
       break;
     }
@@ -576,10 +578,10 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
   }
   if (failed.ok()) return;
   // Do not keep an older value of a key whose newer value could not be stored.
-  (void)cache->ApplyReplicatedDelete(e.key(), e.version());
+  (void)cache->ApplyReplicatedDelete(key, e.version());
   if (apply_errors.fetch_add(1, std::memory_order_relaxed) < 10) {
     Log(LogLevel::kWarn, "replicated write from " + primary_id + " not applied (key hash " +
-                             Hex(HashKey(e.key())) + "): " + failed.ToString() +
+                             Hex(key.placement()) + "): " + failed.ToString() +
                              " (the key is dropped here; first 10 such errors are logged)");
   }
 }

@@ -175,8 +175,8 @@ struct ReplicatedStore::Impl {
   // success the record is shipped to every replica. One lookup per write: the cache fills
   // the record inside the write, so it cannot disagree with what was stored.
   template <typename Write>
-  auto WriteOne(std::string_view key, WriteTicket* ticket, Write&& write) {
-    const uint64_t hash = HashKey(key);
+  auto WriteOne(const HashedKey& key, WriteTicket* ticket, Write&& write) {
+    const uint64_t hash = key.placement();
     std::lock_guard lock(stripes.For(hash));
     Links targets;
     const size_t n = ReplicasLocked(hash, &targets);
@@ -187,7 +187,7 @@ struct ReplicatedStore::Impl {
     return r;
   }
 
-  Result<uint64_t> SetOne(std::string_view key, std::string_view value, const SetOptions& o,
+  Result<uint64_t> SetOne(const HashedKey& key, std::string_view value, const SetOptions& o,
                           WriteTicket* ticket) {
     return WriteOne(key, ticket,
                     [&](WriteRecord* record) { return cache->Set(key, value, o, record); });
@@ -195,7 +195,7 @@ struct ReplicatedStore::Impl {
 
   // A key the primary no longer holds (evicted) is NOT_FOUND and is not shipped: see
   // replication.md.
-  Status DeleteOne(std::string_view key, WriteTicket* ticket) {
+  Status DeleteOne(const HashedKey& key, WriteTicket* ticket) {
     return WriteOne(key, ticket, [&](WriteRecord* record) { return cache->Delete(key, record); });
   }
 
@@ -660,24 +660,24 @@ bool ReplicatedStore::WaitDrained(std::chrono::milliseconds timeout) {
          m.draining.empty();
 }
 
-Result<uint64_t> ReplicatedStore::Set(std::string_view key, std::string_view value,
+Result<uint64_t> ReplicatedStore::Set(const HashedKey& key, std::string_view value,
                                       const SetOptions& options, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
   return impl_->SetOne(key, value, options, ticket);
 }
 
-Status ReplicatedStore::Delete(std::string_view key, WriteTicket* ticket) {
+Status ReplicatedStore::Delete(const HashedKey& key, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
   return impl_->DeleteOne(key, ticket);
 }
 
-Status ReplicatedStore::Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket) {
+Status ReplicatedStore::Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
   return impl_->WriteOne(
       key, ticket, [&](WriteRecord* record) { return impl_->cache->Touch(key, ttl_ms, record); });
 }
 
-Result<IncrResult> ReplicatedStore::Incr(std::string_view key, int64_t delta,
+Result<IncrResult> ReplicatedStore::Incr(const HashedKey& key, int64_t delta,
                                          uint64_t ttl_ms_if_created, WriteTicket* ticket) {
   if (ticket != nullptr) ticket->links.clear();
   // Results, not commands: the record is the new value and version (and the deadline).

@@ -116,11 +116,11 @@ class ReplicatedStore {
   // Writes with replication; same contracts as the Cache methods. `ticket` may be null;
   // otherwise it is cleared, then receives the (link, seq) of every replica the write was
   // shipped to (MultiSet/MultiDelete: the highest seq per link over all items).
-  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options,
+  Result<uint64_t> Set(const HashedKey& key, std::string_view value, const SetOptions& options,
                        WriteTicket* ticket);
-  Status Delete(std::string_view key, WriteTicket* ticket);
-  Status Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket);
-  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created,
+  Status Delete(const HashedKey& key, WriteTicket* ticket);
+  Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket);
+  Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created,
                           WriteTicket* ticket);
   std::vector<Result<uint64_t>> MultiSet(std::span<const SetItem> items, WriteTicket* ticket);
   std::vector<Status> MultiDelete(std::span<const std::string_view> keys, WriteTicket* ticket);

@@ -81,17 +81,8 @@ Status Router::LocalWriteRefused() {
       "primary)");
 }
 
-Router::Part* Router::PartFor(Split* split, const ClusterMember* owner) {
-  for (Part& part : split->remote) {
-    if (part.owner == owner) return &part;
-  }
-  split->remote.push_back(Part{.owner = owner, .index = {}});
-  return &split->remote.back();
-}
-
-Router::Placement Router::PlaceHashed(const Topology* topology, const Hints& hints,
-                                      std::string_view key, const uint64_t* key_hash,
-                                      Access access) const {
+Router::Placement Router::Place(const Topology* topology, const Hints& hints, const HashedKey& key,
+                                Access access) const {
   Placement p;
   if (topology == nullptr) {
     if (standalone_) return p;
@@ -107,9 +98,9 @@ Router::Placement Router::PlaceHashed(const Topology* topology, const Hints& hin
   }
   if (topology->ring.member_count() == 1 && topology->self == 0) return p;
   // An empty or oversized key gets the cache's own error here rather than after a hop.
-  if (key.empty() || key.size() > max_key_bytes_) return p;
+  if (key.bytes().empty() || key.bytes().size() > max_key_bytes_) return p;
 
-  const uint64_t hash = key_hash != nullptr ? *key_hash : HashKey(key);
+  const uint64_t hash = key.placement();
   uint32_t owners[Topology::kMaxReplicationFactor];
   const size_t n = topology->Owners(hash, owners);
   if (n == 0) {

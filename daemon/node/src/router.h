@@ -4,8 +4,6 @@
 //
 //   Router::Placement p = router.Place(topology, hints, key, Router::Access::kWrite);
 //   switch (p.where) { case kHere: ...; case kRemote: forward to *p.owner; case kError: ... }
-//   Router::Split s = router.SplitBatch(topology, hints, Access::kReadPrimary, n, key_at);
-//   // s.local: indexes served here; s.remote: one part per owner; s.errors: the rest.
 //
 //   Router::Decision d = router.Route(topology, hints, op);   // an Op (operation.h)
 //   // d.where: kHere (d.possibly_stale: a fenced node's own copy), kRemote (*d.owner), kError
@@ -13,9 +11,9 @@
 // The router knows nothing of gRPC or protobuf: the front ends (the gRPC Cache service
 // today) translate their requests into operations and hints, and its Status errors back
 // into their protocol's. Route is the whole decision for one operation, in one place:
-// fencing (the node's state), placement, and the write concern's limits. Place and
-// SplitBatch decide placement alone, for batches whose fencing and write concern the
-// caller checked once (CheckWriteConcern).
+// fencing (the node's state), placement, and the write concern's limits. Place decides
+// placement alone. A batch is routed op by op with Route, on one view snapshot, by
+// RunBatch (op_batch.h), which groups the remote ones per owner.
 //
 // Thread safety: immutable after construction; every method may be called concurrently.
 #pragma once
@@ -68,17 +66,6 @@ class Router {
     Status error;                          // kError: why (UNAVAILABLE, INVALID_ARGUMENT).
   };
 
-  // A batch split by where its operations run. Indexes are positions in the batch.
-  struct Part {
-    const ClusterMember* owner = nullptr;  // Points into the topology asked.
-    std::vector<int> index;                // In batch order.
-  };
-  struct Split {
-    std::vector<int> local;                      // Served here, in batch order.
-    std::vector<Part> remote;                    // One per owner, in order of first use.
-    std::vector<std::pair<int, Status>> errors;  // Refused, with the reason.
-  };
-
   // Where one operation runs (Route).
   struct Decision {
     Where where = Where::kHere;
@@ -116,47 +103,10 @@ class Router {
   // The UNAVAILABLE status of an operation refused while fenced (the fencing reason).
   Status FencedStatus() const;
 
-  // Where an operation on `key` runs, on `topology` (nullptr: standalone, or no view yet).
-  // Never allocates unless it refuses.
-  Placement Place(const Topology* topology, const Hints& hints, std::string_view key,
-                  Access access) const {
-    return PlaceHashed(topology, hints, key, nullptr, access);
-  }
-  // The same with the key's placement hash computed already.
-  Placement Place(const Topology* topology, const Hints& hints, const KeyRef& key,
-                  Access access) const {
-    return PlaceHashed(topology, hints, key.bytes, &key.hash, access);
-  }
-
-  // Place for the operations [0, n) of a batch, all with `access`: key_at(i) is operation
-  // i's key; skip(i) true leaves operation i out (the caller answered it already).
-  template <typename KeyAt, typename Skip>
-  Split SplitBatch(const Topology* topology, const Hints& hints, Access access, int n,
-                   KeyAt&& key_at, Skip&& skip) const {
-    Split split;
-    split.local.reserve(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      if (skip(i)) continue;
-      Placement p = Place(topology, hints, key_at(i), access);
-      switch (p.where) {
-        case Where::kHere:
-          split.local.push_back(i);
-          break;
-        case Where::kRemote:
-          PartFor(&split, p.owner)->index.push_back(i);
-          break;
-        case Where::kError:
-          split.errors.emplace_back(i, std::move(p.error));
-          break;
-      }
-    }
-    return split;
-  }
-  template <typename KeyAt>
-  Split SplitBatch(const Topology* topology, const Hints& hints, Access access, int n,
-                   KeyAt&& key_at) const {
-    return SplitBatch(topology, hints, access, n, key_at, [](int) { return false; });
-  }
+  // Where an operation on `key` runs, on `topology` (nullptr: standalone, or no view yet),
+  // by the key's placement hash (never computed here). Never allocates unless it refuses.
+  Placement Place(const Topology* topology, const Hints& hints, const HashedKey& key,
+                  Access access) const;
 
   // OK, or UNAVAILABLE while a cluster node has no view yet (`topology` null).
   Status CheckServing(const Topology* topology) const;
@@ -164,11 +114,6 @@ class Router {
   static Status LocalWriteRefused();
 
  private:
-  static Part* PartFor(Split* split, const ClusterMember* owner);
-  // Place; `hash` is the key's placement hash, or nullptr to compute it if needed.
-  Placement PlaceHashed(const Topology* topology, const Hints& hints, std::string_view key,
-                        const uint64_t* hash, Access access) const;
-
   // Constant after construction.
   const std::string self_id_;
   const uint32_t max_key_bytes_;

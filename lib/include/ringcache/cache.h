@@ -146,9 +146,12 @@ class Cache {
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
 
+  // The methods that take one key take it as a HashedKey (key_hash.h): a plain key converts
+  // to one (hashed then); a caller that hashed the key already passes it on, hashed once.
+
   // Copies the value of `key` into *value (and its metadata into *meta if non-null).
   // NOT_FOUND if the key is absent or expired; INVALID_ARGUMENT if the key breaks a limit.
-  Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
+  Status Get(const HashedKey& key, std::string* value, ItemMeta* meta = nullptr) const;
 
   // The write methods take an optional WriteRecord* (write_record.h): on success it is set
   // to what the write did (the version and absolute expiry it left, the value as stored),
@@ -157,26 +160,26 @@ class Cache {
   // Writes `key` according to options.mode; returns the new version.
   // INVALID_ARGUMENT (limit named) for a bad key or value; RESOURCE_EXHAUSTED if the
   // entry is larger than a shard's budget; see SetMode for the mode-specific errors.
-  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {},
+  Result<uint64_t> Set(const HashedKey& key, std::string_view value, const SetOptions& options = {},
                        WriteRecord* record = nullptr);
 
   // Removes `key`. NOT_FOUND if it is absent or expired. The record (kDelete) carries the
   // version the removed entry had.
-  Status Delete(std::string_view key, WriteRecord* record = nullptr);
+  Status Delete(const HashedKey& key, WriteRecord* record = nullptr);
 
   // Sets a new TTL (0 = never expires) without changing value or version.
   // NOT_FOUND if the key is absent or expired.
-  Status Touch(std::string_view key, uint64_t ttl_ms, WriteRecord* record = nullptr);
+  Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteRecord* record = nullptr);
 
   // Remaining time to live in ms: >= 1 for an entry that expires, 0 for one that never
   // does. NOT_FOUND if the key is absent or expired.
-  Result<uint64_t> Ttl(std::string_view key) const;
+  Result<uint64_t> Ttl(const HashedKey& key) const;
 
   // Adds `delta` (may be negative) to the decimal integer stored at `key`. An absent key
   // counts as 0 and is created with `ttl_ms_if_created`; an existing key keeps its TTL.
   // FAILED_PRECONDITION if the value is not a decimal int64; OUT_OF_RANGE on overflow.
   // The record is a kSet of the new decimal text.
-  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
+  Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteRecord* record = nullptr);
 
   // A hint that `keys` are about to be looked up: starts loading, for all of them at once,
@@ -185,6 +188,7 @@ class Cache {
   // returns at once; a key that is absent, invalid or written meanwhile only wastes the
   // hint. Worth it for batches of keys spread over a table larger than the CPU cache.
   void Prefetch(std::span<const std::string_view> keys) const;
+  void Prefetch(std::span<const HashedKey> keys) const;
 
   // Batched forms: one result per input, in input order; each behaves like its single form.
   // MultiGet prefetches its keys (see Prefetch).
@@ -216,12 +220,12 @@ class Cache {
   // this stored anything. Counts as a set in Stats. Errors as Set (limits,
   // RESOURCE_EXHAUSTED), and INVALID_ARGUMENT for meta.version 0, a negative deadline or
   // one more than 100 years from now.
-  Result<bool> ApplyReplicated(std::string_view key, std::string_view value, const ItemMeta& meta);
+  Result<bool> ApplyReplicated(const HashedKey& key, std::string_view value, const ItemMeta& meta);
   // Removes `key` if its version is <= `version` (the version the deleted entry had on the
   // primary). Returns true if it removed an entry (counted as a delete in Stats); false if
   // the key is absent, expired or newer. Later local writes of the key get versions above
   // `version`. INVALID_ARGUMENT for a bad key.
-  Result<bool> ApplyReplicatedDelete(std::string_view key, uint64_t version);
+  Result<bool> ApplyReplicatedDelete(const HashedKey& key, uint64_t version);
 
   // Drops every entry (a node that was declared failed rejoins empty). Items and bytes go
   // to 0; nothing is counted as a delete, an eviction or an expiration. Versions keep

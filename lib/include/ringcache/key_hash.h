@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 namespace ringcache {
 
@@ -30,6 +31,45 @@ std::string_view HashTag(std::string_view key);
 
 // XXH3-64 of the bytes, seed 0, with no tag rule (digests, the cache's own index).
 uint64_t HashBytes(std::string_view bytes);
+
+// A key with both of its hashes, computed once where the key enters (a front end decoding
+// a request, a C++ caller) and passed down through the router, replication and the cache:
+//   placement() == HashKey(bytes()): the ring places the key by it, replication and
+//                 rebalancing select it by it;
+//   index()     == HashBytes(bytes()): the cache finds the key in its table by it.
+// For a key without a hash tag the two are one hash, computed once.
+//
+// Built implicitly from anything that converts to std::string_view, so that a method taking
+// `const HashedKey&` also takes a plain key (hashing it then). Like std::string_view it
+// refers to the key's bytes and must not outlive them. A default-constructed HashedKey is
+// the empty key with both hashes 0 (a placeholder: no cache or ring accepts an empty key).
+class HashedKey {
+ public:
+  HashedKey() = default;
+  template <typename T>
+  requires std::is_convertible_v<const T&, std::string_view> HashedKey(
+      const T& key)  // NOLINT(google-explicit-constructor): a key is a key.
+      : HashedKey(Compute(std::string_view(key))) {}
+
+  // A key whose hashes were computed elsewhere (carried with the key). The caller vouches
+  // that they are HashKey(bytes) and HashBytes(bytes): nothing checks.
+  static HashedKey WithHashes(std::string_view bytes, uint64_t placement, uint64_t index) {
+    return HashedKey(bytes, placement, index);
+  }
+
+  std::string_view bytes() const { return bytes_; }
+  uint64_t placement() const { return placement_; }
+  uint64_t index() const { return index_; }
+
+ private:
+  HashedKey(std::string_view bytes, uint64_t placement, uint64_t index)
+      : bytes_(bytes), placement_(placement), index_(index) {}
+  static HashedKey Compute(std::string_view key);
+
+  std::string_view bytes_;
+  uint64_t placement_ = 0;
+  uint64_t index_ = 0;
+};
 
 // A clockwise arc of the 64-bit hash space: the hashes h with start < h <= end, going
 // clockwise and wrapping past UINT64_MAX to 0. start == end denotes the whole ring.

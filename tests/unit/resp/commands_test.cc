@@ -35,9 +35,9 @@ TEST_CASE("Commands become operations of one batch, replies come back in command
   CHECK(ops[0].kind == OpKind::kSet);
   CHECK(ops[0].set.ttl_ms == 10'000);
   CHECK(ops[0].set.mode == SetMode::kIfAbsent);
-  CHECK(ops[0].key.hash == HashKey("k"));
+  CHECK(ops[0].key.placement() == HashKey("k"));
   CHECK(ops[1].kind == OpKind::kGet);
-  CHECK(ops[3].key.bytes == "c");
+  CHECK(ops[3].key.bytes() == "c");
   CHECK(ops[4].kind == OpKind::kIncr);
   CHECK(ops[4].delta == -5);
   CHECK(ops[5].kind == OpKind::kDelete);  // EXPIRE with a TTL already past deletes.

@@ -171,7 +171,7 @@ void RespBatch::Error(std::string_view message) { Fixed("-" + OneLine(message) +
 Op& RespBatch::AddOp(OpKind kind, std::string_view key) {
   Op& op = ops_.emplace_back();
   op.kind = kind;
-  op.key = KeyRef::Of(key);
+  op.key = HashedKey(key);
   OpResult& result = results_.emplace_back();
   if (kind == OpKind::kGet) {
     if (values_used_ == values_.size()) values_.emplace_back();

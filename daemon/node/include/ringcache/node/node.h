@@ -275,7 +275,8 @@ class Node {
   // The validated options, with node_id and threads resolved.
   const NodeOptions& options() const;
 
-  // ---- Local operations. Same contracts as the Cache methods of the same name; the codes
+  // ---- Local operations. Same contracts as the Cache methods of the same name (a key is a
+  // HashedKey: a plain key converts to one; a caller that hashed it passes it on); the codes
   // are those of proto/ringcache/v1/cache.proto. They act on this node's cache: routing a
   // key to its owner is the front end's job (the gRPC service forwards; C++ programs use
   // ringcache::client). A write of a key this node is the primary of is shipped to the
@@ -283,18 +284,19 @@ class Node {
   // Writes return UNAVAILABLE (naming the reason) while the node is fenced.
 
   // NOT_FOUND if absent or expired. `meta` may be nullptr.
-  Status Get(std::string_view key, std::string* value, ItemMeta* meta = nullptr) const;
+  Status Get(const HashedKey& key, std::string* value, ItemMeta* meta = nullptr) const;
   // Returns the new version.
-  Result<uint64_t> Set(std::string_view key, std::string_view value, const SetOptions& options = {},
+  Result<uint64_t> Set(const HashedKey& key, std::string_view value, const SetOptions& options = {},
                        WriteTicket* ticket = nullptr);
-  Status Delete(std::string_view key, WriteTicket* ticket = nullptr);
-  Status Touch(std::string_view key, uint64_t ttl_ms, WriteTicket* ticket = nullptr);
-  Result<uint64_t> Ttl(std::string_view key) const;
-  Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
+  Status Delete(const HashedKey& key, WriteTicket* ticket = nullptr);
+  Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket = nullptr);
+  Result<uint64_t> Ttl(const HashedKey& key) const;
+  Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteTicket* ticket = nullptr);
 
   // Cache::Prefetch: a hint that `keys` are about to be read or written here.
   void Prefetch(std::span<const std::string_view> keys) const;
+  void Prefetch(std::span<const HashedKey> keys) const;
 
   // Batched forms: INVALID_ARGUMENT naming max-batch if there are more than
   // options().max_batch items; otherwise one result per item, in order.
