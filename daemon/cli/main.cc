@@ -44,6 +44,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/hash_ring.h"
+#include "ringcache/proto/cluster_view.h"
 #include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
@@ -609,22 +610,6 @@ std::string ProgressLine(uint64_t epoch, const pb::MigrationProgress& m) {
   return line;
 }
 
-// A proto view as the library's (normalized: members sorted by id).
-ringcache::ClusterView FromProto(const pb::ClusterView& proto) {
-  ringcache::ClusterView view{.epoch = proto.epoch(),
-                              .members = {},
-                              .replication_factor = proto.replication_factor(),
-                              .vnodes_per_weight = proto.vnodes_per_weight()};
-  for (const pb::Member& m : proto.members()) {
-    view.members.push_back({.id = m.id(),
-                            .address = m.address(),
-                            .weight = m.weight(),
-                            .state = static_cast<ringcache::MemberState>(m.state())});
-  }
-  view.Normalize();
-  return view;
-}
-
 // Stats of the node at `address`, on a channel of its own, with a deadline of `timeout_ms`.
 grpc::Status StatsOf(const std::string& address, int64_t timeout_ms, pb::StatsResponse* out) {
   grpc::ChannelArguments args;
@@ -683,7 +668,13 @@ int CmdClusterStatus(Connection& conn) {
     PrintError("UNAVAILABLE", conn.options().addr + " has no cluster view yet (it is joining)");
     return kExitError;
   }
-  const ringcache::ClusterView view = FromProto(proto);
+  ringcache::Result<ringcache::ClusterView> parsed = ringcache::proto::FromProto(proto);
+  if (!parsed.ok()) {
+    PrintError("INTERNAL", "the view of " + conn.options().addr +
+                               " is not valid: " + parsed.status().message());
+    return kExitError;
+  }
+  const ringcache::ClusterView& view = *parsed;
   ringcache::Result<ringcache::HashRing> ring = view.BuildRing();
   if (!ring.ok()) {
     PrintError("INTERNAL", "the view of " + conn.options().addr +

@@ -13,13 +13,13 @@
 #include <utility>
 #include <vector>
 
-#include "cluster_view_proto.h"
 #include "engine.h"
 #include "forward_streams.h"
 #include "membership.h"
 #include "op_batch.h"
 #include "peer_pool.h"
 #include "proto_ops.h"
+#include "ringcache/proto/cluster_view.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "topology.h"
 
@@ -149,7 +149,7 @@ const internal::Topology* CacheService::ThreadTopology() const {
 
 void CacheService::FillView(const internal::Topology* topology, v1::ClusterView* out) const {
   if (topology != nullptr) {
-    ToProto(topology->view, out);
+    proto::ToProto(topology->view, out);
     return;
   }
   const NodeOptions& options = node_->options();
@@ -164,7 +164,7 @@ void CacheService::FillView(const internal::Topology* topology, v1::ClusterView*
                             .weight = options.weight,
                             .state = MemberState::kServing});
   }
-  ToProto(view, out);
+  proto::ToProto(view, out);
 }
 
 grpc::Status CacheService::CheckBatchWrite(std::string_view rpc, int items,

@@ -33,7 +33,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "cluster_view_proto.h"
+#include "ringcache/proto/cluster_view.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
 namespace ringcache::internal {
@@ -646,12 +646,12 @@ struct Membership::Impl {
                                 std::to_string(topology->epoch()) + "); retry");
       }
       ClusterView view = topology->view;
-      ClusterMember joiner = FromProto(request.member());
+      ClusterMember joiner = proto::FromProto(request.member());
       joiner.state = MemberState::kJoining;
       auto it = std::find_if(view.members.begin(), view.members.end(),
                              [&](const ClusterMember& m) { return m.id == joiner.id; });
       if (it != view.members.end() && *it == joiner) {
-        ToProto(view, response->mutable_view());
+        proto::ToProto(view, response->mutable_view());
         return grpc::Status::OK;
       }
       if (Status committed = CheckCommitted(*topology); !committed.ok()) {
@@ -670,7 +670,7 @@ struct Membership::Impl {
       adopted = std::move(result).value();
       SchedulePushes(adopted->view);
     }
-    ToProto(adopted->view, response->mutable_view());
+    proto::ToProto(adopted->view, response->mutable_view());
     return grpc::Status::OK;
   }
 
@@ -692,7 +692,7 @@ struct Membership::Impl {
       reactor->Finish(ToGrpc(st));
       return reactor;
     }
-    Result<ClusterView> view = FromProto(request.view());
+    Result<ClusterView> view = proto::FromProto(request.view());
     if (!view.ok()) {
       reactor->Finish(ToGrpc(view.status()));
       return reactor;
@@ -788,7 +788,7 @@ struct Membership::Impl {
   void SchedulePushes(const ClusterView& view, const std::vector<ClusterMember>& also = {},
                       const std::vector<const ClusterMember*>* only = nullptr) {
     v1::PushViewRequest request;
-    ToProto(view, request.mutable_view());
+    proto::ToProto(view, request.mutable_view());
     request.set_from_id(options.self_id);
     const auto now = SteadyClock::now();
     std::lock_guard lock(mu);
@@ -994,7 +994,7 @@ struct Membership::Impl {
                              .weight = options.weight,
                              .state = MemberState::kJoining};
     v1::JoinRequest request;
-    ToProto(self, request.mutable_member());
+    proto::ToProto(self, request.mutable_member());
     request.set_replication_factor(options.replication_factor);
     request.set_vnodes_per_weight(options.vnodes_per_weight);
     return request;
@@ -1023,7 +1023,7 @@ struct Membership::Impl {
       sync_calls.erase(&ctx);
     }
     if (status.ok()) {
-      Result<ClusterView> view = FromProto(response.view());
+      Result<ClusterView> view = proto::FromProto(response.view());
       if (!view.ok()) {
         *last_error = seed + " answered with an invalid view: " + view.status().message();
         return JoinAttempt::kFailed;
@@ -1083,7 +1083,7 @@ struct Membership::Impl {
         (request.epoch() < topology->epoch() ||
          (request.epoch() == topology->epoch() && request.view_digest() != 0 &&
           request.view_digest() != topology->digest))) {
-      ToProto(topology->view, response->mutable_view());
+      proto::ToProto(topology->view, response->mutable_view());
     }
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -1405,7 +1405,7 @@ struct Membership::Impl {
     auto it = std::find_if(view.members.begin(), view.members.end(),
                            [&](const ClusterMember& m) { return m.id == id; });
     if (it->state == MemberState::kLeaving) {
-      ToProto(topology->view, out);
+      proto::ToProto(topology->view, out);
       return Status::Ok();
     }
     if (Status committed = CheckCommitted(*topology); !committed.ok()) return committed;
@@ -1416,7 +1416,7 @@ struct Membership::Impl {
         AdoptLocked(std::move(view), "as coordinator");
     if (!adopted.ok()) return adopted.status();
     SchedulePushes((*adopted)->view);
-    ToProto((*adopted)->view, out);
+    proto::ToProto((*adopted)->view, out);
     return Status::Ok();
   }
 
@@ -1520,7 +1520,7 @@ struct Membership::Impl {
 
   // The coordinator's answer to this node's leave: adopt the view (this node LEAVING).
   grpc::Status AcceptLeaveAnswer(const v1::LeaveResponse& answer, const std::string& from_id) {
-    Result<ClusterView> view = FromProto(answer.view());
+    Result<ClusterView> view = proto::FromProto(answer.view());
     if (!view.ok()) return ToGrpc(view.status());
     uint64_t epoch = 0;
     if (Status s = ReceiveView(std::move(view).value(), "leave accepted by " + from_id, from_id,
@@ -1886,7 +1886,7 @@ Status Membership::MarkFailed(const std::vector<std::string>& ids, const std::st
 }
 
 void Membership::OfferView(const v1::ClusterView& view, const std::string& from_id) {
-  Result<ClusterView> parsed = FromProto(view);
+  Result<ClusterView> parsed = proto::FromProto(view);
   if (!parsed.ok()) {
     impl_->Log(LogLevel::kWarn,
                "ignored an invalid view from " + from_id + ": " + parsed.status().message());

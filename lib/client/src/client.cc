@@ -26,12 +26,12 @@
 #include "channel_pool.h"
 #include "mutex.h"
 #include "ringcache/key_hash.h"
+#include "ringcache/proto/cluster_view.h"
 #include "ringcache/proto/set_mode.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "routing_table.h"
 #include "thread_annotations.h"
 #include "topology_watcher.h"
-#include "view_proto.h"
 
 namespace ringcache::client {
 namespace {
@@ -179,7 +179,7 @@ struct Client::Impl {
     if (in.epoch() == 0) {
       return Status::Unavailable("node " + from + " holds no cluster view yet");
     }
-    Result<ClusterView> view = internal::ViewFromProto(in);
+    Result<ClusterView> view = proto::FromProto(in);
     if (!view.ok()) {
       Log("ignoring an invalid view from " + from + ": " + view.status().ToString());
       return view.status();

@@ -16,8 +16,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "cluster_view_proto.h"
 #include "peer_pool.h"
+#include "ringcache/proto/cluster_view.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
 namespace ringcache::internal {
@@ -353,7 +353,7 @@ TEST_CASE("Membership: a coordinator makes no second view change until a majorit
   REQUIRE(Eventually([&] { return n4.epoch() == 5; }));
   {
     v1::PushViewRequest push;
-    ToProto(c[0].m().current()->view, push.mutable_view());
+    proto::ToProto(c[0].m().current()->view, push.mutable_view());
     push.set_from_id("n1");
     push.set_to_id("n2");
     v1::PushViewResponse response;

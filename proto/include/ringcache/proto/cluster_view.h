@@ -1,10 +1,19 @@
-#include "cluster_view_proto.h"
+// ringcache::ClusterView <-> ringcache.v1.ClusterView (the wire form of the Topology,
+// WatchTopology, Join and PushView rpcs), for every C++ side of the protocol: the node,
+// the cluster client and ringcache-cli convert views here and nowhere else, so that they
+// agree on what a view received from the wire means. Header-only: include it where both
+// ringcache::core and ringcache::proto are linked.
+//
+// Thread safety: pure functions.
+#pragma once
 
-#include <utility>
+#include "ringcache/cluster_view.h"
+#include "ringcache/status.h"
+#include "ringcache/v1/cache.pb.h"
 
-namespace ringcache::internal {
+namespace ringcache::proto {
 
-void ToProto(const ClusterMember& member, v1::Member* out) {
+inline void ToProto(const ClusterMember& member, v1::Member* out) {
   out->set_id(member.id);
   out->set_address(member.address);
   out->set_weight(member.weight);
@@ -12,7 +21,8 @@ void ToProto(const ClusterMember& member, v1::Member* out) {
   out->set_state(static_cast<v1::MemberState>(member.state));
 }
 
-void ToProto(const ClusterView& view, v1::ClusterView* out) {
+// Fills `out` (cleared first) with `view`, members in the view's order.
+inline void ToProto(const ClusterView& view, v1::ClusterView* out) {
   out->Clear();
   out->set_epoch(view.epoch);
   out->set_replication_factor(view.replication_factor);
@@ -21,7 +31,9 @@ void ToProto(const ClusterView& view, v1::ClusterView* out) {
   for (const ClusterMember& m : view.members) ToProto(m, out->add_members());
 }
 
-ClusterMember FromProto(const v1::Member& in) {
+// A member state this build does not know (the wire may carry any int) is kept as
+// kUnspecified, which is not on the ring.
+inline ClusterMember FromProto(const v1::Member& in) {
   ClusterMember member{.id = in.id(), .address = in.address(), .weight = in.weight()};
   switch (in.state()) {
     case v1::MEMBER_STATE_SERVING:
@@ -37,7 +49,9 @@ ClusterMember FromProto(const v1::Member& in) {
   return member;
 }
 
-Result<ClusterView> FromProto(const v1::ClusterView& in) {
+// The view `in` describes, normalized (members sorted by id) and validated
+// (ClusterView::Validate's INVALID_ARGUMENT otherwise).
+inline Result<ClusterView> FromProto(const v1::ClusterView& in) {
   ClusterView view{.epoch = in.epoch(),
                    .members = {},
                    .replication_factor = in.replication_factor(),
@@ -49,4 +63,4 @@ Result<ClusterView> FromProto(const v1::ClusterView& in) {
   return view;
 }
 
-}  // namespace ringcache::internal
+}  // namespace ringcache::proto
