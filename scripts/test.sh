@@ -6,8 +6,12 @@
 #                   smoke, install) with `ctest -j`;
 #   2. build-asan/  ASan + UBSan (assertions on): the unit tests (`ctest -L unit`);
 #   3. build-tsan/  TSan (assertions on): the unit tests (`ctest -L unit`);
+#   4. source checks over lib/ and daemon/ (scripts/check_sources.py): Clang's
+#                   -Wthread-safety as an error (-fsyntax-only over build/'s compile
+#                   commands), and clang-format on every file;
 # and ends with one line "N passed, N failed" over the three ctest runs. Exits non-zero
-# if any test failed or any step (configure, build, ctest itself) went wrong.
+# if any test failed or any step (configure, build, ctest itself, a source check) went
+# wrong.
 #
 # Knobs (environment):
 #   JOBS=N                       parallel build and test jobs (default 2)
@@ -142,7 +146,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-section "1/3 build/: RelWithDebInfo, -Werror, all tests"
+section "1/4 build/: RelWithDebInfo, -Werror, all tests"
 step_start="${SECONDS}"
 configure build \
   -DRINGCACHE_WERROR=ON \
@@ -172,7 +176,7 @@ else
   )
 
   # -------------------------------------------------------------------------------------
-  section "2/3 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer, unit tests"
+  section "2/4 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer, unit tests"
   step_start="${SECONDS}"
   configure build-asan --target "${unit_target}" "${sanitizer_args[@]}" -DRINGCACHE_SANITIZE=address,undefined
   ctest_prefix=(env "ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1"
@@ -182,7 +186,7 @@ else
   echo "[test.sh] build-asan/ took $(( SECONDS - step_start )) s"
 
   # -------------------------------------------------------------------------------------
-  section "3/3 build-tsan/: ThreadSanitizer, unit tests"
+  section "3/4 build-tsan/: ThreadSanitizer, unit tests"
   step_start="${SECONDS}"
   configure build-tsan --target "${unit_target}" "${sanitizer_args[@]}" -DRINGCACHE_SANITIZE=thread
   ctest_prefix=(env "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")
@@ -198,5 +202,16 @@ else
   ctest_prefix=()
   echo "[test.sh] build-tsan/ took $(( SECONDS - step_start )) s"
 fi
+
+# ---------------------------------------------------------------------------------------
+section "4/4 source checks: Clang -Wthread-safety and clang-format over lib/ and daemon/"
+step_start="${SECONDS}"
+current_step="source checks"
+check_rc=0
+/usr/bin/python3 scripts/check_sources.py build --jobs "${JOBS}" || check_rc=$?
+if [ "${check_rc}" -ne 0 ]; then
+  problems+=("source checks failed (exit ${check_rc}): scripts/check_sources.py build")
+fi
+echo "[test.sh] source checks took $(( SECONDS - step_start )) s"
 
 current_step="done"

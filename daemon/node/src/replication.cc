@@ -319,9 +319,9 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
       std::shared_ptr<ReplLink> link;
       if (auto it = links.find(id); it != links.end()) {
         link = it->second;
-      } else if (auto d =
-                     std::find_if(draining.begin(), draining.end(),
-                                  [&](const Draining& x) { return x.link->replica_id() == id; });
+      } else if (auto d = std::find_if(
+                     draining.begin(), draining.end(),
+                     [&id = id](const Draining& x) { return x.link->replica_id() == id; });
                  d != draining.end()) {
         std::shared_ptr<ReplLink> old = std::move(d->link);
         draining.erase(d);
@@ -431,7 +431,7 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
     for (const auto& [id, ranges] : ranges_by_replica) {
       ReplRangeSet set(ranges);
       const bool is_new = std::any_of(created.begin(), created.end(),
-                                      [&](const auto& l) { return l->replica_id() == id; });
+                                      [&id = id](const auto& l) { return l->replica_id() == id; });
       if (is_new) {
         log_lines.push_back("replication link to " + id + " (" + member_by_id.at(id)->address +
                             ") opened in epoch " + std::to_string(t.epoch()) + ": " +

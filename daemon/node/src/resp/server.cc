@@ -1,5 +1,7 @@
 #include "resp/server.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -68,7 +70,12 @@ class RespServer::Impl {
   }
   void Run() {
     Accept();
-    for (auto& io : ios_) threads_.emplace_back([ctx = io.get()] { ctx->run(); });
+    for (auto& io : ios_) {
+      threads_.emplace_back([ctx = io.get()] {
+        pthread_setname_np(pthread_self(), "rc-resp");
+        ctx->run();
+      });
+    }
   }
   void Stop();
 
