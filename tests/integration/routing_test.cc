@@ -664,6 +664,76 @@ TEST_CASE("Routing: a forwarded call is never forwarded again", "[integration][r
              OpIs(StatusCode::UNAVAILABLE, {"forwarded by n9"}));
 }
 
+TEST_CASE("Routing: a forwarder on an older view has its call sent on to the owner",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "hop2:");
+  auto n2 = cluster.Stub(1);
+  REQUIRE_THAT(Set(*n2, key, "v").status, IsOk());
+  const uint64_t epoch = cluster.epoch();
+  REQUIRE(epoch >= 2);
+  const std::string older = std::to_string(epoch - 1);
+
+  // n9 routed on the view before ours: n2's view is the better guess, so n2 sends the call
+  // on to the primary it knows (which sees n2's epoch and serves it).
+  v1::GetRequest get;
+  get.set_key(key);
+  auto served = UnaryWith(*n2, &v1::Cache::Stub::Get, get,
+                          {{"ringcache-forwarded-by", "n9"}, {"ringcache-epoch", older}});
+  REQUIRE_THAT(served.status, IsOk());
+  CHECK(served.response.value() == "v");
+  CHECK_THAT(UnaryWith(*n2, &v1::Cache::Stub::Set, MakeSet(key, "w"),
+                       {{"ringcache-forwarded-by", "n9"}, {"ringcache-epoch", older}})
+                 .status,
+             IsOk());
+  CHECK(Get(*cluster.Stub(ring.Primary(key)), key).response.value() == "w");
+
+  // The same view as ours: one hop only, as before.
+  CHECK_THAT(
+      UnaryWith(*n2, &v1::Cache::Stub::Get, get,
+                {{"ringcache-forwarded-by", "n9"}, {"ringcache-epoch", std::to_string(epoch)}})
+          .status,
+      StatusIs(StatusCode::UNAVAILABLE, {"not the primary", "forwarded by n9"}));
+}
+
+TEST_CASE("Routing: a forwarded stream routed on a newer view waits for it, then is refused",
+          "[integration][routing][pipeline]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "ahead:");
+  auto n2 = cluster.Stub(1);
+  // n9 claims a view one newer than the cluster's, which never comes: n2 holds the stream
+  // unread for its bounded wait (PipelineReactor::kMaxViewWait, 500 ms), then routes on the
+  // view it has, where it is not the primary, and refuses.
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  ctx.AddMetadata("ringcache-forwarded-by", "n9");
+  ctx.AddMetadata("ringcache-epoch", std::to_string(cluster.epoch() + 1));
+  const auto started = std::chrono::steady_clock::now();
+  std::unique_ptr<Stream> stream = n2->Pipeline(&ctx);
+  v1::PipelineRequest request;
+  v1::Operation* op = request.add_ops();
+  op->set_id(7);
+  op->mutable_get()->set_key(key);
+  REQUIRE(stream->Write(request));
+  REQUIRE(stream->WritesDone());
+  v1::PipelineResponse response;
+  std::vector<v1::OperationResult> results;
+  while (stream->Read(&response)) {
+    for (const auto& r : response.results()) results.push_back(r);
+  }
+  REQUIRE_THAT(stream->Finish(), IsOk());
+  const auto waited = std::chrono::steady_clock::now() - started;
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].id() == 7);
+  CHECK_THAT(results[0].status(), OpIs(StatusCode::UNAVAILABLE, {"not the primary"}));
+  // A lower bound only: the wait is at least that long by construction.
+  CHECK(waited >= std::chrono::milliseconds(450));
+}
+
 TEST_CASE("Routing: ringcache-local reads this node's own cache and refuses writes",
           "[integration][routing]") {
   TestCluster cluster(SmallCluster());

@@ -239,6 +239,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
           v1::ClusterView view;
           env->handlers->FillView(topology.get(), &view);
           env->watchers.Publish(view);
+          env->streams.OnView(topology->epoch());
         });
   }
   // A standalone server serves at once; a cluster node's health follows its state (the

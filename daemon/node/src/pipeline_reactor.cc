@@ -26,6 +26,24 @@ void PipelineStreams::Unregister(PipelineReactor* stream) {
   streams_.erase(stream);
 }
 
+void PipelineStreams::OnView(uint64_t epoch) {
+  std::vector<PipelineReactor*> waiting;
+  {
+    std::lock_guard lock(mu_);
+    for (PipelineReactor* stream : streams_) {
+      const uint64_t wanted = stream->waiting_for_view();
+      if (wanted != 0 && wanted <= epoch) {
+        stream->Ref();  // As in DrainAll.
+        waiting.push_back(stream);
+      }
+    }
+  }
+  for (PipelineReactor* stream : waiting) {
+    stream->ViewAdopted(epoch);
+    stream->Unref();
+  }
+}
+
 void PipelineStreams::DrainAll() {
   std::vector<PipelineReactor*> open;
   {
@@ -55,6 +73,22 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
   env_->CallStarted();
   env_->metrics->pipeline_streams().Increment();
   const bool expired = ctx->deadline() <= std::chrono::system_clock::now();
+  // A forwarder one view ahead: it routed this stream's operations on a view this node has
+  // not adopted yet (the coordinator's push is on its way). Read nothing until that view is
+  // here, so that they run on it instead of being refused as "not the primary", but at
+  // most kMaxViewWait: then they are routed on whatever view this node holds.
+  if (!metadata_.forwarded_by.empty() && metadata_.has_epoch) {
+    const std::shared_ptr<const Topology> topology = env_->handlers->SharedTopology();
+    if (topology != nullptr && topology->epoch() < metadata_.epoch) {
+      wait_epoch_.store(metadata_.epoch, std::memory_order_relaxed);
+      Ref();  // The alarm's; its callback runs exactly once (fired or cancelled).
+      view_alarm_set_ = true;
+      view_alarm_.Set(std::chrono::system_clock::now() + kMaxViewWait, [this](bool) {
+        ViewAdopted(UINT64_MAX);
+        Unref();
+      });
+    }
+  }
   const bool draining = env_->streams.Register(this);
   {
     std::lock_guard lock(mu_);
@@ -62,6 +96,23 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
     if (expired) {
       FailStreamLocked(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"));
     }
+  }
+  // The view may have arrived between the check above and Register.
+  if (const uint64_t wanted = waiting_for_view(); wanted != 0) {
+    const std::shared_ptr<const Topology> topology = env_->handlers->SharedTopology();
+    if (topology != nullptr && topology->epoch() >= wanted) {
+      wait_epoch_.store(0, std::memory_order_relaxed);
+    }
+  }
+  Pump();
+}
+
+void PipelineReactor::ViewAdopted(uint64_t epoch) {
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t wanted = wait_epoch_.load(std::memory_order_relaxed);
+    if (wanted == 0 || epoch < wanted) return;
+    wait_epoch_.store(0, std::memory_order_relaxed);
   }
   Pump();
 }
@@ -267,6 +318,7 @@ void PipelineReactor::OnDone() {
   }
   env_->metrics->Record(Rpc::kPipeline, code, std::chrono::steady_clock::now() - started_);
   env_->streams.Unregister(this);
+  if (view_alarm_set_) view_alarm_.Cancel();  // Its callback (and reference) go at once.
   env_->metrics->pipeline_streams().Decrement();
   env_->CallEnded();  // The last use of env_.
   Unref();
@@ -323,7 +375,7 @@ void PipelineReactor::Pump() {
       // 3. Read the next message once the current one is done and the queue has room.
       const bool input_over = reads_done_ || draining_ || broken_ || has_error_;
       if (!input_over && !has_request_ && !read_in_flight_ && queued_bytes_ <= kMaxQueuedBytes &&
-          pending_ops_ < kMaxPendingOps) {
+          pending_ops_ < kMaxPendingOps && wait_epoch_.load(std::memory_order_relaxed) == 0) {
         read_in_flight_ = true;
         start_read = true;
       }

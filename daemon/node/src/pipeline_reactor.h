@@ -49,6 +49,7 @@
 // last Unref.
 #pragma once
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
 
@@ -81,6 +82,9 @@ class PipelineStreams {
   // From now on every stream drains: those open now are asked to, later ones are told by
   // Register. Must not be called from a reaction.
   void DrainAll();
+  // The node adopted the view `epoch`: streams waiting for it (see PipelineReactor,
+  // "a forwarder one view ahead") start reading.
+  void OnView(uint64_t epoch);
 
  private:
   // std::mutex, not the annotated ringcache::internal::Mutex: that one lives in lib/src,
@@ -113,6 +117,9 @@ class PipelineReactor final
   static constexpr size_t kResponseBlockBytes = 4096;
   // Response messages kept for reuse once written.
   static constexpr size_t kMaxSpareResponses = 2;
+  // A forwarded stream routed on a newer view than this node's waits up to this long for
+  // that view before it reads (see the constructor).
+  static constexpr std::chrono::milliseconds kMaxViewWait{500};
 
   // Called from the service's Pipeline method; starts the stream. `env` is not owned and
   // outlives every call.
@@ -126,6 +133,11 @@ class PipelineReactor final
 
   // Node shutdown: stop reading, flush, end with UNAVAILABLE. The caller holds a reference.
   void BeginDrain();
+  // The node holds the view `epoch` now (UINT64_MAX: stop waiting anyway); a stream
+  // waiting for that view starts reading. The caller holds a reference.
+  void ViewAdopted(uint64_t epoch);
+  // The epoch this stream waits for before it reads; 0 if none (one relaxed load).
+  uint64_t waiting_for_view() const { return wait_epoch_.load(std::memory_order_relaxed); }
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
@@ -203,6 +215,12 @@ class PipelineReactor final
   grpc::CallbackServerContext* const context_;  // gRPC's; valid until OnDone.
   const std::chrono::steady_clock::time_point started_;
   RequestMetadata metadata_;  // The stream's ringcache-* metadata.
+
+  // Non-zero while the stream waits for the node to adopt that view before reading (a
+  // forwarder routed on it). Written under mu_; read without it by PipelineStreams.
+  std::atomic<uint64_t> wait_epoch_{0};
+  grpc::Alarm view_alarm_;       // Ends the wait after kMaxViewWait.
+  bool view_alarm_set_ = false;  // Constant after construction.
 
   std::atomic<int> refs_{1};
 

@@ -135,8 +135,12 @@ Router::Placement Router::Place(const Topology* topology, const Hints& hints, co
       if (target[i] == self) return p;
     }
   }
-  if (!hints.forwarded_by.empty()) {
-    // One hop only: the forwarder's view and ours disagree; the client retries once they
+  if (!hints.forwarded_by.empty() && !(hints.has_epoch && hints.epoch < topology->epoch())) {
+    // One hop, unless the forwarder routed on an older view than ours: then ours is the
+    // better guess and the operation goes on to the owner we know, carrying our epoch.
+    // Every further hop needs a strictly newer view than the one before, so a chain is as
+    // short as the views are new, and never a loop. Here the forwarder's view is as new as
+    // ours (or newer: we may be the one behind): refuse; the caller retries once they
     // converge.
     p.where = Where::kError;
     p.error = Status::Unavailable("node " + self_id_ + " is not the " +

@@ -120,6 +120,33 @@ TEST_CASE("Router hints: local reads stay, local writes and second hops are refu
         Where::kHere);
 }
 
+TEST_CASE("Router sends a forwarded operation on only when the forwarder's view was older",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1", 5);
+  const Router router("n1", 4096, false);
+  const std::string elsewhere = KeyWith(*t, "n3", "n2");
+  auto forwarded_in = [](uint64_t epoch) {
+    Router::Hints h = ForwardedBy("n2");
+    h.has_epoch = true;
+    h.epoch = epoch;
+    return h;
+  };
+  // n2 routed on epoch 4, we hold 5: our view is the better guess, so on to n3 (who sees our
+  // epoch, 5, and may only send it on with a newer view still).
+  Router::Placement p = router.Place(t.get(), forwarded_in(4), elsewhere, Access::kWrite);
+  REQUIRE(p.where == Where::kRemote);
+  CHECK(p.owner->id == "n3");
+  // The same view, or a newer one than ours (we are the one behind): one hop only.
+  for (const uint64_t epoch : {uint64_t{5}, uint64_t{6}}) {
+    p = router.Place(t.get(), forwarded_in(epoch), elsewhere, Access::kWrite);
+    CHECK(p.where == Where::kError);
+    CHECK(p.error.code() == StatusCode::kUnavailable);
+  }
+  // A forwarder that sent no epoch: one hop only, as before.
+  CHECK(router.Place(t.get(), ForwardedBy("n2"), elsewhere, Access::kReadPrimary).where ==
+        Where::kError);
+}
+
 TEST_CASE("Router: no view yet is UNAVAILABLE, standalone and bad keys are served here",
           "[unit][router]") {
   const Router joining("n4", 4096, false);
