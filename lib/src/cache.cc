@@ -419,6 +419,21 @@ struct Cache::Impl {
     return false;
   }
 
+  // Sets a live entry's expiry in place (value and version unchanged), keeping the TTL
+  // heap in order, and marks it referenced.
+  void SetDeadlineLocked(Shard& sh, Entry* e, int64_t deadline_ms) RC_REQUIRES(sh.mu) {
+    const bool had_deadline = e->heap_index != kNotInHeap;
+    e->deadline_ms.store(deadline_ms, std::memory_order_relaxed);
+    e->referenced.store(1, std::memory_order_relaxed);
+    if (had_deadline && deadline_ms == 0) {
+      HeapRemove(sh, e);
+    } else if (had_deadline) {
+      HeapFix(sh, e->heap_index);
+    } else if (deadline_ms != 0) {
+      HeapPush(sh, e);
+    }
+  }
+
   // Publishes `fresh` for the key probed in `p` (replacing p.entry if any), evicting as
   // needed to stay within the shard budget. Assigns fresh's version.
   // REQUIRES: Charge(fresh) <= shard_budget; fresh's deadline is set.
@@ -740,22 +755,103 @@ Status Cache::Touch(const HashedKey& hashed, uint64_t ttl_ms, WriteRecord* recor
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
   if (p.entry == nullptr) return KeyNotFound();
   Entry* e = p.entry;
-  const bool had_deadline = e->heap_index != kNotInHeap;
-  e->deadline_ms.store(ttl_ms == 0 ? 0 : now + static_cast<int64_t>(ttl_ms),
-                       std::memory_order_relaxed);
-  e->referenced.store(1, std::memory_order_relaxed);
-  if (had_deadline && ttl_ms == 0) {
-    impl_->HeapRemove(sh, e);
-  } else if (had_deadline) {
-    impl_->HeapFix(sh, e->heap_index);
-  } else if (ttl_ms != 0) {
-    impl_->HeapPush(sh, e);
-  }
+  impl_->SetDeadlineLocked(sh, e, ttl_ms == 0 ? 0 : now + static_cast<int64_t>(ttl_ms));
   if (record != nullptr) {
     *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(e->value()), e->version,
                e->deadline()};
   }
   return Status::Ok();
+}
+
+Result<UpdateResult> Cache::Update(
+    const HashedKey& hashed,
+    const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+    WriteRecord* record) {
+  const std::string_view key = hashed.bytes();
+  const CacheOptions& o = impl_->options;
+  if (Status s = CheckKey(key, o); !s.ok()) return s;
+  const uint64_t hash = hashed.index();
+  Impl::Shard& sh = impl_->ShardFor(hash);
+  const int64_t now = impl_->clock->NowMs();
+  // An absolute deadline is bounded like a TTL; one already past means "expired now".
+  auto check_deadline = [&](int64_t deadline_ms) -> Status {
+    if (deadline_ms < 0) {
+      return Status::InvalidArgument("expiry must be >= 0 (0 = never expires), got " +
+                                     std::to_string(deadline_ms));
+    }
+    if (deadline_ms > now && static_cast<uint64_t>(deadline_ms - now) > kMaxTtlMs) {
+      return Status::InvalidArgument("expiry " + std::to_string(deadline_ms) + " is more than " +
+                                     std::to_string(kMaxTtlMs) + " ms (100 years) from now");
+    }
+    return Status::Ok();
+  };
+
+  MutexLock lock(&sh.mu);
+  const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
+  UpdateResult result;
+  Mutation m;
+  // Removes the live entry, as Delete does (also for an expiry already past).
+  auto remove = [&]() RC_REQUIRES(sh.mu) {
+    if (record != nullptr) {
+      *record = {WriteRecord::Kind::kDelete, std::string(key), {}, p.entry->version, 0};
+    }
+    impl_->RemoveAtLocked(sh, p.found, p.entry);
+    ++sh.deletes;
+    impl_->MaybeReclaim(sh);
+    result.after = {};
+    return result;
+  };
+  if (p.entry != nullptr) {
+    result.existed = true;
+    result.before = ItemMeta{p.entry->version, p.entry->deadline()};
+    result.after = result.before;
+    const ItemView current{key, p.entry->value(), hashed.placement(), result.before};
+    if (Status s = fn(&current, &m); !s.ok()) return s;
+  } else {
+    if (Status s = fn(nullptr, &m); !s.ok()) return s;
+  }
+  switch (m.kind) {
+    case Mutation::Kind::kNone:
+      return result;
+    case Mutation::Kind::kDelete:
+      if (p.entry == nullptr) return result;
+      return remove();
+    case Mutation::Kind::kExpire: {
+      if (p.entry == nullptr) return result;
+      if (Status s = check_deadline(m.deadline_ms); !s.ok()) return s;
+      if (m.deadline_ms != 0 && m.deadline_ms <= now) {
+        // Expired at once (EXPIRE with a time in the past): the key goes, as a delete.
+        return remove();
+      }
+      impl_->SetDeadlineLocked(sh, p.entry, m.deadline_ms);
+      result.after.deadline_ms = m.deadline_ms;
+      if (record != nullptr) {
+        *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(p.entry->value()),
+                   p.entry->version, m.deadline_ms};
+      }
+      return result;
+    }
+    case Mutation::Kind::kSet:
+      break;
+  }
+  const int64_t deadline =
+      m.keep_deadline ? (p.entry != nullptr ? p.entry->deadline() : 0) : m.deadline_ms;
+  if (Status s = CheckValue(m.value, o); !s.ok()) return s;
+  if (Status s = check_deadline(deadline); !s.ok()) return s;
+  if (Status s = impl_->EntryFits(Charge(key.size(), m.value.size())); !s.ok()) return s;
+  if (deadline != 0 && deadline <= now) {
+    // Stored already expired: nothing to store, and an older value must not outlive it.
+    if (p.entry == nullptr) return result;
+    return remove();
+  }
+  Entry* fresh = NewEntry(key, m.value);  // Under the lock: the value was only known here.
+  fresh->deadline_ms.store(deadline, std::memory_order_relaxed);
+  const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);  // Counts the set.
+  result.after = ItemMeta{version, deadline};
+  if (record != nullptr) {
+    *record = {WriteRecord::Kind::kSet, std::string(key), std::move(m.value), version, deadline};
+  }
+  return result;
 }
 
 Result<uint64_t> Cache::Ttl(const HashedKey& hashed) const {

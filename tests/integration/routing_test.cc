@@ -369,6 +369,103 @@ TEST_CASE("Routing: batches spanning every node come back whole and in request o
   }
 }
 
+TEST_CASE("Routing: Set and Delete answer the value they replace or remove, through any node",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "prev:");
+  auto n2 = cluster.Stub(1);  // Not the primary: unary calls are relayed, Batch is forwarded.
+
+  // Unary Set with return_previous and keep_ttl: the replaced value and its expiry.
+  v1::SetRequest first = MakeSet(key, "one");
+  first.set_ttl_ms(100'000);
+  REQUIRE_THAT(Unary(*n2, &v1::Cache::Stub::Set, first).status, IsOk());
+  v1::SetRequest swap = MakeSet(key, "two");
+  swap.set_return_previous(true);
+  swap.set_keep_ttl(true);
+  auto swapped = Unary(*n2, &v1::Cache::Stub::Set, swap);
+  REQUIRE_THAT(swapped.status, IsOk());
+  CHECK(swapped.response.had_previous());
+  CHECK(swapped.response.previous() == "one");
+  CHECK(swapped.response.version() > 0);
+  auto ttl = Ttl(*n2, key);
+  REQUIRE_THAT(ttl.status, IsOk());
+  CHECK(ttl.response.ttl_ms() > 90'000);  // Kept, not cleared.
+
+  // keep_ttl with a ttl, or expires_at_ms with either: INVALID_ARGUMENT naming them.
+  v1::SetRequest both = MakeSet(key, "x");
+  both.set_keep_ttl(true);
+  both.set_ttl_ms(5);
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Set, both).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"keep_ttl", "exclusive"}));
+  both.set_keep_ttl(false);
+  both.set_expires_at_ms(5);
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Set, both).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"expires_at_ms"}));
+
+  // The same through a Batch (forwarded as operations): NX refused quietly with GET, then
+  // an absolute expiry, then Delete with return_previous on a present and an absent key.
+  v1::BatchRequest batch;
+  auto add = [&batch](uint64_t id) {
+    v1::Operation* op = batch.add_ops();
+    op->set_id(id);
+    return op;
+  };
+  v1::SetRequest* nx = add(1)->mutable_set();
+  *nx = MakeSet(key, "three");
+  nx->set_mode(v1::SET_MODE_IF_ABSENT);
+  nx->set_return_previous(true);
+  const int64_t at = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()) +
+                     500'000;
+  v1::SetRequest* exat = add(2)->mutable_set();
+  *exat = MakeSet(key, "four");
+  exat->set_expires_at_ms(at);
+  exat->set_return_previous(true);
+  add(3)->mutable_get()->set_key(key);
+  v1::DeleteRequest* getdel = add(4)->mutable_delete_();
+  getdel->set_key(key);
+  getdel->set_return_previous(true);
+  v1::DeleteRequest* again = add(5)->mutable_delete_();
+  again->set_key(key);
+  again->set_return_previous(true);
+  auto reply = Unary(*n2, &v1::Cache::Stub::Batch, batch);
+  REQUIRE_THAT(reply.status, IsOk());
+  REQUIRE(reply.response.results_size() == 5);
+  const auto& r = reply.response.results();
+  CHECK_THAT(r[0].status(), OpIs(StatusCode::OK));
+  CHECK(r[0].set().version() == 0);       // NX refused: nothing written...
+  CHECK(r[0].set().previous() == "two");  // ...and the value it would have replaced.
+  CHECK_THAT(r[1].status(), OpIs(StatusCode::OK));
+  CHECK(r[1].set().version() > swapped.response.version());
+  CHECK(r[1].set().previous() == "two");
+  CHECK(r[2].get().value() == "four");
+  CHECK(r[2].get().expires_at_ms() == at);  // Exactly the absolute time asked.
+  CHECK_THAT(r[3].status(), OpIs(StatusCode::OK));
+  CHECK(r[3].delete_().had_previous());
+  CHECK(r[3].delete_().previous() == "four");
+  CHECK_THAT(r[4].status(), OpIs(StatusCode::OK));  // Absent: not an error with previous.
+  CHECK_FALSE(r[4].delete_().had_previous());
+  CHECK_THAT(Get(*n2, key).status, StatusIs(StatusCode::NOT_FOUND));
+
+  // Replicated like any write: the replica holds what the read-modify-write left.
+  const std::string replicated = ring.KeyOwnedBy(0, 1, "prevrepl:");  // n1, replica n2
+  REQUIRE_THAT(Set(*n2, replicated, "a").status, IsOk());
+  v1::SetRequest acked = MakeSet(replicated, "b");
+  acked.set_return_previous(true);
+  acked.set_keep_ttl(true);
+  acked.set_write_concern(1);
+  auto acked_reply = Unary(*cluster.Stub(2), &v1::Cache::Stub::Set, acked);
+  REQUIRE_THAT(acked_reply.status, IsOk());
+  CHECK(acked_reply.response.previous() == "a");
+  CHECK(acked_reply.response.replicas_acked() == 1);
+  auto on_replica = GetLocal(*n2, replicated);
+  REQUIRE_THAT(on_replica.status, IsOk());
+  CHECK(on_replica.response.value() == "b");
+}
+
 TEST_CASE("Routing: a Batch of mixed operations spanning every node answers each in order",
           "[integration][routing]") {
   TestCluster cluster(SmallCluster({}, 100));

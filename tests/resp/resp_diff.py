@@ -70,6 +70,22 @@ SCRIPT = [
     ["EXPIRE", "t1", "0"], ["GET", "t1"], ["EXISTS", "t1"], ["SET", "t2", "v"],
     ["PEXPIRE", "t2", "-10"], ["EXISTS", "t2"], ["EXPIRE", "t2"],
     ["STRLEN", "nx1"], ["STRLEN", "nokey"],
+    # SET ... GET / KEEPTTL, GETSET, GETDEL: the value replaced or removed, read in the
+    # same step as the write.
+    ["SET", "g1", "old"], ["SET", "g1", "new", "GET"], ["GET", "g1"],
+    ["SET", "g2", "v", "GET"], ["GET", "g2"], ["SET", "g1", "x", "NX", "GET"], ["GET", "g1"],
+    ["SET", "g3", "x", "XX", "GET"], ["EXISTS", "g3"], ["SET", "g1", "y", "XX", "GET", "GET"],
+    ["SET", "g4", "v", "EX", "100"], ["SET", "g4", "w", "KEEPTTL"], ("ttl", ["TTL", "g4"]),
+    ["SET", "g4", "z"], ["TTL", "g4"], ["SET", "g5", "v", "KEEPTTL"], ["TTL", "g5"],
+    ["SET", "g4", "v", "KEEPTTL", "EX", "10"], ["SET", "g4", "v", "EX", "10", "KEEPTTL"],
+    ["SET", "g4", "v", "PX", "10", "PX", "20"], ["SET", "g4", "v", "NX", "NX"],
+    ["SET", "g4", "v2", "EX", "100", "GET"], ("ttl", ["TTL", "g4"]),
+    ["SET", "g4", "v3", "KEEPTTL", "GET"], ("ttl", ["TTL", "g4"]), ["GET", "g4"],
+    ["SET", "g6", "v", "EXAT", "1"], ["EXISTS", "g6"], ["SET", "g1", "gone", "PXAT", "1", "GET"],
+    ["EXISTS", "g1"], ["SET", "g7", "v", "XX", "PXAT", "1"],
+    ["GETSET", "gs", "a"], ["GETSET", "gs", "b"], ["GET", "gs"], ["GETSET", "gs"],
+    ["SET", "gs", "c", "EX", "100"], ["GETSET", "gs", "d"], ["TTL", "gs"],
+    ["GETDEL", "gs"], ["GETDEL", "gs"], ["EXISTS", "gs"], ["GETDEL"], ["GETDEL", "a", "b"],
     # Inline commands (as typed in telnet).
     b"SET inl \"a b\\x41\\n\"\r\n", b"GET inl\r\n", b"PING\r\n", b"\r\n",
     b"ECHO 'it\\'s'\r\n",

@@ -284,6 +284,9 @@ void CacheService::UnaryOp(Call<Request, Response>& call, const Status& decoded,
   if constexpr (requires { response->mutable_value(); }) {
     if (op.kind == OpKind::kGet) result.value = response->mutable_value();
   }
+  if constexpr (requires { response->mutable_previous(); }) {
+    if (op.return_previous) result.value = response->mutable_previous();
+  }
   if (op.write_concern == 0) {
     ExecuteLocal(node_, op, &result, nullptr);
     if (result.status.ok()) EncodeResult(result, response);

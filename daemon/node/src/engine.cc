@@ -93,6 +93,75 @@ void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
                                                     " races with other writes of the key; retry");
 }
 
+// A Set that reads the entry it replaces (KEEPTTL, GET) or sets an absolute expiry: one
+// Update under the key's lock, so that the previous value and the kept expiry are exactly
+// the replaced entry's. An absolute expiry already past removes the key (Cache::Update).
+void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  Clock* clock = node->options().clock != nullptr ? node->options().clock : Clock::System();
+  const int64_t deadline = op.expires_at_ms != 0 ? op.expires_at_ms
+                           : op.set.ttl_ms == 0
+                               ? 0
+                               : clock->NowMs() + static_cast<int64_t>(op.set.ttl_ms);
+  bool refused_quietly = false;
+  Result<UpdateResult> r = node->Update(
+      op.key,
+      [&](const ItemView* current, Mutation* m) {
+        if (op.return_previous && current != nullptr) {
+          result->had_previous = true;
+          if (result->value != nullptr) result->value->assign(current->value);
+        }
+        Status refused;
+        switch (op.set.mode) {
+          case SetMode::kAlways:
+            break;
+          case SetMode::kIfAbsent:
+            if (current != nullptr) refused = Status::AlreadyExists("key already exists");
+            break;
+          case SetMode::kIfPresent:
+            if (current == nullptr) refused = Status::NotFound("key not found");
+            break;
+          case SetMode::kIfVersion:
+            if (current == nullptr) {
+              refused = Status::NotFound("key not found");
+            } else if (current->meta.version != op.set.expected_version) {
+              refused = Status::FailedPrecondition(
+                  "version mismatch: expected " + std::to_string(op.set.expected_version) +
+                  ", current " + std::to_string(current->meta.version));
+            }
+            break;
+        }
+        if (!refused.ok()) {
+          if (!op.return_previous) return refused;
+          refused_quietly = true;  // SET ... NX GET: the previous value, nothing written.
+          return Status::Ok();
+        }
+        m->kind = Mutation::Kind::kSet;
+        m->value.assign(op.value);
+        m->keep_deadline = op.keep_ttl;
+        m->deadline_ms = deadline;
+        return Status::Ok();
+      },
+      ticket);
+  result->status = r.status();
+  if (r.ok() && !refused_quietly) result->version = r->after.version;
+}
+
+// A Delete that answers the value it removes (GETDEL), in one Update. An absent key is
+// not an error then: had_previous stays false.
+void DeleteReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  Result<UpdateResult> r = node->Update(
+      op.key,
+      [&](const ItemView* current, Mutation* m) {
+        if (current == nullptr) return Status::Ok();
+        result->had_previous = true;
+        if (result->value != nullptr) result->value->assign(current->value);
+        m->kind = Mutation::Kind::kDelete;
+        return Status::Ok();
+      },
+      ticket);
+  result->status = r.status();
+}
+
 void HGet(Node* node, const Op& op, OpResult* result) {
   std::string current;
   ItemMeta meta;
@@ -136,12 +205,20 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       return;
     }
     case OpKind::kSet: {
+      if (op.keep_ttl || op.return_previous || op.expires_at_ms != 0) {
+        SetReadingOld(node, op, result, ticket);
+        return;
+      }
       Result<uint64_t> version = node->Set(op.key, op.value, op.set, ticket);
       result->status = version.status();
       if (version.ok()) result->version = *version;
       return;
     }
     case OpKind::kDelete:
+      if (op.return_previous) {
+        DeleteReadingOld(node, op, result, ticket);
+        return;
+      }
       result->status = node->Delete(op.key, ticket);
       return;
     case OpKind::kTouch:

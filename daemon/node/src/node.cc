@@ -675,6 +675,14 @@ Result<IncrResult> Node::Incr(const HashedKey& key, int64_t delta, uint64_t ttl_
   return impl_->store->Incr(key, delta, ttl_ms_if_created, ticket);
 }
 
+Result<UpdateResult> Node::Update(
+    const HashedKey& key,
+    const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+    WriteTicket* ticket) {
+  if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
+  return impl_->store->Update(key, fn, ticket);
+}
+
 Status Node::CheckBatchSize(std::string_view what, size_t count) const {
   const uint32_t max = impl_->options.max_batch;
   if (count <= max) return Status::Ok();

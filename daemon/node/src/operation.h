@@ -74,6 +74,10 @@ struct Op {
   // Arguments, by kind (views into the request).
   std::string_view value;                   // kSet.
   SetOptions set;                           // kSet: TTL, mode, expected version.
+  bool keep_ttl = false;                    // kSet: keep the key's expiry (KEEPTTL).
+  bool return_previous = false;             // kSet, kDelete: answer the value it replaced
+                                            // or removed (GET, GETSET, GETDEL).
+  int64_t expires_at_ms = 0;                // kSet: absolute expiry instead of set.ttl_ms.
   int64_t delta = 0;                        // kIncr.
   uint64_t ttl_ms = 0;                      // kTouch; kIncr: the TTL if it creates the key.
   std::span<const std::string_view> items;  // kHSet: field, value, field, value, ...;
@@ -102,8 +106,12 @@ struct OpResult {
   // Reads that return bytes (kGet): where the value goes, set by the front end before
   // execution (its reply's own field, so the value is copied once, from the cache into the
   // reply). nullptr: the value is not wanted.
+  // kSet and kDelete with return_previous: the value replaced or removed goes here too
+  // (had_previous says whether there was one).
   std::string* value = nullptr;
-  uint64_t version = 0;       // kGet, kSet, kIncr, kHSet: the entry's version.
+  bool had_previous = false;
+  uint64_t version = 0;       // kGet, kSet, kIncr, kHSet: the entry's version (kSet with
+                              // return_previous: 0 if its mode refused the write).
   int64_t expires_at_ms = 0;  // kGet: absolute expiry, 0 = never.
   int64_t integer = 0;        // kTtl: ms left (0 = never expires); kIncr: the new value;
                               // kHSet: fields added (not just updated).

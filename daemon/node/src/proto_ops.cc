@@ -57,6 +57,18 @@ Status ToSetOptions(const v1::SetRequest& request, SetOptions* options) {
   }
   options->ttl_ms = request.ttl_ms();
   options->expected_version = request.expected_version();
+  if (request.keep_ttl() && request.ttl_ms() != 0) {
+    return Status::InvalidArgument("keep_ttl and ttl_ms " + std::to_string(request.ttl_ms()) +
+                                   " are exclusive: keep the key's expiry, or set a new one");
+  }
+  if (request.expires_at_ms() < 0) {
+    return Status::InvalidArgument("expires_at_ms must be >= 0 (0 = not given), got " +
+                                   std::to_string(request.expires_at_ms()));
+  }
+  if (request.expires_at_ms() != 0 && (request.ttl_ms() != 0 || request.keep_ttl())) {
+    return Status::InvalidArgument(
+        "expires_at_ms is exclusive with ttl_ms and keep_ttl: give one expiry");
+  }
   return Status::Ok();
 }
 
@@ -70,6 +82,9 @@ Status DecodeOp(const v1::SetRequest& request, Op* op) {
   op->kind = OpKind::kSet;
   op->key = HashedKey(request.key());
   op->value = request.value();
+  op->keep_ttl = request.keep_ttl();
+  op->return_previous = request.return_previous();
+  op->expires_at_ms = request.expires_at_ms();
   WriteConcernOf(request, op);
   return ToSetOptions(request, &op->set);
 }
@@ -77,6 +92,7 @@ Status DecodeOp(const v1::SetRequest& request, Op* op) {
 Status DecodeOp(const v1::DeleteRequest& request, Op* op) {
   op->kind = OpKind::kDelete;
   op->key = HashedKey(request.key());
+  op->return_previous = request.return_previous();
   WriteConcernOf(request, op);
   return Status::Ok();
 }
@@ -132,8 +148,11 @@ void EncodeResult(const OpResult& result, v1::GetResponse* out) {
 }
 void EncodeResult(const OpResult& result, v1::SetResponse* out) {
   out->set_version(result.version);
+  if (result.had_previous) out->set_had_previous(true);  // previous: in the value slot.
 }
-void EncodeResult(const OpResult&, v1::DeleteResponse*) {}
+void EncodeResult(const OpResult& result, v1::DeleteResponse* out) {
+  if (result.had_previous) out->set_had_previous(true);  // previous: in the value slot.
+}
 void EncodeResult(const OpResult&, v1::TouchResponse*) {}
 void EncodeResult(const OpResult& result, v1::TtlResponse* out) {
   out->set_ttl_ms(static_cast<uint64_t>(result.integer));
@@ -145,7 +164,12 @@ void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
 }
 
 std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out) {
-  return op.kind == OpKind::kGet ? out->mutable_get()->mutable_value() : nullptr;
+  if (op.kind == OpKind::kGet) return out->mutable_get()->mutable_value();
+  if (op.kind == OpKind::kSet && op.return_previous) return out->mutable_set()->mutable_previous();
+  if (op.kind == OpKind::kDelete && op.return_previous) {
+    return out->mutable_delete_()->mutable_previous();
+  }
+  return nullptr;
 }
 
 namespace {
@@ -184,12 +208,16 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       set->set_ttl_ms(op.set.ttl_ms);
       set->set_mode(proto::ToProto(op.set.mode));
       set->set_expected_version(op.set.expected_version);
+      if (op.keep_ttl) set->set_keep_ttl(true);
+      if (op.return_previous) set->set_return_previous(true);
+      if (op.expires_at_ms != 0) set->set_expires_at_ms(op.expires_at_ms);
       EncodeWriteConcern(op, set);
       return;
     }
     case OpKind::kDelete: {
       v1::DeleteRequest* del = out->mutable_delete_();
       del->set_key(op.key.bytes().data(), op.key.bytes().size());
+      if (op.return_previous) del->set_return_previous(true);
       EncodeWriteConcern(op, del);
       return;
     }
@@ -228,13 +256,21 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       out->possibly_stale = get->possibly_stale();
       break;
     }
-    case v1::OperationResult::kSet:
-      out->version = in->set().version();
-      out->replicas_acked = in->set().replicas_acked();
+    case v1::OperationResult::kSet: {
+      v1::SetResponse* set = in->mutable_set();
+      out->version = set->version();
+      out->replicas_acked = set->replicas_acked();
+      out->had_previous = set->had_previous();
+      if (out->value != nullptr) out->value->swap(*set->mutable_previous());
       break;
-    case v1::OperationResult::kDelete:
-      out->replicas_acked = in->delete_().replicas_acked();
+    }
+    case v1::OperationResult::kDelete: {
+      v1::DeleteResponse* del = in->mutable_delete_();
+      out->replicas_acked = del->replicas_acked();
+      out->had_previous = del->had_previous();
+      if (out->value != nullptr) out->value->swap(*del->mutable_previous());
       break;
+    }
     case v1::OperationResult::kTouch:
       out->replicas_acked = in->touch().replicas_acked();
       break;
@@ -278,9 +314,11 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
       break;
     case OpKind::kSet:
       EncodeResult(result, out->mutable_set());
+      bytes += out->set().previous().size();
       break;
     case OpKind::kDelete:
-      out->mutable_delete_();
+      EncodeResult(result, out->mutable_delete_());
+      bytes += out->delete_().previous().size();
       break;
     case OpKind::kTouch:
       out->mutable_touch();

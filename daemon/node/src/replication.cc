@@ -183,7 +183,8 @@ struct ReplicatedStore::Impl {
     if (n == 0) return write(nullptr);
     auto record = std::make_shared<WriteRecord>();
     auto r = write(record.get());
-    if (r.ok()) ShipLocked(targets, n, std::move(record), ticket);
+    // A write that changed nothing (an Update that decided so) left no record: version 0.
+    if (r.ok() && record->version != 0) ShipLocked(targets, n, std::move(record), ticket);
     return r;
   }
 
@@ -684,6 +685,17 @@ Result<IncrResult> ReplicatedStore::Incr(const HashedKey& key, int64_t delta,
   return impl_->WriteOne(key, ticket, [&](WriteRecord* record) {
     return impl_->cache->Incr(key, delta, ttl_ms_if_created, record);
   });
+}
+
+Result<UpdateResult> ReplicatedStore::Update(
+    const HashedKey& key,
+    const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+    WriteTicket* ticket) {
+  if (ticket != nullptr) ticket->links.clear();
+  // Results, not commands: the record is what the update left (a set, a delete or a touch),
+  // and none is shipped when it changed nothing.
+  return impl_->WriteOne(
+      key, ticket, [&](WriteRecord* record) { return impl_->cache->Update(key, fn, record); });
 }
 
 std::vector<Result<uint64_t>> ReplicatedStore::MultiSet(std::span<const SetItem> items,

@@ -122,6 +122,10 @@ class ReplicatedStore {
   Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket);
   Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created,
                           WriteTicket* ticket);
+  Result<UpdateResult> Update(
+      const HashedKey& key,
+      const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+      WriteTicket* ticket);
   std::vector<Result<uint64_t>> MultiSet(std::span<const SetItem> items, WriteTicket* ticket);
   std::vector<Status> MultiDelete(std::span<const std::string_view> keys, WriteTicket* ticket);
 

@@ -108,6 +108,28 @@ struct IncrResult {
   uint64_t version = 0;  // The entry's new version.
 };
 
+// What a Cache::Update does to its key, as its function decides.
+struct Mutation {
+  enum class Kind : uint8_t {
+    kNone,    // Leave the key as it is (a read, or a condition that does not hold).
+    kSet,     // Store `value` (a new version).
+    kDelete,  // Remove the key (if it exists).
+    kExpire,  // Change only the expiry to `deadline_ms`, keeping value and version (as Touch).
+  };
+  Kind kind = Kind::kNone;
+  std::string value;  // kSet.
+  // kSet: keep the entry's expiry (none for a key that did not exist); else `deadline_ms`.
+  bool keep_deadline = false;
+  int64_t deadline_ms = 0;  // kSet without keep_deadline, kExpire: absolute, 0 = never.
+};
+
+// What a Cache::Update found and left.
+struct UpdateResult {
+  bool existed = false;  // The key was live before.
+  ItemMeta before;       // Its metadata then (if it existed).
+  ItemMeta after;        // The key's metadata after (version 0: it does not exist).
+};
+
 // An entry seen by ForEachInRange. The views are valid only during the callback.
 struct ItemView {
   std::string_view key;
@@ -181,6 +203,21 @@ class Cache {
   // The record is a kSet of the new decimal text.
   Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteRecord* record = nullptr);
+
+  // A read-modify-write of `key` under its shard lock, for writes whose result depends on
+  // what the key holds (append, get-and-set, get-and-delete, conditional expiry, typed
+  // values): `fn(current, &mutation)` sees the live entry (nullptr if the key is absent or
+  // expired) and fills the mutation, or returns an error, which Update returns with
+  // nothing changed. `fn` runs under the shard lock: it must be quick, must not call this
+  // cache, and must copy what it needs from `current` (the views end with it).
+  // The mutation is checked like the write it stands for (value and key limits, the
+  // budget, an absolute deadline at most 100 years from now; INVALID_ARGUMENT or
+  // RESOURCE_EXHAUSTED). The record is kSet, kDelete or kTouch, as Set, Delete and Touch
+  // leave; none for kNone (record left unchanged) or a kDelete of an absent key.
+  Result<UpdateResult> Update(
+      const HashedKey& key,
+      const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+      WriteRecord* record = nullptr);
 
   // A hint that `keys` are about to be looked up: starts loading, for all of them at once,
   // the memory their lookups will touch (the table slot, then the entry), so that the cache

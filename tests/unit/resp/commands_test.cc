@@ -57,6 +57,57 @@ TEST_CASE("Commands become operations of one batch, replies come back in command
   CHECK(out == "$-1\r\n+PONG\r\n*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n:7\r\n:0\r\n:3\r\n");
 }
 
+TEST_CASE("SET GET/KEEPTTL/EXAT, GETSET and GETDEL ask for the value they replace or remove",
+          "[resp]") {
+  RespBatch batch;
+  std::vector<RespCommand> commands;
+  for (auto words :
+       std::vector<std::vector<std::string>>{{"SET", "k", "v", "GET", "KEEPTTL", "XX"},
+                                             {"SET", "k", "v", "PXAT", "123456", "PXAT", "5000"},
+                                             {"GETSET", "k", "w"},
+                                             {"GETDEL", "k"},
+                                             {"GETDEL", "k"}}) {
+    commands.push_back(Command(std::move(words)));
+  }
+  for (const RespCommand& c : commands) REQUIRE(batch.Add(c, 1000));
+  const auto ops = batch.ops();
+  REQUIRE(ops.size() == 5);
+  CHECK(ops[0].kind == OpKind::kSet);
+  CHECK(ops[0].return_previous);
+  CHECK(ops[0].keep_ttl);
+  CHECK(ops[0].set.mode == SetMode::kIfPresent);
+  CHECK_FALSE(ops[1].return_previous);
+  CHECK(ops[1].expires_at_ms == 5000);  // Absolute, the last one given.
+  CHECK(ops[1].set.ttl_ms == 0);
+  CHECK(ops[2].kind == OpKind::kSet);
+  CHECK(ops[2].return_previous);
+  CHECK(ops[3].kind == OpKind::kDelete);
+  CHECK(ops[3].return_previous);
+
+  auto results = batch.results();
+  results[0].had_previous = true;
+  *results[0].value = "old";
+  *results[2].value = "";  // No previous value: nil, whatever the slot holds.
+  results[3].had_previous = true;
+  *results[3].value = "w";
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out == "$3\r\nold\r\n+OK\r\n$-1\r\n$1\r\nw\r\n$-1\r\n");
+
+  // Redis's syntax rules: KEEPTTL and an expiry, two kinds of expiry, NX with XX.
+  for (auto words : std::vector<std::vector<std::string>>{{"SET", "k", "v", "KEEPTTL", "EX", "1"},
+                                                          {"SET", "k", "v", "EX", "1", "PX", "1"},
+                                                          {"SET", "k", "v", "NX", "XX"}}) {
+    RespBatch bad;
+    const RespCommand c = Command(std::move(words));
+    REQUIRE(bad.Add(c, 1000));
+    CHECK(bad.ops().empty());
+    std::string reply;
+    bad.EncodeReplies(&reply);
+    CHECK(reply == "-ERR syntax error\r\n");
+  }
+}
+
 TEST_CASE("A node's errors become Redis errors: TRYAGAIN for unavailable, one line", "[resp]") {
   RespBatch batch;
   REQUIRE(batch.Add(Command({"GET", "k"}), 0));

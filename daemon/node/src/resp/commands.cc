@@ -102,6 +102,8 @@ enum class Cmd : uint8_t {
   kTtl,
   kPTtl,
   kStrLen,
+  kGetSet,
+  kGetDel,
 };
 
 struct CommandSpec {
@@ -125,7 +127,8 @@ constexpr std::array kCommands = {
     CommandSpec{"incrby", 3, Cmd::kIncrBy},   CommandSpec{"decrby", 3, Cmd::kDecrBy},
     CommandSpec{"expire", -3, Cmd::kExpire},  CommandSpec{"pexpire", -3, Cmd::kPExpire},
     CommandSpec{"ttl", 2, Cmd::kTtl},         CommandSpec{"pttl", 2, Cmd::kPTtl},
-    CommandSpec{"strlen", 2, Cmd::kStrLen},
+    CommandSpec{"strlen", 2, Cmd::kStrLen},   CommandSpec{"getset", 3, Cmd::kGetSet},
+    CommandSpec{"getdel", 2, Cmd::kGetDel},
 };
 
 constexpr auto kNames = [] {
@@ -291,6 +294,18 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
     case Cmd::kSet:
       Set(c, now_ms);
       return true;
+    case Cmd::kGetSet: {  // SET key value GET, as Redis 6.2 redefined it.
+      Begin(RespReply::kSetOld);
+      Op& op = AddOp(OpKind::kSet, args[1]);
+      op.value = args[2];
+      WantPrevious(&op);
+      return true;
+    }
+    case Cmd::kGetDel: {
+      Begin(RespReply::kSetOld);
+      WantPrevious(&AddOp(OpKind::kDelete, args[1]));
+      return true;
+    }
     case Cmd::kSetNx: {
       Begin(RespReply::kOne);
       Op& op = AddOp(OpKind::kSet, args[1]);
@@ -468,24 +483,30 @@ void RespBatch::Expire(const RespCommand& c, std::string_view name, int64_t unit
 }
 
 void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
+  (void)now_ms;  // EXAT/PXAT travel as absolute times: exact wherever the key lives.
   const std::span<const std::string_view> args = c.args;
   SetMode mode = SetMode::kAlways;
   int64_t ttl_ms = 0;
-  bool has_expire = false;
-  bool past = false;  // EXAT/PXAT in the past: Redis stores and expires at once.
+  int64_t expires_at_ms = 0;
+  std::string_view expire;  // The EX/PX/EXAT/PXAT given, if any.
+  bool keep_ttl = false;
+  bool get = false;
+  // Redis's parser (t_string.c): NX/XX exclude each other, KEEPTTL and the four expiry
+  // options exclude each other; any option may repeat (the last value counts).
   for (size_t i = 3; i < args.size(); ++i) {
     const std::string_view a = args[i];
     const bool has_next = i + 1 < args.size();
-    if (EqualsIgnoreCase(a, "nx") && mode == SetMode::kAlways) {
+    if (EqualsIgnoreCase(a, "nx") && mode != SetMode::kIfPresent) {
       mode = SetMode::kIfAbsent;
-    } else if (EqualsIgnoreCase(a, "xx") && mode == SetMode::kAlways) {
+    } else if (EqualsIgnoreCase(a, "xx") && mode != SetMode::kIfAbsent) {
       mode = SetMode::kIfPresent;
-    } else if (EqualsIgnoreCase(a, "get") || EqualsIgnoreCase(a, "keepttl")) {
-      Error("ERR SET " + Lower(a) + " is not supported yet by ringcache");
-      return;
+    } else if (EqualsIgnoreCase(a, "get")) {
+      get = true;
+    } else if (EqualsIgnoreCase(a, "keepttl") && expire.empty()) {
+      keep_ttl = true;
     } else if ((EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
                 EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat")) &&
-               !has_expire && has_next) {
+               (expire.empty() || EqualsIgnoreCase(a, expire)) && !keep_ttl && has_next) {
       int64_t v = 0;
       if (!ParseInt(args[i + 1], &v)) {
         Error(kNotInteger);
@@ -498,33 +519,30 @@ void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
         return;
       }
       const int64_t ms = seconds ? v * 1000 : v;
-      if (absolute) {
-        past = ms <= now_ms;
-        ttl_ms = past ? 0 : ms - now_ms;
-      } else {
-        ttl_ms = ms;
-      }
-      has_expire = true;
+      (absolute ? expires_at_ms : ttl_ms) = ms;
+      expire = a;
       ++i;
     } else {
       Error(kSyntax);
       return;
     }
   }
-  Begin(RespReply::kOkOrNil);
-  if (past) {
-    // Stored and expired at once: the key is gone, whatever the mode (and +OK, as Redis
-    // answers when the condition held; an absent key under XX answers nil below).
-    Op& op = AddOp(OpKind::kDelete, args[1]);
-    (void)op;
-    calls_.back().reply = RespReply::kFixed;
-    calls_.back().fixed = std::string(kOk);
-    return;
-  }
+  Begin(get ? RespReply::kSetOld : RespReply::kOkOrNil);
   Op& op = AddOp(OpKind::kSet, args[1]);
   op.value = args[2];
   op.set.mode = mode;
   op.set.ttl_ms = static_cast<uint64_t>(ttl_ms);
+  op.expires_at_ms = expires_at_ms;
+  op.keep_ttl = keep_ttl;
+  if (get) WantPrevious(&op);
+}
+
+void RespBatch::WantPrevious(Op* op) {
+  op->return_previous = true;
+  if (values_used_ == values_.size()) values_.emplace_back();
+  std::string* value = &values_[values_used_++];
+  value->clear();
+  results_.back().value = value;
 }
 
 void RespBatch::EncodeReplies(std::string* out, std::vector<std::pair<int, bool>>* outcomes) const {
@@ -572,9 +590,17 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         }
         break;
       }
-      case RespReply::kSetOld:
-        out->append("-ERR not supported\r\n");
+      case RespReply::kSetOld: {  // SET ... GET, GETSET: the value replaced, or nil.
+        const OpResult& g = r[0];
+        if (!g.status.ok()) {
+          AppendStatusError(out, g.status);
+        } else if (g.had_previous) {
+          AppendBulk(out, *g.value);
+        } else {
+          out->append(kNil);
+        }
         break;
+      }
       case RespReply::kMulti: {
         const auto failed = std::find_if(r.begin(), r.end(), [](const OpResult& g) {
           return !g.status.ok() && g.status.code() != StatusCode::kNotFound;

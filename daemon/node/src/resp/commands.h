@@ -33,7 +33,7 @@ enum class RespReply : uint8_t {
   kFixed,       // `fixed` holds the whole reply.
   kBulk,        // GET: the value, or nil.
   kOkOrNil,     // SET: +OK, nil when NX/XX did not hold.
-  kSetOld,      // SET ... GET: reserved (not supported yet).
+  kSetOld,      // SET ... GET, GETSET, GETDEL: the value replaced or removed, or nil.
   kOne,         // SETNX: :1 / :0.
   kMulti,       // MGET: an array of values or nils.
   kAllOk,       // MSET: +OK when every write succeeded.
@@ -84,6 +84,9 @@ class RespBatch {
   void Begin(RespReply reply);
 
   void Set(const RespCommand& c, int64_t now_ms);
+  // The last op added answers the value it replaces or removes (return_previous), into a
+  // value slot of this batch.
+  void WantPrevious(Op* op);
   void Config(const RespCommand& c);
   void Expire(const RespCommand& c, std::string_view name, int64_t unit_ms);
   void Incr(const RespCommand& c, int64_t delta, bool parse_delta);

@@ -294,6 +294,13 @@ class Node {
   Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteTicket* ticket = nullptr);
 
+  // Cache::Update (a read-modify-write under the key's lock), replicated like the write it
+  // leaves (a set, a delete or a touch; nothing when it changed nothing).
+  Result<UpdateResult> Update(
+      const HashedKey& key,
+      const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
+      WriteTicket* ticket = nullptr);
+
   // Cache::Prefetch: a hint that `keys` are about to be read or written here.
   void Prefetch(std::span<const std::string_view> keys) const;
   void Prefetch(std::span<const HashedKey> keys) const;
