@@ -466,6 +466,81 @@ TEST_CASE("Routing: Set and Delete answer the value they replace or remove, thro
   CHECK(on_replica.response.value() == "b");
 }
 
+TEST_CASE("Routing: Touch with a condition, an absolute time or the value, through any node",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "touchx:");
+  auto n2 = cluster.Stub(1);
+  REQUIRE_THAT(Set(*n2, key, "v").status, IsOk());
+  const int64_t now_ms =
+      static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+
+  // Unary (relayed): only if it has an expiry (XX) on a key without one: not changed.
+  v1::TouchRequest xx;
+  xx.set_key(key);
+  xx.set_ttl_ms(100'000);
+  xx.set_condition(v1::EXPIRE_CONDITION_IF_SOME);
+  auto unchanged = Unary(*n2, &v1::Cache::Stub::Touch, xx);
+  REQUIRE_THAT(unchanged.status, IsOk());
+  CHECK_FALSE(unchanged.response.changed());
+  CHECK(Ttl(*n2, key).response.ttl_ms() == 0);
+
+  // Batch (forwarded as operations): NX sets an absolute expiry, GT with an earlier one
+  // does nothing, a read with the value, then a time already past removes the key.
+  v1::BatchRequest batch;
+  auto add = [&batch](uint64_t id) {
+    v1::Operation* op = batch.add_ops();
+    op->set_id(id);
+    return op->mutable_touch();
+  };
+  v1::TouchRequest* nx = add(1);
+  nx->set_key(key);
+  nx->set_expires_at_ms(now_ms + 300'000);
+  nx->set_condition(v1::EXPIRE_CONDITION_IF_NONE);
+  v1::TouchRequest* gt = add(2);
+  gt->set_key(key);
+  gt->set_expires_at_ms(now_ms + 200'000);
+  gt->set_condition(v1::EXPIRE_CONDITION_IF_LATER);
+  v1::TouchRequest* getex = add(3);
+  getex->set_key(key);
+  getex->set_expires_at_ms(now_ms + 100'000);
+  getex->set_condition(v1::EXPIRE_CONDITION_IF_EARLIER);
+  getex->set_return_value(true);
+  v1::TouchRequest* past = add(4);
+  past->set_key(key);
+  past->set_expires_at_ms(1);
+  v1::TouchRequest* absent = add(5);
+  absent->set_key(key);
+  absent->set_ttl_ms(5);
+  auto reply = Unary(*n2, &v1::Cache::Stub::Batch, batch);
+  REQUIRE_THAT(reply.status, IsOk());
+  REQUIRE(reply.response.results_size() == 5);
+  const auto& r = reply.response.results();
+  CHECK(r[0].touch().changed());
+  CHECK_FALSE(r[1].touch().changed());
+  CHECK(r[2].touch().changed());
+  CHECK(r[2].touch().value() == "v");
+  CHECK(r[3].touch().changed());
+  CHECK_THAT(r[4].status(), OpIs(StatusCode::NOT_FOUND));  // Removed by the past time.
+
+  // Two expiries at once, or an unknown condition: INVALID_ARGUMENT.
+  v1::TouchRequest both;
+  both.set_key(key);
+  both.set_ttl_ms(5);
+  both.set_expires_at_ms(now_ms + 5);
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Touch, both).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"exclusive"}));
+  v1::TouchRequest odd;
+  odd.set_key(key);
+  odd.set_condition(static_cast<v1::ExpireCondition>(42));
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Touch, odd).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"expire condition 42"}));
+}
+
 TEST_CASE("Routing: a Batch of mixed operations spanning every node answers each in order",
           "[integration][routing]") {
   TestCluster cluster(SmallCluster({}, 100));

@@ -162,6 +162,55 @@ void DeleteReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* t
   result->status = r.status();
 }
 
+// Whether a Touch's condition holds for an entry whose expiry is `current` and a new
+// expiry `next` (0 = never, which is later than any time, as Redis counts it).
+bool ExpiryConditionHolds(Op::ExpireIf condition, int64_t current, int64_t next) {
+  auto later = [](int64_t a, int64_t b) {  // a > b, with 0 as infinity.
+    if (a == 0) return b != 0;
+    return b != 0 && a > b;
+  };
+  switch (condition) {
+    case Op::ExpireIf::kAlways:
+      return true;
+    case Op::ExpireIf::kNone:
+      return current == 0;
+    case Op::ExpireIf::kSome:
+      return current != 0;
+    case Op::ExpireIf::kLater:
+      return later(next, current);
+    case Op::ExpireIf::kEarlier:
+      return later(current, next);
+    case Op::ExpireIf::kSomeAndEarlier:
+      return current != 0 && later(current, next);
+  }
+  return false;
+}
+
+// A Touch with a condition, an absolute expiry or a value to answer (EXPIRE NX/XX/GT/LT,
+// EXPIREAT, PERSIST, GETEX): one Update. An expiry already past removes the key.
+void TouchReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  Clock* clock = node->options().clock != nullptr ? node->options().clock : Clock::System();
+  const int64_t next = op.expires_at_ms != 0 ? op.expires_at_ms
+                       : op.ttl_ms == 0      ? 0
+                                             : clock->NowMs() + static_cast<int64_t>(op.ttl_ms);
+  Result<UpdateResult> r = node->Update(
+      op.key,
+      [&](const ItemView* current, Mutation* m) {
+        if (current == nullptr) return Status::NotFound("key not found");
+        if (op.return_value && result->value != nullptr) result->value->assign(current->value);
+        if (!ExpiryConditionHolds(op.expire_if, current->meta.deadline_ms, next)) {
+          result->integer = 0;
+          return Status::Ok();
+        }
+        result->integer = 1;
+        m->kind = Mutation::Kind::kExpire;
+        m->deadline_ms = next;
+        return Status::Ok();
+      },
+      ticket);
+  result->status = r.status();
+}
+
 void HGet(Node* node, const Op& op, OpResult* result) {
   std::string current;
   ItemMeta meta;
@@ -222,7 +271,12 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       result->status = node->Delete(op.key, ticket);
       return;
     case OpKind::kTouch:
+      if (op.expire_if != Op::ExpireIf::kAlways || op.expires_at_ms != 0 || op.return_value) {
+        TouchReadingOld(node, op, result, ticket);
+        return;
+      }
       result->status = node->Touch(op.key, op.ttl_ms, ticket);
+      if (result->status.ok()) result->integer = 1;  // Changed.
       return;
     case OpKind::kIncr: {
       Result<IncrResult> incr = node->Incr(op.key, op.delta, op.ttl_ms, ticket);

@@ -72,14 +72,19 @@ struct Op {
   OpKind kind = OpKind::kGet;
   HashedKey key;  // Hashed once where the front end decodes it (ringcache/key_hash.h).
   // Arguments, by kind (views into the request).
-  std::string_view value;                   // kSet.
-  SetOptions set;                           // kSet: TTL, mode, expected version.
-  bool keep_ttl = false;                    // kSet: keep the key's expiry (KEEPTTL).
-  bool return_previous = false;             // kSet, kDelete: answer the value it replaced
-                                            // or removed (GET, GETSET, GETDEL).
-  int64_t expires_at_ms = 0;                // kSet: absolute expiry instead of set.ttl_ms.
-  int64_t delta = 0;                        // kIncr.
-  uint64_t ttl_ms = 0;                      // kTouch; kIncr: the TTL if it creates the key.
+  std::string_view value;        // kSet.
+  SetOptions set;                // kSet: TTL, mode, expected version.
+  bool keep_ttl = false;         // kSet: keep the key's expiry (KEEPTTL).
+  bool return_previous = false;  // kSet, kDelete: answer the value it replaced
+                                 // or removed (GET, GETSET, GETDEL).
+  int64_t expires_at_ms = 0;     // kSet, kTouch: absolute expiry instead of
+                                 // set.ttl_ms / ttl_ms.
+  // kTouch: change the expiry only if this holds (EXPIRE NX/XX/GT/LT); 0 = always.
+  enum class ExpireIf : uint8_t { kAlways, kNone, kSome, kLater, kEarlier, kSomeAndEarlier };
+  ExpireIf expire_if = ExpireIf::kAlways;
+  bool return_value = false;  // kTouch: answer the value too (GETEX), into the value slot.
+  int64_t delta = 0;          // kIncr.
+  uint64_t ttl_ms = 0;        // kTouch; kIncr: the TTL if it creates the key.
   std::span<const std::string_view> items;  // kHSet: field, value, field, value, ...;
                                             // kHGet: the fields asked for.
   // Point reads: true to read this node's copy if it is any owner (READ_PREFERENCE_ANY_OWNER).
@@ -114,7 +119,8 @@ struct OpResult {
                               // return_previous: 0 if its mode refused the write).
   int64_t expires_at_ms = 0;  // kGet: absolute expiry, 0 = never.
   int64_t integer = 0;        // kTtl: ms left (0 = never expires); kIncr: the new value;
-                              // kHSet: fields added (not just updated).
+                              // kHSet: fields added (not just updated); kTouch: 1 if the
+                              // expiry changed, 0 if its condition did not hold.
   std::vector<std::optional<std::string>> items;  // kHGet: one per field asked, in order.
   bool possibly_stale = false;  // Served from a fenced node's own copy (--fenced-reads).
   uint32_t replicas_acked = 0;  // Point writes with a write concern.

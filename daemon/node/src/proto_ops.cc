@@ -101,6 +101,38 @@ Status DecodeOp(const v1::TouchRequest& request, Op* op) {
   op->kind = OpKind::kTouch;
   op->key = HashedKey(request.key());
   op->ttl_ms = request.ttl_ms();
+  op->expires_at_ms = request.expires_at_ms();
+  op->return_value = request.return_value();
+  switch (request.condition()) {
+    case v1::EXPIRE_CONDITION_ALWAYS:
+      op->expire_if = Op::ExpireIf::kAlways;
+      break;
+    case v1::EXPIRE_CONDITION_IF_NONE:
+      op->expire_if = Op::ExpireIf::kNone;
+      break;
+    case v1::EXPIRE_CONDITION_IF_SOME:
+      op->expire_if = Op::ExpireIf::kSome;
+      break;
+    case v1::EXPIRE_CONDITION_IF_LATER:
+      op->expire_if = Op::ExpireIf::kLater;
+      break;
+    case v1::EXPIRE_CONDITION_IF_EARLIER:
+      op->expire_if = Op::ExpireIf::kEarlier;
+      break;
+    case v1::EXPIRE_CONDITION_IF_SOME_AND_EARLIER:
+      op->expire_if = Op::ExpireIf::kSomeAndEarlier;
+      break;
+    default:
+      return Status::InvalidArgument("unknown expire condition " +
+                                     std::to_string(static_cast<int>(request.condition())));
+  }
+  if (request.expires_at_ms() < 0) {
+    return Status::InvalidArgument("expires_at_ms must be >= 0 (0 = not given), got " +
+                                   std::to_string(request.expires_at_ms()));
+  }
+  if (request.expires_at_ms() != 0 && request.ttl_ms() != 0) {
+    return Status::InvalidArgument("expires_at_ms and ttl_ms are exclusive: give one expiry");
+  }
   WriteConcernOf(request, op);
   return Status::Ok();
 }
@@ -153,7 +185,9 @@ void EncodeResult(const OpResult& result, v1::SetResponse* out) {
 void EncodeResult(const OpResult& result, v1::DeleteResponse* out) {
   if (result.had_previous) out->set_had_previous(true);  // previous: in the value slot.
 }
-void EncodeResult(const OpResult&, v1::TouchResponse*) {}
+void EncodeResult(const OpResult& result, v1::TouchResponse* out) {
+  out->set_changed(result.integer != 0);  // value: in the value slot.
+}
 void EncodeResult(const OpResult& result, v1::TtlResponse* out) {
   out->set_ttl_ms(static_cast<uint64_t>(result.integer));
   if (result.possibly_stale) out->set_possibly_stale(true);
@@ -166,6 +200,7 @@ void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
 std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out) {
   if (op.kind == OpKind::kGet) return out->mutable_get()->mutable_value();
   if (op.kind == OpKind::kSet && op.return_previous) return out->mutable_set()->mutable_previous();
+  if (op.kind == OpKind::kTouch && op.return_value) return out->mutable_touch()->mutable_value();
   if (op.kind == OpKind::kDelete && op.return_previous) {
     return out->mutable_delete_()->mutable_previous();
   }
@@ -178,6 +213,24 @@ template <typename Request>
 void EncodeWriteConcern(const Op& op, Request* out) {
   out->set_write_concern(op.write_concern);
   out->set_write_concern_timeout_ms(op.write_concern_timeout_ms);
+}
+
+v1::ExpireCondition ToWireCondition(Op::ExpireIf condition) {
+  switch (condition) {
+    case Op::ExpireIf::kAlways:
+      return v1::EXPIRE_CONDITION_ALWAYS;
+    case Op::ExpireIf::kNone:
+      return v1::EXPIRE_CONDITION_IF_NONE;
+    case Op::ExpireIf::kSome:
+      return v1::EXPIRE_CONDITION_IF_SOME;
+    case Op::ExpireIf::kLater:
+      return v1::EXPIRE_CONDITION_IF_LATER;
+    case Op::ExpireIf::kEarlier:
+      return v1::EXPIRE_CONDITION_IF_EARLIER;
+    case Op::ExpireIf::kSomeAndEarlier:
+      return v1::EXPIRE_CONDITION_IF_SOME_AND_EARLIER;
+  }
+  return v1::EXPIRE_CONDITION_ALWAYS;
 }
 
 v1::ReadPreference ToWirePreference(bool any_owner) {
@@ -225,6 +278,9 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       v1::TouchRequest* touch = out->mutable_touch();
       touch->set_key(op.key.bytes().data(), op.key.bytes().size());
       touch->set_ttl_ms(op.ttl_ms);
+      if (op.expires_at_ms != 0) touch->set_expires_at_ms(op.expires_at_ms);
+      touch->set_condition(ToWireCondition(op.expire_if));
+      if (op.return_value) touch->set_return_value(true);
       EncodeWriteConcern(op, touch);
       return;
     }
@@ -271,9 +327,13 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       if (out->value != nullptr) out->value->swap(*del->mutable_previous());
       break;
     }
-    case v1::OperationResult::kTouch:
-      out->replicas_acked = in->touch().replicas_acked();
+    case v1::OperationResult::kTouch: {
+      v1::TouchResponse* touch = in->mutable_touch();
+      out->replicas_acked = touch->replicas_acked();
+      out->integer = touch->changed() ? 1 : 0;
+      if (out->value != nullptr) out->value->swap(*touch->mutable_value());
       break;
+    }
     case v1::OperationResult::kTtl:
       out->integer = static_cast<int64_t>(in->ttl().ttl_ms());
       out->possibly_stale = in->ttl().possibly_stale();
@@ -321,7 +381,8 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
       bytes += out->delete_().previous().size();
       break;
     case OpKind::kTouch:
-      out->mutable_touch();
+      EncodeResult(result, out->mutable_touch());
+      bytes += out->touch().value().size();
       break;
     case OpKind::kTtl:
       EncodeResult(result, out->mutable_ttl());

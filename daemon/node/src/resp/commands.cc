@@ -74,6 +74,12 @@ void AppendStatusError(std::string* out, const Status& s) {
   out->append("\r\n");
 }
 
+// SET's and GETEX's EX, PX, EXAT, PXAT.
+bool IsExpiryOption(std::string_view a) {
+  return EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") || EqualsIgnoreCase(a, "exat") ||
+         EqualsIgnoreCase(a, "pxat");
+}
+
 enum class Cmd : uint8_t {
   kPing,
   kEcho,
@@ -104,6 +110,10 @@ enum class Cmd : uint8_t {
   kStrLen,
   kGetSet,
   kGetDel,
+  kExpireAt,
+  kPExpireAt,
+  kPersist,
+  kGetEx,
 };
 
 struct CommandSpec {
@@ -113,22 +123,41 @@ struct CommandSpec {
 };
 
 constexpr std::array kCommands = {
-    CommandSpec{"ping", -1, Cmd::kPing},      CommandSpec{"echo", 2, Cmd::kEcho},
-    CommandSpec{"select", 2, Cmd::kSelect},   CommandSpec{"quit", -1, Cmd::kQuit},
-    CommandSpec{"multi", 1, Cmd::kMulti},     CommandSpec{"exec", 1, Cmd::kExec},
-    CommandSpec{"discard", 1, Cmd::kDiscard}, CommandSpec{"command", -1, Cmd::kCommand},
-    CommandSpec{"config", -2, Cmd::kConfig},  CommandSpec{"get", 2, Cmd::kGet},
-    CommandSpec{"set", -3, Cmd::kSet},        CommandSpec{"setnx", 3, Cmd::kSetNx},
-    CommandSpec{"setex", 4, Cmd::kSetEx},     CommandSpec{"psetex", 4, Cmd::kPSetEx},
-    CommandSpec{"mget", -2, Cmd::kMGet},      CommandSpec{"mset", -3, Cmd::kMSet},
-    CommandSpec{"del", -2, Cmd::kDel},        CommandSpec{"unlink", -2, Cmd::kDel},
-    CommandSpec{"exists", -2, Cmd::kExists},  CommandSpec{"touch", -2, Cmd::kExists},
-    CommandSpec{"incr", 2, Cmd::kIncr},       CommandSpec{"decr", 2, Cmd::kDecr},
-    CommandSpec{"incrby", 3, Cmd::kIncrBy},   CommandSpec{"decrby", 3, Cmd::kDecrBy},
-    CommandSpec{"expire", -3, Cmd::kExpire},  CommandSpec{"pexpire", -3, Cmd::kPExpire},
-    CommandSpec{"ttl", 2, Cmd::kTtl},         CommandSpec{"pttl", 2, Cmd::kPTtl},
-    CommandSpec{"strlen", 2, Cmd::kStrLen},   CommandSpec{"getset", 3, Cmd::kGetSet},
+    CommandSpec{"ping", -1, Cmd::kPing},
+    CommandSpec{"echo", 2, Cmd::kEcho},
+    CommandSpec{"select", 2, Cmd::kSelect},
+    CommandSpec{"quit", -1, Cmd::kQuit},
+    CommandSpec{"multi", 1, Cmd::kMulti},
+    CommandSpec{"exec", 1, Cmd::kExec},
+    CommandSpec{"discard", 1, Cmd::kDiscard},
+    CommandSpec{"command", -1, Cmd::kCommand},
+    CommandSpec{"config", -2, Cmd::kConfig},
+    CommandSpec{"get", 2, Cmd::kGet},
+    CommandSpec{"set", -3, Cmd::kSet},
+    CommandSpec{"setnx", 3, Cmd::kSetNx},
+    CommandSpec{"setex", 4, Cmd::kSetEx},
+    CommandSpec{"psetex", 4, Cmd::kPSetEx},
+    CommandSpec{"mget", -2, Cmd::kMGet},
+    CommandSpec{"mset", -3, Cmd::kMSet},
+    CommandSpec{"del", -2, Cmd::kDel},
+    CommandSpec{"unlink", -2, Cmd::kDel},
+    CommandSpec{"exists", -2, Cmd::kExists},
+    CommandSpec{"touch", -2, Cmd::kExists},
+    CommandSpec{"incr", 2, Cmd::kIncr},
+    CommandSpec{"decr", 2, Cmd::kDecr},
+    CommandSpec{"incrby", 3, Cmd::kIncrBy},
+    CommandSpec{"decrby", 3, Cmd::kDecrBy},
+    CommandSpec{"expire", -3, Cmd::kExpire},
+    CommandSpec{"pexpire", -3, Cmd::kPExpire},
+    CommandSpec{"ttl", 2, Cmd::kTtl},
+    CommandSpec{"pttl", 2, Cmd::kPTtl},
+    CommandSpec{"strlen", 2, Cmd::kStrLen},
+    CommandSpec{"getset", 3, Cmd::kGetSet},
     CommandSpec{"getdel", 2, Cmd::kGetDel},
+    CommandSpec{"expireat", -3, Cmd::kExpireAt},
+    CommandSpec{"pexpireat", -3, Cmd::kPExpireAt},
+    CommandSpec{"persist", 2, Cmd::kPersist},
+    CommandSpec{"getex", -2, Cmd::kGetEx},
 };
 
 constexpr auto kNames = [] {
@@ -175,13 +204,8 @@ Op& RespBatch::AddOp(OpKind kind, std::string_view key) {
   Op& op = ops_.emplace_back();
   op.kind = kind;
   op.key = HashedKey(key);
-  OpResult& result = results_.emplace_back();
-  if (kind == OpKind::kGet) {
-    if (values_used_ == values_.size()) values_.emplace_back();
-    std::string* value = &values_[values_used_++];
-    value->clear();
-    result.value = value;
-  }
+  results_.emplace_back();
+  if (kind == OpKind::kGet) GiveValueSlot();
   ++calls_.back().op_count;
   return op;
 }
@@ -364,10 +388,26 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
       Incr(c, -1, true);
       return true;
     case Cmd::kExpire:
-      Expire(c, spec->name, 1000);
+      Expire(c, spec->name, 1000, false, now_ms);
       return true;
     case Cmd::kPExpire:
-      Expire(c, spec->name, 1);
+      Expire(c, spec->name, 1, false, now_ms);
+      return true;
+    case Cmd::kExpireAt:
+      Expire(c, spec->name, 1000, true, now_ms);
+      return true;
+    case Cmd::kPExpireAt:
+      Expire(c, spec->name, 1, true, now_ms);
+      return true;
+    case Cmd::kPersist: {
+      Begin(RespReply::kChanged);
+      Op& op = AddOp(OpKind::kTouch, args[1]);
+      op.ttl_ms = 0;                       // Never expires...
+      op.expire_if = Op::ExpireIf::kSome;  // ...if it had an expiry: 1, else 0.
+      return true;
+    }
+    case Cmd::kGetEx:
+      GetEx(c);
       return true;
     case Cmd::kTtl:
       Begin(RespReply::kTtlSeconds);
@@ -458,28 +498,115 @@ void RespBatch::Incr(const RespCommand& c, int64_t sign, bool parse_delta) {
   AddOp(OpKind::kIncr, c.args[1]).delta = delta;
 }
 
-void RespBatch::Expire(const RespCommand& c, std::string_view name, int64_t unit_ms) {
+void RespBatch::Expire(const RespCommand& c, std::string_view name, int64_t unit_ms, bool absolute,
+                       int64_t now_ms) {
+  // Redis's order (expire.c): the options first, then the time.
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    const std::string_view opt = c.args[i];
+    if (EqualsIgnoreCase(opt, "nx")) {
+      nx = true;
+    } else if (EqualsIgnoreCase(opt, "xx")) {
+      xx = true;
+    } else if (EqualsIgnoreCase(opt, "gt")) {
+      gt = true;
+    } else if (EqualsIgnoreCase(opt, "lt")) {
+      lt = true;
+    } else {
+      Error("ERR Unsupported option " + std::string(opt));
+      return;
+    }
+  }
+  if (nx && (xx || gt || lt)) {
+    Error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    return;
+  }
+  if (gt && lt) {
+    Error("ERR GT and LT options at the same time are not compatible");
+    return;
+  }
   int64_t amount = 0;
   if (!ParseInt(c.args[2], &amount)) {
     Error(kNotInteger);
     return;
   }
-  if (c.args.size() > 3) {  // NX / XX / GT / LT: not yet.
-    Error("ERR Unsupported option " + std::string(c.args[3]));
-    return;
-  }
+  const std::string invalid = "ERR invalid expire time in '" + std::string(name) + "' command";
   if (unit_ms > 1 && (amount > std::numeric_limits<int64_t>::max() / unit_ms ||
                       amount < std::numeric_limits<int64_t>::min() / unit_ms)) {
-    Error("ERR invalid expire time in '" + std::string(name) + "' command");
+    Error(invalid);
     return;
   }
-  Begin(RespReply::kFound);
-  const int64_t ttl_ms = amount * unit_ms;
-  if (ttl_ms <= 0) {
-    AddOp(OpKind::kDelete, c.args[1]);  // As Redis: a TTL already past deletes the key.
-  } else {
-    AddOp(OpKind::kTouch, c.args[1]).ttl_ms = static_cast<uint64_t>(ttl_ms);
+  int64_t when = amount * unit_ms;
+  if (!absolute) {
+    if (when > std::numeric_limits<int64_t>::max() - now_ms) {
+      Error(invalid);
+      return;
+    }
+    when += now_ms;
   }
+  Begin(RespReply::kChanged);
+  Op& op = AddOp(OpKind::kTouch, c.args[1]);
+  // An absolute time on the wire: exact wherever the key lives. A time already past (or
+  // negative, as Redis allows) removes the key when the condition holds.
+  op.expires_at_ms = std::max<int64_t>(when, 1);
+  op.expire_if = nx         ? Op::ExpireIf::kNone
+                 : gt       ? Op::ExpireIf::kLater  // XX GT is GT: no expiry fails it.
+                 : lt && xx ? Op::ExpireIf::kSomeAndEarlier
+                 : lt       ? Op::ExpireIf::kEarlier
+                 : xx       ? Op::ExpireIf::kSome
+                            : Op::ExpireIf::kAlways;
+}
+
+bool RespBatch::ParseExpiry(std::string_view option, std::string_view value,
+                            std::string_view command, int64_t* ms) {
+  int64_t v = 0;
+  if (!ParseInt(value, &v)) {
+    Error(kNotInteger);
+    return false;
+  }
+  const bool seconds = EqualsIgnoreCase(option, "ex") || EqualsIgnoreCase(option, "exat");
+  if (v <= 0 || (seconds && v > std::numeric_limits<int64_t>::max() / 1000)) {
+    Error("ERR invalid expire time in '" + std::string(command) + "' command");
+    return false;
+  }
+  *ms = seconds ? v * 1000 : v;
+  return true;
+}
+
+void RespBatch::GetEx(const RespCommand& c) {
+  // Redis 7's getexCommand: EX/PX/EXAT/PXAT/PERSIST, one of them at most.
+  const std::span<const std::string_view> args = c.args;
+  std::string_view expire;
+  int64_t ms = 0;
+  bool persist = false;
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    const bool has_next = i + 1 < args.size();
+    if (EqualsIgnoreCase(a, "persist") && expire.empty()) {
+      persist = true;
+    } else if (IsExpiryOption(a) && !persist && (expire.empty() || EqualsIgnoreCase(a, expire)) &&
+               has_next) {
+      if (!ParseExpiry(a, args[i + 1], "getex", &ms)) return;
+      expire = a;
+      ++i;
+    } else {
+      Error(kSyntax);
+      return;
+    }
+  }
+  Begin(RespReply::kBulk);
+  if (!persist && expire.empty()) {
+    AddOp(OpKind::kGet, args[1]);
+    return;
+  }
+  Op& op = AddOp(OpKind::kTouch, args[1]);
+  if (EqualsIgnoreCase(expire, "exat") || EqualsIgnoreCase(expire, "pxat")) {
+    op.expires_at_ms = ms;
+  } else {
+    op.ttl_ms = static_cast<uint64_t>(ms);  // 0 with PERSIST: never expires.
+  }
+  op.return_value = true;
+  GiveValueSlot();
 }
 
 void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
@@ -504,21 +631,11 @@ void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
       get = true;
     } else if (EqualsIgnoreCase(a, "keepttl") && expire.empty()) {
       keep_ttl = true;
-    } else if ((EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
-                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat")) &&
-               (expire.empty() || EqualsIgnoreCase(a, expire)) && !keep_ttl && has_next) {
-      int64_t v = 0;
-      if (!ParseInt(args[i + 1], &v)) {
-        Error(kNotInteger);
-        return;
-      }
-      const bool seconds = EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "exat");
+    } else if (IsExpiryOption(a) && (expire.empty() || EqualsIgnoreCase(a, expire)) && !keep_ttl &&
+               has_next) {
+      int64_t ms = 0;
+      if (!ParseExpiry(a, args[i + 1], "set", &ms)) return;
       const bool absolute = EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat");
-      if (v <= 0 || (seconds && v > std::numeric_limits<int64_t>::max() / 1000)) {
-        Error("ERR invalid expire time in 'set' command");
-        return;
-      }
-      const int64_t ms = seconds ? v * 1000 : v;
       (absolute ? expires_at_ms : ttl_ms) = ms;
       expire = a;
       ++i;
@@ -539,6 +656,10 @@ void RespBatch::Set(const RespCommand& c, int64_t now_ms) {
 
 void RespBatch::WantPrevious(Op* op) {
   op->return_previous = true;
+  GiveValueSlot();
+}
+
+void RespBatch::GiveValueSlot() {
   if (values_used_ == values_.size()) values_.emplace_back();
   std::string* value = &values_[values_used_++];
   value->clear();
@@ -631,8 +752,18 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         }
         break;
       }
-      case RespReply::kCount:
-      case RespReply::kFound: {
+      case RespReply::kChanged: {
+        const OpResult& t = r[0];
+        if (t.status.code() == StatusCode::kNotFound) {
+          out->append(":0\r\n");
+        } else if (!t.status.ok()) {
+          AppendStatusError(out, t.status);
+        } else {
+          AppendInteger(out, t.integer);
+        }
+        break;
+      }
+      case RespReply::kCount: {
         int64_t found = 0;
         const OpResult* error = nullptr;
         for (const OpResult& g : r) {

@@ -39,7 +39,7 @@ enum class RespReply : uint8_t {
   kAllOk,       // MSET: +OK when every write succeeded.
   kCount,       // DEL, UNLINK, EXISTS, TOUCH: how many ops found their key.
   kInteger,     // INCR family: the new value.
-  kFound,       // EXPIRE family: :1 if the key existed, :0 if not.
+  kChanged,     // EXPIRE family, PERSIST: :1 if the expiry changed, :0 if not (or absent).
   kTtlSeconds,  // TTL.
   kTtlMillis,   // PTTL.
   kLength,      // STRLEN.
@@ -87,8 +87,17 @@ class RespBatch {
   // The last op added answers the value it replaces or removes (return_previous), into a
   // value slot of this batch.
   void WantPrevious(Op* op);
+  // The last op added gets a value slot of this batch (its result's `value`).
+  void GiveValueSlot();
   void Config(const RespCommand& c);
-  void Expire(const RespCommand& c, std::string_view name, int64_t unit_ms);
+  // EXPIRE, PEXPIRE (relative, now_ms is this node's clock), EXPIREAT, PEXPIREAT.
+  void Expire(const RespCommand& c, std::string_view name, int64_t unit_ms, bool absolute,
+              int64_t now_ms);
+  void GetEx(const RespCommand& c);
+  // The milliseconds of an EX/PX/EXAT/PXAT `value` (seconds scaled), or false after
+  // answering Redis's error for `command`.
+  bool ParseExpiry(std::string_view option, std::string_view value, std::string_view command,
+                   int64_t* ms);
   void Incr(const RespCommand& c, int64_t delta, bool parse_delta);
 
   std::vector<RespCall> calls_;
