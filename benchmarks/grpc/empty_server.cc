@@ -120,6 +120,10 @@ void Answer(const pb::PipelineRequest& q, pb::PipelineResponse* r) {
         res->mutable_incr()->set_value(op.incr().delta());
         res->mutable_incr()->set_version(1);
         break;
+      case pb::Operation::kSetRange:
+        res->mutable_set_range()->set_length(op.set_range().value().size());
+        res->mutable_set_range()->set_version(1);
+        break;
       case pb::Operation::OP_NOT_SET:
         res->mutable_status()->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
         res->mutable_status()->set_message("operation has no op set");

@@ -541,6 +541,51 @@ TEST_CASE("Routing: Touch with a condition, an absolute time or the value, throu
              StatusIs(StatusCode::INVALID_ARGUMENT, {"expire condition 42"}));
 }
 
+TEST_CASE("Routing: SetRange writes at an offset or the end, through any node",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster());  // --max-value-bytes 1000
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "range:");
+  auto n2 = cluster.Stub(1);
+  auto range = [&](std::string value, uint64_t offset, bool append) {
+    v1::SetRangeRequest r;
+    r.set_key(key);
+    r.set_value(std::move(value));
+    r.set_offset(offset);
+    r.set_append(append);
+    return Unary(*n2, &v1::Cache::Stub::SetRange, r);
+  };
+  auto appended = range("Hello", 0, true);  // Unary, relayed: creates the key.
+  REQUIRE_THAT(appended.status, IsOk());
+  CHECK(appended.response.length() == 5);
+  CHECK(appended.response.version() > 0);
+  auto padded = range("!", 7, false);
+  REQUIRE_THAT(padded.status, IsOk());
+  CHECK(padded.response.length() == 8);
+  CHECK(Get(*n2, key).response.value() == std::string("Hello\0\0!", 8));
+
+  // Forwarded as an operation of a Batch.
+  v1::BatchRequest batch;
+  v1::Operation* op = batch.add_ops();
+  op->set_id(1);
+  op->mutable_set_range()->set_key(key);
+  op->mutable_set_range()->set_value("AB");
+  op->mutable_set_range()->set_offset(1);
+  auto reply = Unary(*n2, &v1::Cache::Stub::Batch, batch);
+  REQUIRE_THAT(reply.status, IsOk());
+  CHECK(reply.response.results(0).set_range().length() == 8);
+  CHECK(Get(*n2, key).response.value() == std::string("HABlo\0\0!", 8));
+
+  // Limits, checked before anything is allocated: the offset is the caller's number.
+  CHECK_THAT(range("x", uint64_t{1} << 62, false).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"max_value_bytes"}));
+  CHECK_THAT(range(std::string(995, 'y'), 0, true).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"max_value_bytes"}));
+  CHECK_THAT(range("x", 3, true).status, StatusIs(StatusCode::INVALID_ARGUMENT, {"exclusive"}));
+  CHECK(Get(*n2, key).response.value().size() == 8);  // Unchanged by the refusals.
+}
+
 TEST_CASE("Routing: a Batch of mixed operations spanning every node answers each in order",
           "[integration][routing]") {
   TestCluster cluster(SmallCluster({}, 100));

@@ -666,9 +666,9 @@ class ReflectionTest(unittest.TestCase):
         cache_file = next(f for f in files if f.name == "ringcache/v1/cache.proto")
         self.assertEqual(cache_file.package, "ringcache.v1")
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
-        self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "MultiGet",
-                                   "MultiSet", "MultiDelete", "Batch", "Stats", "Pipeline",
-                                   "Topology", "WatchTopology"})
+        self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "SetRange",
+                                   "MultiGet", "MultiSet", "MultiDelete", "Batch", "Stats",
+                                   "Pipeline", "Topology", "WatchTopology"})
 
 
 class ShutdownTest(unittest.TestCase):

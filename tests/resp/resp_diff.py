@@ -108,6 +108,17 @@ SCRIPT = [
     ["GETEX", "gx", "EX", "0"], ["GETEX", "gx", "EX", "10", "PX", "10"],
     ["GETEX", "gx", "PERSIST", "EX", "10"], ["GETEX", "gx", "BOGUS"], ["GETEX", "nokey", "EX", "10"],
     ["GETEX", "gx", "PXAT", "1"], ["EXISTS", "gx"], ["GETEX"],
+    # APPEND, SETRANGE, GETRANGE (SUBSTR).
+    ["APPEND", "ap", "Hello"], ["APPEND", "ap", " World"], ["GET", "ap"], ["APPEND", "ap2", ""],
+    ["EXISTS", "ap2"], ["SET", "ap3", "v", "EX", "100"], ["APPEND", "ap3", "w"], ("ttl", ["TTL", "ap3"]),
+    ["APPEND", "ap"], ["SETRANGE", "ap", "6", "Redis"], ["GET", "ap"], ["SETRANGE", "sr", "5", "x"],
+    ["GET", "sr"], ["STRLEN", "sr"], ["SETRANGE", "sr2", "3", ""], ["EXISTS", "sr2"],
+    ["SETRANGE", "ap", "2", ""], ["SETRANGE", "ap", "-1", "x"], ["SETRANGE", "ap", "x", "y"],
+    ["SETRANGE", "ap", "0"], ["GETRANGE", "ap", "0", "3"], ["GETRANGE", "ap", "-3", "-1"],
+    ["GETRANGE", "ap", "0", "-1"], ["GETRANGE", "ap", "10", "100"], ["GETRANGE", "ap", "5", "2"],
+    ["GETRANGE", "ap", "-1", "-5"], ["GETRANGE", "ap", "-100", "2"], ["GETRANGE", "nokey", "0", "1"],
+    ["GETRANGE", "ap", "a", "1"], ["SUBSTR", "ap", "1", "2"], ["GETRANGE", "ap", "0"],
+    ["SET", "emp", ""], ["GETRANGE", "emp", "0", "-1"],
     # Inline commands (as typed in telnet).
     b"SET inl \"a b\\x41\\n\"\r\n", b"GET inl\r\n", b"PING\r\n", b"\r\n",
     b"ECHO 'it\\'s'\r\n",

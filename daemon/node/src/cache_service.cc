@@ -34,6 +34,7 @@ struct MethodPaths {
   std::string touch = "/ringcache.v1.Cache/Touch";
   std::string ttl = "/ringcache.v1.Cache/Ttl";
   std::string incr = "/ringcache.v1.Cache/Incr";
+  std::string set_range = "/ringcache.v1.Cache/SetRange";
 };
 const MethodPaths& Paths() {
   static const MethodPaths* const kPaths = new MethodPaths();
@@ -350,6 +351,12 @@ void CacheService::Incr(Call<v1::IncrRequest, v1::IncrResponse>& call) {
   UnaryOp(call, decoded, op, Paths().incr);
 }
 
+void CacheService::SetRange(Call<v1::SetRangeRequest, v1::SetRangeResponse>& call) {
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().set_range);
+}
+
 // ---- Batches.
 
 namespace {
@@ -368,6 +375,9 @@ void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
       break;
     case v1::OperationResult::kIncr:
       result->mutable_incr()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kSetRange:
+      result->mutable_set_range()->set_replicas_acked(acked);
       break;
     default:
       break;
@@ -683,6 +693,8 @@ std::string_view OperationKey(const v1::Operation& op) {
       return op.ttl().key();
     case v1::Operation::kIncr:
       return op.incr().key();
+    case v1::Operation::kSetRange:
+      return op.set_range().key();
     default:
       return {};
   }

@@ -125,6 +125,7 @@ RINGCACHE_UNARY_TRAITS(Delete)
 RINGCACHE_UNARY_TRAITS(Touch)
 RINGCACHE_UNARY_TRAITS(Ttl)
 RINGCACHE_UNARY_TRAITS(Incr)
+RINGCACHE_UNARY_TRAITS(SetRange)
 RINGCACHE_UNARY_TRAITS(MultiGet)
 RINGCACHE_UNARY_TRAITS(MultiSet)
 RINGCACHE_UNARY_TRAITS(MultiDelete)
@@ -171,6 +172,7 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<TouchTraits>(env);
     MarkUnary<TtlTraits>(env);
     MarkUnary<IncrTraits>(env);
+    MarkUnary<SetRangeTraits>(env);
     MarkUnary<MultiGetTraits>(env);
     MarkUnary<MultiSetTraits>(env);
     MarkUnary<MultiDeleteTraits>(env);

@@ -211,6 +211,52 @@ void TouchReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ti
   result->status = r.status();
 }
 
+// SETRANGE and APPEND: bytes written into the value (an absent key counts as empty), its
+// expiry kept, in one Update. The result is the new length. As Redis: SETRANGE of nothing
+// creates nothing; APPEND creates the key even with nothing.
+void SetRange(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  const uint64_t max = node->options().max_value_bytes;
+  if (!op.append && (op.offset > max || op.value.size() > max - op.offset)) {
+    // Checked before anything is allocated: offset is the caller's number.
+    result->status = Status::InvalidArgument(
+        "offset " + std::to_string(op.offset) + " + " + std::to_string(op.value.size()) +
+        " bytes is over the max_value_bytes limit of " + std::to_string(max));
+    return;
+  }
+  Result<UpdateResult> r = node->Update(
+      op.key,
+      [&](const ItemView* current, Mutation* m) {
+        const std::string_view old = current != nullptr ? current->value : std::string_view();
+        if (op.append) {
+          if (old.size() + op.value.size() > max) {
+            return Status::InvalidArgument("appending " + std::to_string(op.value.size()) +
+                                           " bytes to " + std::to_string(old.size()) +
+                                           " is over the max_value_bytes limit of " +
+                                           std::to_string(max));
+          }
+          m->value.reserve(old.size() + op.value.size());
+          m->value.assign(old);
+          m->value.append(op.value);
+        } else {
+          if (op.value.empty()) {  // Nothing to write: the length as it is.
+            result->integer = static_cast<int64_t>(old.size());
+            return Status::Ok();
+          }
+          const size_t end = op.offset + op.value.size();
+          m->value.assign(old);
+          if (m->value.size() < end) m->value.resize(end, '\0');
+          m->value.replace(op.offset, op.value.size(), op.value);
+        }
+        result->integer = static_cast<int64_t>(m->value.size());
+        m->kind = Mutation::Kind::kSet;
+        m->keep_deadline = true;
+        return Status::Ok();
+      },
+      ticket);
+  result->status = r.status();
+  if (r.ok()) result->version = r->after.version;
+}
+
 void HGet(Node* node, const Op& op, OpResult* result) {
   std::string current;
   ItemMeta meta;
@@ -287,6 +333,9 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       }
       return;
     }
+    case OpKind::kSetRange:
+      SetRange(node, op, result, ticket);
+      return;
     case OpKind::kHSet:
       HSet(node, op, result, ticket);
       return;

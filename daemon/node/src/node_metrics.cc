@@ -24,6 +24,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Ttl";
     case Rpc::kIncr:
       return "Incr";
+    case Rpc::kSetRange:
+      return "SetRange";
     case Rpc::kMultiGet:
       return "MultiGet";
     case Rpc::kMultiSet:

@@ -40,6 +40,7 @@ enum class Rpc : int {
   kTouch,
   kTtl,
   kIncr,
+  kSetRange,
   kMultiGet,
   kMultiSet,
   kMultiDelete,

@@ -16,6 +16,8 @@ std::string_view NameOf(OpKind kind) {
       return "touch";
     case OpKind::kIncr:
       return "incr";
+    case OpKind::kSetRange:
+      return "set_range";
     case OpKind::kHSet:
       return "hset";
     case OpKind::kHGet:

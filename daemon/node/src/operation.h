@@ -37,6 +37,7 @@ enum class OpKind : uint8_t {
   kDelete,
   kTouch,
   kIncr,
+  kSetRange,  // Bytes at an offset or at the end (SETRANGE, APPEND): a read-modify-write.
   // Prototype of a multi-field write and a many-item read (issue "One operation path"):
   // runs through the router and the engine like any other operation, with the hash held
   // in a string value (EncodeFields). No front end decodes them yet; the typed-values
@@ -60,6 +61,7 @@ constexpr OpShape ShapeOf(OpKind kind) {
     case OpKind::kDelete:
     case OpKind::kTouch:
     case OpKind::kIncr:
+    case OpKind::kSetRange:
     case OpKind::kHSet:
       return OpShape::kPointWrite;
   }
@@ -84,6 +86,8 @@ struct Op {
   ExpireIf expire_if = ExpireIf::kAlways;
   bool return_value = false;  // kTouch: answer the value too (GETEX), into the value slot.
   int64_t delta = 0;          // kIncr.
+  uint64_t offset = 0;        // kSetRange.
+  bool append = false;        // kSetRange: at the value's end, not at offset.
   uint64_t ttl_ms = 0;        // kTouch; kIncr: the TTL if it creates the key.
   std::span<const std::string_view> items;  // kHSet: field, value, field, value, ...;
                                             // kHGet: the fields asked for.
@@ -119,7 +123,8 @@ struct OpResult {
                               // return_previous: 0 if its mode refused the write).
   int64_t expires_at_ms = 0;  // kGet: absolute expiry, 0 = never.
   int64_t integer = 0;        // kTtl: ms left (0 = never expires); kIncr: the new value;
-                              // kHSet: fields added (not just updated); kTouch: 1 if the
+                              // kHSet: fields added (not just updated); kSetRange: the
+                              // value's new length; kTouch: 1 if the
                               // expiry changed, 0 if its condition did not hold.
   std::vector<std::optional<std::string>> items;  // kHGet: one per field asked, in order.
   bool possibly_stale = false;  // Served from a fenced node's own copy (--fenced-reads).

@@ -21,6 +21,8 @@ v1::OperationResult::ResultCase ExpectedResult(OpKind kind) {
       return v1::OperationResult::kTouch;
     case OpKind::kIncr:
       return v1::OperationResult::kIncr;
+    case OpKind::kSetRange:
+      return v1::OperationResult::kSetRange;
     case OpKind::kHSet:
     case OpKind::kHGet:
       break;
@@ -152,6 +154,20 @@ Status DecodeOp(const v1::IncrRequest& request, Op* op) {
   return Status::Ok();
 }
 
+Status DecodeOp(const v1::SetRangeRequest& request, Op* op) {
+  op->kind = OpKind::kSetRange;
+  op->key = HashedKey(request.key());
+  op->value = request.value();
+  op->offset = request.offset();
+  op->append = request.append();
+  WriteConcernOf(request, op);
+  if (op->append && op->offset != 0) {
+    return Status::InvalidArgument("append and offset " + std::to_string(op->offset) +
+                                   " are exclusive: write at the end, or at an offset");
+  }
+  return Status::Ok();
+}
+
 Status DecodeOp(const v1::Operation& operation, Op* op) {
   switch (operation.op_case()) {
     case v1::Operation::kGet:
@@ -166,10 +182,12 @@ Status DecodeOp(const v1::Operation& operation, Op* op) {
       return DecodeOp(operation.ttl(), op);
     case v1::Operation::kIncr:
       return DecodeOp(operation.incr(), op);
+    case v1::Operation::kSetRange:
+      return DecodeOp(operation.set_range(), op);
     case v1::Operation::OP_NOT_SET:
     default:
       return Status::InvalidArgument("operation " + std::to_string(operation.id()) +
-                                     " has no get/set/delete/touch/ttl/incr set");
+                                     " has no get/set/delete/touch/ttl/incr/set_range set");
   }
 }
 
@@ -194,6 +212,10 @@ void EncodeResult(const OpResult& result, v1::TtlResponse* out) {
 }
 void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
   out->set_value(result.integer);
+  out->set_version(result.version);
+}
+void EncodeResult(const OpResult& result, v1::SetRangeResponse* out) {
+  out->set_length(static_cast<uint64_t>(result.integer));
   out->set_version(result.version);
 }
 
@@ -284,6 +306,15 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       EncodeWriteConcern(op, touch);
       return;
     }
+    case OpKind::kSetRange: {
+      v1::SetRangeRequest* range = out->mutable_set_range();
+      range->set_key(op.key.bytes().data(), op.key.bytes().size());
+      range->set_value(op.value.data(), op.value.size());
+      range->set_offset(op.offset);
+      if (op.append) range->set_append(true);
+      EncodeWriteConcern(op, range);
+      return;
+    }
     case OpKind::kIncr: {
       v1::IncrRequest* incr = out->mutable_incr();
       incr->set_key(op.key.bytes().data(), op.key.bytes().size());
@@ -338,6 +369,11 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       out->integer = static_cast<int64_t>(in->ttl().ttl_ms());
       out->possibly_stale = in->ttl().possibly_stale();
       break;
+    case v1::OperationResult::kSetRange:
+      out->integer = static_cast<int64_t>(in->set_range().length());
+      out->version = in->set_range().version();
+      out->replicas_acked = in->set_range().replicas_acked();
+      break;
     case v1::OperationResult::kIncr:
       out->integer = in->incr().value();
       out->version = in->incr().version();
@@ -386,6 +422,9 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
       break;
     case OpKind::kTtl:
       EncodeResult(result, out->mutable_ttl());
+      break;
+    case OpKind::kSetRange:
+      EncodeResult(result, out->mutable_set_range());
       break;
     case OpKind::kIncr:
       EncodeResult(result, out->mutable_incr());

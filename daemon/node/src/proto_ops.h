@@ -25,6 +25,7 @@ Status DecodeOp(const v1::DeleteRequest& request, Op* op);
 Status DecodeOp(const v1::TouchRequest& request, Op* op);
 Status DecodeOp(const v1::TtlRequest& request, Op* op);
 Status DecodeOp(const v1::IncrRequest& request, Op* op);
+Status DecodeOp(const v1::SetRangeRequest& request, Op* op);
 Status DecodeOp(const v1::Operation& operation, Op* op);
 
 // A read preference as Op::any_owner; INVALID_ARGUMENT naming an unknown value.
@@ -41,6 +42,7 @@ void EncodeResult(const OpResult& result, v1::DeleteResponse* out);
 void EncodeResult(const OpResult& result, v1::TouchResponse* out);
 void EncodeResult(const OpResult& result, v1::TtlResponse* out);
 void EncodeResult(const OpResult& result, v1::IncrResponse* out);
+void EncodeResult(const OpResult& result, v1::SetRangeResponse* out);
 
 // Where a Get's value goes in a Pipeline result (creates its get result); set as
 // OpResult::value before executing.

@@ -114,6 +114,9 @@ enum class Cmd : uint8_t {
   kPExpireAt,
   kPersist,
   kGetEx,
+  kAppend,
+  kSetRange,
+  kGetRange,
 };
 
 struct CommandSpec {
@@ -158,6 +161,10 @@ constexpr std::array kCommands = {
     CommandSpec{"pexpireat", -3, Cmd::kPExpireAt},
     CommandSpec{"persist", 2, Cmd::kPersist},
     CommandSpec{"getex", -2, Cmd::kGetEx},
+    CommandSpec{"append", 3, Cmd::kAppend},
+    CommandSpec{"setrange", 4, Cmd::kSetRange},
+    CommandSpec{"getrange", 4, Cmd::kGetRange},
+    CommandSpec{"substr", 4, Cmd::kGetRange},
 };
 
 constexpr auto kNames = [] {
@@ -409,6 +416,44 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
     case Cmd::kGetEx:
       GetEx(c);
       return true;
+    case Cmd::kAppend: {
+      Begin(RespReply::kInteger);
+      Op& op = AddOp(OpKind::kSetRange, args[1]);
+      op.value = args[2];
+      op.append = true;
+      return true;
+    }
+    case Cmd::kSetRange: {
+      int64_t offset = 0;
+      if (!ParseInt(args[2], &offset)) {
+        Error(kNotInteger);
+        return true;
+      }
+      if (offset < 0) {
+        Error("ERR offset is out of range");
+        return true;
+      }
+      Begin(RespReply::kInteger);
+      Op& op = AddOp(OpKind::kSetRange, args[1]);
+      op.value = args[3];
+      op.offset = static_cast<uint64_t>(offset);
+      return true;
+    }
+    case Cmd::kGetRange: {
+      int64_t start = 0;
+      int64_t end = 0;
+      if (!ParseInt(args[2], &start) || !ParseInt(args[3], &end)) {
+        Error(kNotInteger);
+        return true;
+      }
+      // The whole value is read and cut here (a range read on the owner is not in the
+      // vocabulary yet).
+      Begin(RespReply::kRange);
+      calls_.back().range_start = start;
+      calls_.back().range_end = end;
+      AddOp(OpKind::kGet, args[1]);
+      return true;
+    }
     case Cmd::kTtl:
       Begin(RespReply::kTtlSeconds);
       AddOp(OpKind::kTtl, args[1]);
@@ -749,6 +794,35 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
           AppendStatusError(out, failed->status);
         } else {
           out->append(kOk);
+        }
+        break;
+      }
+      case RespReply::kRange: {
+        const OpResult& g = r[0];
+        if (g.status.code() == StatusCode::kNotFound) {
+          out->append("$0\r\n\r\n");
+        } else if (!g.status.ok()) {
+          AppendStatusError(out, g.status);
+        } else {
+          // Redis's getrangeCommand: negative counts from the end, clamp, empty if crossed.
+          const auto len = static_cast<int64_t>(g.value->size());
+          int64_t start = call.range_start;
+          int64_t end = call.range_end;
+          if (start < 0 && end < 0 && start > end) {
+            out->append("$0\r\n\r\n");
+            break;
+          }
+          if (start < 0) start += len;
+          if (end < 0) end += len;
+          start = std::max<int64_t>(start, 0);
+          end = std::max<int64_t>(end, 0);
+          if (end >= len) end = len - 1;
+          if (len == 0 || start > end) {
+            out->append("$0\r\n\r\n");
+          } else {
+            AppendBulk(out, std::string_view(*g.value).substr(
+                                static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
+          }
         }
         break;
       }

@@ -43,6 +43,7 @@ enum class RespReply : uint8_t {
   kTtlSeconds,  // TTL.
   kTtlMillis,   // PTTL.
   kLength,      // STRLEN.
+  kRange,       // GETRANGE: the bytes [range_start, range_end] of the value, Redis's way.
 };
 
 struct RespCall {
@@ -52,6 +53,8 @@ struct RespCall {
   size_t op_count = 0;
   std::string fixed;
   bool close_after = false;  // QUIT.
+  int64_t range_start = 0;   // GETRANGE.
+  int64_t range_end = 0;
 };
 
 class RespBatch {
