@@ -49,7 +49,7 @@ constexpr uint32_t kNotInHeap = std::numeric_limits<uint32_t>::max();
 constexpr uint32_t kMaxShards = 64;
 constexpr uint64_t kMinTableCapacity = 16;
 // Longest TTL accepted: 100 years. Keeps now + ttl far from int64 overflow.
-constexpr uint64_t kMaxTtlMs = uint64_t{100} * 365 * 24 * 3600 * 1000;
+constexpr uint64_t kMaxTtlMs = Cache::kMaxTtlMs;
 // Retired memory is reclaimed once a shard has this many objects pending...
 constexpr size_t kReclaimBatch = 32;
 

@@ -403,6 +403,18 @@ TEST_CASE("Routing: Set and Delete answer the value they replace or remove, thro
   both.set_expires_at_ms(5);
   CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Set, both).status,
              StatusIs(StatusCode::INVALID_ARGUMENT, {"expires_at_ms"}));
+  // A TTL over the limit on the read-modify-write path: the cache's own words, no overflow.
+  v1::SetRequest huge = MakeSet(key, "x");
+  huge.set_ttl_ms(UINT64_MAX - 1);
+  huge.set_return_previous(true);
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Set, huge).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"ttl_ms", "100 years"}));
+  v1::TouchRequest huge_touch;
+  huge_touch.set_key(key);
+  huge_touch.set_ttl_ms(uint64_t{1} << 63);
+  huge_touch.set_condition(v1::EXPIRE_CONDITION_IF_SOME);
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Touch, huge_touch).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"ttl_ms", "100 years"}));
 
   // The same through a Batch (forwarded as operations): NX refused quietly with GET, then
   // an absolute expiry, then Delete with return_previous on a present and an absent key.

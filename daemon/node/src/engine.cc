@@ -96,12 +96,26 @@ void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
 // A Set that reads the entry it replaces (KEEPTTL, GET) or sets an absolute expiry: one
 // Update under the key's lock, so that the previous value and the kept expiry are exactly
 // the replaced entry's. An absolute expiry already past removes the key (Cache::Update).
-void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+// The absolute deadline of a TTL from now (0 = never), or INVALID_ARGUMENT as the cache
+// words it for a TTL over its limit (checked first: now + ttl must not overflow).
+Status DeadlineAfter(Node* node, uint64_t ttl_ms, int64_t* deadline) {
+  if (ttl_ms > Cache::kMaxTtlMs) {
+    return Status::InvalidArgument("ttl_ms " + std::to_string(ttl_ms) + " is over the limit of " +
+                                   std::to_string(Cache::kMaxTtlMs) + " ms (100 years)");
+  }
   Clock* clock = node->options().clock != nullptr ? node->options().clock : Clock::System();
-  const int64_t deadline = op.expires_at_ms != 0 ? op.expires_at_ms
-                           : op.set.ttl_ms == 0
-                               ? 0
-                               : clock->NowMs() + static_cast<int64_t>(op.set.ttl_ms);
+  *deadline = ttl_ms == 0 ? 0 : clock->NowMs() + static_cast<int64_t>(ttl_ms);
+  return Status::Ok();
+}
+
+void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  int64_t deadline = op.expires_at_ms;
+  if (deadline == 0) {
+    if (Status s = DeadlineAfter(node, op.set.ttl_ms, &deadline); !s.ok()) {
+      result->status = std::move(s);
+      return;
+    }
+  }
   bool refused_quietly = false;
   Result<UpdateResult> r = node->Update(
       op.key,
@@ -189,10 +203,13 @@ bool ExpiryConditionHolds(Op::ExpireIf condition, int64_t current, int64_t next)
 // A Touch with a condition, an absolute expiry or a value to answer (EXPIRE NX/XX/GT/LT,
 // EXPIREAT, PERSIST, GETEX): one Update. An expiry already past removes the key.
 void TouchReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
-  Clock* clock = node->options().clock != nullptr ? node->options().clock : Clock::System();
-  const int64_t next = op.expires_at_ms != 0 ? op.expires_at_ms
-                       : op.ttl_ms == 0      ? 0
-                                             : clock->NowMs() + static_cast<int64_t>(op.ttl_ms);
+  int64_t next = op.expires_at_ms;
+  if (next == 0) {
+    if (Status s = DeadlineAfter(node, op.ttl_ms, &next); !s.ok()) {
+      result->status = std::move(s);
+      return;
+    }
+  }
   Result<UpdateResult> r = node->Update(
       op.key,
       [&](const ItemView* current, Mutation* m) {

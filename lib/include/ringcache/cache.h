@@ -159,6 +159,9 @@ class Cache {
   // allocator's header and rounding, and the entry's share of the hash table.
   static uint64_t EntryOverheadBytes();
 
+  // The longest TTL accepted (100 years); longer is INVALID_ARGUMENT.
+  static constexpr uint64_t kMaxTtlMs = uint64_t{100} * 365 * 24 * 3600 * 1000;
+
   // Validates the options and builds a cache (starting the janitor if asked to).
   static Result<std::unique_ptr<Cache>> Create(CacheOptions options = {});
 
