@@ -41,7 +41,7 @@ TEST_CASE("Commands become operations of one batch, replies come back in command
   CHECK(ops[4].kind == OpKind::kIncr);
   CHECK(ops[4].delta == -5);
   CHECK(ops[5].kind == OpKind::kTouch);  // EXPIRE 0: an absolute time already past...
-  CHECK(ops[5].expires_at_ms == 1000);    // ...(now), which removes the key.
+  CHECK(ops[5].expires_at_ms == 1000);   // ...(now), which removes the key.
   CHECK(ops[6].kind == OpKind::kTtl);
 
   // Results as the engine would give them.
