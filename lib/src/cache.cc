@@ -176,6 +176,28 @@ bool ParseInt64(std::string_view s, int64_t* out) {
 
 }  // namespace
 
+Status CheckSetMode(const SetOptions& options, const uint64_t* current_version) {
+  switch (options.mode) {
+    case SetMode::kAlways:
+      return Status::Ok();
+    case SetMode::kIfAbsent:
+      if (current_version != nullptr) return Status::AlreadyExists("key already exists");
+      return Status::Ok();
+    case SetMode::kIfPresent:
+      if (current_version == nullptr) return KeyNotFound();
+      return Status::Ok();
+    case SetMode::kIfVersion:
+      if (current_version == nullptr) return KeyNotFound();
+      if (*current_version != options.expected_version) {
+        return Status::FailedPrecondition("version mismatch: expected " +
+                                          std::to_string(options.expected_version) + ", current " +
+                                          std::to_string(*current_version));
+      }
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------------------
 
 struct Cache::Impl {
@@ -694,26 +716,7 @@ Result<uint64_t> Cache::Set(const HashedKey& hashed, std::string_view value,
 
   MutexLock lock(&sh.mu);
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
-  Status refused;
-  switch (options.mode) {
-    case SetMode::kAlways:
-      break;
-    case SetMode::kIfAbsent:
-      if (p.entry != nullptr) refused = Status::AlreadyExists("key already exists");
-      break;
-    case SetMode::kIfPresent:
-      if (p.entry == nullptr) refused = KeyNotFound();
-      break;
-    case SetMode::kIfVersion:
-      if (p.entry == nullptr) {
-        refused = KeyNotFound();
-      } else if (p.entry->version != options.expected_version) {
-        refused = Status::FailedPrecondition("version mismatch: expected " +
-                                             std::to_string(options.expected_version) +
-                                             ", current " + std::to_string(p.entry->version));
-      }
-      break;
-  }
+  Status refused = CheckSetMode(options, p.entry != nullptr ? &p.entry->version : nullptr);
   if (!refused.ok()) {
     DeleteEntry(fresh);
     return refused;

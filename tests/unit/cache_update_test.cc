@@ -186,5 +186,28 @@ TEST_CASE("Cache::Update is atomic: concurrent appends lose nothing", "[unit][ca
   }
 }
 
+TEST_CASE("CheckSetMode refuses as Cache::Set does for each mode", "[unit][cache][update]") {
+  const uint64_t version = 7;
+  SetOptions always;
+  CHECK(CheckSetMode(always, nullptr).ok());
+  CHECK(CheckSetMode(always, &version).ok());
+
+  SetOptions if_absent{.ttl_ms = 0, .mode = SetMode::kIfAbsent, .expected_version = 0};
+  CHECK(CheckSetMode(if_absent, nullptr).ok());
+  CHECK(CheckSetMode(if_absent, &version).code() == StatusCode::kAlreadyExists);
+
+  SetOptions if_present{.ttl_ms = 0, .mode = SetMode::kIfPresent, .expected_version = 0};
+  CHECK(CheckSetMode(if_present, nullptr).code() == StatusCode::kNotFound);
+  CHECK(CheckSetMode(if_present, &version).ok());
+
+  SetOptions if_version{.ttl_ms = 0, .mode = SetMode::kIfVersion, .expected_version = 7};
+  CHECK(CheckSetMode(if_version, nullptr).code() == StatusCode::kNotFound);
+  CHECK(CheckSetMode(if_version, &version).ok());
+  if_version.expected_version = 6;
+  const Status s = CheckSetMode(if_version, &version);
+  CHECK(s.code() == StatusCode::kFailedPrecondition);
+  CHECK(s.message() == "version mismatch: expected 6, current 7");
+}
+
 }  // namespace
 }  // namespace ringcache

@@ -124,26 +124,8 @@ void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* tick
           result->had_previous = true;
           if (result->value != nullptr) result->value->assign(current->value);
         }
-        Status refused;
-        switch (op.set.mode) {
-          case SetMode::kAlways:
-            break;
-          case SetMode::kIfAbsent:
-            if (current != nullptr) refused = Status::AlreadyExists("key already exists");
-            break;
-          case SetMode::kIfPresent:
-            if (current == nullptr) refused = Status::NotFound("key not found");
-            break;
-          case SetMode::kIfVersion:
-            if (current == nullptr) {
-              refused = Status::NotFound("key not found");
-            } else if (current->meta.version != op.set.expected_version) {
-              refused = Status::FailedPrecondition(
-                  "version mismatch: expected " + std::to_string(op.set.expected_version) +
-                  ", current " + std::to_string(current->meta.version));
-            }
-            break;
-        }
+        Status refused =
+            CheckSetMode(op.set, current != nullptr ? &current->meta.version : nullptr);
         if (!refused.ok()) {
           if (!op.return_previous) return refused;
           refused_quietly = true;  // SET ... NX GET: the previous value, nothing written.

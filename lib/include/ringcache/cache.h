@@ -84,6 +84,12 @@ struct SetOptions {
   uint64_t expected_version = 0;  // Used only with SetMode::kIfVersion.
 };
 
+// Whether a Set with `options` may write over a key whose live entry has version
+// `*current_version` (nullptr: the key is absent): OK, or the error SetMode names.
+// Cache::Set decides with it; a read-modify-write that stands for a conditional Set
+// (an Update function) calls it to refuse the same way.
+Status CheckSetMode(const SetOptions& options, const uint64_t* current_version);
+
 // Metadata returned alongside a value.
 struct ItemMeta {
   uint64_t version = 0;
