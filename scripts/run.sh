@@ -47,6 +47,11 @@ main_job() {
   }
   trap stop_cluster EXIT
 
+  # The cluster plane (joins, views, heartbeats, replication, forwarded calls) accepts only
+  # callers holding this secret (docs/security.md). Readable by this user alone.
+  local secret_file="${run_dir}/cluster.secret"
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${secret_file}")
+
   # start_node <index> [seed address]: node n<index> on port base+index-1.
   start_node() {
     local i="$1" seed="${2:-}"
@@ -55,7 +60,8 @@ main_job() {
     local ready="${run_dir}/n${i}.ready" log="${run_dir}/n${i}.log"
     local args=(--node-id "n${i}" --listen "${addr}" --metrics-listen "${metrics}"
                 --resp-listen "${resp}"
-                --memory 256MiB --replication-factor 2 --ready-file "${ready}")
+                --memory 256MiB --replication-factor 2 --ready-file "${ready}"
+                --cluster-secret-file "${secret_file}")
     if [ -n "${seed}" ]; then args+=(--seeds "${seed}"); fi
     "${ringcached}" "${args[@]}" 2>"${log}" &
     pids+=("$!")

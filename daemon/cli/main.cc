@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -791,7 +792,7 @@ int CmdClusterStatus(Connection& conn) {
 // only member, not serving); 3 if it cannot be reached, no other member answers for
 // kLeavePollGiveUp, the node is declared failed before it left, or the transition shows
 // no progress for kLeaveStallGiveUp.
-int CmdClusterLeave(Connection& conn, bool no_wait) {
+int CmdClusterLeave(Connection& conn, bool no_wait, const std::string& secret_file) {
   constexpr auto kLeavePollGiveUp = std::chrono::seconds(30);
   // A transition that shows no progress at all (same epoch, nothing more sent or done)
   // for this long is stuck (e.g. a voter that never reports, a fenced coordinator).
@@ -804,12 +805,23 @@ int CmdClusterLeave(Connection& conn, bool no_wait) {
     if (!status.ok()) return conn.Report(status);
   }
   const std::string id = self.node_id();
+  // Leave is a cluster-plane rpc: a node with a cluster secret wants it (docs/security.md).
+  std::string secret;
+  if (!secret_file.empty()) {
+    if (!ReadFile(secret_file, &secret)) {
+      return UsageError("--cluster-secret-file: cannot read " + secret_file);
+    }
+    while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
+      secret.pop_back();
+    }
+  }
   pb::LeaveRequest request;
   request.set_node_id(id);
   pb::LeaveResponse response;
   {
     grpc::ClientContext context;
     conn.Prepare(&context);
+    if (!secret.empty()) context.AddMetadata("ringcache-cluster-secret", secret);
     const grpc::Status status = conn.membership().Leave(&context, request, &response);
     if (!status.ok()) return conn.Report(status, "node " + Printable(id) + " cannot leave");
   }
@@ -1189,6 +1201,12 @@ int main(int argc, char** argv) {
   cluster_leave->add_flag("--no-wait", leave_no_wait,
                           "Return once the coordinator accepted the leave (the node is\n"
                           "leaving), without following the drain");
+  std::string leave_secret_file;
+  cluster_leave
+      ->add_option("--cluster-secret-file", leave_secret_file,
+                   "The cluster's secret file, as given to ringcached: a node\n"
+                   "started with one refuses a leave without it")
+      ->check(CLI::ExistingFile);
   cluster_leave->footer(
       "Calls Membership.Leave on the node at --addr (with its id, from its Stats): the\n"
       "coordinator marks it LEAVING, its ranges stream to their next owners while it\n"
@@ -1235,7 +1253,7 @@ int main(int argc, char** argv) {
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
   if (*cluster_status) return CmdClusterStatus(conn);
-  if (*cluster_leave) return CmdClusterLeave(conn, leave_no_wait);
+  if (*cluster_leave) return CmdClusterLeave(conn, leave_no_wait, leave_secret_file);
   if (*ping) return CmdPing(conn, ping_service);
   return UsageError("no command given");
 }

@@ -78,7 +78,31 @@ struct Flags {
   bool drain_on_shutdown = false;
   int64_t drain_timeout_ms = 600000;
   int64_t transition_warn_ms = 30000;
+  // The cluster plane (docs/security.md).
+  std::string cluster_secret_file;
+  uint64_t max_epoch_jump = 1000000;
 };
+
+// The secret in `path`, without trailing whitespace (an editor's newline), or an error
+// naming the problem. The secret's own rules are NodeOptions::Validate's.
+ringcache::Result<std::string> ReadSecretFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ringcache::Status::InvalidArgument("cannot read " + path);
+  std::string secret;
+  char buffer[512];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    secret.append(buffer, static_cast<size_t>(in.gcount()));
+    if (secret.size() > 4096) {
+      return ringcache::Status::InvalidArgument(path + " is over 4096 bytes: not a secret file");
+    }
+  }
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' ||
+                             secret.back() == ' ' || secret.back() == '\t')) {
+    secret.pop_back();
+  }
+  if (secret.empty()) return ringcache::Status::InvalidArgument(path + " is empty");
+  return secret;
+}
 
 // A CLI11 validator accepting what ParseByteSize accepts.
 CLI::Validator ByteSizeValidator() {
@@ -243,6 +267,23 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}))
       ->group(kFailover);
 
+  // The cluster plane (docs/security.md).
+  const char* kSecurity = "Security (docs/security.md)";
+  app.add_option("--cluster-secret-file", flags->cluster_secret_file,
+                 "File holding the cluster secret (16-1024 printable ASCII\n"
+                 "bytes; a trailing newline is ignored), the same on every\n"
+                 "member. Calls between nodes carry it; joins, views,\n"
+                 "heartbeats, leaves, replication and forwarded calls without\n"
+                 "it are refused (UNAUTHENTICATED). Without it the cluster\n"
+                 "plane is open to anyone who can reach --listen")
+      ->check(CLI::ExistingFile)
+      ->group(kSecurity);
+  app.add_option("--max-epoch-jump", flags->max_epoch_jump,
+                 "Refuse a view pushed to this node more than this many epochs\n"
+                 "above the one it holds (a member's bug or a forged view)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62))
+      ->group(kSecurity);
+
   app.add_option("--ready-file", flags->ready_file,
                  "Once serving, atomically write `grpc=HOST:PORT` and\n"
                  "`metrics=HOST:PORT` (the bound addresses) to this file;\n"
@@ -289,6 +330,8 @@ const char* FlagOfMessage(const std::string& message) {
       {"failure_timeout", "--failure-timeout-ms: "},
       {"drain_timeout", "--drain-timeout-ms: "},
       {"transition_warn", "--transition-warn-ms: "},
+      {"max_epoch_jump", "--max-epoch-jump: "},
+      {"the cluster secret", "--cluster-secret-file: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -507,8 +550,19 @@ int main(int argc, char** argv) {
       .drain_on_shutdown = flags.drain_on_shutdown,
       .drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms),
       .transition_warn = std::chrono::milliseconds(flags.transition_warn_ms),
+      .cluster_secret = {},
+      .max_epoch_jump = flags.max_epoch_jump,
       .log = NodeLog,
   };
+  if (!flags.cluster_secret_file.empty()) {
+    ringcache::Result<std::string> secret = ReadSecretFile(flags.cluster_secret_file);
+    if (!secret.ok()) {
+      std::fprintf(stderr, "ringcached: --cluster-secret-file: %s\n",
+                   secret.status().message().c_str());
+      return kExitUsage;
+    }
+    options.cluster_secret = std::move(secret).value();
+  }
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
   if (max_value > (uint64_t{1} << 30)) {
     std::fprintf(stderr, "--max-value-bytes: %s is over the limit of 1GiB\n",
@@ -532,7 +586,7 @@ int main(int argc, char** argv) {
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
-      "transition_warn_ms={}",
+      "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
@@ -546,8 +600,9 @@ int main(int argc, char** argv) {
       flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
       flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
-      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms,
-      flags.transition_warn_ms);
+      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
+      flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
+      flags.max_epoch_jump);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.

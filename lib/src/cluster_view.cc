@@ -36,6 +36,10 @@ void ClusterView::Normalize() {
 }
 
 Status ClusterView::Validate() const {
+  if (epoch > kMaxViewEpoch) {
+    return Status::InvalidArgument("ClusterView.epoch " + std::to_string(epoch) +
+                                   " is over the limit of " + std::to_string(kMaxViewEpoch));
+  }
   if (replication_factor == 0) {
     return Status::InvalidArgument("ClusterView.replication_factor must be >= 1, got 0");
   }

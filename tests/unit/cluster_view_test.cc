@@ -94,6 +94,15 @@ TEST_CASE("ClusterView Validate accepts a good view and names what is wrong in a
   v = ThreeNodes();
   v.vnodes_per_weight = 0;
   CHECK(message(v).find("vnodes_per_weight") != std::string::npos);
+
+  // The largest epoch leaves room for one more change: it never wraps.
+  v = ThreeNodes();
+  v.epoch = kMaxViewEpoch;
+  CHECK(v.Validate().ok());
+  v.epoch = kMaxViewEpoch + 1;
+  CHECK(message(v) ==
+        "ClusterView.epoch 9223372036854775808 is over the limit of "
+        "9223372036854775807");
 }
 
 TEST_CASE("ClusterView BuildRing places only serving members, in view order, with weights",

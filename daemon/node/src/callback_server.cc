@@ -65,6 +65,11 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
       return;
     }
     this->metadata_ = RequestMetadata::Read(ctx);
+    if (grpc::Status allowed = env_->CheckForwarded(this->metadata_, ctx); !allowed.ok()) {
+      code_ = allowed.error_code();
+      Finish(std::move(allowed));
+      return;
+    }
     (env_->handlers->*Traits::kHandler)(*this);
     // The call may be over (and this deleted, once bound) as soon as the handler ended it.
   }
@@ -210,6 +215,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
   std::unique_ptr<CallbackServer> server(new CallbackServer());
   server->env_.handlers = handlers;
   server->env_.metrics = metrics;
+  server->env_.cluster_auth = options.cluster_auth;
   server->service_ = std::make_unique<Service>(&server->env_);
 
   grpc::ServerBuilder builder;

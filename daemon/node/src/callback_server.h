@@ -38,8 +38,10 @@
 #include <vector>
 
 #include "cache_service.h"
+#include "cluster_auth.h"
 #include "node_metrics.h"
 #include "pipeline_reactor.h"
+#include "request_metadata.h"
 #include "ringcache/status.h"
 #include "topology_watch.h"
 
@@ -52,6 +54,15 @@ class Membership;
 struct ServerEnv {
   CacheService* handlers = nullptr;  // Not owned.
   NodeMetrics* metrics = nullptr;    // Not owned.
+  // Who may forward calls to this node (cluster_auth.h). Not owned; nullptr = anyone.
+  const ClusterAuth* cluster_auth = nullptr;
+
+  // OK unless the call claims to be forwarded by a member (ringcache-forwarded-by) without
+  // the cluster secret: a forwarded call skips routing, so only members may make one.
+  grpc::Status CheckForwarded(const RequestMetadata& md, grpc::ServerContextBase* ctx) const {
+    if (md.forwarded_by.empty() || cluster_auth == nullptr) return grpc::Status::OK;
+    return cluster_auth->Check(md.cluster_secret, ctx, "a forwarded call");
+  }
   // Internal synchronization.
   mutable PipelineStreams streams;
   mutable TopologyWatchers watchers;
@@ -72,6 +83,8 @@ struct CallbackServerOptions {
   // More services to serve on the same port (the node's Membership and Replication). Not
   // owned; they must outlive the server. Default none.
   std::vector<grpc::Service*> extra_services = {};
+  // Checks forwarded calls (ServerEnv::CheckForwarded). Not owned; nullptr = no check.
+  const ClusterAuth* cluster_auth = nullptr;
 };
 
 class CallbackServer {

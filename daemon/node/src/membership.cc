@@ -222,30 +222,50 @@ struct Membership::Impl {
     explicit Service(Impl* impl) : impl_(impl) {}
     grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* request,
                                    v1::JoinResponse* response) override {
-      return impl_->HandleJoin(ctx, *request, response);
+      return MembersOnly(ctx, "Membership.Join",
+                         [&] { return impl_->HandleJoin(ctx, *request, response); });
     }
     grpc::ServerUnaryReactor* PushView(grpc::CallbackServerContext* ctx,
                                        const v1::PushViewRequest* request,
                                        v1::PushViewResponse* response) override {
-      return impl_->HandlePushView(ctx, *request, response);
+      return MembersOnly(ctx, "Membership.PushView",
+                         [&] { return impl_->HandlePushView(ctx, *request, response); });
     }
     grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
                                         const v1::HeartbeatRequest* request,
                                         v1::HeartbeatResponse* response) override {
-      return impl_->HandleHeartbeat(ctx, *request, response);
+      return MembersOnly(ctx, "Membership.Heartbeat",
+                         [&] { return impl_->HandleHeartbeat(ctx, *request, response); });
     }
     grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx,
                                     const v1::LeaveRequest* request,
                                     v1::LeaveResponse* response) override {
-      return impl_->HandleLeave(ctx, *request, response);
+      return MembersOnly(ctx, "Membership.Leave",
+                         [&] { return impl_->HandleLeave(ctx, *request, response); });
     }
     grpc::ServerUnaryReactor* TransitionReady(grpc::CallbackServerContext* ctx,
                                               const v1::TransitionReadyRequest* request,
                                               v1::TransitionReadyResponse* response) override {
-      return impl_->HandleTransitionReady(ctx, *request, response);
+      return MembersOnly(ctx, "Membership.TransitionReady",
+                         [&] { return impl_->HandleTransitionReady(ctx, *request, response); });
     }
 
    private:
+    // Every rpc of this service is for members only (cluster_auth.h): a caller without the
+    // cluster secret is refused before its request is looked at.
+    template <typename Handle>
+    grpc::ServerUnaryReactor* MembersOnly(grpc::CallbackServerContext* ctx, std::string_view what,
+                                          Handle handle) {
+      if (const ClusterAuth* auth = impl_->options.auth; auth != nullptr) {
+        if (grpc::Status allowed = auth->Check(ctx, what); !allowed.ok()) {
+          grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+          reactor->Finish(std::move(allowed));
+          return reactor;
+        }
+      }
+      return handle();
+    }
+
     Impl* const impl_;  // Not owned.
   };
 
@@ -370,6 +390,17 @@ struct Membership::Impl {
         if (held != nullptr && view.epoch < held->epoch()) {
           *epoch = held->epoch();
           return Status::Ok();
+        }
+        // A jump this large is a member's bug or a forged view: taking it would move the
+        // cluster's epoch toward its end, and every view with a lower epoch would lose.
+        if (held != nullptr && view.epoch - held->epoch() > options.max_epoch_jump) {
+          const std::string message = std::string("the ") + kind + " view of epoch " +
+                                      std::to_string(view.epoch) + " (from " + from_id +
+                                      ") is more than " + std::to_string(options.max_epoch_jump) +
+                                      " epochs above this node's " + std::to_string(held->epoch()) +
+                                      " (--max-epoch-jump); refused";
+          Log(LogLevel::kWarn, message);
+          return Status::FailedPrecondition(message);
         }
         // A view for the node that had this address before (or a confused sender): refuse
         // it rather than adopt a view that does not hold this node.

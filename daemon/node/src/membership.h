@@ -54,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster_auth.h"
 #include "peer_pool.h"
 #include "ringcache/node/node.h"
 #include "ringcache/status.h"
@@ -80,6 +81,12 @@ struct MembershipOptions {
   std::function<void(uint64_t epoch)> before_adopt{};
   // One line per view change and join attempt problem; nullptr = discarded. Thread-safe.
   std::function<void(LogLevel level, std::string_view message)> log;
+  // Who may call the Membership service (cluster_auth.h). Not owned; nullptr = anyone.
+  const ClusterAuth* auth = nullptr;
+  // A view more than this many epochs above the held one is refused (a member's bug or a
+  // forged push must not jump the cluster's epoch toward its end). A node with no view
+  // yet (joining) takes any valid epoch. At least 1.
+  uint64_t max_epoch_jump = 1000000;
 };
 
 class Membership {

@@ -35,6 +35,7 @@
 
 #include "cache_service.h"
 #include "callback_server.h"
+#include "cluster_auth.h"
 #include "failover_manager.h"
 #include "membership.h"
 #include "node_metrics.h"
@@ -190,6 +191,8 @@ Status CheckClusterOptions(const NodeOptions& o) {
     return Status::InvalidArgument("transition_warn must be between 100 ms and one day, got " +
                                    std::to_string(o.transition_warn.count()) + " ms");
   }
+  if (Status s = internal::ClusterAuth::ValidateSecret(o.cluster_secret); !s.ok()) return s;
+  if (o.max_epoch_jump < 1) return Status::InvalidArgument("max_epoch_jump must be at least 1");
   return Status::Ok();
 }
 
@@ -275,6 +278,7 @@ struct Node::Impl {
   std::unique_ptr<Cache> cache;
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::NodeMetrics> metrics;
+  std::unique_ptr<internal::ClusterAuth> cluster_auth;
   std::unique_ptr<internal::PeerPool> peers;
   std::unique_ptr<internal::ReplicatedStore> store;
   std::unique_ptr<internal::Membership> membership;
@@ -371,12 +375,28 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 
   const uint64_t max_message =
       uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
-  impl->peers = std::make_unique<internal::PeerPool>(static_cast<int>(max_message));
+  impl->cluster_auth = std::make_unique<internal::ClusterAuth>(options.cluster_secret, options.log);
+  impl->registry->AddCollector([auth = impl->cluster_auth.get()](metrics::Writer& w) {
+    w.Counter("ringcache_cluster_auth_failures_total",
+              "Cluster-plane calls (Membership, Replication, forwarded calls) refused for a "
+              "missing or wrong cluster secret.",
+              auth->refusals());
+  });
+  if (impl->cluster_auth->open() && options.log) {
+    options.log(LogLevel::kWarn,
+                "no cluster secret (--cluster-secret-file): the cluster plane (joins, views, "
+                "heartbeats, leaves, replication, forwarded calls) is open to anyone who can "
+                "reach " +
+                    options.listen_address + " (docs/security.md)");
+  }
+  impl->peers =
+      std::make_unique<internal::PeerPool>(static_cast<int>(max_message), impl->cluster_auth.get());
   impl->store = std::make_unique<internal::ReplicatedStore>(
       internal::ReplicationOptions{.self_id = options.node_id,
                                    .backlog_bytes = options.replication_backlog_bytes,
                                    .ack_timeout = options.replication_ack_timeout,
-                                   .log = options.log},
+                                   .log = options.log,
+                                   .auth = impl->cluster_auth.get()},
       impl->cache.get(), impl->peers.get());
   impl->membership = std::make_unique<internal::Membership>(
       internal::MembershipOptions{
@@ -393,7 +413,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
           // can be routed by that view.
           .before_adopt = [cache = impl->cache.get()](
                               uint64_t epoch) { cache->RaiseVersionFloor(VersionFloor(epoch)); },
-          .log = options.log},
+          .log = options.log,
+          .auth = impl->cluster_auth.get(),
+          .max_epoch_jump = options.max_epoch_jump},
       impl->peers.get());
   impl->heartbeats = internal::MakeGrpcHeartbeatTransport(impl->peers.get());
 
@@ -458,7 +480,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   Result<std::unique_ptr<internal::CallbackServer>> server = internal::CallbackServer::Start(
       {.listen_address = options.listen_address,
        .max_receive_message_bytes = static_cast<int>(max_message),
-       .extra_services = {n.membership->service(), n.store->service()}},
+       .extra_services = {n.membership->service(), n.store->service()},
+       .cluster_auth = n.cluster_auth.get()},
       n.handlers.get(), n.metrics.get());
   if (!server.ok()) return server.status();
   n.server = std::move(server).value();

@@ -8,7 +8,8 @@
 
 namespace ringcache::internal {
 
-PeerPool::PeerPool(int max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+PeerPool::PeerPool(int max_message_bytes, const ClusterAuth* auth)
+    : max_message_bytes_(max_message_bytes), auth_(auth) {}
 
 PeerPool::Peer& PeerPool::Get(const std::string& address) {
   std::lock_guard lock(mu_);
@@ -27,7 +28,13 @@ PeerPool::Peer& PeerPool::Get(const std::string& address) {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
     peer = std::make_unique<Peer>();
-    peer->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    // Every call a node makes to another goes through here, so this is where the cluster
+    // secret is added (cluster_auth.h).
+    peer->channel =
+        auth_ != nullptr && !auth_->open()
+            ? grpc::experimental::CreateCustomChannelWithInterceptors(
+                  address, grpc::InsecureChannelCredentials(), args, auth_->ClientInterceptors())
+            : grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
     peer->cache = v1::Cache::NewStub(peer->channel);
     peer->membership = v1::Membership::NewStub(peer->channel);
     peer->replication = v1::Replication::NewStub(peer->channel);

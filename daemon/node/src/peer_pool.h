@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "cluster_auth.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
@@ -19,7 +20,9 @@ namespace ringcache::internal {
 class PeerPool {
  public:
   // `max_message_bytes`: receive/send limit of the channels (the node's message limit).
-  explicit PeerPool(int max_message_bytes);
+  // `auth` (not owned, outlives the pool; nullptr = none): every call on the pool's
+  // channels carries its cluster secret.
+  explicit PeerPool(int max_message_bytes, const ClusterAuth* auth = nullptr);
 
   // The channel to `address` (HOST:PORT), created on first use (connects lazily).
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
@@ -38,6 +41,7 @@ class PeerPool {
   Peer& Get(const std::string& address);
 
   const int max_message_bytes_;
+  const ClusterAuth* const auth_;
   std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Peer>> peers_;  // Protected by mu_.
 };

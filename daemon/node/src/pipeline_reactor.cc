@@ -73,11 +73,12 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
   env_->CallStarted();
   env_->metrics->pipeline_streams().Increment();
   const bool expired = ctx->deadline() <= std::chrono::system_clock::now();
+  grpc::Status allowed = env_->CheckForwarded(metadata_, ctx);
   // A forwarder one view ahead: it routed this stream's operations on a view this node has
   // not adopted yet (the coordinator's push is on its way). Read nothing until that view is
   // here, so that they run on it instead of being refused as "not the primary", but at
   // most kMaxViewWait: then they are routed on whatever view this node holds.
-  if (!metadata_.forwarded_by.empty() && metadata_.has_epoch) {
+  if (allowed.ok() && !metadata_.forwarded_by.empty() && metadata_.has_epoch) {
     const std::shared_ptr<const Topology> topology = env_->handlers->SharedTopology();
     if (topology != nullptr && topology->epoch() < metadata_.epoch) {
       wait_epoch_.store(metadata_.epoch, std::memory_order_relaxed);
@@ -93,7 +94,9 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
   {
     std::lock_guard lock(mu_);
     if (draining) draining_ = true;
-    if (expired) {
+    if (!allowed.ok()) {
+      FailStreamLocked(std::move(allowed));
+    } else if (expired) {
       FailStreamLocked(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"));
     }
   }

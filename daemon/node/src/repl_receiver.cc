@@ -68,11 +68,12 @@ struct ReplReceiver::Impl {
   class Stream;
   class Service;
 
-  Impl(std::string id, Cache* c, ReplStripes* s, LogFn l)
+  Impl(std::string id, Cache* c, ReplStripes* s, LogFn l, const ClusterAuth* a)
       : self_id(std::move(id)),
         cache(c),
         stripes(s),
         log(std::move(l)),
+        auth(a),
         clock(c->options().clock != nullptr ? c->options().clock : Clock::System()) {}
 
   void Log(LogLevel level, const std::string& message) const {
@@ -104,7 +105,8 @@ struct ReplReceiver::Impl {
   Cache* const cache;          // Not owned.
   ReplStripes* const stripes;  // Not owned.
   const LogFn log;
-  Clock* const clock;  // Not owned.
+  const ClusterAuth* const auth;  // Not owned; nullptr = no check.
+  Clock* const clock;             // Not owned.
   std::unique_ptr<Service> service;
 
   std::atomic<uint64_t> apply_errors{0};
@@ -131,10 +133,16 @@ struct ReplReceiver::Impl {
 class ReplReceiver::Impl::Stream final
     : public grpc::ServerBidiReactor<ReplicationMessage, ReplicationAck> {
  public:
-  Stream(Impl* impl, grpc::CallbackServerContext* /*ctx*/) : impl_(impl) {
+  Stream(Impl* impl, grpc::CallbackServerContext* ctx) : impl_(impl) {
+    // Only members replicate (cluster_auth.h): checked before the first message is read.
+    grpc::Status allowed = impl_->auth != nullptr ? impl_->auth->Check(ctx, "Replication.Replicate")
+                                                  : grpc::Status::OK;
     if (impl_->Register(this)) {
       std::lock_guard lock(mu_);
       RequestFinishLocked(Unavailable());
+    } else if (!allowed.ok()) {
+      std::lock_guard lock(mu_);
+      RequestFinishLocked(std::move(allowed));
     }
     Pump();
   }
@@ -586,8 +594,9 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
   }
 }
 
-ReplReceiver::ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log)
-    : impl_(std::make_unique<Impl>(std::move(self_id), cache, stripes, std::move(log))) {
+ReplReceiver::ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log,
+                           const ClusterAuth* auth)
+    : impl_(std::make_unique<Impl>(std::move(self_id), cache, stripes, std::move(log), auth)) {
   impl_->service = std::make_unique<Impl::Service>(impl_.get());
 }
 

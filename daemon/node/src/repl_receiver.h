@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster_auth.h"
 #include "repl_stripes.h"
 #include "ringcache/cache.h"
 #include "ringcache/node/node.h"
@@ -44,8 +45,10 @@ class ReplReceiver {
  public:
   using LogFn = std::function<void(LogLevel, std::string_view)>;
 
-  // `cache` and `stripes` are not owned and outlive the receiver. `log` may be empty.
-  ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log);
+  // `cache`, `stripes` and `auth` are not owned and outlive the receiver. `log` may be
+  // empty; `auth` nullptr = no check (tests).
+  ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log,
+               const ClusterAuth* auth = nullptr);
   // REQUIRES: the server serving service() has shut down (no stream is open).
   ~ReplReceiver();
 

@@ -122,7 +122,8 @@ struct ReplicatedStore::Impl {
         cache(c),
         peers(p),
         process_id(RandomHex()),
-        receiver(std::make_unique<ReplReceiver>(options.self_id, c, &stripes, options.log)) {}
+        receiver(std::make_unique<ReplReceiver>(options.self_id, c, &stripes, options.log,
+                                                options.auth)) {}
 
   void Log(LogLevel level, const std::string& message) const {
     if (options.log) options.log(level, message);

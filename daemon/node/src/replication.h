@@ -42,6 +42,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster_auth.h"
 #include "peer_pool.h"
 #include "ringcache/cache.h"
 #include "ringcache/metrics/metrics.h"
@@ -60,6 +61,9 @@ struct ReplicationOptions {
   // Link events (connect, resume, full sync, breaks), one line each; may be empty.
   // Called from the store's threads; must be thread-safe.
   std::function<void(LogLevel level, std::string_view message)> log;
+  // Who may open a Replicate stream to this node (cluster_auth.h). Not owned; nullptr =
+  // anyone (tests).
+  const ClusterAuth* auth = nullptr;
 };
 
 class ReplicatedStore {

@@ -6,6 +6,8 @@
 //   ringcache-forwarded-by: ID   the call was forwarded by node ID: never forward it again
 //   ringcache-epoch: N           the caller's view epoch; a node with another epoch adds
 //                                the trailing metadata ringcache-epoch: <its epoch>
+//   ringcache-cluster-secret: S  the cluster plane's credential (cluster_auth.h); a
+//                                forwarded call without it is refused
 //
 // Why not ServerContext::client_metadata(): it builds a std::multimap on first use, one
 // heap node per entry, and every call carries at least the user-agent. On the local fast
@@ -48,7 +50,10 @@ struct RequestMetadata {
   static constexpr std::string_view kLocalKey = "ringcache-local";
   static constexpr std::string_view kForwardedByKey = "ringcache-forwarded-by";
   static constexpr std::string_view kEpochKey = "ringcache-epoch";
+  static constexpr std::string_view kClusterSecretKey = "ringcache-cluster-secret";
 
+  // The value of ringcache-cluster-secret; empty if the call had none.
+  std::string_view cluster_secret;
   // ringcache-local was "1" or "true".
   bool local = false;
   // The forwarding node's id; empty if the call was not forwarded.
@@ -79,6 +84,8 @@ struct RequestMetadata {
       } else if (key == kEpochKey) {
         md.has_epoch = true;
         md.epoch = ParseEpoch(value);
+      } else if (key == kClusterSecretKey) {
+        md.cluster_secret = value;
       }
     }
     return md;

@@ -47,6 +47,11 @@ constexpr uint64_t VersionFloor(uint64_t epoch) {
   return (epoch < kMaxVersionEpoch ? epoch : kMaxVersionEpoch) << kVersionEpochShift;
 }
 
+// The largest epoch a view may carry. A view change adds one, so an epoch never wraps to
+// 0 (which would make every later view look older than the one held). Validate refuses
+// more.
+inline constexpr uint64_t kMaxViewEpoch = (uint64_t{1} << 63) - 1;
+
 struct ClusterMember {
   std::string id;       // Unique, non-empty.
   std::string address;  // HOST:PORT that nodes and clients dial.
@@ -66,8 +71,9 @@ struct ClusterView {
 
   // Sorts members by id.
   void Normalize();
-  // INVALID_ARGUMENT naming the problem: an empty or duplicate id, an empty address, a
-  // weight or replication_factor or vnodes_per_weight of 0.
+  // INVALID_ARGUMENT naming the problem: an epoch over kMaxViewEpoch, an empty or
+  // duplicate id, an empty address, a weight or replication_factor or vnodes_per_weight
+  // of 0.
   Status Validate() const;
 
   // The member with this id, or nullptr.

@@ -123,6 +123,18 @@ struct NodeOptions {
   // period while it still waits. Default 30 s; at least 100 ms.
   std::chrono::milliseconds transition_warn{30000};
 
+  // ---- The cluster plane (docs/security.md).
+  // The secret every member holds: each call a node makes to another carries it, and the
+  // Membership and Replication rpcs and forwarded client calls are refused
+  // (UNAUTHENTICATED) without it. It proves the caller is a member, not which one, and
+  // travels in clear without TLS. 16 to 1024 printable ASCII bytes, the same on every
+  // member; empty (default) = the cluster plane is open to anyone who can reach
+  // listen_address (logged as a warning at startup).
+  std::string cluster_secret;
+  // A view pushed to this node more than this many epochs above the one it holds is
+  // refused. Default 1,000,000; at least 1.
+  uint64_t max_epoch_jump = 1000000;
+
   // Where the node reports cluster events (view changes, replication links connecting,
   // resuming, full syncs): one line each. nullptr = discarded. Called from the node's
   // threads; must be thread-safe. ringcached routes it to its log.

@@ -1,0 +1,342 @@
+// The protected cluster plane (docs/security.md): with --cluster-secret-file, members join,
+// replicate and forward as before, while a caller without the secret cannot push views,
+// join, leave on a member's behalf, heartbeat, replicate or forward; every such call is
+// refused with UNAUTHENTICATED and the cluster is left as it was (same epoch, members,
+// contents). Even a member's credential cannot jump the epoch beyond --max-epoch-jump or
+// past the largest epoch.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "cache_calls.h"
+#include "cluster_checks.h"
+#include "cluster_harness.h"
+#include "node_process.h"
+#include "raw_socket.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
+#include "status_matchers.h"
+
+namespace ringcache::it {
+namespace {
+
+using grpc::StatusCode;
+using namespace std::chrono_literals;
+
+constexpr const char* kSecretKey = "ringcache-cluster-secret";
+
+// A secret in a file of its own temporary directory, removed with it.
+class SecretFile {
+ public:
+  explicit SecretFile(const std::string& secret) {
+    char dir[] = "/tmp/ringcache-secret-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/cluster.secret";
+    std::ofstream(path_) << secret << "\n";
+  }
+  ~SecretFile() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+const std::string kSecret = "s3cret-for-the-cluster-plane-test";
+
+std::vector<std::string> SecretArgs(const SecretFile& file) {
+  return {"--cluster-secret-file", file.path()};
+}
+
+// A client context with a deadline and, if `secret` is not empty, the cluster secret.
+void Prepare(grpc::ClientContext* ctx, const std::string& secret) {
+  ctx->set_deadline(std::chrono::system_clock::now() + 5s);
+  if (!secret.empty()) ctx->AddMetadata(kSecretKey, secret);
+}
+
+grpc::Status PushView(const std::string& address, const v1::ClusterView& view,
+                      const std::string& to_id, const std::string& secret = {}) {
+  auto stub =
+      v1::Membership::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  v1::PushViewRequest request;
+  *request.mutable_view() = view;
+  request.set_from_id("n1");
+  request.set_to_id(to_id);
+  grpc::ClientContext ctx;
+  Prepare(&ctx, secret);
+  v1::PushViewResponse response;
+  return stub->PushView(&ctx, request, &response);
+}
+
+// The cluster's view, key contents and member states, to compare before and after.
+struct Snapshot {
+  uint64_t epoch = 0;
+  std::string view;
+  int missing = 0;
+};
+
+constexpr int kKeys = 60;
+
+std::string KeyOf(int i) { return "plane-key-" + std::to_string(i); }
+
+Snapshot Take(TestCluster& cluster) {
+  Snapshot s;
+  auto view = cluster.Topology(0);
+  REQUIRE(view.has_value());
+  s.epoch = view->epoch();
+  s.view = checks::DescribeView(*view);
+  // Every node answers for every key (through routing), with the value written.
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto stub = cluster.Stub(n);
+    for (int i = 0; i < kKeys; ++i) {
+      Reply<v1::GetResponse> r = Get(*stub, KeyOf(i));
+      if (!r.status.ok() || r.response.value() != "v" + std::to_string(i)) ++s.missing;
+    }
+  }
+  return s;
+}
+
+double MetricValue(const std::string& metrics_address, const std::string& name) {
+  const HttpResponse r = HttpGet(metrics_address, "/metrics");
+  REQUIRE(r.status == 200);
+  const size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
+TEST_CASE("With a cluster secret members work together and outsiders' cluster calls are refused",
+          "[integration][cluster][security]") {
+  SecretFile secret(kSecret);
+  TestCluster cluster({.nodes = 3, .extra_args = SecretArgs(secret)});
+  RequireStart(cluster);  // Joins carry the secret, or this fails.
+
+  // Replication (write concern 1 waits for a replica's ack on its Replicate stream) and
+  // forwarding (every node answers every key) work with the secret.
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < kKeys; ++i) {
+    REQUIRE_THAT(checks::SetWc(*n1, KeyOf(i), "v" + std::to_string(i), 1).status, IsOk());
+  }
+  const Snapshot before = Take(cluster);
+  REQUIRE(before.missing == 0);
+  auto n2_view = cluster.Topology(1);
+  REQUIRE(n2_view.has_value());
+
+  const std::string n2 = cluster.address(1);
+  const auto refused = [](const grpc::Status& s) {
+    return s.error_code() == StatusCode::UNAUTHENTICATED &&
+           s.error_message().find("cluster members only") != std::string::npos;
+  };
+
+  // A view with a huge epoch that moves n3 to n1's address (a split and misdirected
+  // writes, if it were taken), and one at the largest epoch (it would wrap).
+  {
+    v1::ClusterView forged = *n2_view;
+    forged.set_epoch(n2_view->epoch() + 1'000'000'000);
+    for (v1::Member& m : *forged.mutable_members()) {
+      if (m.id() == "n3") m.set_address(cluster.address(0));
+    }
+    const grpc::Status s = PushView(n2, forged, "n2");
+    INFO(s.error_message());
+    CHECK(refused(s));
+    CHECK(s.error_message().find("no cluster secret") != std::string::npos);
+    forged.set_epoch(std::numeric_limits<uint64_t>::max());
+    CHECK(refused(PushView(n2, forged, "n2")));
+    // A wrong secret is refused as well, and said to be wrong.
+    const grpc::Status wrong = PushView(n2, forged, "n2", "not-the-secret-at-all");
+    CHECK(refused(wrong));
+    CHECK(wrong.error_message().find("wrong") != std::string::npos);
+  }
+  auto membership =
+      v1::Membership::NewStub(grpc::CreateChannel(n2, grpc::InsecureChannelCredentials()));
+  {  // A made-up member joining.
+    v1::JoinRequest request;
+    request.mutable_member()->set_id("intruder");
+    request.mutable_member()->set_address("127.0.0.1:1");
+    request.mutable_member()->set_weight(1);
+    request.set_replication_factor(2);
+    request.set_vnodes_per_weight(160);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "");
+    v1::JoinResponse response;
+    CHECK(refused(membership->Join(&ctx, request, &response)));
+  }
+  {  // A leave on n2's behalf.
+    v1::LeaveRequest request;
+    request.set_node_id("n2");
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "");
+    v1::LeaveResponse response;
+    CHECK(refused(membership->Leave(&ctx, request, &response)));
+  }
+  {  // Heartbeats posing as n1 that suspect n3 (failovers of a healthy node, if taken).
+    for (int i = 0; i < 10; ++i) {
+      v1::HeartbeatRequest request;
+      request.set_from_id("n1");
+      request.set_to_id("n2");
+      request.set_epoch(n2_view->epoch());
+      request.add_suspects("n3");
+      grpc::ClientContext ctx;
+      Prepare(&ctx, "");
+      v1::HeartbeatResponse response;
+      CHECK(refused(membership->Heartbeat(&ctx, request, &response)));
+    }
+  }
+  {  // A transition report.
+    v1::TransitionReadyRequest request;
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "");
+    v1::TransitionReadyResponse response;
+    CHECK(refused(membership->TransitionReady(&ctx, request, &response)));
+  }
+  {  // A Replicate stream posing as n1, the primary, with a full sync that would empty n2.
+    auto replication =
+        v1::Replication::NewStub(grpc::CreateChannel(n2, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "");
+    auto stream = replication->Replicate(&ctx);
+    v1::ReplicationMessage hello;
+    hello.mutable_hello()->set_primary_id("n1");
+    hello.mutable_hello()->set_replication_id("forged");
+    hello.mutable_hello()->set_replica_id("n2");
+    hello.mutable_hello()->set_epoch(n2_view->epoch());
+    v1::ReplicationMessage begin;
+    begin.mutable_sync_begin()->set_next_seq(1);
+    v1::ReplicationMessage end;
+    end.mutable_sync_end();
+    (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
+    stream->WritesDone();
+    v1::ReplicationAck ack;
+    int acks = 0;
+    while (stream->Read(&ack)) ++acks;
+    CHECK(acks == 0);
+    CHECK(refused(stream->Finish()));
+  }
+  {  // Client calls claiming to be forwarded by a member (they would skip routing).
+    auto stub = cluster.Stub(1);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, "");
+    ctx.AddMetadata("ringcache-forwarded-by", "n1");
+    v1::GetRequest get;
+    get.set_key(KeyOf(0));
+    v1::GetResponse response;
+    CHECK(refused(stub->Get(&ctx, get, &response)));
+
+    grpc::ClientContext pctx;
+    Prepare(&pctx, "");
+    pctx.AddMetadata("ringcache-forwarded-by", "n1");
+    auto stream = stub->Pipeline(&pctx);
+    v1::PipelineRequest request;
+    v1::Operation* op = request.add_ops();
+    op->set_id(1);
+    op->mutable_get()->set_key(KeyOf(0));
+    (void)stream->Write(request);
+    stream->WritesDone();
+    v1::PipelineResponse presponse;
+    int results = 0;
+    while (stream->Read(&presponse)) results += presponse.results_size();
+    CHECK(results == 0);
+    CHECK(refused(stream->Finish()));
+  }
+
+  // Each refusal is counted where it happened: 3 pushes, a join, a leave, 10 heartbeats, a
+  // report, a stream, 2 forwarded calls.
+  CHECK(MetricValue(cluster.node(1).MetricsAddress(), "ringcache_cluster_auth_failures_total") ==
+        19);
+  CHECK(MetricValue(cluster.node(0).MetricsAddress(), "ringcache_cluster_auth_failures_total") ==
+        0);
+
+  // Nothing changed: give any damage time to show (beyond the failure timeout), then the
+  // same epoch, members and addresses, and every key through every node.
+  std::this_thread::sleep_for(1500ms);
+  const Snapshot after = Take(cluster);
+  CHECK(after.epoch == before.epoch);
+  CHECK(after.view == before.view);
+  CHECK(after.missing == 0);
+  CHECK(cluster.running(1));
+}
+
+TEST_CASE("A member's view far above the held epoch, or past the largest epoch, is refused",
+          "[integration][cluster][security]") {
+  SecretFile secret(kSecret);
+  TestCluster cluster({.nodes = 1, .extra_args = SecretArgs(secret)});
+  RequireStart(cluster);
+  auto view = cluster.Topology(0);
+  REQUIRE(view.has_value());
+  const uint64_t held = view->epoch();
+
+  v1::ClusterView jump = *view;
+  jump.set_epoch(held + 1'000'001);
+  grpc::Status s = PushView(cluster.address(0), jump, "n1", kSecret);
+  INFO(s.error_message());
+  CHECK(s.error_code() == StatusCode::FAILED_PRECONDITION);
+  CHECK(s.error_message().find("--max-epoch-jump") != std::string::npos);
+
+  jump.set_epoch(uint64_t{1} << 63);
+  s = PushView(cluster.address(0), jump, "n1", kSecret);
+  INFO(s.error_message());
+  CHECK(s.error_code() == StatusCode::INVALID_ARGUMENT);
+  CHECK(s.error_message().find("over the limit") != std::string::npos);
+
+  // Within the bound, a member's push is taken as before.
+  jump.set_epoch(held + 1'000'000);
+  CHECK(PushView(cluster.address(0), jump, "n1", kSecret).ok());
+  auto after = cluster.Topology(0);
+  REQUIRE(after.has_value());
+  CHECK(after->epoch() == held + 1'000'000);
+}
+
+TEST_CASE("A node with another cluster secret cannot join, and says why",
+          "[integration][cluster][security]") {
+  SecretFile secret(kSecret);
+  SecretFile other("a-different-secret-of-this-size");
+  TestCluster cluster({.nodes = 1, .extra_args = SecretArgs(secret)});
+  RequireStart(cluster);
+
+  NodeProcess stranger({"--node-id", "n2", "--seeds", cluster.address(0), "--join-timeout-ms",
+                        "2000", "--cluster-secret-file", other.path()});
+  CHECK_FALSE(stranger.Start(8s));
+  CHECK(stranger.Stderr().find("UNAUTHENTICATED") != std::string::npos);
+  CHECK(stranger.Stderr().find("wrong") != std::string::npos);
+  auto view = cluster.Topology(0);
+  REQUIRE(view.has_value());
+  CHECK(view->members_size() == 1);
+}
+
+TEST_CASE("ringcached refuses a cluster secret file it cannot use", "[integration][security]") {
+  SecretFile short_secret("too-short");
+  NodeProcess p;
+  p.SpawnRaw({"--cluster-secret-file", short_secret.path(), "--listen", "127.0.0.1:0",
+              "--metrics-listen", ""});
+  const std::optional<ExitStatus> exit = p.WaitExit(10s);
+  REQUIRE(exit.has_value());
+  CHECK(exit->ToString() == "exit 2");
+  INFO(p.Stderr());
+  CHECK(p.Stderr().find("--cluster-secret-file") != std::string::npos);
+  CHECK(p.Stderr().find("16 to 1024 bytes, got 9") != std::string::npos);
+}
+
+TEST_CASE("A node without a cluster secret warns that its cluster plane is open",
+          "[integration][security]") {
+  NodeProcess node(SmallNodeFlags());
+  RequireStart(node);
+  CHECK(node.Stderr().find("cluster plane") != std::string::npos);
+  CHECK(node.Stderr().find("open to anyone") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace ringcache::it
