@@ -56,6 +56,7 @@ struct Flags {
   uint32_t max_key_bytes = 4096;
   std::string max_value_bytes = "8MiB";
   uint32_t max_batch = 10000;
+  std::string max_response_bytes = "auto";
   uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::string log_level = "info";
   int64_t shutdown_grace_ms = 5000;
@@ -163,6 +164,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "Most items per MultiGet/MultiSet/MultiDelete/Batch request and per\n"
                  "Pipeline message; more is INVALID_ARGUMENT")
       ->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--max-response-bytes", flags->max_response_bytes,
+                 "Most bytes of results in one MultiGet/MultiSet/MultiDelete/Batch\n"
+                 "response or one batch of pipelined Redis commands; more is\n"
+                 "RESOURCE_EXHAUSTED. auto = 64MiB, or one largest message if more")
+      ->check(CLI::IsMember({"auto"}) | ByteSizeValidator());
   app.add_option("--threads", flags->threads,
                  "No longer used: the gRPC server runs on gRPC's own threads\n"
                  "(callback API). Accepted so that existing configs stay valid")
@@ -314,6 +320,7 @@ const char* FlagOfMessage(const std::string& message) {
       {"max_key_bytes", "--max-key-bytes: "},
       {"max_value_bytes", "--max-value-bytes: "},
       {"max_batch", "--max-batch: "},
+      {"max_response_bytes", "--max-response-bytes: "},
       {"threads", "--threads: "},
       {"shutdown_grace", "--shutdown-grace-ms: "},
       {"node_id", "--node-id: "},
@@ -570,6 +577,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   options.max_value_bytes = static_cast<uint32_t>(max_value);
+  if (flags.max_response_bytes != "auto") {
+    options.max_response_bytes = *ringcache::internal::ParseByteSize(flags.max_response_bytes);
+  }
   if (ringcache::Status s = options.Validate(); !s.ok()) {
     std::fprintf(stderr,
                  "ringcached: invalid settings: %s%s\nRun with --help for more information.\n",
@@ -581,7 +591,8 @@ int main(int argc, char** argv) {
   spdlog::info(
       "ringcached {} starting: node_id={} listen={} metrics_listen={} resp_listen={} "
       "resp_threads={} memory={} shards={} "
-      "max_key_bytes={} max_value_bytes={} max_batch={} threads={} log_level={} "
+      "max_key_bytes={} max_value_bytes={} max_batch={} max_response_bytes={} threads={} "
+      "log_level={} "
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
@@ -592,8 +603,9 @@ int main(int argc, char** argv) {
       flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
       FormatByteSize(options.memory_bytes),
       flags.shards == 0 ? "auto" : std::to_string(flags.shards), flags.max_key_bytes,
-      FormatByteSize(options.max_value_bytes), flags.max_batch, flags.threads, flags.log_level,
-      flags.shutdown_grace_ms, flags.ready_file.empty() ? "(none)" : flags.ready_file,
+      FormatByteSize(options.max_value_bytes), flags.max_batch, flags.max_response_bytes,
+      flags.threads, flags.log_level, flags.shutdown_grace_ms,
+      flags.ready_file.empty() ? "(none)" : flags.ready_file,
       flags.config.empty() ? "(none)" : flags.config,
       flags.seeds.empty() ? "(none: new cluster)" : JoinList(flags.seeds),
       flags.advertise.empty() ? "(listen address)" : flags.advertise, flags.weight,

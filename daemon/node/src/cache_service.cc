@@ -406,7 +406,14 @@ void RunAndReply(const CacheService* service, UnaryCall<Request, Response>& call
                  const internal::Topology* topology, const Router::Hints& hints, BatchState* batch,
                  Encode encode) {
   RunBatch(service, topology, hints, batch->ops, batch->results, batch->Skip(),
-           call.context()->deadline(), [&call, batch, encode = std::move(encode)] {
+           call.context()->deadline(),
+           [&call, batch, encode = std::move(encode)](const Status& outcome) {
+             // Over --max-response-bytes: the whole call fails (its results are dropped).
+             if (!outcome.ok()) {
+               delete batch;
+               call.Reply(ToGrpcStatus(outcome));
+               return;
+             }
              encode(*batch, call.response());
              delete batch;
              call.Reply(grpc::Status::OK);
@@ -669,6 +676,8 @@ grpc::Status CacheService::CheckPipelineMessage(int op_count) const {
 }
 
 size_t CacheService::MaxForwardOps() const { return node_->options().max_batch; }
+
+uint64_t CacheService::MaxResponseBytes() const { return node_->options().max_response_bytes; }
 
 size_t CacheService::MaxForwardBytes() const {
   // The node's own receive limit is max_value + max_key + 64 KiB of slack (node.cc); keep

@@ -188,6 +188,9 @@ class CacheService final {
   // limit, counted with ForwardBytes.
   size_t MaxForwardOps() const;
   size_t MaxForwardBytes() const;
+  // The most bytes of results one batch response may hold (--max-response-bytes;
+  // RunBatch's ResponseBudget).
+  uint64_t MaxResponseBytes() const;
   // An upper estimate of `op`'s size in a message: key and value plus framing.
   static size_t ForwardBytes(const v1::Operation& op);
   static size_t ForwardBytes(const Op& op);  // The same for an operation not yet encoded.

@@ -13,6 +13,7 @@
 #include "cache_service.h"
 #include "peer_pool.h"
 #include "proto_ops.h"
+#include "response_budget.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
 namespace ringcache::internal {
@@ -33,6 +34,7 @@ struct Exchange {
   bool our_deadline = false;
   uint64_t reads_when_written = 0;  // The stream's reads count when its message was written.
   ForwardStreams::Done done;
+  ResponseBudget* budget = nullptr;  // Not owned; charged per result (may be nullptr).
 
   // Every slot gets `status` (the exchange failed as a whole).
   void Fail(const grpc::Status& status) {
@@ -237,6 +239,16 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
         v1::OperationResult* slot = e->results.mutable_results(static_cast<int>(id - e->base));
         slot->Swap(&r);
         slot->set_id(e->caller_ids[id - e->base]);
+        if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong())) {
+          // Over the caller's response limit: fail now rather than gather the rest.
+          const Status over = e->budget->Error();
+          done.push_back(
+              {.exchange = std::move(it->second),
+               .failure = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, over.message()),
+               .failed = true});
+          pending_.erase(it);
+          continue;
+        }
         if (--e->remaining == 0) {
           done.push_back({.exchange = std::move(it->second), .failure = {}, .failed = false});
           pending_.erase(it);
@@ -381,7 +393,7 @@ ForwardStreams::~ForwardStreams() {
 
 void ForwardStreams::Send(const ForwardTarget& target, uint64_t epoch, v1::PipelineRequest request,
                           size_t bytes, std::chrono::system_clock::time_point deadline,
-                          bool our_deadline, Done done) {
+                          bool our_deadline, Done done, ResponseBudget* budget) {
   auto e = std::make_unique<Exchange>();
   e->ops = static_cast<size_t>(request.ops_size());
   e->bytes = bytes;
@@ -397,6 +409,7 @@ void ForwardStreams::Send(const ForwardTarget& target, uint64_t epoch, v1::Pipel
                                          deadline - std::chrono::system_clock::now());
   e->our_deadline = our_deadline;
   e->done = std::move(done);
+  e->budget = budget;
   if (e->ops == 0) {
     std::vector<Completion> now;
     now.push_back({.exchange = std::move(e), .failure = {}, .failed = false});

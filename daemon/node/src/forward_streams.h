@@ -52,6 +52,7 @@ namespace ringcache::internal {
 
 class CacheService;
 class PeerStream;
+class ResponseBudget;
 struct ForwardTarget;
 
 class ForwardStreams {
@@ -76,8 +77,12 @@ class ForwardStreams {
   // Forwards `request`'s operations (at most the owner's limits, CacheService::
   // MaxForwardOps/MaxForwardBytes; `bytes` is their ForwardBytes) to `target`, routed
   // under `epoch`. `deadline` and `our_deadline` as from CacheService::ForwardDeadline.
+  // `budget` (nullptr = none; must stay valid until `done` runs) is charged each result as
+  // it arrives; once it is exceeded the exchange fails with its error at once, and the
+  // rest of its results are dropped as they come.
   void Send(const ForwardTarget& target, uint64_t epoch, v1::PipelineRequest request, size_t bytes,
-            std::chrono::system_clock::time_point deadline, bool our_deadline, Done done);
+            std::chrono::system_clock::time_point deadline, bool our_deadline, Done done,
+            ResponseBudget* budget = nullptr);
 
   // Streams open now (for tests and stats).
   size_t open_streams() const;

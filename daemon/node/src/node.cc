@@ -251,6 +251,13 @@ Status NodeOptions::Validate() const {
                                    std::to_string(max_value_bytes));
   }
   if (max_batch == 0) return Status::InvalidArgument("max_batch must be at least 1");
+  if (const uint64_t message = uint64_t{max_value_bytes} + max_key_bytes + kMessageSlackBytes;
+      max_response_bytes != 0 && max_response_bytes < message) {
+    return Status::InvalidArgument(
+        "max_response_bytes must be 0 (automatic) or at least max_value_bytes + max_key_bytes "
+        "+ 64 KiB = " +
+        std::to_string(message) + ", got " + std::to_string(max_response_bytes));
+  }
   if (threads > 1024) {
     return Status::InvalidArgument("threads must be in [0, 1024], got " + std::to_string(threads));
   }
@@ -358,6 +365,11 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   if (Status s = options.Validate(); !s.ok()) return s;
   if (options.node_id.empty()) options.node_id = Hostname();
   if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (options.max_response_bytes == 0) {
+    options.max_response_bytes =
+        std::max<uint64_t>(uint64_t{64} << 20, uint64_t{options.max_value_bytes} +
+                                                   options.max_key_bytes + kMessageSlackBytes);
+  }
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,34 +13,52 @@
 #include "engine.h"
 #include "forward_streams.h"
 #include "proto_ops.h"
+#include "response_budget.h"
 #include "ringcache/v1/cache.pb.h"
 #include "topology.h"
 
 namespace ringcache::internal {
 namespace {
 
+// The bytes a result adds to a response (ResponseBudget adds the per-result framing).
+size_t ResultBytes(const OpResult& r) {
+  size_t bytes = r.value != nullptr ? r.value->size() : 0;
+  for (const std::optional<std::string>& item : r.items) bytes += item ? item->size() : 0;
+  return bytes;
+}
+
+// Whether running `op` adds bytes to the response: reads, and writes that answer the
+// value they replaced. Once the budget is exceeded these are not run.
+bool ReturnsBytes(const Op& op) {
+  return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous;
+}
+
 // One batch in flight: counts its parts (the caller's own, one per forwarded exchange, one per
 // write-concern wait) and runs `done`, then deletes itself, when the last one ends.
 class BatchRun {
  public:
-  BatchRun(std::span<const Op> ops, std::span<OpResult> results, std::function<void()> done)
-      : ops_(ops), results_(results), done_(std::move(done)) {}
+  BatchRun(std::span<const Op> ops, std::span<OpResult> results, uint64_t max_response_bytes,
+           std::function<void(const Status&)> done)
+      : ops_(ops), results_(results), budget_(max_response_bytes), done_(std::move(done)) {}
 
   void AddParts(int n) { parts_.fetch_add(n, std::memory_order_relaxed); }
   // acq_rel: the part that runs `done` sees every other part's results.
   void PartDone() {
     if (parts_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    std::function<void()> done = std::move(done_);
+    std::function<void(const Status&)> done = std::move(done_);
+    const Status outcome = budget_.exceeded() ? budget_.Error() : Status::Ok();
     delete this;
-    done();
+    done(outcome);
   }
   const Op& op(size_t i) const { return ops_[i]; }
   OpResult* result(size_t i) { return &results_[i]; }
+  ResponseBudget* budget() { return &budget_; }
 
  private:
   const std::span<const Op> ops_;
   const std::span<OpResult> results_;
-  std::function<void()> done_;
+  ResponseBudget budget_;
+  std::function<void(const Status&)> done_;
   std::atomic<int> parts_{1};
 };
 
@@ -68,14 +87,16 @@ struct ForwardGroup {
     const auto forward_deadline = service->ForwardDeadline(deadline, extra_deadline, &ours);
     service->forward_streams()->Send(
         ForwardTarget{owner->id, owner->address}, epoch, std::move(request), bytes,
-        forward_deadline, ours, [run, index = std::move(index)](v1::PipelineResponse* results) {
+        forward_deadline, ours,
+        [run, index = std::move(index)](v1::PipelineResponse* results) {
           // One result per operation, in order (ForwardStreams' promise).
           for (size_t j = 0; j < index.size(); ++j) {
             DecodeResult(run->op(index[j]), results->mutable_results(static_cast<int>(j)),
                          run->result(index[j]));
           }
           run->PartDone();
-        });
+        },
+        run->budget());
   }
 };
 
@@ -83,8 +104,9 @@ struct ForwardGroup {
 
 void RunBatch(const CacheService* service, const Topology* topology, const Router::Hints& hints,
               std::span<const Op> ops, std::span<OpResult> results, std::span<const bool> skip,
-              std::chrono::system_clock::time_point deadline, std::function<void()> done) {
-  auto* run = new BatchRun(ops, results, std::move(done));
+              std::chrono::system_clock::time_point deadline,
+              std::function<void(const Status&)> done) {
+  auto* run = new BatchRun(ops, results, service->MaxResponseBytes(), std::move(done));
   const Router& router = service->router();
   const size_t max_ops = service->MaxForwardOps();
   const size_t max_bytes = service->MaxForwardBytes();
@@ -132,17 +154,24 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
     for (const size_t i : local) keys.push_back(ops[i].key);
     node->Prefetch(std::span<const HashedKey>(keys));
   }
+  ResponseBudget* budget = run->budget();
   for (const size_t i : local) {
     const Op& op = ops[i];
     OpResult* result = run->result(i);
+    if (budget->exceeded() && ReturnsBytes(op)) {
+      result->status = budget->Error();
+      continue;
+    }
     if (op.write_concern == 0 || ShapeOf(op.kind) != OpShape::kPointWrite) {
       ExecuteLocal(node, op, result, nullptr);
+      budget->Take(ResultBytes(*result));
       continue;
     }
     // Write concern is per operation: each write waits for its own replicas (a merged
     // ticket would let one replica's ack stand for a key it does not hold).
     WriteTicket ticket;
     ExecuteLocal(node, op, result, &ticket);
+    budget->Take(ResultBytes(*result));
     if (!result->status.ok()) continue;
     run->AddParts(1);
     node->WaitForReplicas(ticket, op.write_concern,

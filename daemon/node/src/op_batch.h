@@ -9,7 +9,13 @@
 //
 //   std::vector<Op> ops = ...;                // decoded by a front end
 //   std::vector<OpResult> results(ops.size());  // results[i].value: where a Get's value goes
-//   RunBatch(service, topology, hints, ops, results, deadline, [&] { /* encode, reply */ });
+//   RunBatch(service, topology, hints, ops, results, deadline,
+//            [&](const Status& s) { /* encode, reply */ });
+//
+// The response is bounded (ResponseBudget, --max-response-bytes): once the results held
+// are over it, operations that would add bytes are answered with its RESOURCE_EXHAUSTED
+// instead of run, and `done` gets that error (otherwise OK); writes that return nothing
+// still run. A front end answers the whole call with it, or each command that got it.
 //
 // Operations whose result the caller already filled (skip[i] true, e.g. a decoding error)
 // are left alone. A forwarded exchange that fails gives each of its operations the relayed
@@ -35,6 +41,7 @@ struct Topology;
 
 void RunBatch(const CacheService* service, const Topology* topology, const Router::Hints& hints,
               std::span<const Op> ops, std::span<OpResult> results, std::span<const bool> skip,
-              std::chrono::system_clock::time_point deadline, std::function<void()> done);
+              std::chrono::system_clock::time_point deadline,
+              std::function<void(const Status&)> done);
 
 }  // namespace ringcache::internal

@@ -205,7 +205,10 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     done_inline_ = false;
     const CacheService* service = server_->service();
     RunBatch(service, service->ThreadTopology(), Router::Hints{}, batch_.ops(), batch_.results(),
-             {}, std::chrono::system_clock::time_point::max(), [self = shared_from_this(), here] {
+             {}, std::chrono::system_clock::time_point::max(),
+             // Over --max-response-bytes, each command whose reads went over answers the
+             // error itself (its result holds it).
+             [self = shared_from_this(), here](const Status& /*outcome*/) {
                if (std::this_thread::get_id() == here) {
                  self->done_inline_ = true;  // Still inside RunBatch, on this thread.
                  return;

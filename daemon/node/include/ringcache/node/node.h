@@ -66,6 +66,12 @@ struct NodeOptions {
   // Most items in one MultiGet/MultiSet/MultiDelete request or one Pipeline message; more
   // is INVALID_ARGUMENT naming max-batch. Default 10000; at least 1.
   uint32_t max_batch = 10000;
+  // Most bytes of results one MultiGet/MultiSet/MultiDelete/Batch response (or one batch
+  // of pipelined Redis commands) may hold; more is RESOURCE_EXHAUSTED naming
+  // max-response-bytes, checked while the results are gathered. 0 (default) = automatic:
+  // 64 MiB, or one largest message (max_value_bytes + max_key_bytes + 64 KiB) if that is
+  // more. Otherwise at least one largest message.
+  uint64_t max_response_bytes = 0;
   // Accepted and validated, but no longer used: the gRPC server is on the callback API,
   // whose handlers run on threads gRPC creates and sizes itself (docs/design/threading.md).
   // Kept so that existing configurations stay valid. 0 (default) = number of cores.

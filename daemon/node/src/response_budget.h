@@ -1,0 +1,59 @@
+// ResponseBudget: the bytes one response may hold (--max-response-bytes), counted while
+// its results are gathered, so that a small request cannot make a node build a huge
+// response (a MultiGet naming one 8 MiB key a few hundred times is a 2 KiB request).
+//
+// A batch (RunBatch) charges every result it holds: values read here as they are read,
+// and forwarded results as each arrives from an owner (ForwardStreams). Once the total is
+// over the limit the budget stays exceeded: the reads not yet run are not run, a forwarded
+// exchange still open fails, and the front end answers RESOURCE_EXHAUSTED naming the
+// limit (the gRPC batch rpcs for the whole call; RESP for each command whose reads went
+// over). The same call gets the same answer through any node, since the bytes counted are
+// those of the results, wherever they are read. Memory stays within the limit plus one
+// value, or one forwarded message, in flight.
+//
+// Thread safety: Take and exceeded may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "ringcache/status.h"
+
+namespace ringcache::internal {
+
+class ResponseBudget {
+ public:
+  // Results are charged this much on top of their bytes (the ids, status and framing of
+  // each result), so that a batch of many empty results counts too.
+  static constexpr size_t kPerResultBytes = 16;
+
+  explicit ResponseBudget(uint64_t limit) : limit_(limit) {}
+
+  // Counts `bytes`; false if the total is now over the limit (or already was).
+  bool Take(size_t bytes) {
+    const uint64_t total = used_.fetch_add(bytes + kPerResultBytes, std::memory_order_relaxed) +
+                           bytes + kPerResultBytes;
+    if (total <= limit_) return !exceeded();
+    exceeded_.store(true, std::memory_order_relaxed);
+    return false;
+  }
+  bool exceeded() const { return exceeded_.load(std::memory_order_relaxed); }
+  uint64_t limit() const { return limit_; }
+
+  // RESOURCE_EXHAUSTED naming the limit.
+  Status Error() const {
+    return Status::ResourceExhausted("the response would be over the limit of " +
+                                     std::to_string(limit_) +
+                                     " bytes (--max-response-bytes); ask for fewer or smaller "
+                                     "values per call");
+  }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+  std::atomic<bool> exceeded_{false};
+};
+
+}  // namespace ringcache::internal
