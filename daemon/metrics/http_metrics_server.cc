@@ -1,7 +1,7 @@
 #include "ringcache/metrics/http_metrics_server.h"
 
+#include <map>
 #include <mutex>
-#include <set>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -81,9 +81,10 @@ class HttpMetricsServer::Impl {
   uint16_t port_ = 0;
 
   // Used only on the server thread. Every live connection (they own themselves through
-  // their pending handlers). Declared before io_ so that it outlives any connection
-  // that io_'s destructor might destroy.
-  std::set<Connection*> connections_;
+  // their pending handlers), oldest first. Declared before io_ so that it outlives any
+  // connection that io_'s destructor might destroy.
+  std::map<uint64_t, Connection*> connections_;
+  uint64_t next_serial_ = 0;
 
   asio::io_context io_;
   tcp::acceptor acceptor_{io_};
@@ -100,18 +101,26 @@ class HttpMetricsServer::Impl {
 class HttpMetricsServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Impl* server, tcp::socket socket)
-      : server_(server), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
-    server_->connections_.insert(this);
+      : server_(server),
+        serial_(server->next_serial_++),
+        socket_(std::move(socket)),
+        deadline_(socket_.get_executor()) {
+    server_->connections_.emplace(serial_, this);
   }
-  ~Connection() { server_->connections_.erase(this); }
+  ~Connection() { server_->connections_.erase(serial_); }
 
   // Closes the socket and cancels the deadline; pending handlers then fail and release
   // this connection. Idempotent.
   void Close() {
+    closed_ = true;
     std::error_code ignored;
     socket_.close(ignored);
     deadline_.cancel();
   }
+
+  // May make room for a new connection: not closed yet and not sending a response (it is
+  // waiting for a request or for the client to close after its answer).
+  bool Evictable() const { return !closed_ && !writing_; }
 
   void Start() {
     deadline_.expires_after(server_->options_.read_timeout);
@@ -166,8 +175,10 @@ class HttpMetricsServer::Impl::Connection : public std::enable_shared_from_this<
                 "\r\nContent-Type: " + std::string(content_type) +
                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" +
                 std::string(extra_headers) + "\r\n" + body;
+    writing_ = true;
     asio::async_write(socket_, asio::buffer(response_),
                       [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        self->writing_ = false;
                         if (ec) {
                           self->Close();
                           return;
@@ -192,7 +203,10 @@ class HttpMetricsServer::Impl::Connection : public std::enable_shared_from_this<
                             });
   }
 
-  Impl* const server_;  // Not owned.
+  Impl* const server_;     // Not owned.
+  const uint64_t serial_;  // Its key in server_->connections_ (accept order).
+  bool closed_ = false;
+  bool writing_ = false;
   tcp::socket socket_;
   asio::steady_timer deadline_;
   std::string request_;
@@ -212,7 +226,7 @@ void HttpMetricsServer::Impl::Stop() {
     std::error_code ignored;
     acceptor_.close(ignored);
     accept_retry_.cancel();
-    for (Connection* c : connections_) c->Close();
+    for (auto& [serial, c] : connections_) c->Close();
   });
   thread_.join();
 }
@@ -229,11 +243,25 @@ void HttpMetricsServer::Impl::Accept() {
       return;
     }
     if (connections_.size() >= options_.max_connections) {
-      std::error_code ignored;
-      socket.close(ignored);
-    } else {
-      std::make_shared<Connection>(this, std::move(socket))->Start();
+      // Full: make room by closing the oldest connection that is only waiting (for a
+      // request, or for its client to close), so that idle or slow connections cannot
+      // keep a health probe out; refuse only if all are sending answers.
+      Connection* victim = nullptr;
+      for (auto& [serial, c] : connections_) {
+        if (c->Evictable()) {
+          victim = c;
+          break;
+        }
+      }
+      if (victim == nullptr) {
+        std::error_code ignored;
+        socket.close(ignored);
+        Accept();
+        return;
+      }
+      victim->Close();
     }
+    std::make_shared<Connection>(this, std::move(socket))->Start();
     Accept();
   });
 }

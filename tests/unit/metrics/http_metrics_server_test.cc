@@ -12,6 +12,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -230,7 +231,8 @@ TEST_CASE("HttpMetricsServer Stop closes open connections", "[unit][metrics][htt
   server->reset();  // Destructor after Stop is fine.
 }
 
-TEST_CASE("HttpMetricsServer limits concurrent connections", "[unit][metrics][http]") {
+TEST_CASE("HttpMetricsServer makes room for a probe by closing the oldest idle connection",
+          "[unit][metrics][http]") {
   HttpMetricsServerOptions options;
   options.max_connections = 2;
   auto server = HttpMetricsServer::Start("127.0.0.1:0", nullptr, nullptr, options);
@@ -240,15 +242,42 @@ TEST_CASE("HttpMetricsServer limits concurrent connections", "[unit][metrics][ht
   int b = Connect(port);
   REQUIRE(a >= 0);
   REQUIRE(b >= 0);
-  // The third connection is accepted by the kernel, then closed without a response.
-  int c = Connect(port);
-  REQUIRE(c >= 0);
-  bool closed = false;
-  CHECK(ReadAll(c, &closed).empty());
-  CHECK(closed);
-  close(c);
+  // Both are taken by idle clients; a third one is still served, and the oldest idle
+  // connection (a) is the one closed for it.
+  const Response probe = Exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(probe.status == 200);
+  bool a_closed = false;
+  CHECK(ReadAll(a, &a_closed).empty());
+  CHECK(a_closed);
+  // b is still open and is served when it finally asks.
+  REQUIRE(SendAll(b, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(Parse(ReadAll(b)).status == 200);
   close(a);
   close(b);
+}
+
+TEST_CASE("HttpMetricsServer answers health probes while idle connections fill it",
+          "[unit][metrics][http]") {
+  auto server = HttpMetricsServer::Start("127.0.0.1:0", nullptr, nullptr, {});
+  REQUIRE(server.ok());
+  uint16_t port = (*server)->port();
+  std::vector<int> idle;
+  // Bounded: 5 rounds of 64 more idle connections (the default limit), each followed by
+  // a probe that must be answered at once, not after the 5 s read timeout.
+  int answered = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 64; ++i) {
+      const int fd = Connect(port);
+      REQUIRE(fd >= 0);
+      idle.push_back(fd);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const Response probe = Exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    if (probe.status == 200 && took < std::chrono::seconds(2)) ++answered;
+  }
+  CHECK(answered == 5);
+  for (const int fd : idle) close(fd);
 }
 
 TEST_CASE("HttpMetricsServer reports address errors clearly", "[unit][metrics][http]") {

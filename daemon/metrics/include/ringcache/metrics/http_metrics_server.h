@@ -8,7 +8,10 @@
 // One request per connection (responses carry "Connection: close"); a query string is
 // ignored. Each connection has a deadline (read_timeout) covering the request and the
 // response, so an idle, slow or garbage client cannot pin a connection; at most
-// max_connections are open at once (more are closed on accept).
+// max_connections are open at once. A connection accepted when all are taken closes the
+// oldest one that is only waiting (for its request, or for its client to close after the
+// answer), so idle connections cannot keep a health probe out; it is refused only while
+// every connection is sending an answer.
 //
 // Thread model: the server owns one thread running its own Asio io_context; all
 // connection handling, Render() and healthy() run on that thread. Stop() and the
@@ -36,7 +39,8 @@ struct HttpMetricsServerOptions {
   std::chrono::milliseconds read_timeout{5000};
   // Largest request line + headers accepted, in bytes. Default 8 KiB.
   std::size_t max_request_bytes = 8192;
-  // Most connections served at once; more are closed right after accept. Default 64.
+  // Most connections open at once; beyond it the oldest waiting one is closed (above).
+  // Default 64.
   std::size_t max_connections = 64;
 };
 
