@@ -119,6 +119,13 @@ SCRIPT = [
     ["GETRANGE", "ap", "-1", "-5"], ["GETRANGE", "ap", "-100", "2"], ["GETRANGE", "nokey", "0", "1"],
     ["GETRANGE", "ap", "a", "1"], ["SUBSTR", "ap", "1", "2"], ["GETRANGE", "ap", "0"],
     ["SET", "emp", ""], ["GETRANGE", "emp", "0", "-1"],
+    # TYPE; the connection's own commands (CLIENT, HELLO, AUTH without a password set).
+    ["TYPE", "ap"], ["TYPE", "nokey"], ["TYPE"], ["CLIENT", "GETNAME"],
+    ["CLIENT", "SETNAME", "app-1"], ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"],
+    ["CLIENT", "SETNAME"], ["CLIENT", "NOPE"], ["CLIENT", "GETNAME"], ["HELLO", "x"],
+    ["HELLO", "4"], ["HELLO", "2", "foo"], ["HELLO", "2", "SETNAME"],
+    ["HELLO", "2", "SETNAME", "a b"], ["AUTH", "pw"], ["AUTH", "default", "pw"],
+    ["AUTH", "bob", "pw"], ["AUTH", "a", "b", "c"], ["TIME", "x"], ["DBSIZE", "x"],
     # Inline commands (as typed in telnet).
     b"SET inl \"a b\\x41\\n\"\r\n", b"GET inl\r\n", b"PING\r\n", b"\r\n",
     b"ECHO 'it\\'s'\r\n",

@@ -174,5 +174,52 @@ TEST_CASE("A MULTI is refused whole: nothing up to EXEC runs, EXEC answers EXECA
         "$-1\r\n");
 }
 
+TEST_CASE("INFO DBSIZE CLIENT HELLO and TIME answer from the connection's session", "[resp]") {
+  RespBatch batch;
+  NodeStats stats;
+  stats.node_id = "n2";
+  stats.version = "9.9.9";
+  stats.epoch = 7;
+  stats.cache.items = 3;
+  batch.SetSession({.connection_id = 42,
+                    .node_stats = [stats] { return stats; },
+                    .connections = [] { return size_t{5}; },
+                    .tcp_port = "6381"});
+  auto reply = [&](std::vector<std::string> words) {
+    batch.Clear();
+    const RespCommand c = Command(std::move(words));
+    batch.Add(c, 0);
+    REQUIRE(batch.ops().empty());  // None of these reads or writes a key.
+    std::string out;
+    batch.EncodeReplies(&out);
+    return out;
+  };
+  const std::string info = reply({"INFO"});
+  CHECK(info.rfind("$", 0) == 0);
+  for (const char* line : {"# Server\r\n", "redis_version:7.0.0\r\n", "ringcache_version:9.9.9\r\n",
+                           "ringcache_node_id:n2\r\n", "ringcache_epoch:7\r\n", "tcp_port:6381\r\n",
+                           "connected_clients:5\r\n", "loading:0\r\n", "role:master\r\n",
+                           "db0:keys=3,expires=0,avg_ttl=0\r\n"}) {
+    CHECK(info.find(line) != std::string::npos);
+  }
+  // Sections by name, case-insensitive; an unknown one is empty, as in Redis.
+  CHECK(reply({"INFO", "KEYSPACE"}) ==
+        "$44\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n\r\n");
+  CHECK(reply({"INFO", "nosuch"}) == "$0\r\n\r\n");
+  CHECK(reply({"DBSIZE"}) == ":3\r\n");
+  CHECK(reply({"CLIENT", "ID"}) == ":42\r\n");
+  CHECK(reply({"CLIENT", "GETNAME"}) == "$-1\r\n");
+  CHECK(reply({"CLIENT", "SETNAME", "worker-1"}) == "+OK\r\n");
+  CHECK(reply({"CLIENT", "GETNAME"}) == "$8\r\nworker-1\r\n");  // Kept across batches.
+  CHECK(reply({"CLIENT", "INFO"}) == "$32\r\nid=42 name=worker-1 db=0 resp=2\n\r\n");
+  const std::string hello = reply({"HELLO", "2", "SETNAME", "w2"});
+  CHECK(hello.rfind("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n", 0) == 0);
+  CHECK(hello.find("$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:42\r\n") != std::string::npos);
+  CHECK(reply({"CLIENT", "GETNAME"}) == "$2\r\nw2\r\n");
+  CHECK(reply({"HELLO", "3"}) == "-NOPROTO unsupported protocol version\r\n");
+  const std::string time = reply({"TIME"});
+  CHECK(time.rfind("*2\r\n$10\r\n", 0) == 0);  // Seconds (10 digits until 2286), then µs.
+}
+
 }  // namespace
 }  // namespace ringcache::internal

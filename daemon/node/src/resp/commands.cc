@@ -5,74 +5,12 @@
 #include <charconv>
 #include <limits>
 
+#include "resp/reply.h"
+
 namespace ringcache::internal {
 namespace {
 
-// Redis's string2ll: an optional '-', then digits without a leading zero (or "0" alone),
-// filling the whole argument.
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  size_t i = s[0] == '-' ? 1 : 0;
-  if (i == s.size()) return false;
-  if (s[i] == '0' && (s.size() > i + 1 || i == 1)) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// A message safe inside a simple string or error: no CR or LF (Redis replaces them too).
-std::string OneLine(std::string_view text) {
-  std::string out(text);
-  std::replace(out.begin(), out.end(), '\r', ' ');
-  std::replace(out.begin(), out.end(), '\n', ' ');
-  return out;
-}
-
-void AppendInteger(std::string* out, int64_t n) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), n);
-  out->push_back(':');
-  out->append(buf, p);
-  out->append("\r\n");
-}
-
-void AppendBulk(std::string* out, std::string_view value) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), value.size());
-  out->push_back('$');
-  out->append(buf, p);
-  out->append("\r\n");
-  out->append(value);
-  out->append("\r\n");
-}
-
-constexpr std::string_view kNil = "$-1\r\n";
-constexpr std::string_view kOk = "+OK\r\n";
-constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
-constexpr std::string_view kSyntax = "ERR syntax error";
-
-// A node's status as a Redis error reply. UNAVAILABLE (a node failing over, joining, a
-// forward that timed out) is TRYAGAIN, the error Redis Cluster uses for "retry later".
-void AppendStatusError(std::string* out, const Status& s) {
-  std::string_view prefix = "-ERR ";
-  if (s.code() == StatusCode::kUnavailable) prefix = "-TRYAGAIN ";
-  if (s.code() == StatusCode::kResourceExhausted) prefix = "-OOM ";
-  out->append(prefix);
-  out->append(OneLine(s.message()));
-  out->append("\r\n");
-}
+using namespace resp;  // The reply encodings (resp/reply.h).
 
 // SET's and GETEX's EX, PX, EXAT, PXAT.
 bool IsExpiryOption(std::string_view a) {
@@ -117,6 +55,13 @@ enum class Cmd : uint8_t {
   kAppend,
   kSetRange,
   kGetRange,
+  kType,
+  kInfo,
+  kDbSize,
+  kTime,
+  kClient,
+  kHello,
+  kAuth,
 };
 
 struct CommandSpec {
@@ -165,6 +110,13 @@ constexpr std::array kCommands = {
     CommandSpec{"setrange", 4, Cmd::kSetRange},
     CommandSpec{"getrange", 4, Cmd::kGetRange},
     CommandSpec{"substr", 4, Cmd::kGetRange},
+    CommandSpec{"type", 2, Cmd::kType},
+    CommandSpec{"info", -1, Cmd::kInfo},
+    CommandSpec{"dbsize", 1, Cmd::kDbSize},
+    CommandSpec{"time", 1, Cmd::kTime},
+    CommandSpec{"client", -2, Cmd::kClient},
+    CommandSpec{"hello", -1, Cmd::kHello},
+    CommandSpec{"auth", -2, Cmd::kAuth},
 };
 
 constexpr auto kNames = [] {
@@ -313,6 +265,28 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
       return true;
     case Cmd::kConfig:
       Config(c);
+      return true;
+    case Cmd::kType:
+      Begin(RespReply::kType);
+      AddOp(OpKind::kTtl, args[1]);
+      return true;
+    case Cmd::kInfo:
+      Info(c);
+      return true;
+    case Cmd::kDbSize:
+      DbSize();
+      return true;
+    case Cmd::kTime:
+      Time();
+      return true;
+    case Cmd::kClient:
+      Client(c);
+      return true;
+    case Cmd::kHello:
+      Hello(c);
+      return true;
+    case Cmd::kAuth:
+      Auth(c);
       return true;
     case Cmd::kGet:
       Begin(RespReply::kBulk);
@@ -739,6 +713,17 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
           AppendBulk(out, *g.value);
         } else {
           AppendInteger(out, static_cast<int64_t>(g.value->size()));
+        }
+        break;
+      }
+      case RespReply::kType: {
+        const OpResult& t = r[0];
+        if (t.status.code() == StatusCode::kNotFound) {
+          out->append("+none\r\n");
+        } else if (!t.status.ok()) {
+          AppendStatusError(out, t.status);
+        } else {
+          out->append("+string\r\n");
         }
         break;
       }

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@
 
 #include "operation.h"
 #include "resp/parser.h"
+#include "ringcache/node/node.h"
 
 namespace ringcache::internal {
 
@@ -44,6 +46,17 @@ enum class RespReply : uint8_t {
   kTtlMillis,   // PTTL.
   kLength,      // STRLEN.
   kRange,       // GETRANGE: the bytes [range_start, range_end] of the value, Redis's way.
+  kType,        // TYPE: +string if the key exists, +none if not.
+};
+
+// What the commands about the server and the connection (INFO, DBSIZE, CLIENT, HELLO)
+// read. The server sets it once per connection; the functions may be empty (tests): the
+// answers then leave out what they would give.
+struct RespSession {
+  uint64_t connection_id = 0;
+  std::function<NodeStats()> node_stats;  // INFO, DBSIZE.
+  std::function<size_t()> connections;    // INFO's connected_clients.
+  std::string tcp_port;                   // INFO's tcp_port.
 };
 
 struct RespCall {
@@ -63,6 +76,8 @@ class RespBatch {
 
   // Starts a new batch (keeps the buffers).
   void Clear();
+  // The connection this batch serves (kept by Clear).
+  void SetSession(RespSession session) { session_ = std::move(session); }
   // Translates `command` into its operations or its reply. `now_ms`: the Unix time in ms
   // (EXAT/PXAT). Returns false if the connection must stop after this command (QUIT).
   bool Add(const RespCommand& command, int64_t now_ms);
@@ -102,6 +117,13 @@ class RespBatch {
   bool ParseExpiry(std::string_view option, std::string_view value, std::string_view command,
                    int64_t* ms);
   void Incr(const RespCommand& c, int64_t delta, bool parse_delta);
+  // The commands about the server and the connection (resp/server_commands.cc).
+  void Info(const RespCommand& c);
+  void DbSize();
+  void Time();
+  void Client(const RespCommand& c);
+  void Hello(const RespCommand& c);
+  void Auth(const RespCommand& c);
 
   std::vector<RespCall> calls_;
   std::vector<Op> ops_;
@@ -111,6 +133,8 @@ class RespBatch {
   int command_ = -1;  // The command being added (Begin tags its call with it).
   // The connection sent MULTI: commands are refused until EXEC or DISCARD. Kept by Clear.
   bool refused_multi_ = false;
+  RespSession session_;      // Kept by Clear.
+  std::string client_name_;  // CLIENT SETNAME; kept by Clear.
 };
 
 // The names of the commands served, lowercase (COMMAND COUNT, tests).

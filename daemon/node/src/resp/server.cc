@@ -108,6 +108,21 @@ class RespServer::Impl {
     std::lock_guard lock(mu_);
     connections_.erase(c);
   }
+  size_t ConnectionCount() {
+    std::lock_guard lock(mu_);
+    return connections_.size();
+  }
+  // What a new connection's commands about the server read (INFO, CLIENT ID, ...).
+  RespSession NewSession() {
+    const std::string_view port =
+        std::string_view(bound_).substr(std::min(bound_.size(), bound_.rfind(':') + 1));
+    const Node* node = service_->node();
+    return RespSession{
+        .connection_id = next_connection_id_.fetch_add(1, std::memory_order_relaxed) + 1,
+        .node_stats = [node] { return node->Stats(); },
+        .connections = [this] { return ConnectionCount(); },
+        .tcp_port = std::string(port)};
+  }
 
  private:
   void Accept();
@@ -126,6 +141,7 @@ class RespServer::Impl {
   size_t next_io_ = 0;  // On the accepting thread only.
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
+  std::atomic<uint64_t> next_connection_id_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -143,6 +159,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
       : server_(server), socket_(std::move(socket)) {}
 
   void Start() {
+    batch_.SetSession(server_->NewSession());
     std::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();
