@@ -20,6 +20,8 @@ packages=(
   catch2 python3 python3-grpcio python3-protobuf python3-redis curl procps
   # Redis-protocol tests (differential run, real clients) and benchmark baselines
   redis-server redis-tools
+  # a second language's Redis client (tests/resp/test_node_redis.py)
+  nodejs node-redis
   # source checks (scripts/check_sources.py): Clang's -Wthread-safety, clang-format
   clang clang-format
 )

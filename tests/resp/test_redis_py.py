@@ -13,39 +13,17 @@ Exit: 0 pass; 1 fail; 77 python3-redis missing (skip; scripts/install-deps.sh in
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ringcache_nodes import start_cluster, stop_cluster, wait_settled  # noqa: E402
 
 try:
     import redis
 except ImportError:
     print("SKIP: python3-redis is not installed (scripts/install-deps.sh installs it)")
     sys.exit(77)
-
-
-def start_cluster(binary, tmp, nodes=3):
-    procs, ports, seeds = [], [], None
-    for i in range(1, nodes + 1):
-        ready = os.path.join(tmp, "n%d.ready" % i)
-        args = [binary, "--node-id", "n%d" % i, "--listen", "127.0.0.1:0", "--metrics-listen", "",
-                "--resp-listen", "127.0.0.1:0", "--memory", "64MiB", "--ready-file", ready,
-                "--log-level", "warn"]
-        if seeds:
-            args += ["--seeds", seeds]
-        log = open(os.path.join(tmp, "n%d.log" % i), "wb")
-        procs.append(subprocess.Popen(args, stdout=log, stderr=log))
-        deadline = time.monotonic() + 20
-        while not os.path.exists(ready):
-            if procs[-1].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("n%d did not start: %s" % (i, open(log.name).read()[-2000:]))
-            time.sleep(0.05)
-        fields = dict(l.strip().split("=", 1) for l in open(ready) if "=" in l)
-        seeds = seeds or fields["grpc"]
-        ports.append(int(fields["resp"].rsplit(":", 1)[1]))
-    return procs, ports
 
 
 def main():
@@ -63,21 +41,7 @@ def main():
     try:
         clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=10) for p in ports]
         a, b, c = clients
-        # Until every node has adopted the last join's view, a forwarded write can meet an
-        # owner one view behind (TRYAGAIN, which a client retries). Settled: writes of keys
-        # on every node succeed through every node for a whole second.
-        settle_deadline = time.monotonic() + 30
-        ok_since = None
-        while ok_since is None or time.monotonic() - ok_since < 1.0:
-            try:
-                for cl in clients:
-                    cl.mset({"py:settle:%d" % i: "1" for i in range(64)})
-                ok_since = ok_since or time.monotonic()
-            except redis.ResponseError as e:
-                if "TRYAGAIN" not in str(e) or time.monotonic() > settle_deadline:
-                    raise
-                ok_since = None
-            time.sleep(0.05)
+        wait_settled(ports)
         check("ping", a.ping(), True)
         # Written through n1, read through every node.
         keys = ["py:%d" % i for i in range(60)]
@@ -133,14 +97,17 @@ def main():
         check("nothing of the refused transaction ran", (b.get("py:tx"), b.get("py:n")),
               (None, b"41"))
         check("the connection works after it", a.get("py:0"), b"new")
+        # The commands about the server and the connection, as redis-py parses them.
+        check("type", (a.type("py:0"), a.type("py:missing")), (b"string", b"none"))
+        info = b.info()
+        check("info", (info["redis_version"], info["loading"], info["role"]),
+              ("7.0.0", 0, "master"))
+        check("dbsize counts this node's keys", b.dbsize() > 0, True)
+        check("client name", (c.client_setname("py-test"), c.client_getname()),
+              (True, "py-test"))
+        check("time", len(a.time()), 2)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_cluster(procs)
     for f in failures:
         print("FAIL " + f)
     print("redis-py %s against 3 nodes: %d failures" % (redis.__version__, len(failures)))
