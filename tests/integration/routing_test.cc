@@ -32,6 +32,7 @@
 #include "node_process.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/key_hash.h"
+#include "ringcache/v1/cluster.grpc.pb.h"
 #include "status_matchers.h"
 
 namespace ringcache::it {
@@ -961,6 +962,65 @@ TEST_CASE("Routing: a forwarded stream routed on a newer view waits for it, then
   CHECK_THAT(results[0].status(), OpIs(StatusCode::UNAVAILABLE, {"not the primary"}));
   // A lower bound only: the wait is at least that long by construction.
   CHECK(waited >= std::chrono::milliseconds(450));
+}
+
+TEST_CASE("Routing: a unary call routed on a newer view waits for that view",
+          "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  // Primary n3, replica n2: n2 holds a copy but is not the primary in this view.
+  const std::string key = ring.KeyOwnedBy(2, 1, "ahead1:");
+  v1::SetRequest set = MakeSet(key, "v");
+  set.set_write_concern(1);  // n2 holds it before the reads below.
+  REQUIRE_THAT(Unary(*cluster.Stub(2), &v1::Cache::Stub::Set, set).status, IsOk());
+  const uint64_t epoch = cluster.epoch();
+  const std::string ahead = std::to_string(epoch + 1);
+  v1::GetRequest get;
+  get.set_key(key);
+  auto n2 = cluster.Stub(1);
+
+  // The view never comes: n2 waits its bound (ViewWaits::kMaxWait, 500 ms), then refuses
+  // on the view it holds, as before.
+  auto started = std::chrono::steady_clock::now();
+  auto refused = UnaryWith(*n2, &v1::Cache::Stub::Get, get,
+                           {{"ringcache-forwarded-by", "n9"}, {"ringcache-epoch", ahead}});
+  CHECK_THAT(refused.status, StatusIs(StatusCode::UNAVAILABLE, {"not the primary"}));
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(450));
+
+  // The view comes while the call waits: n2 serves it on that view, before the bound. The
+  // coordinator's push is simulated: the view one epoch on, with n3 failed, so that n2 is
+  // the key's primary in it.
+  auto view = cluster.Topology(1);
+  REQUIRE(view.has_value());
+  view->set_epoch(epoch + 1);
+  for (v1::Member& m : *view->mutable_members()) {
+    if (m.id() == "n3") m.set_state(v1::MEMBER_STATE_FAILED);
+  }
+  started = std::chrono::steady_clock::now();
+  Reply<v1::GetResponse> served;
+  std::thread call([&] {
+    served = UnaryWith(*n2, &v1::Cache::Stub::Get, get,
+                       {{"ringcache-forwarded-by", "n9"}, {"ringcache-epoch", ahead}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  {
+    auto membership = v1::Membership::NewStub(cluster.node(1).NewChannel());
+    v1::PushViewRequest push;
+    *push.mutable_view() = *view;
+    push.set_from_id("n1");
+    push.set_to_id("n2");
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::PushViewResponse pushed;
+    REQUIRE_THAT(membership->PushView(&ctx, push, &pushed), IsOk());
+  }
+  call.join();
+  const auto waited = std::chrono::steady_clock::now() - started;
+  INFO("waited " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms");
+  REQUIRE_THAT(served.status, IsOk());
+  CHECK(served.response.value() == "v");
+  CHECK(waited < std::chrono::milliseconds(450));
 }
 
 TEST_CASE("Routing: ringcache-local reads this node's own cache and refuses writes",

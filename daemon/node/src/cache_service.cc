@@ -267,6 +267,9 @@ void CacheService::UnaryOp(Call<Request, Response>& call, const Status& decoded,
   const internal::Topology* topology = ThreadTopology();
   const RequestMetadata& md = call.metadata();
   Router::Decision d = router_.Route(topology, HintsOf(md), op);
+  // The forwarder routed on a view this node has not adopted yet (its push is on the
+  // way): run again on that view rather than refuse (routing.md, "Views that differ").
+  if (d.where == Where::kError && d.behind && call.RetryOnView(md.epoch)) return;
   // Before anything can end the call (a forward completes on another thread).
   AddEpochHint(call.context(), md, topology);
   if (d.where == Where::kError) {

@@ -84,6 +84,22 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
     Finish(std::move(status));
   }
 
+  // The handler runs again once this node holds the view `epoch` (or after ViewWaits'
+  // bound), on the thread that reports it; only once per call.
+  bool RetryOnView(uint64_t epoch) override {
+    if (retried_) return false;
+    retried_ = true;
+    const CacheService* handlers = env_->handlers;
+    env_->view_waits.Wait(
+        epoch,
+        [handlers] {
+          const auto now = handlers->SharedTopology();
+          return now != nullptr ? now->epoch() : 0;
+        },
+        [this] { (env_->handlers->*Traits::kHandler)(*this); });
+    return true;
+  }
+
   void ReplyRelayed(grpc::Status status, grpc::ByteBuffer* response_bytes) override {
     if (status.ok()) response_bytes_->Swap(response_bytes);
     code_ = status.error_code();
@@ -112,7 +128,8 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   std::chrono::steady_clock::time_point started_;
   // Written by whichever thread ends the call, read in OnDone (which gRPC orders after).
   grpc::StatusCode code_ = grpc::StatusCode::OK;
-  bool counted_ = true;  // False: the request did not parse.
+  bool counted_ = true;   // False: the request did not parse.
+  bool retried_ = false;  // RetryOnView was used (the handler runs at most twice).
 };
 
 #define RINGCACHE_UNARY_TRAITS(Name)                      \
@@ -248,6 +265,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
           env->handlers->FillView(topology.get(), &view);
           env->watchers.Publish(view);
           env->streams.OnView(topology->epoch());
+          env->view_waits.OnView(topology->epoch());
         });
   }
   // A standalone server serves at once; a cluster node's health follows its state (the

@@ -44,6 +44,7 @@
 #include "request_metadata.h"
 #include "ringcache/status.h"
 #include "topology_watch.h"
+#include "view_waits.h"
 
 namespace ringcache::internal {
 
@@ -66,6 +67,7 @@ struct ServerEnv {
   // Internal synchronization.
   mutable PipelineStreams streams;
   mutable TopologyWatchers watchers;
+  mutable ViewWaits view_waits;  // Unary calls forwarded from one view ahead.
   // ringcache calls (unary and Pipeline) that have started and whose OnDone has not
   // finished. Read by Shutdown().
   mutable std::atomic<int64_t> active_calls{0};

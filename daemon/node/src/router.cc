@@ -36,6 +36,7 @@ Router::Decision Router::Route(const Topology* topology, const Hints& hints, con
   d.where = p.where;
   d.owner = p.owner;
   d.error = std::move(p.error);
+  d.behind = p.behind;
   if (d.where != Where::kError && op.write_concern > 0) {
     if (Status s = CheckWriteConcern(topology, op.write_concern, op.write_concern_timeout_ms);
         !s.ok()) {
@@ -143,6 +144,7 @@ Router::Placement Router::Place(const Topology* topology, const Hints& hints, co
     // ours (or newer: we may be the one behind): refuse; the caller retries once they
     // converge.
     p.where = Where::kError;
+    p.behind = hints.has_epoch && hints.epoch > topology->epoch();
     p.error = Status::Unavailable("node " + self_id_ + " is not the " +
                                   (access == Access::kReadAnyOwner ? "owner" : "primary") +
                                   " of this key in epoch " + std::to_string(topology->epoch()) +

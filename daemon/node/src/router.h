@@ -64,6 +64,9 @@ class Router {
     Where where = Where::kHere;
     const ClusterMember* owner = nullptr;  // kRemote: points into the topology asked.
     Status error;                          // kError: why (UNAVAILABLE, INVALID_ARGUMENT).
+    // kError for a forwarded call routed on a newer view than this node's: it may be
+    // served once that view is here (UnaryCall::RetryOnView).
+    bool behind = false;
   };
 
   // Where one operation runs (Route).
@@ -74,6 +77,7 @@ class Router {
     // kHere on a fenced node started with fenced_reads: a read of its own copy, which may
     // be stale; never forwarded.
     bool possibly_stale = false;
+    bool behind = false;  // As in Placement.
   };
 
   // write_concern_timeout_ms: the most accepted.

@@ -52,6 +52,11 @@ class UnaryCall {
   // Ends the call with another node's answer: `status`, and if it is OK the serialized
   // response in `response_bytes` (taken over).
   virtual void ReplyRelayed(grpc::Status status, grpc::ByteBuffer* response_bytes) = 0;
+  // A call forwarded by a node one view ahead, which this node cannot serve on the view it
+  // holds: true if the handler will run again once this node holds view `epoch` (or after
+  // a bounded wait: ViewWaits) and must return now without replying; false if it already
+  // waited once (then it answers as the view it holds says).
+  virtual bool RetryOnView(uint64_t epoch) = 0;
 
  protected:
   UnaryCall(grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request)
