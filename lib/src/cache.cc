@@ -30,7 +30,7 @@
 #include <thread>
 
 #include "epoch.h"
-#include "mutex.h"
+#include "ringcache/sync/mutex.h"
 #include "xxhash_inline.h"
 
 namespace ringcache {

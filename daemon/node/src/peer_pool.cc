@@ -12,7 +12,7 @@ PeerPool::PeerPool(int max_message_bytes, const ClusterAuth* auth)
     : max_message_bytes_(max_message_bytes), auth_(auth) {}
 
 PeerPool::Peer& PeerPool::Get(const std::string& address) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::unique_ptr<Peer>& peer = peers_[address];
   if (peer == nullptr) {
     grpc::ChannelArguments args;

@@ -7,11 +7,11 @@
 #include <grpcpp/channel.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "cluster_auth.h"
+#include "ringcache/sync/mutex.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
@@ -42,8 +42,8 @@ class PeerPool {
 
   const int max_message_bytes_;
   const ClusterAuth* const auth_;
-  std::mutex mu_;
-  std::unordered_map<std::string, std::unique_ptr<Peer>> peers_;  // Protected by mu_.
+  Mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Peer>> peers_ RC_GUARDED_BY(mu_);
 };
 
 }  // namespace ringcache::internal

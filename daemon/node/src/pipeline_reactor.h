@@ -87,8 +87,8 @@ class PipelineStreams {
   void OnView(uint64_t epoch);
 
  private:
-  // std::mutex, not the annotated ringcache::internal::Mutex: that one lives in lib/src,
-  // which is private to ringcache::core.
+  // std::mutex, not yet the annotated ringcache::internal::Mutex (ringcache/sync/mutex.h)
+  // that the daemon's classes are moving to.
   std::mutex mu_;
   // Protected by mu_.
   std::unordered_set<PipelineReactor*> streams_;

@@ -3,14 +3,14 @@
 namespace ringcache::internal {
 
 void ReplWaiters::AddLink(uint64_t link_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   links_.try_emplace(link_id);
 }
 
 void ReplWaiters::RemoveLink(uint64_t link_id) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = links_.find(link_id);
     if (it == links_.end()) return;
     std::vector<uint64_t> hopeless;
@@ -32,7 +32,7 @@ void ReplWaiters::RemoveLink(uint64_t link_id) {
 void ReplWaiters::Skip(uint64_t link_id, uint64_t from, uint64_t to) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = links_.find(link_id);
     if (it == links_.end()) return;
     auto& pending = it->second.pending;
@@ -53,7 +53,7 @@ void ReplWaiters::Skip(uint64_t link_id, uint64_t from, uint64_t to) {
 void ReplWaiters::OnAck(uint64_t link_id, uint64_t acked_seq) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = links_.find(link_id);
     if (it == links_.end() || acked_seq <= it->second.acked) return;
     LinkState& link = it->second;
@@ -77,7 +77,7 @@ void ReplWaiters::OnAck(uint64_t link_id, uint64_t acked_seq) {
 void ReplWaiters::Wait(const WriteTicket& ticket, uint32_t k, TimePoint deadline, Done done) {
   uint32_t acked = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     uint32_t possible = 0;
     for (const WriteTicket::Link& l : ticket.links) {
       auto it = links_.find(l.link_id);
@@ -111,7 +111,7 @@ ReplWaiters::TimePoint ReplWaiters::ExpireDue(TimePoint now) {
   Ready ready;
   TimePoint next = TimePoint::max();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       CompleteLocked(deadlines_.begin()->second, &ready);
     }
@@ -124,19 +124,19 @@ ReplWaiters::TimePoint ReplWaiters::ExpireDue(TimePoint now) {
 void ReplWaiters::CompleteAll() {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     while (!deadlines_.empty()) CompleteLocked(deadlines_.begin()->second, &ready);
   }
   Run(&ready);
 }
 
 size_t ReplWaiters::pending() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return waiters_.size();
 }
 
 uint64_t ReplWaiters::acked(uint64_t link_id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = links_.find(link_id);
   return it == links_.end() ? 0 : it->second.acked;
 }

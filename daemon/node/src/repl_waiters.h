@@ -26,12 +26,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "ringcache/node/node.h"
+#include "ringcache/sync/mutex.h"
 
 namespace ringcache::internal {
 
@@ -82,15 +82,15 @@ class ReplWaiters {
   using Ready = std::vector<std::pair<Done, uint32_t>>;
 
   // Removes waiter `id` from every index and moves its callback to `ready`.
-  void CompleteLocked(uint64_t id, Ready* ready);
+  void CompleteLocked(uint64_t id, Ready* ready) RC_REQUIRES(mu_);
   static void Run(Ready* ready);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Protected by mu_.
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, Waiter> waiters_;
-  std::unordered_map<uint64_t, LinkState> links_;
-  std::multimap<TimePoint, uint64_t> deadlines_;  // deadline -> waiter id
+  uint64_t next_id_ RC_GUARDED_BY(mu_) = 1;
+  std::unordered_map<uint64_t, Waiter> waiters_ RC_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, LinkState> links_ RC_GUARDED_BY(mu_);
+  std::multimap<TimePoint, uint64_t> deadlines_ RC_GUARDED_BY(mu_);  // deadline -> waiter id
 };
 
 }  // namespace ringcache::internal

@@ -9,20 +9,20 @@
 namespace ringcache::internal {
 
 bool TopologyWatchers::Register(WatchTopologyReactor* stream) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   streams_.insert(stream);
   return closed_;
 }
 
 void TopologyWatchers::Unregister(WatchTopologyReactor* stream) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   streams_.erase(stream);
 }
 
 void TopologyWatchers::Publish(const v1::ClusterView& view) {
   std::vector<WatchTopologyReactor*> open;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return;
     open.reserve(streams_.size());
     for (WatchTopologyReactor* stream : streams_) {
@@ -39,7 +39,7 @@ void TopologyWatchers::Publish(const v1::ClusterView& view) {
 void TopologyWatchers::CloseAll() {
   std::vector<WatchTopologyReactor*> open;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     closed_ = true;
     open.reserve(streams_.size());
     for (WatchTopologyReactor* stream : streams_) {
@@ -72,7 +72,7 @@ WatchTopologyReactor::WatchTopologyReactor(const ServerEnv* env, grpc::CallbackS
 
 void WatchTopologyReactor::Offer(const v1::ClusterView& view) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (closing_ || (sent_any_ && view.epoch() <= last_epoch_)) return;
     pending_ = view;
     has_pending_ = true;
@@ -84,7 +84,7 @@ void WatchTopologyReactor::Offer(const v1::ClusterView& view) {
 
 void WatchTopologyReactor::Close(grpc::Status status) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (closing_) return;
     closing_ = true;
     final_status_ = std::move(status);
@@ -94,7 +94,7 @@ void WatchTopologyReactor::Close(grpc::Status status) {
 
 void WatchTopologyReactor::OnWriteDone(bool ok) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     write_in_flight_ = false;
     if (!ok && !closing_) {  // The call is gone (cancelled, deadline, connection lost).
       closing_ = true;
@@ -119,7 +119,7 @@ void WatchTopologyReactor::Pump() {
   bool finish = false;
   grpc::Status status;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (finish_sent_ || write_in_flight_) return;
     if (closing_) {
       finish_sent_ = true;

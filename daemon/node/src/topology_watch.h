@@ -26,9 +26,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <unordered_set>
 
+#include "ringcache/sync/mutex.h"
 #include "ringcache/v1/cache.pb.h"
 
 namespace ringcache::internal {
@@ -50,10 +50,10 @@ class TopologyWatchers {
   void CloseAll();
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   // Protected by mu_.
-  std::unordered_set<WatchTopologyReactor*> streams_;
-  bool closed_ = false;
+  std::unordered_set<WatchTopologyReactor*> streams_ RC_GUARDED_BY(mu_);
+  bool closed_ RC_GUARDED_BY(mu_) = false;
 };
 
 class WatchTopologyReactor final : public grpc::ServerWriteReactor<v1::ClusterView> {
@@ -92,16 +92,18 @@ class WatchTopologyReactor final : public grpc::ServerWriteReactor<v1::ClusterVi
   // Owned by the Write in flight while write_in_flight_.
   v1::ClusterView writing_;
 
-  std::mutex mu_;  // A leaf; see the file comment.
+  Mutex mu_;  // A leaf; see the file comment.
   // Protected by mu_.
-  v1::ClusterView pending_;
-  bool has_pending_ = false;
-  bool sent_any_ = false;    // A view was queued before: last_epoch_ is valid.
-  uint64_t last_epoch_ = 0;  // Epoch of the newest view queued or written.
-  bool write_in_flight_ = false;
-  bool closing_ = false;
-  bool finish_sent_ = false;
-  grpc::Status final_status_;
+  v1::ClusterView pending_ RC_GUARDED_BY(mu_);
+  bool has_pending_ RC_GUARDED_BY(mu_) = false;
+  // A view was queued before: last_epoch_ is valid.
+  bool sent_any_ RC_GUARDED_BY(mu_) = false;
+  // Epoch of the newest view queued or written.
+  uint64_t last_epoch_ RC_GUARDED_BY(mu_) = 0;
+  bool write_in_flight_ RC_GUARDED_BY(mu_) = false;
+  bool closing_ RC_GUARDED_BY(mu_) = false;
+  bool finish_sent_ RC_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ RC_GUARDED_BY(mu_);
 };
 
 }  // namespace ringcache::internal

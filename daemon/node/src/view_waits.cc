@@ -11,7 +11,7 @@ void ViewWaits::Wait(uint64_t epoch, const std::function<uint64_t()>& current_ep
   w->epoch = epoch;
   w->run = std::move(run);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     waiters_.emplace(w.get(), w);
   }
   // Fired or cancelled, the callback runs exactly once; it runs the call unless OnView
@@ -26,7 +26,7 @@ void ViewWaits::Wait(uint64_t epoch, const std::function<uint64_t()>& current_ep
 void ViewWaits::OnView(uint64_t epoch) {
   std::vector<std::shared_ptr<Waiter>> ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second->epoch <= epoch) {
         ready.push_back(std::move(it->second));
@@ -43,12 +43,12 @@ void ViewWaits::OnView(uint64_t epoch) {
 }
 
 bool ViewWaits::Take(Waiter* w) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return waiters_.erase(w) == 1;
 }
 
 size_t ViewWaits::waiting() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return waiters_.size();
 }
 

@@ -18,8 +18,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
+
+#include "ringcache/sync/mutex.h"
 
 namespace ringcache::internal {
 
@@ -46,9 +47,9 @@ class ViewWaits {
   // Takes `w` out if it is still waiting; true if this call did (and must run it).
   bool Take(Waiter* w);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Protected by mu_. The alarm's callback holds a reference as well.
-  std::unordered_map<Waiter*, std::shared_ptr<Waiter>> waiters_;
+  std::unordered_map<Waiter*, std::shared_ptr<Waiter>> waiters_ RC_GUARDED_BY(mu_);
 };
 
 }  // namespace ringcache::internal

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "mutex.h"
+#include "ringcache/sync/mutex.h"
+#include "ringcache/sync/thread_annotations.h"
 #include "ringcache/v1/cache.grpc.pb.h"
-#include "thread_annotations.h"
 
 namespace ringcache::client::internal {
 

@@ -24,13 +24,13 @@
 #include <utility>
 
 #include "channel_pool.h"
-#include "mutex.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/proto/cluster_view.h"
 #include "ringcache/proto/set_mode.h"
+#include "ringcache/sync/mutex.h"
+#include "ringcache/sync/thread_annotations.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "routing_table.h"
-#include "thread_annotations.h"
 #include "topology_watcher.h"
 
 namespace ringcache::client {

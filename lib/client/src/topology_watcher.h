@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "channel_pool.h"
-#include "mutex.h"
+#include "ringcache/sync/mutex.h"
+#include "ringcache/sync/thread_annotations.h"
 #include "ringcache/v1/cache.pb.h"
-#include "thread_annotations.h"
 
 namespace grpc {
 class ClientContext;

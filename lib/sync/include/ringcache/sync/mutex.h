@@ -6,7 +6,7 @@
 
 #include <mutex>
 
-#include "thread_annotations.h"
+#include "ringcache/sync/thread_annotations.h"
 
 namespace ringcache::internal {
 
