@@ -270,7 +270,7 @@ TEST_CASE("With a cluster secret members work together and outsiders' cluster ca
   CHECK(cluster.running(1));
 }
 
-TEST_CASE("A member's view far above the held epoch, or past the largest epoch, is refused",
+TEST_CASE("A member cannot jump the epoch past its bounds or replicate as a non-member",
           "[integration][cluster][security]") {
   SecretFile secret(kSecret);
   TestCluster cluster({.nodes = 1, .extra_args = SecretArgs(secret)});
@@ -291,6 +291,30 @@ TEST_CASE("A member's view far above the held epoch, or past the largest epoch, 
   INFO(s.error_message());
   CHECK(s.error_code() == StatusCode::INVALID_ARGUMENT);
   CHECK(s.error_message().find("over the limit") != std::string::npos);
+
+  // A Replicate stream with the secret but naming a primary that is not a member: refused
+  // before anything is applied (what a member claims is checked against the view).
+  {
+    auto replication = v1::Replication::NewStub(
+        grpc::CreateChannel(cluster.address(0), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    auto stream = replication->Replicate(&ctx);
+    v1::ReplicationMessage hello;
+    hello.mutable_hello()->set_primary_id("ghost");
+    hello.mutable_hello()->set_replication_id("r1");
+    hello.mutable_hello()->set_replica_id("n1");
+    (void)stream->Write(hello);
+    stream->WritesDone();
+    v1::ReplicationAck ack;
+    int acks = 0;
+    while (stream->Read(&ack)) ++acks;
+    CHECK(acks == 0);
+    const grpc::Status refused = stream->Finish();
+    INFO(refused.error_message());
+    CHECK(refused.error_code() == StatusCode::FAILED_PRECONDITION);
+    CHECK(refused.error_message().find("primary ghost is not a member") != std::string::npos);
+  }
 
   // Within the bound, a member's push is taken as before.
   jump.set_epoch(held + 1'000'000);

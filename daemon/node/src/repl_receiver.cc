@@ -120,6 +120,20 @@ struct ReplReceiver::Impl {
   std::unordered_map<std::string, std::shared_ptr<PrimaryState>> primaries;
   std::unordered_set<Stream*> streams;
   bool shutting_down = false;
+  bool members_known = false;        // SetMembers was called.
+  std::vector<std::string> members;  // Of the view of members_epoch.
+  uint64_t members_epoch = 0;
+
+  // OK if `id` may open a Replicate stream here: a member of this node's view.
+  grpc::Status CheckPrimary(const std::string& id) const {
+    std::lock_guard lock(mu);
+    if (!members_known || std::find(members.begin(), members.end(), id) != members.end()) {
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "primary " + id + " is not a member of this node's view (epoch " +
+                            std::to_string(members_epoch) + "); only members replicate to it");
+  }
 };
 
 // One Replicate stream, on the callback API. Invariants (as PipelineReactor): at most one
@@ -307,6 +321,9 @@ class ReplReceiver::Impl::Stream final
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "this node is " + impl_->self_id + ", not replica " + hello.replica_id() +
                               " (stale address?)");
+    }
+    if (grpc::Status member = impl_->CheckPrimary(hello.primary_id()); !member.ok()) {
+      return member;
     }
     primary_id_ = hello.primary_id();
     state_ = impl_->StateFor(primary_id_);
@@ -641,6 +658,13 @@ void ReplReceiver::SetFailedPrimaries(const std::vector<std::string>& ids, uint6
       st->failed_in_epoch = 0;
     }
   }
+}
+
+void ReplReceiver::SetMembers(std::vector<std::string> ids, uint64_t epoch) {
+  std::lock_guard lock(impl_->mu);
+  impl_->members_known = true;
+  impl_->members = std::move(ids);
+  impl_->members_epoch = epoch;
 }
 
 void ReplReceiver::Reset() {

@@ -65,6 +65,11 @@ class ReplReceiver {
   // off, not yet aware) cannot make this node drop ranges it may now be the primary of.
   // Replaces the previous list; ids not in it are accepted again.
   void SetFailedPrimaries(const std::vector<std::string>& ids, uint64_t epoch);
+  // The members of this node's current view (of `epoch`). Once set, a hello from any other
+  // primary id is refused (FAILED_PRECONDITION naming it): what a stream claims is checked
+  // against what this node knows, and made-up ids leave no state behind. Before the first
+  // call (a receiver driven without views, in tests) every id is accepted.
+  void SetMembers(std::vector<std::string> ids, uint64_t epoch);
 
   // Forgets what this node holds of every primary (after Cache::Clear): the open streams
   // end (ABORTED) and every primary's next hello gets "not resumable", hence a full sync.
