@@ -14,6 +14,7 @@
 #include "peer_pool.h"
 #include "proto_ops.h"
 #include "response_budget.h"
+#include "ringcache/sync/mutex.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
 namespace ringcache::internal {
@@ -97,6 +98,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
     service->AddForwardMetadata(&context_, epoch_);
     service->peers()->CacheStub(target_.address)->async()->Pipeline(&context_, this);
     AddHold();
+    MutexLock lock(&mu_);  // No other thread sees the stream yet; the lock is for the check.
     hold_ = true;
   }
   // Starts the call: once, outside the owner's lock (a Send may already have queued a
@@ -114,7 +116,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   bool Enqueue(std::unique_ptr<Exchange>* ex) {
     bool write = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (closing_ || ended_) return false;
       Exchange* e = ex->get();
       e->base = next_id_;
@@ -135,7 +137,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   void Close() {
     bool writes_done = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (closing_ || ended_) return;
       closing_ = true;
       writes_done = !writing_ && queue_.empty() && !writes_done_sent_;
@@ -151,7 +153,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   // Ends the call at once (a stuck owner, or shutdown); takes no more exchanges.
   void Cancel() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       closing_ = true;
       cancelled_ = true;
     }
@@ -163,7 +165,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   bool Expire(SteadyClock::time_point now, std::vector<Completion>* due) {
     const CacheService* service = owner_->service_;
     bool stuck = false;
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto expire = [&](std::unique_ptr<Exchange> e) {
       const grpc::Status timeout(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
       grpc::Status failure = service->RelayStatus(timeout, target_, e->our_deadline);
@@ -191,7 +193,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
 
   // Nothing queued or pending since `idle_since`.
   bool IdleSince(SteadyClock::time_point t) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return queue_.empty() && pending_.empty() && !writing_ && last_activity_ < t;
   }
 
@@ -199,7 +201,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
     bool write = false;
     bool writes_done = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       writing_ = false;
       out_.Clear();
       if (!ok) return;  // The call is over; OnDone fails what is left.
@@ -216,7 +218,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
     if (!ok) {  // The call is over; OnDone follows once the hold is released.
       bool release = false;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(&mu_);
         closing_ = true;  // No more exchanges, so no more outside starts.
         release_pending_ = true;
         release = ReleaseHoldLocked();
@@ -226,7 +228,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
     }
     std::vector<Completion> done;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       ++reads_;
       last_activity_ = SteadyClock::now();
       for (v1::OperationResult& r : *in_.mutable_results()) {
@@ -263,7 +265,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   void OnDone(const grpc::Status& status) override {
     std::vector<Completion> failed;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       ended_ = true;
       grpc::Status error;
       if (cancelled_) {
@@ -296,14 +298,14 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   void OutsideStartDone() {
     bool release = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       --outside_;
       release = ReleaseHoldLocked();
     }
     if (release) RemoveHold();
   }
   // True (once) when the hold must go now. REQUIRES: mu_ held.
-  bool ReleaseHoldLocked() {
+  bool ReleaseHoldLocked() RC_REQUIRES(mu_) {
     if (!hold_ || !release_pending_ || outside_ > 0) return false;
     hold_ = false;
     return true;
@@ -312,7 +314,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   // Moves queued exchanges into out_ (up to the owner's limits; at least one) and marks
   // them pending. True if there is something to write. REQUIRES: mu_ held, no write in
   // flight.
-  bool PrepareWriteLocked() {
+  bool PrepareWriteLocked() RC_REQUIRES(mu_) {
     if (queue_.empty()) return false;
     const CacheService* service = owner_->service_;
     const size_t max_ops = service->MaxForwardOps();
@@ -347,21 +349,24 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
   grpc::ClientContext context_;
   std::atomic<int> refs_{1};
 
-  std::mutex mu_;
-  // Protected by mu_ (out_ and in_ belong to the Write and Read in flight).
-  std::deque<std::unique_ptr<Exchange>> queue_;            // Not yet written.
-  std::map<uint64_t, std::unique_ptr<Exchange>> pending_;  // Written; by base id.
-  uint64_t next_id_ = 1;
-  uint64_t reads_ = 0;
-  SteadyClock::time_point last_activity_ = SteadyClock::now();
-  bool writing_ = false;
-  bool closing_ = false;
-  bool writes_done_sent_ = false;
-  bool hold_ = false;             // AddHold'ed, not yet removed.
-  bool release_pending_ = false;  // The call is over: remove the hold when outside_ is 0.
-  int outside_ = 0;               // StartWrite/StartWritesDone calls from outside reactions.
-  bool ended_ = false;
-  bool cancelled_ = false;
+  Mutex mu_;
+  // out_ and in_ belong to the Write and Read in flight, not to mu_.
+  std::deque<std::unique_ptr<Exchange>> queue_ RC_GUARDED_BY(mu_);  // Not yet written.
+  // Written; by base id.
+  std::map<uint64_t, std::unique_ptr<Exchange>> pending_ RC_GUARDED_BY(mu_);
+  uint64_t next_id_ RC_GUARDED_BY(mu_) = 1;
+  uint64_t reads_ RC_GUARDED_BY(mu_) = 0;
+  SteadyClock::time_point last_activity_ RC_GUARDED_BY(mu_) = SteadyClock::now();
+  bool writing_ RC_GUARDED_BY(mu_) = false;
+  bool closing_ RC_GUARDED_BY(mu_) = false;
+  bool writes_done_sent_ RC_GUARDED_BY(mu_) = false;
+  bool hold_ RC_GUARDED_BY(mu_) = false;  // AddHold'ed, not yet removed.
+  // The call is over: remove the hold when outside_ is 0.
+  bool release_pending_ RC_GUARDED_BY(mu_) = false;
+  // StartWrite/StartWritesDone calls from outside reactions.
+  int outside_ RC_GUARDED_BY(mu_) = 0;
+  bool ended_ RC_GUARDED_BY(mu_) = false;
+  bool cancelled_ RC_GUARDED_BY(mu_) = false;
   v1::PipelineRequest out_;
   v1::PipelineResponse in_;
 };
