@@ -10,6 +10,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <cassert>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -87,16 +88,14 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   // The handler runs again once this node holds the view `epoch` (or after ViewWaits'
   // bound), on the thread that reports it; only once per call.
   bool RetryOnView(uint64_t epoch) override {
-    if (retried_) return false;
-    retried_ = true;
+    if (view_wait_ != nullptr) return false;
+    view_wait_ = std::make_unique<ViewWaits::Waiter>();
+    view_wait_->rerun = [this] { (env_->handlers->*Traits::kHandler)(*this); };
     const CacheService* handlers = env_->handlers;
-    env_->view_waits.Wait(
-        epoch,
-        [handlers] {
-          const auto now = handlers->SharedTopology();
-          return now != nullptr ? now->epoch() : 0;
-        },
-        [this] { (env_->handlers->*Traits::kHandler)(*this); });
+    env_->view_waits.Wait(view_wait_.get(), epoch, this->context()->deadline(), [handlers] {
+      const auto now = handlers->SharedTopology();
+      return now != nullptr ? now->epoch() : 0;
+    });
     return true;
   }
 
@@ -128,8 +127,10 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   std::chrono::steady_clock::time_point started_;
   // Written by whichever thread ends the call, read in OnDone (which gRPC orders after).
   grpc::StatusCode code_ = grpc::StatusCode::OK;
-  bool counted_ = true;   // False: the request did not parse.
-  bool retried_ = false;  // RetryOnView was used (the handler runs at most twice).
+  bool counted_ = true;  // False: the request did not parse.
+  // Set by RetryOnView (the handler runs at most twice); freed with the reactor, after
+  // its alarm's callback has finished the call.
+  std::unique_ptr<ViewWaits::Waiter> view_wait_;
 };
 
 #define RINGCACHE_UNARY_TRAITS(Name)                      \

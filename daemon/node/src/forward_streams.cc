@@ -241,15 +241,14 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
         v1::OperationResult* slot = e->results.mutable_results(static_cast<int>(id - e->base));
         slot->Swap(&r);
         slot->set_id(e->caller_ids[id - e->base]);
-        if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong())) {
-          // Over the caller's response limit: fail now rather than gather the rest.
-          const Status over = e->budget->Error();
-          done.push_back(
-              {.exchange = std::move(it->second),
-               .failure = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, over.message()),
-               .failed = true});
-          pending_.erase(it);
-          continue;
+        if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong()) &&
+            slot->result_case() == v1::OperationResult::kGet) {
+          // Over the caller's response limit: a read's value is dropped for the limit's
+          // error as it arrives. Writes keep their true results (they ran on the owner).
+          const uint64_t caller_id = slot->id();
+          slot->Clear();
+          slot->set_id(caller_id);
+          SetOpStatus(e->budget->Error(), slot->mutable_status());
         }
         if (--e->remaining == 0) {
           done.push_back({.exchange = std::move(it->second), .failure = {}, .failed = false});

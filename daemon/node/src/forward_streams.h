@@ -78,8 +78,8 @@ class ForwardStreams {
   // MaxForwardOps/MaxForwardBytes; `bytes` is their ForwardBytes) to `target`, routed
   // under `epoch`. `deadline` and `our_deadline` as from CacheService::ForwardDeadline.
   // `budget` (nullptr = none; must stay valid until `done` runs) is charged each result as
-  // it arrives; once it is exceeded the exchange fails with its error at once, and the
-  // rest of its results are dropped as they come.
+  // it arrives; once it is exceeded, each read result that arrives is replaced by its
+  // error (the value dropped as it comes), while writes keep their results (they ran).
   void Send(const ForwardTarget& target, uint64_t epoch, v1::PipelineRequest request, size_t bytes,
             std::chrono::system_clock::time_point deadline, bool our_deadline, Done done,
             ResponseBudget* budget = nullptr);

@@ -164,7 +164,13 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
     }
     if (op.write_concern == 0 || ShapeOf(op.kind) != OpShape::kPointWrite) {
       ExecuteLocal(node, op, result, nullptr);
-      budget->Take(ResultBytes(*result));
+      if (!budget->Take(ResultBytes(*result)) && ShapeOf(op.kind) == OpShape::kPointRead) {
+        // The read that crossed the limit is answered with it too (its value dropped), as
+        // a forwarded one is.
+        result->status = budget->Error();
+        if (result->value != nullptr) result->value->clear();
+        result->items.clear();
+      }
       continue;
     }
     // Write concern is per operation: each write waits for its own replicas (a merged

@@ -4,12 +4,15 @@
 //
 // A batch (RunBatch) charges every result it holds: values read here as they are read,
 // and forwarded results as each arrives from an owner (ForwardStreams). Once the total is
-// over the limit the budget stays exceeded: the reads not yet run are not run, a forwarded
-// exchange still open fails, and the front end answers RESOURCE_EXHAUSTED naming the
-// limit (the gRPC batch rpcs for the whole call; RESP for each command whose reads went
-// over). The same call gets the same answer through any node, since the bytes counted are
-// those of the results, wherever they are read. Memory stays within the limit plus one
-// value, or one forwarded message, in flight.
+// over the limit the budget stays exceeded: the read that crossed it and every later one
+// answer its error instead of a value (local reads not yet run are not run; forwarded
+// read results are replaced as they arrive), writes keep their true results, and the
+// front end answers RESOURCE_EXHAUSTED naming the limit (the gRPC batch rpcs for the whole
+// call; RESP for each command with a read over it). A call far over the limit gets that
+// answer through any node; near the limit the count differs by a few bytes per result
+// (a forwarded result is counted with its framing). Memory stays within the limit plus
+// one value, or one forwarded message, in flight. Not bounded: the owner still reads and
+// sends the values of a forwarded part, which the forwarder drops.
 //
 // Thread safety: Take and exceeded may be called from any thread.
 #pragma once

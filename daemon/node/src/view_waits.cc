@@ -1,50 +1,39 @@
 #include "view_waits.h"
 
-#include <utility>
-#include <vector>
+#include <algorithm>
 
 namespace ringcache::internal {
 
-void ViewWaits::Wait(uint64_t epoch, const std::function<uint64_t()>& current_epoch,
-                     std::function<void()> run) {
-  auto w = std::make_shared<Waiter>();
-  w->epoch = epoch;
-  w->run = std::move(run);
+void ViewWaits::Wait(Waiter* w, uint64_t epoch, std::chrono::system_clock::time_point deadline,
+                     const std::function<uint64_t()>& current_epoch) {
   {
     MutexLock lock(&mu_);
-    waiters_.emplace(w.get(), w);
+    w->epoch = epoch;
+    w->cancelled = false;
+    waiters_.insert(w);
+    // Under mu_, so that OnView cannot cancel the alarm before it is set. The callback
+    // runs on a gRPC thread (fired, or cancelled by OnView), never inside Set.
+    w->alarm.Set(std::min(deadline, std::chrono::system_clock::now() + kMaxWait),
+                 [this, w](bool /*fired*/) {
+                   {
+                     MutexLock callback_lock(&mu_);
+                     waiters_.erase(w);
+                   }
+                   w->rerun();  // May finish the call and free `w`: the last use.
+                 });
   }
-  // Fired or cancelled, the callback runs exactly once; it runs the call unless OnView
-  // took it first.
-  w->alarm.Set(std::chrono::system_clock::now() + kMaxWait, [this, w](bool /*fired*/) {
-    if (Take(w.get())) w->run();
-  });
   // The view may have arrived between the caller's check and the registration.
-  if (current_epoch() >= epoch) OnView(current_epoch());
+  if (const uint64_t now = current_epoch(); now >= epoch) OnView(now);
 }
 
 void ViewWaits::OnView(uint64_t epoch) {
-  std::vector<std::shared_ptr<Waiter>> ready;
-  {
-    MutexLock lock(&mu_);
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->second->epoch <= epoch) {
-        ready.push_back(std::move(it->second));
-        it = waiters_.erase(it);
-      } else {
-        ++it;
-      }
+  MutexLock lock(&mu_);
+  for (Waiter* w : waiters_) {
+    if (w->epoch <= epoch && !w->cancelled) {
+      w->cancelled = true;
+      w->alarm.Cancel();  // Its callback runs soon and re-runs the call.
     }
   }
-  for (const std::shared_ptr<Waiter>& w : ready) {
-    w->alarm.Cancel();  // Its callback finds it taken and does nothing.
-    w->run();
-  }
-}
-
-bool ViewWaits::Take(Waiter* w) {
-  MutexLock lock(&mu_);
-  return waiters_.erase(w) == 1;
 }
 
 size_t ViewWaits::waiting() const {

@@ -1,15 +1,19 @@
 // ViewWaits: unary calls forwarded by a node one view ahead of this one wait for that
-// view before they are routed, instead of being refused (docs/design/routing.md, "Views
-// that differ for a moment"). The forwarder routed the call on a view whose push to this
-// node is on its way; once it is adopted the call runs on it. At most kMaxWait: then the
-// call runs on whatever view this node holds (and is refused if that is still too old).
-// Pipeline streams wait the same way, in PipelineReactor.
+// view before they are routed again, instead of being refused (docs/design/routing.md,
+// "Views that differ for a moment"). The forwarder routed the call on a view whose push to
+// this node is on its way; once it is adopted the call runs on it. The wait ends at the
+// earlier of the call's deadline and kMaxWait: then the call runs on whatever view this
+// node holds (and is refused if that is still too old). Pipeline streams wait the same
+// way, in PipelineReactor.
 //
-//   waits.Wait(md.epoch, [&] { return CurrentEpoch(); }, [call] { Handle(call); });
-//   ... waits.OnView(epoch);   // from the view subscription
+// Each waiter owns a grpc::Alarm (a member of the call's reactor, which lives until the
+// call is finished, and the call is finished only by the re-run). The alarm's callback is
+// the only place that re-runs the call: OnView merely cancels the alarms of the calls
+// whose view has come, which makes their callbacks run at once on a gRPC thread. So a
+// call never re-runs inline in Wait, nor on the thread adopting the view (which holds
+// Membership's locks).
 //
-// Thread safety: every method may be called from any thread. `run` runs exactly once,
-// never inline in Wait, on the thread that reported the view or a gRPC alarm thread.
+// Thread safety: every method may be called from any thread.
 #pragma once
 
 #include <grpcpp/alarm.h>
@@ -17,8 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "ringcache/sync/mutex.h"
 
@@ -28,28 +31,27 @@ class ViewWaits {
  public:
   static constexpr std::chrono::milliseconds kMaxWait{500};
 
-  // Runs `run` once the view `epoch` (or a later one) is reported to OnView, or after
-  // kMaxWait. `current_epoch` is asked once more after registering, so a view adopted
-  // meanwhile is not missed.
-  void Wait(uint64_t epoch, const std::function<uint64_t()>& current_epoch,
-            std::function<void()> run);
+  // What one waiting call provides: its alarm, and what to run when the wait ends.
+  struct Waiter {
+    grpc::Alarm alarm;
+    std::function<void()> rerun;  // Runs once, on the alarm's callback.
+    uint64_t epoch = 0;           // Set by Wait.
+    bool cancelled = false;       // Guarded by the ViewWaits' mutex.
+  };
+
+  // Parks `w` until the view `epoch` (or a later one) is reported to OnView, the call's
+  // `deadline` passes or kMaxWait does. `current_epoch` is asked once after registering,
+  // so a view adopted meanwhile is not missed. `w` must stay valid until its rerun runs.
+  void Wait(Waiter* w, uint64_t epoch, std::chrono::system_clock::time_point deadline,
+            const std::function<uint64_t()>& current_epoch);
   void OnView(uint64_t epoch);
 
   // Waiting now (tests, stats).
   size_t waiting() const;
 
  private:
-  struct Waiter {
-    uint64_t epoch = 0;
-    std::function<void()> run;
-    grpc::Alarm alarm;
-  };
-  // Takes `w` out if it is still waiting; true if this call did (and must run it).
-  bool Take(Waiter* w);
-
   mutable Mutex mu_;
-  // Protected by mu_. The alarm's callback holds a reference as well.
-  std::unordered_map<Waiter*, std::shared_ptr<Waiter>> waiters_ RC_GUARDED_BY(mu_);
+  std::unordered_set<Waiter*> waiters_ RC_GUARDED_BY(mu_);
 };
 
 }  // namespace ringcache::internal

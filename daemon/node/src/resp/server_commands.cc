@@ -100,9 +100,11 @@ void RespBatch::Info(const RespCommand& c) {
     info.Section("Replication");
     info.Line("role", "master");  // Every node takes writes for any key (it forwards).
   }
-  if (info.Wants("keyspace") && have_stats && stats.cache.items > 0) {
-    info.Section("Keyspace");
-    info.Line("db0", "keys=" + std::to_string(stats.cache.items) + ",expires=0,avg_ttl=0");
+  if (info.Wants("keyspace")) {
+    info.Section("Keyspace");  // Redis prints the header even when no database has keys.
+    if (have_stats && stats.cache.items > 0) {
+      info.Line("db0", "keys=" + std::to_string(stats.cache.items) + ",expires=0,avg_ttl=0");
+    }
   }
   Begin(RespReply::kFixed);
   AppendBulk(&calls_.back().fixed, info.out);
