@@ -554,6 +554,48 @@ TEST_CASE("Routing: Touch with a condition, an absolute time or the value, throu
              StatusIs(StatusCode::INVALID_ARGUMENT, {"expire condition 42"}));
 }
 
+TEST_CASE("Routing: Incr by a float through any node (INCRBYFLOAT)", "[integration][routing]") {
+  TestCluster cluster(SmallCluster());
+  RequireStart(cluster);
+  const Ring ring = RingOf(cluster);
+  const std::string key = ring.KeyNotOwnedBy(1, "flt:");
+  auto n2 = cluster.Stub(1);
+  auto incr = [&](const std::string& by) {
+    v1::IncrRequest r;
+    r.set_key(key);
+    r.set_by_float(by);
+    return Unary(*n2, &v1::Cache::Stub::Incr, r);
+  };
+  // Unary, relayed to the owner: creates the key, then adds.
+  auto first = incr("10.5");
+  REQUIRE_THAT(first.status, IsOk());
+  CHECK(first.response.float_value() == "10.5");
+  CHECK(first.response.version() > 0);
+  auto second = incr("0.1");
+  REQUIRE_THAT(second.status, IsOk());
+  CHECK(second.response.float_value() == "10.6");
+  CHECK(Get(*cluster.Stub(ring.Primary(key)), key).response.value() == "10.6");
+  // Errors, in Redis's words.
+  CHECK_THAT(incr("abc").status, StatusIs(StatusCode::INVALID_ARGUMENT, {"not a valid float"}));
+  CHECK_THAT(incr("inf").status,
+             StatusIs(StatusCode::FAILED_PRECONDITION, {"would produce NaN or Infinity"}));
+  v1::IncrRequest both;
+  both.set_key(key);
+  both.set_delta(1);
+  both.set_by_float("1");
+  CHECK_THAT(Unary(*n2, &v1::Cache::Stub::Incr, both).status,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"both delta and by_float"}));
+  // In a Batch, forwarded to the owner as part of a batch.
+  v1::BatchRequest batch;
+  v1::IncrRequest* op = batch.add_ops()->mutable_incr();
+  op->set_key(key);
+  op->set_by_float("-0.6");
+  auto batched = Unary(*n2, &v1::Cache::Stub::Batch, batch);
+  REQUIRE_THAT(batched.status, IsOk());
+  REQUIRE(batched.response.results_size() == 1);
+  CHECK(batched.response.results(0).incr().float_value() == "10");
+}
+
 TEST_CASE("Routing: SetRange writes at an offset or the end, through any node",
           "[integration][routing]") {
   TestCluster cluster(SmallCluster());  // --max-value-bytes 1000

@@ -119,6 +119,13 @@ SCRIPT = [
     ["GETRANGE", "ap", "-1", "-5"], ["GETRANGE", "ap", "-100", "2"], ["GETRANGE", "nokey", "0", "1"],
     ["GETRANGE", "ap", "a", "1"], ["SUBSTR", "ap", "1", "2"], ["GETRANGE", "ap", "0"],
     ["SET", "emp", ""], ["GETRANGE", "emp", "0", "-1"],
+    # INCRBYFLOAT, with Redis's number formatting and errors.
+    ["INCRBYFLOAT", "fl", "10.5"], ["INCRBYFLOAT", "fl", "0.1"], ["INCRBYFLOAT", "fl", "-5.0e3"],
+    ["INCRBYFLOAT", "fl", "abc"], ["INCRBYFLOAT", "fl", "inf"], ["INCRBYFLOAT", "fl", " 1"],
+    ["INCRBYFLOAT", "fl", ""], ["INCRBYFLOAT", "fl"], ["SET", "fls", "abc"],
+    ["INCRBYFLOAT", "fls", "1"], ["SET", "fli", "3"], ["INCRBYFLOAT", "fli", "1.1"],
+    ["INCRBYFLOAT", "flz", "3.0e3"], ["INCRBYFLOAT", "fln", "-0.0"], ["INCRBYFLOAT", "flb", "1e300"],
+    ["SET", "flt", "1.5", "EX", "100"], ["INCRBYFLOAT", "flt", "1"], ("ttl", ["TTL", "flt"]),
     # TYPE; the connection's own commands (CLIENT, HELLO, AUTH without a password set).
     ["TYPE", "ap"], ["TYPE", "nokey"], ["TYPE"], ["CLIENT", "GETNAME"],
     ["CLIENT", "SETNAME", "app-1"], ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"],

@@ -291,6 +291,9 @@ void CacheService::UnaryOp(Call<Request, Response>& call, const Status& decoded,
   if constexpr (requires { response->mutable_previous(); }) {
     if (op.return_previous) result.value = response->mutable_previous();
   }
+  if constexpr (requires { response->mutable_float_value(); }) {
+    if (op.by_float) result.value = response->mutable_float_value();
+  }
   if (op.write_concern == 0) {
     ExecuteLocal(node_, op, &result, nullptr);
     if (result.status.ok()) EncodeResult(result, response);

@@ -1,5 +1,10 @@
 #include "engine.h"
 
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -140,6 +145,47 @@ void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* tick
       ticket);
   result->status = r.status();
   if (r.ok() && !refused_quietly) result->version = r->after.version;
+}
+
+// INCRBYFLOAT: the value and the increment parsed as long double (Redis's string2ld), the
+// sum stored as text (Redis's ld2string, LD_STR_HUMAN: "%.17Lf" without trailing zeros),
+// in one Update on the primary. A key it creates gets op.ttl_ms; an existing key keeps
+// its expiry. The new text goes to result->value (if set).
+void IncrFloat(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  long double increment = 0;
+  if (!ParseFloatText(op.value, &increment)) {
+    result->status = Status::InvalidArgument("value is not a valid float");
+    return;
+  }
+  int64_t deadline = 0;
+  if (Status s = DeadlineAfter(node, op.ttl_ms, &deadline); !s.ok()) {
+    result->status = std::move(s);
+    return;
+  }
+  std::string text;
+  Result<UpdateResult> r = node->Update(
+      op.key,
+      [&](const ItemView* current, Mutation* m) {
+        long double value = 0;
+        if (current != nullptr && !ParseFloatText(current->value, &value)) {
+          return Status::FailedPrecondition("value is not a valid float");
+        }
+        value += increment;
+        if (std::isnan(value) || std::isinf(value)) {
+          return Status::FailedPrecondition("increment would produce NaN or Infinity");
+        }
+        text = FormatFloatText(value);
+        m->kind = Mutation::Kind::kSet;
+        m->value = text;
+        m->keep_deadline = current != nullptr;
+        m->deadline_ms = deadline;
+        return Status::Ok();
+      },
+      ticket);
+  result->status = r.status();
+  if (!r.ok()) return;
+  result->version = r->after.version;
+  if (result->value != nullptr) *result->value = std::move(text);
 }
 
 // A Delete that answers the value it removes (GETDEL), in one Update. An absent key is
@@ -324,6 +370,10 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       if (result->status.ok()) result->integer = 1;  // Changed.
       return;
     case OpKind::kIncr: {
+      if (op.by_float) {
+        IncrFloat(node, op, result, ticket);
+        return;
+      }
       Result<IncrResult> incr = node->Incr(op.key, op.delta, op.ttl_ms, ticket);
       result->status = incr.status();
       if (incr.ok()) {
@@ -376,6 +426,38 @@ bool DecodeFields(std::string_view bytes, std::vector<std::pair<std::string, std
     out->emplace_back(field, value);
   }
   return true;
+}
+
+bool ParseFloatText(std::string_view text, long double* out) {
+  constexpr size_t kMaxChars = 5 * 1024;  // Redis's MAX_LONG_DOUBLE_CHARS.
+  if (text.empty() || text.size() >= kMaxChars) return false;
+  char buf[kMaxChars];
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  errno = 0;
+  char* end = nullptr;
+  const long double value = std::strtold(buf, &end);
+  if (std::isspace(static_cast<unsigned char>(buf[0])) || *end != '\0' ||
+      end != buf + text.size() ||
+      (errno == ERANGE &&
+       (value == HUGE_VALL || value == -HUGE_VALL || std::fpclassify(value) == FP_ZERO)) ||
+      errno == EINVAL || std::isnan(value)) {
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+std::string FormatFloatText(long double value) {
+  char buf[5 * 1024];
+  int n = std::snprintf(buf, sizeof(buf), "%.17Lf", value);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof(buf)) return "0";
+  if (std::memchr(buf, '.', static_cast<size_t>(n)) != nullptr) {
+    while (buf[n - 1] == '0') --n;
+    if (buf[n - 1] == '.') --n;
+  }
+  if (n == 2 && buf[0] == '-' && buf[1] == '0') return "0";
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 }  // namespace ringcache::internal

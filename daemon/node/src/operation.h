@@ -86,6 +86,8 @@ struct Op {
   ExpireIf expire_if = ExpireIf::kAlways;
   bool return_value = false;  // kTouch: answer the value too (GETEX), into the value slot.
   int64_t delta = 0;          // kIncr.
+  bool by_float = false;      // kIncr: the increment is `value`, a decimal float (INCRBYFLOAT);
+                              // the result's value slot gets the new value's text.
   uint64_t offset = 0;        // kSetRange.
   bool append = false;        // kSetRange: at the value's end, not at offset.
   uint64_t ttl_ms = 0;        // kTouch; kIncr: the TTL if it creates the key.

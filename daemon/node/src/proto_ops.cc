@@ -150,6 +150,13 @@ Status DecodeOp(const v1::IncrRequest& request, Op* op) {
   op->key = HashedKey(request.key());
   op->delta = request.delta();
   op->ttl_ms = request.ttl_ms_if_created();
+  if (!request.by_float().empty()) {
+    if (request.delta() != 0) {
+      return Status::InvalidArgument("IncrRequest has both delta and by_float: set one");
+    }
+    op->by_float = true;
+    op->value = request.by_float();
+  }
   WriteConcernOf(request, op);
   return Status::Ok();
 }
@@ -226,6 +233,7 @@ std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out) {
   if (op.kind == OpKind::kDelete && op.return_previous) {
     return out->mutable_delete_()->mutable_previous();
   }
+  if (op.kind == OpKind::kIncr && op.by_float) return out->mutable_incr()->mutable_float_value();
   return nullptr;
 }
 
@@ -319,6 +327,7 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       v1::IncrRequest* incr = out->mutable_incr();
       incr->set_key(op.key.bytes().data(), op.key.bytes().size());
       incr->set_delta(op.delta);
+      if (op.by_float) incr->set_by_float(op.value.data(), op.value.size());
       incr->set_ttl_ms_if_created(op.ttl_ms);
       EncodeWriteConcern(op, incr);
       return;
@@ -378,6 +387,7 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       out->integer = in->incr().value();
       out->version = in->incr().version();
       out->replicas_acked = in->incr().replicas_acked();
+      if (out->value != nullptr) out->value->swap(*in->mutable_incr()->mutable_float_value());
       break;
     case v1::OperationResult::RESULT_NOT_SET:
     default:

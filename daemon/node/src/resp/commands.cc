@@ -56,6 +56,7 @@ enum class Cmd : uint8_t {
   kSetRange,
   kGetRange,
   kType,
+  kIncrByFloat,
   kInfo,
   kDbSize,
   kTime,
@@ -111,6 +112,7 @@ constexpr std::array kCommands = {
     CommandSpec{"getrange", 4, Cmd::kGetRange},
     CommandSpec{"substr", 4, Cmd::kGetRange},
     CommandSpec{"type", 2, Cmd::kType},
+    CommandSpec{"incrbyfloat", 3, Cmd::kIncrByFloat},
     CommandSpec{"info", -1, Cmd::kInfo},
     CommandSpec{"dbsize", 1, Cmd::kDbSize},
     CommandSpec{"time", 1, Cmd::kTime},
@@ -270,6 +272,14 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
       Begin(RespReply::kType);
       AddOp(OpKind::kTtl, args[1]);
       return true;
+    case Cmd::kIncrByFloat: {  // The owner parses both numbers (Redis's messages).
+      Begin(RespReply::kBulk);
+      Op& op = AddOp(OpKind::kIncr, args[1]);
+      op.by_float = true;
+      op.value = args[2];
+      GiveValueSlot();
+      return true;
+    }
     case Cmd::kInfo:
       Info(c);
       return true;
