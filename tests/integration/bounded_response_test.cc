@@ -7,8 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -26,14 +24,7 @@ using grpc::StatusCode;
 using namespace std::chrono_literals;
 
 // The peak resident set of process `pid` (VmHWM), in bytes; 0 if unknown.
-uint64_t PeakRss(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-  }
-  return 0;
-}
+uint64_t PeakRss(pid_t pid) { return ProcStatusBytes(pid, "VmHWM"); }
 
 TEST_CASE("A response over --max-response-bytes is refused through any node in bounded memory",
           "[integration][cluster][security]") {

@@ -381,4 +381,16 @@ void SetDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) {
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
 }
 
+uint64_t ProcStatusBytes(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const std::string prefix = std::string(field) + ":";
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      return std::strtoull(line.c_str() + prefix.size(), nullptr, 10) * 1024;  // kB.
+    }
+  }
+  return 0;
+}
+
 }  // namespace ringcache::it

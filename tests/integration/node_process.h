@@ -19,9 +19,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ringcache/v1/cache.grpc.pb.h"
@@ -143,5 +145,9 @@ void RequireStart(NodeProcess& node, std::chrono::milliseconds ready_timeout = k
 
 // Sets a deadline `timeout` from now on `ctx`.
 void SetDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds timeout = kRpcTimeout);
+
+// A memory field of /proc/<pid>/status ("VmRSS": resident now, "VmHWM": its peak) in
+// bytes; 0 if the process or the field is unknown.
+uint64_t ProcStatusBytes(pid_t pid, std::string_view field);
 
 }  // namespace ringcache::it

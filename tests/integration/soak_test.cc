@@ -38,14 +38,7 @@ std::chrono::seconds SoakDuration() {
 }
 
 // Resident set size of `pid` in bytes, 0 if unknown.
-uint64_t RssBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-  }
-  return 0;
-}
+uint64_t RssBytes(pid_t pid) { return ProcStatusBytes(pid, "VmRSS"); }
 
 // What one worker saw (checked on the test thread: Catch is not thread-safe).
 struct WorkerReport {
