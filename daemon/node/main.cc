@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -569,6 +570,14 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     options.cluster_secret = std::move(secret).value();
+    // Anyone who can read the file can act as a member (docs/security.md).
+    struct stat st {};
+    if (::stat(flags.cluster_secret_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn(
+          "--cluster-secret-file {} can be read by other users (mode {:04o}): whoever can read "
+          "it can act as a cluster member; chmod 600 it",
+          flags.cluster_secret_file, st.st_mode & 07777);
+    }
   }
   const uint64_t max_value = *ringcache::internal::ParseByteSize(flags.max_value_bytes);
   if (max_value > (uint64_t{1} << 30)) {

@@ -45,6 +45,8 @@ class SecretFile {
     dir_ = dir;
     path_ = dir_ + "/cluster.secret";
     std::ofstream(path_) << secret << "\n";
+    std::filesystem::permissions(
+        path_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   ~SecretFile() {
     std::error_code ignored;
@@ -360,6 +362,27 @@ TEST_CASE("A node without a cluster secret warns that its cluster plane is open"
   RequireStart(node);
   CHECK(node.Stderr().find("cluster plane") != std::string::npos);
   CHECK(node.Stderr().find("open to anyone") != std::string::npos);
+}
+
+TEST_CASE("A node warns when its cluster secret file can be read by other users",
+          "[integration][security]") {
+  SecretFile secret(kSecret);  // Mode 0600: no warning.
+  {
+    std::vector<std::string> flags = SmallNodeFlags();
+    flags.insert(flags.end(), {"--cluster-secret-file", secret.path()});
+    NodeProcess node(flags);
+    RequireStart(node);
+    CHECK(node.Stderr().find("can be read by other users") == std::string::npos);
+  }
+  std::filesystem::permissions(
+      secret.path(), std::filesystem::perms::group_read | std::filesystem::perms::others_read,
+      std::filesystem::perm_options::add);
+  std::vector<std::string> flags = SmallNodeFlags();
+  flags.insert(flags.end(), {"--cluster-secret-file", secret.path()});
+  NodeProcess node(flags);
+  RequireStart(node);
+  INFO(node.Stderr());
+  CHECK(node.Stderr().find("can be read by other users (mode 0644)") != std::string::npos);
 }
 
 }  // namespace
