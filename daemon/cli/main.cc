@@ -420,11 +420,15 @@ int CmdTtl(Connection& conn, const std::string& key, const std::string& read) {
   return kExitOk;
 }
 
-int CmdIncr(Connection& conn, const std::string& key, int64_t delta, uint64_t ttl_ms,
-            const WriteConcern& wc) {
+int CmdIncr(Connection& conn, const std::string& key, int64_t delta, const std::string& by_float,
+            uint64_t ttl_ms, const WriteConcern& wc) {
   pb::IncrRequest request;
   request.set_key(key);
-  request.set_delta(delta);
+  if (by_float.empty()) {
+    request.set_delta(delta);
+  } else {
+    request.set_by_float(by_float);
+  }
   request.set_ttl_ms_if_created(ttl_ms);
   request.set_write_concern(wc.replicas);
   request.set_write_concern_timeout_ms(wc.timeout_ms);
@@ -433,7 +437,11 @@ int CmdIncr(Connection& conn, const std::string& key, int64_t delta, uint64_t tt
   conn.Prepare(&context);
   const grpc::Status status = conn.cache().Incr(&context, request, &response);
   if (!status.ok()) return conn.Report(status);
-  std::printf("%lld\n", static_cast<long long>(response.value()));
+  if (by_float.empty()) {
+    std::printf("%lld\n", static_cast<long long>(response.value()));
+  } else {
+    std::printf("%s\n", Printable(response.float_value()).c_str());
+  }
   std::fflush(stdout);
   return ReportAcks(wc, response.replicas_acked());
 }
@@ -1145,11 +1153,18 @@ int main(int argc, char** argv) {
   int64_t incr_delta = 1;
   uint64_t incr_ttl = 0;
   CLI::App* incr = app.add_subcommand("incr", "Add to an integer value and print the result");
+  std::string incr_float;
   incr->footer(
       "DELTA defaults to 1 and may be negative (incr KEY -5). The value must be a\n"
-      "decimal int64 (exit 1 otherwise); an absent key counts as 0.");
+      "decimal int64 (exit 1 otherwise); an absent key counts as 0. With --float, the\n"
+      "value and the amount are floating-point numbers (Redis's INCRBYFLOAT) and the\n"
+      "result is printed as stored (incr KEY --float 0.1).");
   incr->add_option("KEY", incr_key, "The key")->required();
-  incr->add_option("DELTA", incr_delta, "Amount to add, e.g. 5 or -5")->capture_default_str();
+  CLI::Option* incr_delta_option =
+      incr->add_option("DELTA", incr_delta, "Amount to add, e.g. 5 or -5")->capture_default_str();
+  incr->add_option("--float", incr_float,
+                   "A floating-point amount instead of DELTA, e.g. 0.1 or -2.5e3")
+      ->excludes(incr_delta_option);
   incr->add_option("--ttl", incr_ttl, "Time to live in ms if this call creates the key")
       ->check(kUnsigned);
   add_write_concern(incr);
@@ -1248,7 +1263,7 @@ int main(int argc, char** argv) {
   if (*del) return CmdDel(conn, del_keys, wc);
   if (*touch) return CmdTouch(conn, touch_key, touch_ttl, wc);
   if (*ttl) return CmdTtl(conn, ttl_key, read);
-  if (*incr) return CmdIncr(conn, incr_key, incr_delta, incr_ttl, wc);
+  if (*incr) return CmdIncr(conn, incr_key, incr_delta, incr_float, incr_ttl, wc);
   if (*mget) return CmdMget(conn, mget_keys, read);
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);

@@ -207,7 +207,16 @@ out_is "-4"
 expect 1 "$cli" incr once
 err_has "FAILED_PRECONDITION"
 expect 2 "$cli" incr hits abc
-ok "incr: default 1, positive and negative deltas, non-integer value exits 1"
+expect 0 "$cli" incr fl --float 10.5
+out_is $'10.5\n'
+expect 0 "$cli" incr fl --float 0.1
+out_is $'10.6\n'
+expect 0 "$cli" incr fl --float=-0.6
+out_is $'10\n'
+expect 1 "$cli" incr once --float 1
+err_has "not a valid float"
+expect 2 "$cli" incr fl 5 --float 1
+ok "incr: default 1, positive and negative deltas, non-integer value exits 1; --float adds floats"
 
 # --- mset / mget ---------------------------------------------------------------------------
 expect 0 "$cli" mset k1 one k2 two
