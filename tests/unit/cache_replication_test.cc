@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache_fixture.h"
 #include "ringcache/cache.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/key_hash.h"
@@ -19,15 +20,9 @@
 namespace ringcache {
 namespace {
 
-// A cache on a manual clock with no janitor thread: tests drive expiry themselves.
-struct Fixture {
-  explicit Fixture(CacheOptions o = {}) {
-    o.clock = &clock;
-    o.start_janitor = false;
-    auto created = Cache::Create(o);
-    REQUIRE(created.ok());
-    cache = std::move(created).value();
-  }
+// CacheFixture (cache_fixture.h) and this file's helpers.
+struct Fixture : CacheFixture {
+  using CacheFixture::CacheFixture;
   bool Apply(std::string_view key, std::string_view value, uint64_t version,
              int64_t deadline_ms = 0) {
     Result<bool> r = cache->ApplyReplicated(key, value, ItemMeta{version, deadline_ms});
@@ -46,9 +41,6 @@ struct Fixture {
     if (!cache->Get(key, &v, &meta).ok()) return std::nullopt;
     return std::make_tuple(v, meta.version, meta.deadline_ms);
   }
-
-  ManualClock clock;
-  std::unique_ptr<Cache> cache;
 };
 
 using Entry = std::tuple<std::string, uint64_t, int64_t>;  // value, version, deadline

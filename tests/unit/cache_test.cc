@@ -10,18 +10,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache_fixture.h"
+
 namespace ringcache {
 namespace {
 
-// A cache on a manual clock with no janitor thread: tests drive expiry themselves.
-struct Fixture {
-  explicit Fixture(CacheOptions o = {}) {
-    o.clock = &clock;
-    o.start_janitor = false;
-    auto created = Cache::Create(o);
-    REQUIRE(created.ok());
-    cache = std::move(created).value();
-  }
+// CacheFixture (cache_fixture.h) and this file's helpers.
+struct Fixture : CacheFixture {
+  using CacheFixture::CacheFixture;
   std::string MustGet(std::string_view key) {
     std::string v;
     Status s = cache->Get(key, &v);
@@ -37,9 +33,6 @@ struct Fixture {
     REQUIRE(r.ok());
     return *r;
   }
-
-  ManualClock clock;
-  std::unique_ptr<Cache> cache;
 };
 
 SetOptions Ttl(uint64_t ms) { return SetOptions{.ttl_ms = ms}; }

@@ -9,20 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache_fixture.h"
 #include "ringcache/cache.h"
 
 namespace ringcache {
 namespace {
 
-struct Fixture {
-  explicit Fixture(CacheOptions o = {}) {
-    o.clock = &clock;
-    o.start_janitor = false;
-    cache = std::move(Cache::Create(o)).value();
-  }
-  ManualClock clock;
-  std::unique_ptr<Cache> cache;
-};
+using Fixture = CacheFixture;
 
 // An append as APPEND does it: create or extend, keeping the expiry.
 Result<UpdateResult> Append(Cache& cache, std::string_view key, std::string_view tail,
