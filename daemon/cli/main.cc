@@ -18,6 +18,7 @@
 //   3  any other error (unavailable, invalid argument, deadline exceeded, ...)
 // Errors go to stderr as "ringcache-cli: CODE_NAME: message".
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +46,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/hash_ring.h"
+#include "ringcache/proto/call_metadata.h"
 #include "ringcache/proto/cluster_view.h"
 #include "ringcache/status.h"
 #include "ringcache/v1/cache.grpc.pb.h"
@@ -180,18 +182,30 @@ bool ReadFile(const std::string& path, std::string* out) {
 struct GlobalOptions {
   std::string addr = "127.0.0.1:7700";
   int64_t timeout_ms = 5000;
+  std::string token_file;
+  std::string token;  // Read from token_file.
 };
+
+// A channel to `address` whose every call carries `token` (authorization: Bearer, the
+// node's --auth-tokens-file), unless it is empty.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std::string& token) {
+  grpc::ChannelArguments args;
+  // Values may be as large as the node allows (8 MiB by default, more if configured):
+  // never let the client's default 4 MiB receive limit be the one that fails.
+  args.SetMaxReceiveMessageSize(-1);
+  ringcache::proto::MetadataList metadata;
+  if (!token.empty()) metadata.emplace_back("authorization", "Bearer " + token);
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), args,
+      ringcache::proto::CallMetadata(std::move(metadata)));
+}
 
 // One channel to one node, the stubs over it, and the error reporting every command shares.
 // Not thread-safe: used by the CLI's single thread.
 class Connection {
  public:
   explicit Connection(GlobalOptions options) : options_(std::move(options)) {
-    grpc::ChannelArguments args;
-    // Values may be as large as the node allows (8 MiB by default, more if configured):
-    // never let the client's default 4 MiB receive limit be the one that fails.
-    args.SetMaxReceiveMessageSize(-1);
-    channel_ = grpc::CreateCustomChannel(options_.addr, grpc::InsecureChannelCredentials(), args);
+    channel_ = NewChannel(options_.addr, options_.token);
     cache_ = pb::Cache::NewStub(channel_);
     health_ = health::Health::NewStub(channel_);
     membership_ = pb::Membership::NewStub(channel_);
@@ -619,23 +633,22 @@ std::string ProgressLine(uint64_t epoch, const pb::MigrationProgress& m) {
   return line;
 }
 
-// Stats of the node at `address`, on a channel of its own, with a deadline of `timeout_ms`.
-grpc::Status StatsOf(const std::string& address, int64_t timeout_ms, pb::StatsResponse* out) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+// Stats of the node at `address`, on a channel of its own (with conn's token), with conn's
+// deadline.
+grpc::Status StatsOf(const Connection& conn, const std::string& address, pb::StatsResponse* out) {
+  std::unique_ptr<pb::Cache::Stub> stub =
+      pb::Cache::NewStub(NewChannel(address, conn.options().token));
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  conn.Prepare(&context);
   return stub->Stats(&context, pb::StatsRequest(), out);
 }
 
 // The view held by the node at `address`.
-grpc::Status TopologyOf(const std::string& address, int64_t timeout_ms, pb::ClusterView* out) {
+grpc::Status TopologyOf(const Connection& conn, const std::string& address, pb::ClusterView* out) {
   std::unique_ptr<pb::Cache::Stub> stub =
-      pb::Cache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      pb::Cache::NewStub(NewChannel(address, conn.options().token));
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  conn.Prepare(&context);
   return stub->Topology(&context, pb::TopologyRequest(), out);
 }
 
@@ -725,7 +738,7 @@ int CmdClusterStatus(Connection& conn) {
     }
     // Each member's own Stats, on its own channel, with the same deadline as every call.
     pb::StatsResponse stats;
-    const grpc::Status status = StatsOf(m.address, conn.options().timeout_ms, &stats);
+    const grpc::Status status = StatsOf(conn, m.address, &stats);
     const bool is_failed = m.state == ringcache::MemberState::kFailed;
     if (is_failed) failed.push_back(m.id);
     std::vector<std::string> row = {m.id,
@@ -843,7 +856,6 @@ int CmdClusterLeave(Connection& conn, bool no_wait, const std::string& secret_fi
 
   const bool tty = isatty(STDOUT_FILENO) != 0;
   const auto interval = tty ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000);
-  const int64_t timeout_ms = conn.options().timeout_ms;
   pb::ClusterView view = response.view();
   auto last_answer = std::chrono::steady_clock::now();
   auto last_progress = last_answer;
@@ -857,7 +869,7 @@ int CmdClusterLeave(Connection& conn, bool no_wait, const std::string& secret_fi
     for (const pb::Member& m : asked.members()) {
       if (m.id() == id || m.state() == pb::MEMBER_STATE_FAILED) continue;
       pb::ClusterView current;
-      if (!TopologyOf(m.address(), timeout_ms, &current).ok() || current.epoch() == 0) continue;
+      if (!TopologyOf(conn, m.address(), &current).ok() || current.epoch() == 0) continue;
       answered = true;
       if (current.epoch() > view.epoch()) view = std::move(current);
       break;
@@ -894,7 +906,7 @@ int CmdClusterLeave(Connection& conn, bool no_wait, const std::string& secret_fi
     for (const pb::Member& m : view.members()) {
       if (m.state() == pb::MEMBER_STATE_FAILED) continue;
       pb::StatsResponse stats;
-      if (StatsOf(m.address(), timeout_ms, &stats).ok()) AddMigration(stats.migration(), &sum);
+      if (StatsOf(conn, m.address(), &stats).ok()) AddMigration(stats.migration(), &sum);
     }
     const std::tuple<uint64_t, uint64_t, uint64_t, uint64_t> mark{
         view.epoch(), sum.ranges_done(), sum.keys_sent(), sum.keys_received()};
@@ -1063,6 +1075,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", global.timeout_ms, "Deadline of each call, in milliseconds")
       ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600 * 1000))
       ->capture_default_str();
+  app.add_option("--token-file", global.token_file,
+                 "File holding a client token (the node's --auth-tokens-file);\n"
+                 "every call carries it")
+      ->envname("RINGCACHE_TOKEN_FILE")
+      ->check(CLI::ExistingFile);
 
   // Shared by the write commands (--wc) and the read commands (--read); only one command
   // runs, so they can share the variables.
@@ -1254,6 +1271,15 @@ int main(int argc, char** argv) {
     return UsageError("--addr: expected HOST:PORT, got \"" + global.addr + "\"");
   }
 
+  if (!global.token_file.empty()) {
+    if (!ReadFile(global.token_file, &global.token)) {
+      return UsageError("--token-file: cannot read " + global.token_file);
+    }
+    while (!global.token.empty() && std::isspace(static_cast<unsigned char>(global.token.back()))) {
+      global.token.pop_back();
+    }
+    if (global.token.empty()) return UsageError("--token-file: " + global.token_file + " is empty");
+  }
   Connection conn(global);
   if (*get) return CmdGet(conn, get_key, read);
   if (*set) {

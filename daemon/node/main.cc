@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,8 @@ struct Flags {
   int64_t transition_warn_ms = 30000;
   // The cluster plane (docs/security.md).
   std::string cluster_secret_file;
+  std::string auth_tokens_file;
+  bool protected_mode = true;
   uint64_t max_epoch_jump = 1000000;
 };
 
@@ -285,6 +288,19 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "plane is open to anyone who can reach --listen")
       ->check(CLI::ExistingFile)
       ->group(kSecurity);
+  app.add_option("--auth-tokens-file", flags->auth_tokens_file,
+                 "File of client tokens, one `NAME ROLE TOKEN` per line (roles\n"
+                 "read, read-write, admin). Every gRPC call must then carry\n"
+                 "`authorization: Bearer TOKEN` and every Redis connection\n"
+                 "AUTH with one. Read again on SIGHUP. Needs\n"
+                 "--cluster-secret-file")
+      ->check(CLI::ExistingFile)
+      ->group(kSecurity);
+  app.add_option("--protected-mode", flags->protected_mode,
+                 "Without --auth-tokens-file, refuse to listen (--listen,\n"
+                 "--resp-listen) on anything but a loopback address, as\n"
+                 "Redis's protected mode. false: allow it, on a trusted network")
+      ->group(kSecurity);
   app.add_option("--max-epoch-jump", flags->max_epoch_jump,
                  "Refuse a view pushed to this node more than this many epochs\n"
                  "above the one it holds (a member's bug or a forged view)")
@@ -340,6 +356,7 @@ const char* FlagOfMessage(const std::string& message) {
       {"transition_warn", "--transition-warn-ms: "},
       {"max_epoch_jump", "--max-epoch-jump: "},
       {"the cluster secret", "--cluster-secret-file: "},
+      {"client_tokens_file", "--auth-tokens-file: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -429,6 +446,7 @@ class SignalWaiter {
     sigemptyset(&set_);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGHUP);
   }
   ~SignalWaiter() { Stop(); }
 
@@ -442,6 +460,12 @@ class SignalWaiter {
 
   // The node is serving: signals from now on mean a graceful shutdown.
   void SetServing() { serving_.store(true); }
+  // Runs `reload` on the signal thread for each SIGHUP from now on (before: ignored;
+  // empty: ignored again, once a reload in progress has finished).
+  void SetReload(std::function<void()> reload) {
+    std::lock_guard lock(reload_mu_);
+    reload_ = std::move(reload);
+  }
   // While true, a second signal ends the drain instead of exiting.
   void SetDraining(bool draining) { draining_.store(draining); }
 
@@ -481,6 +505,15 @@ class SignalWaiter {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;
       if (stopping_.load()) return;
+      if (sig == SIGHUP) {
+        std::lock_guard lock(reload_mu_);
+        if (reload_) {
+          reload_();
+        } else {
+          spdlog::info("SIGHUP received while starting: nothing to reload yet");
+        }
+        continue;
+      }
       if (!serving_.load()) {
         spdlog::warn("{} received while starting: exiting (code {})",
                      sig == SIGINT ? "SIGINT" : "SIGTERM", kExitRuntime);
@@ -513,6 +546,8 @@ class SignalWaiter {
   int count_ = 0;  // Signals received.
   int first_ = 0;  // The first one.
   bool woken_ = false;
+  std::mutex reload_mu_;  // Held while reload_ runs.
+  std::function<void()> reload_;
 };
 
 }  // namespace
@@ -560,6 +595,8 @@ int main(int argc, char** argv) {
       .transition_warn = std::chrono::milliseconds(flags.transition_warn_ms),
       .cluster_secret = {},
       .max_epoch_jump = flags.max_epoch_jump,
+      .client_tokens_file = flags.auth_tokens_file,
+      .protected_mode = flags.protected_mode,
       .log = NodeLog,
   };
   if (!flags.cluster_secret_file.empty()) {
@@ -606,7 +643,8 @@ int main(int argc, char** argv) {
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
-      "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={}",
+      "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
+      "protected_mode={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
@@ -623,7 +661,8 @@ int main(int argc, char** argv) {
       flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
       flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
-      flags.max_epoch_jump);
+      flags.max_epoch_jump, flags.auth_tokens_file.empty() ? "(none)" : flags.auth_tokens_file,
+      flags.protected_mode);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.
@@ -649,6 +688,15 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<ringcache::Node> node = std::move(started).value();
   signals.SetServing();
+  signals.SetReload([node_ptr = node.get()] {
+    if (node_ptr->options().client_tokens_file.empty()) {
+      spdlog::info("SIGHUP received: nothing to reload (no --auth-tokens-file)");
+      return;
+    }
+    if (ringcache::Status s = node_ptr->ReloadClientTokens(); !s.ok()) {
+      spdlog::error("SIGHUP received: keeping the client tokens held: {}", s.message());
+    }
+  });
   // "serving" for a member that owns its ranges; a joiner is "joining" until they arrive
   // (a "node state: joining -> serving" line follows).
   spdlog::info("{}: node_id={} grpc={} metrics={} resp={} epoch={}",
@@ -715,6 +763,7 @@ int main(int argc, char** argv) {
     if (!skipped_drain) shutdown_started = std::chrono::steady_clock::now();
     spdlog::info("{} received: shutting down (grace {} ms)", signal_name, flags.shutdown_grace_ms);
   }
+  signals.SetReload({});  // The node goes away below.
   node->Shutdown();
   watcher.join();
   if (!flags.ready_file.empty()) std::remove(flags.ready_file.c_str());

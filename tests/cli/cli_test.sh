@@ -296,4 +296,23 @@ expect 3 "$cli" ping
 err_has "UNAVAILABLE"
 ok "SIGTERM stops ringcached with exit code 0; then ping exits 3"
 
+# --- client tokens ---------------------------------------------------------------------------
+(umask 077
+ echo "cli-test-cluster-secret-0123" >"$work/secret"
+ printf 'reports read reader-0123456789abcdef\nweb read-write writer-0123456789abcdef\n' >"$work/tokens"
+ echo "reader-0123456789abcdef" >"$work/reader.token"
+ echo "writer-0123456789abcdef" >"$work/writer.token")
+node_start "$ringcached" "$work" --cluster-secret-file "$work/secret" --auth-tokens-file "$work/tokens"
+export RINGCACHE_ADDR=$NODE_ADDR
+expect 3 "$cli" get greeting
+err_has "ringcache-cli: UNAUTHENTICATED: Cache.Get needs a client token: the call carries no client token"
+expect 0 "$cli" --token-file "$work/writer.token" set greeting hello
+expect 0 "$cli" --token-file "$work/reader.token" get greeting
+out_is "hello"
+expect 3 "$cli" --token-file "$work/reader.token" set greeting bye
+err_has "PERMISSION_DENIED: Cache.Set needs the role read-write and this caller's token has the role read"
+RINGCACHE_TOKEN_FILE=$work/reader.token expect 0 "$cli" stats
+ok "with --auth-tokens-file: no token exits 3 (UNAUTHENTICATED), a read token reads and cannot write"
+node_stop
+
 echo "$passed passed, 0 failed"

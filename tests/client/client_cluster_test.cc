@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include "cluster_harness.h"
+#include "private_file.h"
 #include "ringcache/client/client.h"
 
 namespace ringcache::client_test {
@@ -297,6 +298,40 @@ TEST_CASE("A killed node fails only its keys and is used again once restarted el
   INFO(w.status().ToString());
   REQUIRE(w.ok());
   CHECK(LocalValue(cluster, 2, key_on_n3) == "w");
+}
+
+TEST_CASE("Client carries its token to every node, and a node refuses a client without one",
+          "[client][cluster][security]") {
+  it::PrivateFile secret("cluster.secret", "client-test-cluster-secret\n");
+  it::PrivateFile tokens("tokens",
+                         "app read-write app-token-0123456789abcdef\n"
+                         "dash read dash-token-0123456789abcdef\n");
+  TestCluster cluster(
+      {.nodes = 3,
+       .extra_args = {"--cluster-secret-file", secret.path(), "--auth-tokens-file", tokens.path()},
+       .token = "dash-token-0123456789abcdef"});
+  REQUIRE(cluster.Start());
+
+  // Without a token the client cannot even learn the view.
+  Result<std::unique_ptr<Client>> anonymous = Client::Connect(
+      {.seeds = {cluster.address(0)}, .connect_timeout = std::chrono::milliseconds(500)});
+  REQUIRE_FALSE(anonymous.ok());
+  CHECK_THAT(anonymous.status().message(), Catch::Contains("needs a client token"));
+
+  // With the writer's token, keys on every node are written and read back.
+  auto app = MustConnect(cluster, {.token = "app-token-0123456789abcdef"});
+  const std::vector<std::string> keys = Keys(30, "tok:");
+  for (const std::string& key : keys) REQUIRE(app->Set(key, "v:" + key).ok());
+  for (const std::string& key : keys) CHECK(app->Get(key)->value == "v:" + key);
+  // The reader's token reads, and its writes are refused with the role named.
+  auto dash = MustConnect(cluster, {.token = "dash-token-0123456789abcdef"});
+  CHECK(dash->Get(keys[0])->value == "v:" + keys[0]);
+  const auto refused = dash->Set(keys[0], "x");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == StatusCode::kPermissionDenied);
+  CHECK_THAT(refused.status().message(), Catch::Contains("needs the role read-write"));
+  CHECK(Client::Connect({.seeds = {cluster.address(0)}, .token = "bad token"}).status().code() ==
+        StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -207,6 +207,7 @@ std::optional<v1::ClusterView> TestCluster::Topology(size_t i) const {
   auto stub = nodes_[i]->NewStub();
   grpc::ClientContext ctx;
   SetDeadline(ctx, kPollRpcTimeout);
+  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
   v1::ClusterView view;
   if (!stub->Topology(&ctx, v1::TopologyRequest{}, &view).ok()) return std::nullopt;
   return view;
@@ -229,6 +230,7 @@ bool TestCluster::WaitConverged(std::chrono::milliseconds timeout) {
       if (stubs[i] == nullptr) continue;
       grpc::ClientContext ctx;
       SetDeadline(ctx, kPollRpcTimeout);
+      if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
       v1::ClusterView view;
       const grpc::Status status = stubs[i]->Topology(&ctx, v1::TopologyRequest{}, &view);
       if (!status.ok()) {

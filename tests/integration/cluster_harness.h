@@ -67,6 +67,9 @@ struct ClusterOptions {
   // info, and NodeProcess --listen, --metrics-listen, --ready-file, each unless these
   // (or AddNode's extra_args) hold the flag already.
   std::vector<std::string> extra_args = {};
+  // A client token (--auth-tokens-file) the harness's own calls (Topology) carry; empty =
+  // none.
+  std::string token = {};
   // Bound for one node's ready file (which it writes once it holds a view).
   std::chrono::milliseconds ready_timeout{20'000};
   // Bound for the nodes to agree on a view after a start, add or restart.

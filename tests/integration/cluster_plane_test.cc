@@ -24,6 +24,7 @@
 #include "cluster_checks.h"
 #include "cluster_harness.h"
 #include "node_process.h"
+#include "private_file.h"
 #include "raw_socket.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 #include "status_matchers.h"
@@ -37,26 +38,9 @@ using namespace std::chrono_literals;
 constexpr const char* kSecretKey = "ringcache-cluster-secret";
 
 // A secret in a file of its own temporary directory, removed with it.
-class SecretFile {
+class SecretFile : public PrivateFile {
  public:
-  explicit SecretFile(const std::string& secret) {
-    char dir[] = "/tmp/ringcache-secret-XXXXXX";
-    REQUIRE(mkdtemp(dir) != nullptr);
-    dir_ = dir;
-    path_ = dir_ + "/cluster.secret";
-    std::ofstream(path_) << secret << "\n";
-    std::filesystem::permissions(
-        path_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  }
-  ~SecretFile() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string dir_;
-  std::string path_;
+  explicit SecretFile(const std::string& secret) : PrivateFile("cluster.secret", secret + "\n") {}
 };
 
 const std::string kSecret = "s3cret-for-the-cluster-plane-test";
@@ -111,14 +95,6 @@ Snapshot Take(TestCluster& cluster) {
     }
   }
   return s;
-}
-
-double MetricValue(const std::string& metrics_address, const std::string& name) {
-  const HttpResponse r = HttpGet(metrics_address, "/metrics");
-  REQUIRE(r.status == 200);
-  const size_t at = r.body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + name.size() + 2));
 }
 
 TEST_CASE("With a cluster secret members work together and outsiders' cluster calls are refused",

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <optional>
 
 namespace ringcache::it {
@@ -214,6 +215,14 @@ std::string HttpResponse::Header(std::string_view name) const {
     pos = eol + 2;
   }
   return "";
+}
+
+double MetricValue(const std::string& metrics_address, const std::string& name) {
+  const HttpResponse r = HttpGet(metrics_address, "/metrics");
+  if (r.status != 200) return std::numeric_limits<double>::quiet_NaN();
+  const size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + name.size() + 2));
 }
 
 HttpResponse HttpGet(const std::string& address, const std::string& path,

@@ -23,6 +23,10 @@ struct HttpResponse {
 HttpResponse HttpGet(const std::string& address, const std::string& path,
                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// The value of the unlabelled metric `name` in the node's /metrics at `metrics_address`;
+// -1 if it is not there, NaN if the scrape failed.
+double MetricValue(const std::string& metrics_address, const std::string& name);
+
 struct RawExchange {
   bool connected = false;    // The TCP connection was established.
   bool peer_closed = false;  // The peer closed (or reset) the connection within the timeout.

@@ -63,12 +63,14 @@ def _command(*args):
     return out
 
 
-def wait_settled(ports, timeout=30.0):
+def wait_settled(ports, timeout=30.0, token=None):
     """Until every node has adopted the last join's view, a forwarded write can meet an
     owner one view behind (TRYAGAIN, which a client retries). Settled: an MSET of keys on
-    every node succeeds through every node for a whole second. Raises RuntimeError after
-    `timeout` s."""
+    every node succeeds through every node for a whole second (after AUTH with `token`,
+    if given). Raises RuntimeError after `timeout` s."""
     mset = _command("MSET", *[x for i in range(64) for x in ("settle:%d" % i, "1")])
+    if token:
+        mset = _command("AUTH", token) + mset
     deadline = time.monotonic() + timeout
     ok_since = None
     while ok_since is None or time.monotonic() - ok_since < 1.0:
@@ -79,6 +81,8 @@ def wait_settled(ports, timeout=30.0):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(mset)
                 reply = s.recv(4096)
+            if token:
+                reply = reply[len(b"+OK\r\n"):] if reply.startswith(b"+OK\r\n") else b""
             good = good and reply.startswith(b"+OK")
         if good:
             ok_since = ok_since or time.monotonic()

@@ -74,6 +74,10 @@ class UnaryForward {
     context_.set_deadline(
         service_->ForwardDeadline(call_->context()->deadline(), extra_deadline, &our_deadline_));
     service_->AddForwardMetadata(&context_);
+    // The role this node found for the client's token: the owner runs the call with it.
+    if (const Role role = call_->metadata().role; role != Role::kAdmin) {
+      context_.AddMetadata(std::string(RequestMetadata::kRoleKey), std::string(NameOf(role)));
+    }
     grpc::GenericStub stub(service_->peers()->Channel(target_.address));
     stub.UnaryCall(&context_, method, grpc::StubOptions(), &call_->raw_request(), &response_,
                    [this](const grpc::Status& status) { Done(status); });

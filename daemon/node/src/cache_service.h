@@ -240,7 +240,8 @@ class CacheService final {
     return {.local = md.local,
             .forwarded_by = md.forwarded_by,
             .has_epoch = md.has_epoch,
-            .epoch = md.epoch};
+            .epoch = md.epoch,
+            .role = md.role};
   }
   // OK, or UNAVAILABLE while the node has no view yet (`topology` null with membership).
   grpc::Status CheckServing(const internal::Topology* topology) const;

@@ -66,7 +66,8 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
       return;
     }
     this->metadata_ = RequestMetadata::Read(ctx);
-    if (grpc::Status allowed = env_->CheckForwarded(this->metadata_, ctx); !allowed.ok()) {
+    if (grpc::Status allowed = env_->Admit(&this->metadata_, ctx, Traits::kWhat, Traits::kNeeds);
+        !allowed.ok()) {
       code_ = allowed.error_code();
       Finish(std::move(allowed));
       return;
@@ -133,27 +134,32 @@ class UnaryReactor final : public grpc::ServerUnaryReactor,
   std::unique_ptr<ViewWaits::Waiter> view_wait_;
 };
 
-#define RINGCACHE_UNARY_TRAITS(Name)                      \
-  struct Name##Traits {                                   \
-    using Request = v1::Name##Request;                    \
-    using Response = v1::Name##Response;                  \
-    static constexpr Rpc kRpc = Rpc::k##Name;             \
-    static constexpr const char* kName = #Name;           \
-    static constexpr auto kHandler = &CacheService::Name; \
+// kNeeds: the least role that may make the call at all (client_auth.h). Batch and
+// Pipeline mix reads and writes, so the router checks each of their operations (as it
+// does every operation; CheckRole).
+#define RINGCACHE_UNARY_TRAITS(Name, Needs)                   \
+  struct Name##Traits {                                       \
+    using Request = v1::Name##Request;                        \
+    using Response = v1::Name##Response;                      \
+    static constexpr Rpc kRpc = Rpc::k##Name;                 \
+    static constexpr const char* kName = #Name;               \
+    static constexpr std::string_view kWhat = "Cache." #Name; \
+    static constexpr Role kNeeds = Role::Needs;               \
+    static constexpr auto kHandler = &CacheService::Name;     \
   };
 
-RINGCACHE_UNARY_TRAITS(Get)
-RINGCACHE_UNARY_TRAITS(Set)
-RINGCACHE_UNARY_TRAITS(Delete)
-RINGCACHE_UNARY_TRAITS(Touch)
-RINGCACHE_UNARY_TRAITS(Ttl)
-RINGCACHE_UNARY_TRAITS(Incr)
-RINGCACHE_UNARY_TRAITS(SetRange)
-RINGCACHE_UNARY_TRAITS(MultiGet)
-RINGCACHE_UNARY_TRAITS(MultiSet)
-RINGCACHE_UNARY_TRAITS(MultiDelete)
-RINGCACHE_UNARY_TRAITS(Batch)
-RINGCACHE_UNARY_TRAITS(Stats)
+RINGCACHE_UNARY_TRAITS(Get, kRead)
+RINGCACHE_UNARY_TRAITS(Set, kReadWrite)
+RINGCACHE_UNARY_TRAITS(Delete, kReadWrite)
+RINGCACHE_UNARY_TRAITS(Touch, kReadWrite)
+RINGCACHE_UNARY_TRAITS(Ttl, kRead)
+RINGCACHE_UNARY_TRAITS(Incr, kReadWrite)
+RINGCACHE_UNARY_TRAITS(SetRange, kReadWrite)
+RINGCACHE_UNARY_TRAITS(MultiGet, kRead)
+RINGCACHE_UNARY_TRAITS(MultiSet, kReadWrite)
+RINGCACHE_UNARY_TRAITS(MultiDelete, kReadWrite)
+RINGCACHE_UNARY_TRAITS(Batch, kRead)
+RINGCACHE_UNARY_TRAITS(Stats, kRead)
 #undef RINGCACHE_UNARY_TRAITS
 
 // Topology answers a ClusterView, so the macro's naming does not fit.
@@ -162,6 +168,8 @@ struct TopologyTraits {
   using Response = v1::ClusterView;
   static constexpr Rpc kRpc = Rpc::kTopology;
   static constexpr const char* kName = "Topology";
+  static constexpr std::string_view kWhat = "Cache.Topology";
+  static constexpr Role kNeeds = Role::kRead;
   static constexpr auto kHandler = &CacheService::Topology;
 };
 
@@ -234,6 +242,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
   server->env_.handlers = handlers;
   server->env_.metrics = metrics;
   server->env_.cluster_auth = options.cluster_auth;
+  server->env_.client_auth = options.client_auth;
   server->service_ = std::make_unique<Service>(&server->env_);
 
   grpc::ServerBuilder builder;

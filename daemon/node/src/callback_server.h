@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "cache_service.h"
+#include "client_auth.h"
 #include "cluster_auth.h"
 #include "node_metrics.h"
 #include "pipeline_reactor.h"
@@ -57,12 +58,37 @@ struct ServerEnv {
   NodeMetrics* metrics = nullptr;    // Not owned.
   // Who may forward calls to this node (cluster_auth.h). Not owned; nullptr = anyone.
   const ClusterAuth* cluster_auth = nullptr;
+  // Which clients may call, and what they may do (client_auth.h). Not owned; nullptr or
+  // without tokens: any caller is admin.
+  const ClientAuth* client_auth = nullptr;
 
-  // OK unless the call claims to be forwarded by a member (ringcache-forwarded-by) without
-  // the cluster secret: a forwarded call skips routing, so only members may make one.
-  grpc::Status CheckForwarded(const RequestMetadata& md, grpc::ServerContextBase* ctx) const {
-    if (md.forwarded_by.empty() || cluster_auth == nullptr) return grpc::Status::OK;
-    return cluster_auth->Check(md.cluster_secret, ctx, "a forwarded call");
+  // Whether a call may run, and with which role (md->role), checked before its request is
+  // acted on. First the cluster plane: a call that claims to be forwarded by a member
+  // (ringcache-forwarded-by) skips routing, so it must carry the cluster secret. It then
+  // runs with the role its forwarder found (ringcache-role), or as admin without one (a
+  // member's stream of forwarded operations: the forwarder checked each one). Any other
+  // call runs with its client token's role. Last, the rpc's own need (`needed`: Stats
+  // needs read; MultiSet, read-write). `what` names the rpc ("Cache.Get") in errors.
+  // (Client tokens need a cluster secret, NodeOptions::Validate: otherwise anyone could
+  // claim to forward.)
+  grpc::Status Admit(RequestMetadata* md, grpc::ServerContextBase* ctx, std::string_view what,
+                     Role needed) const {
+    if (!md->forwarded_by.empty() && cluster_auth != nullptr && !cluster_auth->open()) {
+      if (grpc::Status s = cluster_auth->Check(md->cluster_secret, ctx, "a forwarded call");
+          !s.ok()) {
+        return s;
+      }
+      md->role = md->role_claim.empty() ? Role::kAdmin : RoleNamed(md->role_claim);
+    } else if (client_auth == nullptr) {
+      md->role = Role::kAdmin;
+    } else if (grpc::Status s = client_auth->Authenticate(md->authorization, ctx, what, &md->role);
+               !s.ok()) {
+      return s;
+    }
+    if (md->role < needed) [[unlikely]] {
+      return RoleTooLow(what, needed, md->role);
+    }
+    return grpc::Status::OK;
   }
   // Internal synchronization.
   mutable PipelineStreams streams;
@@ -85,8 +111,10 @@ struct CallbackServerOptions {
   // More services to serve on the same port (the node's Membership and Replication). Not
   // owned; they must outlive the server. Default none.
   std::vector<grpc::Service*> extra_services = {};
-  // Checks forwarded calls (ServerEnv::CheckForwarded). Not owned; nullptr = no check.
+  // Check forwarded calls and clients' tokens (ServerEnv::Admit). Not owned; nullptr = no
+  // check.
   const ClusterAuth* cluster_auth = nullptr;
+  const ClientAuth* client_auth = nullptr;
 };
 
 class CallbackServer {

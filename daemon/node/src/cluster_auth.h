@@ -21,7 +21,6 @@
 #include <grpcpp/support/client_interceptor.h>
 #include <grpcpp/support/status.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth_support.h"
 #include "ringcache/node/node.h"
 #include "ringcache/status.h"
 
@@ -50,7 +50,7 @@ class ClusterAuth {
 
   bool open() const { return secret_.empty(); }
   // Calls refused so far.
-  uint64_t refusals() const { return refusals_.load(std::memory_order_relaxed); }
+  uint64_t refusals() const { return refusals_.count(); }
 
   // OK if the plane is open or the call carries the secret; otherwise UNAUTHENTICATED
   // naming `what` (e.g. "Membership.PushView"), counted and logged with the caller's
@@ -69,10 +69,7 @@ class ClusterAuth {
   void NoteRefusal(grpc::ServerContextBase* ctx, std::string_view what, bool missing) const;
 
   const std::string secret_;
-  const std::function<void(LogLevel, std::string_view)> log_;
-  mutable std::atomic<uint64_t> refusals_{0};
-  mutable std::atomic<int64_t> last_log_ms_{0};
-  mutable std::atomic<uint64_t> unlogged_{0};
+  RefusalLog refusals_;
 };
 
 }  // namespace ringcache::internal

@@ -33,6 +33,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "request_metadata.h"
 #include "ringcache/proto/cluster_view.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
@@ -240,8 +241,10 @@ struct Membership::Impl {
     grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx,
                                     const v1::LeaveRequest* request,
                                     v1::LeaveResponse* response) override {
-      return MembersOnly(ctx, "Membership.Leave",
-                         [&] { return impl_->HandleLeave(ctx, *request, response); });
+      // An operator's ringcache-cli may ask with an admin token instead of the secret.
+      return MembersOnly(
+          ctx, "Membership.Leave", [&] { return impl_->HandleLeave(ctx, *request, response); },
+          /*admin_token_may=*/true);
     }
     grpc::ServerUnaryReactor* TransitionReady(grpc::CallbackServerContext* ctx,
                                               const v1::TransitionReadyRequest* request,
@@ -253,15 +256,22 @@ struct Membership::Impl {
    private:
     // Every rpc of this service is for members only (cluster_auth.h): a caller without the
     // cluster secret is refused before its request is looked at.
+    // With `admin_token_may`, a call that carries a client token (authorization) is
+    // checked as a client's instead, and needs the role admin.
     template <typename Handle>
     grpc::ServerUnaryReactor* MembersOnly(grpc::CallbackServerContext* ctx, std::string_view what,
-                                          Handle handle) {
-      if (const ClusterAuth* auth = impl_->options.auth; auth != nullptr) {
-        if (grpc::Status allowed = auth->Check(ctx, what); !allowed.ok()) {
-          grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-          reactor->Finish(std::move(allowed));
-          return reactor;
-        }
+                                          Handle handle, bool admin_token_may = false) {
+      grpc::Status allowed;
+      const RequestMetadata md = RequestMetadata::Read(ctx);
+      if (admin_token_may && impl_->options.admin_token && !md.authorization.empty()) {
+        allowed = impl_->options.admin_token(md.authorization, ctx, what);
+      } else if (const ClusterAuth* auth = impl_->options.auth; auth != nullptr) {
+        allowed = auth->Check(md.cluster_secret, ctx, what);
+      }
+      if (!allowed.ok()) {
+        grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+        reactor->Finish(std::move(allowed));
+        return reactor;
       }
       return handle();
     }

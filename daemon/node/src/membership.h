@@ -83,6 +83,12 @@ struct MembershipOptions {
   std::function<void(LogLevel level, std::string_view message)> log;
   // Who may call the Membership service (cluster_auth.h). Not owned; nullptr = anyone.
   const ClusterAuth* auth = nullptr;
+  // Lets an operator (ringcache-cli) ask for a Leave with a client token instead of the
+  // cluster secret: OK if `authorization` (the call's metadata) names a token with the
+  // role admin, otherwise the status to refuse with (client_auth.h). Empty = no.
+  std::function<grpc::Status(std::string_view authorization, grpc::ServerContextBase* ctx,
+                             std::string_view what)>
+      admin_token{};
   // A view more than this many epochs above the held one is refused (a member's bug or a
   // forged push must not jump the cluster's epoch toward its end). A node with no view
   // yet (joining) takes any valid epoch. At least 1.

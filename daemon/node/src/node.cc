@@ -35,6 +35,7 @@
 
 #include "cache_service.h"
 #include "callback_server.h"
+#include "client_auth.h"
 #include "cluster_auth.h"
 #include "failover_manager.h"
 #include "membership.h"
@@ -99,6 +100,40 @@ Status CheckHostPort(const char* field, const std::string& address) {
 bool HasWildcardHost(const std::string& address) {
   const std::string host = address.substr(0, address.rfind(':'));
   return host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*" || host.empty();
+}
+
+// True if `address`'s host is a loopback address: 127.0.0.0/8, [::1] or localhost.
+bool HasLoopbackHost(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host.starts_with("127.") || host == "localhost" || host == "[::1]" || host == "::1";
+}
+
+// Protected mode (NodeOptions::protected_mode): OK, or why `field`'s address may not be
+// used without client tokens.
+Status CheckProtected(std::string_view field, const std::string& address) {
+  if (address.empty() || HasLoopbackHost(address)) return Status::Ok();
+  return Status::InvalidArgument(
+      std::string(field) + " " + address +
+      " is not a loopback address and there are no client tokens (--auth-tokens-file): "
+      "anyone who can reach it could read and write every key. Give the node a tokens file, "
+      "or turn protected mode off (--protected-mode=false) where the network is trusted "
+      "(docs/security.md)");
+}
+
+// MembershipOptions::admin_token: an admin client token may ask for a Leave. Empty
+// without client tokens.
+std::function<grpc::Status(std::string_view, grpc::ServerContextBase*, std::string_view)>
+AdminTokenCheck(const internal::ClientAuth* clients) {
+  if (!clients->enabled()) return {};
+  return [clients](std::string_view authorization, grpc::ServerContextBase* ctx,
+                   std::string_view what) {
+    internal::Role role = internal::Role::kNone;
+    grpc::Status s = clients->Authenticate(authorization, ctx, what, &role);
+    if (s.ok() && role < internal::Role::kAdmin) {
+      s = internal::RoleTooLow(what, internal::Role::kAdmin, role);
+    }
+    return s;
+  };
 }
 
 // Node ids travel in request metadata and log lines: printable ASCII, no spaces or commas.
@@ -193,6 +228,18 @@ Status CheckClusterOptions(const NodeOptions& o) {
   }
   if (Status s = internal::ClusterAuth::ValidateSecret(o.cluster_secret); !s.ok()) return s;
   if (o.max_epoch_jump < 1) return Status::InvalidArgument("max_epoch_jump must be at least 1");
+  if (!o.client_tokens_file.empty() && o.cluster_secret.empty()) {
+    return Status::InvalidArgument(
+        "client_tokens_file needs a cluster secret (--cluster-secret-file): a member runs a "
+        "call it forwards with the role the first node found, so without one any caller "
+        "could claim to be a member and skip the token check");
+  }
+  if (o.protected_mode && o.client_tokens_file.empty()) {
+    if (Status s = CheckProtected("listen_address", o.listen_address); !s.ok()) return s;
+    if (Status s = CheckProtected("resp_listen_address", o.resp_listen_address); !s.ok()) {
+      return s;
+    }
+  }
   return Status::Ok();
 }
 
@@ -286,6 +333,7 @@ struct Node::Impl {
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::NodeMetrics> metrics;
   std::unique_ptr<internal::ClusterAuth> cluster_auth;
+  std::unique_ptr<internal::ClientAuth> client_auth;
   std::unique_ptr<internal::PeerPool> peers;
   std::unique_ptr<internal::ReplicatedStore> store;
   std::unique_ptr<internal::Membership> membership;
@@ -394,6 +442,21 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
               "missing or wrong cluster secret.",
               auth->refusals());
   });
+  impl->client_auth =
+      std::make_unique<internal::ClientAuth>(options.client_tokens_file, options.log);
+  if (Status s = impl->client_auth->Load(); !s.ok()) return s;
+  impl->registry->AddCollector([auth = impl->client_auth.get()](metrics::Writer& w) {
+    w.Counter("ringcache_client_auth_failures_total",
+              "Client calls and Redis AUTHs refused for a missing or unknown client token.",
+              auth->refusals());
+    w.Gauge("ringcache_client_tokens", "Client tokens held (--auth-tokens-file).",
+            static_cast<double>(auth->tokens()));
+  });
+  if (impl->client_auth->enabled() && options.log) {
+    options.log(LogLevel::kWarn,
+                "client tokens travel in clear without TLS: anyone who can watch the traffic "
+                "to this node learns them (docs/security.md)");
+  }
   if (impl->cluster_auth->open() && options.log) {
     options.log(LogLevel::kWarn,
                 "no cluster secret (--cluster-secret-file): the cluster plane (joins, views, "
@@ -427,6 +490,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                               uint64_t epoch) { cache->RaiseVersionFloor(VersionFloor(epoch)); },
           .log = options.log,
           .auth = impl->cluster_auth.get(),
+          .admin_token = AdminTokenCheck(impl->client_auth.get()),
           .max_epoch_jump = options.max_epoch_jump},
       impl->peers.get());
   impl->heartbeats = internal::MakeGrpcHeartbeatTransport(impl->peers.get());
@@ -493,7 +557,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       {.listen_address = options.listen_address,
        .max_receive_message_bytes = static_cast<int>(max_message),
        .extra_services = {n.membership->service(), n.store->service()},
-       .cluster_auth = n.cluster_auth.get()},
+       .cluster_auth = n.cluster_auth.get(),
+       .client_auth = n.client_auth.get()},
       n.handlers.get(), n.metrics.get());
   if (!server.ok()) return server.status();
   n.server = std::move(server).value();
@@ -556,7 +621,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                size_t{2} * max_arg + (size_t{1} << 20), size_t{64} << 20),
                            .max_bulk_bytes = max_arg,
                            .max_args = max_args,
-                           .metrics = n.metrics.get()});
+                           .metrics = n.metrics.get(),
+                           .client_auth = n.client_auth.get()});
     if (!resp.ok()) return resp.status();  // ~Node stops the other servers.
     n.resp = std::move(resp).value();
     n.resp_address = n.resp->bound_address();
@@ -639,6 +705,8 @@ std::string Node::StateDetail() const {
   }
   return "";
 }
+
+Status Node::ReloadClientTokens() { return impl_->client_auth->Load(); }
 
 Status Node::Leave() {
   Impl& n = *impl_;

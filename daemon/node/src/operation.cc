@@ -26,4 +26,35 @@ std::string_view NameOf(OpKind kind) {
   return "unknown";
 }
 
+std::string_view NameOf(Role role) {
+  switch (role) {
+    case Role::kNone:
+      return "none";
+    case Role::kRead:
+      return "read";
+    case Role::kReadWrite:
+      return "read-write";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "none";
+}
+
+Role RoleNamed(std::string_view name) {
+  if (name == "read") return Role::kRead;
+  if (name == "read-write") return Role::kReadWrite;
+  if (name == "admin") return Role::kAdmin;
+  return Role::kNone;
+}
+
+Status CheckRole(Role role, OpKind kind) {
+  const Role needed = ShapeOf(kind) == OpShape::kPointWrite ? Role::kReadWrite : Role::kRead;
+  if (role >= needed) [[likely]] {
+    return Status::Ok();
+  }
+  return Status(StatusCode::kPermissionDenied,
+                std::string(NameOf(kind)) + " needs the role " + std::string(NameOf(needed)) +
+                    " and this caller's token has the role " + std::string(NameOf(role)));
+}
+
 }  // namespace ringcache::internal

@@ -70,6 +70,23 @@ constexpr OpShape ShapeOf(OpKind kind) {
 // The kind's name ("get", "hset"), for messages.
 std::string_view NameOf(OpKind kind);
 
+// What a caller may do (client tokens, docs/security.md): each role can do what the ones
+// before it can. A node without client tokens gives every caller kAdmin.
+enum class Role : uint8_t {
+  kNone,       // Not authenticated: nothing.
+  kRead,       // Reads, and the node's stats and topology.
+  kReadWrite,  // Reads and writes.
+  kAdmin,      // Reads, writes, and the operator's calls (a member's leave).
+};
+// "read", "read-write", "admin" ("none" for kNone).
+std::string_view NameOf(Role role);
+// The role named `name` (one of the above, not "none"), or kNone.
+Role RoleNamed(std::string_view name);
+// OK if `role` may run an operation of `kind`; otherwise PERMISSION_DENIED naming both.
+// Every front end checks each operation with it (the router for gRPC, the Redis front end
+// per command).
+Status CheckRole(Role role, OpKind kind);
+
 struct Op {
   OpKind kind = OpKind::kGet;
   HashedKey key;  // Hashed once where the front end decodes it (ringcache/key_hash.h).

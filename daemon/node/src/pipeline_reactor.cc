@@ -73,7 +73,8 @@ PipelineReactor::PipelineReactor(const ServerEnv* env, grpc::CallbackServerConte
   env_->CallStarted();
   env_->metrics->pipeline_streams().Increment();
   const bool expired = ctx->deadline() <= std::chrono::system_clock::now();
-  grpc::Status allowed = env_->CheckForwarded(metadata_, ctx);
+  // Pipeline mixes reads and writes: the router checks each operation against the role.
+  grpc::Status allowed = env_->Admit(&metadata_, ctx, "Cache.Pipeline", Role::kRead);
   // A forwarder one view ahead: it routed this stream's operations on a view this node has
   // not adopted yet (the coordinator's push is on its way). Read nothing until that view is
   // here, so that they run on it instead of being refused as "not the primary", but at

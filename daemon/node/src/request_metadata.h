@@ -8,6 +8,9 @@
 //                                the trailing metadata ringcache-epoch: <its epoch>
 //   ringcache-cluster-secret: S  the cluster plane's credential (cluster_auth.h); a
 //                                forwarded call without it is refused
+//   ringcache-role: R            on a forwarded call: the role the forwarder found for
+//                                the client's token (client_auth.h)
+//   authorization: Bearer T      the client's token (client_auth.h)
 //
 // Why not ServerContext::client_metadata(): it builds a std::multimap on first use, one
 // heap node per entry, and every call carries at least the user-agent. On the local fast
@@ -28,6 +31,8 @@
 
 #include <cstdint>
 #include <string_view>
+
+#include "operation.h"
 
 namespace ringcache::internal {
 struct RequestMetadataAccessTag;
@@ -51,9 +56,17 @@ struct RequestMetadata {
   static constexpr std::string_view kForwardedByKey = "ringcache-forwarded-by";
   static constexpr std::string_view kEpochKey = "ringcache-epoch";
   static constexpr std::string_view kClusterSecretKey = "ringcache-cluster-secret";
+  static constexpr std::string_view kRoleKey = "ringcache-role";
+  static constexpr std::string_view kAuthorizationKey = "authorization";
 
   // The value of ringcache-cluster-secret; empty if the call had none.
   std::string_view cluster_secret;
+  // The value of authorization; empty if the call had none.
+  std::string_view authorization;
+  // The value of ringcache-role; empty if the call had none.
+  std::string_view role_claim;
+  // What the call may do, once ServerEnv::Authorize has checked it (kNone before).
+  Role role = Role::kNone;
   // ringcache-local was "1" or "true".
   bool local = false;
   // The forwarding node's id; empty if the call was not forwarded.
@@ -75,7 +88,10 @@ struct RequestMetadata {
     for (size_t i = 0; i < array.count; ++i) {
       const grpc_metadata& entry = array.metadata[i];
       const std::string_view key = View(entry.key);
-      if (key.size() < 10 || key.compare(0, 10, "ringcache-") != 0) continue;
+      if (key.size() < 10 || key.compare(0, 10, "ringcache-") != 0) {
+        if (key == kAuthorizationKey) md.authorization = View(entry.value);
+        continue;
+      }
       const std::string_view value = View(entry.value);
       if (key == kLocalKey) {
         md.local = value == "1" || value == "true";
@@ -86,6 +102,8 @@ struct RequestMetadata {
         md.epoch = ParseEpoch(value);
       } else if (key == kClusterSecretKey) {
         md.cluster_secret = value;
+      } else if (key == kRoleKey) {
+        md.role_claim = value;
       }
     }
     return md;

@@ -19,6 +19,13 @@ Router::Router(std::string self_id, uint32_t max_key_bytes, bool standalone, con
 
 Router::Decision Router::Route(const Topology* topology, const Hints& hints, const Op& op) const {
   Decision d;
+  if (hints.role != Role::kAdmin) [[unlikely]] {
+    if (Status allowed = CheckRole(hints.role, op.kind); !allowed.ok()) {
+      d.where = Where::kError;
+      d.error = std::move(allowed);
+      return d;
+    }
+  }
   const bool write = ShapeOf(op.kind) == OpShape::kPointWrite;
   if (Fenced()) [[unlikely]] {
     if (write || !fenced_reads_) {

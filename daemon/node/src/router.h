@@ -58,6 +58,9 @@ class Router {
     std::string_view forwarded_by;  // Non-empty: forwarded once already, never again.
     bool has_epoch = false;         // The caller's view epoch, when it sent one.
     uint64_t epoch = 0;
+    // What the caller may do (CheckRole): an operation its role does not allow is refused
+    // before it is placed. kAdmin when the node has no client tokens.
+    Role role = Role::kAdmin;
   };
 
   struct Placement {

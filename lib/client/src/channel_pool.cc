@@ -4,12 +4,14 @@
 
 #include <algorithm>
 
+#include "ringcache/proto/call_metadata.h"
+
 namespace ringcache::client::internal {
 namespace {
 
 using ringcache::internal::MutexLock;
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std::string& token) {
   grpc::ChannelArguments args;
   // Values reach 8 MiB and MultiGet replies carry many: the 4 MiB default is too small.
   args.SetMaxReceiveMessageSize(-1);
@@ -18,7 +20,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  proto::MetadataList metadata;
+  if (!token.empty()) metadata.emplace_back("authorization", "Bearer " + token);
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), args, proto::CallMetadata(std::move(metadata)));
 }
 
 }  // namespace
@@ -30,8 +35,8 @@ std::shared_ptr<v1::Cache::Stub> ChannelPool::Stub(const std::string& address) {
     // Creating a channel does not connect (that happens on the first call), so doing it
     // under the lock is cheap.
     it = stubs_
-             .emplace(address,
-                      std::shared_ptr<v1::Cache::Stub>(v1::Cache::NewStub(NewChannel(address))))
+             .emplace(address, std::shared_ptr<v1::Cache::Stub>(
+                                   v1::Cache::NewStub(NewChannel(address, token_))))
              .first;
   }
   return it->second;

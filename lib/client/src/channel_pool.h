@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ringcache/sync/mutex.h"
@@ -21,6 +22,10 @@ namespace ringcache::client::internal {
 
 class ChannelPool {
  public:
+  // Every call on the pool's channels carries `token` (authorization: Bearer), unless it
+  // is empty.
+  explicit ChannelPool(std::string token = {}) : token_(std::move(token)) {}
+
   // The stub for `address`, creating its channel if needed. Never null.
   std::shared_ptr<v1::Cache::Stub> Stub(const std::string& address);
 
@@ -31,6 +36,7 @@ class ChannelPool {
   size_t size() const;
 
  private:
+  const std::string token_;
   mutable ringcache::internal::Mutex mu_;
   std::map<std::string, std::shared_ptr<v1::Cache::Stub>, std::less<>> stubs_ RC_GUARDED_BY(mu_);
 };

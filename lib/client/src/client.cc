@@ -144,7 +144,7 @@ class Latch {
 // ---------------------------------------------------------------------------------------
 
 struct Client::Impl {
-  explicit Impl(Options o) : options(std::move(o)) {}
+  explicit Impl(Options o) : options(std::move(o)), pool(options.token) {}
 
   ~Impl() {
     // The watcher and the refresh callback call Adopt(): stop them while all is alive.
@@ -549,6 +549,12 @@ Status Options::Validate() const {
   }
   if (max_batch_keys == 0) return Status::InvalidArgument("Options.max_batch_keys must be >= 1");
   if (max_batch_bytes == 0) return Status::InvalidArgument("Options.max_batch_bytes must be >= 1");
+  for (const char c : token) {
+    if (c < 0x21 || c > 0x7e) {
+      return Status::InvalidArgument(
+          "Options.token must be printable ASCII without spaces (it travels as gRPC metadata)");
+    }
+  }
   return Status::Ok();
 }
 

@@ -223,3 +223,96 @@ TEST_CASE("INFO DBSIZE CLIENT HELLO and TIME answer from the connection's sessio
 
 }  // namespace
 }  // namespace ringcache::internal
+
+namespace ringcache::internal {
+namespace {
+
+// A session with client tokens: "rtok" (name "reports") reads, "wtok" (name "web") writes.
+RespSession TokenSession(std::vector<std::string>* logins) {
+  return {
+      .login =
+          [logins](std::string_view user, std::string_view token) {
+            logins->push_back(std::string(user) + "/" + std::string(token));
+            std::optional<RespLogin> who;
+            if (token == "rtok" && (user.empty() || user == "default" || user == "reports")) {
+              who = RespLogin{.user = "reports", .role = Role::kRead};
+            } else if (token == "wtok" && (user.empty() || user == "default" || user == "web")) {
+              who = RespLogin{.user = "web", .role = Role::kReadWrite};
+            }
+            return who;
+          },
+      .role = Role::kNone,
+      .user = ""};
+}
+
+// The replies to `commands`, sent as one batch (what the node ran: `ops`).
+std::string Replies(RespBatch& batch, const std::vector<std::vector<std::string>>& commands,
+                    size_t* ops = nullptr) {
+  batch.Clear();
+  std::vector<RespCommand> parsed;
+  for (const auto& words : commands) parsed.push_back(Command(words));
+  for (const RespCommand& c : parsed) batch.Add(c, 0);
+  if (ops != nullptr) *ops = batch.ops().size();
+  for (OpResult& r : batch.results()) {
+    if (r.value != nullptr) *r.value = "v";
+  }
+  std::string out;
+  batch.EncodeReplies(&out);
+  return out;
+}
+
+TEST_CASE("With client tokens a connection runs nothing before AUTH, then what its role allows",
+          "[resp]") {
+  std::vector<std::string> logins;
+  RespBatch batch;
+  batch.SetSession(TokenSession(&logins));
+  size_t ops = 0;
+  // Before AUTH: NOAUTH, no operation; an unknown command and a wrong arity are answered
+  // first, as Redis does; HELLO without AUTH is refused too.
+  CHECK(Replies(batch, {{"GET", "k"}, {"PING"}, {"NOSUCH"}, {"GET"}}, &ops) ==
+        "-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n"
+        "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
+        "-ERR wrong number of arguments for 'get' command\r\n");
+  CHECK(ops == 0);
+  CHECK(Replies(batch, {{"HELLO", "2"}}).starts_with("-NOAUTH HELLO must be called"));
+  // A wrong token, or the right token under another name: WRONGPASS.
+  CHECK(Replies(batch, {{"AUTH", "nope"}, {"AUTH", "web", "rtok"}}) ==
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  // AUTH in the same batch as the commands after it: they run as the reader. A write is
+  // NOPERM, in Redis's words, and leaves no operation behind.
+  CHECK(Replies(batch, {{"AUTH", "rtok"}, {"GET", "k"}, {"SET", "k", "v"}, {"MGET", "a", "b"}},
+                &ops) ==
+        "+OK\r\n$1\r\nv\r\n-NOPERM this user has no permissions to run the 'set' command\r\n"
+        "*2\r\n$1\r\nv\r\n$1\r\nv\r\n");
+  CHECK(ops == 3);
+  CHECK(Replies(batch, {{"MSET", "a", "1", "b", "2"}, {"INCR", "n"}, {"DEL", "a"}}, &ops) ==
+        "-NOPERM this user has no permissions to run the 'mset' command\r\n"
+        "-NOPERM this user has no permissions to run the 'incr' command\r\n"
+        "-NOPERM this user has no permissions to run the 'del' command\r\n");
+  CHECK(ops == 0);
+  // A failed AUTH keeps the connection's user; AUTH with a name switches to the writer.
+  CHECK(Replies(batch, {{"AUTH", "bad"}, {"GET", "k"}}) ==
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n$1\r\nv\r\n");
+  CHECK(Replies(batch, {{"AUTH", "web", "wtok"}, {"SET", "k", "v"}}, &ops) == "+OK\r\n+OK\r\n");
+  CHECK(ops == 1);
+  CHECK(logins == std::vector<std::string>{"/nope", "web/rtok", "/rtok", "/bad", "web/wtok"});
+}
+
+TEST_CASE("HELLO with AUTH logs a connection in, and without tokens AUTH answers as Redis does",
+          "[resp]") {
+  std::vector<std::string> logins;
+  RespBatch batch;
+  batch.SetSession(TokenSession(&logins));
+  CHECK(Replies(batch, {{"HELLO", "2", "AUTH", "web", "bad"}}) ==
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  CHECK(Replies(batch, {{"HELLO", "2", "AUTH", "default", "wtok"}}).starts_with("*14\r\n"));
+  CHECK(Replies(batch, {{"SET", "k", "v"}}) == "+OK\r\n");
+
+  RespBatch open;  // No tokens: the default user needs no password.
+  CHECK(Replies(open, {{"AUTH", "x"}}).starts_with("-ERR AUTH <password> called without"));
+  CHECK(Replies(open, {{"SET", "k", "v"}}) == "+OK\r\n");
+}
+
+}  // namespace
+}  // namespace ringcache::internal

@@ -220,6 +220,30 @@ Op Read(std::string_view key, bool any_owner = false) {
   return op;
 }
 
+TEST_CASE("Router::Route refuses an operation the caller's role does not allow, before placing it",
+          "[unit][router]") {
+  const auto t = ThreeNodes("n1");
+  const Router router("n1", 4096, false);
+  const std::string here = KeyWith(*t, "n1", "n2");
+  const std::string there = KeyWith(*t, "n2", "n1");
+  for (const std::string& key : {here, there}) {
+    Router::Hints reader;
+    reader.role = Role::kRead;
+    const Router::Decision write = router.Route(t.get(), reader, Write(key));
+    CHECK(write.where == Where::kError);
+    CHECK(write.error.code() == StatusCode::kPermissionDenied);
+    CHECK(write.error.message() ==
+          "set needs the role read-write and this caller's token has the role read");
+    CHECK(router.Route(t.get(), reader, Read(key)).where != Where::kError);
+    Router::Hints writer;
+    writer.role = Role::kReadWrite;
+    CHECK(router.Route(t.get(), writer, Write(key)).where != Where::kError);
+    Router::Hints nobody;
+    nobody.role = Role::kNone;
+    CHECK(router.Route(t.get(), nobody, Read(key)).error.code() == StatusCode::kPermissionDenied);
+  }
+}
+
 TEST_CASE("Router::Route derives the access from the operation's shape and read preference",
           "[unit][router]") {
   const auto t = ThreeNodes("n1");

@@ -172,6 +172,34 @@ Op& RespBatch::AddOp(OpKind kind, std::string_view key) {
 }
 
 bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
+  if (session_.role == Role::kAdmin) return Translate(c, now_ms);
+  const size_t first_call = calls_.size();
+  const size_t values_before = values_used_;
+  const bool go_on = Translate(c, now_ms);
+  RefuseDenied(first_call, values_before);
+  return go_on;
+}
+
+void RespBatch::RefuseDenied(size_t first_call, size_t values_before) {
+  for (size_t i = first_call; i < calls_.size(); ++i) {
+    const RespCall& call = calls_[i];
+    for (size_t j = call.first_op; j < call.first_op + call.op_count; ++j) {
+      if (CheckRole(session_.role, ops_[j].kind).ok()) continue;
+      const int command = calls_[first_call].command;
+      const size_t first_op = calls_[first_call].first_op;
+      calls_.resize(first_call);
+      ops_.resize(first_op);
+      results_.resize(first_op);
+      values_used_ = values_before;
+      // Redis 7.0's ACL wording (the names are lower case, as Redis gives them).
+      const std::string_view name = command >= 0 ? RespCommandNames()[command] : "?";
+      Error("NOPERM this user has no permissions to run the '" + std::string(name) + "' command");
+      return;
+    }
+  }
+}
+
+bool RespBatch::Translate(const RespCommand& c, int64_t now_ms) {
   const std::span<const std::string_view> args = c.args;
   const CommandSpec* spec = Find(args[0]);
   command_ = spec == nullptr ? -1 : static_cast<int>(spec - kCommands.data());
@@ -189,6 +217,12 @@ bool RespBatch::Add(const RespCommand& c, int64_t now_ms) {
   const int n = static_cast<int>(args.size());
   if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
     Error("ERR wrong number of arguments for '" + std::string(spec->name) + "' command");
+    return true;
+  }
+  // Redis checks authentication after the command's name and arity.
+  if (session_.role == Role::kNone && spec->cmd != Cmd::kAuth && spec->cmd != Cmd::kHello &&
+      spec->cmd != Cmd::kQuit) {
+    Error("NOAUTH Authentication required.");
     return true;
   }
   // Transactions are not there yet. A client that starts one (redis-py's default

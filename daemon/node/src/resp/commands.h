@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,11 +53,24 @@ enum class RespReply : uint8_t {
 // What the commands about the server and the connection (INFO, DBSIZE, CLIENT, HELLO)
 // read. The server sets it once per connection; the functions may be empty (tests): the
 // answers then leave out what they would give.
+// Who a connection logged in as.
+struct RespLogin {
+  std::string user;
+  Role role = Role::kNone;
+};
+
 struct RespSession {
   uint64_t connection_id = 0;
-  std::function<NodeStats()> node_stats;  // INFO, DBSIZE.
-  std::function<size_t()> connections;    // INFO's connected_clients.
-  std::string tcp_port;                   // INFO's tcp_port.
+  std::function<NodeStats()> node_stats{};  // INFO, DBSIZE.
+  std::function<size_t()> connections{};    // INFO's connected_clients.
+  std::string tcp_port{};                   // INFO's tcp_port.
+  // Client tokens (client_auth.h): whose `token` is, if `user` is empty, "default" or the
+  // token's name (nullopt: refused, counted and logged). Empty = no tokens, every
+  // connection is admin.
+  std::function<std::optional<RespLogin>(std::string_view user, std::string_view token)> login{};
+  // What the connection may do: kNone until AUTH (or HELLO ... AUTH) names a token.
+  Role role = Role::kAdmin;
+  std::string user = "default";  // The token's name once authenticated.
 };
 
 struct RespCall {
@@ -80,6 +94,9 @@ class RespBatch {
   void SetSession(RespSession session) { session_ = std::move(session); }
   // Translates `command` into its operations or its reply. `now_ms`: the Unix time in ms
   // (EXAT/PXAT). Returns false if the connection must stop after this command (QUIT).
+  // A connection that has not authenticated (with client tokens) gets NOAUTH for anything
+  // but AUTH, HELLO and QUIT; a command with an operation its role does not allow
+  // (CheckRole), NOPERM.
   bool Add(const RespCommand& command, int64_t now_ms);
 
   std::span<const Op> ops() const { return ops_; }
@@ -95,6 +112,14 @@ class RespBatch {
 
  private:
   void EncodeReply(const RespCall& call, std::string* out) const;
+  // Add's translation, before the role check.
+  bool Translate(const RespCommand& command, int64_t now_ms);
+  // Replaces the calls from `first_call` on with NOPERM if one of their operations is not
+  // allowed to the connection's role (their ops and value slots are dropped).
+  void RefuseDenied(size_t first_call, size_t values_before);
+  // AUTH's and HELLO's AUTH option: logs the connection in with `token` (and `user`), or
+  // answers WRONGPASS and returns false.
+  bool Login(std::string_view user, std::string_view token);
   void Fixed(std::string reply);
   void Error(std::string_view message);  // "-" + message + "\r\n".
   // Adds an op whose key is `key` and returns it for the caller to fill.

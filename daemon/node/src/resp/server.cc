@@ -113,15 +113,28 @@ class RespServer::Impl {
     return connections_.size();
   }
   // What a new connection's commands about the server read (INFO, CLIENT ID, ...).
-  RespSession NewSession() {
+  RespSession NewSession(std::string peer) {
     const std::string_view port =
         std::string_view(bound_).substr(std::min(bound_.size(), bound_.rfind(':') + 1));
     const Node* node = service_->node();
+    const ClientAuth* auth = options_.client_auth;
+    const bool tokens = auth != nullptr && auth->enabled();
     return RespSession{
         .connection_id = next_connection_id_.fetch_add(1, std::memory_order_relaxed) + 1,
         .node_stats = [node] { return node->Stats(); },
         .connections = [this] { return ConnectionCount(); },
-        .tcp_port = std::string(port)};
+        .tcp_port = std::string(port),
+        .login = !tokens ? nullptr
+                         : std::function([auth, peer = std::move(peer)](std::string_view user,
+                                                                        std::string_view token) {
+                             std::optional<RespLogin> out;
+                             if (auto who = auth->Login(user, token, peer)) {
+                               out = RespLogin{.user = std::move(who->name), .role = who->role};
+                             }
+                             return out;
+                           }),
+        .role = tokens ? Role::kNone : Role::kAdmin,
+        .user = tokens ? "" : "default"};
   }
 
  private:
@@ -159,7 +172,11 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
       : server_(server), socket_(std::move(socket)) {}
 
   void Start() {
-    batch_.SetSession(server_->NewSession());
+    std::error_code peer_error;
+    const tcp::endpoint peer = socket_.remote_endpoint(peer_error);
+    batch_.SetSession(server_->NewSession(peer_error ? std::string("?")
+                                                     : peer.address().to_string() + ":" +
+                                                           std::to_string(peer.port())));
     std::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "client_auth.h"
 #include "ringcache/status.h"
 
 namespace ringcache::internal {
@@ -43,6 +44,9 @@ struct RespServerOptions {
   size_t max_args = 20016;                  // Arguments of one command.
   // Where commands and connections are counted (not owned; may be null).
   NodeMetrics* metrics = nullptr;
+  // Client tokens (client_auth.h): with tokens, a connection runs nothing but AUTH, HELLO
+  // and QUIT until it has authenticated. Not owned; nullptr = no tokens.
+  const ClientAuth* client_auth = nullptr;
 };
 
 class RespServer {

@@ -2,6 +2,7 @@
 // TIME, CLIENT, HELLO and AUTH, answered by the node a client is connected to, in Redis's
 // words (docs/redis.md says what differs).
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -181,11 +182,15 @@ void RespBatch::Hello(const RespCommand& c) {
     if (version != 2) return Error("NOPROTO unsupported protocol version");
   }
   std::string name = client_name_;
+  bool authenticated = false;
   for (size_t i = 2; i < args.size(); ++i) {
     const bool more = i + 1 < args.size();
     if (EqualsIgnoreCase(args[i], "auth") && i + 2 < args.size()) {
-      // No users are configured: the default user needs no password (Redis's nopass).
-      if (args[i + 1] != "default") {
+      if (session_.login) {
+        if (!Login(args[i + 1], args[i + 2])) return;
+        authenticated = true;
+      } else if (args[i + 1] != "default") {
+        // No tokens: the default user needs no password (Redis's nopass).
         return Error("WRONGPASS invalid username-password pair or user is disabled.");
       }
       i += 2;
@@ -199,6 +204,12 @@ void RespBatch::Hello(const RespCommand& c) {
       return Error("ERR Syntax error in HELLO option '" + std::string(args[i].substr(0, 128)) +
                    "'");
     }
+  }
+  if (session_.role == Role::kNone && !authenticated) {
+    return Error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
   }
   client_name_ = std::move(name);
   Begin(RespReply::kFixed);
@@ -220,10 +231,30 @@ void RespBatch::Hello(const RespCommand& c) {
   out += "*0\r\n";
 }
 
+bool RespBatch::Login(std::string_view user, std::string_view token) {
+  std::optional<RespLogin> who = session_.login(user, token);
+  if (!who) {
+    // As Redis: a failed AUTH leaves the connection as it was.
+    Error("WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+  }
+  session_.role = who->role;
+  session_.user = std::move(who->user);
+  return true;
+}
+
 void RespBatch::Auth(const RespCommand& c) {
   const std::span<const std::string_view> args = c.args;
-  // No password or users are configured (client authentication is not there yet): Redis's
-  // answers for a server without requirepass, whose default user needs no password.
+  if (session_.login) {
+    // AUTH <token> or AUTH <name> <token> (client_auth.h).
+    if (args.size() > 3) return Error(kSyntax);
+    if (Login(args.size() == 3 ? args[1] : std::string_view(), args.back())) {
+      Fixed(std::string(kOk));
+    }
+    return;
+  }
+  // No client tokens: Redis's answers for a server without requirepass, whose default
+  // user needs no password.
   if (args.size() == 2) {
     return Error(
         "ERR AUTH <password> called without any password configured for the default user. "

@@ -141,6 +141,19 @@ struct NodeOptions {
   // refused. Default 1,000,000; at least 1.
   uint64_t max_epoch_jump = 1000000;
 
+  // ---- The client plane (docs/security.md, "Client tokens").
+  // A file of client tokens (`NAME ROLE TOKEN` per line; roles read, read-write, admin):
+  // every gRPC call must carry one (metadata `authorization: Bearer <token>`), every Redis
+  // connection must AUTH with one, and a token's role bounds what it may do. Read at
+  // Start (an error fails it) and again by ReloadClientTokens. Needs cluster_secret: a
+  // call forwarded by a member runs with the role the member found. Empty (default) =
+  // no tokens: every caller may do everything.
+  std::string client_tokens_file;
+  // Without client tokens, listen_address and resp_listen_address must be loopback
+  // addresses (127.0.0.0/8, [::1], localhost), as Redis's protected mode: a node that any
+  // caller may write to is not put on a network by accident. false = allow it.
+  bool protected_mode = true;
+
   // Where the node reports cluster events (view changes, replication links connecting,
   // resuming, full syncs): one line each. nullptr = discarded. Called from the node's
   // threads; must be thread-safe. ringcached routes it to its log.
@@ -275,6 +288,10 @@ class Node {
   // ringcached exits 0). Errors: FAILED_PRECONDITION (the only member, or not serving),
   // UNAVAILABLE (coordinator unreachable), DEADLINE_EXCEEDED (drain timeout).
   Status Leave();
+
+  // Reads NodeOptions::client_tokens_file again (SIGHUP in ringcached). On an error (named
+  // with the file and line) the tokens held before stay. OK without a file.
+  Status ReloadClientTokens();
   // The node's state now (cheap: one atomic load).
   NodeState state() const;
   // A sentence explaining state(): why the node is fenced (the message fenced calls are

@@ -75,6 +75,10 @@ struct Options {
   // Most key + value bytes per batched rpc (a single larger item goes alone). Keep it
   // below the nodes' message size limit. Default 1 MiB.
   uint64_t max_batch_bytes = uint64_t{1} << 20;
+  // A client token of the nodes' --auth-tokens-file: every call carries it
+  // (`authorization: Bearer <token>`); its role bounds what the calls may do. Empty
+  // (default) = none, for nodes without tokens.
+  std::string token{};
   // Optional sink for the client's rare log lines (view changes, watch stream errors).
   // Called from the client's threads; must be thread-safe. nullptr = silent.
   std::function<void(std::string_view)> log{};

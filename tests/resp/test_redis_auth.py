@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Client tokens on the Redis-protocol port, with Debian's python3-redis (redis-py) as a
+service would use it: a 2-node cluster started with --cluster-secret-file and
+--auth-tokens-file. A connection without AUTH gets NOAUTH; a wrong token WRONGPASS; a
+read token reads every key (forwarded or not) and gets NOPERM for writes; a read-write
+token, given with or without its name, writes.
+
+Usage: test_redis_auth.py --ringcached PATH
+Exit: 0 pass; 1 fail; 77 python3-redis missing (skip; scripts/install-deps.sh installs it).
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ringcache_nodes import start_cluster, stop_cluster, wait_settled  # noqa: E402
+
+try:
+    import redis
+except ImportError:
+    print("SKIP: python3-redis is not installed (scripts/install-deps.sh installs it)")
+    sys.exit(77)
+
+READER = "reader-token-0123456789abcdef"
+WRITER = "writer-token-0123456789abcdef"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringcached", required=True)
+    opts = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="ringcache-redis-auth-")
+    old_umask = os.umask(0o077)
+    with open(os.path.join(tmp, "secret"), "w") as f:
+        f.write("redis-auth-test-cluster-secret\n")
+    with open(os.path.join(tmp, "tokens"), "w") as f:
+        f.write("reports read %s\nweb read-write %s\n" % (READER, WRITER))
+    os.umask(old_umask)
+    procs, ports = start_cluster(
+        opts.ringcached, tmp, nodes=2,
+        extra_args=["--cluster-secret-file", os.path.join(tmp, "secret"),
+                    "--auth-tokens-file", os.path.join(tmp, "tokens")])
+    failures = []
+
+    def check(what, got, want):
+        if got != want:
+            failures.append("%s: got %r, want %r" % (what, got, want))
+
+    def raises(what, exc_type, text, fn):
+        try:
+            fn()
+        except exc_type as e:
+            if text not in str(e):
+                failures.append("%s: %s raised %r, want it to say %r" % (what, exc_type.__name__,
+                                                                       str(e), text))
+            return
+        except Exception as e:  # noqa: BLE001
+            failures.append("%s: raised %r, want %s" % (what, e, exc_type.__name__))
+            return
+        failures.append("%s: no error, want %s" % (what, exc_type.__name__))
+
+    try:
+        wait_settled(ports, token=WRITER)
+        keys = ["auth:%d" % i for i in range(40)]
+        anon = redis.Redis(host="127.0.0.1", port=ports[0], socket_timeout=10)
+        raises("no AUTH", redis.exceptions.AuthenticationError, "Authentication required",
+               lambda: anon.get("k"))
+        wrong = redis.Redis(host="127.0.0.1", port=ports[0], password="not-a-token",
+                            socket_timeout=10)
+        # redis-py raises a plain ResponseError for WRONGPASS, as with redis-server.
+        raises("a wrong token", redis.exceptions.ResponseError,
+               "WRONGPASS invalid username-password pair", lambda: wrong.ping())
+        # The writer by name and token (AUTH web <token>), through n1: keys of both nodes.
+        writer = redis.Redis(host="127.0.0.1", port=ports[0], username="web", password=WRITER,
+                             socket_timeout=10)
+        check("mset", writer.mset({k: k.upper() for k in keys}), True)
+        # The reader by token alone (AUTH <token>), through n2.
+        reader = redis.Redis(host="127.0.0.1", port=ports[1], password=READER, socket_timeout=10)
+        check("mget", reader.mget(keys), [k.upper().encode() for k in keys])
+        check("get", reader.get(keys[0]), keys[0].upper().encode())
+        raises("set as the reader", redis.exceptions.NoPermissionError,
+               "this user has no permissions to run the 'set' command",
+               lambda: reader.set(keys[0], "x"))
+        raises("del as the reader", redis.exceptions.NoPermissionError, "'del' command",
+               lambda: reader.delete(*keys))
+        # In a pipeline, each write fails alone; the reads still answer.
+        pipe = reader.pipeline(transaction=False)
+        pipe.get(keys[1])
+        pipe.incr("auth:n")
+        pipe.get(keys[2])
+        got = pipe.execute(raise_on_error=False)
+        check("pipeline read 1", got[0], keys[1].upper().encode())
+        check("pipeline write refused", isinstance(got[1], redis.exceptions.NoPermissionError),
+              True)
+        check("pipeline read 2", got[2], keys[2].upper().encode())
+        check("values unchanged", writer.mget(keys), [k.upper().encode() for k in keys])
+        # The wrong name for a right token is refused.
+        misnamed = redis.Redis(host="127.0.0.1", port=ports[0], username="reports",
+                               password=WRITER, socket_timeout=10)
+        raises("a token under another name", redis.exceptions.ResponseError,
+               "WRONGPASS invalid username-password pair", lambda: misnamed.ping())
+    finally:
+        stop_cluster(procs)
+    if failures:
+        for f in failures:
+            print("FAIL:", f)
+        for i in (1, 2):
+            print("--- n%d log (tail) ---" % i)
+            print(open(os.path.join(tmp, "n%d.log" % i)).read()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("ok: NOAUTH, WRONGPASS, NOPERM and both AUTH forms through redis-py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
