@@ -16,6 +16,9 @@ packages=(
   # daemon, protocol, client
   libasio-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libcli11-dev
+  # TLS: the node checks its certificate files with OpenSSL; the tests make certificates
+  # with the openssl command
+  libssl-dev openssl
   # tests
   catch2 python3 python3-grpcio python3-protobuf python3-redis curl procps
   # Redis-protocol tests (differential run, real clients) and benchmark baselines

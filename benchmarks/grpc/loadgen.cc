@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -90,6 +91,8 @@ struct Flags {
   double warmup_s = 1;                  // --warmup-s
   uint32_t channels = 0;                // --channels: 0 = auto
   uint32_t threads = 1;                 // --threads: client completion-queue threads
+  std::string tls_ca_file;              // --tls-ca-file: TLS, this CA verifies the node
+  std::string token_file;               // --token-file: a client token on every call
   bool prefill = false;                 // --prefill
   bool verify = false;                  // --verify (implied by --prefill)
   uint32_t deadline_ms = 5000;          // --deadline-ms
@@ -103,6 +106,8 @@ void PrintHelp() {
       "\n"
       "Usage: ringcache_loadgen [--flag=value | --flag value]...\n"
       "  --addr HOST:PORT      server (default 127.0.0.1:7700)\n"
+      "  --tls-ca-file PATH    connect with TLS; PATH's CAs verify the server\n"
+      "  --token-file PATH     send this client token on every call\n"
       "  --mode MODE           unary | batch (MultiGet/MultiSet) | pipeline (Pipeline stream)\n"
       "                        | fill (MultiSet new keys until evictions + --fill-extra)\n"
       "                        (default unary)\n"
@@ -270,6 +275,10 @@ int ParseFlags(int argc, char** argv, Flags* f) {
       ok = ParseDouble(v, &f->warmup_s);
     } else if (a == "--channels") {
       ok = ParseU32(v, &f->channels) && f->channels <= 1024;
+    } else if (a == "--tls-ca-file") {
+      f->tls_ca_file = v;
+    } else if (a == "--token-file") {
+      f->token_file = v;
     } else if (a == "--threads") {
       ok = ParseU32(v, &f->threads) && f->threads >= 1 && f->threads <= 256;
     } else if (a == "--deadline-ms") {
@@ -339,6 +348,32 @@ void MakeValue(uint32_t index, uint32_t size, std::string* out) {
 }
 
 __extension__ using Uint128 = unsigned __int128;
+
+// How the channels reach the node (--tls-ca-file, --token-file); set by main.
+// The token goes on each call's context, not through an interceptor, so that the client
+// spends no more per call than a hand-written client would.
+struct ChannelSecurity {
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  std::string authorization;  // "Bearer <token>", or empty.
+};
+ChannelSecurity g_security;
+
+void Authorize(grpc::ClientContext* ctx) {
+  if (!g_security.authorization.empty())
+    ctx->AddMetadata("authorization", g_security.authorization);
+}
+
+// The content of `path`, without trailing whitespace; false if it cannot be read.
+bool ReadTrimmed(const std::string& path, std::string* out) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+  std::fclose(f);
+  while (!out->empty() && std::isspace(static_cast<unsigned char>(out->back()))) out->pop_back();
+  return true;
+}
 
 class Rng {
  public:
@@ -616,6 +651,7 @@ class UnaryCall final : public Tag {
   void Issue() {
     ctx_ = std::make_unique<grpc::ClientContext>();
     ctx_->set_deadline(w_->CallDeadline());
+    Authorize(ctx_.get());
     key_ = w_->NextKey();
     is_get_ = w_->NextIsGet();
     start_ = SteadyClock::now();
@@ -687,6 +723,7 @@ class BatchCall final : public Tag {
     const uint32_t n = w_->flags().batch;
     ctx_ = std::make_unique<grpc::ClientContext>();
     ctx_->set_deadline(w_->CallDeadline());
+    Authorize(ctx_.get());
     is_get_ = w_->NextIsGet();
     keys_.resize(n);
     for (uint32_t& k : keys_) k = w_->NextKey();
@@ -781,6 +818,7 @@ class PipelineStream final : public Tag {
     ctx_.set_deadline(std::chrono::system_clock::now() +
                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
                           stream_deadline - SteadyClock::now()));
+    Authorize(&ctx_);
   }
 
   void Start() {
@@ -974,7 +1012,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& addr, int index) {
   args.SetInt("ringcache.loadgen.channel", index);
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(addr, g_security.credentials, args);
 }
 
 bool WaitConnected(const std::vector<std::shared_ptr<grpc::Channel>>& channels) {
@@ -1000,6 +1038,7 @@ bool Prefill(pb::Cache::Stub* stub, const Flags& f, uint64_t n) {
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    Authorize(&ctx);
     const grpc::Status st = stub->MultiSet(&ctx, req, &resp);
     if (!st.ok()) {
       std::fprintf(stderr, "ringcache_loadgen: prefill MultiSet failed: %s: %s\n",
@@ -1020,6 +1059,7 @@ bool Prefill(pb::Cache::Stub* stub, const Flags& f, uint64_t n) {
 bool GetStats(pb::Cache::Stub* stub, pb::StatsResponse* out) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  Authorize(&ctx);
   const grpc::Status st = stub->Stats(&ctx, pb::StatsRequest(), out);
   if (!st.ok()) {
     std::fprintf(stderr, "ringcache_loadgen: Stats failed: %s: %s\n",
@@ -1055,6 +1095,7 @@ int RunFill(pb::Cache::Stub* stub, const Flags& f) {
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(f.deadline_ms));
+    Authorize(&ctx);
     const grpc::Status st = stub->MultiSet(&ctx, req, &resp);
     if (!st.ok()) {
       std::fprintf(stderr, "ringcache_loadgen: fill MultiSet failed: %s: %s\n",
@@ -1137,6 +1178,24 @@ int main(int argc, char** argv) {
   Shared shared;
   Flags& f = shared.flags;
   if (const int rc = ParseFlags(argc, argv, &f); rc != 0) return rc == 1 ? 0 : 2;
+  if (!f.tls_ca_file.empty()) {
+    grpc::SslCredentialsOptions pem;
+    if (!ReadTrimmed(f.tls_ca_file, &pem.pem_root_certs)) {
+      std::fprintf(stderr, "ringcache_loadgen: cannot read --tls-ca-file %s\n",
+                   f.tls_ca_file.c_str());
+      return 2;
+    }
+    g_security.credentials = grpc::SslCredentials(pem);
+  }
+  if (!f.token_file.empty()) {
+    std::string token;
+    if (!ReadTrimmed(f.token_file, &token)) {
+      std::fprintf(stderr, "ringcache_loadgen: cannot read --token-file %s\n",
+                   f.token_file.c_str());
+      return 2;
+    }
+    g_security.authorization = "Bearer " + token;
+  }
 
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (uint32_t i = 0; i < f.channels; ++i) {

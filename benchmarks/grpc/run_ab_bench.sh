@@ -15,11 +15,16 @@
 # (unary calls one by one, Pipeline and MultiGet in batches per owner); the CPU per
 # operation is then the sum over the build's nodes.
 #
+# --a-args/--b-args add ringcached flags to one build, --a-client/--b-client loadgen flags
+# to its runs: the same binary twice compares settings (run_tls_bench.sh: TLS on and off).
+#
 # Usage: run_ab_bench.sh --a RINGCACHED --b RINGCACHED --loadgen BIN [--rounds N]
-#          [--duration-s S] [--nodes N] [--quick]
+#          [--duration-s S] [--nodes N] [--quick] [--a-args "FLAGS"] [--b-args "FLAGS"]
+#          [--a-client "FLAGS"] [--b-client "FLAGS"]
 set -euo pipefail
 
 A="" B="" LOADGEN="" ROUNDS=5 DURATION=5 WARMUP=1 KEYS=100000 NODES=1
+A_ARGS="" B_ARGS="" A_CLIENT="" B_CLIENT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --a) A="$2"; shift ;;
@@ -28,8 +33,12 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift ;;
     --nodes) NODES="$2"; shift ;;
     --duration-s) DURATION="$2"; shift ;;
+    --a-args) A_ARGS="$2"; shift ;;
+    --b-args) B_ARGS="$2"; shift ;;
+    --a-client) A_CLIENT="$2"; shift ;;
+    --b-client) B_CLIENT="$2"; shift ;;
     --quick) ROUNDS=1 DURATION=0.5 WARMUP=0.2 KEYS=20000 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_ab_bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,7 +60,10 @@ trap cleanup EXIT
 # start NAME BIN: starts a ringcached (or a cluster of NODES); sets PID_<NAME> (the nodes'
 # pids) and ADDR_<NAME> (the first node's address).
 start() {
-  local name="$1" bin="$2" n addr first="" pids=()
+  local name="$1" bin="$2" n addr first="" pids=() extra client
+  local extra_var="${name}_ARGS" client_var="${name}_CLIENT"
+  read -r -a extra <<<"${!extra_var}"
+  read -r -a client <<<"${!client_var}"
   for ((n = 1; n <= NODES; n++)); do
     local cluster_args=()
     if ((NODES > 1)); then
@@ -59,7 +71,7 @@ start() {
       [[ -n "$first" ]] && cluster_args+=(--seeds "$first")
     fi
     "$bin" --listen 127.0.0.1:0 --metrics-listen "" --ready-file "$WORK/$name.$n.ready" \
-      --memory 1GiB --threads "$(nproc)" --log-level warn "${cluster_args[@]}" \
+      --memory 1GiB --threads "$(nproc)" --log-level warn "${cluster_args[@]}" "${extra[@]}" \
       >"$WORK/$name.$n.log" 2>&1 &
     PIDS+=("$!")
     pids+=("$!")
@@ -73,7 +85,7 @@ start() {
   # A joiner serves once its transition completes: retry the prefill until it goes through.
   for _ in $(seq 50); do
     "$LOADGEN" --addr "$first" --prefill --keys "$KEYS" --value-size 32 --mode unary \
-      --inflight 1 --duration-s 0.01 --warmup-s 0 >/dev/null 2>&1 && return 0
+      --inflight 1 --duration-s 0.01 --warmup-s 0 "${client[@]}" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   echo "prefill of $name failed" >&2
@@ -100,11 +112,12 @@ cpu_ticks() {
 run() {
   local workload="$1" who="$2"; shift 2
   local pid_var="PID_$who" addr_var="ADDR_$who"
-  local pids t0 t1 out
+  local pids t0 t1 out client client_var="${who}_CLIENT"
   read -r -a pids <<<"${!pid_var}"
+  read -r -a client <<<"${!client_var}"
   t0=$(cpu_ticks "${pids[@]}")
   out=$("$LOADGEN" --addr "${!addr_var}" --keys "$KEYS" --value-size 32 --ops get --verify \
-        --duration-s "$DURATION" --warmup-s "$WARMUP" "$@" 2>&1 | grep '^RESULT' || true)
+        --duration-s "$DURATION" --warmup-s "$WARMUP" "$@" "${client[@]}" 2>&1 | grep '^RESULT' || true)
   t1=$(cpu_ticks "${pids[@]}")
   [[ -n "$out" ]] || { echo "loadgen failed: $workload on $who" >&2; exit 1; }
   if ! grep -q ' misses=0 wrong=0 errors=0' <<<"$out"; then

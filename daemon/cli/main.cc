@@ -17,6 +17,7 @@
 //   2  usage error
 //   3  any other error (unavailable, invalid argument, deadline exceeded, ...)
 // Errors go to stderr as "ringcache-cli: CODE_NAME: message".
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/client_interceptor.h>
 #include <unistd.h>
@@ -184,20 +185,33 @@ struct GlobalOptions {
   int64_t timeout_ms = 5000;
   std::string token_file;
   std::string token;  // Read from token_file.
+  // TLS: on with --tls or any --tls-* file.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
+  // Read from the files above.
+  grpc::SslCredentialsOptions tls_pem;
 };
 
-// A channel to `address` whose every call carries `token` (authorization: Bearer, the
-// node's --auth-tokens-file), unless it is empty.
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std::string& token) {
+// A channel to `address` (with TLS if options.tls) whose every call carries options.token
+// (authorization: Bearer, the node's --auth-tokens-file), unless it is empty.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
+                                          const GlobalOptions& options) {
   grpc::ChannelArguments args;
   // Values may be as large as the node allows (8 MiB by default, more if configured):
   // never let the client's default 4 MiB receive limit be the one that fails.
   args.SetMaxReceiveMessageSize(-1);
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
   ringcache::proto::MetadataList metadata;
-  if (!token.empty()) metadata.emplace_back("authorization", "Bearer " + token);
+  if (!options.token.empty()) metadata.emplace_back("authorization", "Bearer " + options.token);
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, grpc::InsecureChannelCredentials(), args,
-      ringcache::proto::CallMetadata(std::move(metadata)));
+      address,
+      options.tls ? grpc::SslCredentials(options.tls_pem) : grpc::InsecureChannelCredentials(),
+      args, ringcache::proto::CallMetadata(std::move(metadata)));
 }
 
 // One channel to one node, the stubs over it, and the error reporting every command shares.
@@ -205,7 +219,7 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std:
 class Connection {
  public:
   explicit Connection(GlobalOptions options) : options_(std::move(options)) {
-    channel_ = NewChannel(options_.addr, options_.token);
+    channel_ = NewChannel(options_.addr, options_);
     cache_ = pb::Cache::NewStub(channel_);
     health_ = health::Health::NewStub(channel_);
     membership_ = pb::Membership::NewStub(channel_);
@@ -236,6 +250,9 @@ class Connection {
         channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
       // The transport failed, not the node: say where we tried to go.
       message = "cannot reach " + options_.addr + " (" + server_message + ")";
+      if (!options_.tls && server_message.find("Socket closed") != std::string::npos) {
+        message += "; if the node serves TLS, add --tls or --tls-ca-file";
+      }
     } else if (grpc_code == grpc::StatusCode::DEADLINE_EXCEEDED && what.empty()) {
       message = "no answer from " + options_.addr + " within " +
                 std::to_string(options_.timeout_ms) + " ms (--timeout-ms)";
@@ -636,8 +653,7 @@ std::string ProgressLine(uint64_t epoch, const pb::MigrationProgress& m) {
 // Stats of the node at `address`, on a channel of its own (with conn's token), with conn's
 // deadline.
 grpc::Status StatsOf(const Connection& conn, const std::string& address, pb::StatsResponse* out) {
-  std::unique_ptr<pb::Cache::Stub> stub =
-      pb::Cache::NewStub(NewChannel(address, conn.options().token));
+  std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(NewChannel(address, conn.options()));
   grpc::ClientContext context;
   conn.Prepare(&context);
   return stub->Stats(&context, pb::StatsRequest(), out);
@@ -645,8 +661,7 @@ grpc::Status StatsOf(const Connection& conn, const std::string& address, pb::Sta
 
 // The view held by the node at `address`.
 grpc::Status TopologyOf(const Connection& conn, const std::string& address, pb::ClusterView* out) {
-  std::unique_ptr<pb::Cache::Stub> stub =
-      pb::Cache::NewStub(NewChannel(address, conn.options().token));
+  std::unique_ptr<pb::Cache::Stub> stub = pb::Cache::NewStub(NewChannel(address, conn.options()));
   grpc::ClientContext context;
   conn.Prepare(&context);
   return stub->Topology(&context, pb::TopologyRequest(), out);
@@ -1056,6 +1071,8 @@ bool LooksLikeAddress(const std::string& addr) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // gRPC's own log lines (a failed TLS handshake) would repeat what the CLI reports.
+  gpr_set_log_function([](gpr_log_func_args*) {});
   CLI::App app{
       "ringcache-cli: command-line client for a ringcached node or cluster.\n"
       "Exit codes: 0 ok; 1 key not found, condition not met, or fewer replica acks than\n"
@@ -1080,6 +1097,17 @@ int main(int argc, char** argv) {
                  "every call carries it")
       ->envname("RINGCACHE_TOKEN_FILE")
       ->check(CLI::ExistingFile);
+  app.add_flag("--tls", global.tls, "Connect with TLS (the system's CAs verify the node)");
+  app.add_option("--tls-ca-file", global.tls_ca_file,
+                 "PEM CA certificates that verify the node's certificate (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert-file", global.tls_cert_file,
+                 "PEM client certificate, for a node with --tls-client-certs (implies --tls)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key-file", global.tls_key_file, "PEM private key of --tls-cert-file")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-server-name", global.tls_server_name,
+                 "Name to check the node's certificate against, instead of --addr's host");
 
   // Shared by the write commands (--wc) and the read commands (--read); only one command
   // runs, so they can share the variables.
@@ -1279,6 +1307,17 @@ int main(int argc, char** argv) {
       global.token.pop_back();
     }
     if (global.token.empty()) return UsageError("--token-file: " + global.token_file + " is empty");
+  }
+  if (!global.tls_ca_file.empty() || !global.tls_cert_file.empty()) global.tls = true;
+  if (global.tls_cert_file.empty() != global.tls_key_file.empty()) {
+    return UsageError("--tls-cert-file and --tls-key-file go together");
+  }
+  const std::pair<const std::string*, std::string*> pem_files[] = {
+      {&global.tls_ca_file, &global.tls_pem.pem_root_certs},
+      {&global.tls_cert_file, &global.tls_pem.pem_cert_chain},
+      {&global.tls_key_file, &global.tls_pem.pem_private_key}};
+  for (const auto& [path, pem] : pem_files) {
+    if (!path->empty() && !ReadFile(*path, pem)) return UsageError("cannot read " + *path);
   }
   Connection conn(global);
   if (*get) return CmdGet(conn, get_key, read);

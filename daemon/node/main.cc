@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -37,6 +38,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "auth_support.h"
 #include "byte_size.h"
 #include "ringcache/node/node.h"
 
@@ -85,6 +87,11 @@ struct Flags {
   std::string cluster_secret_file;
   std::string auth_tokens_file;
   bool protected_mode = true;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  std::string tls_client_certs = "none";
+  int64_t tls_reload_s = 60;
   uint64_t max_epoch_jump = 1000000;
 };
 
@@ -301,6 +308,34 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "--resp-listen) on anything but a loopback address, as\n"
                  "Redis's protected mode. false: allow it, on a trusted network")
       ->group(kSecurity);
+  app.add_option("--tls-cert-file", flags->tls_cert_file,
+                 "PEM certificate chain of this node: serve TLS on --listen\n"
+                 "and present it to other members. It must name the address\n"
+                 "they dial (--advertise) as a subject alternative name")
+      ->check(CLI::ExistingFile)
+      ->group(kSecurity);
+  app.add_option("--tls-key-file", flags->tls_key_file,
+                 "PEM private key of --tls-cert-file (not encrypted)")
+      ->check(CLI::ExistingFile)
+      ->group(kSecurity);
+  app.add_option("--tls-ca-file", flags->tls_ca_file,
+                 "PEM CA certificates that verify other members' certificates\n"
+                 "and, with --tls-client-certs, clients'. Default: the system's")
+      ->check(CLI::ExistingFile)
+      ->group(kSecurity);
+  app.add_option("--tls-client-certs", flags->tls_client_certs,
+                 "Ask clients for a certificate signed by --tls-ca-file: none,\n"
+                 "verify (check one that is sent), require (refuse a client\n"
+                 "without one; members too)")
+      ->check(CLI::IsMember({"none", "verify", "require"}))
+      ->capture_default_str()
+      ->group(kSecurity);
+  app.add_option("--tls-reload-s", flags->tls_reload_s,
+                 "Read the TLS files again this often, in seconds: renewed\n"
+                 "certificates are used without a restart")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}))
+      ->capture_default_str()
+      ->group(kSecurity);
   app.add_option("--max-epoch-jump", flags->max_epoch_jump,
                  "Refuse a view pushed to this node more than this many epochs\n"
                  "above the one it holds (a member's bug or a forged view)")
@@ -357,6 +392,11 @@ const char* FlagOfMessage(const std::string& message) {
       {"max_epoch_jump", "--max-epoch-jump: "},
       {"the cluster secret", "--cluster-secret-file: "},
       {"client_tokens_file", "--auth-tokens-file: "},
+      {"tls.cert_file", "--tls-cert-file: "},
+      {"tls.key_file", "--tls-key-file: "},
+      {"tls.ca_file", "--tls-ca-file: "},
+      {"tls.client_certs", "--tls-client-certs: "},
+      {"tls.reload_interval", "--tls-reload-s: "},
   };
   for (const auto& [field, flag] : kFlags) {
     if (message.starts_with(field) &&
@@ -368,10 +408,19 @@ const char* FlagOfMessage(const std::string& message) {
 }
 
 // Routes gRPC's own log lines (e.g. the reason a port cannot be bound) through spdlog.
+// A failed TLS handshake (a client with the wrong CA, or plaintext on a TLS port) is one
+// line per connection attempt, which anyone who can connect can repeat: those are logged
+// as warnings, at most one a second with the number skipped.
 void GrpcLogToSpdlog(gpr_log_func_args* args) {
   spdlog::level::level_enum level = spdlog::level::info;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
   if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = spdlog::level::debug;
+  if (std::strstr(args->message, "Handshake failed") != nullptr) {
+    static const ringcache::internal::RefusalLog handshakes(
+        [](ringcache::LogLevel, std::string_view line) { spdlog::warn("{}", line); });
+    handshakes.Note([args] { return "grpc: " + std::string(args->message); });
+    return;
+  }
   spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
 }
 
@@ -599,6 +648,15 @@ int main(int argc, char** argv) {
       .protected_mode = flags.protected_mode,
       .log = NodeLog,
   };
+  options.tls = {.cert_file = flags.tls_cert_file,
+                 .key_file = flags.tls_key_file,
+                 .ca_file = flags.tls_ca_file,
+                 .client_certs = flags.tls_client_certs == "require"
+                                     ? ringcache::NodeTlsOptions::ClientCerts::kRequire
+                                 : flags.tls_client_certs == "verify"
+                                     ? ringcache::NodeTlsOptions::ClientCerts::kVerify
+                                     : ringcache::NodeTlsOptions::ClientCerts::kNone,
+                 .reload_interval = std::chrono::seconds(flags.tls_reload_s)};
   if (!flags.cluster_secret_file.empty()) {
     ringcache::Result<std::string> secret = ReadSecretFile(flags.cluster_secret_file);
     if (!secret.ok()) {
@@ -644,7 +702,7 @@ int main(int argc, char** argv) {
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
       "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
-      "protected_mode={}",
+      "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
@@ -662,7 +720,8 @@ int main(int argc, char** argv) {
       flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
       flags.max_epoch_jump, flags.auth_tokens_file.empty() ? "(none)" : flags.auth_tokens_file,
-      flags.protected_mode);
+      flags.protected_mode, flags.tls_cert_file.empty() ? "(none: plaintext)" : flags.tls_cert_file,
+      flags.tls_ca_file.empty() ? "(system)" : flags.tls_ca_file, flags.tls_client_certs);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.

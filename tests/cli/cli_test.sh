@@ -315,4 +315,24 @@ RINGCACHE_TOKEN_FILE=$work/reader.token expect 0 "$cli" stats
 ok "with --auth-tokens-file: no token exits 3 (UNAUTHENTICATED), a read token reads and cannot write"
 node_stop
 
+# --- TLS -----------------------------------------------------------------------------------
+bash "$here/../integration/make_test_certs.sh" "$work/certs"
+node_start "$ringcached" "$work" --tls-cert-file "$work/certs/node.pem" \
+  --tls-key-file "$work/certs/node.key"
+export RINGCACHE_ADDR=$NODE_ADDR
+expect 0 "$cli" --tls-ca-file "$work/certs/ca.pem" set greeting hello
+expect 0 "$cli" --tls-ca-file "$work/certs/ca.pem" get greeting
+out_is "hello"
+expect 3 "$cli" get greeting
+err_has "if the node serves TLS, add --tls or --tls-ca-file"
+expect 3 "$cli" --tls-ca-file "$work/certs/other-ca.pem" get greeting
+err_has "certificate verify failed"
+[[ ! -s $err ]] || ! grep -q "^E[0-9]" "$err" || fail "gRPC's own log lines reached stderr"
+# The certificate names 127.0.0.1 and localhost; another name is refused unless overridden.
+port=${NODE_ADDR##*:}
+expect 0 "$cli" --addr "localhost:$port" --tls-ca-file "$work/certs/ca.pem" get greeting
+expect 3 "$cli" --tls-ca-file "$work/certs/ca.pem" --tls-server-name ringcache.example get greeting
+ok "TLS: --tls-ca-file connects, plaintext and another CA exit 3 with the reason"
+node_stop
+
 echo "$passed passed, 0 failed"

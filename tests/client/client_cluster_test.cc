@@ -19,6 +19,7 @@
 #include "cluster_harness.h"
 #include "private_file.h"
 #include "ringcache/client/client.h"
+#include "test_certs.h"
 
 namespace ringcache::client_test {
 namespace {
@@ -332,6 +333,33 @@ TEST_CASE("Client carries its token to every node, and a node refuses a client w
   CHECK_THAT(refused.status().message(), Catch::Contains("needs the role read-write"));
   CHECK(Client::Connect({.seeds = {cluster.address(0)}, .token = "bad token"}).status().code() ==
         StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Client reaches a TLS cluster with its CA, and not without it",
+          "[client][cluster][security][tls]") {
+  it::TestCerts certs;
+  TestCluster cluster(
+      {.nodes = 2, .extra_args = certs.NodeFlags(), .credentials = certs.Client("ca.pem")});
+  REQUIRE(cluster.Start());
+  Options tls{.seeds = {cluster.address(0)}};
+  tls.tls = {.enabled = true, .ca_file = certs.path("ca.pem")};
+  auto client = MustConnect(cluster, tls);
+  const std::vector<std::string> keys = Keys(20, "tls:");
+  for (const std::string& key : keys) REQUIRE(client->Set(key, "v:" + key).ok());
+  for (const std::string& key : keys) CHECK(client->Get(key)->value == "v:" + key);
+
+  Options plaintext{.seeds = {cluster.address(0)},
+                    .connect_timeout = std::chrono::milliseconds(500)};
+  CHECK_FALSE(Client::Connect(plaintext).ok());
+  Options wrong_ca = tls;
+  wrong_ca.connect_timeout = std::chrono::milliseconds(500);
+  wrong_ca.tls.ca_file = certs.path("other-ca.pem");
+  CHECK_FALSE(Client::Connect(wrong_ca).ok());
+  Options missing = tls;
+  missing.tls.ca_file = certs.path("no-such.pem");
+  const auto refused = Client::Connect(missing);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("cannot read"));
 }
 
 }  // namespace

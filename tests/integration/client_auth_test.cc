@@ -323,18 +323,7 @@ TEST_CASE("ringcached refuses client settings it cannot honour", "[integration][
       {{"--cluster-secret-file", secret.path(), "--auth-tokens-file", bad_tokens.path()},
        "line 1: a token is 16 to 1024 bytes, got 5"},
   };
-  for (const Case& c : cases) {
-    NodeProcess node;
-    std::vector<std::string> args = {"--metrics-listen", ""};
-    if (c.args[0] != "--listen") args.insert(args.end(), {"--listen", "127.0.0.1:0"});
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    node.SpawnRaw(args);
-    const std::optional<ExitStatus> exit = node.WaitExit(15s);
-    INFO(node.Stderr());
-    REQUIRE(exit.has_value());
-    CHECK(*exit != ExitStatus::Code(0));
-    CHECK(node.Stderr().find(c.message) != std::string::npos);
-  }
+  for (const Case& c : cases) CheckRefusedAtStartup(c.args, c.message);
 }
 
 }  // namespace

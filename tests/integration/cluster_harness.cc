@@ -101,7 +101,7 @@ bool TestCluster::Start() {
   for (size_t i = 0; i < n; ++i) {
     std::vector<std::string> seeds;
     if (i > 0) seeds.push_back(nodes_[0]->GrpcAddress());
-    nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", {})));
+    nodes_.push_back(MakeNode(NodeArgs(i, seeds, "", {})));
     node_extra_args_.emplace_back();
     departed_.push_back(false);
     if (!StartNode(i)) return false;
@@ -122,7 +122,7 @@ bool TestCluster::AddNodeNoWait(const std::vector<std::string>& extra_args) {
 size_t TestCluster::SpawnNode(const std::vector<std::string>& extra_args) {
   const size_t i = nodes_.size();
   std::vector<std::string> seeds = SeedsExcept(i);
-  nodes_.push_back(std::make_unique<NodeProcess>(NodeArgs(i, seeds, "", extra_args)));
+  nodes_.push_back(MakeNode(NodeArgs(i, seeds, "", extra_args)));
   node_extra_args_.push_back(extra_args);
   departed_.push_back(false);
   nodes_[i]->StartNoWait();
@@ -149,7 +149,7 @@ bool TestCluster::Restart(size_t i, bool same_port, const std::vector<std::strin
   for (const std::string& s : SeedsExcept(i)) seeds.push_back(s);
   // A new NodeProcess (new log dir): the seeds differ from the first start's. The old
   // one's logs stay registered and are printed too if the test fails.
-  nodes_[i] = std::make_unique<NodeProcess>(NodeArgs(i, seeds, listen, node_extra_args_[i]));
+  nodes_[i] = MakeNode(NodeArgs(i, seeds, listen, node_extra_args_[i]));
   if (!StartNode(i)) return false;
   return WaitConverged();
 }
@@ -200,6 +200,12 @@ bool TestCluster::Stop(std::chrono::milliseconds timeout) {
   }
   if (!all_ok) error_ = "Stop: " + Join(problems, "; ");
   return all_ok;
+}
+
+std::unique_ptr<NodeProcess> TestCluster::MakeNode(std::vector<std::string> args) const {
+  auto node = std::make_unique<NodeProcess>(std::move(args));
+  node->set_credentials(options_.credentials);
+  return node;
 }
 
 std::optional<v1::ClusterView> TestCluster::Topology(size_t i) const {

@@ -70,6 +70,9 @@ struct ClusterOptions {
   // A client token (--auth-tokens-file) the harness's own calls (Topology) carry; empty =
   // none.
   std::string token = {};
+  // The credentials of every channel to the nodes (Stub(), the harness's own calls), for
+  // nodes with TLS; nullptr = plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr;
   // Bound for one node's ready file (which it writes once it holds a view).
   std::chrono::milliseconds ready_timeout{20'000};
   // Bound for the nodes to agree on a view after a start, add or restart.
@@ -157,6 +160,7 @@ class TestCluster {
   // Addresses of the running nodes other than `except`.
   std::vector<std::string> SeedsExcept(size_t except) const;
   bool StartNode(size_t i);
+  std::unique_ptr<NodeProcess> MakeNode(std::vector<std::string> args) const;
 
   ClusterOptions options_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;

@@ -356,7 +356,9 @@ std::shared_ptr<grpc::Channel> NodeProcess::NewChannel() const {
   args.SetMaxSendMessageSize(-1);
   // A connection of its own, not shared with other channels of this test process.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(grpc_address_, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      grpc_address_, credentials_ != nullptr ? credentials_ : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 std::unique_ptr<ringcache::v1::Cache::Stub> NodeProcess::NewStub() const {
@@ -375,6 +377,21 @@ std::string NodeProcess::Stdout() const {
 
 void RequireStart(NodeProcess& node, std::chrono::milliseconds ready_timeout) {
   if (!node.Start(ready_timeout)) FAIL("ringcached did not start: " << node.Error());
+}
+
+void CheckRefusedAtStartup(const std::vector<std::string>& args, const std::string& message) {
+  NodeProcess node;
+  std::vector<std::string> all = {"--metrics-listen", ""};
+  if (std::find(args.begin(), args.end(), "--listen") == args.end()) {
+    all.insert(all.end(), {"--listen", "127.0.0.1:0"});
+  }
+  all.insert(all.end(), args.begin(), args.end());
+  node.SpawnRaw(all);
+  const std::optional<ExitStatus> exit = node.WaitExit(std::chrono::seconds(15));
+  INFO(node.Stderr());
+  REQUIRE(exit.has_value());
+  CHECK(*exit != ExitStatus::Code(0));
+  CHECK(node.Stderr().find(message) != std::string::npos);
 }
 
 void SetDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) {

@@ -100,8 +100,12 @@ class NodeProcess {
   // The Redis-protocol address from the ready file ("" unless started with --resp-listen).
   const std::string& RespAddress() const { return resp_address_; }
 
-  // A new channel to the node's gRPC address with unlimited client message sizes.
+  // A new channel to the node's gRPC address with unlimited client message sizes, with
+  // the credentials set by set_credentials (plaintext by default).
   std::shared_ptr<grpc::Channel> NewChannel() const;
+  void set_credentials(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    credentials_ = std::move(credentials);
+  }
   std::unique_ptr<ringcache::v1::Cache::Stub> NewStub() const;
 
   // What the daemon wrote to stderr / stdout since it was last spawned.
@@ -138,10 +142,16 @@ class NodeProcess {
   std::string resp_address_;
   std::string error_;
   int spawn_count_ = 0;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
 };
 
 // Catch2: starts `node` or fails the test case with the reason and the daemon's stderr.
 void RequireStart(NodeProcess& node, std::chrono::milliseconds ready_timeout = kReadyTimeout);
+
+// Starts ringcached with `args` (and --metrics-listen "", and --listen 127.0.0.1:0 unless
+// `args` has --listen) and checks that it exits with an error within 15 s, saying `message`
+// on stderr.
+void CheckRefusedAtStartup(const std::vector<std::string>& args, const std::string& message);
 
 // Sets a deadline `timeout` from now on `ctx`.
 void SetDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds timeout = kRpcTimeout);

@@ -686,6 +686,75 @@ class ShutdownTest(unittest.TestCase):
             self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
 
+class TlsAndTokensTest(unittest.TestCase):
+    """What a Python service does with a node that has TLS and client tokens: a channel
+    with grpc.ssl_channel_credentials and the node's CA, and its token as call metadata
+    (docs/security.md). Certificates come from tests/integration/make_test_certs.sh."""
+
+    WRITER = "py-writer-token-0123456789"
+    READER = "py-reader-token-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="ringcache-pytls-")
+        certs = os.path.join(cls.dir, "certs")
+        subprocess.run(["bash", os.path.join(REPO, "tests", "integration", "make_test_certs.sh"),
+                        certs], check=True)
+        cls.certs = certs
+        old_umask = os.umask(0o077)
+        with open(os.path.join(cls.dir, "secret"), "w") as f:
+            f.write("py-tls-test-cluster-secret\n")
+        with open(os.path.join(cls.dir, "tokens"), "w") as f:
+            f.write("app read-write %s\ndash read %s\n" % (cls.WRITER, cls.READER))
+        os.umask(old_umask)
+        cls.node = Node(CONFIG["ringcached"], "--tls-cert-file", os.path.join(certs, "node.pem"),
+                        "--tls-key-file", os.path.join(certs, "node.key"), "--cluster-secret-file",
+                        os.path.join(cls.dir, "secret"), "--auth-tokens-file",
+                        os.path.join(cls.dir, "tokens"), node_id="py-tls")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def stub(self, ca="ca.pem"):
+        with open(os.path.join(self.certs, ca), "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(self.node.addr, creds)
+        self.addCleanup(channel.close)
+        return pb2_grpc.CacheStub(channel)
+
+    def bearer(self, token):
+        return [("authorization", "Bearer " + token)]
+
+    def test_tokens_over_tls(self):
+        stub = self.stub()
+        stub.Set(pb2.SetRequest(key=b"py-tls", value=b"v"), metadata=self.bearer(self.WRITER),
+                 timeout=CALL_TIMEOUT_S)
+        got = stub.Get(pb2.GetRequest(key=b"py-tls"), metadata=self.bearer(self.READER),
+                       timeout=CALL_TIMEOUT_S)
+        self.assertEqual(got.value, b"v")
+        with self.assertRaises(grpc.RpcError) as ctx:
+            stub.Get(pb2.GetRequest(key=b"py-tls"), timeout=CALL_TIMEOUT_S)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        self.assertIn("needs a client token", ctx.exception.details())
+        with self.assertRaises(grpc.RpcError) as ctx:
+            stub.Set(pb2.SetRequest(key=b"py-tls", value=b"x"), metadata=self.bearer(self.READER),
+                     timeout=CALL_TIMEOUT_S)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+
+    def test_plaintext_and_another_ca_cannot_connect(self):
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.node.stub.Get(pb2.GetRequest(key=b"py-tls"), metadata=self.bearer(self.READER),
+                               timeout=CALL_TIMEOUT_S)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub("other-ca.pem").Get(pb2.GetRequest(key=b"py-tls"),
+                                          metadata=self.bearer(self.READER),
+                                          timeout=CALL_TIMEOUT_S)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+
 def main():
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--ringcached", default=CONFIG["ringcached"])

@@ -11,10 +11,12 @@ Exit: 0 pass; 1 fail; 77 python3-redis missing (skip; scripts/install-deps.sh in
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 from ringcache_nodes import start_cluster, stop_cluster, wait_settled  # noqa: E402
 
 try:
@@ -25,6 +27,46 @@ except ImportError:
 
 READER = "reader-token-0123456789abcdef"
 WRITER = "writer-token-0123456789abcdef"
+
+
+def check_tls(binary, tmp, failures):
+    """One node with TLS and tokens: redis-py with ssl=True and the CA reaches it (and
+    redis-cli --tls, as a user would); plaintext and another CA do not."""
+    certs = os.path.join(tmp, "certs")
+    subprocess.run(["bash", os.path.join(HERE, "..", "integration", "make_test_certs.sh"), certs],
+                   check=True)
+    procs, ports = start_cluster(
+        binary, tmp, nodes=1,
+        extra_args=["--cluster-secret-file", os.path.join(tmp, "secret"),
+                    "--auth-tokens-file", os.path.join(tmp, "tokens"),
+                    "--tls-cert-file", os.path.join(certs, "node.pem"),
+                    "--tls-key-file", os.path.join(certs, "node.key")])
+    try:
+        tls = redis.Redis(host="127.0.0.1", port=ports[0], password=WRITER, ssl=True,
+                          ssl_ca_certs=os.path.join(certs, "ca.pem"), socket_timeout=10)
+        if tls.set("tls:k", "v") is not True or tls.get("tls:k") != b"v":
+            failures.append("TLS: set/get through redis-py with ssl=True failed")
+        for what, client in [
+                ("plaintext", redis.Redis(host="127.0.0.1", port=ports[0], password=WRITER,
+                                          socket_timeout=5)),
+                ("another CA", redis.Redis(host="127.0.0.1", port=ports[0], password=WRITER,
+                                           ssl=True, socket_timeout=5,
+                                           ssl_ca_certs=os.path.join(certs, "other-ca.pem")))]:
+            try:
+                client.get("tls:k")
+                failures.append("TLS: a %s client was served" % what)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                pass
+        cli = shutil.which("redis-cli")
+        if cli:
+            out = subprocess.run([cli, "-p", str(ports[0]), "--tls", "--cacert",
+                                  os.path.join(certs, "ca.pem"), "--user", "web", "--pass", WRITER,
+                                  "--no-auth-warning", "get", "tls:k"],
+                                 capture_output=True, text=True, timeout=10)
+            if out.stdout.strip() != "v":
+                failures.append("TLS: redis-cli --tls got %r %r" % (out.stdout, out.stderr))
+    finally:
+        stop_cluster(procs)
 
 
 def main():
@@ -103,6 +145,8 @@ def main():
                "WRONGPASS invalid username-password pair", lambda: misnamed.ping())
     finally:
         stop_cluster(procs)
+    if not failures:
+        check_tls(opts.ringcached, tmp, failures)
     if failures:
         for f in failures:
             print("FAIL:", f)

@@ -247,7 +247,10 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      options.listen_address,
+      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+      &port);
   builder.RegisterService(server->service_.get());
   for (grpc::Service* service : options.extra_services) builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);

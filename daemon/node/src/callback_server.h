@@ -27,6 +27,7 @@
 #pragma once
 
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
 #include <atomic>
@@ -111,6 +112,8 @@ struct CallbackServerOptions {
   // More services to serve on the same port (the node's Membership and Replication). Not
   // owned; they must outlive the server. Default none.
   std::vector<grpc::Service*> extra_services = {};
+  // The port's credentials (NodeTls's with TLS); nullptr = plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
   // Check forwarded calls and clients' tokens (ServerEnv::Admit). Not owned; nullptr = no
   // check.
   const ClusterAuth* cluster_auth = nullptr;

@@ -7,8 +7,31 @@
 
 namespace ringcache::internal {
 
+namespace {
+std::atomic<uint64_t> next_client_auth_id{1};
+}  // namespace
+
 ClientAuth::ClientAuth(std::string tokens_file, std::function<void(LogLevel, std::string_view)> log)
-    : file_(std::move(tokens_file)), log_(log), refusals_(std::move(log)) {}
+    : file_(std::move(tokens_file)),
+      log_(log),
+      id_(next_client_auth_id.fetch_add(1, std::memory_order_relaxed)),
+      refusals_(std::move(log)) {}
+
+const TokenTable* ClientAuth::CallTable() const {
+  struct Copy {
+    uint64_t owner = 0;
+    uint64_t generation = 0;
+    std::shared_ptr<const TokenTable> table;
+  };
+  thread_local Copy copy;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (copy.owner != id_ || copy.generation != generation) {
+    copy.table = table();
+    copy.owner = id_;
+    copy.generation = generation;
+  }
+  return copy.table.get();
+}
 
 Status ClientAuth::Load() {
   if (!enabled()) return Status::Ok();
@@ -38,7 +61,11 @@ Status ClientAuth::Load() {
   }
   const size_t count = parsed.value()->size();
   table_.store(std::move(parsed).value(), std::memory_order_release);
-  if (log_) log_(LogLevel::kInfo, "read " + std::to_string(count) + " client tokens from " + file_);
+  generation_.fetch_add(1, std::memory_order_release);
+  if (log_) {
+    log_(LogLevel::kInfo, "read " + std::to_string(count) +
+                              (count == 1 ? " client token" : " client tokens") + " from " + file_);
+  }
   return Status::Ok();
 }
 
@@ -55,7 +82,7 @@ grpc::Status ClientAuth::Authenticate(std::string_view authorization, grpc::Serv
   }
   const bool bearer = authorization.starts_with(kBearer);
   if (bearer) {
-    if (const std::shared_ptr<const TokenTable> t = table(); t != nullptr) {
+    if (const TokenTable* t = CallTable(); t != nullptr) {
       if (const TokenTable::Principal* who = t->Find(authorization.substr(kBearer.size()))) {
         *role = who->role;
         return grpc::Status::OK;

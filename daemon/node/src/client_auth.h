@@ -68,10 +68,17 @@ class ClientAuth {
 
  private:
   std::shared_ptr<const TokenTable> table() const { return table_.load(std::memory_order_acquire); }
+  // The table for a call, without touching table_'s reference count: each thread keeps a
+  // copy of the table it last used, with the generation it had, so a call costs one load
+  // of generation_ rather than a shared_ptr copy (atomic read-modify-writes on a line that
+  // every gRPC thread shares). Null before the first Load.
+  const TokenTable* CallTable() const;
 
   const std::string file_;
   const std::function<void(LogLevel, std::string_view)> log_;
   std::atomic<std::shared_ptr<const TokenTable>> table_;
+  std::atomic<uint64_t> generation_{0};  // Raised by Load after each new table.
+  const uint64_t id_;                    // Unique per ClientAuth, for the threads' copies.
   RefusalLog refusals_;
 };
 

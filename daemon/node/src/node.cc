@@ -45,6 +45,7 @@
 #include "resp/server.h"
 #include "ringcache/metrics/http_metrics_server.h"
 #include "ringcache/metrics/metrics.h"
+#include "tls.h"
 
 #ifndef RINGCACHE_VERSION
 #error "RINGCACHE_VERSION must be defined by the build (the CMake project version)"
@@ -228,6 +229,24 @@ Status CheckClusterOptions(const NodeOptions& o) {
   }
   if (Status s = internal::ClusterAuth::ValidateSecret(o.cluster_secret); !s.ok()) return s;
   if (o.max_epoch_jump < 1) return Status::InvalidArgument("max_epoch_jump must be at least 1");
+  if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
+    return Status::InvalidArgument(
+        std::string(o.tls.cert_file.empty() ? "tls.key_file" : "tls.cert_file") + " needs " +
+        (o.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file") +
+        ": a node with TLS needs both its certificate and its key");
+  }
+  if (!o.tls.enabled() && !o.tls.ca_file.empty()) {
+    return Status::InvalidArgument("tls.ca_file needs tls.cert_file and tls.key_file (TLS is off)");
+  }
+  if (o.tls.client_certs != NodeTlsOptions::ClientCerts::kNone && o.tls.ca_file.empty()) {
+    return Status::InvalidArgument(
+        "tls.client_certs needs tls.ca_file: the CAs that clients' certificates must be signed by");
+  }
+  if (o.tls.reload_interval < std::chrono::seconds(1) ||
+      o.tls.reload_interval > std::chrono::seconds(86400)) {
+    return Status::InvalidArgument("tls.reload_interval must be 1 s to one day, got " +
+                                   std::to_string(o.tls.reload_interval.count()) + " s");
+  }
   if (!o.client_tokens_file.empty() && o.cluster_secret.empty()) {
     return Status::InvalidArgument(
         "client_tokens_file needs a cluster secret (--cluster-secret-file): a member runs a "
@@ -334,6 +353,7 @@ struct Node::Impl {
   std::unique_ptr<internal::NodeMetrics> metrics;
   std::unique_ptr<internal::ClusterAuth> cluster_auth;
   std::unique_ptr<internal::ClientAuth> client_auth;
+  std::unique_ptr<internal::NodeTls> tls;  // Null without TLS.
   std::unique_ptr<internal::PeerPool> peers;
   std::unique_ptr<internal::ReplicatedStore> store;
   std::unique_ptr<internal::Membership> membership;
@@ -453,9 +473,11 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
             static_cast<double>(auth->tokens()));
   });
   if (impl->client_auth->enabled() && options.log) {
-    options.log(LogLevel::kWarn,
-                "client tokens travel in clear without TLS: anyone who can watch the traffic "
-                "to this node learns them (docs/security.md)");
+    if (!options.tls.enabled()) {
+      options.log(LogLevel::kWarn,
+                  "client tokens travel in clear without TLS (--tls-cert-file): anyone who can "
+                  "watch the traffic to this node learns them (docs/security.md)");
+    }
   }
   if (impl->cluster_auth->open() && options.log) {
     options.log(LogLevel::kWarn,
@@ -464,8 +486,11 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                 "reach " +
                     options.listen_address + " (docs/security.md)");
   }
-  impl->peers =
-      std::make_unique<internal::PeerPool>(static_cast<int>(max_message), impl->cluster_auth.get());
+  if (Status s = internal::CheckTlsFiles(options.tls, options.log); !s.ok()) return s;
+  if (options.tls.enabled()) impl->tls = std::make_unique<internal::NodeTls>(options.tls);
+  impl->peers = std::make_unique<internal::PeerPool>(
+      static_cast<int>(max_message), impl->cluster_auth.get(),
+      impl->tls != nullptr ? impl->tls->PeerCredentials() : nullptr);
   impl->store = std::make_unique<internal::ReplicatedStore>(
       internal::ReplicationOptions{.self_id = options.node_id,
                                    .backlog_bytes = options.replication_backlog_bytes,
@@ -557,6 +582,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       {.listen_address = options.listen_address,
        .max_receive_message_bytes = static_cast<int>(max_message),
        .extra_services = {n.membership->service(), n.store->service()},
+       .credentials = n.tls != nullptr ? n.tls->ServerCredentials() : nullptr,
        .cluster_auth = n.cluster_auth.get(),
        .client_auth = n.client_auth.get()},
       n.handlers.get(), n.metrics.get());
@@ -622,7 +648,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                            .max_bulk_bytes = max_arg,
                            .max_args = max_args,
                            .metrics = n.metrics.get(),
-                           .client_auth = n.client_auth.get()});
+                           .client_auth = n.client_auth.get(),
+                           .tls = options.tls,
+                           .log = options.log});
     if (!resp.ok()) return resp.status();  // ~Node stops the other servers.
     n.resp = std::move(resp).value();
     n.resp_address = n.resp->bound_address();

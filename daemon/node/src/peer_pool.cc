@@ -8,8 +8,12 @@
 
 namespace ringcache::internal {
 
-PeerPool::PeerPool(int max_message_bytes, const ClusterAuth* auth)
-    : max_message_bytes_(max_message_bytes), auth_(auth) {}
+PeerPool::PeerPool(int max_message_bytes, const ClusterAuth* auth,
+                   std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : max_message_bytes_(max_message_bytes),
+      auth_(auth),
+      credentials_(credentials != nullptr ? std::move(credentials)
+                                          : grpc::InsecureChannelCredentials()) {}
 
 PeerPool::Peer& PeerPool::Get(const std::string& address) {
   MutexLock lock(&mu_);
@@ -30,11 +34,10 @@ PeerPool::Peer& PeerPool::Get(const std::string& address) {
     peer = std::make_unique<Peer>();
     // Every call a node makes to another goes through here, so this is where the cluster
     // secret is added (cluster_auth.h).
-    peer->channel =
-        auth_ != nullptr && !auth_->open()
-            ? grpc::experimental::CreateCustomChannelWithInterceptors(
-                  address, grpc::InsecureChannelCredentials(), args, auth_->ClientInterceptors())
-            : grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    peer->channel = auth_ != nullptr && !auth_->open()
+                        ? grpc::experimental::CreateCustomChannelWithInterceptors(
+                              address, credentials_, args, auth_->ClientInterceptors())
+                        : grpc::CreateCustomChannel(address, credentials_, args);
     peer->cache = v1::Cache::NewStub(peer->channel);
     peer->membership = v1::Membership::NewStub(peer->channel);
     peer->replication = v1::Replication::NewStub(peer->channel);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
 
 #include <memory>
 #include <string>
@@ -21,8 +22,10 @@ class PeerPool {
  public:
   // `max_message_bytes`: receive/send limit of the channels (the node's message limit).
   // `auth` (not owned, outlives the pool; nullptr = none): every call on the pool's
-  // channels carries its cluster secret.
-  explicit PeerPool(int max_message_bytes, const ClusterAuth* auth = nullptr);
+  // channels carries its cluster secret. `credentials`: the channels' (NodeTls's with
+  // TLS); nullptr = plaintext.
+  explicit PeerPool(int max_message_bytes, const ClusterAuth* auth = nullptr,
+                    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
   // The channel to `address` (HOST:PORT), created on first use (connects lazily).
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
@@ -42,6 +45,7 @@ class PeerPool {
 
   const int max_message_bytes_;
   const ClusterAuth* const auth_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   Mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Peer>> peers_ RC_GUARDED_BY(mu_);
 };

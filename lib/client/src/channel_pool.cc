@@ -11,7 +11,8 @@ namespace {
 
 using ringcache::internal::MutexLock;
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std::string& token) {
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
+                                          const ChannelSecurity& security) {
   grpc::ChannelArguments args;
   // Values reach 8 MiB and MultiGet replies carry many: the 4 MiB default is too small.
   args.SetMaxReceiveMessageSize(-1);
@@ -20,10 +21,13 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const std:
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
   proto::MetadataList metadata;
-  if (!token.empty()) metadata.emplace_back("authorization", "Bearer " + token);
+  if (!security.token.empty()) metadata.emplace_back("authorization", "Bearer " + security.token);
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, grpc::InsecureChannelCredentials(), args, proto::CallMetadata(std::move(metadata)));
+      address,
+      security.credentials != nullptr ? security.credentials : grpc::InsecureChannelCredentials(),
+      args, proto::CallMetadata(std::move(metadata)));
 }
 
 }  // namespace
@@ -36,7 +40,7 @@ std::shared_ptr<v1::Cache::Stub> ChannelPool::Stub(const std::string& address) {
     // under the lock is cheap.
     it = stubs_
              .emplace(address, std::shared_ptr<v1::Cache::Stub>(
-                                   v1::Cache::NewStub(NewChannel(address, token_))))
+                                   v1::Cache::NewStub(NewChannel(address, security_))))
              .first;
   }
   return it->second;

@@ -8,6 +8,8 @@
 // Thread safety: has internal synchronization; every method may be called concurrently.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -20,11 +22,20 @@
 
 namespace ringcache::client::internal {
 
+// How the pool's channels reach the nodes.
+struct ChannelSecurity {
+  // Every call carries it (authorization: Bearer), unless it is empty.
+  std::string token;
+  // TLS credentials; nullptr = plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS: the name the nodes' certificates are checked against instead of the host
+  // dialled; empty = the host.
+  std::string server_name;
+};
+
 class ChannelPool {
  public:
-  // Every call on the pool's channels carries `token` (authorization: Bearer), unless it
-  // is empty.
-  explicit ChannelPool(std::string token = {}) : token_(std::move(token)) {}
+  explicit ChannelPool(ChannelSecurity security = {}) : security_(std::move(security)) {}
 
   // The stub for `address`, creating its channel if needed. Never null.
   std::shared_ptr<v1::Cache::Stub> Stub(const std::string& address);
@@ -36,7 +47,7 @@ class ChannelPool {
   size_t size() const;
 
  private:
-  const std::string token_;
+  const ChannelSecurity security_;
   mutable ringcache::internal::Mutex mu_;
   std::map<std::string, std::shared_ptr<v1::Cache::Stub>, std::less<>> stubs_ RC_GUARDED_BY(mu_);
 };

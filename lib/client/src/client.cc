@@ -17,6 +17,8 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -37,6 +39,7 @@ namespace ringcache::client {
 namespace {
 
 using internal::ChannelPool;
+using internal::ChannelSecurity;
 using internal::RoutingTable;
 using internal::TopologyWatcher;
 using ringcache::internal::Mutex;
@@ -144,7 +147,7 @@ class Latch {
 // ---------------------------------------------------------------------------------------
 
 struct Client::Impl {
-  explicit Impl(Options o) : options(std::move(o)), pool(options.token) {}
+  Impl(Options o, ChannelSecurity security) : options(std::move(o)), pool(std::move(security)) {}
 
   ~Impl() {
     // The watcher and the refresh callback call Adopt(): stop them while all is alive.
@@ -549,6 +552,12 @@ Status Options::Validate() const {
   }
   if (max_batch_keys == 0) return Status::InvalidArgument("Options.max_batch_keys must be >= 1");
   if (max_batch_bytes == 0) return Status::InvalidArgument("Options.max_batch_bytes must be >= 1");
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return Status::InvalidArgument("Options.tls.cert_file and key_file go together");
+  }
+  if (!tls.enabled && (!tls.ca_file.empty() || !tls.cert_file.empty())) {
+    return Status::InvalidArgument("Options.tls has files but tls.enabled is false");
+  }
   for (const char c : token) {
     if (c < 0x21 || c > 0x7e) {
       return Status::InvalidArgument(
@@ -569,7 +578,25 @@ ClientStats& ClientStats::operator+=(const ClientStats& o) {
 
 Result<std::unique_ptr<Client>> Client::Connect(Options options) {
   if (Status s = options.Validate(); !s.ok()) return s;
-  auto impl = std::make_unique<Impl>(std::move(options));
+  ChannelSecurity security{
+      .token = options.token, .credentials = nullptr, .server_name = options.tls.server_name};
+  if (options.tls.enabled) {
+    grpc::SslCredentialsOptions pem;
+    const std::pair<const std::string*, std::string*> files[] = {
+        {&options.tls.ca_file, &pem.pem_root_certs},
+        {&options.tls.cert_file, &pem.pem_cert_chain},
+        {&options.tls.key_file, &pem.pem_private_key}};
+    for (const auto& [path, out] : files) {
+      if (path->empty()) continue;
+      std::ifstream in(*path, std::ios::binary);
+      out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (!in || out->empty()) {
+        return Status::InvalidArgument("Options.tls: cannot read " + *path);
+      }
+    }
+    security.credentials = grpc::SslCredentials(pem);
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(security));
   const Options& o = impl->options;
   const Deadline deadline = Now() + o.connect_timeout;
   std::map<std::string, std::string> errors;  // seed -> last error

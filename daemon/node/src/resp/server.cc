@@ -16,8 +16,10 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "asio_listen.h"
+#include "auth_support.h"
 #include "cache_service.h"
 #include "node_metrics.h"
 #include "op_batch.h"
@@ -37,6 +39,35 @@ int64_t NowUnixMs() {
 
 constexpr size_t kReadChunk = 16 * 1024;
 
+// A TLS server context for `tls`'s files, or the reason they do not load.
+Result<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const NodeTlsOptions& tls) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  std::error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1,
+                   ec);
+  if (!ec) ctx->use_certificate_chain_file(tls.cert_file, ec);
+  if (!ec) ctx->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+  if (!ec && !tls.ca_file.empty()) ctx->load_verify_file(tls.ca_file, ec);
+  if (ec) {
+    return Status::InvalidArgument("the Redis port's TLS files (" + tls.cert_file + ", " +
+                                   tls.key_file + ") do not load: " + ec.message());
+  }
+  switch (tls.client_certs) {
+    case NodeTlsOptions::ClientCerts::kNone:
+      ctx->set_verify_mode(asio::ssl::verify_none);
+      break;
+    case NodeTlsOptions::ClientCerts::kVerify:
+      ctx->set_verify_mode(asio::ssl::verify_peer);
+      break;
+    case NodeTlsOptions::ClientCerts::kRequire:
+      ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+      break;
+  }
+  return ctx;
+}
+
 }  // namespace
 
 class RespConnection;
@@ -55,6 +86,7 @@ class RespServer::Impl {
       guards_.emplace_back(asio::make_work_guard(*ios_.back()));
     }
     acceptor_ = std::make_unique<tcp::acceptor>(*ios_[0]);
+    if (options_.tls.enabled()) reload_timer_ = std::make_unique<asio::steady_timer>(*ios_[0]);
     if (NodeMetrics* m = options_.metrics; m != nullptr) {
       for (const std::string_view name : RespCommandNames()) {
         counters_.push_back(
@@ -66,10 +98,16 @@ class RespServer::Impl {
   ~Impl() { Stop(); }
 
   Status Listen() {
+    if (options_.tls.enabled()) {
+      Result<std::shared_ptr<asio::ssl::context>> ctx = MakeTlsContext(options_.tls);
+      if (!ctx.ok()) return ctx.status();
+      tls_ = std::move(ctx).value();
+    }
     return metrics::OpenAcceptor(acceptor_.get(), options_.listen_address, &bound_);
   }
   void Run() {
     Accept();
+    if (reload_timer_ != nullptr) ScheduleTlsReload();
     for (auto& io : ios_) {
       threads_.emplace_back([ctx = io.get()] {
         pthread_setname_np(pthread_self(), "rc-resp");
@@ -112,6 +150,15 @@ class RespServer::Impl {
     std::lock_guard lock(mu_);
     return connections_.size();
   }
+  // The TLS context for a new connection; null without TLS.
+  std::shared_ptr<asio::ssl::context> TlsContext() {
+    std::lock_guard lock(mu_);
+    return tls_;
+  }
+  void NoteHandshakeFailure(const std::string& peer, const std::error_code& ec) {
+    handshake_failures_.Note(
+        [&] { return "Redis port: TLS handshake with " + peer + " failed: " + ec.message(); });
+  }
   // What a new connection's commands about the server read (INFO, CLIENT ID, ...).
   RespSession NewSession(std::string peer) {
     const std::string_view port =
@@ -139,6 +186,22 @@ class RespServer::Impl {
 
  private:
   void Accept();
+  // Every tls.reload_interval, on the first I/O thread: a new context from the files for
+  // the connections accepted from then on (the old one stays if they do not load).
+  void ScheduleTlsReload() {
+    reload_timer_->expires_after(options_.tls.reload_interval);
+    reload_timer_->async_wait([this](std::error_code ec) {
+      if (ec || stopping()) return;
+      Result<std::shared_ptr<asio::ssl::context>> ctx = MakeTlsContext(options_.tls);
+      if (ctx.ok()) {
+        std::lock_guard lock(mu_);
+        tls_ = std::move(ctx).value();
+      } else if (options_.log) {
+        options_.log(LogLevel::kWarn, ctx.status().message() + "; keeping the ones loaded before");
+      }
+      ScheduleTlsReload();
+    });
+  }
 
   const CacheService* const service_;
   const RespServerOptions options_;
@@ -161,6 +224,11 @@ class RespServer::Impl {
   // Protected by mu_: open connections (to close them at Stop).
   std::unordered_map<RespConnection*, std::weak_ptr<RespConnection>> connections_;
   bool stopped_ = false;
+  // TLS: the context new connections use (null without TLS), swapped by the reload.
+  std::shared_ptr<asio::ssl::context> tls_;  // Guarded by mu_ once running.
+  std::unique_ptr<asio::steady_timer> reload_timer_;
+  // Failed handshakes, logged at most once a second.
+  RefusalLog handshake_failures_{options_.log};
 
   friend class RespConnection;
 };
@@ -168,20 +236,45 @@ class RespServer::Impl {
 // One client connection; lives on one I/O thread (see the header for the flow).
 class RespConnection : public std::enable_shared_from_this<RespConnection> {
  public:
-  RespConnection(RespServer::Impl* server, tcp::socket socket)
-      : server_(server), socket_(std::move(socket)) {}
+  // `tls`: the server's TLS context (null: plaintext).
+  RespConnection(RespServer::Impl* server, tcp::socket socket,
+                 std::shared_ptr<asio::ssl::context> tls)
+      : server_(server), socket_(std::move(socket)), tls_context_(std::move(tls)) {
+    if (tls_context_ != nullptr) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    }
+  }
 
   void Start() {
     std::error_code peer_error;
     const tcp::endpoint peer = socket_.remote_endpoint(peer_error);
-    batch_.SetSession(server_->NewSession(peer_error ? std::string("?")
-                                                     : peer.address().to_string() + ":" +
-                                                           std::to_string(peer.port())));
+    peer_ = peer_error ? std::string("?")
+                       : peer.address().to_string() + ":" + std::to_string(peer.port());
+    batch_.SetSession(server_->NewSession(peer_));
     std::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();
     started_ = true;
-    Read();
+    if (tls_ == nullptr) return Read();
+    // A client that never finishes its handshake is cut off (closing the socket ends the
+    // handshake with an error).
+    handshake_timer_ =
+        std::make_unique<asio::steady_timer>(socket_.get_executor(), RespServer::kHandshakeTimeout);
+    handshake_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec || self->handshaken_) return;
+      std::error_code ignored_close;
+      self->socket_.close(ignored_close);
+    });
+    tls_->async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](std::error_code ec) {
+                            self->handshaken_ = true;
+                            self->handshake_timer_->cancel();
+                            if (ec) {
+                              self->server_->NoteHandshakeFailure(self->peer_, ec);
+                              return self->Shutdown();
+                            }
+                            self->Read();
+                          });
   }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -195,12 +288,17 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void Read() {
     if (server_->stopping()) return Shutdown();
     if (in_.size() - in_len_ < kReadChunk) in_.resize(in_len_ + 2 * kReadChunk);
-    socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                            [self = shared_from_this()](std::error_code ec, size_t n) {
-                              if (ec) return self->Shutdown();
-                              self->in_len_ += n;
-                              self->Process();
-                            });
+    auto buffer = asio::buffer(in_.data() + in_len_, in_.size() - in_len_);
+    auto on_read = [self = shared_from_this()](std::error_code ec, size_t n) {
+      if (ec) return self->Shutdown();
+      self->in_len_ += n;
+      self->Process();
+    };
+    if (tls_ != nullptr) {
+      tls_->async_read_some(buffer, std::move(on_read));
+    } else {
+      socket_.async_read_some(buffer, std::move(on_read));
+    }
   }
 
   // Parses what the buffer holds and runs it; reads more if it holds no whole command.
@@ -273,11 +371,15 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
       consumed_ = 0;
     }
     if (out_.empty()) return close_after_ ? Shutdown() : Process();
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](std::error_code ec, size_t) {
-                        if (ec || self->close_after_) return self->Shutdown();
-                        self->Process();
-                      });
+    auto on_written = [self = shared_from_this()](std::error_code ec, size_t) {
+      if (ec || self->close_after_) return self->Shutdown();
+      self->Process();
+    };
+    if (tls_ != nullptr) {
+      asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+    } else {
+      asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
+    }
   }
 
   void Shutdown() {
@@ -293,7 +395,13 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
 
   RespServer::Impl* const server_;
   tcp::socket socket_;
-  std::string in_;  // Received bytes in [0, in_len_).
+  // TLS: the context this connection was accepted with, and the stream over socket_.
+  const std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::unique_ptr<asio::steady_timer> handshake_timer_;
+  bool handshaken_ = false;
+  std::string peer_;  // "IP:PORT", for the log.
+  std::string in_;    // Received bytes in [0, in_len_).
   size_t in_len_ = 0;
   size_t consumed_ = 0;  // Bytes of the commands of the batch in flight.
   std::vector<RespCommand> commands_;
@@ -313,7 +421,7 @@ void RespServer::Impl::Accept() {
   acceptor_->async_accept(io, [this](std::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
     if (!ec && !stopping()) {
-      auto connection = std::make_shared<RespConnection>(this, std::move(socket));
+      auto connection = std::make_shared<RespConnection>(this, std::move(socket), TlsContext());
       {
         std::lock_guard lock(mu_);
         connections_.emplace(connection.get(), connection);
@@ -336,6 +444,7 @@ void RespServer::Impl::Stop() {
     asio::post(*ios_[0], [this] {
       std::error_code ignored;
       acceptor_->close(ignored);
+      if (reload_timer_ != nullptr) reload_timer_->cancel();
     });
   }
   {

@@ -17,16 +17,25 @@
 // commands before it, then closes that connection; a connection whose unparsed input
 // exceeds the query buffer limit is answered with an error naming the limit and closed.
 //
+// TLS (options.tls): every connection starts with a TLS handshake (bounded by
+// kHandshakeTimeout), with the node's certificate and, as asked, the client's verified
+// against the CA. The files are read again every tls.reload_interval; new connections get
+// the new certificate, and files that fail to load leave the old one in use (logged).
+//
 // Lifetime: Stop() (or the destructor) closes the listener and every connection, waits
 // for batches in flight to finish and joins the threads; call it before the CacheService
 // goes.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "client_auth.h"
+#include "ringcache/node/node.h"
 #include "ringcache/status.h"
 
 namespace ringcache::internal {
@@ -47,11 +56,16 @@ struct RespServerOptions {
   // Client tokens (client_auth.h): with tokens, a connection runs nothing but AUTH, HELLO
   // and QUIT until it has authenticated. Not owned; nullptr = no tokens.
   const ClientAuth* client_auth = nullptr;
+  // TLS on the port (NodeTlsOptions): off unless tls.enabled().
+  NodeTlsOptions tls = {};
+  // Failed handshakes and TLS files that do not load; may be empty.
+  std::function<void(LogLevel, std::string_view)> log = {};
 };
 
 class RespServer {
  public:
   static constexpr size_t kMaxCommandsPerBatch = 1024;
+  static constexpr std::chrono::seconds kHandshakeTimeout{10};
 
   // Listens and starts the threads. INVALID_ARGUMENT / UNAVAILABLE naming the address.
   static Result<std::unique_ptr<RespServer>> Start(const CacheService* service,

@@ -40,6 +40,32 @@ std::string_view NodeVersion();
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 // How to run a node. A documented aggregate, checked once by Validate() (Start calls it).
+// TLS on a node's gRPC port and on its calls to other members (docs/security.md, "TLS").
+struct NodeTlsOptions {
+  // PEM files: the node's certificate chain and its private key. Both or neither; empty
+  // (default) = no TLS. The certificate must name the address other members and clients
+  // dial (advertise_address's host, as an IP or DNS subject alternative name): members
+  // check it when they call this node. The node presents it when it calls other members.
+  std::string cert_file;
+  std::string key_file;
+  // PEM CA certificates that verify other members' certificates when this node calls
+  // them, and clients' certificates (client_certs). Empty: the system's roots verify
+  // members, and client certificates cannot be asked for.
+  std::string ca_file;
+  enum class ClientCerts : uint8_t {
+    kNone,     // Clients are not asked for a certificate.
+    kVerify,   // Asked; one that is sent must be signed by ca_file's CAs.
+    kRequire,  // Every client (and member) must send one signed by ca_file's CAs.
+  };
+  ClientCerts client_certs = ClientCerts::kNone;
+  // How often the files are read again: renewed certificates are served from then on,
+  // without a restart (a pair that does not match is ignored, the old one stays). Default
+  // 60 s; 1 s to one day.
+  std::chrono::seconds reload_interval{60};
+
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct NodeOptions {
   // This node's id in the cluster view and stats; unique in the cluster, and the same
   // across restarts of the node (ring placement depends on it). Empty = the hostname.
@@ -137,6 +163,8 @@ struct NodeOptions {
   // member; empty (default) = the cluster plane is open to anyone who can reach
   // listen_address (logged as a warning at startup).
   std::string cluster_secret;
+  // TLS (see NodeTlsOptions). Default off.
+  NodeTlsOptions tls{};
   // A view pushed to this node more than this many epochs above the one it holds is
   // refused. Default 1,000,000; at least 1.
   uint64_t max_epoch_jump = 1000000;

@@ -79,6 +79,15 @@ struct Options {
   // (`authorization: Bearer <token>`); its role bounds what the calls may do. Empty
   // (default) = none, for nodes without tokens.
   std::string token{};
+  // TLS to the nodes (their --tls-cert-file). Files are PEM, read by Connect.
+  struct Tls {
+    bool enabled = false;
+    std::string ca_file{};      // CAs that verify the nodes; empty = the system's.
+    std::string cert_file{};    // A client certificate (nodes with --tls-client-certs), and
+    std::string key_file{};     // its key; both or neither.
+    std::string server_name{};  // Check the nodes' certificates for this name instead of
+                                // the host dialled.
+  } tls{};
   // Optional sink for the client's rare log lines (view changes, watch stream errors).
   // Called from the client's threads; must be thread-safe. nullptr = silent.
   std::function<void(std::string_view)> log{};
