@@ -55,6 +55,8 @@ struct Flags {
   std::string metrics_listen = "127.0.0.1:9700";
   std::string resp_listen;
   uint32_t resp_threads = 1;
+  uint32_t resp_max_clients = 10000;
+  int64_t resp_idle_timeout_s = 0;
   std::string memory = "1GiB";
   uint32_t shards = 0;
   uint32_t max_key_bytes = 4096;
@@ -160,6 +162,16 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "docs/redis.md); port 0 picks a free port; off by default");
   app.add_option("--resp-threads", flags->resp_threads, "I/O threads of the Redis-protocol port")
       ->check(CLI::Range(1u, 64u));
+  app.add_option("--resp-max-clients", flags->resp_max_clients,
+                 "Most connections of the Redis-protocol port at once (maxclients);\n"
+                 "one more is answered an error and closed")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
+  app.add_option("--resp-idle-timeout-s", flags->resp_idle_timeout_s,
+                 "Close a Redis-protocol connection idle this long, in seconds\n"
+                 "(Redis's timeout); 0 = never")
+      ->check(CLI::Range(int64_t{0}, int64_t{365} * 86400))
+      ->capture_default_str();
   app.add_option("--memory", flags->memory,
                  "Cache byte budget: keys + values + a fixed overhead per entry")
       ->check(ByteSizeValidator());
@@ -367,6 +379,8 @@ const char* FlagOfMessage(const std::string& message) {
       {"metrics_listen_address", "--metrics-listen: "},
       {"resp_listen_address", "--resp-listen: "},
       {"resp_threads", "--resp-threads: "},
+      {"resp_max_clients", "--resp-max-clients: "},
+      {"resp_idle_timeout", "--resp-idle-timeout-s: "},
       {"memory_bytes", "--memory: "},
       {"shards", "--shards: "},
       {"max_key_bytes", "--max-key-bytes: "},
@@ -620,6 +634,8 @@ int main(int argc, char** argv) {
       .metrics_listen_address = flags.metrics_listen,
       .resp_listen_address = flags.resp_listen,
       .resp_threads = flags.resp_threads,
+      .resp_max_clients = flags.resp_max_clients,
+      .resp_idle_timeout = std::chrono::seconds(flags.resp_idle_timeout_s),
       .memory_bytes = *ringcache::internal::ParseByteSize(flags.memory),
       .shards = flags.shards,
       .max_key_bytes = flags.max_key_bytes,

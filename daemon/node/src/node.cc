@@ -290,6 +290,14 @@ Status NodeOptions::Validate() const {
   if (!resp_listen_address.empty()) {
     if (Status s = CheckHostPort("resp_listen_address", resp_listen_address); !s.ok()) return s;
   }
+  if (resp_max_clients < 1 || resp_max_clients > 1'000'000) {
+    return Status::InvalidArgument("resp_max_clients must be 1..1000000, got " +
+                                   std::to_string(resp_max_clients));
+  }
+  if (resp_idle_timeout.count() < 0 || resp_idle_timeout > std::chrono::hours(24 * 365)) {
+    return Status::InvalidArgument("resp_idle_timeout must be 0 (never) to one year, got " +
+                                   std::to_string(resp_idle_timeout.count()) + " s");
+  }
   if (resp_threads < 1 || resp_threads > 64) {
     return Status::InvalidArgument("resp_threads must be 1..64, got " +
                                    std::to_string(resp_threads));
@@ -643,6 +651,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
     Result<std::unique_ptr<internal::RespServer>> resp = internal::RespServer::Start(
         n.handlers.get(), {.listen_address = options.resp_listen_address,
                            .threads = options.resp_threads,
+                           .max_clients = options.resp_max_clients,
+                           .idle_timeout = options.resp_idle_timeout,
                            .max_query_buffer_bytes = std::max<size_t>(
                                size_t{2} * max_arg + (size_t{1} << 20), size_t{64} << 20),
                            .max_bulk_bytes = max_arg,

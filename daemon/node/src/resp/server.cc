@@ -38,6 +38,7 @@ int64_t NowUnixMs() {
 }
 
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
 
 // A TLS server context for `tls`'s files, or the reason they do not load.
 Result<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const NodeTlsOptions& tls) {
@@ -227,8 +228,9 @@ class RespServer::Impl {
   // TLS: the context new connections use (null without TLS), swapped by the reload.
   std::shared_ptr<asio::ssl::context> tls_;  // Guarded by mu_ once running.
   std::unique_ptr<asio::steady_timer> reload_timer_;
-  // Failed handshakes, logged at most once a second.
+  // Failed handshakes and connections over max_clients, logged at most once a second.
   RefusalLog handshake_failures_{options_.log};
+  RefusalLog refused_connections_{options_.log};
 
   friend class RespConnection;
 };
@@ -255,6 +257,11 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     socket_.set_option(tcp::no_delay(true), ignored);
     if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();
     started_ = true;
+    if (server_->options().idle_timeout.count() > 0) {
+      idle_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+      last_command_ = std::chrono::steady_clock::now();
+      WatchIdle(server_->options().idle_timeout);
+    }
     if (tls_ == nullptr) return Read();
     // A client that never finishes its handshake is cut off (closing the socket ends the
     // handshake with an error).
@@ -289,7 +296,10 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     if (server_->stopping()) return Shutdown();
     if (in_.size() - in_len_ < kReadChunk) in_.resize(in_len_ + 2 * kReadChunk);
     auto buffer = asio::buffer(in_.data() + in_len_, in_.size() - in_len_);
+    waiting_ = true;
     auto on_read = [self = shared_from_this()](std::error_code ec, size_t n) {
+      self->waiting_ = false;
+      self->last_command_ = std::chrono::steady_clock::now();
       if (ec) return self->Shutdown();
       self->in_len_ += n;
       self->Process();
@@ -382,9 +392,24 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     }
   }
 
+  // The idle timeout: the timer fires `after`; a connection that has waited for input
+  // (not for a batch or a write) since the timeout began is closed, otherwise the timer
+  // waits for the rest. One timer per connection, re-armed only when it fires.
+  void WatchIdle(std::chrono::steady_clock::duration after) {
+    idle_timer_->expires_after(after);
+    idle_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec || self->closed_) return;
+      const auto timeout = self->server_->options().idle_timeout;
+      const auto idle = std::chrono::steady_clock::now() - self->last_command_;
+      if (self->waiting_ && idle >= timeout) return self->Shutdown();
+      self->WatchIdle(self->waiting_ ? timeout - idle : timeout);
+    });
+  }
+
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    if (idle_timer_ != nullptr) idle_timer_->cancel();
     std::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -401,7 +426,11 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   std::unique_ptr<asio::steady_timer> handshake_timer_;
   bool handshaken_ = false;
   std::string peer_;  // "IP:PORT", for the log.
-  std::string in_;    // Received bytes in [0, in_len_).
+  // The idle timeout (null when off): waiting_ while a read is outstanding.
+  std::unique_ptr<asio::steady_timer> idle_timer_;
+  std::chrono::steady_clock::time_point last_command_;
+  bool waiting_ = false;
+  std::string in_;  // Received bytes in [0, in_len_).
   size_t in_len_ = 0;
   size_t consumed_ = 0;  // Bytes of the commands of the batch in flight.
   std::vector<RespCommand> commands_;
@@ -420,7 +449,18 @@ void RespServer::Impl::Accept() {
   next_io_ = (next_io_ + 1) % ios_.size();
   acceptor_->async_accept(io, [this](std::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
-    if (!ec && !stopping()) {
+    if (!ec && !stopping() && ConnectionCount() >= options_.max_clients) {
+      // Redis's answer (in clear; a TLS client sees the connection close).
+      std::error_code ignored;
+      if (tls_ == nullptr) asio::write(socket, asio::buffer(kMaxClientsReply), ignored);
+      const tcp::endpoint peer = socket.remote_endpoint(ignored);
+      socket.close(ignored);
+      refused_connections_.Note([&] {
+        return "Redis port: refused a connection from " + peer.address().to_string() +
+               ": --resp-max-clients (" + std::to_string(options_.max_clients) +
+               ") connections are open";
+      });
+    } else if (!ec && !stopping()) {
       auto connection = std::make_shared<RespConnection>(this, std::move(socket), TlsContext());
       {
         std::lock_guard lock(mu_);

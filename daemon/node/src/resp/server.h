@@ -46,6 +46,10 @@ class NodeMetrics;
 struct RespServerOptions {
   std::string listen_address;  // HOST:PORT; port 0 picks a free port.
   size_t threads = 1;          // I/O threads, >= 1.
+  // Connections held at once; one more is answered an error and closed (maxclients).
+  size_t max_clients = 10000;
+  // A connection waiting this long for a command is closed; 0 = never (Redis's timeout).
+  std::chrono::seconds idle_timeout{0};
   // Unparsed input a connection may hold (one command must fit): Redis's
   // client-query-buffer-limit.
   size_t max_query_buffer_bytes = size_t{64} << 20;

@@ -81,6 +81,12 @@ struct NodeOptions {
   std::string resp_listen_address;
   // I/O threads of the Redis-protocol port, 1..64. Default 1.
   uint32_t resp_threads = 1;
+  // Most connections the Redis port holds at once (Redis's maxclients): one more is
+  // answered "-ERR max number of clients reached" and closed. 1..1,000,000; default 10000.
+  uint32_t resp_max_clients = 10000;
+  // A Redis connection that sends no command for this long is closed (Redis's timeout);
+  // 0 (default) = never.
+  std::chrono::seconds resp_idle_timeout{0};
   // Cache byte budget (key + value + per-entry overhead). Default 1 GiB.
   uint64_t memory_bytes = uint64_t{1} << 30;
   // Cache shards, a power of two; 0 (default) = automatic.
