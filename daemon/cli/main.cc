@@ -1307,6 +1307,12 @@ int main(int argc, char** argv) {
       global.token.pop_back();
     }
     if (global.token.empty()) return UsageError("--token-file: " + global.token_file + " is empty");
+    for (const char c : global.token) {
+      if (c < 0x21 || c > 0x7e) {
+        return UsageError("--token-file: " + global.token_file +
+                          " must hold one token: printable ASCII without spaces or newlines");
+      }
+    }
   }
   if (!global.tls_ca_file.empty() || !global.tls_cert_file.empty()) global.tls = true;
   if (global.tls_cert_file.empty() != global.tls_key_file.empty()) {

@@ -758,7 +758,8 @@ int main(int argc, char** argv) {
   signals.Start();
   ringcache::Result<std::unique_ptr<ringcache::Node>> started = ringcache::Node::Start(options);
   if (!started.ok()) {
-    spdlog::error("cannot start: {}", started.status().ToString());
+    const std::string& message = started.status().message();
+    spdlog::error("cannot start: {}{}", FlagOfMessage(message), started.status().ToString());
     return kExitRuntime;
   }
   std::unique_ptr<ringcache::Node> node = std::move(started).value();
@@ -769,7 +770,8 @@ int main(int argc, char** argv) {
       return;
     }
     if (ringcache::Status s = node_ptr->ReloadClientTokens(); !s.ok()) {
-      spdlog::error("SIGHUP received: keeping the client tokens held: {}", s.message());
+      spdlog::error("SIGHUP received: keeping the client tokens held: {}{}",
+                    FlagOfMessage(s.message()), s.message());
     }
   });
   // "serving" for a member that owns its ranges; a joiner is "joining" until they arrive
@@ -787,6 +789,7 @@ int main(int argc, char** argv) {
                                 "\nresp=" + node->resp_address() + "\n";
     if (!WriteFileAtomically(flags.ready_file, content, &error)) {
       spdlog::error("cannot write the ready file: {}; shutting down", error);
+      signals.SetReload({});  // The node goes away on return.
       node->Shutdown();
       return kExitRuntime;
     }

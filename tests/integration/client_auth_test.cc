@@ -270,6 +270,28 @@ TEST_CASE("Client tokens: a call needs a known token, and its role bounds what i
   CHECK(*left == ExitStatus::Code(0));
 }
 
+TEST_CASE("With client tokens a second live node with a member's id is still refused",
+          "[integration][security]") {
+  // The coordinator probes the live member's address with a Stats call that carries the
+  // cluster secret and no token: it must be admitted as a member's call.
+  PrivateFile secret("cluster.secret", kSecret + "\n");
+  PrivateFile tokens("tokens", TokensFile());
+  const std::vector<std::string> flags = {"--cluster-secret-file", secret.path(),
+                                          "--auth-tokens-file", tokens.path()};
+  TestCluster cluster({.nodes = 2, .extra_args = flags, .token = kReader});
+  RequireStart(cluster);
+  std::vector<std::string> twin_flags = {"--node-id",         "n2",  "--seeds", cluster.address(0),
+                                         "--join-timeout-ms", "5000"};
+  twin_flags.insert(twin_flags.end(), flags.begin(), flags.end());
+  NodeProcess twin(twin_flags);
+  CHECK_FALSE(twin.Start(10s));
+  CHECK_THAT(twin.Stderr(), Catch::Contains("node id n2 is already used by the live member"));
+  const auto view = cluster.Topology(0);
+  REQUIRE(view.has_value());
+  CHECK(view->epoch() == cluster.epoch());
+  CHECK(cluster.node(0).Stderr().find("refused Cache.Stats") == std::string::npos);
+}
+
 TEST_CASE("SIGHUP reads the tokens file again, and a broken file keeps the tokens held",
           "[integration][security]") {
   PrivateFile secret("cluster.secret", kSecret + "\n");

@@ -28,6 +28,7 @@
 #include "raw_socket.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 #include "status_matchers.h"
+#include "test_certs.h"
 
 namespace ringcache::it {
 namespace {
@@ -56,9 +57,10 @@ void Prepare(grpc::ClientContext* ctx, const std::string& secret) {
 }
 
 grpc::Status PushView(const std::string& address, const v1::ClusterView& view,
-                      const std::string& to_id, const std::string& secret = {}) {
-  auto stub =
-      v1::Membership::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+                      const std::string& to_id, const std::string& secret = {},
+                      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
+  auto stub = v1::Membership::NewStub(grpc::CreateChannel(
+      address, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials()));
   v1::PushViewRequest request;
   *request.mutable_view() = view;
   request.set_from_id("n1");
@@ -99,8 +101,20 @@ Snapshot Take(TestCluster& cluster) {
 
 TEST_CASE("With a cluster secret members work together and outsiders' cluster calls are refused",
           "[integration][cluster][security]") {
+  // Once in plaintext, once with TLS between everyone: the outsider then holds the CA (it
+  // can connect) but not the secret.
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "with TLS" : "plaintext"));
+  std::unique_ptr<TestCerts> certs = tls ? std::make_unique<TestCerts>() : nullptr;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      tls ? certs->Client("ca.pem") : grpc::InsecureChannelCredentials();
   SecretFile secret(kSecret);
-  TestCluster cluster({.nodes = 3, .extra_args = SecretArgs(secret)});
+  std::vector<std::string> flags = SecretArgs(secret);
+  if (tls) {
+    const std::vector<std::string> tls_flags = certs->NodeFlags();
+    flags.insert(flags.end(), tls_flags.begin(), tls_flags.end());
+  }
+  TestCluster cluster({.nodes = 3, .extra_args = flags, .credentials = credentials});
   RequireStart(cluster);  // Joins carry the secret, or this fails.
 
   // Replication (write concern 1 waits for a replica's ack on its Replicate stream) and
@@ -128,19 +142,18 @@ TEST_CASE("With a cluster secret members work together and outsiders' cluster ca
     for (v1::Member& m : *forged.mutable_members()) {
       if (m.id() == "n3") m.set_address(cluster.address(0));
     }
-    const grpc::Status s = PushView(n2, forged, "n2");
+    const grpc::Status s = PushView(n2, forged, "n2", {}, credentials);
     INFO(s.error_message());
     CHECK(refused(s));
     CHECK(s.error_message().find("no cluster secret") != std::string::npos);
     forged.set_epoch(std::numeric_limits<uint64_t>::max());
-    CHECK(refused(PushView(n2, forged, "n2")));
+    CHECK(refused(PushView(n2, forged, "n2", {}, credentials)));
     // A wrong secret is refused as well, and said to be wrong.
-    const grpc::Status wrong = PushView(n2, forged, "n2", "not-the-secret-at-all");
+    const grpc::Status wrong = PushView(n2, forged, "n2", "not-the-secret-at-all", credentials);
     CHECK(refused(wrong));
     CHECK(wrong.error_message().find("wrong") != std::string::npos);
   }
-  auto membership =
-      v1::Membership::NewStub(grpc::CreateChannel(n2, grpc::InsecureChannelCredentials()));
+  auto membership = v1::Membership::NewStub(grpc::CreateChannel(n2, credentials));
   {  // A made-up member joining.
     v1::JoinRequest request;
     request.mutable_member()->set_id("intruder");
@@ -182,8 +195,7 @@ TEST_CASE("With a cluster secret members work together and outsiders' cluster ca
     CHECK(refused(membership->TransitionReady(&ctx, request, &response)));
   }
   {  // A Replicate stream posing as n1, the primary, with a full sync that would empty n2.
-    auto replication =
-        v1::Replication::NewStub(grpc::CreateChannel(n2, grpc::InsecureChannelCredentials()));
+    auto replication = v1::Replication::NewStub(grpc::CreateChannel(n2, credentials));
     grpc::ClientContext ctx;
     Prepare(&ctx, "");
     auto stream = replication->Replicate(&ctx);

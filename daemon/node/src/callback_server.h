@@ -74,8 +74,13 @@ struct ServerEnv {
   // claim to forward.)
   grpc::Status Admit(RequestMetadata* md, grpc::ServerContextBase* ctx, std::string_view what,
                      Role needed) const {
-    if (!md->forwarded_by.empty() && cluster_auth != nullptr && !cluster_auth->open()) {
-      if (grpc::Status s = cluster_auth->Check(md->cluster_secret, ctx, "a forwarded call");
+    // A member's own calls (a coordinator's Stats probe of a joiner's address) carry the
+    // secret without forwarding anything: they are members' calls too.
+    if ((!md->forwarded_by.empty() || !md->cluster_secret.empty()) && cluster_auth != nullptr &&
+        !cluster_auth->open()) {
+      if (grpc::Status s = cluster_auth->Check(
+              md->cluster_secret, ctx,
+              md->forwarded_by.empty() ? "a member's call" : "a forwarded call");
           !s.ok()) {
         return s;
       }

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <utility>
 
@@ -36,20 +38,25 @@ const TokenTable* ClientAuth::CallTable() const {
 Status ClientAuth::Load() {
   if (!enabled()) return Status::Ok();
   std::ifstream in(file_, std::ios::binary);
-  if (!in) return Status::InvalidArgument("cannot read " + file_);
+  if (!in) {
+    return Status::InvalidArgument("client_tokens_file " + file_ +
+                                   " cannot be read: " + std::strerror(errno));
+  }
   std::string text;
   char buffer[8192];
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
     text.append(buffer, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxFileBytes) {
-      return Status::InvalidArgument(file_ + " is over " + std::to_string(kMaxFileBytes) +
-                                     " bytes: not a tokens file");
+      return Status::InvalidArgument("client_tokens_file " + file_ + " is over " +
+                                     std::to_string(kMaxFileBytes) + " bytes: not a tokens file");
     }
   }
-  Result<std::shared_ptr<const TokenTable>> parsed = TokenTable::Parse(text, file_);
+  Result<std::shared_ptr<const TokenTable>> parsed =
+      TokenTable::Parse(text, "client_tokens_file " + file_);
   if (!parsed.ok()) return parsed.status();
   if (parsed.value()->size() == 0) {
-    return Status::InvalidArgument(file_ + " holds no tokens: no client could call this node");
+    return Status::InvalidArgument("client_tokens_file " + file_ +
+                                   " holds no tokens: no client could call this node");
   }
   struct stat st {};
   if (log_ && ::stat(file_.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {

@@ -263,7 +263,8 @@ struct Membership::Impl {
                                           Handle handle, bool admin_token_may = false) {
       grpc::Status allowed;
       const RequestMetadata md = RequestMetadata::Read(ctx);
-      if (admin_token_may && impl_->options.admin_token && !md.authorization.empty()) {
+      if (admin_token_may && impl_->options.admin_token && !md.authorization.empty() &&
+          md.cluster_secret.empty()) {
         allowed = impl_->options.admin_token(md.authorization, ctx, what);
       } else if (const ClusterAuth* auth = impl_->options.auth; auth != nullptr) {
         allowed = auth->Check(md.cluster_secret, ctx, what);

@@ -106,7 +106,9 @@ bool HasWildcardHost(const std::string& address) {
 // True if `address`'s host is a loopback address: 127.0.0.0/8, [::1] or localhost.
 bool HasLoopbackHost(const std::string& address) {
   const std::string host = address.substr(0, address.rfind(':'));
-  return host.starts_with("127.") || host == "localhost" || host == "[::1]" || host == "::1";
+  const bool ipv4_loopback =
+      host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string::npos;
+  return ipv4_loopback || host == "localhost" || host == "[::1]" || host == "::1";
 }
 
 // Protected mode (NodeOptions::protected_mode): OK, or why `field`'s address may not be

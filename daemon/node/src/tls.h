@@ -8,8 +8,8 @@
 //   grpc::CreateCustomChannel(peer, tls.PeerCredentials(), args);
 //
 // Both read the files through one gRPC file-watcher provider, which reads them again every
-// reload_interval: a renewed certificate is served, and presented, from then on. (The
-// provider keeps the pair it holds when the new key does not match the new certificate.)
+// reload_interval: a renewed certificate is served, and presented, from then on. (gRPC's
+// provider takes what it reads: the key and certificate must be replaced together.)
 //
 // Thread safety: immutable after construction; the credentials may be used from any thread.
 #pragma once

@@ -70,8 +70,12 @@ Result<std::shared_ptr<const TokenTable>> TokenTable::Parse(std::string_view tex
     }
     const Role role = RoleNamed(role_name);
     if (role == Role::kNone) {
-      return fail("unknown role '" + std::string(role_name.substr(0, 32)) +
-                  "' (read, read-write or admin)");
+      // The field is named only when it cannot be a token (fields in the wrong order
+      // would otherwise put one in the log).
+      return fail(role_name.size() < kMinTokenBytes
+                      ? "unknown role '" + std::string(role_name) + "' (read, read-write or admin)"
+                      : "the second field is not a role (read, read-write or admin; the line "
+                        "is NAME ROLE TOKEN)");
     }
     if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes) {
       return fail("a token is " + std::to_string(kMinTokenBytes) + " to " +

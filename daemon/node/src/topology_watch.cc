@@ -56,14 +56,16 @@ void TopologyWatchers::CloseAll() {
 WatchTopologyReactor::WatchTopologyReactor(const ServerEnv* env, grpc::CallbackServerContext* ctx)
     : env_(env) {
   env_->CallStarted();
-  if (env_->watchers.Register(this)) {
-    Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down"));
-    return;
-  }
+  // Admitted before it is registered: a view published meanwhile must not reach a caller
+  // that may not read it.
   RequestMetadata md = RequestMetadata::Read(ctx);
   if (grpc::Status allowed = env_->Admit(&md, ctx, "Cache.WatchTopology", Role::kRead);
       !allowed.ok()) {
     Close(std::move(allowed));
+    return;
+  }
+  if (env_->watchers.Register(this)) {
+    Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down"));
     return;
   }
   // Registered first, then the current view: a view adopted in between reaches us through

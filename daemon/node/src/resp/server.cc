@@ -53,7 +53,8 @@ Result<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const NodeTlsOptions&
   if (!ec && !tls.ca_file.empty()) ctx->load_verify_file(tls.ca_file, ec);
   if (ec) {
     return Status::InvalidArgument("the Redis port's TLS files (" + tls.cert_file + ", " +
-                                   tls.key_file + ") do not load: " + ec.message());
+                                   tls.key_file + (tls.ca_file.empty() ? "" : ", " + tls.ca_file) +
+                                   ") do not load: " + ec.message());
   }
   switch (tls.client_certs) {
     case NodeTlsOptions::ClientCerts::kNone:
@@ -277,7 +278,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
                             self->handshaken_ = true;
                             self->handshake_timer_->cancel();
                             if (ec) {
-                              self->server_->NoteHandshakeFailure(self->peer_, ec);
+                              // Not when the node closed it (Stop).
+                              if (!self->closed_)
+                                self->server_->NoteHandshakeFailure(self->peer_, ec);
                               return self->Shutdown();
                             }
                             self->Read();
@@ -410,6 +413,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     if (closed_) return;
     closed_ = true;
     if (idle_timer_ != nullptr) idle_timer_->cancel();
+    if (handshake_timer_ != nullptr) handshake_timer_->cancel();
     std::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
