@@ -97,9 +97,8 @@ TEST_CASE("With TLS, members join, replicate and forward over TLS, and clients m
   CHECK(view->members_size() == 3);
 }
 
-TEST_CASE(
-    "--tls-client-certs require: clients and members must present a certificate the CA signed",
-    "[integration][security][tls]") {
+TEST_CASE("With client certificates required, clients and members must present one the CA signed",
+          "[integration][security][tls]") {
   TestCerts certs;
   PrivateFile secret("cluster.secret", "tls-test-cluster-secret-0123\n");
   std::vector<std::string> flags = certs.NodeFlags();
