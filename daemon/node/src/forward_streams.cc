@@ -241,8 +241,15 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
         v1::OperationResult* slot = e->results.mutable_results(static_cast<int>(id - e->base));
         slot->Swap(&r);
         slot->set_id(e->caller_ids[id - e->base]);
-        if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong()) &&
-            slot->result_case() == v1::OperationResult::kGet) {
+        if (e->budget != nullptr && slot->status().code() != 0 &&
+            ResponseBudget::IsBudgetError(
+                Status(static_cast<StatusCode>(slot->status().code()), slot->status().message()))) {
+          // The owner stopped at the limit the exchange carried: the caller's budget is
+          // spent, and its error (naming the caller's limit) stands for the owner's.
+          e->budget->MarkExceeded();
+          SetOpStatus(e->budget->Error(), slot->mutable_status());
+        } else if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong()) &&
+                   slot->result_case() == v1::OperationResult::kGet) {
           // Over the caller's response limit: a read's value is dropped for the limit's
           // error as it arrives. Writes keep their true results (they ran on the owner).
           const uint64_t caller_id = slot->id();

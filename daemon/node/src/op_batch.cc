@@ -83,6 +83,9 @@ struct ForwardGroup {
     v1::PipelineRequest request;
     request.mutable_ops()->Reserve(static_cast<int>(index.size()));
     for (size_t j = 0; j < index.size(); ++j) EncodeOp(run->op(index[j]), j, request.add_ops());
+    // The owner reads no more values than the caller may still receive (at least 1 byte:
+    // 0 would mean no limit).
+    request.set_max_response_bytes(std::max<uint64_t>(run->budget()->remaining(), 1));
     bool ours = false;
     const auto forward_deadline = service->ForwardDeadline(deadline, extra_deadline, &ours);
     service->forward_streams()->Send(

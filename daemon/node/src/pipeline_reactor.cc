@@ -6,6 +6,8 @@
 
 #include "callback_server.h"
 #include "forward_streams.h"
+#include "proto_ops.h"
+#include "response_budget.h"
 
 namespace ringcache::internal {
 namespace {
@@ -295,6 +297,8 @@ void PipelineReactor::OnReadDone(bool ok) {
         std::swap(request_, read_buf_);
         has_request_ = true;
         next_op_ = 0;
+        message_limit_ = request_->get()->max_response_bytes();
+        message_used_ = 0;
         env_->metrics->AddPipelineOps(static_cast<uint64_t>(ops));
       }
     }
@@ -471,10 +475,33 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
       continue;
     }
     const auto k = static_cast<size_t>(next_op_ - decoded_.first);
+    // The message's own response limit (a forwarder's remaining budget): a read past it is
+    // not run; the read that crosses it loses its value.
+    const Op& op = decoded_.ops[k];
+    const bool limited = message_limit_ != 0 && decoded_.errors[k].ok() &&
+                         (ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous);
+    if (limited && message_used_ >= message_limit_) {
+      result->set_id(request.ops(next_op_).id());
+      const Status over = ResponseBudget(message_limit_).Error();
+      SetOpStatus(over, result->mutable_status());
+      *bytes += kRejectedResultBytes + over.message().size();
+      continue;
+    }
     const PipelineStep step =
         env_->handlers->ExecutePipelineOp(topology, metadata_, request.ops(next_op_),
                                           decoded_.ops[k], decoded_.errors[k], result, this);
     if (step.kind == PipelineStep::kAnswered) {
+      if (limited) {
+        message_used_ += step.bytes;
+        if (message_used_ > message_limit_ && result->status().code() == 0) {
+          const uint64_t id = result->id();
+          result->Clear();
+          result->set_id(id);
+          SetOpStatus(ResponseBudget(message_limit_).Error(), result->mutable_status());
+          *bytes += kRejectedResultBytes;
+          continue;
+        }
+      }
       *bytes += step.bytes;
       continue;
     }

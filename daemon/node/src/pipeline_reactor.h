@@ -231,6 +231,10 @@ class PipelineReactor final
   // Owned by the executing thread while executing_; otherwise protected by mu_.
   std::unique_ptr<RequestBuf> request_;
   int next_op_ = 0;
+  // The request's max_response_bytes (0 = none) and the bytes its answered reads hold so
+  // far: reads past it are answered RESOURCE_EXHAUSTED without their value.
+  uint64_t message_limit_ = 0;
+  uint64_t message_used_ = 0;
   // Owned by the executing thread, like request_: the stretch of request_ being executed,
   // decoded (views into request_).
   CacheService::DecodedOps decoded_;

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "ringcache/status.h"
 
@@ -43,17 +44,28 @@ class ResponseBudget {
     return false;
   }
   bool exceeded() const { return exceeded_.load(std::memory_order_relaxed); }
+  // Marks the budget exceeded (a forwarded part's owner found it so).
+  void MarkExceeded() { exceeded_.store(true, std::memory_order_relaxed); }
+  // What is left of the limit (0 once exceeded).
+  uint64_t remaining() const {
+    const uint64_t used = used_.load(std::memory_order_relaxed);
+    return exceeded() || used >= limit_ ? 0 : limit_ - used;
+  }
+  // True if `s` is a budget's error (Error()), from this node or another.
+  static bool IsBudgetError(const Status& s) {
+    return s.code() == StatusCode::kResourceExhausted && s.message().starts_with(kErrorPrefix);
+  }
   uint64_t limit() const { return limit_; }
 
   // RESOURCE_EXHAUSTED naming the limit.
   Status Error() const {
-    return Status::ResourceExhausted("the response would be over the limit of " +
-                                     std::to_string(limit_) +
+    return Status::ResourceExhausted(std::string(kErrorPrefix) + std::to_string(limit_) +
                                      " bytes (--max-response-bytes); ask for fewer or smaller "
                                      "values per call");
   }
 
  private:
+  static constexpr std::string_view kErrorPrefix = "the response would be over the limit of ";
   const uint64_t limit_;
   std::atomic<uint64_t> used_{0};
   std::atomic<bool> exceeded_{false};
