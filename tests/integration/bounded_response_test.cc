@@ -33,7 +33,10 @@ TEST_CASE("A response over --max-response-bytes is refused through any node in b
   // Default limits: 8 MiB values, so the automatic response limit is 64 MiB.
   TestCluster cluster({.nodes = 3,
                        .replication_factor = 2,
-                       .extra_args = {"--memory", "256MiB", "--resp-listen", "127.0.0.1:0"}});
+                       // Parts of up to 64 MiB move between nodes: on a loaded 2-core
+                       // machine that can take longer than the default 5 s forward timeout.
+                       .extra_args = {"--memory", "256MiB", "--resp-listen", "127.0.0.1:0",
+                                      "--forward-timeout-ms", "30000"}});
   RequireStart(cluster);
   const std::string big(8 << 20, 'x');
   {

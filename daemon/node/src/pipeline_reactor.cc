@@ -493,7 +493,9 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
     if (step.kind == PipelineStep::kAnswered) {
       if (limited) {
         message_used_ += step.bytes;
-        if (message_used_ > message_limit_ && result->status().code() == 0) {
+        // Only a read loses its value: a write that ran keeps its true result.
+        if (message_used_ > message_limit_ && result->status().code() == 0 &&
+            ShapeOf(op.kind) == OpShape::kPointRead) {
           const uint64_t id = result->id();
           result->Clear();
           result->set_id(id);
