@@ -358,6 +358,10 @@ TEST_CASE("Membership: a coordinator makes no second view change until a majorit
     push.set_to_id("n2");
     v1::PushViewResponse response;
     grpc::ClientContext ctx;
+    // The address was n2's: a channel to it may still be backing off from n2's stop, and
+    // would fail at once; wait (bounded) for n4 instead.
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     const grpc::Status misdirected = n4.Stub()->PushView(&ctx, push, &response);
     CHECK(misdirected.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
     CHECK(misdirected.error_message() ==
