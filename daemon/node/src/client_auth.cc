@@ -123,9 +123,7 @@ std::optional<TokenTable::Principal> ClientAuth::Login(std::string_view user,
 }
 
 grpc::Status RoleTooLow(std::string_view what, Role needed, Role role) {
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      std::string(what) + " needs the role " + std::string(NameOf(needed)) +
-                          " and this caller's token has the role " + std::string(NameOf(role)));
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, RoleError(what, needed, role).message());
 }
 
 }  // namespace ringcache::internal

@@ -82,7 +82,7 @@ class ClientAuth {
   RefusalLog refusals_;
 };
 
-// PERMISSION_DENIED for a call that needs `needed` from a caller with `role`, naming `what`.
+// RoleError (operation.h) as a gRPC status, for a call.
 grpc::Status RoleTooLow(std::string_view what, Role needed, Role role);
 
 }  // namespace ringcache::internal

@@ -52,8 +52,12 @@ Status CheckRole(Role role, OpKind kind) {
   if (role >= needed) [[likely]] {
     return Status::Ok();
   }
+  return RoleError(NameOf(kind), needed, role);
+}
+
+Status RoleError(std::string_view what, Role needed, Role role) {
   return Status(StatusCode::kPermissionDenied,
-                std::string(NameOf(kind)) + " needs the role " + std::string(NameOf(needed)) +
+                std::string(what) + " needs the role " + std::string(NameOf(needed)) +
                     " and this caller's token has the role " + std::string(NameOf(role)));
 }
 

@@ -82,7 +82,9 @@ enum class Role : uint8_t {
 std::string_view NameOf(Role role);
 // The role named `name` (one of the above, not "none"), or kNone.
 Role RoleNamed(std::string_view name);
-// OK if `role` may run an operation of `kind`; otherwise PERMISSION_DENIED naming both.
+// PERMISSION_DENIED: `what` ("set", "Cache.Set") needs `needed` and the caller has `role`.
+Status RoleError(std::string_view what, Role needed, Role role);
+// OK if `role` may run an operation of `kind`; otherwise RoleError naming both.
 // Every front end checks each operation with it (the router for gRPC, the Redis front end
 // per command).
 Status CheckRole(Role role, OpKind kind);
