@@ -409,6 +409,107 @@ TEST_CASE("A Pipeline message over --max-batch is refused naming max-batch",
   CHECK_THAT(Get(*stub, "k0").status, StatusIs(StatusCode::NOT_FOUND));  // Nothing applied.
 }
 
+// Reads a stream to its end: every result, and the status.
+std::vector<v1::OperationResult> ReadAll(Stream* stream, grpc::Status* finish) {
+  std::vector<v1::OperationResult> results;
+  v1::PipelineResponse resp;
+  while (stream->Read(&resp)) {
+    for (const auto& r : resp.results()) results.push_back(r);
+  }
+  *finish = stream->Finish();
+  std::sort(results.begin(), results.end(),
+            [](const auto& a, const auto& b) { return a.id() < b.id(); });
+  return results;
+}
+
+TEST_CASE("Pipeline parts bound their results: past a part's limit reads fail or are handed back",
+          "[integration][pipeline][limits]") {
+  NodeProcess node(PipelineNodeFlags());
+  RequireStart(node);
+  auto stub = node.NewStub();
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 3; ++i)
+    REQUIRE_THAT(Set(*stub, "p" + std::to_string(i), value).status, IsOk());
+
+  // Ops 0-2 in a failing part of 1500 bytes, ops 3-6 in a deferring one of 1500 bytes
+  // (the 5th op, a set, comes after the crossing read), op 7 in no part.
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(10));
+  auto stream = stub->Pipeline(&ctx);
+  v1::PipelineRequest req;
+  auto get = [&](uint64_t id, const std::string& key) {
+    v1::Operation* op = req.add_ops();
+    op->set_id(id);
+    op->mutable_get()->set_key(key);
+  };
+  get(0, "p0");
+  get(1, "p1");
+  get(2, "p2");
+  get(3, "p0");
+  get(4, "p1");
+  v1::Operation* set = req.add_ops();
+  set->set_id(5);
+  set->mutable_set()->set_key("deferred-set");
+  set->mutable_set()->set_value("x");
+  get(6, "p2");
+  get(7, "p0");
+  v1::ResultLimit* failing = req.add_parts();
+  failing->set_ops(3);
+  failing->set_max_response_bytes(1500);
+  v1::ResultLimit* deferring = req.add_parts();
+  deferring->set_ops(4);
+  deferring->set_max_response_bytes(1500);
+  deferring->set_defer(true);
+  REQUIRE(stream->Write(req));
+  stream->WritesDone();
+  grpc::Status finish;
+  const std::vector<v1::OperationResult> results = ReadAll(stream.get(), &finish);
+  REQUIRE_THAT(finish, IsOk());
+  REQUIRE(results.size() == 8);
+  // The failing part: the first read fits, the second crosses and loses its value, the
+  // third is not run.
+  CHECK(results[0].get().value() == value);
+  CHECK_THAT(results[1].status(), OpIs(StatusCode::RESOURCE_EXHAUSTED, {"1500"}));
+  CHECK_THAT(results[2].status(), OpIs(StatusCode::RESOURCE_EXHAUSTED, {"1500"}));
+  // The deferring part: the crossing read keeps its value; the rest come back unrun,
+  // each with the operation as sent.
+  CHECK(results[3].get().value() == value);
+  CHECK(results[4].get().value() == value);
+  for (int i = 5; i <= 6; ++i) {
+    INFO("op " << i);
+    CHECK_THAT(results[i].status(), OpIs(StatusCode::ABORTED, {"deferred"}));
+    REQUIRE(results[i].has_deferred());
+    CHECK(results[i].deferred().SerializeAsString() == req.ops(i).SerializeAsString());
+  }
+  CHECK_THAT(Get(*stub, "deferred-set").status, StatusIs(StatusCode::NOT_FOUND));
+  // Past the parts, no limit.
+  CHECK(results[7].get().value() == value);
+}
+
+TEST_CASE("A Pipeline message whose parts claim more operations than it holds is refused",
+          "[integration][pipeline][limits]") {
+  NodeProcess node(PipelineNodeFlags());
+  RequireStart(node);
+  auto stub = node.NewStub();
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, std::chrono::seconds(10));
+  auto stream = stub->Pipeline(&ctx);
+  v1::PipelineRequest req;
+  v1::Operation* op = req.add_ops();
+  op->mutable_set()->set_key("not-applied");
+  op->mutable_set()->set_value("v");
+  req.add_parts()->set_ops(1);
+  req.add_parts()->set_ops(4294967295U);  // Hostile: the sum must not wrap.
+  REQUIRE(stream->Write(req));
+  stream->WritesDone();
+  grpc::Status finish;
+  const std::vector<v1::OperationResult> results = ReadAll(stream.get(), &finish);
+  CHECK(results.empty());
+  CHECK_THAT(finish,
+             StatusIs(StatusCode::INVALID_ARGUMENT, {"PipelineRequest.parts", "4294967296"}));
+  CHECK_THAT(Get(*stub, "not-applied").status, StatusIs(StatusCode::NOT_FOUND));
+}
+
 TEST_CASE("Four concurrent Pipeline streams of 100,000 operations each",
           "[integration][pipeline]") {
   NodeProcess node({"--node-id", "it-pipeline", "--memory", "512MiB", "--threads", "2"});

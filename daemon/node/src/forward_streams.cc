@@ -36,6 +36,7 @@ struct Exchange {
   uint64_t reads_when_written = 0;  // The stream's reads count when its message was written.
   ForwardStreams::Done done;
   ResponseBudget* budget = nullptr;  // Not owned; charged per result (may be nullptr).
+  ForwardStreams::Limit limit;       // Sent as the exchange's part of the message.
 
   // Every slot gets `status` (the exchange failed as a whole).
   void Fail(const grpc::Status& status) {
@@ -241,9 +242,11 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
         v1::OperationResult* slot = e->results.mutable_results(static_cast<int>(id - e->base));
         slot->Swap(&r);
         slot->set_id(e->caller_ids[id - e->base]);
-        if (e->budget != nullptr && slot->status().code() != 0 &&
-            ResponseBudget::IsBudgetError(
-                Status(static_cast<StatusCode>(slot->status().code()), slot->status().message()))) {
+        if (slot->has_deferred()) {
+          // Handed back past the exchange's deferring limit: the caller sends it again.
+        } else if (e->budget != nullptr && slot->status().code() != 0 &&
+                   ResponseBudget::IsBudgetError(Status(
+                       static_cast<StatusCode>(slot->status().code()), slot->status().message()))) {
           // The owner stopped at the limit the exchange carried: the caller's budget is
           // spent, and its error (naming the caller's limit) stands for the owner's.
           e->budget->MarkExceeded();
@@ -330,6 +333,17 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
     while (!queue_.empty()) {
       Exchange* e = queue_.front().get();
       if (ops > 0 && (ops + e->ops > max_ops || bytes + e->bytes > max_bytes)) break;
+      // Each exchange's limit is a part of the message; once one has a limit, the ones
+      // before it get a part without one.
+      if (e->limit.max_response_bytes != 0 && out_.parts_size() == 0 && ops > 0) {
+        out_.add_parts()->set_ops(static_cast<uint32_t>(ops));
+      }
+      if (e->limit.max_response_bytes != 0 || out_.parts_size() > 0) {
+        v1::ResultLimit* part = out_.add_parts();
+        part->set_ops(static_cast<uint32_t>(e->ops));
+        part->set_max_response_bytes(e->limit.max_response_bytes);
+        part->set_defer(e->limit.defer && e->limit.max_response_bytes != 0);
+      }
       ops += e->ops;
       bytes += e->bytes;
       auto* dst = out_.mutable_ops();
@@ -404,7 +418,7 @@ ForwardStreams::~ForwardStreams() {
 
 void ForwardStreams::Send(const ForwardTarget& target, uint64_t epoch, v1::PipelineRequest request,
                           size_t bytes, std::chrono::system_clock::time_point deadline,
-                          bool our_deadline, Done done, ResponseBudget* budget) {
+                          bool our_deadline, Done done, ResponseBudget* budget, Limit limit) {
   auto e = std::make_unique<Exchange>();
   e->ops = static_cast<size_t>(request.ops_size());
   e->bytes = bytes;
@@ -421,6 +435,7 @@ void ForwardStreams::Send(const ForwardTarget& target, uint64_t epoch, v1::Pipel
   e->our_deadline = our_deadline;
   e->done = std::move(done);
   e->budget = budget;
+  e->limit = limit;
   if (e->ops == 0) {
     std::vector<Completion> now;
     now.push_back({.exchange = std::move(e), .failure = {}, .failed = false});

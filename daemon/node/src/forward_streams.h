@@ -55,11 +55,18 @@ class PeerStream;
 class ResponseBudget;
 struct ForwardTarget;
 
+// The bound on a forwarded exchange's results (v1::ResultLimit); 0 bytes = none.
+struct ForwardLimit {
+  uint64_t max_response_bytes = 0;
+  bool defer = false;
+};
+
 class ForwardStreams {
  public:
   // The results of an exchange: one per operation, in the exchange's order, with the
   // caller's ids; each carries its own status (the owner's, or the exchange's failure).
   using Done = std::function<void(v1::PipelineResponse* results)>;
+  using Limit = ForwardLimit;
 
   // Streams per peer: an owner runs one stream's operations on one thread at a time.
   static constexpr size_t kStreamsPerPeer = 1;
@@ -80,9 +87,12 @@ class ForwardStreams {
   // `budget` (nullptr = none; must stay valid until `done` runs) is charged each result as
   // it arrives; once it is exceeded, each read result that arrives is replaced by its
   // error (the value dropped as it comes), while writes keep their results (they ran).
+  // `limit` travels with the exchange's operations (a ResultLimit part of the message,
+  // which may hold other exchanges too): the owner bounds their results by it, and with
+  // `defer` hands back the operations past it (results with `deferred` set).
   void Send(const ForwardTarget& target, uint64_t epoch, v1::PipelineRequest request, size_t bytes,
             std::chrono::system_clock::time_point deadline, bool our_deadline, Done done,
-            ResponseBudget* budget = nullptr);
+            ResponseBudget* budget = nullptr, Limit limit = {});
 
   // Streams open now (for tests and stats).
   size_t open_streams() const;

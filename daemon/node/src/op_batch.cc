@@ -85,7 +85,8 @@ struct ForwardGroup {
     for (size_t j = 0; j < index.size(); ++j) EncodeOp(run->op(index[j]), j, request.add_ops());
     // The owner reads no more values than the caller may still receive (at least 1 byte:
     // 0 would mean no limit).
-    request.set_max_response_bytes(std::max<uint64_t>(run->budget()->remaining(), 1));
+    const ForwardStreams::Limit limit{
+        .max_response_bytes = std::max<uint64_t>(run->budget()->remaining(), 1), .defer = false};
     bool ours = false;
     const auto forward_deadline = service->ForwardDeadline(deadline, extra_deadline, &ours);
     service->forward_streams()->Send(
@@ -99,7 +100,7 @@ struct ForwardGroup {
           }
           run->PartDone();
         },
-        run->budget());
+        run->budget(), limit);
   }
 };
 

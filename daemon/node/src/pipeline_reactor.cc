@@ -15,6 +15,22 @@ namespace {
 // The estimated size of a result answered UNAVAILABLE without running.
 constexpr size_t kRejectedResultBytes = 48;
 
+// A message whose parts (ResultLimit) claim more operations than it holds.
+grpc::Status CheckParts(const v1::PipelineRequest& request) {
+  uint64_t covered = 0;
+  for (const v1::ResultLimit& part : request.parts()) covered += part.ops();
+  if (covered <= static_cast<uint64_t>(request.ops_size())) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "PipelineRequest.parts cover " + std::to_string(covered) +
+                          " operations but the message has " + std::to_string(request.ops_size()));
+}
+
+// Whether `result` is an operation a deferring part handed back (ResultLimit.defer).
+bool IsDeferred(const v1::OperationResult& result) {
+  return result.has_deferred() &&
+         result.status().code() == static_cast<int32_t>(grpc::StatusCode::ABORTED);
+}
+
 }  // namespace
 
 bool PipelineStreams::Register(PipelineReactor* stream) {
@@ -203,22 +219,49 @@ bool PipelineReactor::ForwardsInFlightLocked() const {
                      [](const PeerQueue& q) { return q.in_flight > 0; });
 }
 
+size_t PipelineReactor::WaitingBytesLocked() const {
+  size_t bytes = 0;
+  for (const PeerQueue& q : peers_) bytes += q.waiting_bytes;
+  return bytes;
+}
+
 void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
+  const auto ready = [](const PeerQueue& q) {
+    return q.waiting.ops_size() > 0 && q.in_flight < kMaxForwardsPerOwner;
+  };
+  const size_t wanting = static_cast<size_t>(std::count_if(peers_.begin(), peers_.end(), ready));
+  if (wanting == 0) return;
+  // The room for the results: what the queue and the calls in flight leave of
+  // kMaxQueuedBytes, shared among the owners with operations waiting. Draining, the
+  // operations already read go out at once, unlimited (shutdown does not wait for a reader).
+  const auto room_left = [this] {
+    const size_t held = queued_bytes_ + reserved_bytes_;
+    return held >= kMaxQueuedBytes ? size_t{0} : kMaxQueuedBytes - held;
+  };
+  const size_t share = std::max(kMinForwardRoom, room_left() / wanting);
   // What accumulated may be more than the owner accepts in one message (max-batch, its
   // message size limit): a call takes at most that much, the rest waits for the next one.
   int max_ops = 0;
   size_t max_bytes = 0;
   for (PeerQueue& q : peers_) {
-    if (q.waiting.ops_size() == 0 || q.in_flight >= kMaxForwardsPerOwner) continue;
+    if (!ready(q)) continue;
+    size_t room = 0;
+    if (!draining_) {
+      if (room_left() < kMinForwardRoom) break;
+      room = std::min(share, room_left());
+    }
     if (max_ops == 0) {
       max_ops = static_cast<int>(env_->handlers->MaxForwardOps());
       max_bytes = env_->handlers->MaxForwardBytes();
     }
+    q.reserved += room;
+    reserved_bytes_ += room;
     calls->push_back({.target = q.target,
                       .epoch = q.epoch,
                       .request = {},
                       .bytes = 0,
-                      .extra_deadline = q.extra_deadline});
+                      .extra_deadline = q.extra_deadline,
+                      .room = room});
     v1::PipelineRequest& request = calls->back().request;
     if (q.waiting.ops_size() <= max_ops && q.waiting_bytes <= max_bytes) {
       request.Swap(&q.waiting);
@@ -252,15 +295,58 @@ void PipelineReactor::StartForwards(std::vector<ForwardCall>* calls) {
     const auto deadline =
         service->ForwardDeadline(context_->deadline(), call.extra_deadline, &ours);
     const size_t ops = static_cast<size_t>(call.request.ops_size());
+    // The owner answers no more than the room: past it, it hands the operations back.
+    const ForwardStreams::Limit limit{.max_response_bytes = call.room, .defer = call.room != 0};
     RefSink();  // Until the results are delivered.
     service->forward_streams()->Send(
         call.target, call.epoch, std::move(call.request), call.bytes, deadline, ours,
-        [this, ops, owner_id = call.target.id](v1::PipelineResponse* results) {
-          Deliver(results, results->ByteSizeLong(), ops);
+        [this, ops, room = call.room, owner_id = call.target.id](v1::PipelineResponse* results) {
+          DeliverForward(owner_id, room, results, ops);
           ForwardDone(owner_id);
           UnrefSink();
-        });
+        },
+        /*budget=*/nullptr, limit);
   }
+}
+
+void PipelineReactor::DeliverForward(const std::string& owner_id, size_t room,
+                                     v1::PipelineResponse* results, size_t ops) {
+  // The deferred operations, in order, to go back in front of what waits for this owner.
+  v1::PipelineRequest again;
+  size_t again_bytes = 0;
+  auto* all = results->mutable_results();
+  int kept = 0;
+  for (int i = 0; i < all->size(); ++i) {
+    v1::OperationResult* r = all->Mutable(i);
+    if (IsDeferred(*r)) {
+      v1::Operation* op = again.add_ops();
+      op->Swap(r->mutable_deferred());
+      op->set_id(r->id());  // The caller's id (the result carries it; the op the stream's).
+      again_bytes += CacheService::ForwardBytes(*op);
+      continue;
+    }
+    if (kept != i) all->SwapElements(kept, i);
+    ++kept;
+  }
+  all->DeleteSubrange(kept, all->size() - kept);
+  const size_t answered = ops - static_cast<size_t>(again.ops_size());
+  const size_t bytes = results->ByteSizeLong();
+  {
+    std::lock_guard lock(mu_);
+    for (PeerQueue& q : peers_) {
+      if (q.target.id != owner_id) continue;
+      q.reserved -= std::min(q.reserved, room);
+      if (again.ops_size() > 0) {
+        for (v1::Operation& op : *q.waiting.mutable_ops()) again.add_ops()->Swap(&op);
+        q.waiting.Swap(&again);
+        q.waiting_bytes += again_bytes;
+      }
+    }
+    reserved_bytes_ -= std::min(reserved_bytes_, room);
+    pending_ops_ -= answered;
+    if (!broken_ && kept > 0) QueueResultsLocked(results, bytes);
+  }
+  // ForwardDone (which the caller runs next) sends what waits and pumps.
 }
 
 void PipelineReactor::ForwardDone(const std::string& owner_id) {
@@ -290,7 +376,9 @@ void PipelineReactor::OnReadDone(bool ok) {
       reads_done_ = true;  // Half-close by the client, or the call is over.
     } else if (!finish_sent_ && !has_error_) {
       const int ops = read_buf_->get()->ops_size();
-      if (grpc::Status s = env_->handlers->CheckPipelineMessage(ops); !s.ok()) {
+      grpc::Status s = env_->handlers->CheckPipelineMessage(ops);
+      if (s.ok()) s = CheckParts(*read_buf_->get());
+      if (!s.ok()) {
         FailStreamLocked(std::move(s));
       } else if (ops > 0) {
         // A Read is started only when no request is pending, so request_ is free.
@@ -299,6 +387,8 @@ void PipelineReactor::OnReadDone(bool ok) {
         next_op_ = 0;
         message_limit_ = request_->get()->max_response_bytes();
         message_used_ = 0;
+        part_ = -1;
+        part_end_ = 0;
         env_->metrics->AddPipelineOps(static_cast<uint64_t>(ops));
       }
     }
@@ -352,6 +442,7 @@ void PipelineReactor::Pump() {
     std::unique_ptr<ResponseBuf> chunk;
     bool fresh_chunk = false;
     size_t bytes = 0;
+    std::vector<ForwardCall> calls;
     {
       std::lock_guard lock(mu_);
       if (finish_sent_) return;
@@ -359,6 +450,13 @@ void PipelineReactor::Pump() {
         has_request_ = false;
         queue_.clear();
         queued_bytes_ = 0;
+        // Operations waiting for room to be forwarded are not sent (those of a call in
+        // flight are dropped by its ForwardDone).
+        for (PeerQueue& q : peers_) {
+          pending_ops_ -= static_cast<size_t>(q.waiting.ops_size());
+          q.waiting.Clear();
+          q.waiting_bytes = 0;
+        }
       }
       // 1. Execute the current request while the queue is under its bound. Draining and
       // backlogged (a slow reader): the operations not yet executed are answered
@@ -380,10 +478,13 @@ void PipelineReactor::Pump() {
         write_in_flight_ = true;
         start_write = true;
       }
+      // Operations waiting to be forwarded go once there is room for their results.
+      if (!broken_) TakeForwardsLocked(&calls);
       // 3. Read the next message once the current one is done and the queue has room.
       const bool input_over = reads_done_ || draining_ || broken_ || has_error_;
       if (!input_over && !has_request_ && !read_in_flight_ && queued_bytes_ <= kMaxQueuedBytes &&
-          pending_ops_ < kMaxPendingOps && wait_epoch_.load(std::memory_order_relaxed) == 0) {
+          pending_ops_ < kMaxPendingOps && WaitingBytesLocked() <= kMaxQueuedBytes &&
+          wait_epoch_.load(std::memory_order_relaxed) == 0) {
         read_in_flight_ = true;
         start_read = true;
       }
@@ -418,6 +519,7 @@ void PipelineReactor::Pump() {
       }
     }
     // gRPC calls without mu_: outside a reaction they may run reactions inline.
+    StartForwards(&calls);
     if (finish) {
       // The caller's view is stale: say so in the trailers (only Finish reads them).
       if (metadata_.has_epoch) {
@@ -434,7 +536,7 @@ void PipelineReactor::Pump() {
     if (fresh_chunk) chunk->Reset();  // On this thread, which then fills it.
     std::vector<ForwardGroup> forwards;
     ExecuteChunk(reject, chunk->get(), &bytes, &forwards);
-    std::vector<ForwardCall> calls;
+    calls.clear();
     {
       std::lock_guard lock(mu_);
       executing_ = false;
@@ -475,14 +577,41 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
       continue;
     }
     const auto k = static_cast<size_t>(next_op_ - decoded_.first);
-    // The message's own response limit (a forwarder's remaining budget): a read past it is
-    // not run; the read that crosses it loses its value.
-    const Op& op = decoded_.ops[k];
-    const bool limited = message_limit_ != 0 && decoded_.errors[k].ok() &&
-                         (ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous);
-    if (limited && message_used_ >= message_limit_) {
+    // The part (ResultLimit) this operation is in, if any.
+    while (next_op_ >= part_end_ && part_ + 1 < request.parts_size()) {
+      ++part_;
+      part_end_ += static_cast<int>(request.parts(part_).ops());
+      part_used_ = 0;
+      part_over_ = false;
+    }
+    const v1::ResultLimit* part = next_op_ < part_end_ ? &request.parts(part_) : nullptr;
+    if (part != nullptr && part->defer() && part_over_) {
+      // Past a deferring part's limit: handed back, not run (the sender sends it again).
       result->set_id(request.ops(next_op_).id());
-      const Status over = ResponseBudget(message_limit_).Error();
+      result->mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::ABORTED));
+      result->mutable_status()->set_message(
+          "deferred: the part's results reached its limit; operation not executed");
+      result->mutable_deferred()->CopyFrom(request.ops(next_op_));
+      *bytes += kRejectedResultBytes + CacheService::ForwardBytes(request.ops(next_op_));
+      continue;
+    }
+    // The message's own response limit and its part's (a forwarder's remaining budget, or
+    // its stream's room): a read past one that fails is not run; the read that crosses it
+    // loses its value. A deferring part's crossing read keeps it.
+    const Op& op = decoded_.ops[k];
+    const bool reads =
+        decoded_.errors[k].ok() && (ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous);
+    const bool message_limited = reads && message_limit_ != 0;
+    const bool part_limited = reads && part != nullptr && part->max_response_bytes() != 0;
+    const bool part_fails = part_limited && !part->defer();
+    uint64_t over_limit = 0;  // The failing limit already reached, if any.
+    if (message_limited && message_used_ >= message_limit_) over_limit = message_limit_;
+    if (part_fails && part_used_ >= part->max_response_bytes()) {
+      over_limit = part->max_response_bytes();
+    }
+    if (over_limit != 0) {
+      result->set_id(request.ops(next_op_).id());
+      const Status over = ResponseBudget(over_limit).Error();
       SetOpStatus(over, result->mutable_status());
       *bytes += kRejectedResultBytes + over.message().size();
       continue;
@@ -491,18 +620,29 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
         env_->handlers->ExecutePipelineOp(topology, metadata_, request.ops(next_op_),
                                           decoded_.ops[k], decoded_.errors[k], result, this);
     if (step.kind == PipelineStep::kAnswered) {
-      if (limited) {
+      if (message_limited) {
         message_used_ += step.bytes;
-        // Only a read loses its value: a write that ran keeps its true result.
-        if (message_used_ > message_limit_ && result->status().code() == 0 &&
-            ShapeOf(op.kind) == OpShape::kPointRead) {
-          const uint64_t id = result->id();
-          result->Clear();
-          result->set_id(id);
-          SetOpStatus(ResponseBudget(message_limit_).Error(), result->mutable_status());
-          *bytes += kRejectedResultBytes;
-          continue;
+        if (message_used_ > message_limit_) over_limit = message_limit_;
+      }
+      if (part_limited) {
+        part_used_ += step.bytes;
+        if (part_used_ > part->max_response_bytes()) {
+          if (part->defer()) {
+            part_over_ = true;
+          } else {
+            over_limit = part->max_response_bytes();
+          }
         }
+      }
+      // Only a read loses its value: a write that ran keeps its true result.
+      if (over_limit != 0 && result->status().code() == 0 &&
+          ShapeOf(op.kind) == OpShape::kPointRead) {
+        const uint64_t id = result->id();
+        result->Clear();
+        result->set_id(id);
+        SetOpStatus(ResponseBudget(over_limit).Error(), result->mutable_status());
+        *bytes += kRejectedResultBytes;
+        continue;
       }
       *bytes += step.bytes;
       continue;

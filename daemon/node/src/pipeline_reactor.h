@@ -16,10 +16,15 @@
 //    the next Write (coalescing: one response message per Write, not per request);
 //  - flow control: while the queued results exceed kMaxQueuedBytes the stream stops
 //    executing and stops reading (the client's sends then block: backpressure); while
-//    kMaxPendingOps or more operations are pending (forwarded or waiting for replicas) it
-//    stops reading. So a stream holds at most one request message, about kMaxQueuedBytes
-//    (+ one response message) of results and kMaxPendingOps (+ one message) of pending
-//    operations;
+//    kMaxPendingOps or more operations are pending (forwarded or waiting for replicas), or
+//    more than kMaxQueuedBytes of operations wait to be forwarded, it stops reading.
+//    Forwarded results count too: an exchange is sent only while the queued results and
+//    the room reserved by the exchanges in flight leave room, and it carries that room as
+//    a deferring limit (ResultLimit.defer) so that its owner answers no more than fits and
+//    hands back the operations it did not run, which wait to be sent again. So a stream
+//    holds at most one request message, about 2 × kMaxQueuedBytes of results (+ one value
+//    per owner and one response message), kMaxQueuedBytes (+ one message) of operations
+//    waiting to be forwarded and kMaxPendingOps (+ one message) of pending operations;
 //  - the stream ends (Finish) once no more operations will come — the client half-closed,
 //    the node is draining, a write failed or a message broke a limit — every pending
 //    operation has its result (forwards end by their deadline at the latest), and every
@@ -106,6 +111,8 @@ class PipelineReactor final
   // Reading pauses while this many operations are pending (forwarded, or waiting for
   // replica acks).
   static constexpr size_t kMaxPendingOps = 8192;
+  // An exchange is sent only with at least this much room for its results.
+  static constexpr size_t kMinForwardRoom = size_t{256} << 10;
   // Forwarded exchanges in flight per owner node and stream: the operations that arrive
   // meanwhile go out together in the next one (fewer, larger messages; measured better
   // than 2 in run_client_bench.sh's batch phase).
@@ -174,6 +181,7 @@ class PipelineReactor final
     size_t waiting_bytes = 0;  // CacheService::ForwardBytes of the waiting ops.
     std::chrono::milliseconds extra_deadline{0};
     int in_flight = 0;
+    size_t reserved = 0;  // The result room the calls in flight were given.
   };
   // A forwarded call to start (outside mu_).
   struct ForwardCall {
@@ -182,6 +190,7 @@ class PipelineReactor final
     v1::PipelineRequest request;
     size_t bytes = 0;
     std::chrono::milliseconds extra_deadline{0};
+    size_t room = 0;  // Result bytes reserved for it (0: no limit).
   };
 
   ~PipelineReactor() override = default;
@@ -201,9 +210,16 @@ class PipelineReactor final
   void RecycleLocked(std::unique_ptr<ResponseBuf> message);
   // Moves `group`'s operations to its owner's queue and counts them pending.
   void EnqueueForwardLocked(ForwardGroup* group);
-  // Takes a call for every owner with operations waiting and room for a call in flight.
+  // The results of a forwarded call that had `room` reserved: those the owner deferred go
+  // back to the front of its queue, the others are queued for the client.
+  void DeliverForward(const std::string& owner_id, size_t room, v1::PipelineResponse* results,
+                      size_t ops);
+  // Bytes of operations waiting to be forwarded. REQUIRES: mu_ held.
+  size_t WaitingBytesLocked() const;
   // True while a forward call has not yet run ForwardDone. REQUIRES: mu_ held.
   bool ForwardsInFlightLocked() const;
+  // Takes a call for every owner with operations waiting and room for a call in flight,
+  // while the stream has room for their results. REQUIRES: mu_ held.
   void TakeForwardsLocked(std::vector<ForwardCall>* calls);
   // Starts `calls`. Without mu_.
   void StartForwards(std::vector<ForwardCall>* calls);
@@ -235,6 +251,13 @@ class PipelineReactor final
   // far: reads past it are answered RESOURCE_EXHAUSTED without their value.
   uint64_t message_limit_ = 0;
   uint64_t message_used_ = 0;
+  // The request's part (ResultLimit) that next_op_ is in: its index (-1: none yet), the
+  // first operation past it, the bytes its answered reads hold, and whether a deferring
+  // part crossed its limit (its later operations are handed back without running).
+  int part_ = -1;
+  int part_end_ = 0;
+  uint64_t part_used_ = 0;
+  bool part_over_ = false;
   // Owned by the executing thread, like request_: the stretch of request_ being executed,
   // decoded (views into request_).
   CacheService::DecodedOps decoded_;
@@ -247,6 +270,7 @@ class PipelineReactor final
   std::vector<std::unique_ptr<ResponseBuf>> spare_;  // Written; reused by TakeSpareLocked.
   size_t queued_bytes_ = 0;
   size_t pending_ops_ = 0;        // Operations whose results will come through Deliver.
+  size_t reserved_bytes_ = 0;     // Sum of peers_[i].reserved.
   std::vector<PeerQueue> peers_;  // Per owner node forwarded to; a handful.
   bool has_request_ = false;      // request_ has operations not yet executed.
   bool executing_ = false;        // A thread is executing request_ without mu_.

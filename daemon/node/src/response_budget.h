@@ -11,8 +11,9 @@
 // call; RESP for each command with a read over it). A call far over the limit gets that
 // answer through any node; near the limit the count differs by a few bytes per result
 // (a forwarded result is counted with its framing). Memory stays within the limit plus
-// one value, or one forwarded message, in flight. Not bounded: the owner still reads and
-// sends the values of a forwarded part, which the forwarder drops.
+// one value, or one forwarded message, in flight. Each forwarded part carries what is left
+// of the limit (a ResultLimit part of the forwarding stream's message), so an owner stops
+// reading values once the caller's budget is spent.
 //
 // Thread safety: Take and exceeded may be called from any thread.
 #pragma once
