@@ -80,7 +80,13 @@ def wait_settled(ports, timeout=30.0, token=None):
         for port in ports:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(mset)
-                reply = s.recv(4096)
+                # The replies may come in separate writes (AUTH's first).
+                reply = b""
+                while reply.count(b"\r\n") < (2 if token else 1):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
             if token:
                 reply = reply[len(b"+OK\r\n"):] if reply.startswith(b"+OK\r\n") else b""
             good = good and reply.startswith(b"+OK")

@@ -3,7 +3,8 @@
 service would use it: a 2-node cluster started with --cluster-secret-file and
 --auth-tokens-file. A connection without AUTH gets NOAUTH; a wrong token WRONGPASS; a
 read token reads every key (forwarded or not) and gets NOPERM for writes; a read-write
-token, given with or without its name, writes.
+token, given with or without its name, writes. Before AUTH, a command is held to 10
+arguments of 16 KiB, as Redis does.
 
 Usage: test_redis_auth.py --ringcached PATH
 Exit: 0 pass; 1 fail; 77 python3-redis missing (skip; scripts/install-deps.sh installs it).
@@ -11,6 +12,7 @@ Exit: 0 pass; 1 fail; 77 python3-redis missing (skip; scripts/install-deps.sh in
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,48 @@ def check_tls(binary, tmp, failures):
                 failures.append("TLS: redis-cli --tls got %r %r" % (out.stdout, out.stderr))
     finally:
         stop_cluster(procs)
+
+
+def raw_exchange(port, payload, timeout=10):
+    """Sends `payload` on a new connection and reads until the node closes it or `timeout`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        got = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except socket.timeout:
+            pass
+        return got
+
+
+def bulk(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def check_unauthenticated_limits(port, failures):
+    """Before AUTH a client may declare at most 10 arguments of 16 KiB (as Redis since
+    CVE-2021-32675), so it cannot make the node buffer a large argument; after AUTH, in the
+    same send, the usual limits hold."""
+    for what, payload, want in [
+            ("a 17 KiB argument before AUTH", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$17000\r\n",
+             b"-ERR Protocol error: unauthenticated bulk length\r\n"),
+            ("11 arguments before AUTH", b"*11\r\n",
+             b"-ERR Protocol error: unauthenticated multibulk length\r\n")]:
+        got = raw_exchange(port, payload)
+        if got != want:
+            failures.append("%s: got %r, want %r and the connection closed" % (what, got, want))
+    big = b"v" * 100000
+    got = raw_exchange(port, bulk(b"AUTH", WRITER.encode()) + bulk(b"SET", b"auth:big", big) +
+                       bulk(b"STRLEN", b"auth:big") + bulk(b"QUIT"))
+    if got != b"+OK\r\n+OK\r\n:100000\r\n+OK\r\n":
+        failures.append("AUTH then a 100 KB SET in one send: got %r" % got[:200])
 
 
 def main():
@@ -138,6 +182,7 @@ def main():
               True)
         check("pipeline read 2", got[2], keys[2].upper().encode())
         check("values unchanged", writer.mget(keys), [k.upper().encode() for k in keys])
+        check_unauthenticated_limits(ports[0], failures)
         # The wrong name for a right token is refused.
         misnamed = redis.Redis(host="127.0.0.1", port=ports[0], username="reports",
                                password=WRITER, socket_timeout=10)

@@ -108,5 +108,29 @@ TEST_CASE("Parse returns at most max_commands commands", "[resp]") {
   CHECK(used == 12);
 }
 
+TEST_CASE("Before AUTH a command may hold 10 arguments of 16 KiB, as Redis allows", "[resp]") {
+  const RespParser parser(RespLimits{});
+  std::vector<RespCommand> commands;
+  size_t used = 0;
+  const std::string value(RespLimits::kUnauthenticatedBulkBytes, 'v');
+  const std::string fits = "*10\r\n" + std::string("$1\r\na\r\n") + [&] {
+    std::string rest;
+    for (int i = 0; i < 9; ++i)
+      rest += "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    return rest;
+  }();
+  REQUIRE_FALSE(parser.Parse(fits, &commands, &used, 1, /*unauthenticated=*/true));
+  CHECK(commands.size() == 1);
+
+  // Refused on the declared lengths, before the bytes arrive.
+  RespParseError error = parser.Parse("*11\r\n", &commands, &used, 1, true);
+  CHECK(error.message == "Protocol error: unauthenticated multibulk length");
+  error = parser.Parse("*2\r\n$3\r\nGET\r\n$16385\r\n", &commands, &used, 1, true);
+  CHECK(error.message == "Protocol error: unauthenticated bulk length");
+  // Authenticated, the same declarations wait for their bytes.
+  CHECK_FALSE(parser.Parse("*11\r\n", &commands, &used));
+  CHECK_FALSE(parser.Parse("*2\r\n$3\r\nGET\r\n$16385\r\n", &commands, &used));
+}
+
 }  // namespace
 }  // namespace ringcache::internal

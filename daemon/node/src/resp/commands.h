@@ -103,6 +103,8 @@ class RespBatch {
   std::span<OpResult> results() { return results_; }
   size_t commands() const { return calls_.size(); }
   bool empty() const { return calls_.empty(); }
+  // False while the connection has to authenticate (client tokens, no AUTH yet).
+  bool authenticated() const { return session_.role != Role::kNone; }
   // True if the last command added asks to close the connection once answered.
   bool close_after() const { return !calls_.empty() && calls_.back().close_after; }
 

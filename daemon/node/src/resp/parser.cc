@@ -102,7 +102,7 @@ bool SplitInlineArgs(std::string_view line, std::vector<std::string>* words) {
 }
 
 RespParseError RespParser::Parse(std::string_view buffer, std::vector<RespCommand>* commands,
-                                 size_t* used, size_t max_commands) const {
+                                 size_t* used, size_t max_commands, bool unauthenticated) const {
   size_t pos = 0;
   *used = 0;
   RespParseError error;
@@ -110,8 +110,9 @@ RespParseError RespParser::Parse(std::string_view buffer, std::vector<RespComman
   while (pos < buffer.size() && parsed < max_commands) {
     RespCommand command;
     size_t next = pos;
-    const Step step = buffer[pos] == '*' ? ParseArray(buffer, &next, &command, &error)
-                                         : ParseInline(buffer, &next, &command, &error);
+    const Step step = buffer[pos] == '*'
+                          ? ParseArray(buffer, &next, &command, &error, unauthenticated)
+                          : ParseInline(buffer, &next, &command, &error);
     if (step == Step::kIncomplete) break;
     if (step == Step::kError) return error;
     pos = next;
@@ -125,7 +126,7 @@ RespParseError RespParser::Parse(std::string_view buffer, std::vector<RespComman
 }
 
 RespParser::Step RespParser::ParseArray(std::string_view in, size_t* pos, RespCommand* out,
-                                        RespParseError* error) const {
+                                        RespParseError* error, bool unauthenticated) const {
   size_t p = *pos;
   const size_t eol = in.find("\r\n", p);
   if (eol == std::string_view::npos) {
@@ -139,6 +140,10 @@ RespParser::Step RespParser::ParseArray(std::string_view in, size_t* pos, RespCo
   if (!ParseLength(in.substr(p + 1, eol - p - 1), &count) ||
       count > static_cast<int64_t>(limits_.max_args)) {
     *error = Error("Protocol error: invalid multibulk length");
+    return Step::kError;
+  }
+  if (unauthenticated && count > static_cast<int64_t>(RespLimits::kUnauthenticatedArgs)) {
+    *error = Error("Protocol error: unauthenticated multibulk length");
     return Step::kError;
   }
   p = eol + 2;
@@ -166,6 +171,10 @@ RespParser::Step RespParser::ParseArray(std::string_view in, size_t* pos, RespCo
     if (!ParseLength(in.substr(p + 1, line_end - p - 1), &len) || len < 0 ||
         static_cast<uint64_t>(len) > limits_.max_bulk_bytes) {
       *error = Error("Protocol error: invalid bulk length");
+      return Step::kError;
+    }
+    if (unauthenticated && static_cast<uint64_t>(len) > RespLimits::kUnauthenticatedBulkBytes) {
+      *error = Error("Protocol error: unauthenticated bulk length");
       return Step::kError;
     }
     p = line_end + 2;

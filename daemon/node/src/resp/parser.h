@@ -50,6 +50,12 @@ struct RespLimits {
   size_t max_args = 1024 * 1024;         // Elements of one request array.
   size_t max_bulk_bytes = 512ull << 20;  // One bulk string.
   size_t max_inline_bytes = 64 * 1024;   // One inline command line.
+
+  // A connection that has not authenticated yet (when the node has client tokens) may send
+  // no more than this, as Redis since CVE-2021-32675: a client without a token cannot make
+  // the node buffer a 512 MB argument.
+  static constexpr size_t kUnauthenticatedArgs = 10;
+  static constexpr size_t kUnauthenticatedBulkBytes = 16 * 1024;
 };
 
 struct RespParseError {
@@ -64,15 +70,19 @@ class RespParser {
 
   // Appends the whole commands at the start of `buffer` to `commands` (at most
   // `max_commands`) and sets *used to the bytes they took. Returns the protocol error that
-  // stopped parsing, if any (the commands before it are returned).
+  // stopped parsing, if any (the commands before it are returned). `unauthenticated`: the
+  // connection has not authenticated, so arrays are held to RespLimits'
+  // kUnauthenticatedArgs and kUnauthenticatedBulkBytes ("Protocol error: unauthenticated
+  // multibulk length", "... bulk length", as Redis).
   RespParseError Parse(std::string_view buffer, std::vector<RespCommand>* commands, size_t* used,
-                       size_t max_commands = SIZE_MAX) const;
+                       size_t max_commands = SIZE_MAX, bool unauthenticated = false) const;
 
   const RespLimits& limits() const { return limits_; }
 
  private:
   enum class Step { kDone, kIncomplete, kError };
-  Step ParseArray(std::string_view in, size_t* pos, RespCommand* out, RespParseError* error) const;
+  Step ParseArray(std::string_view in, size_t* pos, RespCommand* out, RespParseError* error,
+                  bool unauthenticated) const;
   Step ParseInline(std::string_view in, size_t* pos, RespCommand* out, RespParseError* error) const;
 
   const RespLimits limits_;

@@ -319,8 +319,12 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     if (server_->stopping()) return Shutdown();
     commands_.clear();
     size_t used = 0;
+    // Before AUTH, one command at a time under the small limits: the commands after an
+    // AUTH are parsed once it has run, with the limits of a client that authenticated.
+    const bool unauthenticated = !batch_.authenticated();
     const RespParseError error = server_->parser().Parse(
-        std::string_view(in_.data(), in_len_), &commands_, &used, RespServer::kMaxCommandsPerBatch);
+        std::string_view(in_.data(), in_len_), &commands_, &used,
+        unauthenticated ? 1 : RespServer::kMaxCommandsPerBatch, unauthenticated);
     consumed_ = used;
     if (error) {
       trailer_ = "-ERR " + error.message + "\r\n";
