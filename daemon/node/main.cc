@@ -94,6 +94,7 @@ struct Flags {
   std::string tls_ca_file;
   std::string tls_client_certs = "none";
   int64_t tls_reload_s = 60;
+  bool tls_node_identity = false;
   uint64_t max_epoch_jump = 1000000;
 };
 
@@ -342,6 +343,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(CLI::IsMember({"none", "verify", "require"}))
       ->capture_default_str()
       ->group(kSecurity);
+  app.add_flag("--tls-node-identity", flags->tls_node_identity,
+               "Members' certificates name their node id (CN=<node id>): a\n"
+               "member's call must come from the member it speaks for\n"
+               "(needs --tls-client-certs require)")
+      ->group(kSecurity);
   app.add_option("--tls-reload-s", flags->tls_reload_s,
                  "Read the TLS files again this often, in seconds: renewed\n"
                  "certificates are used without a restart")
@@ -410,6 +416,7 @@ const char* FlagOfMessage(const std::string& message) {
       {"tls.key_file", "--tls-key-file: "},
       {"tls.ca_file", "--tls-ca-file: "},
       {"tls.client_certs", "--tls-client-certs: "},
+      {"tls.node_identity", "--tls-node-identity: "},
       {"tls.reload_interval", "--tls-reload-s: "},
   };
   for (const auto& [field, flag] : kFlags) {
@@ -672,6 +679,7 @@ int main(int argc, char** argv) {
                                  : flags.tls_client_certs == "verify"
                                      ? ringcache::NodeTlsOptions::ClientCerts::kVerify
                                      : ringcache::NodeTlsOptions::ClientCerts::kNone,
+                 .node_identity = flags.tls_node_identity,
                  .reload_interval = std::chrono::seconds(flags.tls_reload_s)};
   if (!flags.cluster_secret_file.empty()) {
     ringcache::Result<std::string> secret = ReadSecretFile(flags.cluster_secret_file);
@@ -718,7 +726,7 @@ int main(int argc, char** argv) {
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
       "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
-      "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={}",
+      "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={} tls_node_identity={}",
       ringcache::NodeVersion(), flags.node_id.empty() ? "(hostname)" : flags.node_id, flags.listen,
       flags.metrics_listen.empty() ? "(disabled)" : flags.metrics_listen,
       flags.resp_listen.empty() ? "(off)" : flags.resp_listen, flags.resp_threads,
@@ -737,7 +745,8 @@ int main(int argc, char** argv) {
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
       flags.max_epoch_jump, flags.auth_tokens_file.empty() ? "(none)" : flags.auth_tokens_file,
       flags.protected_mode, flags.tls_cert_file.empty() ? "(none: plaintext)" : flags.tls_cert_file,
-      flags.tls_ca_file.empty() ? "(system)" : flags.tls_ca_file, flags.tls_client_certs);
+      flags.tls_ca_file.empty() ? "(system)" : flags.tls_ca_file, flags.tls_client_certs,
+      flags.tls_node_identity);
 
   // NodeOptions::Validate refuses this with --seeds; without, it is a one-node cluster
   // whose view names an address that other machines cannot dial.

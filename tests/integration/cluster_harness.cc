@@ -60,6 +60,11 @@ std::vector<std::string> TestCluster::NodeArgs(size_t i, const std::vector<std::
                                                const std::vector<std::string>& extra) const {
   std::vector<std::string> given = options_.extra_args;
   given.insert(given.end(), extra.begin(), extra.end());
+  for (std::string& arg : given) {  // "{id}" stands for the node's id.
+    for (size_t at = arg.find("{id}"); at != std::string::npos; at = arg.find("{id}", at)) {
+      arg.replace(at, 4, IdOf(i));
+    }
+  }
   // The join timeout stays under the ready timeout, so a node that cannot join exits with
   // its own message rather than being killed by the harness.
   const auto join_timeout = std::max<int64_t>(1000, options_.ready_timeout.count() - 2000);

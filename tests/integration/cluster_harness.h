@@ -62,7 +62,8 @@ struct ClusterOptions {
   int nodes = 3;
   // --replication-factor of every node.
   uint32_t replication_factor = 2;
-  // Flags given to every node, e.g. {"--memory", "64MiB"}. The harness passes --node-id,
+  // Flags given to every node, e.g. {"--memory", "64MiB"}; "{id}" in one stands for the
+  // node's id ("/certs/{id}.pem": n1.pem for n1). The harness passes --node-id,
   // --seeds, --replication-factor, --join-timeout-ms (ready_timeout - 2 s), --log-level
   // info, and NodeProcess --listen, --metrics-listen, --ready-file, each unless these
   // (or AddNode's extra_args) hold the flag already.

@@ -314,6 +314,175 @@ TEST_CASE("A member cannot jump the epoch past its bounds or replicate as a non-
   CHECK(after->epoch() == held + 1'000'000);
 }
 
+TEST_CASE("With --tls-node-identity a member speaks only for itself",
+          "[integration][cluster][security]") {
+  // Each node has a certificate naming its id (CN=n1 ...), and requires one from callers.
+  // The attacker holds a real member's certificate (n3's) and the secret: a compromised
+  // member. It may speak for n3, not for n1 or n2.
+  TestCerts certs;
+  SecretFile secret(kSecret);
+  std::vector<std::string> flags = SecretArgs(secret);
+  flags.insert(flags.end(), {"--tls-cert-file", certs.path("{id}.pem"), "--tls-key-file",
+                             certs.path("{id}.key"), "--tls-ca-file", certs.path("ca.pem"),
+                             "--tls-client-certs", "require", "--tls-node-identity"});
+  const std::shared_ptr<grpc::ChannelCredentials> as_client = certs.Client("ca.pem", "client");
+  TestCluster cluster({.nodes = 3, .extra_args = flags, .credentials = as_client});
+  RequireStart(cluster);  // Joins, pushes, heartbeats and replication name their senders.
+
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < kKeys; ++i) {
+    REQUIRE_THAT(checks::SetWc(*n1, KeyOf(i), "v" + std::to_string(i), 1).status, IsOk());
+  }
+  const Snapshot before = Take(cluster);
+  REQUIRE(before.missing == 0);
+  auto n2_view = cluster.Topology(1);
+  REQUIRE(n2_view.has_value());
+
+  const std::string n2 = cluster.address(1);
+  const std::shared_ptr<grpc::ChannelCredentials> as_n3 = certs.Client("ca.pem", "n3");
+  const auto denied = [](const grpc::Status& s, const std::string& field) {
+    INFO(s.error_code() << " " << s.error_message());
+    return s.error_code() == StatusCode::PERMISSION_DENIED &&
+           s.error_message().find("certificate names node n3") != std::string::npos &&
+           s.error_message().find(field) != std::string::npos;
+  };
+  {  // A view pushed in n1's name.
+    v1::ClusterView forged = *n2_view;
+    forged.set_epoch(n2_view->epoch() + 1);
+    forged.mutable_members()->RemoveLast();
+    CHECK(denied(PushView(n2, forged, "n2", kSecret, as_n3), "PushViewRequest.from_id says n1"));
+  }
+  auto membership = v1::Membership::NewStub(grpc::CreateChannel(n2, as_n3));
+  {  // Heartbeats posing as n1 that suspect n2's peers.
+    for (int i = 0; i < 10; ++i) {
+      v1::HeartbeatRequest request;
+      request.set_from_id("n1");
+      request.set_to_id("n2");
+      request.set_epoch(n2_view->epoch());
+      request.add_suspects("n1");
+      grpc::ClientContext ctx;
+      Prepare(&ctx, kSecret);
+      v1::HeartbeatResponse response;
+      CHECK(denied(membership->Heartbeat(&ctx, request, &response), "HeartbeatRequest.from_id"));
+    }
+    // In its own name, n3's certificate is fine.
+    v1::HeartbeatRequest own;
+    own.set_from_id("n3");
+    own.set_to_id("n2");
+    own.set_epoch(n2_view->epoch());
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    v1::HeartbeatResponse response;
+    CHECK_THAT(membership->Heartbeat(&ctx, own, &response), IsOk());
+  }
+  {  // n1 joining again at another address.
+    v1::JoinRequest request;
+    request.mutable_member()->set_id("n1");
+    request.mutable_member()->set_address("127.0.0.1:1");
+    request.mutable_member()->set_weight(1);
+    request.set_replication_factor(2);
+    request.set_vnodes_per_weight(160);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    v1::JoinResponse response;
+    CHECK(denied(membership->Join(&ctx, request, &response), "JoinRequest.member.id says n1"));
+  }
+  {  // n2's leave, passed on as if by n2 itself.
+    v1::LeaveRequest request;
+    request.set_node_id("n2");
+    request.set_forwarded(true);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    v1::LeaveResponse response;
+    CHECK(denied(membership->Leave(&ctx, request, &response), "LeaveRequest.node_id says n2"));
+  }
+  {  // n1's transition report.
+    v1::TransitionReadyRequest request;
+    request.set_from_id("n1");
+    request.set_epoch(n2_view->epoch());
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    v1::TransitionReadyResponse response;
+    CHECK(denied(membership->TransitionReady(&ctx, request, &response),
+                 "TransitionReadyRequest.from_id"));
+  }
+  {  // A Replicate stream as n1, the primary, with a full sync that would empty n2.
+    auto replication = v1::Replication::NewStub(grpc::CreateChannel(n2, as_n3));
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    auto stream = replication->Replicate(&ctx);
+    v1::ReplicationMessage hello;
+    hello.mutable_hello()->set_primary_id("n1");
+    hello.mutable_hello()->set_replication_id("forged");
+    hello.mutable_hello()->set_replica_id("n2");
+    hello.mutable_hello()->set_epoch(n2_view->epoch());
+    v1::ReplicationMessage begin;
+    begin.mutable_sync_begin()->set_next_seq(1);
+    v1::ReplicationMessage end;
+    end.mutable_sync_end();
+    (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
+    stream->WritesDone();
+    v1::ReplicationAck ack;
+    int acks = 0;
+    while (stream->Read(&ack)) ++acks;
+    CHECK(acks == 0);
+    CHECK(denied(stream->Finish(), "ReplicationHello.primary_id says n1"));
+  }
+  {  // Client calls forwarded in n1's name (they would skip routing).
+    auto stub = v1::Cache::NewStub(grpc::CreateChannel(n2, as_n3));
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kSecret);
+    ctx.AddMetadata("ringcache-forwarded-by", "n1");
+    v1::GetRequest get;
+    get.set_key(KeyOf(0));
+    v1::GetResponse response;
+    CHECK(denied(stub->Get(&ctx, get, &response), "ringcache-forwarded-by says n1"));
+  }
+
+  // Nothing changed: the same view and every key through every node, after the failure
+  // timeout has passed.
+  std::this_thread::sleep_for(1500ms);
+  const Snapshot after = Take(cluster);
+  CHECK(after.epoch == before.epoch);
+  CHECK(after.view == before.view);
+  CHECK(after.missing == 0);
+  CHECK(cluster.running(1));
+  // A push, 10 heartbeats, a join, a leave, a report, a stream, a forwarded call.
+  CHECK(MetricValue(cluster.node(1).MetricsAddress(), "ringcache_cluster_auth_failures_total") ==
+        16);
+}
+
+TEST_CASE("With --tls-node-identity a node whose certificate names another id does not start",
+          "[integration][security]") {
+  TestCerts certs;
+  NodeProcess p;
+  p.SpawnRaw({"--node-id", "n1", "--listen", "127.0.0.1:0", "--metrics-listen", "",
+              "--tls-cert-file", certs.path("n2.pem"), "--tls-key-file", certs.path("n2.key"),
+              "--tls-ca-file", certs.path("ca.pem"), "--tls-client-certs", "require",
+              "--tls-node-identity"});
+  const std::optional<ExitStatus> exit = p.WaitExit(10s);
+  REQUIRE(exit.has_value());
+  CHECK(exit->ToString() == "exit 1");
+  {
+    INFO(p.Stderr());
+    CHECK(p.Stderr().find("--tls-node-identity") != std::string::npos);
+    CHECK(p.Stderr().find("names node n2") != std::string::npos);
+    CHECK(p.Stderr().find("this node's id is n1") != std::string::npos);
+  }
+
+  // And it needs client certificates to read callers' ids from.
+  NodeProcess q;
+  q.SpawnRaw({"--node-id", "n1", "--listen", "127.0.0.1:0", "--metrics-listen", "",
+              "--tls-cert-file", certs.path("n1.pem"), "--tls-key-file", certs.path("n1.key"),
+              "--tls-ca-file", certs.path("ca.pem"), "--tls-node-identity"});
+  const std::optional<ExitStatus> qexit = q.WaitExit(10s);
+  REQUIRE(qexit.has_value());
+  CHECK(qexit->ToString() == "exit 2");
+  INFO(q.Stderr());
+  CHECK(q.Stderr().find("--tls-node-identity") != std::string::npos);
+  CHECK(q.Stderr().find("tls.client_certs require") != std::string::npos);
+}
+
 TEST_CASE("A node with another cluster secret cannot join, and says why",
           "[integration][cluster][security]") {
   SecretFile secret(kSecret);

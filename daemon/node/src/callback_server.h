@@ -74,6 +74,15 @@ struct ServerEnv {
   // claim to forward.)
   grpc::Status Admit(RequestMetadata* md, grpc::ServerContextBase* ctx, std::string_view what,
                      Role needed) const {
+    // With node identity, a member forwards only in its own name.
+    if (!md->forwarded_by.empty() && cluster_auth != nullptr && cluster_auth->node_identity())
+        [[unlikely]] {
+      if (grpc::Status s = cluster_auth->CheckClaim(ctx, "a forwarded call",
+                                                    "ringcache-forwarded-by", md->forwarded_by);
+          !s.ok()) {
+        return s;
+      }
+    }
     // A member's own calls (a coordinator's Stats probe of a joiner's address) carry the
     // secret without forwarding anything: they are members' calls too.
     if ((!md->forwarded_by.empty() || !md->cluster_secret.empty()) && cluster_auth != nullptr &&

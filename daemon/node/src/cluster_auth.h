@@ -11,6 +11,11 @@
 // Without a secret the plane is open to anyone who can reach the port; the node says so
 // in its log at startup.
 //
+// With node identity (NodeTlsOptions::node_identity: mutual TLS, member certificates
+// whose Common Name is the node id), a node also knows *which* member calls, and
+// CheckClaim holds each call to it: the member a call says it comes from (a heartbeat's
+// from_id, a replication stream's primary, ...) must be the one its certificate names.
+//
 // Refusals are counted (refusals(); ringcache_cluster_auth_failures_total) and logged at most once
 // a second, with the number left unlogged since the last line.
 //
@@ -45,10 +50,13 @@ class ClusterAuth {
   // Metadata values must be printable ASCII, so the secret is too.
   static Status ValidateSecret(std::string_view secret);
 
-  // `secret` empty: the plane is open. `log` may be empty.
-  ClusterAuth(std::string secret, std::function<void(LogLevel, std::string_view)> log);
+  // `secret` empty: the plane is open. `log` may be empty. `node_identity`: callers'
+  // certificates name their node id (the server requires and verifies them).
+  ClusterAuth(std::string secret, std::function<void(LogLevel, std::string_view)> log,
+              bool node_identity = false);
 
   bool open() const { return secret_.empty(); }
+  bool node_identity() const { return node_identity_; }
   // Calls refused so far.
   uint64_t refusals() const { return refusals_.count(); }
 
@@ -61,6 +69,15 @@ class ClusterAuth {
   grpc::Status Check(std::string_view presented, grpc::ServerContextBase* ctx,
                      std::string_view what) const;
 
+  // The node id the caller's certificate names (its subject Common Name); empty without
+  // node identity or without a certificate.
+  static std::string CallerId(const grpc::ServerContextBase* ctx);
+  // OK without node identity, or if `claimed` (the call's `field`, e.g.
+  // "HeartbeatRequest.from_id") is the node id the caller's certificate names; otherwise
+  // PERMISSION_DENIED naming both ids, counted and logged.
+  grpc::Status CheckClaim(const grpc::ServerContextBase* ctx, std::string_view what,
+                          std::string_view field, std::string_view claimed) const;
+
   // Interceptors that add the secret to every call of a channel (none when open).
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
   ClientInterceptors() const;
@@ -69,6 +86,7 @@ class ClusterAuth {
   void NoteRefusal(grpc::ServerContextBase* ctx, std::string_view what, bool missing) const;
 
   const std::string secret_;
+  const bool node_identity_;
   RefusalLog refusals_;
 };
 

@@ -223,44 +223,63 @@ struct Membership::Impl {
     explicit Service(Impl* impl) : impl_(impl) {}
     grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* request,
                                    v1::JoinResponse* response) override {
-      return MembersOnly(ctx, "Membership.Join",
-                         [&] { return impl_->HandleJoin(ctx, *request, response); });
+      // A joiner speaks for itself; a member passing a join on relays another's.
+      const Claim claim =
+          request->forwarded() ? Claim{} : Claim{"JoinRequest.member.id", request->member().id()};
+      return MembersOnly(
+          ctx, "Membership.Join", [&] { return impl_->HandleJoin(ctx, *request, response); },
+          claim);
     }
     grpc::ServerUnaryReactor* PushView(grpc::CallbackServerContext* ctx,
                                        const v1::PushViewRequest* request,
                                        v1::PushViewResponse* response) override {
-      return MembersOnly(ctx, "Membership.PushView",
-                         [&] { return impl_->HandlePushView(ctx, *request, response); });
+      return MembersOnly(
+          ctx, "Membership.PushView",
+          [&] { return impl_->HandlePushView(ctx, *request, response); },
+          Claim{"PushViewRequest.from_id", request->from_id()});
     }
     grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
                                         const v1::HeartbeatRequest* request,
                                         v1::HeartbeatResponse* response) override {
-      return MembersOnly(ctx, "Membership.Heartbeat",
-                         [&] { return impl_->HandleHeartbeat(ctx, *request, response); });
+      return MembersOnly(
+          ctx, "Membership.Heartbeat",
+          [&] { return impl_->HandleHeartbeat(ctx, *request, response); },
+          Claim{"HeartbeatRequest.from_id", request->from_id()});
     }
     grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx,
                                     const v1::LeaveRequest* request,
                                     v1::LeaveResponse* response) override {
       // An operator's ringcache-cli may ask with an admin token instead of the secret.
+      // A member asks only for its own leave (passed on to the coordinator, or to itself).
       return MembersOnly(
           ctx, "Membership.Leave", [&] { return impl_->HandleLeave(ctx, *request, response); },
-          /*admin_token_may=*/true);
+          Claim{"LeaveRequest.node_id", request->node_id()}, /*admin_token_may=*/true);
     }
     grpc::ServerUnaryReactor* TransitionReady(grpc::CallbackServerContext* ctx,
                                               const v1::TransitionReadyRequest* request,
                                               v1::TransitionReadyResponse* response) override {
-      return MembersOnly(ctx, "Membership.TransitionReady",
-                         [&] { return impl_->HandleTransitionReady(ctx, *request, response); });
+      const Claim claim = request->forwarded()
+                              ? Claim{}
+                              : Claim{"TransitionReadyRequest.from_id", request->from_id()};
+      return MembersOnly(
+          ctx, "Membership.TransitionReady",
+          [&] { return impl_->HandleTransitionReady(ctx, *request, response); }, claim);
     }
 
    private:
     // Every rpc of this service is for members only (cluster_auth.h): a caller without the
     // cluster secret is refused before its request is looked at.
     // With `admin_token_may`, a call that carries a client token (authorization) is
-    // checked as a client's instead, and needs the role admin.
+    // checked as a client's instead, and needs the role admin. A member's call is then
+    // held to its `claim` (with node identity: ClusterAuth::CheckClaim).
+    struct Claim {
+      std::string_view field;  // Empty: the call speaks for no one member.
+      std::string_view id;
+    };
     template <typename Handle>
     grpc::ServerUnaryReactor* MembersOnly(grpc::CallbackServerContext* ctx, std::string_view what,
-                                          Handle handle, bool admin_token_may = false) {
+                                          Handle handle, Claim claim,
+                                          bool admin_token_may = false) {
       grpc::Status allowed;
       const RequestMetadata md = RequestMetadata::Read(ctx);
       if (admin_token_may && impl_->options.admin_token && !md.authorization.empty() &&
@@ -268,6 +287,9 @@ struct Membership::Impl {
         allowed = impl_->options.admin_token(md.authorization, ctx, what);
       } else if (const ClusterAuth* auth = impl_->options.auth; auth != nullptr) {
         allowed = auth->Check(md.cluster_secret, ctx, what);
+        if (allowed.ok() && !claim.field.empty()) {
+          allowed = auth->CheckClaim(ctx, what, claim.field, claim.id);
+        }
       }
       if (!allowed.ok()) {
         grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();

@@ -240,6 +240,11 @@ Status CheckClusterOptions(const NodeOptions& o) {
   if (!o.tls.enabled() && !o.tls.ca_file.empty()) {
     return Status::InvalidArgument("tls.ca_file needs tls.cert_file and tls.key_file (TLS is off)");
   }
+  if (o.tls.node_identity && o.tls.client_certs != NodeTlsOptions::ClientCerts::kRequire) {
+    return Status::InvalidArgument(
+        "tls.node_identity needs tls.client_certs require: a member's id is read from the "
+        "certificate it must present");
+  }
   if (o.tls.client_certs != NodeTlsOptions::ClientCerts::kNone && o.tls.ca_file.empty()) {
     return Status::InvalidArgument(
         "tls.client_certs needs tls.ca_file: the CAs that clients' certificates must be signed by");
@@ -465,7 +470,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 
   const uint64_t max_message =
       uint64_t{options.max_value_bytes} + options.max_key_bytes + kMessageSlackBytes;
-  impl->cluster_auth = std::make_unique<internal::ClusterAuth>(options.cluster_secret, options.log);
+  impl->cluster_auth = std::make_unique<internal::ClusterAuth>(
+      options.cluster_secret, options.log, options.tls.enabled() && options.tls.node_identity);
   impl->registry->AddCollector([auth = impl->cluster_auth.get()](metrics::Writer& w) {
     w.Counter("ringcache_cluster_auth_failures_total",
               "Cluster-plane calls (Membership, Replication, forwarded calls) refused for a "
@@ -496,7 +502,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                 "reach " +
                     options.listen_address + " (docs/security.md)");
   }
-  if (Status s = internal::CheckTlsFiles(options.tls, options.log); !s.ok()) return s;
+  if (Status s = internal::CheckTlsFiles(options.tls, options.node_id, options.log); !s.ok()) {
+    return s;
+  }
   if (options.tls.enabled()) impl->tls = std::make_unique<internal::NodeTls>(options.tls);
   impl->peers = std::make_unique<internal::PeerPool>(
       static_cast<int>(max_message), impl->cluster_auth.get(),

@@ -147,7 +147,7 @@ struct ReplReceiver::Impl {
 class ReplReceiver::Impl::Stream final
     : public grpc::ServerBidiReactor<ReplicationMessage, ReplicationAck> {
  public:
-  Stream(Impl* impl, grpc::CallbackServerContext* ctx) : impl_(impl) {
+  Stream(Impl* impl, grpc::CallbackServerContext* ctx) : impl_(impl), ctx_(ctx) {
     // Only members replicate (cluster_auth.h): checked before the first message is read.
     grpc::Status allowed = impl_->auth != nullptr ? impl_->auth->Check(ctx, "Replication.Replicate")
                                                   : grpc::Status::OK;
@@ -322,6 +322,14 @@ class ReplReceiver::Impl::Stream final
                           "this node is " + impl_->self_id + ", not replica " + hello.replica_id() +
                               " (stale address?)");
     }
+    // With node identity, only the primary itself streams its writes (cluster_auth.h).
+    if (impl_->auth != nullptr) {
+      if (grpc::Status s = impl_->auth->CheckClaim(
+              ctx_, "Replication.Replicate", "ReplicationHello.primary_id", hello.primary_id());
+          !s.ok()) {
+        return s;
+      }
+    }
     if (grpc::Status member = impl_->CheckPrimary(hello.primary_id()); !member.ok()) {
       return member;
     }
@@ -432,6 +440,7 @@ class ReplReceiver::Impl::Stream final
   }
 
   Impl* const impl_;
+  grpc::CallbackServerContext* const ctx_;  // gRPC's; valid until OnDone.
   std::atomic<int> refs_{1};
 
   // Used only by the executing thread (executing_ hands it over).

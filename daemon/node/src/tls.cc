@@ -61,9 +61,23 @@ Status ReadCertificates(std::string_view field, const std::string& path,
   return Status::Ok();
 }
 
+// The certificate's subject Common Name (the last one, as gRPC reads it); empty if none.
+std::string CommonName(X509* cert) {
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  int last = -1;
+  for (int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
+    last = i;
+  }
+  if (last < 0) return {};
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                     static_cast<size_t>(ASN1_STRING_length(data)));
+}
+
 }  // namespace
 
-Status CheckTlsFiles(const NodeTlsOptions& tls,
+Status CheckTlsFiles(const NodeTlsOptions& tls, std::string_view node_id,
                      const std::function<void(LogLevel, std::string_view)>& log) {
   if (!tls.enabled()) return Status::Ok();
   std::unique_ptr<X509, X509Closer> cert;
@@ -88,6 +102,18 @@ Status CheckTlsFiles(const NodeTlsOptions& tls,
   }
   if (!tls.ca_file.empty()) {
     if (Status s = ReadCertificates("tls.ca_file", tls.ca_file, nullptr); !s.ok()) return s;
+  }
+  if (tls.node_identity) {
+    const std::string cn = CommonName(cert.get());
+    if (cn != node_id) {
+      return Status::InvalidArgument(
+          "tls.node_identity is on, but the certificate in " + tls.cert_file + " names " +
+          (cn.empty() ? std::string("no node id (no subject Common Name)")
+                      : "node " + cn + " (its Common Name)") +
+          " and this node's id is " + std::string(node_id) +
+          ": other members would refuse its calls. Give each node a certificate with "
+          "CN=<its node id>");
+    }
   }
   if (log) {
     const ASN1_TIME* not_after = X509_get0_notAfter(cert.get());

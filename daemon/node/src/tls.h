@@ -29,9 +29,10 @@ namespace ringcache::internal {
 
 // OK if `tls` is off, or its files can be read and hold what they should: a PEM
 // certificate chain, a private key that matches its first certificate, CA certificates.
-// INVALID_ARGUMENT naming the file and the problem otherwise. Logs a warning through
-// `log` (may be empty) if the certificate has expired or expires within 14 days.
-Status CheckTlsFiles(const NodeTlsOptions& tls,
+// INVALID_ARGUMENT naming the file and the problem otherwise; with tls.node_identity,
+// also if the certificate's Common Name is not `node_id`. Logs a warning through `log`
+// (may be empty) if the certificate has expired or expires within 14 days.
+Status CheckTlsFiles(const NodeTlsOptions& tls, std::string_view node_id,
                      const std::function<void(LogLevel, std::string_view)>& log);
 
 class NodeTls {

@@ -58,6 +58,13 @@ struct NodeTlsOptions {
     kRequire,  // Every client (and member) must send one signed by ca_file's CAs.
   };
   ClientCerts client_certs = ClientCerts::kNone;
+  // Member certificates name their node id as their subject Common Name (CN=n1), and a
+  // call on the cluster plane must come from the member it claims to come from: a
+  // heartbeat's or pushed view's from_id, a joiner's id, a replication stream's primary, a
+  // forwarded call's ringcache-forwarded-by must be the id the caller's certificate names
+  // (PERMISSION_DENIED otherwise). Needs client_certs kRequire; the node's own certificate
+  // must name its node_id.
+  bool node_identity = false;
   // How often the files are read again: renewed certificates are served from then on,
   // without a restart (a pair that does not match is ignored, the old one stays). Default
   // 60 s; 1 s to one day.
