@@ -69,8 +69,8 @@ class ClusterAuth {
   grpc::Status Check(std::string_view presented, grpc::ServerContextBase* ctx,
                      std::string_view what) const;
 
-  // The node id the caller's certificate names (its subject Common Name); empty without
-  // node identity or without a certificate.
+  // The node id the caller's verified certificate names (its subject Common Name); empty
+  // without a certificate (or over a connection without TLS).
   static std::string CallerId(const grpc::ServerContextBase* ctx);
   // OK without node identity, or if `claimed` (the call's `field`, e.g.
   // "HeartbeatRequest.from_id") is the node id the caller's certificate names; otherwise

@@ -235,7 +235,7 @@ void PipelineReactor::TakeForwardsLocked(std::vector<ForwardCall>* calls) {
   // kMaxQueuedBytes, shared among the owners with operations waiting. Draining, the
   // operations already read go out at once, unlimited (shutdown does not wait for a reader).
   const auto room_left = [this] {
-    const size_t held = queued_bytes_ + reserved_bytes_;
+    const size_t held = queued_bytes_ + checked_out_bytes_ + reserved_bytes_;
     return held >= kMaxQueuedBytes ? size_t{0} : kMaxQueuedBytes - held;
   };
   const size_t share = std::max(kMinForwardRoom, room_left() / wanting);
@@ -300,8 +300,9 @@ void PipelineReactor::StartForwards(std::vector<ForwardCall>* calls) {
     RefSink();  // Until the results are delivered.
     service->forward_streams()->Send(
         call.target, call.epoch, std::move(call.request), call.bytes, deadline, ours,
-        [this, ops, room = call.room, owner_id = call.target.id](v1::PipelineResponse* results) {
-          DeliverForward(owner_id, room, results, ops);
+        [this, ops, room = call.room, extra = call.extra_deadline,
+         owner_id = call.target.id](v1::PipelineResponse* results) {
+          DeliverForward(owner_id, room, extra, results, ops);
           ForwardDone(owner_id);
           UnrefSink();
         },
@@ -310,7 +311,11 @@ void PipelineReactor::StartForwards(std::vector<ForwardCall>* calls) {
 }
 
 void PipelineReactor::DeliverForward(const std::string& owner_id, size_t room,
+                                     std::chrono::milliseconds extra_deadline,
                                      v1::PipelineResponse* results, size_t ops) {
+  // Handed-back operations go in front of those waiting: in order only because a single
+  // call per owner is in flight.
+  static_assert(kMaxForwardsPerOwner == 1);
   // The deferred operations, in order, to go back in front of what waits for this owner.
   v1::PipelineRequest again;
   size_t again_bytes = 0;
@@ -340,6 +345,8 @@ void PipelineReactor::DeliverForward(const std::string& owner_id, size_t room,
         for (v1::Operation& op : *q.waiting.mutable_ops()) again.add_ops()->Swap(&op);
         q.waiting.Swap(&again);
         q.waiting_bytes += again_bytes;
+        // A handed-back write may wait for its replicas when it runs.
+        q.extra_deadline = std::max(q.extra_deadline, extra_deadline);
       }
     }
     reserved_bytes_ -= std::min(reserved_bytes_, room);
@@ -511,6 +518,7 @@ void PipelineReactor::Pump() {
           chunk = std::move(queue_.back().message);
           bytes = queue_.back().bytes;
           queued_bytes_ -= bytes;
+          checked_out_bytes_ = bytes;  // Still held: counted against the forwards' room.
           queue_.pop_back();
         } else {
           chunk = TakeSpareLocked();
@@ -541,16 +549,17 @@ void PipelineReactor::Pump() {
       std::lock_guard lock(mu_);
       executing_ = false;
       has_request_ = next_op_ < request_->get()->ops_size();
+      checked_out_bytes_ = 0;
       if (broken_) continue;  // The loop drops everything; the call is gone.
       // Counted before any forward starts: its results may come back at once.
       for (ForwardGroup& group : forwards) EnqueueForwardLocked(&group);
-      TakeForwardsLocked(&calls);
       if (chunk->get()->results_size() > 0) {
         queued_bytes_ += bytes;
         queue_.push_back({.message = std::move(chunk), .bytes = bytes});
       } else {
         RecycleLocked(std::move(chunk));
       }
+      TakeForwardsLocked(&calls);  // With this chunk's results counted.
     }
     StartForwards(&calls);
   }

@@ -212,7 +212,8 @@ class PipelineReactor final
   void EnqueueForwardLocked(ForwardGroup* group);
   // The results of a forwarded call that had `room` reserved: those the owner deferred go
   // back to the front of its queue, the others are queued for the client.
-  void DeliverForward(const std::string& owner_id, size_t room, v1::PipelineResponse* results,
+  void DeliverForward(const std::string& owner_id, size_t room,
+                      std::chrono::milliseconds extra_deadline, v1::PipelineResponse* results,
                       size_t ops);
   // Bytes of operations waiting to be forwarded. REQUIRES: mu_ held.
   size_t WaitingBytesLocked() const;
@@ -271,6 +272,7 @@ class PipelineReactor final
   size_t queued_bytes_ = 0;
   size_t pending_ops_ = 0;        // Operations whose results will come through Deliver.
   size_t reserved_bytes_ = 0;     // Sum of peers_[i].reserved.
+  size_t checked_out_bytes_ = 0;  // Of a queued message the executing thread appends to.
   std::vector<PeerQueue> peers_;  // Per owner node forwarded to; a handful.
   bool has_request_ = false;      // request_ has operations not yet executed.
   bool executing_ = false;        // A thread is executing request_ without mu_.

@@ -61,18 +61,26 @@ Status ReadCertificates(std::string_view field, const std::string& path,
   return Status::Ok();
 }
 
-// The certificate's subject Common Name (the last one, as gRPC reads it); empty if none.
-std::string CommonName(X509* cert) {
+// The certificate's subject Common Name in UTF-8, as gRPC reads it (the first), and how
+// many it has.
+std::string CommonName(X509* cert, int* count) {
   const X509_NAME* subject = X509_get_subject_name(cert);
-  int last = -1;
-  for (int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); i >= 0;
-       i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
-    last = i;
+  const int first = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  *count = 0;
+  for (int i = first; i >= 0; i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
+    ++*count;
   }
-  if (last < 0) return {};
-  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last));
-  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
-                     static_cast<size_t>(ASN1_STRING_length(data)));
+  if (first < 0) return {};
+  unsigned char* utf8 = nullptr;
+  const int n =
+      ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, first)));
+  if (n < 0) {
+    ERR_clear_error();
+    return {};
+  }
+  std::string out(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+  OPENSSL_free(utf8);
+  return out;
 }
 
 }  // namespace
@@ -104,7 +112,13 @@ Status CheckTlsFiles(const NodeTlsOptions& tls, std::string_view node_id,
     if (Status s = ReadCertificates("tls.ca_file", tls.ca_file, nullptr); !s.ok()) return s;
   }
   if (tls.node_identity) {
-    const std::string cn = CommonName(cert.get());
+    int count = 0;
+    const std::string cn = CommonName(cert.get(), &count);
+    if (count > 1) {
+      return Status::InvalidArgument("tls.node_identity is on, but the certificate in " +
+                                     tls.cert_file + " has " + std::to_string(count) +
+                                     " Common Names: a member's certificate names one node id");
+    }
     if (cn != node_id) {
       return Status::InvalidArgument(
           "tls.node_identity is on, but the certificate in " + tls.cert_file + " names " +
