@@ -27,11 +27,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "ringcache/cluster_view.h"
@@ -56,7 +59,18 @@ struct Flags {
   uint32_t write_concern = 0;
   uint32_t channels = 2;
   uint32_t deadline_ms = 5000;
+  std::string tls_ca_file;    // --tls-ca-file: TLS; these CAs verify the node.
+  std::string tls_cert_file;  // --tls-cert-file/--tls-key-file: a client certificate.
+  std::string tls_key_file;
 };
+
+// The whole file at `path`; false if it cannot be read.
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
 
 void Usage() {
   std::printf(
@@ -71,7 +85,10 @@ void Usage() {
       "  --keys N             distinct keys, all with --addr as primary (default 100000)\n"
       "  --write-concern K    write_concern of every Set (default 0)\n"
       "  --channels N         gRPC channels to the node (default 2)\n"
-      "  --deadline-ms N      deadline of each call (default 5000)\n");
+      "  --deadline-ms N      deadline of each call (default 5000)\n"
+      "  --tls-ca-file PATH   connect with TLS; PATH's CAs verify the node\n"
+      "  --tls-cert-file PATH, --tls-key-file PATH\n"
+      "                       a client certificate, for a node with --tls-client-certs\n");
 }
 
 int ParseFlags(int argc, char** argv, Flags* f) {
@@ -118,6 +135,12 @@ int ParseFlags(int argc, char** argv, Flags* f) {
       ok = need_num(&f->channels) && f->channels > 0;
     } else if (a == "--deadline-ms") {
       ok = need_num(&f->deadline_ms) && f->deadline_ms > 0;
+    } else if (a == "--tls-ca-file") {
+      f->tls_ca_file = v;
+    } else if (a == "--tls-cert-file") {
+      f->tls_cert_file = v;
+    } else if (a == "--tls-key-file") {
+      f->tls_key_file = v;
     } else {
       std::fprintf(stderr, "ringcache_repl_bench: unknown flag %s (see --help)\n", a.c_str());
       return 2;
@@ -183,12 +206,12 @@ double Percentile(std::vector<double>* v, double p) {
 
 class Bench {
  public:
-  explicit Bench(const Flags& f) : f_(f), value_(f.value_size, 'v') {
+  Bench(const Flags& f, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : f_(f), value_(f.value_size, 'v') {
     for (uint32_t i = 0; i < f.channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt("bench.channel", static_cast<int>(i));  // Distinct connections.
-      stubs_.push_back(pb::Cache::NewStub(
-          grpc::CreateCustomChannel(f.addr, grpc::InsecureChannelCredentials(), args)));
+      stubs_.push_back(pb::Cache::NewStub(grpc::CreateCustomChannel(f.addr, credentials, args)));
     }
   }
 
@@ -319,6 +342,20 @@ class Bench {
 int main(int argc, char** argv) {
   Flags f;
   if (const int rc = ParseFlags(argc, argv, &f); rc != 0) return rc == 1 ? 0 : 2;
-  Bench bench(f);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!f.tls_ca_file.empty()) {
+    grpc::SslCredentialsOptions pem;
+    for (const auto& [flag, path, out] :
+         {std::tuple{"--tls-ca-file", f.tls_ca_file, &pem.pem_root_certs},
+          std::tuple{"--tls-cert-file", f.tls_cert_file, &pem.pem_cert_chain},
+          std::tuple{"--tls-key-file", f.tls_key_file, &pem.pem_private_key}}) {
+      if (!path.empty() && !ReadFile(path, out)) {
+        std::fprintf(stderr, "ringcache_repl_bench: cannot read %s %s\n", flag, path.c_str());
+        return 2;
+      }
+    }
+    credentials = grpc::SslCredentials(pem);
+  }
+  Bench bench(f, credentials);
   return bench.Run();
 }

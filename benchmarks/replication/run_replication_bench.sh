@@ -12,6 +12,12 @@
 #   2. Set throughput of the primary, closed loop, 64 Sets in flight, 32 B values:
 #      replication factor 2 vs 1 (two 2-node clusters side by side; every Set goes to keys
 #      the target node is the primary of, so nothing is forwarded).   target >= 0.7x
+#   3. With --tls: the lag of (1) on a plaintext pair and on a pair with mutual TLS and node
+#      identity (--tls-client-certs require --tls-node-identity, a cluster secret, test
+#      certificates from tests/integration/make_test_certs.sh), side by side: --repeats
+#      rounds, alternating which pair runs first; per pair p50/p99 lag, client Set p99 and
+#      the nodes' CPU per Set, and the TLS/plaintext ratio of the p99 lag from each round's
+#      adjacent pair (median, min .. max).
 #
 # Each throughput round runs both clusters, alternating which goes first; the medians of
 # --repeats rounds are compared. Nothing is pinned: client and nodes share the machine's
@@ -20,14 +26,15 @@
 # The script fails (1) when a node cannot start or a run reports errors; it skips (77)
 # when ringcached is not built.
 #
-# Usage: run_replication_bench.sh [--quick] [--strict] [--build-dir DIR] [--repeats N]
-#          [--duration-s S] [--bench BIN] [--ringcached BIN]
+# Usage: run_replication_bench.sh [--quick] [--strict] [--tls] [--build-dir DIR]
+#          [--repeats N] [--duration-s S] [--bench BIN] [--ringcached BIN]
 set -euo pipefail
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 STRICT=0
+TLS=0
 BUILD_DIR=""
 BENCH=""
 RINGCACHED=""
@@ -37,6 +44,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --strict) STRICT=1 ;;
+    --tls) TLS=1 ;;
     --build-dir) BUILD_DIR="$2"; shift ;;
     --bench) BENCH="$2"; shift ;;
     --ringcached) RINGCACHED="$2"; shift ;;
@@ -117,13 +125,14 @@ start_node() {
   fi
 }
 
-# start_cluster PREFIX RF : two nodes PREFIX1 (bootstraps) and PREFIX2 (joins); sets
-# C_PIDS, C_ADDR (PREFIX1's gRPC address) and C_METRICS (PREFIX1's metrics address).
+# start_cluster PREFIX RF [ARGS...] : two nodes PREFIX1 (bootstraps) and PREFIX2 (joins),
+# with ARGS ("{id}" in one stands for the node's name); sets C_PIDS, C_ADDR (PREFIX1's gRPC
+# address) and C_METRICS (PREFIX1's metrics address).
 start_cluster() {
-  local prefix="$1" rf="$2"
-  start_node "${prefix}1" --replication-factor "$rf"
+  local prefix="$1" rf="$2"; shift 2
+  start_node "${prefix}1" --replication-factor "$rf" "${@//\{id\}/${prefix}1}"
   local pid1=$NODE_PID addr1=$NODE_ADDR metrics1=$NODE_METRICS
-  start_node "${prefix}2" --replication-factor "$rf" --seeds "$addr1"
+  start_node "${prefix}2" --replication-factor "$rf" --seeds "$addr1" "${@//\{id\}/${prefix}2}"
   C_PIDS="$pid1 $NODE_PID" C_ADDR=$addr1 C_METRICS=$metrics1
 }
 
@@ -231,6 +240,47 @@ done
 LINK=$(curl -s --max-time 5 "http://$RF2_METRICS/metrics" | grep -E '^ringcache_replication_(lag_ops|full_syncs_total|resumes_total)' | tr '\n' ' ')
 echo "  a1's link after the runs: $LINK"
 
+# --- 3. lag with mutual TLS and node identity -------------------------------------------
+if [[ $TLS == 1 ]]; then
+  echo
+  echo "-- 3. replication lag at $RATE Sets/s: plaintext (a1 -> a2) vs mutual TLS (n1 -> n2)"
+  CERTS="$WORK/certs"
+  bash "$(dirname "$0")/../../tests/integration/make_test_certs.sh" "$CERTS"
+  (umask 077; echo "replication-bench-cluster-secret" >"$WORK/secret")
+  start_cluster n 2 --tls-cert-file "$CERTS/{id}.pem" --tls-key-file "$CERTS/{id}.key" \
+    --tls-ca-file "$CERTS/ca.pem" --tls-client-certs require --tls-node-identity \
+    --cluster-secret-file "$WORK/secret"
+  TLS_PIDS=$C_PIDS TLS_ADDR=$C_ADDR TLS_METRICS=$C_METRICS
+  TLS_CLIENT=(--tls-ca-file "$CERTS/ca.pem" --tls-cert-file "$CERTS/client.pem"
+    --tls-key-file "$CERTS/client.key")
+  load
+  # lag_round NAME METRICS PIDS ADDR [CLIENT FLAGS...] : one lag run; appends "p50 p99" to
+  # NAME.lag.
+  lag_round() {
+    local name="$1" metrics="$2" pids="$3" addr="$4"; shift 4
+    scrape_lag "$metrics" "$WORK/$name.before"
+    bench "$name" "$pids" --addr "$addr" --mode rate --rate "$RATE" --inflight 1000 "$@"
+    scrape_lag "$metrics" "$WORK/$name.after"
+    echo "$(lag_quantile "$WORK/$name.before" "$WORK/$name.after" 0.5)" \
+      "$(lag_quantile "$WORK/$name.before" "$WORK/$name.after" 0.99)" >>"$WORK/$name.lag"
+  }
+  for ((i = 0; i < REPEATS; i++)); do
+    if ((i % 2 == 0)); then order="plain tls"; else order="tls plain"; fi
+    for who in $order; do
+      case $who in
+        plain) lag_round lag.plain "$RF2_METRICS" "$RF2_PIDS" "$RF2_ADDR" ;;
+        tls) lag_round lag.tls "$TLS_METRICS" "$TLS_PIDS" "$TLS_ADDR" "${TLS_CLIENT[@]}" ;;
+      esac
+    done
+  done
+  paste -d' ' "$WORK/lag.plain.lag" "$WORK/lag.tls.lag" >"$WORK/lag.pairs"
+  echo "  per round, p50/p99 lag ms: plaintext | TLS"
+  awk '{ printf "    %s/%s | %s/%s\n", $1, $2, $3, $4 }' "$WORK/lag.pairs"
+  TLS_RATIOS=$(awk '$2 + 0 > 0 { printf "%.2f\n", $4 / $2 }' "$WORK/lag.pairs" | sort -g)
+  TLS_RATIO=$(echo "$TLS_RATIOS" | median)
+  TLS_SPREAD="$(echo "$TLS_RATIOS" | head -1) .. $(echo "$TLS_RATIOS" | tail -1)"
+fi
+
 # --- summary -------------------------------------------------------------------------------
 echo
 echo "== summary (medians of $REPEATS rounds)"
@@ -257,6 +307,18 @@ tabline "Set ops/s RF 2 / RF 1 ($R2 / $R1)" "$RATIO" ">= 0.7" "$V"
 [[ $V == FAIL && $STRICT == 1 ]] && FAILED=1
 tabline "nodes' CPU us per Set, RF 2 vs RF 1 (both nodes)" \
   "$(med tput.rf2 srv_cpu_us_per_op) vs $(med tput.rf1 srv_cpu_us_per_op)" "" "info"
+if [[ $TLS == 1 ]]; then
+  mcol() { awk -v c="$2" '{ print $c }' "$WORK/$1.lag" | median; }
+  tabline "lag p50/p99 ms, plaintext pair" "$(mcol lag.plain 1)/$(mcol lag.plain 2)" "" "info"
+  tabline "lag p50/p99 ms, mutual TLS + node identity pair" \
+    "$(mcol lag.tls 1)/$(mcol lag.tls 2)" "" "info"
+  tabline "lag p99 TLS / plaintext, adjacent pairs (min .. max)" \
+    "$TLS_RATIO ($TLS_SPREAD)" "" "info"
+  tabline "client Set p99 us, plaintext vs TLS" \
+    "$(med lag.plain p99_us) vs $(med lag.tls p99_us)" "" "info"
+  tabline "nodes' CPU us per Set, plaintext vs TLS (both nodes)" \
+    "$(med lag.plain srv_cpu_us_per_op) vs $(med lag.tls srv_cpu_us_per_op)" "" "info"
+fi
 echo "(lag = per write, from the primary's apply to the replica's ack arriving at the primary;"
 echo " client latencies are from ringcache_repl_bench, open loop at the fixed rate)"
 
