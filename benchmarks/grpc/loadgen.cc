@@ -84,6 +84,7 @@ struct Flags {
   uint64_t keys = 100'000;              // --keys
   double zipf = 0;                      // --key-dist zipf (--zipf S); 0 = uniform
   uint32_t value_size = 32;             // --value-size
+  uint32_t value_size_max = 0;          // --value-size-max: 0 = every value --value-size
   uint32_t inflight = 64;               // --inflight: outstanding operations in total
   uint32_t batch = 16;                  // --batch: operations per MultiGet/Pipeline message
   uint32_t streams = 0;                 // --streams: 0 = one per channel
@@ -117,6 +118,8 @@ void PrintHelp() {
       "  --key-dist D          uniform | zipf (default uniform)\n"
       "  --zipf S              Zipf exponent with --key-dist zipf (default 0.99)\n"
       "  --value-size N        value bytes of Sets and of --prefill (default 32)\n"
+      "  --value-size-max N    values of --value-size to N bytes instead, each key's size\n"
+      "                        fixed (spread evenly over the range), so --verify works\n"
       "  --inflight N          outstanding operations in total (default 64): unary = calls;\n"
       "                        batch = calls x --batch; pipeline = ops over all streams\n"
       "  --batch N             operations per MultiGet/MultiSet call or Pipeline message\n"
@@ -263,6 +266,8 @@ int ParseFlags(int argc, char** argv, Flags* f) {
       ok = ParseDouble(v, &zipf_s) && zipf_s > 0 && zipf_s < 10;
     } else if (a == "--value-size") {
       ok = ParseU32(v, &f->value_size) && f->value_size <= (64u << 20);
+    } else if (a == "--value-size-max") {
+      ok = ParseU32(v, &f->value_size_max) && f->value_size_max <= (64u << 20);
     } else if (a == "--inflight") {
       ok = ParseU32(v, &f->inflight) && f->inflight >= 1 && f->inflight <= 1'000'000;
     } else if (a == "--batch") {
@@ -338,6 +343,15 @@ void SetKey(uint32_t index, std::string* key) {
 }
 
 // The value of key `index`: its 12 decimal digits, then one letter repeated.
+// The value bytes of key `index`: --value-size, or with --value-size-max a size in
+// [value_size, value_size_max] that depends only on the key.
+uint32_t ValueSize(const Flags& f, uint32_t index) {
+  if (f.value_size_max <= f.value_size) return f.value_size;
+  uint64_t h = uint64_t{index} * 0x9E3779B97F4A7C15ull;
+  h ^= h >> 29;
+  return f.value_size + static_cast<uint32_t>(h % (f.value_size_max - f.value_size + 1));
+}
+
 void MakeValue(uint32_t index, uint32_t size, std::string* out) {
   out->resize(size);
   char digits[kKeySize];
@@ -571,7 +585,7 @@ class Worker {
     }
     ++stats_.hits;
     if (!flags_.verify) return;
-    MakeValue(key, flags_.value_size, &expected_);
+    MakeValue(key, ValueSize(flags_, key), &expected_);
     if (*value != expected_) ++stats_.wrong_values;
   }
 
@@ -662,7 +676,7 @@ class UnaryCall final : public Tag {
       get_rpc_->Finish(&get_resp_, &status_, this);
     } else {
       SetKey(key_, set_req_.mutable_key());
-      MakeValue(key_, w_->flags().value_size, set_req_.mutable_value());
+      MakeValue(key_, ValueSize(w_->flags(), key_), set_req_.mutable_value());
       set_rpc_ = stub_->PrepareAsyncSet(ctx_.get(), set_req_, w_->cq());
       set_rpc_->StartCall();
       set_rpc_->Finish(&set_resp_, &status_, this);
@@ -739,7 +753,7 @@ class BatchCall final : public Tag {
       for (const uint32_t k : keys_) {
         pb::SetRequest* item = req->add_items();
         SetKey(k, item->mutable_key());
-        MakeValue(k, w_->flags().value_size, item->mutable_value());
+        MakeValue(k, ValueSize(w_->flags(), k), item->mutable_value());
       }
       set_rpc_ = stub_->PrepareAsyncMultiSet(ctx_.get(), *req, w_->cq());
       set_rpc_->StartCall();
@@ -919,7 +933,7 @@ class PipelineStream final : public Tag {
       } else {
         pb::SetRequest* set = o->mutable_set();
         SetKey(op.key, set->mutable_key());
-        MakeValue(op.key, f.value_size, set->mutable_value());
+        MakeValue(op.key, ValueSize(f, op.key), set->mutable_value());
       }
     }
     ++next_seq_;
@@ -1034,7 +1048,8 @@ bool Prefill(pb::Cache::Stub* stub, const Flags& f, uint64_t n) {
     for (uint64_t k = first; k < last; ++k) {
       pb::SetRequest* item = req.add_items();
       SetKey(static_cast<uint32_t>(k), item->mutable_key());
-      MakeValue(static_cast<uint32_t>(k), f.value_size, item->mutable_value());
+      MakeValue(static_cast<uint32_t>(k), ValueSize(f, static_cast<uint32_t>(k)),
+                item->mutable_value());
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -1091,7 +1106,8 @@ int RunFill(pb::Cache::Stub* stub, const Flags& f) {
     for (uint64_t k = written; k < last; ++k) {
       pb::SetRequest* item = req.add_items();
       SetKey(static_cast<uint32_t>(k), item->mutable_key());
-      MakeValue(static_cast<uint32_t>(k), f.value_size, item->mutable_value());
+      MakeValue(static_cast<uint32_t>(k), ValueSize(f, static_cast<uint32_t>(k)),
+                item->mutable_value());
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(f.deadline_ms));

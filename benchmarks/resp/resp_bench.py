@@ -13,8 +13,12 @@ a 3-node cluster loaded through n1 (two keys in three forwarded).
 
 --ringcached A,B runs two builds (ringcacheA, ringcacheB) beside Redis in the same rounds.
 
+--tls runs each server twice, in plaintext and with TLS on its port (test certificates
+from tests/integration/make_test_certs.sh; redis-benchmark --tls --cacert), and compares
+each one's TLS run with its plaintext run, and ringcache with Redis both on TLS.
+
 Usage: resp_bench.py --ringcached PATH[,PATH] [--nodes 1|3] [--threads 1,2] [--rounds 5]
-                     [--requests 200000] [--quick]
+                     [--requests 200000] [--quick] [--tls]
 """
 import argparse
 import os
@@ -63,8 +67,8 @@ def proc_usage(pid):
 
 
 class Server:
-    def __init__(self, name, procs, port):
-        self.name, self.procs, self.port = name, procs, port
+    def __init__(self, name, procs, port, tls_ca=None):
+        self.name, self.procs, self.port, self.tls_ca = name, procs, port, tls_ca
 
     def usage(self):
         cpu, sw = 0.0, 0
@@ -95,39 +99,56 @@ def start(args, ready, log):
     return proc
 
 
-def start_redis(binary, tmp):
+def start_redis(binary, tmp, certs=None):
+    """Redis on a free port; with `certs` (a make_test_certs.sh directory) TLS only."""
     port = free_port()
-    log = open(os.path.join(tmp, "redis.log"), "wb")
-    p = start([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-               "no", "--dir", tmp], lambda: can_connect(port), log)
-    return Server("redis", [p], port)
+    log = open(os.path.join(tmp, "redis%s.log" % ("-tls" if certs else "")), "wb")
+    listen = ["--port", str(port)]
+    if certs:
+        listen = ["--port", "0", "--tls-port", str(port),
+                  "--tls-cert-file", os.path.join(certs, "node.pem"),
+                  "--tls-key-file", os.path.join(certs, "node.key"),
+                  "--tls-ca-cert-file", os.path.join(certs, "ca.pem"), "--tls-auth-clients", "no"]
+    p = start([binary] + listen + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                   "--dir", tmp], lambda: can_connect(port), log)
+    return Server("redis" + (" TLS" if certs else ""), [p], port,
+                  os.path.join(certs, "ca.pem") if certs else None)
 
 
-def start_ringcache(binary, tmp, nodes, threads, label=""):
+def start_ringcache(binary, tmp, nodes, threads, label="", certs=None):
     procs, seeds, resp = [], None, None
     for i in range(1, nodes + 1):
-        ready = os.path.join(tmp, "%st%d-n%d.ready" % (label, threads, i))
+        tag = "%st%d%s-n%d" % (label, threads, "-tls" if certs else "", i)
+        ready = os.path.join(tmp, tag + ".ready")
         args = [binary, "--node-id", "n%d" % i, "--listen", "127.0.0.1:0", "--metrics-listen", "",
                 "--memory", "1GiB", "--ready-file", ready, "--log-level", "warn",
                 "--replication-factor", str(min(2, nodes))]
+        if certs:
+            args += ["--tls-cert-file", os.path.join(certs, "node.pem"),
+                     "--tls-key-file", os.path.join(certs, "node.key"),
+                     "--tls-ca-file", os.path.join(certs, "ca.pem")]
         if i == 1:
             args += ["--resp-listen", "127.0.0.1:0", "--resp-threads", str(threads)]
         if seeds:
             args += ["--seeds", seeds]
-        log = open(os.path.join(tmp, "%st%d-n%d.log" % (label, threads, i)), "wb")
+        log = open(os.path.join(tmp, tag + ".log"), "wb")
         procs.append(start(args, lambda: os.path.exists(ready), log))
         fields = dict(l.strip().split("=", 1) for l in open(ready) if "=" in l)
         if i == 1:
             seeds = fields["grpc"]
             resp = int(fields["resp"].rsplit(":", 1)[1])
-    name = "ringcache%s(%d thr%s)" % (label, threads, ", 3 nodes" if nodes > 1 else "")
-    return Server(name, procs, resp)
+    name = "ringcache%s(%d thr%s%s)" % (label, threads, ", 3 nodes" if nodes > 1 else "",
+                                        ", TLS" if certs else "")
+    return Server(name, procs, resp, os.path.join(certs, "ca.pem") if certs else None)
 
 
 def run(bench, server, workload, requests):
     """One redis-benchmark run; returns dict(ops, p50, p99, cpu_us, cs)."""
     args = [bench, "-h", "127.0.0.1", "-p", str(server.port), "-n", str(requests), "--csv",
-            "-r", "100000", "-d", "32"] + workload["flags"]
+            "-r", "100000", "-d", "32"]
+    if server.tls_ca:
+        args += ["--tls", "--cacert", server.tls_ca]
+    args += workload["flags"]  # Last: a command's words end the flags.
     cpu0, sw0 = server.usage()
     out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
     cpu1, sw1 = server.usage()
@@ -165,6 +186,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--quick", action="store_true", help="one round of few requests (CI smoke)")
+    ap.add_argument("--tls", action="store_true",
+                    help="each server also with TLS; compare TLS with plaintext")
     opts = ap.parse_args()
     if not (os.access(opts.redis_server or "/nonexistent", os.X_OK) and
             os.access(opts.redis_benchmark or "/nonexistent", os.X_OK)):
@@ -175,12 +198,28 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ringcache-resp-bench-")
     servers = []
     try:
+        certs = None
+        if opts.tls:
+            certs = os.path.join(tmp, "certs")
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                  "integration", "make_test_certs.sh")
+            subprocess.run(["bash", script, certs], check=True)
         servers.append(start_redis(opts.redis_server, tmp))
+        # (server, reference) pairs whose ratios are printed.
+        pairs = []
+        if certs:
+            servers.append(start_redis(opts.redis_server, tmp, certs))
+            pairs.append((servers[1], servers[0]))
         binaries = opts.ringcached.split(",")
         for b, binary in enumerate(binaries):
             label = "" if len(binaries) == 1 else chr(ord("A") + b)
             for t in [int(x) for x in opts.threads.split(",")]:
                 servers.append(start_ringcache(binary, tmp, opts.nodes, t, label))
+                if certs:
+                    servers.append(start_ringcache(binary, tmp, opts.nodes, t, label, certs))
+                    pairs += [(servers[-1], servers[-2]), (servers[-1], servers[1])]
+                else:
+                    pairs.append((servers[-1], servers[0]))
         # Keys for GET/MGET to hit: the SET workloads run first in each round.
         results = {}  # (workload, server) -> [runs]
         for r in range(opts.rounds):
@@ -195,10 +234,9 @@ def main():
                                                            res["p50"], res["p99"], res["cpu_us"],
                                                            res["cs"]), flush=True)
         print()
-        redis = servers[0]
         for w in WORKLOADS:
-            for s in servers[1:]:
-                a, b = results[(w["name"], s.name)], results[(w["name"], redis.name)]
+            for s, ref in pairs:
+                a, b = results[(w["name"], s.name)], results[(w["name"], ref.name)]
                 ops = [x["ops"] / y["ops"] for x, y in zip(a, b)]
                 cpu = [x["cpu_us"] / y["cpu_us"] for x, y in zip(a, b) if y["cpu_us"] > 0]
                 p50 = [x["p50"] / y["p50"] for x, y in zip(a, b) if y["p50"] > 0]
@@ -206,7 +244,7 @@ def main():
                 med = lambda k, runs: statistics.median(x[k] for x in runs)
                 print("%-20s %-26s ops/s %s | CPU/op %.2f vs %.2f us: %s | p50 %s | p99 %s | "
                       "cs/op %.2f vs %.2f" % (
-                          w["name"], s.name + "/redis", spread(ops), med("cpu_us", a),
+                          w["name"], s.name + "/" + ref.name, spread(ops), med("cpu_us", a),
                           med("cpu_us", b), spread(cpu) if cpu else "n/a",
                           spread(p50) if p50 else "n/a", spread(p99) if p99 else "n/a",
                           med("cs", a), med("cs", b)))
