@@ -681,8 +681,15 @@ void CacheService::Topology(Call<v1::TopologyRequest, v1::ClusterView>& call) {
 
 // ---- Pipeline.
 
-grpc::Status CacheService::CheckPipelineMessage(int op_count) const {
-  return ToGrpcStatus(node_->CheckBatchSize("PipelineRequest", static_cast<size_t>(op_count)));
+grpc::Status CacheService::CheckPipelineMessage(const v1::PipelineRequest& request) const {
+  const auto ops = static_cast<size_t>(request.ops_size());
+  if (Status s = node_->CheckBatchSize("PipelineRequest", ops); !s.ok()) return ToGrpcStatus(s);
+  uint64_t covered = 0;  // No wrap: a message holds a few million parts at most, each < 2^32.
+  for (const v1::ResultLimit& part : request.parts()) covered += part.ops();
+  if (covered <= ops) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "PipelineRequest.parts cover " + std::to_string(covered) +
+                          " operations but the message has " + std::to_string(ops));
 }
 
 size_t CacheService::MaxForwardOps() const { return node_->options().max_batch; }

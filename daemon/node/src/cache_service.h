@@ -155,8 +155,9 @@ class CacheService final {
 
   // ---- Pipeline (PipelineReactor).
 
-  // Per message: OK or INVALID_ARGUMENT (naming max-batch) for `op_count`.
-  grpc::Status CheckPipelineMessage(int op_count) const;
+  // Per message: OK, or INVALID_ARGUMENT naming max-batch (too many operations) or
+  // PipelineRequest.parts (parts covering more operations than the message holds).
+  grpc::Status CheckPipelineMessage(const v1::PipelineRequest& request) const;
   // The snapshot to route a stretch of Pipeline operations on; valid until this thread
   // calls into the service again for another stretch (nullptr: standalone or joining).
   const internal::Topology* ThreadTopology() const;

@@ -15,16 +15,6 @@ namespace {
 // The estimated size of a result answered UNAVAILABLE without running.
 constexpr size_t kRejectedResultBytes = 48;
 
-// A message whose parts (ResultLimit) claim more operations than it holds.
-grpc::Status CheckParts(const v1::PipelineRequest& request) {
-  uint64_t covered = 0;
-  for (const v1::ResultLimit& part : request.parts()) covered += part.ops();
-  if (covered <= static_cast<uint64_t>(request.ops_size())) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      "PipelineRequest.parts cover " + std::to_string(covered) +
-                          " operations but the message has " + std::to_string(request.ops_size()));
-}
-
 // Whether `result` is an operation a deferring part handed back (ResultLimit.defer).
 bool IsDeferred(const v1::OperationResult& result) {
   return result.has_deferred() &&
@@ -383,9 +373,7 @@ void PipelineReactor::OnReadDone(bool ok) {
       reads_done_ = true;  // Half-close by the client, or the call is over.
     } else if (!finish_sent_ && !has_error_) {
       const int ops = read_buf_->get()->ops_size();
-      grpc::Status s = env_->handlers->CheckPipelineMessage(ops);
-      if (s.ok()) s = CheckParts(*read_buf_->get());
-      if (!s.ok()) {
+      if (grpc::Status s = env_->handlers->CheckPipelineMessage(*read_buf_->get()); !s.ok()) {
         FailStreamLocked(std::move(s));
       } else if (ops > 0) {
         // A Read is started only when no request is pending, so request_ is free.
