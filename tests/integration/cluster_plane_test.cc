@@ -71,6 +71,120 @@ grpc::Status PushView(const std::string& address, const v1::ClusterView& view,
   return stub->PushView(&ctx, request, &response);
 }
 
+// Cluster-plane calls as an intruder or a rogue member makes them: to `address`, over
+// `credentials`, with `secret` (empty: none).
+class Forger {
+ public:
+  Forger(std::string address, std::shared_ptr<grpc::ChannelCredentials> credentials,
+         std::string secret)
+      : address_(std::move(address)),
+        channel_(grpc::CreateChannel(address_, std::move(credentials))),
+        secret_(std::move(secret)),
+        membership_(v1::Membership::NewStub(channel_)) {}
+
+  // `id` joining at a made-up address (`forwarded`: as if a member passed it on).
+  grpc::Status Join(const std::string& id) const {
+    v1::JoinRequest request;
+    request.mutable_member()->set_id(id);
+    request.mutable_member()->set_address("127.0.0.1:1");
+    request.mutable_member()->set_weight(1);
+    request.set_replication_factor(2);
+    request.set_vnodes_per_weight(160);
+    return Call(&v1::Membership::Stub::Join, request, v1::JoinResponse{});
+  }
+  grpc::Status Leave(const std::string& node_id, bool forwarded) const {
+    v1::LeaveRequest request;
+    request.set_node_id(node_id);
+    request.set_forwarded(forwarded);
+    return Call(&v1::Membership::Stub::Leave, request, v1::LeaveResponse{});
+  }
+  // A heartbeat from `from` to `to` that suspects `suspect` (if not empty).
+  grpc::Status Heartbeat(const std::string& from, const std::string& to, uint64_t epoch,
+                         const std::string& suspect) const {
+    v1::HeartbeatRequest request;
+    request.set_from_id(from);
+    request.set_to_id(to);
+    request.set_epoch(epoch);
+    if (!suspect.empty()) request.add_suspects(suspect);
+    return Call(&v1::Membership::Stub::Heartbeat, request, v1::HeartbeatResponse{});
+  }
+  grpc::Status TransitionReady(const std::string& from, uint64_t epoch) const {
+    v1::TransitionReadyRequest request;
+    request.set_from_id(from);
+    request.set_epoch(epoch);
+    return Call(&v1::Membership::Stub::TransitionReady, request, v1::TransitionReadyResponse{});
+  }
+  // A Replicate stream posing as `primary`, with a full sync that would empty `replica`.
+  // Returns the stream's status; *acks counts the acks it got (none, if it was refused).
+  grpc::Status FullSync(const std::string& primary, const std::string& replica, uint64_t epoch,
+                        int* acks) const {
+    auto replication = v1::Replication::NewStub(channel_);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, secret_);
+    auto stream = replication->Replicate(&ctx);
+    v1::ReplicationMessage hello;
+    hello.mutable_hello()->set_primary_id(primary);
+    hello.mutable_hello()->set_replication_id("forged");
+    hello.mutable_hello()->set_replica_id(replica);
+    hello.mutable_hello()->set_epoch(epoch);
+    v1::ReplicationMessage begin;
+    begin.mutable_sync_begin()->set_next_seq(1);
+    v1::ReplicationMessage end;
+    end.mutable_sync_end();
+    (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
+    stream->WritesDone();
+    v1::ReplicationAck ack;
+    *acks = 0;
+    while (stream->Read(&ack)) ++*acks;
+    return stream->Finish();
+  }
+  // A Get of `key` claiming to be forwarded by member `by` (it would skip routing).
+  grpc::Status ForwardedGet(const std::string& by, const std::string& key) const {
+    auto cache = v1::Cache::NewStub(channel_);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, secret_);
+    ctx.AddMetadata("ringcache-forwarded-by", by);
+    v1::GetRequest get;
+    get.set_key(key);
+    v1::GetResponse response;
+    return cache->Get(&ctx, get, &response);
+  }
+  // The same on a Pipeline stream; *results counts the results it got.
+  grpc::Status ForwardedPipeline(const std::string& by, const std::string& key,
+                                 int* results) const {
+    auto cache = v1::Cache::NewStub(channel_);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, secret_);
+    ctx.AddMetadata("ringcache-forwarded-by", by);
+    auto stream = cache->Pipeline(&ctx);
+    v1::PipelineRequest request;
+    v1::Operation* op = request.add_ops();
+    op->set_id(1);
+    op->mutable_get()->set_key(key);
+    (void)stream->Write(request);
+    stream->WritesDone();
+    v1::PipelineResponse response;
+    *results = 0;
+    while (stream->Read(&response)) *results += response.results_size();
+    return stream->Finish();
+  }
+
+ private:
+  template <typename Request, typename Response>
+  grpc::Status Call(grpc::Status (v1::Membership::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                              Response*),
+                    const Request& request, Response response) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, secret_);
+    return (membership_.get()->*rpc)(&ctx, request, &response);
+  }
+
+  const std::string address_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string secret_;
+  const std::unique_ptr<v1::Membership::Stub> membership_;
+};
+
 // The cluster's view, key contents and member states, to compare before and after.
 struct Snapshot {
   uint64_t epoch = 0;
@@ -153,94 +267,24 @@ TEST_CASE("With a cluster secret members work together and outsiders' cluster ca
     CHECK(refused(wrong));
     CHECK(wrong.error_message().find("wrong") != std::string::npos);
   }
-  auto membership = v1::Membership::NewStub(grpc::CreateChannel(n2, credentials));
-  {  // A made-up member joining.
-    v1::JoinRequest request;
-    request.mutable_member()->set_id("intruder");
-    request.mutable_member()->set_address("127.0.0.1:1");
-    request.mutable_member()->set_weight(1);
-    request.set_replication_factor(2);
-    request.set_vnodes_per_weight(160);
-    grpc::ClientContext ctx;
-    Prepare(&ctx, "");
-    v1::JoinResponse response;
-    CHECK(refused(membership->Join(&ctx, request, &response)));
+  const Forger outsider(n2, credentials, "");
+  CHECK(refused(outsider.Join("intruder")));                  // A made-up member joining.
+  CHECK(refused(outsider.Leave("n2", /*forwarded=*/false)));  // A leave on n2's behalf.
+  for (int i = 0; i < 10; ++i) {
+    // Heartbeats posing as n1 that suspect n3 (failovers of a healthy node, if taken).
+    CHECK(refused(outsider.Heartbeat("n1", "n2", n2_view->epoch(), "n3")));
   }
-  {  // A leave on n2's behalf.
-    v1::LeaveRequest request;
-    request.set_node_id("n2");
-    grpc::ClientContext ctx;
-    Prepare(&ctx, "");
-    v1::LeaveResponse response;
-    CHECK(refused(membership->Leave(&ctx, request, &response)));
-  }
-  {  // Heartbeats posing as n1 that suspect n3 (failovers of a healthy node, if taken).
-    for (int i = 0; i < 10; ++i) {
-      v1::HeartbeatRequest request;
-      request.set_from_id("n1");
-      request.set_to_id("n2");
-      request.set_epoch(n2_view->epoch());
-      request.add_suspects("n3");
-      grpc::ClientContext ctx;
-      Prepare(&ctx, "");
-      v1::HeartbeatResponse response;
-      CHECK(refused(membership->Heartbeat(&ctx, request, &response)));
-    }
-  }
-  {  // A transition report.
-    v1::TransitionReadyRequest request;
-    grpc::ClientContext ctx;
-    Prepare(&ctx, "");
-    v1::TransitionReadyResponse response;
-    CHECK(refused(membership->TransitionReady(&ctx, request, &response)));
-  }
+  CHECK(refused(outsider.TransitionReady("", 0)));  // A transition report.
   {  // A Replicate stream posing as n1, the primary, with a full sync that would empty n2.
-    auto replication = v1::Replication::NewStub(grpc::CreateChannel(n2, credentials));
-    grpc::ClientContext ctx;
-    Prepare(&ctx, "");
-    auto stream = replication->Replicate(&ctx);
-    v1::ReplicationMessage hello;
-    hello.mutable_hello()->set_primary_id("n1");
-    hello.mutable_hello()->set_replication_id("forged");
-    hello.mutable_hello()->set_replica_id("n2");
-    hello.mutable_hello()->set_epoch(n2_view->epoch());
-    v1::ReplicationMessage begin;
-    begin.mutable_sync_begin()->set_next_seq(1);
-    v1::ReplicationMessage end;
-    end.mutable_sync_end();
-    (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
-    stream->WritesDone();
-    v1::ReplicationAck ack;
     int acks = 0;
-    while (stream->Read(&ack)) ++acks;
+    CHECK(refused(outsider.FullSync("n1", "n2", n2_view->epoch(), &acks)));
     CHECK(acks == 0);
-    CHECK(refused(stream->Finish()));
   }
   {  // Client calls claiming to be forwarded by a member (they would skip routing).
-    auto stub = cluster.Stub(1);
-    grpc::ClientContext ctx;
-    Prepare(&ctx, "");
-    ctx.AddMetadata("ringcache-forwarded-by", "n1");
-    v1::GetRequest get;
-    get.set_key(KeyOf(0));
-    v1::GetResponse response;
-    CHECK(refused(stub->Get(&ctx, get, &response)));
-
-    grpc::ClientContext pctx;
-    Prepare(&pctx, "");
-    pctx.AddMetadata("ringcache-forwarded-by", "n1");
-    auto stream = stub->Pipeline(&pctx);
-    v1::PipelineRequest request;
-    v1::Operation* op = request.add_ops();
-    op->set_id(1);
-    op->mutable_get()->set_key(KeyOf(0));
-    (void)stream->Write(request);
-    stream->WritesDone();
-    v1::PipelineResponse presponse;
+    CHECK(refused(outsider.ForwardedGet("n1", KeyOf(0))));
     int results = 0;
-    while (stream->Read(&presponse)) results += presponse.results_size();
+    CHECK(refused(outsider.ForwardedPipeline("n1", KeyOf(0), &results)));
     CHECK(results == 0);
-    CHECK(refused(stream->Finish()));
   }
 
   // Each refusal is counted where it happened: 3 pushes, a join, a leave, 10 heartbeats, a
@@ -285,22 +329,10 @@ TEST_CASE("A member cannot jump the epoch past its bounds or replicate as a non-
   // A Replicate stream with the secret but naming a primary that is not a member: refused
   // before anything is applied (what a member claims is checked against the view).
   {
-    auto replication = v1::Replication::NewStub(
-        grpc::CreateChannel(cluster.address(0), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    auto stream = replication->Replicate(&ctx);
-    v1::ReplicationMessage hello;
-    hello.mutable_hello()->set_primary_id("ghost");
-    hello.mutable_hello()->set_replication_id("r1");
-    hello.mutable_hello()->set_replica_id("n1");
-    (void)stream->Write(hello);
-    stream->WritesDone();
-    v1::ReplicationAck ack;
+    const Forger member(cluster.address(0), grpc::InsecureChannelCredentials(), kSecret);
     int acks = 0;
-    while (stream->Read(&ack)) ++acks;
+    const grpc::Status refused = member.FullSync("ghost", "n1", 0, &acks);
     CHECK(acks == 0);
-    const grpc::Status refused = stream->Finish();
     INFO(refused.error_message());
     CHECK(refused.error_code() == StatusCode::FAILED_PRECONDITION);
     CHECK(refused.error_message().find("primary ghost is not a member") != std::string::npos);
@@ -352,92 +384,26 @@ TEST_CASE("With --tls-node-identity a member speaks only for itself",
     forged.mutable_members()->RemoveLast();
     CHECK(denied(PushView(n2, forged, "n2", kSecret, as_n3), "PushViewRequest.from_id says n1"));
   }
-  auto membership = v1::Membership::NewStub(grpc::CreateChannel(n2, as_n3));
-  {  // Heartbeats posing as n1 that suspect n2's peers.
-    for (int i = 0; i < 10; ++i) {
-      v1::HeartbeatRequest request;
-      request.set_from_id("n1");
-      request.set_to_id("n2");
-      request.set_epoch(n2_view->epoch());
-      request.add_suspects("n1");
-      grpc::ClientContext ctx;
-      Prepare(&ctx, kSecret);
-      v1::HeartbeatResponse response;
-      CHECK(denied(membership->Heartbeat(&ctx, request, &response), "HeartbeatRequest.from_id"));
-    }
-    // In its own name, n3's certificate is fine.
-    v1::HeartbeatRequest own;
-    own.set_from_id("n3");
-    own.set_to_id("n2");
-    own.set_epoch(n2_view->epoch());
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    v1::HeartbeatResponse response;
-    CHECK_THAT(membership->Heartbeat(&ctx, own, &response), IsOk());
+  const Forger n3(n2, as_n3, kSecret);
+  for (int i = 0; i < 10; ++i) {  // Heartbeats posing as n1.
+    CHECK(denied(n3.Heartbeat("n1", "n2", n2_view->epoch(), "n1"), "HeartbeatRequest.from_id"));
   }
-  {  // n1 joining again at another address.
-    v1::JoinRequest request;
-    request.mutable_member()->set_id("n1");
-    request.mutable_member()->set_address("127.0.0.1:1");
-    request.mutable_member()->set_weight(1);
-    request.set_replication_factor(2);
-    request.set_vnodes_per_weight(160);
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    v1::JoinResponse response;
-    CHECK(denied(membership->Join(&ctx, request, &response), "JoinRequest.member.id says n1"));
-  }
-  {  // n2's leave, passed on as if by n2 itself.
-    v1::LeaveRequest request;
-    request.set_node_id("n2");
-    request.set_forwarded(true);
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    v1::LeaveResponse response;
-    CHECK(denied(membership->Leave(&ctx, request, &response), "LeaveRequest.node_id says n2"));
-  }
-  {  // n1's transition report.
-    v1::TransitionReadyRequest request;
-    request.set_from_id("n1");
-    request.set_epoch(n2_view->epoch());
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    v1::TransitionReadyResponse response;
-    CHECK(denied(membership->TransitionReady(&ctx, request, &response),
-                 "TransitionReadyRequest.from_id"));
-  }
+  // In its own name, n3's certificate is fine.
+  CHECK_THAT(n3.Heartbeat("n3", "n2", n2_view->epoch(), ""), IsOk());
+  // n1 joining again at another address.
+  CHECK(denied(n3.Join("n1"), "JoinRequest.member.id says n1"));
+  // n2's leave, passed on as if by n2 itself.
+  CHECK(denied(n3.Leave("n2", /*forwarded=*/true), "LeaveRequest.node_id says n2"));
+  // n1's transition report.
+  CHECK(denied(n3.TransitionReady("n1", n2_view->epoch()), "TransitionReadyRequest.from_id"));
   {  // A Replicate stream as n1, the primary, with a full sync that would empty n2.
-    auto replication = v1::Replication::NewStub(grpc::CreateChannel(n2, as_n3));
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    auto stream = replication->Replicate(&ctx);
-    v1::ReplicationMessage hello;
-    hello.mutable_hello()->set_primary_id("n1");
-    hello.mutable_hello()->set_replication_id("forged");
-    hello.mutable_hello()->set_replica_id("n2");
-    hello.mutable_hello()->set_epoch(n2_view->epoch());
-    v1::ReplicationMessage begin;
-    begin.mutable_sync_begin()->set_next_seq(1);
-    v1::ReplicationMessage end;
-    end.mutable_sync_end();
-    (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
-    stream->WritesDone();
-    v1::ReplicationAck ack;
     int acks = 0;
-    while (stream->Read(&ack)) ++acks;
+    CHECK(denied(n3.FullSync("n1", "n2", n2_view->epoch(), &acks),
+                 "ReplicationHello.primary_id says n1"));
     CHECK(acks == 0);
-    CHECK(denied(stream->Finish(), "ReplicationHello.primary_id says n1"));
   }
-  {  // Client calls forwarded in n1's name (they would skip routing).
-    auto stub = v1::Cache::NewStub(grpc::CreateChannel(n2, as_n3));
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kSecret);
-    ctx.AddMetadata("ringcache-forwarded-by", "n1");
-    v1::GetRequest get;
-    get.set_key(KeyOf(0));
-    v1::GetResponse response;
-    CHECK(denied(stub->Get(&ctx, get, &response), "ringcache-forwarded-by says n1"));
-  }
+  // Client calls forwarded in n1's name (they would skip routing).
+  CHECK(denied(n3.ForwardedGet("n1", KeyOf(0)), "ringcache-forwarded-by says n1"));
 
   // Nothing changed: the same view and every key through every node, after the failure
   // timeout has passed.
