@@ -77,12 +77,11 @@ class Forger {
  public:
   Forger(std::string address, std::shared_ptr<grpc::ChannelCredentials> credentials,
          std::string secret)
-      : address_(std::move(address)),
-        channel_(grpc::CreateChannel(address_, std::move(credentials))),
+      : channel_(grpc::CreateChannel(address, std::move(credentials))),
         secret_(std::move(secret)),
         membership_(v1::Membership::NewStub(channel_)) {}
 
-  // `id` joining at a made-up address (`forwarded`: as if a member passed it on).
+  // `id` joining at a made-up address, in its own name (not passed on by a member).
   grpc::Status Join(const std::string& id) const {
     v1::JoinRequest request;
     request.mutable_member()->set_id(id);
@@ -179,7 +178,6 @@ class Forger {
     return (membership_.get()->*rpc)(&ctx, request, &response);
   }
 
-  const std::string address_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::string secret_;
   const std::unique_ptr<v1::Membership::Stub> membership_;
