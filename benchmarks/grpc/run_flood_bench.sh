@@ -13,22 +13,26 @@
 # Nothing is asserted unless --strict (exit 1 when the peak is over the bound).
 #
 # Usage: run_flood_bench.sh --ringcached BIN --loadgen BIN [--memory SIZE] [--duration-s S]
-#          [--strict]
+#          [--node-args "FLAGS"] [--strict]
+# --node-args: more ringcached flags, e.g. "--max-streams-per-connection 1
+# --grow-receive-windows=false" (docs/operations.md, "Memory").
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 RINGCACHED=""
 LOADGEN=""
 MEMORY="64MiB"
 DURATION=60
 STRICT=0
+NODE_ARGS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --ringcached) RINGCACHED="$2"; shift ;;
     --loadgen) LOADGEN="$2"; shift ;;
     --memory) MEMORY="$2"; shift ;;
     --duration-s) DURATION="$2"; shift ;;
+    --node-args) NODE_ARGS="$2"; shift ;;
     --strict) STRICT=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_flood_bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -57,7 +61,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$RINGCACHED" --node-id flood --listen 127.0.0.1:0 --metrics-listen "" --memory "$MEMORY" \
-  --ready-file "$WORK/ready" --log-level warn >"$WORK/node.log" 2>&1 &
+  --ready-file "$WORK/ready" --log-level warn $NODE_ARGS >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 for _ in $(seq 200); do [[ -s "$WORK/ready" ]] && break; sleep 0.1; done
 ADDR=$(sed -n 's/^grpc=//p' "$WORK/ready")
@@ -65,7 +69,7 @@ ADDR=$(sed -n 's/^grpc=//p' "$WORK/ready")
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$NODE_PID/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$NODE_PID/stat"; }
-echo "ringcached --memory $MEMORY at $ADDR; bound $((BOUND_KIB / 1024)) MiB; ${DURATION}s flood"
+echo "ringcached --memory $MEMORY $NODE_ARGS at $ADDR; bound $((BOUND_KIB / 1024)) MiB; ${DURATION}s flood"
 echo "RSS before: $(( $(rss_kib) / 1024 )) MiB"
 
 CPU0=$(cpu_ticks)

@@ -63,6 +63,9 @@ struct Flags {
   std::string max_value_bytes = "8MiB";
   uint32_t max_batch = 10000;
   std::string max_response_bytes = "auto";
+  uint32_t max_streams_per_connection = 0;
+  bool grow_receive_windows = true;
+  int64_t heap_release_interval_ms = 1000;
   uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::string log_level = "info";
   int64_t shutdown_grace_ms = 5000;
@@ -193,6 +196,22 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "response or one batch of pipelined Redis commands; more is\n"
                  "RESOURCE_EXHAUSTED. auto = 64MiB, or one largest message if more")
       ->check(CLI::IsMember({"auto"}) | ByteSizeValidator());
+  app.add_option("--max-streams-per-connection", flags->max_streams_per_connection,
+                 "Most calls one client connection may have open on the gRPC port at\n"
+                 "once; the client queues the rest. 0 = gRPC's (none). Bounds the\n"
+                 "request bytes a connection holds (docs/operations.md, Memory)")
+      ->check(CLI::Range(0u, 2147483647u))
+      ->capture_default_str();
+  app.add_option("--grow-receive-windows", flags->grow_receive_windows,
+                 "Let gRPC grow each connection's receive windows to the measured\n"
+                 "bandwidth-delay product; false keeps them at 64KiB beyond the\n"
+                 "message being read (less memory per Pipeline stream)")
+      ->capture_default_str();
+  app.add_option("--heap-release-interval-ms", flags->heap_release_interval_ms,
+                 "How often to give free heap memory back to the system when malloc\n"
+                 "holds more than 32MiB free; 0 = never")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}))
+      ->capture_default_str();
   app.add_option("--threads", flags->threads,
                  "No longer used: the gRPC server runs on gRPC's own threads\n"
                  "(callback API). Accepted so that existing configs stay valid")
@@ -393,6 +412,8 @@ const char* FlagOfMessage(const std::string& message) {
       {"max_value_bytes", "--max-value-bytes: "},
       {"max_batch", "--max-batch: "},
       {"max_response_bytes", "--max-response-bytes: "},
+      {"max_streams_per_connection", "--max-streams-per-connection: "},
+      {"heap_release_interval", "--heap-release-interval-ms: "},
       {"threads", "--threads: "},
       {"shutdown_grace", "--shutdown-grace-ms: "},
       {"node_id", "--node-id: "},
@@ -648,6 +669,9 @@ int main(int argc, char** argv) {
       .max_key_bytes = flags.max_key_bytes,
       .max_value_bytes = 0,
       .max_batch = flags.max_batch,
+      .max_streams_per_connection = flags.max_streams_per_connection,
+      .grow_receive_windows = flags.grow_receive_windows,
+      .heap_release_interval = std::chrono::milliseconds(flags.heap_release_interval_ms),
       .threads = flags.threads,
       .shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms),
       .seeds = flags.seeds,
@@ -719,8 +743,9 @@ int main(int argc, char** argv) {
   spdlog::info(
       "ringcached {} starting: node_id={} listen={} metrics_listen={} resp_listen={} "
       "resp_threads={} memory={} shards={} "
-      "max_key_bytes={} max_value_bytes={} max_batch={} max_response_bytes={} threads={} "
-      "log_level={} "
+      "max_key_bytes={} max_value_bytes={} max_batch={} max_response_bytes={} "
+      "max_streams_per_connection={} grow_receive_windows={} heap_release_interval_ms={} "
+      "threads={} log_level={} "
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
@@ -733,8 +758,10 @@ int main(int argc, char** argv) {
       FormatByteSize(options.memory_bytes),
       flags.shards == 0 ? "auto" : std::to_string(flags.shards), flags.max_key_bytes,
       FormatByteSize(options.max_value_bytes), flags.max_batch, flags.max_response_bytes,
-      flags.threads, flags.log_level, flags.shutdown_grace_ms,
-      flags.ready_file.empty() ? "(none)" : flags.ready_file,
+      flags.max_streams_per_connection == 0 ? "(grpc: none)"
+                                            : std::to_string(flags.max_streams_per_connection),
+      flags.grow_receive_windows, flags.heap_release_interval_ms, flags.threads, flags.log_level,
+      flags.shutdown_grace_ms, flags.ready_file.empty() ? "(none)" : flags.ready_file,
       flags.config.empty() ? "(none)" : flags.config,
       flags.seeds.empty() ? "(none: new cluster)" : JoinList(flags.seeds),
       flags.advertise.empty() ? "(listen address)" : flags.advertise, flags.weight,

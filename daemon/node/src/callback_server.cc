@@ -256,6 +256,11 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // gRPC sets SO_REUSEPORT by default, which would let two nodes bind the same port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.max_streams_per_connection != 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               static_cast<int>(options.max_streams_per_connection));
+  }
+  if (!options.grow_receive_windows) builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // Reflection is a synchronous service: give it a small poller pool of its own.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);

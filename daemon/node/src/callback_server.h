@@ -123,6 +123,9 @@ struct CallbackServerOptions {
   std::string listen_address;
   // Largest request message accepted. Default 4 MiB.
   int max_receive_message_bytes = 4 << 20;
+  // NodeOptions::max_streams_per_connection and grow_receive_windows.
+  uint32_t max_streams_per_connection = 0;
+  bool grow_receive_windows = true;
   // More services to serve on the same port (the node's Membership and Replication). Not
   // owned; they must outlive the server. Default none.
   std::vector<grpc::Service*> extra_services = {};

@@ -38,6 +38,7 @@
 #include "client_auth.h"
 #include "cluster_auth.h"
 #include "failover_manager.h"
+#include "heap_releaser.h"
 #include "membership.h"
 #include "node_metrics.h"
 #include "peer_pool.h"
@@ -305,6 +306,15 @@ Status NodeOptions::Validate() const {
     return Status::InvalidArgument("resp_idle_timeout must be 0 (never) to one year, got " +
                                    std::to_string(resp_idle_timeout.count()) + " s");
   }
+  if (max_streams_per_connection > uint32_t{INT32_MAX}) {
+    return Status::InvalidArgument("max_streams_per_connection must be 0 (gRPC's limit) to " +
+                                   std::to_string(INT32_MAX) + ", got " +
+                                   std::to_string(max_streams_per_connection));
+  }
+  if (heap_release_interval.count() < 0 || heap_release_interval > std::chrono::hours(1)) {
+    return Status::InvalidArgument("heap_release_interval must be 0 (never) to one hour, got " +
+                                   std::to_string(heap_release_interval.count()) + " ms");
+  }
   if (resp_threads < 1 || resp_threads > 64) {
     return Status::InvalidArgument("resp_threads must be 1..64, got " +
                                    std::to_string(resp_threads));
@@ -365,6 +375,7 @@ struct Node::Impl {
   // Destroyed in reverse order: servers first, then what they use.
   std::unique_ptr<Cache> cache;
   std::unique_ptr<metrics::MetricsRegistry> registry;
+  std::unique_ptr<internal::HeapReleaser> heap_releaser;  // Read by a collector.
   std::unique_ptr<internal::NodeMetrics> metrics;
   std::unique_ptr<internal::ClusterAuth> cluster_auth;
   std::unique_ptr<internal::ClientAuth> client_auth;
@@ -477,6 +488,16 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
               "Cluster-plane calls (Membership, Replication, forwarded calls) refused for a "
               "missing or wrong cluster secret.",
               auth->refusals());
+  });
+  impl->heap_releaser = std::make_unique<internal::HeapReleaser>(
+      internal::HeapReleaser::Options{.interval = options.heap_release_interval});
+  impl->registry->AddCollector([releaser = impl->heap_releaser.get()](metrics::Writer& w) {
+    w.Gauge("ringcache_heap_free_bytes",
+            "Heap memory malloc held free at the last check (--heap-release-interval-ms).",
+            static_cast<double>(releaser->free_bytes()));
+    w.Counter("ringcache_heap_releases_total",
+              "Times the free heap memory was given back to the system (malloc_trim).",
+              releaser->releases());
   });
   impl->client_auth =
       std::make_unique<internal::ClientAuth>(options.client_tokens_file, options.log);
@@ -599,6 +620,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   Result<std::unique_ptr<internal::CallbackServer>> server = internal::CallbackServer::Start(
       {.listen_address = options.listen_address,
        .max_receive_message_bytes = static_cast<int>(max_message),
+       .max_streams_per_connection = options.max_streams_per_connection,
+       .grow_receive_windows = options.grow_receive_windows,
        .extra_services = {n.membership->service(), n.store->service()},
        .credentials = n.tls != nullptr ? n.tls->ServerCredentials() : nullptr,
        .cluster_auth = n.cluster_auth.get(),

@@ -111,6 +111,20 @@ struct NodeOptions {
   // 64 MiB, or one largest message (max_value_bytes + max_key_bytes + 64 KiB) if that is
   // more. Otherwise at least one largest message.
   uint64_t max_response_bytes = 0;
+  // Most calls (HTTP/2 streams) one client connection may have open on the gRPC port at
+  // once (gRPC's max_concurrent_streams); a client queues the rest itself. 0 (default) =
+  // gRPC's own limit (none). Each open call may hold one request message in the node, so
+  // with large values this bounds what a connection holds (docs/operations.md, "Memory").
+  uint32_t max_streams_per_connection = 0;
+  // Let gRPC grow each connection's receive windows to the bandwidth-delay product it
+  // measures (BDP probing): the fastest uploads over long links, but a Pipeline stream's
+  // client may then have many MiB waiting in the node's buffers. false = windows stay at
+  // gRPC's 64 KiB beyond the message being read. Default true.
+  bool grow_receive_windows = true;
+  // How often the node checks glibc's free heap memory and gives it back to the system when
+  // more than 32 MiB is free (malloc_trim; see docs/operations.md, "Memory"). 0 = never.
+  // Default 1 s.
+  std::chrono::milliseconds heap_release_interval{1000};
   // Accepted and validated, but no longer used: the gRPC server is on the callback API,
   // whose handlers run on threads gRPC creates and sizes itself (docs/design/threading.md).
   // Kept so that existing configurations stay valid. 0 (default) = number of cores.
