@@ -113,10 +113,11 @@ class Forger {
     request.set_epoch(epoch);
     return Call(&v1::Membership::Stub::TransitionReady, request, v1::TransitionReadyResponse{});
   }
-  // A Replicate stream posing as `primary`, with a full sync that would empty `replica`.
-  // Returns the stream's status; *acks counts the acks it got (none, if it was refused).
+  // A Replicate stream posing as `primary`, with a full sync that would empty `replica`
+  // (of nothing, or with `whole_ring` of everything it holds). Returns the stream's
+  // status; *acks counts the acks it got (none, if the hello was refused).
   grpc::Status FullSync(const std::string& primary, const std::string& replica, uint64_t epoch,
-                        int* acks) const {
+                        int* acks, bool whole_ring = false) const {
     auto replication = v1::Replication::NewStub(channel_);
     grpc::ClientContext ctx;
     Prepare(&ctx, secret_);
@@ -128,6 +129,7 @@ class Forger {
     hello.mutable_hello()->set_epoch(epoch);
     v1::ReplicationMessage begin;
     begin.mutable_sync_begin()->set_next_seq(1);
+    if (whole_ring) begin.mutable_sync_begin()->add_ranges();  // (0, 0]: the whole ring.
     v1::ReplicationMessage end;
     end.mutable_sync_end();
     (void)(stream->Write(hello) && stream->Write(begin) && stream->Write(end));
@@ -402,6 +404,14 @@ TEST_CASE("With --tls-node-identity a member speaks only for itself",
   }
   // Client calls forwarded in n1's name (they would skip routing).
   CHECK(denied(n3.ForwardedGet("n1", KeyOf(0)), "ringcache-forwarded-by says n1"));
+  {  // In its own name, a full sync of the whole ring to n2: n3 is the primary of only a
+     // third of it, so n2 drops nothing.
+    int acks = 0;
+    const grpc::Status s = n3.FullSync("n3", "n2", n2_view->epoch(), &acks, true);
+    INFO(s.error_code() << " " << s.error_message());
+    CHECK(s.error_code() == StatusCode::FAILED_PRECONDITION);
+    CHECK(s.error_message().find("makes another member the primary") != std::string::npos);
+  }
 
   // Nothing changed: the same view and every key through every node, after the failure
   // timeout has passed.

@@ -392,6 +392,7 @@ grpc::Status ReplLink::RunStream() {
             pr->set_end(r.end);
           }
           b->set_next_seq(next);
+          b->set_epoch(epoch_);
           skip_from = next_send_;
           skip_to = next;
           next_send_ = next;

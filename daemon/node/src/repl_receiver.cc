@@ -50,6 +50,8 @@ struct PrimaryState {
   // of the ranges all through the sync instead of dropping it at the start: should the
   // primary die meanwhile, the data it held is still here.
   std::unordered_map<std::string, uint64_t> sync_held;
+  // During a full sync: its ranges; a snapshot entry outside them is refused.
+  ReplRangeSet sync_ranges;
   uint64_t sync_keys = 0;
   uint64_t sync_bytes = 0;
   uint64_t sync_held_at_start = 0;
@@ -120,19 +122,53 @@ struct ReplReceiver::Impl {
   std::unordered_map<std::string, std::shared_ptr<PrimaryState>> primaries;
   std::unordered_set<Stream*> streams;
   bool shutting_down = false;
-  bool members_known = false;        // SetMembers was called.
-  std::vector<std::string> members;  // Of the view of members_epoch.
-  uint64_t members_epoch = 0;
+
+  // A leaf lock (taken under mu or a PrimaryState's mu): the view of SetView.
+  mutable std::mutex view_mu;
+  std::shared_ptr<const Topology> view;  // Protected by view_mu; nullptr = none yet.
+
+  std::shared_ptr<const Topology> View() const {
+    std::lock_guard lock(view_mu);
+    return view;
+  }
 
   // OK if `id` may open a Replicate stream here: a member of this node's view.
   grpc::Status CheckPrimary(const std::string& id) const {
-    std::lock_guard lock(mu);
-    if (!members_known || std::find(members.begin(), members.end(), id) != members.end()) {
+    const std::shared_ptr<const Topology> t = View();
+    if (t == nullptr || std::any_of(t->view.members.begin(), t->view.members.end(),
+                                    [&id](const ClusterMember& m) { return m.id == id; })) {
       return grpc::Status::OK;
     }
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "primary " + id + " is not a member of this node's view (epoch " +
-                            std::to_string(members_epoch) + "); only members replicate to it");
+                            std::to_string(t->epoch()) + "); only members replicate to it");
+  }
+
+  // OK if this node's view makes `primary` the primary of every hash in `ranges` (a full
+  // sync for `epoch`); see SetView for the refusals.
+  grpc::Status CheckSyncRanges(const std::string& primary, const ReplRangeSet& ranges,
+                               uint64_t epoch) const {
+    const std::shared_ptr<const Topology> t = View();
+    if (t == nullptr) return grpc::Status::OK;
+    std::vector<HashRange> owned;
+    for (const HashRing::Arc& arc : t->ring.Arcs(1)) {
+      if (!arc.owners.empty() && t->ring_members[arc.owners[0]]->id == primary) {
+        owned.push_back(arc.range);
+      }
+    }
+    if (ReplRangeSet(owned).Covers(ranges)) return grpc::Status::OK;
+    const std::string what = "a full sync from " + primary + " for epoch " + std::to_string(epoch) +
+                             ": this node's view (epoch " + std::to_string(t->epoch()) +
+                             ") makes another member the primary "
+                             "of some of its ranges";
+    if (epoch > t->epoch()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          what + "; retry once this node holds the sender's view");
+    }
+    if (epoch < t->epoch()) {
+      return grpc::Status(grpc::StatusCode::ABORTED, what + "; the sender's view is out of date");
+    }
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, what);
   }
 };
 
@@ -334,6 +370,7 @@ class ReplReceiver::Impl::Stream final
       return member;
     }
     primary_id_ = hello.primary_id();
+    hello_epoch_ = hello.epoch();
     state_ = impl_->StateFor(primary_id_);
     bool resumable = false;
     uint64_t resume = 0;
@@ -383,6 +420,17 @@ class ReplReceiver::Impl::Stream final
         std::vector<HashRange> ranges;
         ranges.reserve(b.ranges_size());
         for (const v1::HashRange& r : b.ranges()) ranges.push_back({r.start(), r.end()});
+        ReplRangeSet sync_ranges(ranges);
+        // Before anything changes: a refused sync leaves the state as it was.
+        if (grpc::Status s = impl_->CheckSyncRanges(primary_id_, sync_ranges,
+                                                    b.epoch() != 0 ? b.epoch() : hello_epoch_);
+            !s.ok()) {
+          // Views that differ at one epoch: a fork, or a member lying about what it owns.
+          if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+            impl_->Log(LogLevel::kWarn, "refused " + s.error_message());
+          }
+          return s;
+        }
         st.syncing = true;
         st.resumable = false;
         st.applied_seq = b.next_seq() - 1;
@@ -390,7 +438,8 @@ class ReplReceiver::Impl::Stream final
         st.sync_keys = 0;
         st.sync_bytes = 0;
         st.sync_started = std::chrono::steady_clock::now();
-        st.sync_held = impl_->HeldInRanges(ReplRangeSet(ranges));
+        st.sync_held = impl_->HeldInRanges(sync_ranges);
+        st.sync_ranges = std::move(sync_ranges);
         st.sync_held_at_start = st.sync_held.size();
         impl_->Log(LogLevel::kInfo,
                    "full sync from " + primary_id_ + " started: " + std::to_string(ranges.size()) +
@@ -446,6 +495,7 @@ class ReplReceiver::Impl::Stream final
   // Used only by the executing thread (executing_ hands it over).
   std::shared_ptr<PrimaryState> state_;
   std::string primary_id_;
+  uint64_t hello_epoch_ = 0;  // The sender's view epoch, from the hello.
   uint64_t generation_ = 0;
 
   // Owned by the outstanding Read, then by the executing thread.
@@ -525,6 +575,11 @@ grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string&
     }
     if (e.kind() != v1::ENTRY_KIND_SET) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot entry that is not a set");
+    }
+    if (const uint64_t hash = HashedKey(e.key()).placement(); !st->sync_ranges.Contains(hash)) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "snapshot entry for key hash " + Hex(hash) + ", outside the ranges of its FullSyncBegin");
     }
     auto it = st->sync_deletes.find(e.key());
     if (it != st->sync_deletes.end() && it->second >= e.version()) return grpc::Status::OK;
@@ -669,11 +724,9 @@ void ReplReceiver::SetFailedPrimaries(const std::vector<std::string>& ids, uint6
   }
 }
 
-void ReplReceiver::SetMembers(std::vector<std::string> ids, uint64_t epoch) {
-  std::lock_guard lock(impl_->mu);
-  impl_->members_known = true;
-  impl_->members = std::move(ids);
-  impl_->members_epoch = epoch;
+void ReplReceiver::SetView(std::shared_ptr<const Topology> topology) {
+  std::lock_guard lock(impl_->view_mu);
+  impl_->view = std::move(topology);
 }
 
 void ReplReceiver::Reset() {

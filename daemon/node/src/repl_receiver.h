@@ -38,6 +38,7 @@
 #include "repl_stripes.h"
 #include "ringcache/cache.h"
 #include "ringcache/node/node.h"
+#include "topology.h"
 
 namespace ringcache::internal {
 
@@ -65,11 +66,19 @@ class ReplReceiver {
   // off, not yet aware) cannot make this node drop ranges it may now be the primary of.
   // Replaces the previous list; ids not in it are accepted again.
   void SetFailedPrimaries(const std::vector<std::string>& ids, uint64_t epoch);
-  // The members of this node's current view (of `epoch`). Once set, a hello from any other
-  // primary id is refused (FAILED_PRECONDITION naming it): what a stream claims is checked
-  // against what this node knows, and made-up ids leave no state behind. Before the first
-  // call (a receiver driven without views, in tests) every id is accepted.
-  void SetMembers(std::vector<std::string> ids, uint64_t epoch);
+  // This node's current view. What a stream claims is checked against it:
+  //  - a hello from a primary id that is not a member is refused (FAILED_PRECONDITION
+  //    naming it), so made-up ids leave no state behind;
+  //  - a full sync (which drops what this node holds in its ranges) is applied only if the
+  //    view makes the sender the primary (owner 0 of the ring) of every one of its ranges.
+  //    Otherwise the stream ends before anything is dropped: UNAVAILABLE if the sync's
+  //    epoch is above the view's (this node has not caught up; the sender retries),
+  //    ABORTED if below (the sender's view is out of date), FAILED_PRECONDITION if equal.
+  //    Its snapshot entries must lie in those ranges (INVALID_ARGUMENT). Live entries are
+  //    not checked: a link drains the writes of an earlier view after a change, and
+  //    versions keep a stale one from overwriting a newer value.
+  // Before the first call (a receiver driven without views, in tests) all is accepted.
+  void SetView(std::shared_ptr<const Topology> topology);
 
   // Forgets what this node holds of every primary (after Cache::Clear): the open streams
   // end (ABORTED) and every primary's next hello gets "not resumable", hence a full sync.

@@ -289,9 +289,7 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
   }
 
   std::vector<std::string> failed;
-  std::vector<std::string> members;
   for (const ClusterMember& m : t.view.members) {
-    members.push_back(m.id);
     if (m.state == MemberState::kFailed && m.id != t.self_id) failed.push_back(m.id);
   }
   std::vector<std::string> log_lines;
@@ -307,7 +305,7 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
     }
     // Under links_mu (views apply in epoch order); the receiver's locks come after it.
     receiver->SetFailedPrimaries(failed, t.epoch());
-    receiver->SetMembers(std::move(members), t.epoch());
+    receiver->SetView(topology);
     // Before the route is published: every write this view routes here gets a version
     // above every version of an earlier epoch, written on any node (a lost write of a
     // failed primary, a delete this node never saw, a write racing a range's move). A

@@ -15,10 +15,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "repl_range_set.h"
 #include "repl_stripes.h"
 #include "ringcache/cache.h"
 #include "ringcache/clock.h"
+#include "ringcache/key_hash.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
+#include "topology.h"
 
 namespace ringcache::internal {
 namespace {
@@ -107,8 +110,10 @@ v1::ReplicationMessage Hello(const std::string& replication_id,
   return m;
 }
 
-v1::ReplicationMessage SyncBegin(std::vector<HashRange> ranges, uint64_t next_seq) {
+v1::ReplicationMessage SyncBegin(std::vector<HashRange> ranges, uint64_t next_seq,
+                                 uint64_t epoch = 0) {
   v1::ReplicationMessage m;
+  m.mutable_sync_begin()->set_epoch(epoch);
   for (const HashRange& r : ranges) {
     v1::HashRange* p = m.mutable_sync_begin()->add_ranges();
     p->set_start(r.start);
@@ -437,6 +442,122 @@ TEST_CASE("ReplReceiver refuses malformed streams with a clear status", "[unit][
     CHECK_FALSE(Meta(f.cache(), "big").has_value());
     CHECK(Meta(f.cache(), "next").has_value());
     CHECK(c->End().ok());
+  }
+}
+
+// The view of epoch 5 that the fixture's receiver ("replica") holds in the ownership tests:
+// "other", "primary" and "replica", all SERVING, 2 owners per key.
+std::shared_ptr<const Topology> ThreeMemberView() {
+  ClusterView view;
+  view.epoch = 5;
+  for (const char* id : {"other", "primary", "replica"}) {
+    ClusterMember m;
+    m.id = id;
+    m.address = std::string(id) + ":1";
+    view.members.push_back(m);
+  }
+  Result<std::shared_ptr<const Topology>> t = Topology::Make(view, "replica");
+  REQUIRE(t.ok());
+  return std::move(t).value();
+}
+
+// The arcs whose ring primary is `id`.
+std::vector<HashRange> PrimaryArcs(const Topology& t, const std::string& id) {
+  std::vector<HashRange> arcs;
+  for (const HashRing::Arc& arc : t.ring.Arcs(1)) {
+    if (t.ring_members[arc.owners[0]]->id == id) arcs.push_back(arc.range);
+  }
+  return arcs;
+}
+
+// A key whose placement hash lies in `ranges`.
+std::string KeyIn(const std::vector<HashRange>& ranges, const std::string& prefix) {
+  const ReplRangeSet set(ranges);
+  for (int i = 0; i < 100000; ++i) {
+    const std::string key = prefix + std::to_string(i);
+    if (set.Contains(HashKey(key))) return key;
+  }
+  FAIL("no key found in the ranges");
+  return {};
+}
+
+TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the sender",
+          "[unit][replication]") {
+  Fixture f;
+  const std::shared_ptr<const Topology> view = ThreeMemberView();
+  f.receiver().SetView(view);
+  const std::vector<HashRange> mine = PrimaryArcs(*view, "primary");
+  const std::vector<HashRange> others = PrimaryArcs(*view, "other");
+  REQUIRE_FALSE(mine.empty());
+  REQUIRE_FALSE(others.empty());
+  // What this node holds of "other"'s ranges: a forged sync must not drop it.
+  const std::string held = KeyIn(others, "held-");
+  REQUIRE(f.cache().Set(held, "kept").ok());
+  const std::string in_mine = KeyIn(mine, "mine-");
+
+  SECTION("the sender's own ranges, for the view's epoch or one the sender holds ahead") {
+    for (uint64_t epoch : {uint64_t{5}, uint64_t{0}}) {
+      auto c = f.Open();
+      REQUIRE(c->Send(Hello("r" + std::to_string(epoch))));
+      REQUIRE(c->Send(SyncBegin(mine, 1, epoch)));
+      REQUIRE(c->Send(Batch({{0, kSet, in_mine, "synced", 9}})));
+      REQUIRE(c->Send(SyncEnd()));
+      REQUIRE(c->AckOf(4).has_value());
+      CHECK(c->End().ok());
+      std::string value;
+      CHECK(Meta(f.cache(), in_mine, &value).has_value());
+      CHECK(value == "synced");
+    }
+  }
+  SECTION("ranges of another primary end the stream before anything is dropped") {
+    struct Case {
+      uint64_t epoch;
+      grpc::StatusCode code;
+      const char* says;
+    };
+    for (const Case& k : {Case{5, grpc::StatusCode::FAILED_PRECONDITION, "for epoch 5"},
+                          Case{6, grpc::StatusCode::UNAVAILABLE, "retry once"},
+                          Case{4, grpc::StatusCode::ABORTED, "out of date"},
+                          // 0: the hello's epoch (1), below the view's.
+                          Case{0, grpc::StatusCode::ABORTED, "for epoch 1"}}) {
+      INFO("sync epoch " << k.epoch);
+      for (const std::vector<HashRange>& ranges :
+           {std::vector<HashRange>{HashRange::Full()}, others}) {
+        auto c = f.Open();
+        REQUIRE(c->Send(Hello("r-forged")));
+        c->Send(SyncBegin(ranges, 1, k.epoch));
+        c->Send(SyncEnd());
+        const grpc::Status s = c->End();
+        CHECK(s.error_code() == k.code);
+        CHECK_THAT(s.error_message(), Catch::Contains("a full sync from primary") &&
+                                          Catch::Contains("makes another member the primary") &&
+                                          Catch::Contains(k.says));
+        std::string value;
+        REQUIRE(Meta(f.cache(), held, &value).has_value());
+        CHECK(value == "kept");
+      }
+    }
+  }
+  SECTION("a snapshot entry outside the sync's ranges is refused and not stored") {
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r1")));
+    REQUIRE(c->Send(SyncBegin(mine, 1, 5)));
+    c->Send(Batch({{0, kSet, held, "forged", 99}}));
+    const grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("outside the ranges of its FullSyncBegin"));
+    std::string value;
+    REQUIRE(Meta(f.cache(), held, &value).has_value());
+    CHECK(value == "kept");
+  }
+  SECTION("a hello from a primary that is not in the view") {
+    auto c = f.Open();
+    v1::ReplicationMessage hello = Hello("r1");
+    hello.mutable_hello()->set_primary_id("stranger");
+    c->Send(hello);
+    const grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(s.error_message(), Catch::Contains("stranger is not a member"));
   }
 }
 
