@@ -155,6 +155,50 @@ TEST_CASE("A node serves renewed certificate files without a restart",
   std::filesystem::remove_all(live);
 }
 
+TEST_CASE("A renewal whose key does not match its certificate fails handshakes until fixed",
+          "[integration][security][tls]") {
+  TestCerts certs;
+  char dir[] = "/tmp/ringcache-tls-mismatch-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string live = dir;
+  const auto install = [&](const std::string& cert, const std::string& key) {
+    std::filesystem::copy_file(certs.path(cert + ".pem"), live + "/next.pem",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(certs.path(key + ".key"), live + "/next.key",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(live + "/next.pem", live + "/node.pem");
+    std::filesystem::rename(live + "/next.key", live + "/node.key");
+  };
+  install("node", "node");
+  NodeProcess node({"--tls-cert-file", live + "/node.pem", "--tls-key-file", live + "/node.key",
+                    "--tls-reload-s", "1"});
+  node.set_credentials(certs.Client("ca.pem"));
+  RequireStart(node);
+  REQUIRE_THAT(Set(*node.NewStub(), KeyOf(0), "v").status, IsOk());
+  REQUIRE(GetOver(node.GrpcAddress(), certs.Client("ca.pem")).ok());
+
+  // node2's certificate with node's key: gRPC's file watcher takes the pair it reads, and
+  // no handshake can complete with it (docs/security.md says to replace both files
+  // together). The node keeps running. (Three reload periods: time enough for the
+  // watcher to have read the files.)
+  install("node2", "node");
+  std::this_thread::sleep_for(3500ms);
+  CHECK_FALSE(GetOver(node.GrpcAddress(), certs.Client("ca.pem")).ok());
+  CHECK_FALSE(GetOver(node.GrpcAddress(), certs.Client("other-ca.pem")).ok());
+  CHECK(node.Running());
+
+  // The matching key arrives: the new pair is served.
+  install("node2", "node2");
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (!GetOver(node.GrpcAddress(), certs.Client("other-ca.pem")).ok()) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(node.Running());
+  CHECK(node.Terminate(15s) == ExitStatus::Code(0));
+  std::filesystem::remove_all(live);
+}
+
 TEST_CASE("A node with an expired certificate says so at startup, and clients refuse it",
           "[integration][security][tls]") {
   TestCerts certs;
