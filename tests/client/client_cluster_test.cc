@@ -181,6 +181,81 @@ TEST_CASE("Client runs every operation against a real cluster", "[client][cluste
   CHECK(view->epoch == cluster.epoch());
 }
 
+TEST_CASE("Client runs the calls of Redis's string commands against a real cluster",
+          "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+
+  // SET ... GET: the previous value, and none the first time.
+  auto first = client->SetGet("s", "one");
+  REQUIRE(first.ok());
+  CHECK_FALSE(first->value.has_value());
+  CHECK(first->write.version > 0);
+  auto second = client->SetGet("s", "two", {.ttl_ms = 60'000});
+  REQUIRE(second.ok());
+  CHECK(second->value == "one");
+  // SET NX GET on a present key: not written, not an error, the value answered.
+  auto refused = client->SetGet("s", "three", {.mode = SetMode::kIfAbsent});
+  REQUIRE(refused.ok());
+  CHECK(refused->write.version == 0);
+  CHECK(refused->value == "two");
+  // KEEPTTL keeps the deadline; EXAT sets an absolute one.
+  const int64_t deadline = client->Get("s")->meta.deadline_ms;
+  REQUIRE(client->Set("s", "kept", {}, {.keep_ttl = true}).ok());
+  CHECK(client->Get("s")->meta.deadline_ms == deadline);
+  REQUIRE(client->Set("s", "at", {}, {.expires_at_ms = now_ms + 120'000}).ok());
+  CHECK(client->Get("s")->meta.deadline_ms == now_ms + 120'000);
+  auto both = client->Set("s", "x", {.ttl_ms = 5}, {.keep_ttl = true});
+  CHECK(both.status().code() == StatusCode::kInvalidArgument);
+
+  // GETEX and PEXPIREAT.
+  auto touched = client->GetTouch("s", 0);
+  REQUIRE(touched.ok());
+  CHECK(*touched == "at");
+  CHECK(client->Get("s")->meta.deadline_ms == 0);
+  REQUIRE(client->TouchAt("s", now_ms + 90'000).ok());
+  CHECK(client->Get("s")->meta.deadline_ms == now_ms + 90'000);
+  CHECK(client->GetTouch("absent", 10).status().code() == StatusCode::kNotFound);
+
+  // GETDEL.
+  auto gone = client->GetDelete("s");
+  REQUIRE(gone.ok());
+  CHECK(gone->value == "at");
+  CHECK(client->Get("s").status().code() == StatusCode::kNotFound);
+  auto nothing = client->GetDelete("s");
+  REQUIRE(nothing.ok());
+  CHECK_FALSE(nothing->value.has_value());
+
+  // INCRBYFLOAT.
+  auto f = client->IncrByFloat("price", "10.5");
+  REQUIRE(f.ok());
+  CHECK(f->value == "10.5");
+  f = client->IncrByFloat("price", "0.1");
+  REQUIRE(f.ok());
+  CHECK(f->value == "10.6");
+  CHECK(client->IncrByFloat("price", "abc").status().code() == StatusCode::kInvalidArgument);
+  CHECK(client->IncrByFloat("price", "").status().code() == StatusCode::kInvalidArgument);
+  REQUIRE(client->Set("word", "hello").ok());
+  CHECK(client->IncrByFloat("word", "1").status().code() == StatusCode::kFailedPrecondition);
+
+  // SETRANGE and APPEND.
+  auto r = client->SetRange("word", 6, "world");
+  REQUIRE(r.ok());
+  CHECK(r->length == 11);
+  CHECK(client->Get("word")->value == std::string("hello\0world", 11));
+  r = client->Append("word", "!");
+  REQUIRE(r.ok());
+  CHECK(r->length == 12);
+  r = client->Append("fresh", "abc");
+  REQUIRE(r.ok());
+  CHECK(r->length == 3);
+  CHECK(client->Get("fresh")->value == "abc");
+}
+
 TEST_CASE("Client batches span all nodes and keep request order", "[client][cluster]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
   it::RequireStart(cluster);

@@ -290,7 +290,8 @@ void CacheService::UnaryOp(Call<Request, Response>& call, const Status& decoded,
   OpResult result;
   result.possibly_stale = d.possibly_stale;
   if constexpr (requires { response->mutable_value(); }) {
-    if (op.kind == OpKind::kGet) result.value = response->mutable_value();
+    // Get's value, or Touch's with return_value (GETEX).
+    if (op.kind == OpKind::kGet || op.return_value) result.value = response->mutable_value();
   }
   if constexpr (requires { response->mutable_previous(); }) {
     if (op.return_previous) result.value = response->mutable_previous();

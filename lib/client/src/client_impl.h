@@ -342,6 +342,18 @@ struct Client::Impl {
     context->AddMetadata(kEpochKey, std::to_string(epoch));
   }
 
+  // A write of one key: `method` of the stub with `request`, to the key's primary.
+  template <typename Request, typename Response>
+  Status CallWrite(std::string_view key, RetryPolicy policy, const CallOptions& call,
+                   const Request& request, Response* response,
+                   grpc::Status (v1::Cache::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                           Response*)) {
+    return CallKey(key, ReadPreference::kPrimary, policy, call, response,
+                   [&](v1::Cache::Stub& stub, grpc::ClientContext* context, Response* out) {
+                     return (stub.*method)(context, request, out);
+                   });
+  }
+
   // One single-key rpc, routed and retried. `rpc(stub, context, response)` makes the call.
   template <typename Response, typename Rpc>
   Status CallKey(std::string_view key, ReadPreference pref, RetryPolicy policy,

@@ -85,4 +85,139 @@ Result<IncrResult> Client::Incr(std::string_view key, int64_t delta, uint64_t tt
   return IncrResult{response.value(), response.version(), response.replicas_acked()};
 }
 
+Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
+                                const SetOptions& options, const SetExtras& extras,
+                                const CallOptions& call) {
+  v1::SetRequest request;
+  FillSet(&request, key, value, options);
+  request.set_keep_ttl(extras.keep_ttl);
+  request.set_expires_at_ms(extras.expires_at_ms);
+  SetWriteConcern(&request, call);
+  v1::SetResponse response;
+  if (Status s = impl_->CallWrite(key, PolicyOf(options.mode), call, request, &response,
+                                  &v1::Cache::Stub::Set);
+      !s.ok()) {
+    return s;
+  }
+  return WriteResult{response.version(), response.replicas_acked()};
+}
+
+Result<Previous> Client::SetGet(std::string_view key, std::string_view value,
+                                const SetOptions& options, const SetExtras& extras,
+                                const CallOptions& call) {
+  v1::SetRequest request;
+  FillSet(&request, key, value, options);
+  request.set_keep_ttl(extras.keep_ttl);
+  request.set_expires_at_ms(extras.expires_at_ms);
+  request.set_return_previous(true);
+  SetWriteConcern(&request, call);
+  v1::SetResponse response;
+  // Not repeated once it may have run: the repeat would answer this write's value.
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Set);
+      !s.ok()) {
+    return s;
+  }
+  Previous out{.write = {response.version(), response.replicas_acked()}, .value = std::nullopt};
+  if (response.had_previous()) out.value = std::move(*response.mutable_previous());
+  return out;
+}
+
+Result<Previous> Client::GetDelete(std::string_view key, const CallOptions& call) {
+  v1::DeleteRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_return_previous(true);
+  SetWriteConcern(&request, call);
+  v1::DeleteResponse response;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Delete);
+      !s.ok()) {
+    return s;
+  }
+  Previous out{.write = {0, response.replicas_acked()}, .value = std::nullopt};
+  if (response.had_previous()) out.value = std::move(*response.mutable_previous());
+  return out;
+}
+
+Result<WriteResult> Client::TouchAt(std::string_view key, int64_t expires_at_ms,
+                                    const CallOptions& call) {
+  v1::TouchRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_expires_at_ms(expires_at_ms);
+  SetWriteConcern(&request, call);
+  v1::TouchResponse response;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kAlways, call, request, &response,
+                                  &v1::Cache::Stub::Touch);
+      !s.ok()) {
+    return s;
+  }
+  return WriteResult{0, response.replicas_acked()};
+}
+
+Result<std::string> Client::GetTouch(std::string_view key, uint64_t ttl_ms,
+                                     const CallOptions& call) {
+  v1::TouchRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_ttl_ms(ttl_ms);
+  request.set_return_value(true);
+  SetWriteConcern(&request, call);
+  v1::TouchResponse response;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kAlways, call, request, &response,
+                                  &v1::Cache::Stub::Touch);
+      !s.ok()) {
+    return s;
+  }
+  return std::move(*response.mutable_value());
+}
+
+Result<FloatResult> Client::IncrByFloat(std::string_view key, std::string_view delta,
+                                        const CallOptions& call) {
+  if (delta.empty()) return Status::InvalidArgument("IncrByFloat: the delta is empty");
+  v1::IncrRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_by_float(delta.data(), delta.size());
+  SetWriteConcern(&request, call);
+  v1::IncrResponse response;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Incr);
+      !s.ok()) {
+    return s;
+  }
+  return FloatResult{std::move(*response.mutable_float_value()), response.version(),
+                     response.replicas_acked()};
+}
+
+Result<RangeResult> Client::SetRange(std::string_view key, uint64_t offset, std::string_view bytes,
+                                     const CallOptions& call) {
+  v1::SetRangeRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_value(bytes.data(), bytes.size());
+  request.set_offset(offset);
+  SetWriteConcern(&request, call);
+  v1::SetRangeResponse response;
+  // The same bytes at the same place: repeating it changes nothing.
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kAlways, call, request, &response,
+                                  &v1::Cache::Stub::SetRange);
+      !s.ok()) {
+    return s;
+  }
+  return RangeResult{response.length(), response.version(), response.replicas_acked()};
+}
+
+Result<RangeResult> Client::Append(std::string_view key, std::string_view bytes,
+                                   const CallOptions& call) {
+  v1::SetRangeRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_value(bytes.data(), bytes.size());
+  request.set_append(true);
+  SetWriteConcern(&request, call);
+  v1::SetRangeResponse response;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::SetRange);
+      !s.ok()) {
+    return s;
+  }
+  return RangeResult{response.length(), response.version(), response.replicas_acked()};
+}
+
 }  // namespace ringcache::client

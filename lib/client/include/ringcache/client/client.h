@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -122,6 +123,38 @@ struct IncrResult {
   uint32_t replicas_acked = 0;
 };
 
+// More of a Set than ringcache::SetOptions says (Redis's SET options).
+struct SetExtras {
+  // Keep the key's current expiry (KEEPTTL); a key that did not exist gets none. Not with
+  // SetOptions::ttl_ms or expires_at_ms (INVALID_ARGUMENT).
+  bool keep_ttl = false;
+  // Absolute expiry, Unix ms (EXAT/PXAT), instead of SetOptions::ttl_ms: exact however long
+  // the call travels. A time already past stores nothing and removes the key. 0 = none.
+  int64_t expires_at_ms = 0;
+};
+
+// A write that also answers what the key held just before it (SetGet, GetDelete).
+struct Previous {
+  // write.version == 0 when SetOptions::mode refused the write (nothing was written).
+  WriteResult write;
+  // The value the key held; nullopt if it was absent or expired.
+  std::optional<std::string> value;
+};
+
+// The result of SetRange and Append.
+struct RangeResult {
+  uint64_t length = 0;  // The value's length afterwards.
+  uint64_t version = 0;
+  uint32_t replicas_acked = 0;
+};
+
+// The result of IncrByFloat.
+struct FloatResult {
+  std::string value;  // The number afterwards, as stored (at most 17 decimals).
+  uint64_t version = 0;
+  uint32_t replicas_acked = 0;
+};
+
 // One replication link of a node, as the node reports it (ringcache.v1.ReplicaLinkStats).
 struct ReplicaLinkStats {
   std::string replica_id;
@@ -186,6 +219,38 @@ class Client {
   // ttl_ms_if_created.
   Result<IncrResult> Incr(std::string_view key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           const CallOptions& call = {});
+
+  // Set with the SetRequest fields of `extras` as well.
+  Result<WriteResult> Set(std::string_view key, std::string_view value, const SetOptions& options,
+                          const SetExtras& extras, const CallOptions& call = {});
+  // Redis's SET ... GET: writes as Set does and answers the value the key held, read and
+  // replaced in one step. A write that options.mode refuses is not an error (see Previous).
+  Result<Previous> SetGet(std::string_view key, std::string_view value,
+                          const SetOptions& options = {}, const SetExtras& extras = {},
+                          const CallOptions& call = {});
+  // Redis's GETDEL: removes the key and answers the value it held, in one step. An absent
+  // key is not an error: Previous::value is nullopt.
+  Result<Previous> GetDelete(std::string_view key, const CallOptions& call = {});
+  // Touch with an absolute deadline (Unix ms; Redis's PEXPIREAT). A time already past
+  // removes the key. NOT_FOUND if absent or expired.
+  Result<WriteResult> TouchAt(std::string_view key, int64_t expires_at_ms,
+                              const CallOptions& call = {});
+  // Redis's GETEX: sets a new TTL (0 = never expires) and answers the value, in one step.
+  // NOT_FOUND if absent or expired.
+  Result<std::string> GetTouch(std::string_view key, uint64_t ttl_ms, const CallOptions& call = {});
+  // Redis's INCRBYFLOAT: adds `delta` (decimal text: "0.1", "-5", "3.0e3") to a value that
+  // parses as a floating-point number (an absent key counts as 0). FAILED_PRECONDITION if
+  // the value is not a number or the result would not be finite; INVALID_ARGUMENT for a
+  // malformed delta.
+  Result<FloatResult> IncrByFloat(std::string_view key, std::string_view delta,
+                                  const CallOptions& call = {});
+  // Redis's SETRANGE: writes `bytes` at `offset` of the value, padding a shorter value (or
+  // an absent key) with zero bytes up to it.
+  Result<RangeResult> SetRange(std::string_view key, uint64_t offset, std::string_view bytes,
+                               const CallOptions& call = {});
+  // Redis's APPEND: adds `bytes` at the value's end (an absent key counts as empty).
+  Result<RangeResult> Append(std::string_view key, std::string_view bytes,
+                             const CallOptions& call = {});
 
   // Batches: one result per input, in input order; each behaves like the single form.
   // The keys are grouped per node and each group is sent as one or more rpcs, all in
