@@ -14,7 +14,7 @@
 #
 # Usage: run_flood_bench.sh --ringcached BIN --loadgen BIN [--memory SIZE] [--duration-s S]
 #          [--node-args "FLAGS"] [--strict]
-# --node-args: more ringcached flags, e.g. "--max-streams-per-connection 1
+# --node-args: more ringcached flags, e.g. "--max-streams-per-connection 16
 # --grow-receive-windows=false" (docs/operations.md, "Memory").
 set -euo pipefail
 

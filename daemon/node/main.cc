@@ -197,9 +197,10 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "RESOURCE_EXHAUSTED. auto = 64MiB, or one largest message if more")
       ->check(CLI::IsMember({"auto"}) | ByteSizeValidator());
   app.add_option("--max-streams-per-connection", flags->max_streams_per_connection,
-                 "Most calls one client connection may have open on the gRPC port at\n"
-                 "once; the client queues the rest. 0 = gRPC's (none). Bounds the\n"
-                 "request bytes a connection holds (docs/operations.md, Memory)")
+                 "Most calls one connection may have open on the gRPC port at once;\n"
+                 "the caller queues the rest. 0 = gRPC's (none), else at least 16\n"
+                 "(members share the port). Bounds the request bytes a connection\n"
+                 "holds (docs/operations.md, Memory)")
       ->check(CLI::Range(0u, 2147483647u))
       ->capture_default_str();
   app.add_option("--grow-receive-windows", flags->grow_receive_windows,

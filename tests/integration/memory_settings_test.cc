@@ -58,45 +58,61 @@ void CloseStream(Stream* stream) {
 
 TEST_CASE("A stream limit per connection holds a connection's extra calls until a slot frees",
           "[integration][memory]") {
-  SECTION("with a limit of 1, a Get waits behind an open Pipeline stream on its connection") {
-    std::vector<std::string> flags = SmallNodeFlags();
-    flags.insert(flags.end(), {"--max-streams-per-connection", "1"});
-    NodeProcess node(flags);
-    RequireStart(node);
-    auto stub = StubOnOwnConnection(node, 1);
-    REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
-    grpc::ClientContext ctx;
-    std::unique_ptr<Stream> stream = OpenStream(*stub, &ctx);
-    // Queued on the client, never sent: its deadline passes.
-    CHECK_THAT(Unary(
-                   *stub, &v1::Cache::Stub::Get,
-                   [] {
-                     v1::GetRequest r;
-                     r.set_key("k");
-                     return r;
-                   }(),
-                   milliseconds(700))
-                   .status,
-               StatusIs(StatusCode::DEADLINE_EXCEEDED));
-    // Another connection is not held up.
-    auto other = StubOnOwnConnection(node, 2);
-    CHECK_THAT(Get(*other, "k").status, IsOk());
-    CloseStream(stream.get());
-    // The slot is free again.
-    CHECK_THAT(Get(*stub, "k").status, IsOk());
+  // 16, the least a node takes: 16 open Pipeline streams fill the connection.
+  std::vector<std::string> flags = SmallNodeFlags();
+  flags.insert(flags.end(), {"--max-streams-per-connection", "16"});
+  NodeProcess node(flags);
+  RequireStart(node);
+  auto stub = StubOnOwnConnection(node, 1);
+  REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < 16; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(OpenStream(*stub, contexts.back().get()));
   }
-  SECTION("without a limit, the same Get is answered while the stream is open") {
-    NodeProcess node(SmallNodeFlags());
-    RequireStart(node);
-    auto stub = StubOnOwnConnection(node, 3);
-    REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
-    grpc::ClientContext ctx;
-    std::unique_ptr<Stream> stream = OpenStream(*stub, &ctx);
-    v1::GetRequest r;
-    r.set_key("k");
-    CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, r, milliseconds(5000)).status, IsOk());
-    CloseStream(stream.get());
+  v1::GetRequest get;
+  get.set_key("k");
+  // Queued on the client, never sent: its deadline passes.
+  CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, get, milliseconds(700)).status,
+             StatusIs(StatusCode::DEADLINE_EXCEEDED));
+  // Another connection is not held up.
+  auto other = StubOnOwnConnection(node, 2);
+  CHECK_THAT(Get(*other, "k").status, IsOk());
+  // One slot free again: the Get goes through.
+  CloseStream(streams.back().get());
+  CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, get, milliseconds(5000)).status, IsOk());
+  streams.pop_back();
+  for (auto& stream : streams) CloseStream(stream.get());
+}
+
+TEST_CASE("Without a stream limit a connection's calls are not held behind open streams",
+          "[integration][memory]") {
+  NodeProcess node(SmallNodeFlags());
+  RequireStart(node);
+  auto stub = StubOnOwnConnection(node, 3);
+  REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < 16; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(OpenStream(*stub, contexts.back().get()));
   }
+  v1::GetRequest get;
+  get.set_key("k");
+  CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, get, milliseconds(5000)).status, IsOk());
+  for (auto& stream : streams) CloseStream(stream.get());
+}
+
+TEST_CASE("A stream limit below what members need is refused at startup", "[integration][memory]") {
+  NodeProcess node;
+  node.SpawnRaw(
+      {"--listen", "127.0.0.1:0", "--metrics-listen", "", "--max-streams-per-connection", "4"});
+  const std::optional<ExitStatus> exit = node.WaitExit(std::chrono::seconds(10));
+  REQUIRE(exit.has_value());
+  CHECK(*exit == ExitStatus::Code(2));
+  CHECK(node.Stderr().find("--max-streams-per-connection") != std::string::npos);
+  CHECK(node.Stderr().find("members call each other on this port") != std::string::npos);
 }
 
 TEST_CASE("The node serves with receive windows that do not grow, and reports its heap release",

@@ -7,9 +7,12 @@
 // writes, a node with --memory 64MiB stayed at 458 MiB of RSS, of which glibc counted
 // 66 MB in use. malloc_trim(0) gives the free pages inside the arenas back (the addresses
 // stay mapped; a later allocation faults fresh pages in): the same node fell to 85 MiB.
-// malloc_trim walks every arena under its lock, so it runs only when mallinfo2 reports more
-// than `threshold_bytes` free, at most once per `interval` (every 200 ms cost a third of a
-// flood's throughput; once a second, about 3%).
+// malloc_trim walks every arena under its lock, so it runs only when the free memory malloc
+// keeps resident is more than `threshold_bytes`, at most once per `interval` (every 200 ms
+// cost a third of a flood's throughput; once a second, about 3%). That memory is estimated
+// as the resident set less what malloc's callers hold (mallinfo2) less what the process
+// held beyond that at the start (code, stacks): after a trim it is small again, so an idle
+// node does not trim again until freed memory comes back into use and is freed again.
 //
 // Without glibc (another C library, or an allocator preloaded in its place) it does nothing.
 //
@@ -30,7 +33,7 @@ class HeapReleaser {
   struct Options {
     // How often the free memory is checked; 0 = never (no thread).
     std::chrono::milliseconds interval{1000};
-    // Free bytes (glibc's mallinfo2().fordblks) above which it is given back.
+    // Free resident bytes (see above) above which they are given back.
     uint64_t threshold_bytes = uint64_t{32} << 20;
   };
 
@@ -50,13 +53,16 @@ class HeapReleaser {
 
   // Times the free memory was given back.
   uint64_t releases() const { return releases_.load(std::memory_order_relaxed); }
-  // The free bytes found by the last check, before any release.
+  // The free resident bytes found by the last check, before any release.
   uint64_t free_bytes() const { return free_bytes_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
+  // Resident bytes beyond what malloc's callers hold.
+  uint64_t ResidentNotInUse() const;
 
   const Options options_;
+  uint64_t baseline_ = 0;  // ResidentNotInUse() at construction.
   std::atomic<uint64_t> releases_{0};
   std::atomic<uint64_t> free_bytes_{0};
   std::mutex mu_;

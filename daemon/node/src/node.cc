@@ -306,10 +306,15 @@ Status NodeOptions::Validate() const {
     return Status::InvalidArgument("resp_idle_timeout must be 0 (never) to one year, got " +
                                    std::to_string(resp_idle_timeout.count()) + " s");
   }
-  if (max_streams_per_connection > uint32_t{INT32_MAX}) {
-    return Status::InvalidArgument("max_streams_per_connection must be 0 (gRPC's limit) to " +
-                                   std::to_string(INT32_MAX) + ", got " +
-                                   std::to_string(max_streams_per_connection));
+  if ((max_streams_per_connection != 0 && max_streams_per_connection < kMinStreamsPerConnection) ||
+      max_streams_per_connection > uint32_t{INT32_MAX}) {
+    return Status::InvalidArgument(
+        "max_streams_per_connection must be 0 (gRPC's limit) or " +
+        std::to_string(kMinStreamsPerConnection) + " to " + std::to_string(INT32_MAX) + ", got " +
+        std::to_string(max_streams_per_connection) +
+        ": members call each other on this port, and one member's connection carries a "
+        "replication stream, a forwarding stream, heartbeats, view pushes and forwarded "
+        "calls at once");
   }
   if (heap_release_interval.count() < 0 || heap_release_interval > std::chrono::hours(1)) {
     return Status::InvalidArgument("heap_release_interval must be 0 (never) to one hour, got " +
@@ -493,7 +498,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       internal::HeapReleaser::Options{.interval = options.heap_release_interval});
   impl->registry->AddCollector([releaser = impl->heap_releaser.get()](metrics::Writer& w) {
     w.Gauge("ringcache_heap_free_bytes",
-            "Heap memory malloc held free at the last check (--heap-release-interval-ms).",
+            "Free memory malloc kept resident at the last check, estimated "
+            "(--heap-release-interval-ms).",
             static_cast<double>(releaser->free_bytes()));
     w.Counter("ringcache_heap_releases_total",
               "Times the free heap memory was given back to the system (malloc_trim).",

@@ -111,11 +111,14 @@ struct NodeOptions {
   // 64 MiB, or one largest message (max_value_bytes + max_key_bytes + 64 KiB) if that is
   // more. Otherwise at least one largest message.
   uint64_t max_response_bytes = 0;
-  // Most calls (HTTP/2 streams) one client connection may have open on the gRPC port at
-  // once (gRPC's max_concurrent_streams); a client queues the rest itself. 0 (default) =
-  // gRPC's own limit (none). Each open call may hold one request message in the node, so
-  // with large values this bounds what a connection holds (docs/operations.md, "Memory").
+  // Most calls (HTTP/2 streams) one connection may have open on the gRPC port at once
+  // (gRPC's max_concurrent_streams); the caller queues the rest itself. 0 (default) =
+  // gRPC's own limit (none); otherwise at least kMinStreamsPerConnection, because members
+  // call each other on this port too. Each open call may hold one request message in the
+  // node, so with large values this bounds what a connection holds (docs/operations.md,
+  // "Memory").
   uint32_t max_streams_per_connection = 0;
+  static constexpr uint32_t kMinStreamsPerConnection = 16;
   // Let gRPC grow each connection's receive windows to the bandwidth-delay product it
   // measures (BDP probing): the fastest uploads over long links, but a Pipeline stream's
   // client may then have many MiB waiting in the node's buffers. false = windows stay at
