@@ -235,7 +235,13 @@ void ReplLink::Run() {
     std::unique_lock lock(mu_);
     state_ = State::kDisconnected;
     if (stopping_) return;
-    if (hello_.received) backoff = options_.backoff_initial;  // The stream worked.
+    // The stream worked: the replica took more than the hello, or kept the stream a
+    // while. Not a stream the replica ended at once (a full sync its view refuses): that
+    // one backs off like a failed connection instead of trying ten times a second.
+    if (hello_.received &&
+        (acked_msgs_ > 1 || std::chrono::steady_clock::now() - stream_started_ >= kStreamWorked)) {
+      backoff = options_.backoff_initial;
+    }
     const std::string error = std::to_string(status.error_code()) + " " + status.error_message();
     if (error != last_error_) {
       last_error_ = error;
@@ -278,6 +284,7 @@ grpc::Status ReplLink::RunStream() {
     epoch = epoch_;
     ctx_ = ctx;
     broken_ = false;
+    stream_started_ = std::chrono::steady_clock::now();
     hello_ = {};
     sent_msgs_ = 0;
     acked_msgs_ = 0;

@@ -52,6 +52,7 @@ struct PrimaryState {
   std::unordered_map<std::string, uint64_t> sync_held;
   // During a full sync: its ranges; a snapshot entry outside them is refused.
   ReplRangeSet sync_ranges;
+  uint64_t sync_epoch = 0;  // The epoch its ranges were computed in.
   uint64_t sync_keys = 0;
   uint64_t sync_bytes = 0;
   uint64_t sync_held_at_start = 0;
@@ -422,8 +423,8 @@ class ReplReceiver::Impl::Stream final
         for (const v1::HashRange& r : b.ranges()) ranges.push_back({r.start(), r.end()});
         ReplRangeSet sync_ranges(ranges);
         // Before anything changes: a refused sync leaves the state as it was.
-        if (grpc::Status s = impl_->CheckSyncRanges(primary_id_, sync_ranges,
-                                                    b.epoch() != 0 ? b.epoch() : hello_epoch_);
+        const uint64_t sync_epoch = b.epoch() != 0 ? b.epoch() : hello_epoch_;
+        if (grpc::Status s = impl_->CheckSyncRanges(primary_id_, sync_ranges, sync_epoch);
             !s.ok()) {
           // Views that differ at one epoch: a fork, or a member lying about what it owns.
           if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -440,6 +441,7 @@ class ReplReceiver::Impl::Stream final
         st.sync_started = std::chrono::steady_clock::now();
         st.sync_held = impl_->HeldInRanges(sync_ranges);
         st.sync_ranges = std::move(sync_ranges);
+        st.sync_epoch = sync_epoch;
         st.sync_held_at_start = st.sync_held.size();
         impl_->Log(LogLevel::kInfo,
                    "full sync from " + primary_id_ + " started: " + std::to_string(ranges.size()) +
@@ -457,6 +459,14 @@ class ReplReceiver::Impl::Stream final
         if (!st.syncing) {
           return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                               "FullSyncEnd without FullSyncBegin");
+        }
+        // The keys held and not sent are removed below: checked again against the view
+        // this node holds now (a failover or a flip may have moved the ranges meanwhile).
+        // Refused, the sync stays unfinished: nothing is removed, and the next stream
+        // starts another.
+        if (grpc::Status s = impl_->CheckSyncRanges(primary_id_, st.sync_ranges, st.sync_epoch);
+            !s.ok()) {
+          return s;
         }
         st.syncing = false;
         st.resumable = true;

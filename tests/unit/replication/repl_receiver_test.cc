@@ -495,8 +495,10 @@ TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the se
   REQUIRE(f.cache().Set(held, "kept").ok());
   const std::string in_mine = KeyIn(mine, "mine-");
 
-  SECTION("the sender's own ranges, for the view's epoch or one the sender holds ahead") {
-    for (uint64_t epoch : {uint64_t{5}, uint64_t{0}}) {
+  SECTION("the sender's own ranges, whatever epoch the sync names") {
+    // 5: the view's; 6: the sender is ahead; 0: the hello's (1), behind. The ranges are
+    // the sender's in this node's view, so the epochs do not matter.
+    for (uint64_t epoch : {uint64_t{5}, uint64_t{6}, uint64_t{0}}) {
       auto c = f.Open();
       REQUIRE(c->Send(Hello("r" + std::to_string(epoch))));
       REQUIRE(c->Send(SyncBegin(mine, 1, epoch)));
@@ -537,6 +539,29 @@ TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the se
         CHECK(value == "kept");
       }
     }
+  }
+  SECTION("the view changes during the sync: its end is refused and nothing is removed") {
+    const std::string held_mine = KeyIn(mine, "held-mine-");
+    REQUIRE(f.cache().Set(held_mine, "kept").ok());
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r1")));
+    REQUIRE(c->Send(SyncBegin(mine, 1, 5)));
+    REQUIRE(c->AckOf(2).has_value());
+    // Epoch 6: "primary" has left the view; "other" and "replica" own its ranges now.
+    ClusterView next = view->view;
+    next.epoch = 6;
+    std::erase_if(next.members, [](const ClusterMember& m) { return m.id == "primary"; });
+    Result<std::shared_ptr<const Topology>> t6 = Topology::Make(next, "replica");
+    REQUIRE(t6.ok());
+    f.receiver().SetView(*t6);
+    c->Send(SyncEnd());
+    const grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::ABORTED);
+    CHECK_THAT(s.error_message(), Catch::Contains("out of date"));
+    // The key held in the synced ranges and not sent is still here.
+    std::string value;
+    REQUIRE(Meta(f.cache(), held_mine, &value).has_value());
+    CHECK(value == "kept");
   }
   SECTION("a snapshot entry outside the sync's ranges is refused and not stored") {
     auto c = f.Open();
