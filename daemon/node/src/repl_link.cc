@@ -238,16 +238,21 @@ void ReplLink::Run() {
     // The stream worked: the replica took more than the hello, or kept the stream a
     // while. Not a stream the replica ended at once (a full sync its view refuses): that
     // one backs off like a failed connection instead of trying ten times a second.
-    if (hello_.received &&
-        (acked_msgs_ > 1 || std::chrono::steady_clock::now() - stream_started_ >= kStreamWorked)) {
-      backoff = options_.backoff_initial;
-    }
+    const bool worked =
+        hello_.received &&
+        (acked_msgs_ > 1 || std::chrono::steady_clock::now() - stream_started_ >= kStreamWorked);
+    if (worked) backoff = options_.backoff_initial;
     const std::string error = std::to_string(status.error_code()) + " " + status.error_message();
     if (error != last_error_) {
       last_error_ = error;
+      // The replica answered the hello and ended the stream at once: it refused what came
+      // next (a full sync its view does not yet give this node, during every failover
+      // that races the view's spread). Not the link going down.
+      const bool refused = hello_.received && !worked;
       lock.unlock();
-      Log(LogLevel::kWarn,
-          "replication link to " + options_.replica_id + " is down (" +
+      Log(refused ? LogLevel::kInfo : LogLevel::kWarn,
+          "replication link to " + options_.replica_id +
+              (refused ? " ended by the replica (" : " is down (") +
               std::string(StatusCodeName(static_cast<StatusCode>(status.error_code()))) + ": " +
               status.error_message() + "); reconnecting");
       lock.lock();
