@@ -238,19 +238,21 @@ void ReplLink::Run() {
     // The stream worked: the replica took more than the hello, or kept the stream a
     // while. Not a stream the replica ended at once (a full sync its view refuses): that
     // one backs off like a failed connection instead of trying ten times a second.
-    const bool worked =
-        hello_.received &&
-        (acked_msgs_ > 1 || std::chrono::steady_clock::now() - stream_started_ >= kStreamWorked);
-    if (worked) backoff = options_.backoff_initial;
+    // The replica answered the hello, then ended the stream: ABORTED when its view and
+    // this node's differ on a full sync's ranges (during a failover that races the view's
+    // spread, as a rule), or a newer stream replaced this one; FAILED_PRECONDITION when it
+    // refused what it got. Those back off like a failed connection instead of retrying at
+    // once; any other end after a hello means the stream worked.
+    const grpc::StatusCode code = status.error_code();
+    const bool refused = hello_.received && (code == grpc::StatusCode::ABORTED ||
+                                             code == grpc::StatusCode::FAILED_PRECONDITION);
+    if (hello_.received && !refused) backoff = options_.backoff_initial;
     const std::string error = std::to_string(status.error_code()) + " " + status.error_message();
     if (error != last_error_) {
       last_error_ = error;
-      // The replica answered the hello and ended the stream at once: it refused what came
-      // next (a full sync its view does not yet give this node, during every failover
-      // that races the view's spread). Not the link going down.
-      const bool refused = hello_.received && !worked;
+      const bool aborted = refused && code == grpc::StatusCode::ABORTED;
       lock.unlock();
-      Log(refused ? LogLevel::kInfo : LogLevel::kWarn,
+      Log(aborted ? LogLevel::kInfo : LogLevel::kWarn,
           "replication link to " + options_.replica_id +
               (refused ? " ended by the replica (" : " is down (") +
               std::string(StatusCodeName(static_cast<StatusCode>(status.error_code()))) + ": " +
@@ -289,7 +291,6 @@ grpc::Status ReplLink::RunStream() {
     epoch = epoch_;
     ctx_ = ctx;
     broken_ = false;
-    stream_started_ = std::chrono::steady_clock::now();
     hello_ = {};
     sent_msgs_ = 0;
     acked_msgs_ = 0;

@@ -232,10 +232,7 @@ class ReplLink {
   uint64_t acked_seq_ = 0;      // Highest seq the replica acknowledged.
   uint64_t sent_msgs_ = 0;      // Messages sent on the current stream.
   uint64_t acked_msgs_ = 0;     // Messages the replica reported processed.
-  // When the current stream started: one that lasted kStreamWorked resets the backoff.
-  std::chrono::steady_clock::time_point stream_started_;
-  static constexpr std::chrono::seconds kStreamWorked{1};
-  TimePoint waiting_since_;  // Since when an ack is awaited (if sent_msgs_ > acked_msgs_).
+  TimePoint waiting_since_;     // Since when an ack is awaited (if sent_msgs_ > acked_msgs_).
   uint64_t resumes_ = 0;
   uint64_t full_syncs_ = 0;
   uint64_t sync_keys_sent_ = 0;

@@ -163,7 +163,7 @@ struct ReplReceiver::Impl {
                              ") makes another member the primary "
                              "of some of its ranges";
     if (epoch > t->epoch()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+      return grpc::Status(grpc::StatusCode::ABORTED,
                           what + "; retry once this node holds the sender's view");
     }
     if (epoch < t->epoch()) {

@@ -71,9 +71,9 @@ class ReplReceiver {
   //    naming it), so made-up ids leave no state behind;
   //  - a full sync (which drops what this node holds in its ranges) is applied only if the
   //    view makes the sender the primary (owner 0 of the ring) of every one of its ranges.
-  //    Otherwise the stream ends before anything is dropped: UNAVAILABLE if the sync's
-  //    epoch is above the view's (this node has not caught up; the sender retries),
-  //    ABORTED if below (the sender's view is out of date), FAILED_PRECONDITION if equal.
+  //    Otherwise the stream ends before anything is dropped: ABORTED if the sync's epoch
+  //    differs from the view's (one of the two has not caught up; the sender retries),
+  //    FAILED_PRECONDITION if equal (a fork, or a lie).
   //    Its snapshot entries must lie in those ranges (INVALID_ARGUMENT). Live entries are
   //    not checked: a link drains the writes of an earlier view after a change, and
   //    versions keep a stale one from overwriting a newer value.

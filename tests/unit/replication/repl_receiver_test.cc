@@ -518,7 +518,7 @@ TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the se
       const char* says;
     };
     for (const Case& k : {Case{5, grpc::StatusCode::FAILED_PRECONDITION, "for epoch 5"},
-                          Case{6, grpc::StatusCode::UNAVAILABLE, "retry once"},
+                          Case{6, grpc::StatusCode::ABORTED, "retry once"},
                           Case{4, grpc::StatusCode::ABORTED, "out of date"},
                           // 0: the hello's epoch (1), below the view's.
                           Case{0, grpc::StatusCode::ABORTED, "for epoch 1"}}) {

@@ -378,7 +378,7 @@ TEST_CASE("ReplicatedStore re-syncs when the view gives a link new ranges", "[un
   Publish({&a, &b}, 2);
   CHECK(Eventually([&] { return !LinkTo(a, "c").has_value(); }));
   // (More than one when a's sync reached b before b held the view: b refuses a sync of
-  // ranges its own view gives another primary, UNAVAILABLE, and a's link tries again.)
+  // ranges its own view gives another primary, ABORTED, and a's link tries again.)
   REQUIRE(Eventually([&] { return CaughtUp(a, "b") && LinkTo(a, "b")->full_syncs > syncs; }));
   // (c, primary of some of a's keys while it was in the view with an empty cache, made a
   // drop them; b may have dropped them too, or not, depending on when its sync ran.)
