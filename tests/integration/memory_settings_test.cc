@@ -56,6 +56,27 @@ void CloseStream(Stream* stream) {
   CHECK_THAT(stream->Finish(), IsOk());
 }
 
+// `n` Pipeline streams open on one connection, each past its first answer.
+struct OpenStreams {
+  OpenStreams(v1::Cache::Stub& stub, int n) {
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<grpc::ClientContext>());
+      streams.push_back(OpenStream(stub, contexts.back().get()));
+    }
+  }
+  void CloseOne() {
+    CloseStream(streams.back().get());
+    streams.pop_back();  // Before its context.
+    contexts.pop_back();
+  }
+  void CloseAll() {
+    while (!streams.empty()) CloseOne();
+  }
+
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> streams;
+};
+
 TEST_CASE("A stream limit per connection holds a connection's extra calls until a slot frees",
           "[integration][memory]") {
   // 16, the least a node takes: 16 open Pipeline streams fill the connection.
@@ -65,12 +86,7 @@ TEST_CASE("A stream limit per connection holds a connection's extra calls until 
   RequireStart(node);
   auto stub = StubOnOwnConnection(node, 1);
   REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<Stream>> streams;
-  for (int i = 0; i < 16; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    streams.push_back(OpenStream(*stub, contexts.back().get()));
-  }
+  OpenStreams open(*stub, 16);
   v1::GetRequest get;
   get.set_key("k");
   // Queued on the client, never sent: its deadline passes.
@@ -80,10 +96,9 @@ TEST_CASE("A stream limit per connection holds a connection's extra calls until 
   auto other = StubOnOwnConnection(node, 2);
   CHECK_THAT(Get(*other, "k").status, IsOk());
   // One slot free again: the Get goes through.
-  CloseStream(streams.back().get());
+  open.CloseOne();
   CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, get, milliseconds(5000)).status, IsOk());
-  streams.pop_back();
-  for (auto& stream : streams) CloseStream(stream.get());
+  open.CloseAll();
 }
 
 TEST_CASE("Without a stream limit a connection's calls are not held behind open streams",
@@ -92,16 +107,11 @@ TEST_CASE("Without a stream limit a connection's calls are not held behind open 
   RequireStart(node);
   auto stub = StubOnOwnConnection(node, 3);
   REQUIRE_THAT(Set(*stub, "k", "v").status, IsOk());
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<Stream>> streams;
-  for (int i = 0; i < 16; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    streams.push_back(OpenStream(*stub, contexts.back().get()));
-  }
+  OpenStreams open(*stub, 16);
   v1::GetRequest get;
   get.set_key("k");
   CHECK_THAT(Unary(*stub, &v1::Cache::Stub::Get, get, milliseconds(5000)).status, IsOk());
-  for (auto& stream : streams) CloseStream(stream.get());
+  open.CloseAll();
 }
 
 TEST_CASE("A stream limit below what members need is refused at startup", "[integration][memory]") {

@@ -3,6 +3,34 @@
 #include "client_impl.h"
 
 namespace ringcache::client {
+namespace {
+
+v1::SetRequest SetRequestOf(std::string_view key, std::string_view value, const SetOptions& options,
+                            const SetExtras& extras, const CallOptions& call) {
+  v1::SetRequest request;
+  FillSet(&request, key, value, options);
+  request.set_keep_ttl(extras.keep_ttl);
+  request.set_expires_at_ms(extras.expires_at_ms);
+  SetWriteConcern(&request, call);
+  return request;
+}
+
+v1::SetRangeRequest RangeRequestOf(std::string_view key, std::string_view bytes, uint64_t offset,
+                                   bool append, const CallOptions& call) {
+  v1::SetRangeRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_value(bytes.data(), bytes.size());
+  request.set_offset(offset);
+  request.set_append(append);
+  SetWriteConcern(&request, call);
+  return request;
+}
+
+RangeResult RangeOf(const v1::SetRangeResponse& response) {
+  return RangeResult{response.length(), response.version(), response.replicas_acked()};
+}
+
+}  // namespace
 
 Result<Item> Client::Get(std::string_view key, const CallOptions& call) {
   v1::GetRequest request;
@@ -19,15 +47,7 @@ Result<Item> Client::Get(std::string_view key, const CallOptions& call) {
 
 Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
                                 const SetOptions& options, const CallOptions& call) {
-  v1::SetRequest request;
-  FillSet(&request, key, value, options);
-  SetWriteConcern(&request, call);
-  v1::SetResponse response;
-  Status s = impl_->CallKey(key, ReadPreference::kPrimary, PolicyOf(options.mode), call, &response,
-                            [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
-                                v1::SetResponse* out) { return stub.Set(context, request, out); });
-  if (!s.ok()) return s;
-  return WriteResult{response.version(), response.replicas_acked()};
+  return Set(key, value, options, SetExtras{}, call);
 }
 
 Result<WriteResult> Client::Delete(std::string_view key, const CallOptions& call) {
@@ -88,11 +108,7 @@ Result<IncrResult> Client::Incr(std::string_view key, int64_t delta, uint64_t tt
 Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
                                 const SetOptions& options, const SetExtras& extras,
                                 const CallOptions& call) {
-  v1::SetRequest request;
-  FillSet(&request, key, value, options);
-  request.set_keep_ttl(extras.keep_ttl);
-  request.set_expires_at_ms(extras.expires_at_ms);
-  SetWriteConcern(&request, call);
+  const v1::SetRequest request = SetRequestOf(key, value, options, extras, call);
   v1::SetResponse response;
   if (Status s = impl_->CallWrite(key, PolicyOf(options.mode), call, request, &response,
                                   &v1::Cache::Stub::Set);
@@ -105,12 +121,8 @@ Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
 Result<Previous> Client::SetGet(std::string_view key, std::string_view value,
                                 const SetOptions& options, const SetExtras& extras,
                                 const CallOptions& call) {
-  v1::SetRequest request;
-  FillSet(&request, key, value, options);
-  request.set_keep_ttl(extras.keep_ttl);
-  request.set_expires_at_ms(extras.expires_at_ms);
+  v1::SetRequest request = SetRequestOf(key, value, options, extras, call);
   request.set_return_previous(true);
-  SetWriteConcern(&request, call);
   v1::SetResponse response;
   // Not repeated once it may have run: the repeat would answer this write's value.
   if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
@@ -189,11 +201,7 @@ Result<FloatResult> Client::IncrByFloat(std::string_view key, std::string_view d
 
 Result<RangeResult> Client::SetRange(std::string_view key, uint64_t offset, std::string_view bytes,
                                      const CallOptions& call) {
-  v1::SetRangeRequest request;
-  request.set_key(key.data(), key.size());
-  request.set_value(bytes.data(), bytes.size());
-  request.set_offset(offset);
-  SetWriteConcern(&request, call);
+  const v1::SetRangeRequest request = RangeRequestOf(key, bytes, offset, false, call);
   v1::SetRangeResponse response;
   // The same bytes at the same place: repeating it changes nothing.
   if (Status s = impl_->CallWrite(key, RetryPolicy::kAlways, call, request, &response,
@@ -201,23 +209,19 @@ Result<RangeResult> Client::SetRange(std::string_view key, uint64_t offset, std:
       !s.ok()) {
     return s;
   }
-  return RangeResult{response.length(), response.version(), response.replicas_acked()};
+  return RangeOf(response);
 }
 
 Result<RangeResult> Client::Append(std::string_view key, std::string_view bytes,
                                    const CallOptions& call) {
-  v1::SetRangeRequest request;
-  request.set_key(key.data(), key.size());
-  request.set_value(bytes.data(), bytes.size());
-  request.set_append(true);
-  SetWriteConcern(&request, call);
+  const v1::SetRangeRequest request = RangeRequestOf(key, bytes, 0, true, call);
   v1::SetRangeResponse response;
   if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
                                   &v1::Cache::Stub::SetRange);
       !s.ok()) {
     return s;
   }
-  return RangeResult{response.length(), response.version(), response.replicas_acked()};
+  return RangeOf(response);
 }
 
 }  // namespace ringcache::client
