@@ -238,15 +238,16 @@ void ReplLink::Run() {
     // The stream worked: the replica took more than the hello, or kept the stream a
     // while. Not a stream the replica ended at once (a full sync its view refuses): that
     // one backs off like a failed connection instead of trying ten times a second.
-    // The replica answered the hello, then ended the stream: ABORTED when its view and
-    // this node's differ on a full sync's ranges (during a failover that races the view's
-    // spread, as a rule), or a newer stream replaced this one; FAILED_PRECONDITION when it
-    // refused what it got. Those back off like a failed connection instead of retrying at
-    // once; any other end after a hello means the stream worked.
+    // The replica answered: the next try waits the least backoff. That includes a full
+    // sync the replica refused because its view and this node's differ on the sync's
+    // ranges (ABORTED; during a failover that races the view's spread, as a rule): the
+    // views agree within moments, and a growing backoff would hold the replica's copy
+    // (and writes waiting for its acks) back for seconds after every failover.
+    if (hello_.received) backoff = options_.backoff_initial;
+    // ABORTED or FAILED_PRECONDITION after the hello: the replica refused what it got.
     const grpc::StatusCode code = status.error_code();
     const bool refused = hello_.received && (code == grpc::StatusCode::ABORTED ||
                                              code == grpc::StatusCode::FAILED_PRECONDITION);
-    if (hello_.received && !refused) backoff = options_.backoff_initial;
     const std::string error = std::to_string(status.error_code()) + " " + status.error_message();
     if (error != last_error_) {
       last_error_ = error;

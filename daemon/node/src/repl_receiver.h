@@ -72,8 +72,9 @@ class ReplReceiver {
   //  - a full sync (which drops what this node holds in its ranges) is applied only if the
   //    view makes the sender the primary (owner 0 of the ring) of every one of its ranges.
   //    Otherwise the stream ends before anything is dropped: ABORTED if the sync's epoch
-  //    differs from the view's (one of the two has not caught up; the sender retries),
-  //    FAILED_PRECONDITION if equal (a fork, or a lie).
+  //    is below the view's (the sender has not caught up; it retries), FAILED_PRECONDITION
+  //    if equal (a fork, or a lie). A sync for an epoch above the view's is taken at its
+  //    word: a new primary's sync often arrives before its view.
   //    Its snapshot entries must lie in those ranges (INVALID_ARGUMENT). Live entries are
   //    not checked: a link drains the writes of an earlier view after a change, and
   //    versions keep a stale one from overwriting a newer value.
