@@ -235,14 +235,10 @@ void ReplLink::Run() {
     std::unique_lock lock(mu_);
     state_ = State::kDisconnected;
     if (stopping_) return;
-    // The stream worked: the replica took more than the hello, or kept the stream a
-    // while. Not a stream the replica ended at once (a full sync its view refuses): that
-    // one backs off like a failed connection instead of trying ten times a second.
-    // The replica answered: the next try waits the least backoff. That includes a full
-    // sync the replica refused because its view and this node's differ on the sync's
-    // ranges (ABORTED; during a failover that races the view's spread, as a rule): the
-    // views agree within moments, and a growing backoff would hold the replica's copy
-    // (and writes waiting for its acks) back for seconds after every failover.
+    // The replica answered: the next try waits the least backoff, also after a full sync
+    // it refused (ABORTED: its view is newer than the sync's, and this node catches up
+    // within moments; a growing backoff would hold the replica's copy, and writes waiting
+    // for its acks, back for seconds).
     if (hello_.received) backoff = options_.backoff_initial;
     // ABORTED or FAILED_PRECONDITION after the hello: the replica refused what it got.
     const grpc::StatusCode code = status.error_code();
