@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -27,18 +28,19 @@ bool HeapReleaser::Supported() {
 #if defined(RINGCACHE_SANITIZED_MALLOC)
   return false;  // The sanitizer's allocator, not glibc's, serves malloc.
 #elif defined(RINGCACHE_GLIBC_MALLINFO2)
-  // An allocator preloaded in glibc's place (jemalloc, tcmalloc) keeps its own memory;
-  // glibc's numbers would say nothing about it.
+  // An allocator preloaded in glibc's place (libjemalloc, libtcmalloc, libmimalloc) keeps
+  // its own memory; glibc's numbers would say nothing about it. Other preloaded libraries
+  // leave malloc to glibc.
   const char* preload = std::getenv("LD_PRELOAD");
-  return preload == nullptr || *preload == '\0';
+  return preload == nullptr || std::strstr(preload, "malloc") == nullptr;
 #else
   return false;
 #endif
 }
 
 HeapReleaser::HeapReleaser(Options options) : options_(options) {
-  if (Supported()) baseline_ = ResidentNotInUse();
-  if (options_.interval.count() > 0 && Supported()) thread_ = std::thread([this] { Run(); });
+  if (supported_) baseline_ = ResidentNotInUse();
+  if (options_.interval.count() > 0 && supported_) thread_ = std::thread([this] { Run(); });
 }
 
 HeapReleaser::~HeapReleaser() {
@@ -79,7 +81,7 @@ uint64_t HeapReleaser::ResidentNotInUse() const {
 
 bool HeapReleaser::CheckOnce() {
 #if defined(RINGCACHE_GLIBC_MALLINFO2)
-  if (!Supported()) return false;
+  if (!supported_) return false;
   // Resident memory that is neither in use by malloc's callers nor the process's own
   // (code, stacks) as it was at the start: free memory malloc keeps resident. malloc_trim
   // gives those pages back but keeps the chunks in its free lists, so mallinfo2's free

@@ -62,7 +62,8 @@ class HeapReleaser {
   uint64_t ResidentNotInUse() const;
 
   const Options options_;
-  uint64_t baseline_ = 0;  // ResidentNotInUse() at construction.
+  const bool supported_ = Supported();  // Read once: the environment does not change.
+  uint64_t baseline_ = 0;               // ResidentNotInUse() at construction.
   std::atomic<uint64_t> releases_{0};
   std::atomic<uint64_t> free_bytes_{0};
   std::mutex mu_;
