@@ -220,6 +220,22 @@ TEST_CASE("Client runs the calls of Redis's string commands against a real clust
   REQUIRE(client->TouchAt("s", now_ms + 90'000).ok());
   CHECK(client->Get("s")->meta.deadline_ms == now_ms + 90'000);
   CHECK(client->GetTouch("absent", 10).status().code() == StatusCode::kNotFound);
+  // EXPIRE NX/XX/GT/LT.
+  using client::ExpireCondition;
+  auto nx = client->TouchIf("s", {.ttl_ms = 30'000, .condition = ExpireCondition::kIfNone});
+  REQUIRE(nx.ok());
+  CHECK_FALSE(nx->changed);  // It has an expiry already.
+  auto gt = client->TouchIf(
+      "s", {.expires_at_ms = now_ms + 200'000, .condition = ExpireCondition::kIfLater});
+  REQUIRE(gt.ok());
+  CHECK(gt->changed);
+  CHECK(client->Get("s")->meta.deadline_ms == now_ms + 200'000);
+  auto lt = client->TouchIf(
+      "s", {.expires_at_ms = now_ms + 300'000, .condition = ExpireCondition::kIfEarlier});
+  REQUIRE(lt.ok());
+  CHECK_FALSE(lt->changed);
+  CHECK(client->TouchIf("s", {.ttl_ms = 5, .expires_at_ms = now_ms + 1}).status().code() ==
+        StatusCode::kInvalidArgument);
 
   // GETDEL.
   auto gone = client->GetDelete("s");

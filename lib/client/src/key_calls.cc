@@ -166,6 +166,28 @@ Result<WriteResult> Client::TouchAt(std::string_view key, int64_t expires_at_ms,
   return WriteResult{0, response.replicas_acked()};
 }
 
+Result<TouchResult> Client::TouchIf(std::string_view key, const TouchOptions& options,
+                                    const CallOptions& call) {
+  static constexpr v1::ExpireCondition kConditions[] = {
+      v1::EXPIRE_CONDITION_ALWAYS,     v1::EXPIRE_CONDITION_IF_NONE,
+      v1::EXPIRE_CONDITION_IF_SOME,    v1::EXPIRE_CONDITION_IF_LATER,
+      v1::EXPIRE_CONDITION_IF_EARLIER, v1::EXPIRE_CONDITION_IF_SOME_AND_EARLIER};
+  v1::TouchRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_ttl_ms(options.ttl_ms);
+  request.set_expires_at_ms(options.expires_at_ms);
+  request.set_condition(kConditions[static_cast<size_t>(options.condition)]);
+  SetWriteConcern(&request, call);
+  v1::TouchResponse response;
+  // Repeating it may answer changed = false for a change the first try made (GT, LT, NX).
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Touch);
+      !s.ok()) {
+    return s;
+  }
+  return TouchResult{response.changed(), response.replicas_acked()};
+}
+
 Result<std::string> Client::GetTouch(std::string_view key, uint64_t ttl_ms,
                                      const CallOptions& call) {
   v1::TouchRequest request;

@@ -141,6 +141,30 @@ struct Previous {
   std::optional<std::string> value;
 };
 
+// When TouchIf changes an expiry (Redis's EXPIRE NX/XX/GT/LT; no expiry counts as later
+// than any time).
+enum class ExpireCondition {
+  kAlways,
+  kIfNone,            // NX: only a key without an expiry.
+  kIfSome,            // XX: only a key with one.
+  kIfLater,           // GT: only if the new expiry is later.
+  kIfEarlier,         // LT: only if the new expiry is earlier.
+  kIfSomeAndEarlier,  // XX LT.
+};
+
+// TouchIf's new expiry and its condition.
+struct TouchOptions {
+  uint64_t ttl_ms = 0;        // Relative; 0 = never expires (unless expires_at_ms is set).
+  int64_t expires_at_ms = 0;  // Absolute (Unix ms) instead of ttl_ms; 0 = not used.
+  ExpireCondition condition = ExpireCondition::kAlways;
+};
+
+// The result of TouchIf.
+struct TouchResult {
+  bool changed = false;  // False only when the condition did not hold (nothing changed).
+  uint32_t replicas_acked = 0;
+};
+
 // The result of SetRange and Append.
 struct RangeResult {
   uint64_t length = 0;  // The value's length afterwards.
@@ -234,6 +258,12 @@ class Client {
   // Touch with an absolute deadline (Unix ms; Redis's PEXPIREAT). A time already past
   // removes the key. NOT_FOUND if absent or expired.
   Result<WriteResult> TouchAt(std::string_view key, int64_t expires_at_ms,
+                              const CallOptions& call = {});
+  // Redis's EXPIRE/PEXPIREAT with NX/XX/GT/LT: changes the expiry only if
+  // options.condition holds (otherwise TouchResult::changed is false, not an error). An
+  // expiry already past removes the key. NOT_FOUND if absent or expired; INVALID_ARGUMENT
+  // with both ttl_ms and expires_at_ms.
+  Result<TouchResult> TouchIf(std::string_view key, const TouchOptions& options,
                               const CallOptions& call = {});
   // Redis's GETEX: sets a new TTL (0 = never expires) and answers the value, in one step.
   // NOT_FOUND if absent or expired.
