@@ -26,6 +26,15 @@ v1::SetRangeRequest RangeRequestOf(std::string_view key, std::string_view bytes,
   return request;
 }
 
+v1::DeleteRequest DeleteRequestOf(std::string_view key, bool return_previous,
+                                  const CallOptions& call) {
+  v1::DeleteRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_return_previous(return_previous);
+  SetWriteConcern(&request, call);
+  return request;
+}
+
 RangeResult RangeOf(const v1::SetRangeResponse& response) {
   return RangeResult{response.length(), response.version(), response.replicas_acked()};
 }
@@ -51,30 +60,20 @@ Result<WriteResult> Client::Set(std::string_view key, std::string_view value,
 }
 
 Result<WriteResult> Client::Delete(std::string_view key, const CallOptions& call) {
-  v1::DeleteRequest request;
-  request.set_key(key.data(), key.size());
-  SetWriteConcern(&request, call);
+  const v1::DeleteRequest request = DeleteRequestOf(key, false, call);
   v1::DeleteResponse response;
-  Status s =
-      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kIfNotApplied, call, &response,
-                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
-                         v1::DeleteResponse* out) { return stub.Delete(context, request, out); });
-  if (!s.ok()) return s;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Delete);
+      !s.ok()) {
+    return s;
+  }
   return WriteResult{0, response.replicas_acked()};
 }
 
 Result<WriteResult> Client::Touch(std::string_view key, uint64_t ttl_ms, const CallOptions& call) {
-  v1::TouchRequest request;
-  request.set_key(key.data(), key.size());
-  request.set_ttl_ms(ttl_ms);
-  SetWriteConcern(&request, call);
-  v1::TouchResponse response;
-  Status s =
-      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kAlways, call, &response,
-                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
-                         v1::TouchResponse* out) { return stub.Touch(context, request, out); });
-  if (!s.ok()) return s;
-  return WriteResult{0, response.replicas_acked()};
+  Result<TouchResult> r = TouchIf(key, {.ttl_ms = ttl_ms}, call);
+  if (!r.ok()) return r.status();
+  return WriteResult{0, r->replicas_acked};
 }
 
 Result<uint64_t> Client::Ttl(std::string_view key, const CallOptions& call) {
@@ -97,11 +96,11 @@ Result<IncrResult> Client::Incr(std::string_view key, int64_t delta, uint64_t tt
   request.set_ttl_ms_if_created(ttl_ms_if_created);
   SetWriteConcern(&request, call);
   v1::IncrResponse response;
-  Status s =
-      impl_->CallKey(key, ReadPreference::kPrimary, RetryPolicy::kIfNotApplied, call, &response,
-                     [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
-                         v1::IncrResponse* out) { return stub.Incr(context, request, out); });
-  if (!s.ok()) return s;
+  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                                  &v1::Cache::Stub::Incr);
+      !s.ok()) {
+    return s;
+  }
   return IncrResult{response.value(), response.version(), response.replicas_acked()};
 }
 
@@ -136,10 +135,7 @@ Result<Previous> Client::SetGet(std::string_view key, std::string_view value,
 }
 
 Result<Previous> Client::GetDelete(std::string_view key, const CallOptions& call) {
-  v1::DeleteRequest request;
-  request.set_key(key.data(), key.size());
-  request.set_return_previous(true);
-  SetWriteConcern(&request, call);
+  const v1::DeleteRequest request = DeleteRequestOf(key, true, call);
   v1::DeleteResponse response;
   if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
                                   &v1::Cache::Stub::Delete);
@@ -153,17 +149,9 @@ Result<Previous> Client::GetDelete(std::string_view key, const CallOptions& call
 
 Result<WriteResult> Client::TouchAt(std::string_view key, int64_t expires_at_ms,
                                     const CallOptions& call) {
-  v1::TouchRequest request;
-  request.set_key(key.data(), key.size());
-  request.set_expires_at_ms(expires_at_ms);
-  SetWriteConcern(&request, call);
-  v1::TouchResponse response;
-  if (Status s = impl_->CallWrite(key, RetryPolicy::kAlways, call, request, &response,
-                                  &v1::Cache::Stub::Touch);
-      !s.ok()) {
-    return s;
-  }
-  return WriteResult{0, response.replicas_acked()};
+  Result<TouchResult> r = TouchIf(key, {.expires_at_ms = expires_at_ms}, call);
+  if (!r.ok()) return r.status();
+  return WriteResult{0, r->replicas_acked};
 }
 
 Result<TouchResult> Client::TouchIf(std::string_view key, const TouchOptions& options,
@@ -179,9 +167,12 @@ Result<TouchResult> Client::TouchIf(std::string_view key, const TouchOptions& op
   request.set_condition(kConditions[static_cast<size_t>(options.condition)]);
   SetWriteConcern(&request, call);
   v1::TouchResponse response;
-  // Repeating it may answer changed = false for a change the first try made (GT, LT, NX).
-  if (Status s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
-                                  &v1::Cache::Stub::Touch);
+  // With a condition, a repeat may answer changed = false for the change the first try
+  // made (GT, LT, NX); without one, repeating it changes nothing.
+  const RetryPolicy policy = options.condition == ExpireCondition::kAlways
+                                 ? RetryPolicy::kAlways
+                                 : RetryPolicy::kIfNotApplied;
+  if (Status s = impl_->CallWrite(key, policy, call, request, &response, &v1::Cache::Stub::Touch);
       !s.ok()) {
     return s;
   }
