@@ -31,6 +31,7 @@ main_job_targets=(ringcached ringcache-cli)
 run_dir=""
 pids=()
 addrs=()
+cluster_addrs=()
 main_job() {
   local base="${RINGCACHE_BASE_PORT:-7701}" resp_base="${RINGCACHE_RESP_BASE_PORT:-6381}"
   run_dir="$(mktemp -d /tmp/ringcache-run.XXXXXX)"
@@ -52,36 +53,40 @@ main_job() {
   local secret_file="${run_dir}/cluster.secret"
   (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${secret_file}")
 
-  # start_node <index> [seed address]: node n<index> on port base+index-1.
+  # start_node <index> [seed address]: node n<index> on port base+index-1, its cluster
+  # plane on base+1000+index-1: members call each other only there (docs/security.md), so
+  # a firewall could keep it to the members' network. Seeds are cluster addresses.
   start_node() {
     local i="$1" seed="${2:-}"
     local addr="127.0.0.1:$((base + i - 1))" metrics="127.0.0.1:$((base + 2000 + i - 1))"
+    local cluster="127.0.0.1:$((base + 1000 + i - 1))"
     local resp="127.0.0.1:$((resp_base + i - 1))"
     local ready="${run_dir}/n${i}.ready" log="${run_dir}/n${i}.log"
     local args=(--node-id "n${i}" --listen "${addr}" --metrics-listen "${metrics}"
                 --resp-listen "${resp}"
                 --memory 256MiB --replication-factor 2 --ready-file "${ready}"
-                --cluster-secret-file "${secret_file}")
+                --cluster-listen "${cluster}" --cluster-secret-file "${secret_file}")
     if [ -n "${seed}" ]; then args+=(--seeds "${seed}"); fi
     "${ringcached}" "${args[@]}" 2>"${log}" &
     pids+=("$!")
     addrs+=("${addr}")
+    cluster_addrs+=("${cluster}")
     local waited=0
     while [ ! -s "${ready}" ]; do
       if ! kill -0 "${pids[-1]}" 2>/dev/null || [ "${waited}" -ge 300 ]; then
-        echo "ringcached n${i} did not start (is ${addr}, ${metrics} or ${resp} in use?). Its log:" >&2
+        echo "ringcached n${i} did not start (is ${addr}, ${cluster}, ${metrics} or ${resp} in use?). Its log:" >&2
         cat "${log}" >&2
         exit 1
       fi
       sleep 0.1
       waited=$((waited + 1))
     done
-    echo "n${i} started on ${addr} (metrics http://${metrics}/metrics, Redis protocol ${resp})"
+    echo "n${i} started on ${addr} (cluster plane ${cluster}, metrics http://${metrics}/metrics, Redis protocol ${resp})"
   }
 
   start_node 1
-  start_node 2 "${addrs[0]}"
-  start_node 3 "${addrs[0]}"
+  start_node 2 "${cluster_addrs[0]}"
+  start_node 3 "${cluster_addrs[0]}"
   # A joiner is JOINING until its ranges have arrived: wait (bounded, 20 s) until every
   # member serves, as an operator watching `cluster status` would.
   local tries=0 status=""

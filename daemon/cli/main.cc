@@ -736,6 +736,11 @@ int CmdClusterStatus(Connection& conn) {
   std::vector<std::vector<std::string>> members = {{"ID", "ADDRESS", "STATE", "NODE_STATE",
                                                     "WEIGHT", "PRIMARY", "OWNER", "EPOCH", "ITEMS",
                                                     "UNDER_REPL", "STATUS"}};
+  // Members with a cluster port of their own (--cluster-listen): where the others call them.
+  const bool cluster_ports =
+      std::any_of(view.members.begin(), view.members.end(),
+                  [](const ringcache::ClusterMember& m) { return !m.cluster_address.empty(); });
+  if (cluster_ports) members[0].insert(members[0].begin() + 2, "CLUSTER_ADDRESS");
   std::vector<std::vector<std::string>> links = {LinkHeader()};
   std::vector<std::string> unreachable;
   std::vector<std::string> failed;
@@ -763,6 +768,7 @@ int CmdClusterStatus(Connection& conn) {
                                     std::to_string(m.weight),
                                     primary_share,
                                     owner_share};
+    if (cluster_ports) row.insert(row.begin() + 2, m.peer_address());
     if (status.ok()) {
       row.push_back(std::to_string(stats.epoch()));
       row.push_back(std::to_string(stats.items()));

@@ -74,6 +74,8 @@ struct Flags {
   // Cluster.
   std::vector<std::string> seeds;
   std::string advertise;
+  std::string cluster_listen;
+  std::string cluster_advertise;
   uint32_t weight = 1;
   uint32_t replication_factor = 2;
   uint32_t vnodes = 160;
@@ -199,8 +201,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--max-streams-per-connection", flags->max_streams_per_connection,
                  "Most calls one connection may have open on the gRPC port at once;\n"
                  "the caller queues the rest. 0 = gRPC's (none), else at least 16\n"
-                 "(members share the port). Bounds the request bytes a connection\n"
-                 "holds (docs/operations.md, Memory)")
+                 "(members share the port), or 1 with --cluster-listen. Bounds the\n"
+                 "request bytes a connection holds (docs/operations.md, Memory)")
       ->check(CLI::Range(0u, 2147483647u))
       ->capture_default_str();
   app.add_option("--grow-receive-windows", flags->grow_receive_windows,
@@ -328,6 +330,21 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "plane is open to anyone who can reach --listen")
       ->check(CLI::ExistingFile)
       ->group(kSecurity);
+  app.add_option("--cluster-listen", flags->cluster_listen,
+                 "Give the cluster plane a port of its own, HOST:PORT (port 0\n"
+                 "picks a free one): members call each other only there (joins,\n"
+                 "views, heartbeats, replication, forwarded calls) and --listen\n"
+                 "refuses their calls, so the plane can be firewalled apart.\n"
+                 "--seeds are then the other members' cluster addresses. Not\n"
+                 "loopback: needs --cluster-secret-file (or --protected-mode=false)")
+      ->default_str("none: the plane shares --listen")
+      ->group(kSecurity);
+  app.add_option("--cluster-advertise", flags->cluster_advertise,
+                 "The address other members dial for this node's cluster plane,\n"
+                 "HOST:PORT. Required with --seeds if --cluster-listen's host is\n"
+                 "a wildcard")
+      ->default_str("the bound --cluster-listen address")
+      ->group(kSecurity);
   app.add_option("--auth-tokens-file", flags->auth_tokens_file,
                  "File of client tokens, one `NAME ROLE TOKEN` per line (roles\n"
                  "read, read-write, admin). Every gRPC call must then carry\n"
@@ -381,9 +398,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->group(kSecurity);
 
   app.add_option("--ready-file", flags->ready_file,
-                 "Once serving, atomically write `grpc=HOST:PORT` and\n"
-                 "`metrics=HOST:PORT` (the bound addresses) to this file;\n"
-                 "it is removed at shutdown");
+                 "Once serving, atomically write `grpc=HOST:PORT`,\n"
+                 "`metrics=`, `resp=` and `cluster=` (the bound addresses; empty\n"
+                 "when off) to this file; it is removed at shutdown");
 
   try {
     app.parse(argc, argv);
@@ -402,6 +419,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
 const char* FlagOfMessage(const std::string& message) {
   static constexpr std::pair<std::string_view, const char*> kFlags[] = {
       {"listen_address", "--listen: "},
+      {"cluster_listen_address", "--cluster-listen: "},
+      {"cluster_advertise_address", "--cluster-advertise: "},
       {"metrics_listen_address", "--metrics-listen: "},
       {"resp_listen_address", "--resp-listen: "},
       {"resp_threads", "--resp-threads: "},
@@ -690,6 +709,8 @@ int main(int argc, char** argv) {
       .drain_on_shutdown = flags.drain_on_shutdown,
       .drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms),
       .transition_warn = std::chrono::milliseconds(flags.transition_warn_ms),
+      .cluster_listen_address = flags.cluster_listen,
+      .cluster_advertise_address = flags.cluster_advertise,
       .cluster_secret = {},
       .max_epoch_jump = flags.max_epoch_jump,
       .client_tokens_file = flags.auth_tokens_file,
@@ -747,7 +768,8 @@ int main(int argc, char** argv) {
       "max_key_bytes={} max_value_bytes={} max_batch={} max_response_bytes={} "
       "max_streams_per_connection={} grow_receive_windows={} heap_release_interval_ms={} "
       "threads={} log_level={} "
-      "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} weight={} "
+      "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} cluster_listen={} "
+      "cluster_advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
@@ -765,8 +787,10 @@ int main(int argc, char** argv) {
       flags.shutdown_grace_ms, flags.ready_file.empty() ? "(none)" : flags.ready_file,
       flags.config.empty() ? "(none)" : flags.config,
       flags.seeds.empty() ? "(none: new cluster)" : JoinList(flags.seeds),
-      flags.advertise.empty() ? "(listen address)" : flags.advertise, flags.weight,
-      flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
+      flags.advertise.empty() ? "(listen address)" : flags.advertise,
+      flags.cluster_listen.empty() ? "(shares listen)" : flags.cluster_listen,
+      flags.cluster_advertise.empty() ? "(cluster listen address)" : flags.cluster_advertise,
+      flags.weight, flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
       flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
       flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
@@ -813,17 +837,18 @@ int main(int argc, char** argv) {
   });
   // "serving" for a member that owns its ranges; a joiner is "joining" until they arrive
   // (a "node state: joining -> serving" line follows).
-  spdlog::info("{}: node_id={} grpc={} metrics={} resp={} epoch={}",
+  spdlog::info("{}: node_id={} grpc={} cluster={} metrics={} resp={} epoch={}",
                ringcache::NodeStateName(node->state()), node->options().node_id,
                node->grpc_address(),
+               node->cluster_address().empty() ? "(shares grpc)" : node->cluster_address(),
                node->metrics_address().empty() ? "(disabled)" : node->metrics_address(),
                node->resp_address().empty() ? "(off)" : node->resp_address(), node->Stats().epoch);
 
   if (!flags.ready_file.empty()) {
     std::string error;
-    const std::string content = "grpc=" + node->grpc_address() +
-                                "\nmetrics=" + node->metrics_address() +
-                                "\nresp=" + node->resp_address() + "\n";
+    const std::string content =
+        "grpc=" + node->grpc_address() + "\nmetrics=" + node->metrics_address() +
+        "\nresp=" + node->resp_address() + "\ncluster=" + node->cluster_address() + "\n";
     if (!WriteFileAtomically(flags.ready_file, content, &error)) {
       spdlog::error("cannot write the ready file: {}; shutting down", error);
       signals.SetReload({});  // The node goes away on return.

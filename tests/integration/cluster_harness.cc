@@ -74,6 +74,7 @@ std::vector<std::string> TestCluster::NodeArgs(size_t i, const std::vector<std::
       {"--join-timeout-ms", std::to_string(join_timeout)},
       {"--log-level", "info"}};
   if (!seeds.empty()) defaults.emplace_back("--seeds", Join(seeds, ","));
+  if (options_.cluster_port) defaults.emplace_back("--cluster-listen", "127.0.0.1:0");
   if (!listen.empty()) defaults.emplace_back("--listen", listen);
   std::vector<std::string> args;
   // ringcached refuses a repeated flag: the test's own flags replace the harness's.
@@ -87,7 +88,7 @@ std::vector<std::string> TestCluster::NodeArgs(size_t i, const std::vector<std::
 std::vector<std::string> TestCluster::SeedsExcept(size_t except) const {
   std::vector<std::string> seeds;
   for (size_t j = 0; j < nodes_.size(); ++j) {
-    if (j != except && nodes_[j]->Running()) seeds.push_back(nodes_[j]->GrpcAddress());
+    if (j != except && nodes_[j]->Running()) seeds.push_back(nodes_[j]->PeerAddress());
   }
   return seeds;
 }
@@ -105,7 +106,7 @@ bool TestCluster::Start() {
   const size_t n = static_cast<size_t>(std::max(1, options_.nodes));
   for (size_t i = 0; i < n; ++i) {
     std::vector<std::string> seeds;
-    if (i > 0) seeds.push_back(nodes_[0]->GrpcAddress());
+    if (i > 0) seeds.push_back(nodes_[0]->PeerAddress());
     nodes_.push_back(MakeNode(NodeArgs(i, seeds, "", {})));
     node_extra_args_.emplace_back();
     departed_.push_back(false);

@@ -74,6 +74,9 @@ struct ClusterOptions {
   // The credentials of every channel to the nodes (Stub(), the harness's own calls), for
   // nodes with TLS; nullptr = plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr;
+  // Every node gets a cluster port of its own (--cluster-listen 127.0.0.1:0), and seeds
+  // are the cluster addresses. Default: the plane shares the client port.
+  bool cluster_port = false;
   // Bound for one node's ready file (which it writes once it holds a view).
   std::chrono::milliseconds ready_timeout{20'000};
   // Bound for the nodes to agree on a view after a start, add or restart.

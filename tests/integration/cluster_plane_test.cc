@@ -304,6 +304,134 @@ TEST_CASE("With a cluster secret members work together and outsiders' cluster ca
   CHECK(cluster.running(1));
 }
 
+// Reads of every test key through node `n`; the number that are missing or wrong.
+int MissingThrough(TestCluster& cluster, size_t n) {
+  auto stub = cluster.Stub(n);
+  int missing = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    Reply<v1::GetResponse> r = Get(*stub, KeyOf(i));
+    if (!r.status.ok() || r.response.value() != "v" + std::to_string(i)) ++missing;
+  }
+  return missing;
+}
+
+// --cluster-listen: members call each other on a port of their own, which the client port
+// does not serve. Clients get one stream per connection there (members' replication and
+// forwarding streams would stall behind such a limit if they still used it).
+TEST_CASE(
+    "With --cluster-listen members use their own port and each port refuses the other "
+    "plane's calls",
+    "[integration][cluster][security]") {
+  SecretFile secret(kSecret);
+  std::vector<std::string> flags = SecretArgs(secret);
+  flags.insert(flags.end(), {"--max-streams-per-connection", "1", "--heartbeat-interval-ms", "100",
+                             "--failure-timeout-ms", "1000"});
+  TestCluster cluster({.nodes = 3, .extra_args = flags, .cluster_port = true});
+  RequireStart(cluster);  // Joins through the seeds' cluster ports.
+  {
+    auto view = cluster.Topology(0);
+    REQUIRE(view.has_value());
+    for (const v1::Member& m : view->members()) {
+      const size_t i = checks::IndexOf(m.id());
+      CHECK(m.address() == cluster.address(i));
+      CHECK(m.cluster_address() == cluster.node(i).ClusterAddress());
+      CHECK_FALSE(m.cluster_address().empty());
+      CHECK(m.cluster_address() != m.address());
+    }
+  }
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < kKeys; ++i) {
+    REQUIRE_THAT(checks::SetWc(*n1, KeyOf(i), "v" + std::to_string(i), 1).status, IsOk());
+  }
+  const Snapshot before = Take(cluster);
+  REQUIRE(before.missing == 0);
+
+  // The client port refuses members' calls, even with the secret, and names the port to use.
+  const std::string n2_client = cluster.address(1);
+  const std::string n2_cluster = cluster.node(1).ClusterAddress();
+  const auto wrong_port = [](const grpc::Status& s) {
+    return s.error_code() == StatusCode::PERMISSION_DENIED &&
+           s.error_message().find("cluster port") != std::string::npos;
+  };
+  const Forger member_at_client_port(n2_client, grpc::InsecureChannelCredentials(), kSecret);
+  CHECK(wrong_port(member_at_client_port.Join("intruder")));
+  CHECK(wrong_port(member_at_client_port.Heartbeat("n1", "n2", before.epoch, "n3")));
+  CHECK(wrong_port(member_at_client_port.TransitionReady("n1", before.epoch)));
+  {
+    auto view = cluster.Topology(1);
+    REQUIRE(view.has_value());
+    v1::ClusterView next = *view;
+    next.set_epoch(view->epoch() + 1);
+    const grpc::Status s = PushView(n2_client, next, "n2", kSecret);
+    INFO(s.error_message());
+    CHECK(wrong_port(s));
+  }
+  CHECK(wrong_port(member_at_client_port.ForwardedGet("n1", KeyOf(0))));
+  {
+    int results = 0;
+    CHECK(wrong_port(member_at_client_port.ForwardedPipeline("n1", KeyOf(0), &results)));
+    CHECK(results == 0);
+    int acks = 0;
+    CHECK(member_at_client_port.FullSync("n1", "n2", before.epoch, &acks).error_code() ==
+          StatusCode::UNIMPLEMENTED);
+    CHECK(acks == 0);
+  }
+  // The cluster port refuses every call without the secret, clients' included.
+  const Forger outsider_at_cluster_port(n2_cluster, grpc::InsecureChannelCredentials(), "");
+  {
+    const grpc::Status s = outsider_at_cluster_port.Join("intruder");
+    INFO(s.error_message());
+    CHECK(s.error_code() == StatusCode::UNAUTHENTICATED);
+    auto stub =
+        v1::Cache::NewStub(grpc::CreateChannel(n2_cluster, grpc::InsecureChannelCredentials()));
+    const Reply<v1::GetResponse> get = Get(*stub, KeyOf(0));
+    INFO(get.status.error_message());
+    CHECK(get.status.error_code() == StatusCode::UNAUTHENTICATED);
+    CHECK(get.status.error_message().find("cluster port") != std::string::npos);
+  }
+  std::this_thread::sleep_for(1500ms);
+  const Snapshot after = Take(cluster);
+  CHECK(after.epoch == before.epoch);
+  CHECK(after.view == before.view);
+  CHECK(after.missing == 0);
+
+  // Failover and rejoin travel on the cluster ports: n3 is killed and failed over, then
+  // comes back on its client port with a new cluster port, which the view takes.
+  const std::string old_cluster_address = cluster.node(2).ClusterAddress();
+  cluster.Kill(2);
+  CHECK(checks::Eventually([&] { return checks::AllSee(cluster, "n3", v1::MEMBER_STATE_FAILED); },
+                           15s));
+  CHECK(MissingThrough(cluster, 0) == 0);
+  CHECK(MissingThrough(cluster, 1) == 0);
+  REQUIRE(cluster.Restart(2, /*same_port=*/true));
+  CHECK(cluster.node(2).ClusterAddress() != old_cluster_address);
+  {
+    auto view = cluster.Topology(0);
+    REQUIRE(view.has_value());
+    for (const v1::Member& m : view->members()) {
+      if (m.id() == "n3") CHECK(m.cluster_address() == cluster.node(2).ClusterAddress());
+    }
+  }
+  for (size_t n = 0; n < 3; ++n) CHECK(MissingThrough(cluster, n) == 0);
+
+  // An operator's Leave is served on the client port (here with the secret; an admin
+  // token does as well).
+  const Forger operator_at_client_port(cluster.address(2), grpc::InsecureChannelCredentials(),
+                                       kSecret);
+  const grpc::Status leave = operator_at_client_port.Leave("n3", /*forwarded=*/false);
+  INFO(leave.error_message());
+  REQUIRE(leave.ok());
+  const std::optional<ExitStatus> exit = cluster.node(2).WaitExit(30s);
+  REQUIRE(exit.has_value());
+  CHECK(*exit == ExitStatus::Code(0));
+  CHECK(checks::Eventually([&] {
+    auto view = cluster.Topology(0);
+    return view.has_value() && !checks::StateIn(*view, "n3").has_value();
+  }));
+  CHECK(MissingThrough(cluster, 0) == 0);
+  CHECK(MissingThrough(cluster, 1) == 0);
+}
+
 TEST_CASE("A member cannot jump the epoch past its bounds or replicate as a non-member",
           "[integration][cluster][security]") {
   SecretFile secret(kSecret);

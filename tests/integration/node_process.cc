@@ -248,6 +248,7 @@ bool NodeProcess::WaitReady(std::chrono::milliseconds timeout) {
         if (line.rfind("grpc=", 0) == 0) grpc_address_ = line.substr(5);
         if (line.rfind("metrics=", 0) == 0) metrics_address_ = line.substr(8);
         if (line.rfind("resp=", 0) == 0) resp_address_ = line.substr(5);
+        if (line.rfind("cluster=", 0) == 0) cluster_address_ = line.substr(8);
       }
       if (!grpc_address_.empty()) return true;
       error_ = "ready file " + ready_path_ + " has no grpc= line: " + ReadFile(ready_path_);

@@ -99,6 +99,12 @@ class NodeProcess {
   const std::string& MetricsAddress() const { return metrics_address_; }
   // The Redis-protocol address from the ready file ("" unless started with --resp-listen).
   const std::string& RespAddress() const { return resp_address_; }
+  // The cluster port's address from the ready file ("" unless started with
+  // --cluster-listen), and the address other members dial: it, or GrpcAddress().
+  const std::string& ClusterAddress() const { return cluster_address_; }
+  const std::string& PeerAddress() const {
+    return cluster_address_.empty() ? grpc_address_ : cluster_address_;
+  }
 
   // A new channel to the node's gRPC address with unlimited client message sizes, with
   // the credentials set by set_credentials (plaintext by default).
@@ -140,6 +146,7 @@ class NodeProcess {
   std::string grpc_address_;
   std::string metrics_address_;
   std::string resp_address_;
+  std::string cluster_address_;
   std::string error_;
   int spawn_count_ = 0;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;

@@ -68,7 +68,7 @@ class UnaryForward {
  public:
   UnaryForward(const CacheService* service, UnaryCall<Request, Response>* call,
                const ClusterMember& owner)
-      : service_(service), call_(call), target_{owner.id, owner.address} {}
+      : service_(service), call_(call), target_{owner.id, owner.peer_address()} {}
 
   void Start(const std::string& method, std::chrono::milliseconds extra_deadline) {
     context_.set_deadline(

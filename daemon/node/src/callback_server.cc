@@ -229,6 +229,24 @@ class CallbackServer::Service final : public v1::Cache::Service {
   }
 };
 
+grpc::Status ServerEnv::CheckPlane(const RequestMetadata& md, grpc::ServerContextBase* ctx,
+                                   std::string_view what) const {
+  if (plane == PortPlane::kClients) {
+    if (md.forwarded_by.empty() && md.cluster_secret.empty()) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        std::string(what) +
+                            ": this is the node's client port, and members call each other on "
+                            "its cluster port (--cluster-listen); a call that is forwarded or "
+                            "carries the cluster secret is refused here");
+  }
+  // The cluster port: members only. An open plane cannot tell a member from anyone else.
+  if (cluster_auth == nullptr || cluster_auth->open()) return grpc::Status::OK;
+  return cluster_auth->Check(md.cluster_secret, ctx,
+                             std::string(what) +
+                                 " on the cluster port (members only; clients "
+                                 "call the node's client port)");
+}
+
 CallbackServer::CallbackServer() = default;
 
 Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServerOptions& options,
@@ -243,6 +261,7 @@ Result<std::unique_ptr<CallbackServer>> CallbackServer::Start(const CallbackServ
   server->env_.metrics = metrics;
   server->env_.cluster_auth = options.cluster_auth;
   server->env_.client_auth = options.client_auth;
+  server->env_.plane = options.plane;
   server->service_ = std::make_unique<Service>(&server->env_);
 
   grpc::ServerBuilder builder;

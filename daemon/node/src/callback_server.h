@@ -52,6 +52,14 @@ namespace ringcache::internal {
 
 class Membership;
 
+// Who calls a gRPC port: clients and members alike (one port), or one plane only (a node
+// with a cluster port of its own, NodeOptions::cluster_listen_address).
+enum class PortPlane : uint8_t {
+  kShared,   // Clients, and members' calls (forwarded calls, probes).
+  kClients,  // The client port: a member's call is refused (members use the cluster port).
+  kCluster,  // The cluster port: with a cluster secret, a call without it is refused.
+};
+
 // What every call needs. Constant after CallbackServer::Start, apart from the members
 // that say otherwise.
 struct ServerEnv {
@@ -62,6 +70,7 @@ struct ServerEnv {
   // Which clients may call, and what they may do (client_auth.h). Not owned; nullptr or
   // without tokens: any caller is admin.
   const ClientAuth* client_auth = nullptr;
+  PortPlane plane = PortPlane::kShared;
 
   // Whether a call may run, and with which role (md->role), checked before its request is
   // acted on. First the cluster plane: a call that claims to be forwarded by a member
@@ -72,8 +81,12 @@ struct ServerEnv {
   // needs read; MultiSet, read-write). `what` names the rpc ("Cache.Get") in errors.
   // (Client tokens need a cluster secret, NodeOptions::Validate: otherwise anyone could
   // claim to forward.)
+  // On a port of one plane (PortPlane), a call of the other plane is refused first.
   grpc::Status Admit(RequestMetadata* md, grpc::ServerContextBase* ctx, std::string_view what,
                      Role needed) const {
+    if (plane != PortPlane::kShared) [[unlikely]] {
+      if (grpc::Status s = CheckPlane(*md, ctx, what); !s.ok()) return s;
+    }
     // With node identity, a member forwards only in its own name.
     if (!md->forwarded_by.empty() && cluster_auth != nullptr && cluster_auth->node_identity())
         [[unlikely]] {
@@ -105,6 +118,12 @@ struct ServerEnv {
     }
     return grpc::Status::OK;
   }
+  // A member's call (forwarded, or carrying the cluster secret) on the client port is
+  // PERMISSION_DENIED; a call without the cluster secret on the cluster port is
+  // UNAUTHENTICATED (counted as a cluster-plane refusal). OK otherwise.
+  grpc::Status CheckPlane(const RequestMetadata& md, grpc::ServerContextBase* ctx,
+                          std::string_view what) const;
+
   // Internal synchronization.
   mutable PipelineStreams streams;
   mutable TopologyWatchers watchers;
@@ -135,6 +154,8 @@ struct CallbackServerOptions {
   // check.
   const ClusterAuth* cluster_auth = nullptr;
   const ClientAuth* client_auth = nullptr;
+  // Who calls this port. Default both planes.
+  PortPlane plane = PortPlane::kShared;
 };
 
 class CallbackServer {

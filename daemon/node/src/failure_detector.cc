@@ -35,7 +35,7 @@ void FailureDetector::SetView(const ClusterView& view, TimePoint now) {
     } else {
       peer.last_heard = now;  // A new peer starts as heard-from-now.
     }
-    peer.address = m.address;
+    peer.address = m.peer_address();
     peer.state = m.state;
     peers.emplace(m.id, std::move(peer));
   }

@@ -104,6 +104,11 @@ std::string DescribeChange(const ClusterView* before, const ClusterView& after) 
     if (old->address != m.address) {
       changes.push_back(m.id + " moved from " + old->address + " to " + m.address);
     }
+    if (old->cluster_address != m.cluster_address) {
+      changes.push_back(m.id + " cluster plane moved from " +
+                        (old->cluster_address.empty() ? old->address : old->cluster_address) +
+                        " to " + m.peer_address());
+    }
     if (old->weight != m.weight) {
       changes.push_back(m.id + " weight " + std::to_string(old->weight) + " -> " +
                         std::to_string(m.weight));
@@ -220,9 +225,12 @@ struct Membership::Impl {
   // ---- The service (callback API). Handlers never block on another node.
   class Service final : public v1::Membership::CallbackService {
    public:
-    explicit Service(Impl* impl) : impl_(impl) {}
+    // `client_port`: the service on the client port of a node whose cluster plane has a
+    // port of its own, where only an operator's Leave is served.
+    Service(Impl* impl, bool client_port) : impl_(impl), client_port_(client_port) {}
     grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* request,
                                    v1::JoinResponse* response) override {
+      if (client_port_) return ClusterPortOnly(ctx, "Membership.Join");
       // A joiner speaks for itself; a member passing a join on relays another's.
       const Claim claim =
           request->forwarded() ? Claim{} : Claim{"JoinRequest.member.id", request->member().id()};
@@ -233,6 +241,7 @@ struct Membership::Impl {
     grpc::ServerUnaryReactor* PushView(grpc::CallbackServerContext* ctx,
                                        const v1::PushViewRequest* request,
                                        v1::PushViewResponse* response) override {
+      if (client_port_) return ClusterPortOnly(ctx, "Membership.PushView");
       return MembersOnly(
           ctx, "Membership.PushView",
           [&] { return impl_->HandlePushView(ctx, *request, response); },
@@ -241,6 +250,7 @@ struct Membership::Impl {
     grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
                                         const v1::HeartbeatRequest* request,
                                         v1::HeartbeatResponse* response) override {
+      if (client_port_) return ClusterPortOnly(ctx, "Membership.Heartbeat");
       return MembersOnly(
           ctx, "Membership.Heartbeat",
           [&] { return impl_->HandleHeartbeat(ctx, *request, response); },
@@ -258,6 +268,7 @@ struct Membership::Impl {
     grpc::ServerUnaryReactor* TransitionReady(grpc::CallbackServerContext* ctx,
                                               const v1::TransitionReadyRequest* request,
                                               v1::TransitionReadyResponse* response) override {
+      if (client_port_) return ClusterPortOnly(ctx, "Membership.TransitionReady");
       const Claim claim = request->forwarded()
                               ? Claim{}
                               : Claim{"TransitionReadyRequest.from_id", request->from_id()};
@@ -267,6 +278,18 @@ struct Membership::Impl {
     }
 
    private:
+    // A member's rpc on the client port: refused, naming the port to use.
+    static grpc::ServerUnaryReactor* ClusterPortOnly(grpc::CallbackServerContext* ctx,
+                                                     std::string_view what) {
+      grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          std::string(what) +
+              " is served on the node's cluster port (--cluster-listen), not on its client "
+              "port: give members the cluster addresses of the others as --seeds"));
+      return reactor;
+    }
+
     // Every rpc of this service is for members only (cluster_auth.h): a caller without the
     // cluster secret is refused before its request is looked at.
     // With `admin_token_may`, a call that carries a client token (authorization) is
@@ -300,6 +323,7 @@ struct Membership::Impl {
     }
 
     Impl* const impl_;  // Not owned.
+    const bool client_port_;
   };
 
   // One member's pending push.
@@ -370,11 +394,19 @@ struct Membership::Impl {
     return AdoptLocked(std::move(view), why);
   }
 
-  // True if `topology` holds this node at `address`, in any state but FAILED.
-  bool HoldsSelf(const Topology* topology, const std::string& address) const {
+  // True if `topology` holds this node at `address` (and at its cluster address), in any
+  // state but FAILED. A view that holds it at an old cluster address (restarted with
+  // another --cluster-listen port) does not count: the node joins again to correct it.
+  bool HoldsSelf(const Topology* topology, const std::string& address) {
     if (topology == nullptr) return false;
     const ClusterMember* self = topology->view.Find(options.self_id);
-    return self != nullptr && self->address == address && self->state != MemberState::kFailed;
+    return self != nullptr && self->address == address &&
+           self->cluster_address == SelfClusterAddress() && self->state != MemberState::kFailed;
+  }
+
+  std::string SelfClusterAddress() {
+    std::lock_guard lock(mu);
+    return self_cluster_address;
   }
 
   std::string SelfAddress() {
@@ -577,7 +609,7 @@ struct Membership::Impl {
     if (known != nullptr && known->address != joiner.address()) {
       // A known id at a new address: a restarted node, unless the old address still
       // answers as that id (two live nodes with one id). Ask it before replacing it.
-      Probe(ctx, request, response, reactor, known->address);
+      Probe(ctx, request, response, reactor, known->address, known->peer_address());
       return reactor;
     }
     reactor->Finish(ApplyJoin(request, response, known != nullptr ? known->address : ""));
@@ -633,7 +665,7 @@ struct Membership::Impl {
       return;
     }
     const std::string coordinator_id = coordinator.id;
-    peers->MembershipStub(coordinator.address)
+    peers->MembershipStub(coordinator.peer_address())
         ->async()
         ->Join(&call->ctx, &call->request, response,
                [this, call, reactor, coordinator_id](grpc::Status status) mutable {
@@ -653,7 +685,7 @@ struct Membership::Impl {
   // join, anything else (no answer, another id) lets it replace the old address.
   void Probe(grpc::CallbackServerContext* ctx, const v1::JoinRequest& request,
              v1::JoinResponse* response, grpc::ServerUnaryReactor* reactor,
-             const std::string& old_address) {
+             const std::string& old_address, const std::string& old_peer_address) {
     auto call = std::make_shared<ProbeCall>();
     call->join = request;
     call->old_address = old_address;
@@ -664,7 +696,7 @@ struct Membership::Impl {
       reactor->Finish(ShuttingDown());
       return;
     }
-    peers->CacheStub(old_address)
+    peers->CacheStub(old_peer_address)
         ->async()
         ->Stats(&call->ctx, &call->request, &call->response,
                 [this, call, reactor, response](grpc::Status status) mutable {
@@ -879,7 +911,7 @@ struct Membership::Impl {
       auto addressed = std::make_shared<v1::PushViewRequest>(request);
       addressed->set_to_id(m.id);
       Push& push = pushes[m.id];
-      push.address = m.address;
+      push.address = m.peer_address();
       push.epoch = view.epoch;
       push.request = std::move(addressed);
       push.next_attempt = now;
@@ -980,14 +1012,16 @@ struct Membership::Impl {
 
   // ---- Joining (client side).
 
-  Status JoinOrBootstrap(const std::string& address) {
+  Status JoinOrBootstrap(const std::string& address, const std::string& cluster_address) {
     {
       std::lock_guard lock(mu);
       self_address = address;
+      self_cluster_address = cluster_address;
     }
     std::vector<std::string> seeds;
     for (const std::string& seed : options.seeds) {
-      if (seed != address && std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) {
+      if (seed != address && seed != cluster_address &&
+          std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) {
         seeds.push_back(seed);
       }
     }
@@ -996,7 +1030,8 @@ struct Membership::Impl {
       const ClusterMember self{.id = options.self_id,
                                .address = address,
                                .weight = options.weight,
-                               .state = MemberState::kServing};
+                               .state = MemberState::kServing,
+                               .cluster_address = cluster_address};
       Result<std::shared_ptr<const Topology>> adopted =
           Adopt(ClusterView{.epoch = 1,
                             .members = {self},
@@ -1052,11 +1087,12 @@ struct Membership::Impl {
     return Status::Ok();
   }
 
-  v1::JoinRequest MakeJoinRequest(const std::string& address) const {
+  v1::JoinRequest MakeJoinRequest(const std::string& address) {
     const ClusterMember self{.id = options.self_id,
                              .address = address,
                              .weight = options.weight,
-                             .state = MemberState::kJoining};
+                             .state = MemberState::kJoining,
+                             .cluster_address = SelfClusterAddress()};
     v1::JoinRequest request;
     proto::ToProto(self, request.mutable_member());
     request.set_replication_factor(options.replication_factor);
@@ -1227,7 +1263,7 @@ struct Membership::Impl {
         reactor->Finish(ShuttingDown());
         return reactor;
       }
-      peers->MembershipStub(coordinator->address)
+      peers->MembershipStub(coordinator->peer_address())
           ->async()
           ->TransitionReady(&call->ctx, &call->request, response,
                             [this, call, reactor](grpc::Status status) mutable {
@@ -1398,8 +1434,8 @@ struct Membership::Impl {
       sync_calls.insert(&ctx);
     }
     v1::TransitionReadyResponse response;
-    const grpc::Status status =
-        peers->MembershipStub(coordinator->address)->TransitionReady(&ctx, request, &response);
+    const grpc::Status status = peers->MembershipStub(coordinator->peer_address())
+                                    ->TransitionReady(&ctx, request, &response);
     {
       std::lock_guard lock(mu);
       sync_calls.erase(&ctx);
@@ -1562,7 +1598,7 @@ struct Membership::Impl {
       return reactor;
     }
     const std::string coordinator_id = coordinator->id;
-    peers->MembershipStub(coordinator->address)
+    peers->MembershipStub(coordinator->peer_address())
         ->async()
         ->Leave(&call->ctx, &call->request, &call->response,
                 [this, call, reactor, response, coordinator_id](grpc::Status status) mutable {
@@ -1631,7 +1667,7 @@ struct Membership::Impl {
         ctx.set_deadline(std::chrono::system_clock::now() + options.call_timeout);
         v1::LeaveResponse response;
         const grpc::Status status =
-            peers->MembershipStub(coordinator->address)->Leave(&ctx, request, &response);
+            peers->MembershipStub(coordinator->peer_address())->Leave(&ctx, request, &response);
         if (status.ok()) {
           const grpc::Status accepted = AcceptLeaveAnswer(response, coordinator->id);
           last = Status(static_cast<StatusCode>(accepted.error_code()), accepted.error_message());
@@ -1703,7 +1739,7 @@ struct Membership::Impl {
       for (int pass = 0; pass < 2; ++pass) {
         for (const ClusterMember& m : topology->view.members) {
           if (m.id == options.self_id) continue;
-          if ((m.state == MemberState::kFailed) == (pass == 1)) seeds.push_back(m.address);
+          if ((m.state == MemberState::kFailed) == (pass == 1)) seeds.push_back(m.peer_address());
         }
       }
       for (const std::string& seed : seeds) {
@@ -1835,7 +1871,8 @@ struct Membership::Impl {
   // Constant after construction.
   const MembershipOptions options;
   PeerPool* const peers;  // Not owned.
-  Service service{this};
+  Service service{this, /*client_port=*/false};
+  Service client_port_service{this, /*client_port=*/true};
 
   // The published snapshot; written only under adopt_mu.
   std::atomic<std::shared_ptr<const Topology>> current;
@@ -1869,6 +1906,7 @@ struct Membership::Impl {
   bool stopping = false;
   bool joined = false;                                   // JoinOrBootstrap succeeded.
   std::string self_address;                              // Set by JoinOrBootstrap.
+  std::string self_cluster_address;                      // Set by JoinOrBootstrap.
   std::unordered_map<std::string, Push> pushes;          // member id -> its pending push
   std::unordered_map<std::string, PeerView> peer_views;  // member id -> what it last said
   std::unordered_map<const AsyncCall*, std::shared_ptr<AsyncCall>> in_flight;
@@ -1915,9 +1953,11 @@ Membership::Membership(MembershipOptions options, PeerPool* peers)
 Membership::~Membership() { Shutdown(); }
 
 grpc::Service* Membership::service() { return &impl_->service; }
+grpc::Service* Membership::client_port_service() { return &impl_->client_port_service; }
 
-Status Membership::JoinOrBootstrap(const std::string& self_address) {
-  return impl_->JoinOrBootstrap(self_address);
+Status Membership::JoinOrBootstrap(const std::string& self_address,
+                                   const std::string& self_cluster_address) {
+  return impl_->JoinOrBootstrap(self_address, self_cluster_address);
 }
 
 std::shared_ptr<const Topology> Membership::current() const { return impl_->Current(); }

@@ -102,15 +102,22 @@ class Membership {
 
   // The ringcache.v1.Membership service (callback API) to register on the node's server.
   grpc::Service* service();
+  // The same service for the client port of a node whose cluster plane has a port of its
+  // own (NodeOptions::cluster_listen_address): an operator's Leave (admin token) is
+  // served as by service(); every other rpc is PERMISSION_DENIED, naming the cluster port.
+  grpc::Service* client_port_service();
 
-  // `self_address`: this node's advertised HOST:PORT (known once the server is bound).
+  // `self_address`: this node's advertised HOST:PORT (known once the server is bound);
+  // `self_cluster_address`: its cluster plane's, or empty if the plane shares
+  // self_address. Seeds are the cluster planes' addresses.
   // Bootstraps a one-member view (no seeds other than self, SERVING), or joins through
   // the seeds, retrying until options.join_timeout; blocks until the node holds a view that
   // contains it in any state but FAILED (JOINING, normally: it does not wait for the
   // migration). The server must already be serving service(). Errors: UNAVAILABLE naming
   // the seeds tried and the last error; FAILED_PRECONDITION if the cluster refused (e.g.
   // settings).
-  Status JoinOrBootstrap(const std::string& self_address);
+  Status JoinOrBootstrap(const std::string& self_address,
+                         const std::string& self_cluster_address = "");
 
   // The current snapshot; nullptr until JoinOrBootstrap has adopted a view. Cheap. Once
   // it is set, it stays set (a view holding this node as FAILED, or without it once it

@@ -3,12 +3,13 @@
 //
 // Start order: cache -> PeerPool -> ReplicatedStore -> Membership -> FailoverManager (its
 // heartbeat transport, hooks into Membership) -> CacheService -> CallbackServer (Cache +
-// Membership + Replication services) -> the store, the failover manager and the node state
-// subscribe to views -> JoinOrBootstrap (needs the server: peers push views to us while we
-// join) -> heartbeats start -> cluster metrics -> metrics endpoint. Shutdown: the gRPC server
-// (in-flight calls finish, writes still replicate), then the failover manager (heartbeats),
-// membership (pushes), the store (links), the metrics endpoint, the janitor. Members of Impl
-// are destroyed in reverse order of declaration.
+// Membership + Replication services; with a cluster port, a second CallbackServer serves
+// them there and the client port keeps Cache and an operator's Leave) -> the store, the failover
+// manager and the node state subscribe to views -> JoinOrBootstrap (needs the server: peers push
+// views to us while we join) -> heartbeats start -> cluster metrics -> metrics endpoint. Shutdown:
+// the gRPC server (in-flight calls finish, writes still replicate), then the failover manager
+// (heartbeats), membership (pushes), the store (links), the metrics endpoint, the janitor. Members
+// of Impl are destroyed in reverse order of declaration.
 //
 // Node state (NodeState): recomputed under state_mu on every adopted view and every fencing
 // change, published in an atomic (the hot path reads it with one relaxed load) and mirrored
@@ -188,6 +189,40 @@ Status CheckClusterOptions(const NodeOptions& o) {
         "advertise_address is required when listen_address \"" + o.listen_address +
         "\" has a wildcard host and seeds are given: other nodes cannot dial a wildcard");
   }
+  if (!o.cluster_listen_address.empty()) {
+    if (Status s = CheckHostPort("cluster_listen_address", o.cluster_listen_address); !s.ok()) {
+      return s;
+    }
+    const auto port_of = [](const std::string& a) { return a.substr(a.rfind(':') + 1); };
+    if (o.cluster_listen_address == o.listen_address && port_of(o.listen_address) != "0") {
+      return Status::InvalidArgument("cluster_listen_address " + o.cluster_listen_address +
+                                     " is listen_address too: the cluster plane needs a port "
+                                     "of its own (or no cluster_listen_address to share it)");
+    }
+  }
+  if (!o.cluster_advertise_address.empty()) {
+    if (o.cluster_listen_address.empty()) {
+      return Status::InvalidArgument(
+          "cluster_advertise_address needs cluster_listen_address: without a cluster port, "
+          "members dial advertise_address");
+    }
+    if (Status s = CheckHostPort("cluster_advertise_address", o.cluster_advertise_address);
+        !s.ok()) {
+      return s;
+    }
+    if (HasWildcardHost(o.cluster_advertise_address) ||
+        o.cluster_advertise_address.substr(o.cluster_advertise_address.rfind(':') + 1) == "0") {
+      return Status::InvalidArgument("cluster_advertise_address \"" + o.cluster_advertise_address +
+                                     "\" must be an address others can dial (no wildcard "
+                                     "host, no port 0)");
+    }
+  } else if (!o.cluster_listen_address.empty() && !o.seeds.empty() &&
+             HasWildcardHost(o.cluster_listen_address)) {
+    return Status::InvalidArgument(
+        "cluster_advertise_address is required when cluster_listen_address \"" +
+        o.cluster_listen_address +
+        "\" has a wildcard host and seeds are given: other nodes cannot dial a wildcard");
+  }
   if (o.weight == 0 || o.weight > 10000) {
     return Status::InvalidArgument("weight must be in [1, 10000], got " + std::to_string(o.weight));
   }
@@ -267,6 +302,15 @@ Status CheckClusterOptions(const NodeOptions& o) {
       return s;
     }
   }
+  if (o.protected_mode && o.cluster_secret.empty() && !o.cluster_listen_address.empty() &&
+      !HasLoopbackHost(o.cluster_listen_address)) {
+    return Status::InvalidArgument(
+        "cluster_listen_address " + o.cluster_listen_address +
+        " is not a loopback address and there is no cluster secret (--cluster-secret-file): "
+        "anyone who can reach it could join, push views and replicate into this node. Give "
+        "the members a cluster secret, or turn protected mode off (--protected-mode=false) "
+        "where the network is trusted (docs/security.md)");
+  }
   return Status::Ok();
 }
 
@@ -306,15 +350,21 @@ Status NodeOptions::Validate() const {
     return Status::InvalidArgument("resp_idle_timeout must be 0 (never) to one year, got " +
                                    std::to_string(resp_idle_timeout.count()) + " s");
   }
-  if ((max_streams_per_connection != 0 && max_streams_per_connection < kMinStreamsPerConnection) ||
-      max_streams_per_connection > uint32_t{INT32_MAX}) {
+  if (!cluster_listen_address.empty() && max_streams_per_connection > uint32_t{INT32_MAX}) {
+    return Status::InvalidArgument("max_streams_per_connection must be 0 (gRPC's limit) or 1 to " +
+                                   std::to_string(INT32_MAX) + ", got " +
+                                   std::to_string(max_streams_per_connection));
+  }
+  if (cluster_listen_address.empty() &&
+      ((max_streams_per_connection != 0 && max_streams_per_connection < kMinStreamsPerConnection) ||
+       max_streams_per_connection > uint32_t{INT32_MAX})) {
     return Status::InvalidArgument(
         "max_streams_per_connection must be 0 (gRPC's limit) or " +
         std::to_string(kMinStreamsPerConnection) + " to " + std::to_string(INT32_MAX) + ", got " +
         std::to_string(max_streams_per_connection) +
         ": members call each other on this port, and one member's connection carries a "
         "replication stream, a forwarding stream, heartbeats, view pushes and forwarded "
-        "calls at once");
+        "calls at once (a cluster port of their own, cluster_listen_address, lifts the floor)");
   }
   if (heap_release_interval.count() < 0 || heap_release_interval > std::chrono::hours(1)) {
     return Status::InvalidArgument("heap_release_interval must be 0 (never) to one hour, got " +
@@ -374,6 +424,7 @@ struct Node::Impl {
   NodeOptions options;
   std::chrono::steady_clock::time_point started;
   std::string grpc_address;
+  std::string cluster_address;  // Bound; empty without a cluster port.
   std::string metrics_address;
   std::string resp_address;
 
@@ -391,6 +442,7 @@ struct Node::Impl {
   std::unique_ptr<internal::HeartbeatTransport> heartbeats;
   std::unique_ptr<internal::FailoverManager> failover;
   std::unique_ptr<internal::CacheService> handlers;
+  std::unique_ptr<internal::CallbackServer> cluster_server;  // Null without a cluster port.
   std::unique_ptr<internal::CallbackServer> server;
   std::unique_ptr<internal::RespServer> resp;
   std::unique_ptr<metrics::HttpMetricsServer> http;
@@ -441,6 +493,7 @@ struct Node::Impl {
     const NodeState previous = state.exchange(next, std::memory_order_relaxed);
     if (next == previous) return;
     if (server != nullptr) server->SetServing(next == NodeState::kServing);
+    if (cluster_server != nullptr) cluster_server->SetServing(next == NodeState::kServing);
     if (options.log) {
       options.log(LogLevel::kInfo, "node state: " + std::string(NodeStateName(previous)) + " -> " +
                                        std::string(NodeStateName(next)));
@@ -622,18 +675,41 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   n.handlers =
       std::make_unique<internal::CacheService>(node.get(), n.membership.get(), n.peers.get());
 
-  // options.threads is not passed on: the callback server runs on gRPC's own threads.
+  // options.threads is not passed on: the callback servers run on gRPC's own threads.
+  // With a cluster port, members call each other there (it serves the Cache service too,
+  // for forwarded calls) and the client port keeps only an operator's Leave of the
+  // Membership service.
+  const bool cluster_port = !options.cluster_listen_address.empty();
+  if (cluster_port) {
+    Result<std::unique_ptr<internal::CallbackServer>> cluster = internal::CallbackServer::Start(
+        {.listen_address = options.cluster_listen_address,
+         .max_receive_message_bytes = static_cast<int>(max_message),
+         .max_streams_per_connection = 0,
+         .grow_receive_windows = true,
+         .extra_services = {n.membership->service(), n.store->service()},
+         .credentials = n.tls != nullptr ? n.tls->ServerCredentials() : nullptr,
+         .cluster_auth = n.cluster_auth.get(),
+         .client_auth = n.client_auth.get(),
+         .plane = internal::PortPlane::kCluster},
+        n.handlers.get(), n.metrics.get());
+    if (!cluster.ok()) return cluster.status();
+    n.cluster_server = std::move(cluster).value();
+    n.cluster_address = WithPort(options.cluster_listen_address, n.cluster_server->port());
+  }
   Result<std::unique_ptr<internal::CallbackServer>> server = internal::CallbackServer::Start(
       {.listen_address = options.listen_address,
        .max_receive_message_bytes = static_cast<int>(max_message),
        .max_streams_per_connection = options.max_streams_per_connection,
        .grow_receive_windows = options.grow_receive_windows,
-       .extra_services = {n.membership->service(), n.store->service()},
+       .extra_services =
+           cluster_port ? std::vector<grpc::Service*>{n.membership->client_port_service()}
+                        : std::vector<grpc::Service*>{n.membership->service(), n.store->service()},
        .credentials = n.tls != nullptr ? n.tls->ServerCredentials() : nullptr,
        .cluster_auth = n.cluster_auth.get(),
-       .client_auth = n.client_auth.get()},
+       .client_auth = n.client_auth.get(),
+       .plane = cluster_port ? internal::PortPlane::kClients : internal::PortPlane::kShared},
       n.handlers.get(), n.metrics.get());
-  if (!server.ok()) return server.status();
+  if (!server.ok()) return server.status();  // ~Node stops the cluster server.
   n.server = std::move(server).value();
   n.grpc_address = WithPort(options.listen_address, n.server->port());
 
@@ -657,7 +733,10 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   // On failure ~Node shuts the server down.
   const std::string& advertised =
       options.advertise_address.empty() ? n.grpc_address : options.advertise_address;
-  if (Status s = n.membership->JoinOrBootstrap(advertised); !s.ok()) return s;
+  const std::string& cluster_advertised = options.cluster_advertise_address.empty()
+                                              ? n.cluster_address
+                                              : options.cluster_advertise_address;
+  if (Status s = n.membership->JoinOrBootstrap(advertised, cluster_advertised); !s.ok()) return s;
   n.RecomputeState();
   n.failover->Start();
   // Before the endpoint serves its first scrape.
@@ -721,9 +800,11 @@ void Node::Shutdown() {
   // In-flight calls finish first, with membership and replication still working (their
   // writes replicate, write-concern waits resolve), bounded by the grace period.
   if (n.resp != nullptr) n.resp->Stop();
-  if (n.server != nullptr) {
-    n.server->Shutdown(std::chrono::system_clock::now() + n.options.shutdown_grace);
-  }
+  // Clients' calls first, then the cluster port's (the calls other members forwarded here,
+  // the replication streams), with one deadline for both.
+  const auto deadline = std::chrono::system_clock::now() + n.options.shutdown_grace;
+  if (n.server != nullptr) n.server->Shutdown(deadline);
+  if (n.cluster_server != nullptr) n.cluster_server->Shutdown(deadline);
   // A node that has left lets the links to its ranges' new owners drain first (writes it
   // applied just before the final view), bounded by the ack timeout: the store's Shutdown
   // stops draining links at once.
@@ -812,6 +893,7 @@ Status Node::Leave() {
   }
 }
 const std::string& Node::grpc_address() const { return impl_->grpc_address; }
+const std::string& Node::cluster_address() const { return impl_->cluster_address; }
 const std::string& Node::metrics_address() const { return impl_->metrics_address; }
 const std::string& Node::resp_address() const { return impl_->resp_address; }
 const NodeOptions& Node::options() const { return impl_->options; }

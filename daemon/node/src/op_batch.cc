@@ -90,7 +90,7 @@ struct ForwardGroup {
     bool ours = false;
     const auto forward_deadline = service->ForwardDeadline(deadline, extra_deadline, &ours);
     service->forward_streams()->Send(
-        ForwardTarget{owner->id, owner->address}, epoch, std::move(request), bytes,
+        ForwardTarget{owner->id, owner->peer_address()}, epoch, std::move(request), bytes,
         forward_deadline, ours,
         [run, index = std::move(index)](v1::PipelineResponse* results) {
           // One result per operation, in order (ForwardStreams' promise).

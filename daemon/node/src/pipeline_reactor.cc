@@ -192,7 +192,7 @@ void PipelineReactor::EnqueueForwardLocked(ForwardGroup* group) {
     queue = &peers_.back();
     queue->target.id = group->owner->id;
   }
-  queue->target.address = group->owner->address;  // The newest view's.
+  queue->target.address = group->owner->peer_address();  // The newest view's.
   queue->epoch = std::max(queue->epoch, group->epoch);
   pending_ops_ += static_cast<size_t>(group->request.ops_size());
   queue->waiting_bytes += group->bytes;

@@ -436,14 +436,15 @@ void ReplicatedStore::Impl::ApplyTopology(std::shared_ptr<const Topology> topolo
       const bool is_new = std::any_of(created.begin(), created.end(),
                                       [&id = id](const auto& l) { return l->replica_id() == id; });
       if (is_new) {
-        log_lines.push_back("replication link to " + id + " (" + member_by_id.at(id)->address +
-                            ") opened in epoch " + std::to_string(t.epoch()) + ": " +
-                            std::to_string(set.ranges().size()) + " ranges");
+        log_lines.push_back("replication link to " + id + " (" +
+                            member_by_id.at(id)->peer_address() + ") opened in epoch " +
+                            std::to_string(t.epoch()) + ": " + std::to_string(set.ranges().size()) +
+                            " ranges");
       }
       const std::shared_ptr<ReplLink>& link = links.at(id);
       // A revived link received no writes since it was removed: the replica lacks them.
       if (std::find(revived.begin(), revived.end(), link) != revived.end()) link->ForceFullSync();
-      link->SetRoute(member_by_id.at(id)->address, std::move(set), t.epoch());
+      link->SetRoute(member_by_id.at(id)->peer_address(), std::move(set), t.epoch());
     }
     for (const auto& link : created) link->Start();
     // Removed links keep running until what was appended to them is acknowledged: the

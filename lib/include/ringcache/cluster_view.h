@@ -54,9 +54,18 @@ inline constexpr uint64_t kMaxViewEpoch = (uint64_t{1} << 63) - 1;
 
 struct ClusterMember {
   std::string id;       // Unique, non-empty.
-  std::string address;  // HOST:PORT that nodes and clients dial.
+  std::string address;  // HOST:PORT that clients (and, without cluster_address, nodes) dial.
   uint32_t weight = 1;  // >= 1.
   MemberState state = MemberState::kServing;
+  // HOST:PORT of the member's cluster plane (its --cluster-listen), which the other nodes
+  // dial for membership, replication and forwarded calls; empty: the plane shares
+  // `address`.
+  std::string cluster_address = {};
+
+  // The address other members dial: cluster_address, or address without one.
+  const std::string& peer_address() const {
+    return cluster_address.empty() ? address : cluster_address;
+  }
 
   friend bool operator==(const ClusterMember&, const ClusterMember&) = default;
 };

@@ -41,6 +41,29 @@ TEST_CASE("A view read from the wire is normalized and survives a round trip", "
   CHECK(*again == *view);
 }
 
+TEST_CASE("A member's cluster address survives the round trip and is what peers dial",
+          "[unit][proto]") {
+  v1::ClusterView in = TwoMembers();
+  in.mutable_members(0)->set_cluster_address("10.0.0.2:7702");  // n2.
+  Result<ClusterView> view = proto::FromProto(in);
+  REQUIRE(view.ok());
+  const ClusterMember* n1 = view->Find("n1");
+  const ClusterMember* n2 = view->Find("n2");
+  REQUIRE(n1 != nullptr);
+  REQUIRE(n2 != nullptr);
+  CHECK(n2->cluster_address == "10.0.0.2:7702");
+  CHECK(n2->peer_address() == "10.0.0.2:7702");
+  CHECK(n2->address == "127.0.0.1:7002");  // Clients still dial this one.
+  CHECK(n1->cluster_address.empty());
+  CHECK(n1->peer_address() == "127.0.0.1:7001");  // The plane shares the client port.
+
+  v1::ClusterView wire;
+  proto::ToProto(*view, &wire);
+  Result<ClusterView> again = proto::FromProto(wire);
+  REQUIRE(again.ok());
+  CHECK(*again == *view);
+}
+
 TEST_CASE("A view from the wire that breaks a rule is INVALID_ARGUMENT naming it",
           "[unit][proto]") {
   v1::ClusterView dup = TwoMembers();

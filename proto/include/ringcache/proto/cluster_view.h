@@ -19,6 +19,7 @@ inline void ToProto(const ClusterMember& member, v1::Member* out) {
   out->set_weight(member.weight);
   // MemberState is numbered as ringcache.v1.MemberState.
   out->set_state(static_cast<v1::MemberState>(member.state));
+  out->set_cluster_address(member.cluster_address);
 }
 
 // Fills `out` (cleared first) with `view`, members in the view's order.
@@ -34,7 +35,11 @@ inline void ToProto(const ClusterView& view, v1::ClusterView* out) {
 // A member state this build does not know (the wire may carry any int) is kept as
 // kUnspecified, which is not on the ring.
 inline ClusterMember FromProto(const v1::Member& in) {
-  ClusterMember member{.id = in.id(), .address = in.address(), .weight = in.weight()};
+  ClusterMember member{.id = in.id(),
+                       .address = in.address(),
+                       .weight = in.weight(),
+                       .state = MemberState::kUnspecified,
+                       .cluster_address = in.cluster_address()};
   switch (in.state()) {
     case v1::MEMBER_STATE_SERVING:
     case v1::MEMBER_STATE_JOINING:

@@ -113,9 +113,10 @@ struct NodeOptions {
   uint64_t max_response_bytes = 0;
   // Most calls (HTTP/2 streams) one connection may have open on the gRPC port at once
   // (gRPC's max_concurrent_streams); the caller queues the rest itself. 0 (default) =
-  // gRPC's own limit (none); otherwise at least kMinStreamsPerConnection, because members
-  // call each other on this port too. Each open call may hold one request message in the
-  // node, so with large values this bounds what a connection holds (docs/operations.md,
+  // gRPC's own limit (none); otherwise at least kMinStreamsPerConnection when members
+  // call each other on this port too (no cluster_listen_address), at least 1 with a
+  // cluster port of their own. Each open call may hold one request message in the node,
+  // so with large values this bounds what a connection holds (docs/operations.md,
   // "Memory").
   uint32_t max_streams_per_connection = 0;
   static constexpr uint32_t kMinStreamsPerConnection = 16;
@@ -186,6 +187,18 @@ struct NodeOptions {
   std::chrono::milliseconds transition_warn{30000};
 
   // ---- The cluster plane (docs/security.md).
+  // The cluster plane's own gRPC address, HOST:PORT; port 0 = any free port (see
+  // Node::cluster_address()). Members then call each other only here (joins, views,
+  // heartbeats, leaves, replication, forwarded calls), and the client port
+  // (listen_address) refuses every member's call: operators can firewall the plane apart,
+  // as Redis keeps its cluster bus apart. A cluster port serves members only (with a
+  // cluster secret, a call without it is refused). Seeds are then the other members'
+  // cluster addresses. Empty (default) = the plane shares listen_address.
+  std::string cluster_listen_address;
+  // The address other members dial for this node's cluster plane, HOST:PORT. Empty = the
+  // bound cluster address; required if cluster_listen_address's host is a wildcard and
+  // seeds are given. Needs cluster_listen_address.
+  std::string cluster_advertise_address;
   // The secret every member holds: each call a node makes to another carries it, and the
   // Membership and Replication rpcs and forwarded client calls are refused
   // (UNAUTHENTICATED) without it. It proves the caller is a member, not which one, and
@@ -209,7 +222,8 @@ struct NodeOptions {
   std::string client_tokens_file;
   // Without client tokens, listen_address and resp_listen_address must be loopback
   // addresses (127.0.0.0/8, [::1], localhost), as Redis's protected mode: a node that any
-  // caller may write to is not put on a network by accident. false = allow it.
+  // caller may write to is not put on a network by accident; so must
+  // cluster_listen_address without a cluster secret. false = allow it.
   bool protected_mode = true;
 
   // Where the node reports cluster events (view changes, replication links connecting,
@@ -361,6 +375,9 @@ class Node {
 
   // The bound gRPC address with the actual port, e.g. "127.0.0.1:7700".
   const std::string& grpc_address() const;
+  // The bound cluster-plane address with the actual port, or "" without
+  // cluster_listen_address (the plane is on grpc_address()).
+  const std::string& cluster_address() const;
   // The bound metrics address with the actual port, or "" if the endpoint is disabled.
   const std::string& metrics_address() const;
   // The bound Redis-protocol address with the actual port, or "" if it is off.
