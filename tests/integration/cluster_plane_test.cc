@@ -322,11 +322,22 @@ TEST_CASE(
     "With --cluster-listen members use their own port and each port refuses the other "
     "plane's calls",
     "[integration][cluster][security]") {
+  // Once in plaintext, once with TLS on both ports (the certificates name 127.0.0.1).
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "with TLS" : "plaintext"));
+  std::unique_ptr<TestCerts> certs = tls ? std::make_unique<TestCerts>() : nullptr;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      tls ? certs->Client("ca.pem") : grpc::InsecureChannelCredentials();
   SecretFile secret(kSecret);
   std::vector<std::string> flags = SecretArgs(secret);
+  if (tls) {
+    const std::vector<std::string> tls_flags = certs->NodeFlags();
+    flags.insert(flags.end(), tls_flags.begin(), tls_flags.end());
+  }
   flags.insert(flags.end(), {"--max-streams-per-connection", "1", "--heartbeat-interval-ms", "100",
                              "--failure-timeout-ms", "1000"});
-  TestCluster cluster({.nodes = 3, .extra_args = flags, .cluster_port = true});
+  TestCluster cluster(
+      {.nodes = 3, .extra_args = flags, .credentials = credentials, .cluster_port = true});
   RequireStart(cluster);  // Joins through the seeds' cluster ports.
   {
     auto view = cluster.Topology(0);
@@ -353,7 +364,7 @@ TEST_CASE(
     return s.error_code() == StatusCode::PERMISSION_DENIED &&
            s.error_message().find("cluster port") != std::string::npos;
   };
-  const Forger member_at_client_port(n2_client, grpc::InsecureChannelCredentials(), kSecret);
+  const Forger member_at_client_port(n2_client, credentials, kSecret);
   CHECK(wrong_port(member_at_client_port.Join("intruder")));
   CHECK(wrong_port(member_at_client_port.Heartbeat("n1", "n2", before.epoch, "n3")));
   CHECK(wrong_port(member_at_client_port.TransitionReady("n1", before.epoch)));
@@ -362,7 +373,7 @@ TEST_CASE(
     REQUIRE(view.has_value());
     v1::ClusterView next = *view;
     next.set_epoch(view->epoch() + 1);
-    const grpc::Status s = PushView(n2_client, next, "n2", kSecret);
+    const grpc::Status s = PushView(n2_client, next, "n2", kSecret, credentials);
     INFO(s.error_message());
     CHECK(wrong_port(s));
   }
@@ -377,13 +388,12 @@ TEST_CASE(
     CHECK(acks == 0);
   }
   // The cluster port refuses every call without the secret, clients' included.
-  const Forger outsider_at_cluster_port(n2_cluster, grpc::InsecureChannelCredentials(), "");
+  const Forger outsider_at_cluster_port(n2_cluster, credentials, "");
   {
     const grpc::Status s = outsider_at_cluster_port.Join("intruder");
     INFO(s.error_message());
     CHECK(s.error_code() == StatusCode::UNAUTHENTICATED);
-    auto stub =
-        v1::Cache::NewStub(grpc::CreateChannel(n2_cluster, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Cache::NewStub(grpc::CreateChannel(n2_cluster, credentials));
     const Reply<v1::GetResponse> get = Get(*stub, KeyOf(0));
     INFO(get.status.error_message());
     CHECK(get.status.error_code() == StatusCode::UNAUTHENTICATED);
@@ -416,8 +426,7 @@ TEST_CASE(
 
   // An operator's Leave is served on the client port (here with the secret; an admin
   // token does as well).
-  const Forger operator_at_client_port(cluster.address(2), grpc::InsecureChannelCredentials(),
-                                       kSecret);
+  const Forger operator_at_client_port(cluster.address(2), credentials, kSecret);
   const grpc::Status leave = operator_at_client_port.Leave("n3", /*forwarded=*/false);
   INFO(leave.error_message());
   REQUIRE(leave.ok());
