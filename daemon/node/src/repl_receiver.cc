@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_callback.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -71,13 +73,15 @@ struct ReplReceiver::Impl {
   class Stream;
   class Service;
 
-  Impl(std::string id, Cache* c, ReplStripes* s, LogFn l, const ClusterAuth* a)
+  Impl(std::string id, Cache* c, ReplStripes* s, LogFn l, const ClusterAuth* a,
+       std::chrono::milliseconds wait)
       : self_id(std::move(id)),
         cache(c),
         stripes(s),
         log(std::move(l)),
         auth(a),
-        clock(c->options().clock != nullptr ? c->options().clock : Clock::System()) {}
+        clock(c->options().clock != nullptr ? c->options().clock : Clock::System()),
+        view_wait(wait) {}
 
   void Log(LogLevel level, const std::string& message) const {
     if (log) log(level, message);
@@ -110,6 +114,7 @@ struct ReplReceiver::Impl {
   const LogFn log;
   const ClusterAuth* const auth;  // Not owned; nullptr = no check.
   Clock* const clock;             // Not owned.
+  const std::chrono::milliseconds view_wait;
   std::unique_ptr<Service> service;
 
   std::atomic<uint64_t> apply_errors{0};
@@ -124,14 +129,40 @@ struct ReplReceiver::Impl {
   std::unordered_set<Stream*> streams;
   bool shutting_down = false;
 
-  // A leaf lock (taken under mu or a PrimaryState's mu): the view of SetView.
+  // A leaf lock (taken under mu or a PrimaryState's mu): the view of SetView, and the
+  // streams parked until it reaches an epoch.
   mutable std::mutex view_mu;
+  std::condition_variable view_cv;       // The waker's: a view, a parked stream, stop.
   std::shared_ptr<const Topology> view;  // Protected by view_mu; nullptr = none yet.
+  // A stream whose full-sync message names an epoch above the view's waits here, holding
+  // a reference, until the view gets there or `deadline` passes. Protected by view_mu.
+  struct Parked {
+    Stream* stream;
+    uint64_t epoch;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Parked> parked;
+  bool waker_stop = false;  // Protected by view_mu.
+  // Resumes the parked streams (they then run their message on this thread, not on the
+  // thread that brought the view: that one may hold membership's view lock).
+  std::thread waker;
 
   std::shared_ptr<const Topology> View() const {
     std::lock_guard lock(view_mu);
     return view;
   }
+
+  // True if the view held is below `epoch` (a view is held: without one, all is taken).
+  bool Behind(uint64_t epoch) const {
+    const std::shared_ptr<const Topology> t = View();
+    return t != nullptr && t->epoch() < epoch;
+  }
+
+  // Parks `stream` (the caller gave it a reference, which the waker drops after resuming
+  // it) until the view reaches `epoch` or view_wait passes. False once the waker has
+  // stopped: the caller resumes the stream itself, as expired.
+  bool Park(Stream* stream, uint64_t epoch);
+  void WakerLoop();
 
   // OK if `id` may open a Replicate stream here: a member of this node's view.
   grpc::Status CheckPrimary(const std::string& id) const {
@@ -151,11 +182,16 @@ struct ReplReceiver::Impl {
                                uint64_t epoch) const {
     const std::shared_ptr<const Topology> t = View();
     if (t == nullptr) return grpc::Status::OK;
-    // A sender one or more views ahead is taken at its word: a new primary's sync often
-    // gets here before its view does (the coordinator adopts a view, and its links start
-    // syncing, as it pushes the view out). Refusing it cost a reconnect and a second sync
-    // after every view change, and writes waiting for this replica's acks in between.
-    if (epoch > t->epoch()) return grpc::Status::OK;
+    // A sync for a view this node does not hold has waited for it (the stream parks,
+    // Stream::Execute) and the view did not come.
+    if (epoch > t->epoch()) {
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "a full sync from " + primary + " for epoch " + std::to_string(epoch) +
+                              ": this node still holds the view of epoch " +
+                              std::to_string(t->epoch()) + " after waiting " +
+                              std::to_string(view_wait.count()) +
+                              " ms for it to catch up; the sender retries");
+    }
     std::vector<HashRange> owned;
     for (const HashRing::Arc& arc : t->ring.Arcs(1)) {
       if (!arc.owners.empty() && t->ring_members[arc.owners[0]]->id == primary) {
@@ -247,6 +283,17 @@ class ReplReceiver::Impl::Stream final
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // Resumes a parked stream: its message runs again, checked against the view held now
+  // (`expired`: the wait is over, whatever epoch the view has). The waker's thread.
+  void Resume(bool expired) {
+    {
+      std::lock_guard lock(mu_);
+      parked_ = false;
+      view_wait_over_ = expired;
+    }
+    Pump();
+  }
+
  private:
   ~Stream() override = default;
 
@@ -270,7 +317,7 @@ class ReplReceiver::Impl::Stream final
       {
         std::lock_guard lock(mu_);
         if (finished_) return;
-        if (have_msg_ && !executing_ && !finish_requested_) {
+        if (have_msg_ && !executing_ && !parked_ && !finish_requested_) {
           have_msg_ = false;
           executing_ = true;
           action = Action::kExecute;
@@ -298,9 +345,27 @@ class ReplReceiver::Impl::Stream final
       }
       switch (action) {
         case Action::kExecute: {
-          grpc::Status s = Execute();
+          uint64_t park_epoch = 0;
+          grpc::Status s = Execute(&park_epoch);
+          if (park_epoch != 0) {
+            // The message stays, unapplied and unacknowledged, until the view catches up.
+            {
+              std::lock_guard lock(mu_);
+              executing_ = false;
+              have_msg_ = true;
+              parked_ = true;
+            }
+            Ref();  // The waker's.
+            if (!impl_->Park(this, park_epoch)) {
+              Unref();
+              Resume(/*expired=*/true);
+              return;
+            }
+            break;
+          }
           std::lock_guard lock(mu_);
           executing_ = false;
+          view_wait_over_ = false;  // The next message may wait again.
           ++received_;
           if (s.ok()) {
             ack_dirty_ = true;
@@ -322,9 +387,17 @@ class ReplReceiver::Impl::Stream final
     }
   }
 
+  // OnCancel: a parked stream has no Read outstanding to notice the cancellation.
+  void OnCancel() override {
+    Drain(grpc::Status(grpc::StatusCode::CANCELLED, "the primary cancelled the stream"));
+  }
+
   // Applies msg_. Runs on the one executing thread, without mu_; updates the ack state
-  // under mu_ at the end.
-  grpc::Status Execute() {
+  // under mu_ at the end. Sets *park_epoch instead, applying nothing, if msg_ is a
+  // full-sync message for a view this node does not hold yet: a new primary's sync often
+  // gets here before its view does (the coordinator adopts a view, and its links start
+  // syncing, as it pushes it out), and the sync can only be checked against that view.
+  grpc::Status Execute(uint64_t* park_epoch) {
     if (state_ == nullptr) return Hello();
     bool resumable = false;
     uint64_t applied = 0;
@@ -334,6 +407,23 @@ class ReplReceiver::Impl::Stream final
       if (state_->generation != generation_) {
         return grpc::Status(grpc::StatusCode::ABORTED,
                             "superseded by a newer Replicate stream from " + primary_id_);
+      }
+      bool over = false;
+      {
+        std::lock_guard lock(mu_);
+        over = view_wait_over_;
+      }
+      if (!over) {
+        uint64_t epoch = 0;
+        if (msg_.has_sync_begin()) {
+          epoch = msg_.sync_begin().epoch() != 0 ? msg_.sync_begin().epoch() : hello_epoch_;
+        } else if (msg_.has_sync_end() && state_->syncing) {
+          epoch = state_->sync_epoch;
+        }
+        if (epoch != 0 && impl_->Behind(epoch)) {
+          *park_epoch = epoch;
+          return grpc::Status::OK;
+        }
       }
       status = Apply();
       resumable = state_->resumable;
@@ -524,6 +614,8 @@ class ReplReceiver::Impl::Stream final
   bool broken_ = false;
   bool finish_requested_ = false;
   bool finished_ = false;
+  bool parked_ = false;          // msg_ waits for a view (Impl::Park).
+  bool view_wait_over_ = false;  // msg_ has waited: check it against the view held.
   grpc::Status finish_status_;
   bool ack_dirty_ = false;
   bool hello_reply_pending_ = false;
@@ -550,6 +642,47 @@ bool ReplReceiver::Impl::Register(Stream* stream) {
   std::lock_guard lock(mu);
   streams.insert(stream);
   return shutting_down;
+}
+
+bool ReplReceiver::Impl::Park(Stream* stream, uint64_t epoch) {
+  {
+    std::lock_guard lock(view_mu);
+    if (waker_stop) return false;
+    parked.push_back({stream, epoch, std::chrono::steady_clock::now() + view_wait});
+  }
+  view_cv.notify_all();
+  return true;
+}
+
+void ReplReceiver::Impl::WakerLoop() {
+  pthread_setname_np(pthread_self(), "rc-repl-wait");
+  std::unique_lock lock(view_mu);
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t held = view != nullptr ? view->epoch() : 0;
+    std::vector<std::pair<Stream*, bool>> ready;  // The stream, expired.
+    auto next = now + std::chrono::hours(1);
+    for (auto it = parked.begin(); it != parked.end();) {
+      if (waker_stop || it->epoch <= held || it->deadline <= now) {
+        ready.emplace_back(it->stream, it->epoch > held);
+        it = parked.erase(it);
+      } else {
+        next = std::min(next, it->deadline);
+        ++it;
+      }
+    }
+    if (!ready.empty()) {
+      lock.unlock();
+      for (const auto& [stream, expired] : ready) {
+        stream->Resume(expired);
+        stream->Unref();
+      }
+      lock.lock();
+      continue;
+    }
+    if (waker_stop) return;
+    view_cv.wait_until(lock, next);
+  }
 }
 
 void ReplReceiver::Impl::Unregister(Stream* stream) {
@@ -687,12 +820,17 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
 }
 
 ReplReceiver::ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log,
-                           const ClusterAuth* auth)
-    : impl_(std::make_unique<Impl>(std::move(self_id), cache, stripes, std::move(log), auth)) {
+                           const ClusterAuth* auth, std::chrono::milliseconds view_wait)
+    : impl_(std::make_unique<Impl>(std::move(self_id), cache, stripes, std::move(log), auth,
+                                   view_wait)) {
   impl_->service = std::make_unique<Impl::Service>(impl_.get());
+  impl_->waker = std::thread([impl = impl_.get()] { impl->WakerLoop(); });
 }
 
-ReplReceiver::~ReplReceiver() { Shutdown(); }
+ReplReceiver::~ReplReceiver() {
+  Shutdown();
+  if (impl_->waker.joinable()) impl_->waker.join();
+}
 
 grpc::Service* ReplReceiver::service() { return impl_->service.get(); }
 
@@ -710,6 +848,15 @@ void ReplReceiver::Shutdown() {
   for (Impl::Stream* s : open) {
     s->Drain();
     s->Unref();
+  }
+  // Parked streams are finishing (drained): the waker lets go of them and stops.
+  {
+    std::lock_guard lock(impl_->view_mu);
+    impl_->waker_stop = true;
+  }
+  impl_->view_cv.notify_all();
+  if (impl_->waker.joinable() && impl_->waker.get_id() != std::this_thread::get_id()) {
+    impl_->waker.join();
   }
   std::unique_lock lock(impl_->mu);
   impl_->streams_cv.wait_for(lock, kShutdownWait, [this] { return impl_->streams.empty(); });
@@ -736,8 +883,11 @@ void ReplReceiver::SetFailedPrimaries(const std::vector<std::string>& ids, uint6
 }
 
 void ReplReceiver::SetView(std::shared_ptr<const Topology> topology) {
-  std::lock_guard lock(impl_->view_mu);
-  impl_->view = std::move(topology);
+  {
+    std::lock_guard lock(impl_->view_mu);
+    impl_->view = std::move(topology);
+  }
+  impl_->view_cv.notify_all();
 }
 
 void ReplReceiver::Reset() {

@@ -27,6 +27,7 @@
 
 #include <grpcpp/impl/service_type.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,9 +48,11 @@ class ReplReceiver {
   using LogFn = std::function<void(LogLevel, std::string_view)>;
 
   // `cache`, `stripes` and `auth` are not owned and outlive the receiver. `log` may be
-  // empty; `auth` nullptr = no check (tests).
+  // empty; `auth` nullptr = no check (tests). `view_wait`: how long a full sync for a view
+  // this node does not hold yet waits for it (see SetView).
   ReplReceiver(std::string self_id, Cache* cache, ReplStripes* stripes, LogFn log,
-               const ClusterAuth* auth = nullptr);
+               const ClusterAuth* auth = nullptr,
+               std::chrono::milliseconds view_wait = std::chrono::milliseconds(2000));
   // REQUIRES: the server serving service() has shut down (no stream is open).
   ~ReplReceiver();
 
@@ -73,8 +76,11 @@ class ReplReceiver {
   //    view makes the sender the primary (owner 0 of the ring) of every one of its ranges.
   //    Otherwise the stream ends before anything is dropped: ABORTED if the sync's epoch
   //    is below the view's (the sender has not caught up; it retries), FAILED_PRECONDITION
-  //    if equal (a fork, or a lie). A sync for an epoch above the view's is taken at its
-  //    word: a new primary's sync often arrives before its view.
+  //    if equal (a fork, or a lie). A sync for an epoch above the view's waits, unapplied
+  //    and unacknowledged (the stream reads nothing more meanwhile), until this node holds
+  //    that view (a new primary's sync often arrives before its view) and is then checked
+  //    against it; after view_wait without it, ABORTED (the sender retries). The same at
+  //    FullSyncEnd.
   //    Its snapshot entries must lie in those ranges (INVALID_ARGUMENT). Live entries are
   //    not checked: a link drains the writes of an earlier view after a change, and
   //    versions keep a stale one from overwriting a newer value.

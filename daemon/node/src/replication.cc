@@ -122,8 +122,12 @@ struct ReplicatedStore::Impl {
         cache(c),
         peers(p),
         process_id(RandomHex()),
-        receiver(std::make_unique<ReplReceiver>(options.self_id, c, &stripes, options.log,
-                                                options.auth)) {}
+        // A full sync that arrives before its view waits for it at most half the ack
+        // timeout (the sender's link gives up on unacknowledged messages after a whole one).
+        receiver(std::make_unique<ReplReceiver>(
+            options.self_id, c, &stripes, options.log, options.auth,
+            std::min<std::chrono::milliseconds>(std::chrono::milliseconds(2000),
+                                                options.ack_timeout / 2))) {}
 
   void Log(LogLevel level, const std::string& message) const {
     if (options.log) options.log(level, message);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -29,6 +30,8 @@ namespace {
 namespace v1 = ::ringcache::v1;
 using Stream = grpc::ClientReaderWriter<v1::ReplicationMessage, v1::ReplicationAck>;
 
+constexpr std::chrono::milliseconds kViewWait{500};
+
 class Fixture {
  public:
   Fixture() {
@@ -37,7 +40,9 @@ class Fixture {
                                       .clock = &clock_,
                                       .start_janitor = false}))
                  .value();
-    receiver_ = std::make_unique<ReplReceiver>("replica", cache_.get(), &stripes_, nullptr);
+    // A short wait for views that have not arrived (SetView), so that tests of it are quick.
+    receiver_ = std::make_unique<ReplReceiver>("replica", cache_.get(), &stripes_, nullptr, nullptr,
+                                               kViewWait);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -495,10 +500,10 @@ TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the se
   REQUIRE(f.cache().Set(held, "kept").ok());
   const std::string in_mine = KeyIn(mine, "mine-");
 
-  SECTION("the sender's own ranges, whatever epoch the sync names") {
-    // 5: the view's; 6: the sender is ahead; 0: the hello's (1), behind. The ranges are
-    // the sender's in this node's view, so the epochs do not matter.
-    for (uint64_t epoch : {uint64_t{5}, uint64_t{6}, uint64_t{0}}) {
+  SECTION("the sender's own ranges, at the view's epoch or one it knows is older") {
+    // 5: the view's; 0: the hello's (1), behind. The ranges are the sender's in this
+    // node's view, so the epochs do not matter.
+    for (uint64_t epoch : {uint64_t{5}, uint64_t{0}}) {
       auto c = f.Open();
       REQUIRE(c->Send(Hello("r" + std::to_string(epoch))));
       REQUIRE(c->Send(SyncBegin(mine, 1, epoch)));
@@ -539,14 +544,65 @@ TEST_CASE("ReplReceiver applies a full sync only of ranges its view gives the se
       }
     }
   }
-  SECTION("a sync for an epoch above this node's view is taken at the sender's word") {
-    // (A new primary's sync often arrives before its view does; see SetView.)
+  // A new primary's sync often arrives before its view does: it waits for the view, and
+  // is then checked against it (SetView).
+  // Epoch 6: only "primary" is on the ring ("other" and "replica" are joining), so it is
+  // the primary of every range, "other"'s of epoch 5 included.
+  ClusterView primary_alone = view->view;
+  primary_alone.epoch = 6;
+  for (ClusterMember& m : primary_alone.members) {
+    if (m.id != "primary") m.state = MemberState::kJoining;
+  }
+  Result<std::shared_ptr<const Topology>> alone6 = Topology::Make(primary_alone, "replica");
+  REQUIRE(alone6.ok());
+  SECTION("a sync for a view this node does not hold waits for it, then is taken") {
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r-ahead")));
+    REQUIRE(c->AckOf(1).has_value());
+    REQUIRE(c->Send(SyncBegin(others, 1, 6)));
+    REQUIRE(c->Send(Batch({{0, kSet, held, "from the new primary", 9}})));
+    // Parked: nothing is applied while the view is behind.
+    std::this_thread::sleep_for(kViewWait / 5);
+    CHECK_FALSE(f.receiver().Primary("primary").syncing);
+    f.receiver().SetView(*alone6);
+    REQUIRE(c->Send(SyncEnd()));
+    REQUIRE(c->AckOf(4).has_value());
+    CHECK(c->End().ok());
+    std::string value;
+    REQUIRE(Meta(f.cache(), held, &value).has_value());
+    CHECK(value == "from the new primary");
+  }
+  SECTION("a sync for a view that arrives and does not give the sender its ranges is refused") {
     auto c = f.Open();
     REQUIRE(c->Send(Hello("r-ahead")));
     REQUIRE(c->Send(SyncBegin(others, 1, 6)));
-    REQUIRE(c->Send(SyncEnd()));
-    REQUIRE(c->AckOf(3).has_value());
-    CHECK(c->End().ok());
+    c->Send(SyncEnd());
+    std::this_thread::sleep_for(kViewWait / 5);
+    ClusterView same_owners = view->view;
+    same_owners.epoch = 6;
+    Result<std::shared_ptr<const Topology>> t6_same = Topology::Make(same_owners, "replica");
+    REQUIRE(t6_same.ok());
+    f.receiver().SetView(*t6_same);
+    const grpc::Status s = c->End();
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(s.error_message(), Catch::Contains("makes another member the primary"));
+    std::string value;
+    REQUIRE(Meta(f.cache(), held, &value).has_value());
+    CHECK(value == "kept");
+  }
+  SECTION("a sync for a view that never arrives ends ABORTED after the wait, dropping nothing") {
+    const auto started = std::chrono::steady_clock::now();
+    auto c = f.Open();
+    REQUIRE(c->Send(Hello("r-ahead")));
+    REQUIRE(c->Send(SyncBegin(others, 1, 1'000'000)));
+    c->Send(SyncEnd());
+    const grpc::Status s = c->End();
+    CHECK(std::chrono::steady_clock::now() - started >= kViewWait);
+    CHECK(s.error_code() == grpc::StatusCode::ABORTED);
+    CHECK_THAT(s.error_message(), Catch::Contains("still holds the view of epoch 5"));
+    std::string value;
+    REQUIRE(Meta(f.cache(), held, &value).has_value());
+    CHECK(value == "kept");
   }
   SECTION("the view changes during the sync: its end is refused and nothing is removed") {
     const std::string held_mine = KeyIn(mine, "held-mine-");
