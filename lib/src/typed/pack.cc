@@ -1,0 +1,361 @@
+#include "typed/pack.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace ringcache::typed {
+namespace {
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Reads a varint at *at; false if it is cut off or longer than 10 bytes.
+bool GetVarint(std::string_view in, size_t* at, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*at >= in.size()) return false;
+    const auto byte = static_cast<uint8_t>(in[(*at)++]);
+    *v |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+Status Corrupt(const std::string& why) { return Status::InvalidArgument("corrupt pack: " + why); }
+
+// The items of `pack` ("" = none), or the error.
+Status Items(std::string_view pack, bool pairs, std::vector<std::string_view>* items) {
+  items->clear();
+  if (pack.empty()) return Status::Ok();
+  return Decode(pack, pairs, items);
+}
+
+// Redis's index rules: a negative index counts from the end; `size` elements.
+int64_t Normalize(int64_t index, int64_t size) { return index < 0 ? size + index : index; }
+
+bool ParseInt64(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, *out);
+  return ec == std::errc() && ptr == end;
+}
+
+// A write that leaves `items`: "" if there are none.
+std::string PackOf(std::span<const std::string_view> items, bool pairs = false) {
+  return items.empty() ? std::string() : Encode(items, pairs);
+}
+
+}  // namespace
+
+std::string_view TypeName(ValueType type) {
+  switch (type) {
+    case ValueType::kString:
+      return "string";
+    case ValueType::kHash:
+      return "hash";
+    case ValueType::kList:
+      return "list";
+    case ValueType::kSet:
+      return "set";
+  }
+  return "none";
+}
+
+Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* items) {
+  items->clear();
+  size_t at = 0;
+  uint64_t count = 0;
+  if (!GetVarint(pack, &at, &count)) return Corrupt("no element count");
+  const uint64_t n = pairs ? count * 2 : count;
+  // Every item takes at least one byte: a count beyond that is a lie, refused before
+  // anything is reserved.
+  if (count > pack.size() || n > pack.size() - at) {
+    return Corrupt("count " + std::to_string(count) + " exceeds its " +
+                   std::to_string(pack.size()) + " bytes");
+  }
+  items->reserve(static_cast<size_t>(n));
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t len = 0;
+    if (!GetVarint(pack, &at, &len)) return Corrupt("item " + std::to_string(i) + " cut off");
+    if (len > pack.size() - at) return Corrupt("item " + std::to_string(i) + " overruns");
+    items->push_back(pack.substr(at, static_cast<size_t>(len)));
+    at += static_cast<size_t>(len);
+  }
+  if (at != pack.size()) return Corrupt(std::to_string(pack.size() - at) + " trailing bytes");
+  return Status::Ok();
+}
+
+std::string Encode(std::span<const std::string_view> items, bool pairs) {
+  const size_t count = pairs ? items.size() / 2 : items.size();
+  size_t size = VarintSize(count);
+  for (std::string_view item : items) size += VarintSize(item.size()) + item.size();
+  std::string out;
+  out.reserve(size);
+  PutVarint(count, &out);
+  for (std::string_view item : items) {
+    PutVarint(item.size(), &out);
+    out.append(item);
+  }
+  return out;
+}
+
+Result<uint64_t> Count(std::string_view pack) {
+  size_t at = 0;
+  uint64_t count = 0;
+  if (!GetVarint(pack, &at, &count)) return Corrupt("no element count");
+  return count;
+}
+
+bool FitsSmall(std::span<const std::string_view> items, bool pairs) {
+  const size_t elements = pairs ? items.size() / 2 : items.size();
+  if (elements > kSmallMaxItems) return false;
+  return std::all_of(items.begin(), items.end(),
+                     [](std::string_view item) { return item.size() <= kSmallMaxItemBytes; });
+}
+
+// ---- Hashes: items are field, value, field, value, ...
+
+namespace {
+
+// The index of `field`'s name in a hash's items, or -1.
+int64_t FindField(const std::vector<std::string_view>& items, std::string_view field) {
+  for (size_t i = 0; i < items.size(); i += 2) {
+    if (items[i] == field) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs, bool only_new) {
+  if (pairs.empty()) return Status::InvalidArgument("HSET needs at least one field and value");
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  Write w;
+  for (const auto& [field, value] : pairs) {
+    const int64_t at = FindField(items, field);
+    if (at >= 0) {
+      if (!only_new) items[static_cast<size_t>(at) + 1] = value;
+      continue;
+    }
+    items.push_back(field);
+    items.push_back(value);
+    ++w.n;
+  }
+  w.pack = PackOf(items, true);
+  return w;
+}
+
+Result<Write> HashDel(std::string_view pack, std::span<const std::string_view> fields) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  Write w;
+  for (std::string_view field : fields) {
+    const int64_t at = FindField(items, field);
+    if (at < 0) continue;
+    items.erase(items.begin() + at, items.begin() + at + 2);
+    ++w.n;
+  }
+  w.pack = w.n == 0 ? std::string(pack) : PackOf(items, true);
+  return w;
+}
+
+Result<std::optional<std::string_view>> HashGet(std::string_view pack, std::string_view field) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  const int64_t at = FindField(items, field);
+  if (at < 0) return std::optional<std::string_view>();
+  return std::optional<std::string_view>(items[static_cast<size_t>(at) + 1]);
+}
+
+Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t delta) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  const int64_t at = FindField(items, field);
+  int64_t current = 0;
+  if (at >= 0 && !ParseInt64(items[static_cast<size_t>(at) + 1], &current)) {
+    return Status::FailedPrecondition("hash value is not an integer");
+  }
+  int64_t next = 0;
+  if (__builtin_add_overflow(current, delta, &next)) {
+    return Status::OutOfRange("increment or decrement would overflow");
+  }
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), next);
+  (void)ec;  // 24 bytes always hold an int64.
+  const std::string_view text(buf, static_cast<size_t>(end - buf));
+  if (at >= 0) {
+    items[static_cast<size_t>(at) + 1] = text;
+  } else {
+    items.push_back(field);
+    items.push_back(text);
+  }
+  return Write{Encode(items, true), next};  // Encoded while `text` lives.
+}
+
+// ---- Lists.
+
+Result<Write> ListPush(std::string_view pack, Side side,
+                       std::span<const std::string_view> elements) {
+  if (elements.empty()) return Status::InvalidArgument("a push needs at least one element");
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  if (side == Side::kRight) {
+    items.insert(items.end(), elements.begin(), elements.end());
+  } else {
+    // LPUSH a b c pushes a, then b, then c at the head: c b a ...
+    items.insert(items.begin(), elements.rbegin(), elements.rend());
+  }
+  return Write{Encode(items), static_cast<int64_t>(items.size())};
+}
+
+Result<Write> ListPop(std::string_view pack, Side side, uint64_t count,
+                      std::vector<std::string>* popped) {
+  popped->clear();
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(count, items.size()));
+  popped->reserve(n);
+  if (side == Side::kLeft) {
+    for (size_t i = 0; i < n; ++i) popped->emplace_back(items[i]);
+    items.erase(items.begin(), items.begin() + static_cast<ptrdiff_t>(n));
+  } else {
+    for (size_t i = 0; i < n; ++i) popped->emplace_back(items[items.size() - 1 - i]);
+    items.resize(items.size() - n);
+  }
+  return Write{n == 0 ? std::string(pack) : PackOf(items), static_cast<int64_t>(n)};
+}
+
+Result<std::vector<std::string_view>> ListRange(std::string_view pack, int64_t start,
+                                                int64_t stop) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const auto size = static_cast<int64_t>(items.size());
+  start = std::max<int64_t>(Normalize(start, size), 0);
+  stop = std::min<int64_t>(Normalize(stop, size), size - 1);
+  if (start > stop || start >= size) return std::vector<std::string_view>();
+  return std::vector<std::string_view>(items.begin() + start, items.begin() + stop + 1);
+}
+
+Result<std::optional<std::string_view>> ListIndex(std::string_view pack, int64_t index) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const int64_t at = Normalize(index, static_cast<int64_t>(items.size()));
+  if (at < 0 || at >= static_cast<int64_t>(items.size())) {
+    return std::optional<std::string_view>();
+  }
+  return std::optional<std::string_view>(items[static_cast<size_t>(at)]);
+}
+
+Result<Write> ListSet(std::string_view pack, int64_t index, std::string_view element) {
+  if (pack.empty()) return Status::NotFound("no such key");
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const int64_t at = Normalize(index, static_cast<int64_t>(items.size()));
+  if (at < 0 || at >= static_cast<int64_t>(items.size())) {
+    return Status::OutOfRange("index out of range");
+  }
+  items[static_cast<size_t>(at)] = element;
+  return Write{Encode(items), static_cast<int64_t>(items.size())};
+}
+
+Result<Write> ListInsert(std::string_view pack, bool before, std::string_view pivot,
+                         std::string_view element) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const auto it = std::find(items.begin(), items.end(), pivot);
+  if (it == items.end()) return Write{std::string(pack), pack.empty() ? 0 : -1};
+  items.insert(before ? it : it + 1, element);
+  return Write{Encode(items), static_cast<int64_t>(items.size())};
+}
+
+Result<Write> ListRem(std::string_view pack, int64_t count, std::string_view element) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  // |count| without overflow for INT64_MIN: all of them, as 0 does, just from the tail.
+  uint64_t limit = UINT64_MAX;
+  if (count > 0) limit = static_cast<uint64_t>(count);
+  if (count < 0) limit = 0 - static_cast<uint64_t>(count);
+  std::vector<bool> drop(items.size(), false);
+  uint64_t removed = 0;
+  const auto visit = [&](size_t i) {
+    if (removed < limit && items[i] == element) {
+      drop[i] = true;
+      ++removed;
+    }
+  };
+  if (count >= 0) {
+    for (size_t i = 0; i < items.size(); ++i) visit(i);
+  } else {
+    for (size_t i = items.size(); i-- > 0;) visit(i);
+  }
+  if (removed == 0) return Write{std::string(pack), 0};
+  std::vector<std::string_view> kept;
+  kept.reserve(items.size() - removed);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!drop[i]) kept.push_back(items[i]);
+  }
+  return Write{PackOf(kept), static_cast<int64_t>(removed)};
+}
+
+Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  Result<std::vector<std::string_view>> kept = ListRange(pack, start, stop);
+  if (!kept.ok()) return kept.status();
+  const auto removed = static_cast<int64_t>(items.size() - kept->size());
+  if (removed == 0) return Write{std::string(pack), 0};
+  return Write{PackOf(*kept), removed};
+}
+
+// ---- Sets.
+
+Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> members) {
+  if (members.empty()) return Status::InvalidArgument("SADD needs at least one member");
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  Write w;
+  for (std::string_view m : members) {
+    if (std::find(items.begin(), items.end(), m) != items.end()) continue;
+    items.push_back(m);
+    ++w.n;
+  }
+  w.pack = w.n == 0 ? std::string(pack) : Encode(items);
+  return w;
+}
+
+Result<Write> SetRem(std::string_view pack, std::span<const std::string_view> members) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  Write w;
+  for (std::string_view m : members) {
+    const auto it = std::find(items.begin(), items.end(), m);
+    if (it == items.end()) continue;
+    items.erase(it);
+    ++w.n;
+  }
+  w.pack = w.n == 0 ? std::string(pack) : PackOf(items);
+  return w;
+}
+
+Result<bool> SetIsMember(std::string_view pack, std::string_view member) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  return std::find(items.begin(), items.end(), member) != items.end();
+}
+
+}  // namespace ringcache::typed

@@ -1,0 +1,120 @@
+// The compact pack: how a small hash, list or set is stored in one cache entry
+// (docs/design/typed-values.md, section 2), and the operations of each family on it.
+//
+//   pack      := count:varint item*
+//   hash item := field_len:varint field value_len:varint value   (insertion order)
+//   list item := len:varint element                               (list order)
+//   set item  := len:varint member                                (insertion order)
+//
+// Varints are LEB128. A pack is immutable: every write below reads the old pack (empty =
+// the key does not exist) and returns a new one, which the cache publishes as a new entry
+// (copy on write, as for strings). An empty returned pack means the collection has no
+// element left: the key is removed (Redis keeps no empty collection).
+//
+// The operations follow Redis's semantics and error words where Redis defines them
+// (negative list indexes, counts, "hash value is not an integer", ...). Bytes that are
+// not a pack (never what Encode built) are INVALID_ARGUMENT "corrupt pack".
+//
+//   std::string h = typed::HashSet("", {{"name", "Ada"}, {"age", "36"}}).value().pack;
+//   typed::HashGet(h, "age").value();   // optional "36"
+//
+// Thread safety: pure functions over values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ringcache/status.h"
+
+namespace ringcache::typed {
+
+// What a key holds. Numbered for the wire (and persisted files later): never renumber.
+enum class ValueType : uint8_t { kString = 0, kHash = 1, kList = 2, kSet = 3 };
+
+// Redis's TYPE reply: "string", "hash", "list", "set".
+std::string_view TypeName(ValueType type);
+
+// The thresholds of the small encoding (Redis's listpack defaults): at most this many
+// elements (a hash: fields), none longer than kSmallMaxItemBytes.
+inline constexpr size_t kSmallMaxItems = 128;
+inline constexpr size_t kSmallMaxItemBytes = 64;
+
+// The items of `pack`, as views into it (a hash: field, value, field, value, ...).
+// INVALID_ARGUMENT "corrupt pack: ..." if `pack` is not one; `pairs`: items come in pairs.
+Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* items);
+// The pack of `items` (never empty: the count is at least one byte); `pairs`: a hash's
+// field, value pairs (the count is of pairs).
+std::string Encode(std::span<const std::string_view> items, bool pairs = false);
+// The number of elements (a hash: fields) of a pack, read from its header.
+Result<uint64_t> Count(std::string_view pack);
+// True if a collection of these items stays within the small encoding's thresholds
+// (`pairs`: a hash's field, value pairs count as one element each).
+bool FitsSmall(std::span<const std::string_view> items, bool pairs);
+
+// A write's new pack ("" = the collection is empty: remove the key) and its count: fields
+// or members added or removed, elements removed, or the new length (as each says).
+struct Write {
+  std::string pack;
+  int64_t n = 0;
+};
+
+// ---- Hashes.
+
+using FieldValue = std::pair<std::string_view, std::string_view>;
+
+// HSET (n = fields added, not updated); with `only_new`, HSETNX of one pair (a field
+// that exists is left as it is; n = 0). A field repeated in `pairs` takes its last value.
+// INVALID_ARGUMENT for no pairs.
+Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs,
+                      bool only_new = false);
+// HDEL (n = fields removed).
+Result<Write> HashDel(std::string_view pack, std::span<const std::string_view> fields);
+// HGET: the value, or nullopt.
+Result<std::optional<std::string_view>> HashGet(std::string_view pack, std::string_view field);
+// HINCRBY (n = the new value). FAILED_PRECONDITION "hash value is not an integer";
+// OUT_OF_RANGE "increment or decrement would overflow".
+Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t delta);
+
+// ---- Lists.
+
+enum class Side : uint8_t { kLeft, kRight };
+
+// LPUSH / RPUSH (n = the new length). LPUSH a b c leaves c b a at the head, as in Redis.
+// INVALID_ARGUMENT for no elements.
+Result<Write> ListPush(std::string_view pack, Side side,
+                       std::span<const std::string_view> elements);
+// LPOP / RPOP with a count: up to `count` elements from `side`, in pop order, into *popped
+// (n = how many).
+Result<Write> ListPop(std::string_view pack, Side side, uint64_t count,
+                      std::vector<std::string>* popped);
+// LRANGE start stop (inclusive; negative counts from the end; out of range clamps).
+Result<std::vector<std::string_view>> ListRange(std::string_view pack, int64_t start, int64_t stop);
+// LINDEX: the element, or nullopt out of range.
+Result<std::optional<std::string_view>> ListIndex(std::string_view pack, int64_t index);
+// LSET. OUT_OF_RANGE "index out of range"; NOT_FOUND "no such key" for an empty pack.
+Result<Write> ListSet(std::string_view pack, int64_t index, std::string_view element);
+// LINSERT BEFORE|AFTER pivot element (n = the new length, or -1 without the pivot: the
+// pack is then returned as it was).
+Result<Write> ListInsert(std::string_view pack, bool before, std::string_view pivot,
+                         std::string_view element);
+// LREM count element: count > 0 from the head, < 0 from the tail, 0 all (n = removed).
+Result<Write> ListRem(std::string_view pack, int64_t count, std::string_view element);
+// LTRIM start stop (n = elements removed).
+Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop);
+
+// ---- Sets.
+
+// SADD (n = members added).
+Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> members);
+// SREM (n = members removed).
+Result<Write> SetRem(std::string_view pack, std::span<const std::string_view> members);
+// SISMEMBER.
+Result<bool> SetIsMember(std::string_view pack, std::string_view member);
+
+}  // namespace ringcache::typed
