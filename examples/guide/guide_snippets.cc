@@ -20,6 +20,7 @@
 #include "ringcache/hash_ring.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/status.h"
+#include "ringcache/typed.h"
 
 // Not assert(): the examples are built with NDEBUG too.
 #define CHECK(cond)                                                                 \
@@ -131,6 +132,26 @@ void Counters() {
 
   CHECK(cache->Set("name", "Ada").ok());
   CHECK(cache->Incr("name", 1).status().code() == StatusCode::kFailedPrecondition);
+  // guide-snippet-end
+}
+
+void TypedValues() {
+  auto cache = NewCache();
+  // guide-snippet: typed
+  const std::pair<std::string_view, std::string_view> fields[] = {{"name", "Ada"}, {"lang", "C++"}};
+  CHECK(ringcache::HashSet(*cache, "user:42", fields).value() == 2);  // fields added
+  CHECK(ringcache::HashIncrBy(*cache, "user:42", "visits", 1).value() == 1);
+  CHECK(*ringcache::HashGet(*cache, "user:42", "name").value() == "Ada");
+
+  const std::string_view jobs[] = {"job1", "job2"};
+  CHECK(ringcache::ListPush(*cache, "queue", ringcache::ListEnd::kRight, jobs).value() == 2);
+  auto popped = ringcache::ListPop(*cache, "queue", ringcache::ListEnd::kLeft, 1);
+  CHECK(popped.ok() && popped->at(0) == "job1");
+
+  // One type per key: a string read of a hash is WRONGTYPE, as in Redis.
+  std::string value;
+  ringcache::Status s = cache->Get("user:42", &value);
+  CHECK(s.code() == StatusCode::kFailedPrecondition && s.message().starts_with("WRONGTYPE"));
   // guide-snippet-end
 }
 
@@ -257,6 +278,7 @@ int main() {
       {"cas", CompareAndSet},
       {"incr", Counters},
       {"batch", Batches},
+      {"typed", TypedValues},
       {"stats", Stats},
       {"ring", RingOwners},
       {"ring-diff", RingDiff},

@@ -60,6 +60,7 @@ struct Entry {
   uint32_t heap_index;  // Protected by the shard lock. kNotInHeap if no deadline.
   uint16_t key_size;
   mutable std::atomic<uint8_t> referenced;  // CLOCK reference bit; set by readers and writers.
+  ValueType type;  // What the value bytes are (a string, or a collection's pack). Immutable.
 
   char* data() { return reinterpret_cast<char*>(this + 1); }
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
@@ -77,7 +78,7 @@ static_assert(sizeof(Entry) == 32, "Entry header grew: update EntryOverheadBytes
 // header and rounding, and ~16 bytes of hash table (8-byte slots at 37-75% load).
 constexpr uint64_t kEntryOverhead = 64;
 
-Entry* NewEntry(std::string_view key, std::string_view value) {
+Entry* NewEntry(std::string_view key, std::string_view value, ValueType type = ValueType::kString) {
   void* mem = ::operator new(sizeof(Entry) + key.size() + value.size());
   Entry* e = new (mem) Entry{};
   e->version = 0;
@@ -86,6 +87,7 @@ Entry* NewEntry(std::string_view key, std::string_view value) {
   e->heap_index = kNotInHeap;
   e->key_size = static_cast<uint16_t>(key.size());
   e->referenced.store(1, std::memory_order_relaxed);
+  e->type = type;
   if (!key.empty()) std::memcpy(e->data(), key.data(), key.size());
   if (!value.empty()) std::memcpy(e->data() + key.size(), value.data(), value.size());
   if ((reinterpret_cast<uintptr_t>(e) & ~kPointerMask) != 0) {
@@ -544,7 +546,7 @@ struct Cache::Impl {
       // Ranges are of placement hashes (hash tags), not of the index hash.
       const uint64_t hash = HashKey(e->key());
       if (!range.Contains(hash) || e->ExpiredAt(now_ms)) continue;
-      if (!fn(ItemView{e->key(), e->value(), hash, ItemMeta{e->version, e->deadline()}})) {
+      if (!fn(ItemView{e->key(), e->value(), hash, ItemMeta{e->version, e->deadline(), e->type}})) {
         return false;
       }
     }
@@ -677,6 +679,11 @@ Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Cache::~Cache() = default;
 
 Status Cache::Get(const HashedKey& hashed, std::string* value, ItemMeta* meta) const {
+  return GetTyped(hashed, ValueType::kString, value, meta);
+}
+
+Status Cache::GetTyped(const HashedKey& hashed, ValueType type, std::string* value,
+                       ItemMeta* meta) const {
   const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   const uint64_t hash = hashed.index();
@@ -692,9 +699,12 @@ Status Cache::Get(const HashedKey& hashed, std::string* value, ItemMeta* meta) c
   if (e->referenced.load(std::memory_order_relaxed) == 0) {
     e->referenced.store(1, std::memory_order_relaxed);
   }
-  value->assign(e->value());
-  if (meta != nullptr) *meta = ItemMeta{e->version, deadline};
   guard.slot().hits.fetch_add(1, std::memory_order_relaxed);
+  if (e->type != type) [[unlikely]] {
+    return WrongType();
+  }
+  value->assign(e->value());
+  if (meta != nullptr) *meta = ItemMeta{e->version, deadline, e->type};
   return Status::Ok();
 }
 
@@ -760,8 +770,12 @@ Status Cache::Touch(const HashedKey& hashed, uint64_t ttl_ms, WriteRecord* recor
   Entry* e = p.entry;
   impl_->SetDeadlineLocked(sh, e, ttl_ms == 0 ? 0 : now + static_cast<int64_t>(ttl_ms));
   if (record != nullptr) {
-    *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(e->value()), e->version,
-               e->deadline()};
+    *record = {WriteRecord::Kind::kTouch,
+               std::string(key),
+               std::string(e->value()),
+               e->version,
+               e->deadline(),
+               e->type};
   }
   return Status::Ok();
 }
@@ -769,7 +783,7 @@ Status Cache::Touch(const HashedKey& hashed, uint64_t ttl_ms, WriteRecord* recor
 Result<UpdateResult> Cache::Update(
     const HashedKey& hashed,
     const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-    WriteRecord* record) {
+    WriteRecord* record, std::optional<ValueType> expected) {
   const std::string_view key = hashed.bytes();
   const CacheOptions& o = impl_->options;
   if (Status s = CheckKey(key, o); !s.ok()) return s;
@@ -806,8 +820,9 @@ Result<UpdateResult> Cache::Update(
   };
   if (p.entry != nullptr) {
     result.existed = true;
-    result.before = ItemMeta{p.entry->version, p.entry->deadline()};
+    result.before = ItemMeta{p.entry->version, p.entry->deadline(), p.entry->type};
     result.after = result.before;
+    if (expected.has_value() && p.entry->type != *expected) return WrongType();
     const ItemView current{key, p.entry->value(), hashed.placement(), result.before};
     if (Status s = fn(&current, &m); !s.ok()) return s;
   } else {
@@ -830,7 +845,7 @@ Result<UpdateResult> Cache::Update(
       result.after.deadline_ms = m.deadline_ms;
       if (record != nullptr) {
         *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(p.entry->value()),
-                   p.entry->version, m.deadline_ms};
+                   p.entry->version,          m.deadline_ms,    p.entry->type};
       }
       return result;
     }
@@ -847,12 +862,14 @@ Result<UpdateResult> Cache::Update(
     if (p.entry == nullptr) return result;
     return remove();
   }
-  Entry* fresh = NewEntry(key, m.value);  // Under the lock: the value was only known here.
+  // Under the lock: the value was only known here.
+  Entry* fresh = NewEntry(key, m.value, m.type);
   fresh->deadline_ms.store(deadline, std::memory_order_relaxed);
   const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);  // Counts the set.
-  result.after = ItemMeta{version, deadline};
+  result.after = ItemMeta{version, deadline, m.type};
   if (record != nullptr) {
-    *record = {WriteRecord::Kind::kSet, std::string(key), std::move(m.value), version, deadline};
+    *record = {
+        WriteRecord::Kind::kSet, std::string(key), std::move(m.value), version, deadline, m.type};
   }
   return result;
 }
@@ -886,6 +903,7 @@ Result<IncrResult> Cache::Incr(const HashedKey& hashed, int64_t delta, uint64_t 
   int64_t current = 0;
   int64_t deadline = ttl_ms_if_created == 0 ? 0 : now + static_cast<int64_t>(ttl_ms_if_created);
   if (p.entry != nullptr) {
+    if (p.entry->type != ValueType::kString) return WrongType();
     if (!ParseInt64(p.entry->value(), &current)) {
       return Status::FailedPrecondition("value is not a decimal 64-bit integer");
     }
@@ -1005,6 +1023,10 @@ Result<bool> Cache::ApplyReplicated(const HashedKey& hashed, std::string_view va
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
   if (meta.version == 0) return Status::InvalidArgument("replicated version must be >= 1, got 0");
+  if (static_cast<uint8_t>(meta.type) > kMaxValueType) {
+    return Status::InvalidArgument("replicated value type " +
+                                   std::to_string(static_cast<int>(meta.type)) + " is unknown");
+  }
   if (meta.deadline_ms < 0) {
     return Status::InvalidArgument("replicated deadline_ms must be >= 0 (0 = never expires), got " +
                                    std::to_string(meta.deadline_ms));
@@ -1023,7 +1045,7 @@ Result<bool> Cache::ApplyReplicated(const HashedKey& hashed, std::string_view va
   Impl::Shard& sh = impl_->ShardFor(hash);
   const bool expired = meta.deadline_ms != 0 && meta.deadline_ms <= now;
   // Allocated before taking the lock (and freed unused if the apply is refused).
-  Entry* fresh = expired ? nullptr : NewEntry(key, value);
+  Entry* fresh = expired ? nullptr : NewEntry(key, value, meta.type);
 
   MutexLock lock(&sh.mu);
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);

@@ -142,7 +142,8 @@ void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* tick
         m->deadline_ms = deadline;
         return Status::Ok();
       },
-      ticket);
+      // SET ... GET reads a string; a plain SET replaces a key of any type, as Redis's.
+      ticket, op.return_previous ? std::optional(ValueType::kString) : std::nullopt);
   result->status = r.status();
   if (r.ok() && !refused_quietly) result->version = r->after.version;
 }
@@ -252,7 +253,8 @@ void TouchReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ti
         m->deadline_ms = next;
         return Status::Ok();
       },
-      ticket);
+      // GETEX reads a string; EXPIRE and PERSIST act on a key of any type.
+      ticket, op.return_value ? std::optional(ValueType::kString) : std::nullopt);
   result->status = r.status();
 }
 

@@ -940,9 +940,9 @@ Result<IncrResult> Node::Incr(const HashedKey& key, int64_t delta, uint64_t ttl_
 Result<UpdateResult> Node::Update(
     const HashedKey& key,
     const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-    WriteTicket* ticket) {
+    WriteTicket* ticket, std::optional<ValueType> expected) {
   if (Status s = RefuseIfFenced(*this); !s.ok()) return s;
-  return impl_->store->Update(key, fn, ticket);
+  return impl_->store->Update(key, fn, ticket, expected);
 }
 
 Status Node::CheckBatchSize(std::string_view what, size_t count) const {

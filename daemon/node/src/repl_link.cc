@@ -471,6 +471,7 @@ grpc::Status ReplLink::RunStream() {
             e->set_value(rec->value);
             e->set_version(rec->version);
             e->set_expires_at_ms(rec->expires_at_ms);
+            e->set_value_type(static_cast<uint32_t>(rec->type));
           }
           live.clear();
           if (!Send(stream.get(), out)) return;
@@ -497,6 +498,7 @@ grpc::Status ReplLink::RunStream() {
             e->set_value(std::move(item.value));
             e->set_version(item.version);
             e->set_expires_at_ms(item.expires_at_ms);
+            e->set_value_type(static_cast<uint32_t>(item.type));
             bytes += b;
             ++keys;
             ++snapshot_pos_;
@@ -555,7 +557,7 @@ void ReplLink::CopyShard(uint32_t shard) {
   cache_->ForEachInRange(HashRange::Full(), shard, [this](const ItemView& item) {
     if (sync_ranges_.Contains(item.hash)) {
       snapshot_.push_back(SnapshotItem{std::string(item.key), std::string(item.value),
-                                       item.meta.version, item.meta.deadline_ms});
+                                       item.meta.version, item.meta.deadline_ms, item.meta.type});
     }
     return true;
   });

@@ -183,6 +183,7 @@ class ReplLink {
     std::string value;
     uint64_t version = 0;
     int64_t expires_at_ms = 0;
+    ValueType type = ValueType::kString;
   };
 
   void Run();  // The driver thread.

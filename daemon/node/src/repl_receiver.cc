@@ -712,6 +712,12 @@ std::unordered_map<std::string, uint64_t> ReplReceiver::Impl::HeldInRanges(
 
 grpc::Status ReplReceiver::Impl::ApplyEntry(PrimaryState* st, const std::string& primary_id,
                                             const ReplicatedEntry& e) {
+  if (e.value_type() > kMaxValueType) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "ReplicatedEntry.value_type " + std::to_string(e.value_type()) +
+                            " is not a value type this node knows (at most " +
+                            std::to_string(kMaxValueType) + ")");
+  }
   if (e.seq() == 0) {
     if (!st->syncing) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -759,7 +765,9 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
       st->sync_held.erase(held);
     }
   }
-  const ItemMeta meta{.version = e.version(), .deadline_ms = e.expires_at_ms()};
+  const ItemMeta meta{.version = e.version(),
+                      .deadline_ms = e.expires_at_ms(),
+                      .type = static_cast<ValueType>(e.value_type())};
   Status failed;
   switch (e.kind()) {
     case v1::ENTRY_KIND_SET: {
@@ -777,7 +785,7 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
       // the deadline of that very version; store the entry if this node lacks it.
       std::string scratch;
       ItemMeta have;
-      const Status got = cache->Get(key, &scratch, &have);
+      const Status got = cache->GetTyped(key, meta.type, &scratch, &have);
       if (got.ok() && have.version > e.version()) break;  // A later write is here already.
       if (got.ok() && have.version == e.version()) {
         const int64_t now = clock->NowMs();
@@ -791,8 +799,8 @@ void ReplReceiver::Impl::ApplyWrite(PrimaryState* st, const std::string& primary
           // Touch counts from the cache's clock at its own call: if a millisecond ticked
           // since `now`, the deadline is off by one. Then store the entry again with the
           // exact deadline (rare; a reader may miss the key in between).
-          if (failed.ok() && cache->Get(key, &scratch, &have).ok() && have.version == e.version() &&
-              have.deadline_ms != e.expires_at_ms()) {
+          if (failed.ok() && cache->GetTyped(key, meta.type, &scratch, &have).ok() &&
+              have.version == e.version() && have.deadline_ms != e.expires_at_ms()) {
             (void)cache->ApplyReplicatedDelete(key, e.version());
             Result<bool> r = cache->ApplyReplicated(key, e.value(), meta);
             if (!r.ok()) failed = r.status();

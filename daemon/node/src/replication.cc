@@ -697,12 +697,13 @@ Result<IncrResult> ReplicatedStore::Incr(const HashedKey& key, int64_t delta,
 Result<UpdateResult> ReplicatedStore::Update(
     const HashedKey& key,
     const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-    WriteTicket* ticket) {
+    WriteTicket* ticket, std::optional<ValueType> expected) {
   if (ticket != nullptr) ticket->links.clear();
   // Results, not commands: the record is what the update left (a set, a delete or a touch),
   // and none is shipped when it changed nothing.
-  return impl_->WriteOne(
-      key, ticket, [&](WriteRecord* record) { return impl_->cache->Update(key, fn, record); });
+  return impl_->WriteOne(key, ticket, [&](WriteRecord* record) {
+    return impl_->cache->Update(key, fn, record, expected);
+  });
 }
 
 std::vector<Result<uint64_t>> ReplicatedStore::MultiSet(std::span<const SetItem> items,

@@ -129,7 +129,7 @@ class ReplicatedStore {
   Result<UpdateResult> Update(
       const HashedKey& key,
       const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-      WriteTicket* ticket);
+      WriteTicket* ticket, std::optional<ValueType> expected = ValueType::kString);
   std::vector<Result<uint64_t>> MultiSet(std::span<const SetItem> items, WriteTicket* ticket);
   std::vector<Status> MultiDelete(std::span<const std::string_view> keys, WriteTicket* ticket);
 

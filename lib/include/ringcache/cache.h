@@ -42,6 +42,7 @@
 #include "ringcache/clock.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/status.h"
+#include "ringcache/value_type.h"
 #include "ringcache/write_record.h"
 
 namespace ringcache {
@@ -94,6 +95,8 @@ Status CheckSetMode(const SetOptions& options, const uint64_t* current_version);
 struct ItemMeta {
   uint64_t version = 0;
   int64_t deadline_ms = 0;  // Absolute expiry (Unix ms); 0 = never expires.
+  // What the value bytes are: a string, or a collection's pack (ringcache/typed.h).
+  ValueType type = ValueType::kString;
 };
 
 // A value with its metadata, as returned by MultiGet.
@@ -123,7 +126,8 @@ struct Mutation {
     kExpire,  // Change only the expiry to `deadline_ms`, keeping value and version (as Touch).
   };
   Kind kind = Kind::kNone;
-  std::string value;  // kSet.
+  std::string value;                    // kSet.
+  ValueType type = ValueType::kString;  // kSet: what `value` is.
   // kSet: keep the entry's expiry (none for a key that did not exist); else `deadline_ms`.
   bool keep_deadline = false;
   int64_t deadline_ms = 0;  // kSet without keep_deadline, kExpire: absolute, 0 = never.
@@ -181,8 +185,12 @@ class Cache {
   // to one (hashed then); a caller that hashed the key already passes it on, hashed once.
 
   // Copies the value of `key` into *value (and its metadata into *meta if non-null).
-  // NOT_FOUND if the key is absent or expired; INVALID_ARGUMENT if the key breaks a limit.
+  // NOT_FOUND if the key is absent or expired; INVALID_ARGUMENT if the key breaks a limit;
+  // WrongType() (FAILED_PRECONDITION "WRONGTYPE ...") if it holds a collection.
   Status Get(const HashedKey& key, std::string* value, ItemMeta* meta = nullptr) const;
+  // The same for a key that must hold `type` (a collection's pack, for ringcache/typed.h).
+  Status GetTyped(const HashedKey& key, ValueType type, std::string* value,
+                  ItemMeta* meta = nullptr) const;
 
   // The write methods take an optional WriteRecord* (write_record.h): on success it is set
   // to what the write did (the version and absolute expiry it left, the value as stored),
@@ -208,7 +216,8 @@ class Cache {
 
   // Adds `delta` (may be negative) to the decimal integer stored at `key`. An absent key
   // counts as 0 and is created with `ttl_ms_if_created`; an existing key keeps its TTL.
-  // FAILED_PRECONDITION if the value is not a decimal int64; OUT_OF_RANGE on overflow.
+  // FAILED_PRECONDITION if the value is not a decimal int64 (WrongType() if the key holds
+  // a collection); OUT_OF_RANGE on overflow.
   // The record is a kSet of the new decimal text.
   Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteRecord* record = nullptr);
@@ -223,10 +232,12 @@ class Cache {
   // budget, an absolute deadline at most 100 years from now; INVALID_ARGUMENT or
   // RESOURCE_EXHAUSTED). The record is kSet, kDelete or kTouch, as Set, Delete and Touch
   // leave; none for kNone (record left unchanged) or a kDelete of an absent key.
+  // `expected`: the type the key must hold if it exists (WrongType() otherwise, before fn
+  // runs); nullopt = any (an expiry change). The stored value gets mutation.type.
   Result<UpdateResult> Update(
       const HashedKey& key,
       const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-      WriteRecord* record = nullptr);
+      WriteRecord* record = nullptr, std::optional<ValueType> expected = ValueType::kString);
 
   // A hint that `keys` are about to be looked up: starts loading, for all of them at once,
   // the memory their lookups will touch (the table slot, then the entry), so that the cache
@@ -257,15 +268,14 @@ class Cache {
 
   // ---- Replication: a replica applies what its primary shipped (results, not commands).
 
-  // Stores `key` = `value` with exactly meta.version and the absolute meta.deadline_ms
-  // (0 = never expires), unless the cache holds the key at a version >= meta.version.
-  // Returns true if stored; false if the cache already had that version or a newer one,
-  // or the deadline has already passed (nothing stored; an older copy of the key is
-  // removed, since the primary's newer value has expired too). Later local writes of the
-  // key (and of every key of its shard) get versions above meta.version, whether or not
-  // this stored anything. Counts as a set in Stats. Errors as Set (limits,
-  // RESOURCE_EXHAUSTED), and INVALID_ARGUMENT for meta.version 0, a negative deadline or
-  // one more than 100 years from now.
+  // Stores `key` = `value` of type meta.type with exactly meta.version and the absolute
+  // meta.deadline_ms (0 = never expires), unless the cache holds the key at a version >=
+  // meta.version. Returns true if stored; false if the cache already had that version or a newer
+  // one, or the deadline has already passed (nothing stored; an older copy of the key is removed,
+  // since the primary's newer value has expired too). Later local writes of the key (and of every
+  // key of its shard) get versions above meta.version, whether or not this stored anything. Counts
+  // as a set in Stats. Errors as Set (limits, RESOURCE_EXHAUSTED), and INVALID_ARGUMENT for
+  // meta.version 0, an unknown type, a negative deadline or one more than 100 years from now.
   Result<bool> ApplyReplicated(const HashedKey& key, std::string_view value, const ItemMeta& meta);
   // Removes `key` if its version is <= `version` (the version the deleted entry had on the
   // primary). Returns true if it removed an entry (counted as a delete in Stats); false if

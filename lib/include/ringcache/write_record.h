@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include "ringcache/value_type.h"
+
 namespace ringcache {
 
 struct WriteRecord {
@@ -24,9 +26,10 @@ struct WriteRecord {
   };
   Kind kind = Kind::kSet;
   std::string key;
-  std::string value;          // kSet, kTouch; empty for kDelete.
-  uint64_t version = 0;       // Never 0 in a record the cache filled.
-  int64_t expires_at_ms = 0;  // Absolute, Unix ms; 0 = never (and for kDelete).
+  std::string value;                    // kSet, kTouch; empty for kDelete.
+  uint64_t version = 0;                 // Never 0 in a record the cache filled.
+  int64_t expires_at_ms = 0;            // Absolute, Unix ms; 0 = never (and for kDelete).
+  ValueType type = ValueType::kString;  // kSet, kTouch: what `value` is.
 };
 
 }  // namespace ringcache

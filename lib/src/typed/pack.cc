@@ -61,20 +61,6 @@ std::string PackOf(std::span<const std::string_view> items, bool pairs = false) 
 
 }  // namespace
 
-std::string_view TypeName(ValueType type) {
-  switch (type) {
-    case ValueType::kString:
-      return "string";
-    case ValueType::kHash:
-      return "hash";
-    case ValueType::kList:
-      return "list";
-    case ValueType::kSet:
-      return "set";
-  }
-  return "none";
-}
-
 Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* items) {
   items->clear();
   size_t at = 0;

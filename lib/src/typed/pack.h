@@ -31,14 +31,9 @@
 #include <vector>
 
 #include "ringcache/status.h"
+#include "ringcache/value_type.h"
 
 namespace ringcache::typed {
-
-// What a key holds. Numbered for the wire (and persisted files later): never renumber.
-enum class ValueType : uint8_t { kString = 0, kHash = 1, kList = 2, kSet = 3 };
-
-// Redis's TYPE reply: "string", "hash", "list", "set".
-std::string_view TypeName(ValueType type);
 
 // The thresholds of the small encoding (Redis's listpack defaults): at most this many
 // elements (a hash: fields), none longer than kSmallMaxItemBytes.

@@ -219,6 +219,34 @@ TEST_CASE("ReplReceiver applies live entries in order and acks the highest seq",
   CHECK(c->End().ok());
 }
 
+TEST_CASE("ReplReceiver stores the value type an entry carries, and refuses an unknown one",
+          "[unit][replication]") {
+  Fixture f;
+  auto c = Synced(f, "r1");
+  // A hash's pack (one field f = v), as a typed write's record ships it.
+  v1::ReplicationMessage m = Batch({{1, kSet, "h",
+                                     std::string("\x01\x01"
+                                                 "f"
+                                                 "\x01"
+                                                 "v"),
+                                     10}});
+  m.mutable_batch()->mutable_entries(0)->set_value_type(1);
+  REQUIRE(c->Send(m));
+  REQUIRE(c->AckOf(4).has_value());
+  std::string pack;
+  ItemMeta meta;
+  REQUIRE(f.cache().GetTyped("h", ValueType::kHash, &pack, &meta).ok());
+  CHECK(meta.version == 10);
+  CHECK(f.cache().Get("h", &pack).code() == StatusCode::kFailedPrecondition);  // WRONGTYPE
+  v1::ReplicationMessage bad = Batch({{2, kSet, "x", "v", 11}});
+  bad.mutable_batch()->mutable_entries(0)->set_value_type(9);
+  c->Send(bad);
+  const grpc::Status s = c->End();
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(s.error_message(), Catch::Contains("value_type 9"));
+  CHECK_FALSE(Meta(f.cache(), "x").has_value());
+}
+
 TEST_CASE("ReplReceiver ends a stream with a sequence gap and forgets its resume point",
           "[unit][replication]") {
   Fixture f;

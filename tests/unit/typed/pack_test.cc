@@ -74,8 +74,8 @@ TEST_CASE("The small encoding's thresholds are Redis's listpack defaults", "[uni
   CHECK(FitsSmall(Views(items), true));  // 129 items are 64 pairs.
   CHECK(FitsSmall(Views({std::string(kSmallMaxItemBytes, 'x')}), false));
   CHECK_FALSE(FitsSmall(Views({std::string(kSmallMaxItemBytes + 1, 'x')}), false));
-  CHECK(TypeName(ValueType::kHash) == "hash");
-  CHECK(TypeName(ValueType::kString) == "string");
+  CHECK(ValueTypeName(ValueType::kHash) == "hash");
+  CHECK(ValueTypeName(ValueType::kString) == "string");
 }
 
 TEST_CASE("Hash operations behave as Redis's", "[unit][typed]") {

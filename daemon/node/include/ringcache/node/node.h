@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -405,11 +406,12 @@ class Node {
                           WriteTicket* ticket = nullptr);
 
   // Cache::Update (a read-modify-write under the key's lock), replicated like the write it
-  // leaves (a set, a delete or a touch; nothing when it changed nothing).
+  // leaves (a set, a delete or a touch; nothing when it changed nothing). `expected` as
+  // Cache::Update's: the type the key must hold (nullopt = any).
   Result<UpdateResult> Update(
       const HashedKey& key,
       const std::function<Status(const ItemView* current, Mutation* mutation)>& fn,
-      WriteTicket* ticket = nullptr);
+      WriteTicket* ticket = nullptr, std::optional<ValueType> expected = ValueType::kString);
 
   // Cache::Prefetch: a hint that `keys` are about to be read or written here.
   void Prefetch(std::span<const std::string_view> keys) const;
