@@ -31,6 +31,7 @@
 
 #include "epoch.h"
 #include "ringcache/sync/mutex.h"
+#include "typed/pack.h"
 #include "xxhash_inline.h"
 
 namespace ringcache {
@@ -167,6 +168,21 @@ Status CheckTtl(uint64_t ttl_ms) {
 }
 
 Status KeyNotFound() { return Status::NotFound("key not found"); }
+
+// OK if `value` may be stored as `type`: a known type, and for a collection a well-formed
+// pack (typed/pack.h), so that no read or write of it later meets a corrupt one.
+Status CheckTypedValue(std::string_view value, ValueType type, std::string_view what) {
+  if (static_cast<uint8_t>(type) > kMaxValueType) {
+    return Status::InvalidArgument(std::string(what) + " value type " +
+                                   std::to_string(static_cast<int>(type)) + " is unknown");
+  }
+  if (type == ValueType::kString) return Status::Ok();
+  if (Status s = typed::Validate(value, type == ValueType::kHash); !s.ok()) {
+    return Status::InvalidArgument(std::string(what) + " " + std::string(ValueTypeName(type)) +
+                                   " is not a valid collection: " + s.message());
+  }
+  return Status::Ok();
+}
 
 // Parses a decimal int64 ("-12", "0", "42"); no spaces, no '+', nothing trailing.
 bool ParseInt64(std::string_view s, int64_t* out) {
@@ -855,6 +871,9 @@ Result<UpdateResult> Cache::Update(
   const int64_t deadline =
       m.keep_deadline ? (p.entry != nullptr ? p.entry->deadline() : 0) : m.deadline_ms;
   if (Status s = CheckValue(m.value, o); !s.ok()) return s;
+  if (m.type != ValueType::kString) {
+    if (Status s = CheckTypedValue(m.value, m.type, "stored"); !s.ok()) return s;
+  }
   if (Status s = check_deadline(deadline); !s.ok()) return s;
   if (Status s = impl_->EntryFits(Charge(key.size(), m.value.size())); !s.ok()) return s;
   if (deadline != 0 && deadline <= now) {
@@ -1023,10 +1042,7 @@ Result<bool> Cache::ApplyReplicated(const HashedKey& hashed, std::string_view va
   if (Status s = CheckKey(key, o); !s.ok()) return s;
   if (Status s = CheckValue(value, o); !s.ok()) return s;
   if (meta.version == 0) return Status::InvalidArgument("replicated version must be >= 1, got 0");
-  if (static_cast<uint8_t>(meta.type) > kMaxValueType) {
-    return Status::InvalidArgument("replicated value type " +
-                                   std::to_string(static_cast<int>(meta.type)) + " is unknown");
-  }
+  if (Status s = CheckTypedValue(value, meta.type, "replicated"); !s.ok()) return s;
   if (meta.deadline_ms < 0) {
     return Status::InvalidArgument("replicated deadline_ms must be >= 0 (0 = never expires), got " +
                                    std::to_string(meta.deadline_ms));

@@ -334,6 +334,31 @@ TEST_CASE("Client sees a node join and routes keys to the new node", "[client][c
   CHECK(on_n4 > 0);
 }
 
+// A node with a cluster port of its own may allow one call per client connection: the
+// client's topology watch, a stream that stays open, must not hold that call.
+TEST_CASE("Client works against nodes that allow one call per connection", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3,
+                       .replication_factor = 2,
+                       .extra_args = {"--max-streams-per-connection", "1"},
+                       .cluster_port = true});
+  it::RequireStart(cluster);
+  Options options;
+  options.timeout = std::chrono::milliseconds(3000);
+  auto client = MustConnect(cluster, std::move(options));
+  for (const std::string& key : Keys(30, "one-stream-")) {
+    auto set = client->Set(key, "v");
+    INFO(key << ": " << set.status().ToString());
+    REQUIRE(set.ok());
+  }
+  for (const std::string& key : Keys(30, "one-stream-")) {
+    auto item = client->Get(key);
+    REQUIRE(item.ok());
+    CHECK(item->value == "v");
+  }
+  REQUIRE(cluster.AddNode());
+  CHECK(Eventually([&] { return client->epoch() == cluster.epoch(); }));  // The watch works.
+}
+
 TEST_CASE("Client without a watch catches up from a newer epoch in a reply", "[client][cluster]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
   it::RequireStart(cluster);

@@ -606,7 +606,12 @@ struct Membership::Impl {
 
     // This node coordinates the join.
     const ClusterMember* known = topology->view.Find(joiner.id());
-    if (known != nullptr && known->address != joiner.address()) {
+    // The joiner's cluster plane where the old entry's was: the probe would reach the
+    // joiner itself (restarted with a new client port and the same cluster port).
+    const std::string& joiner_peer =
+        joiner.cluster_address().empty() ? joiner.address() : joiner.cluster_address();
+    if (known != nullptr && known->address != joiner.address() &&
+        known->peer_address() != joiner_peer) {
       // A known id at a new address: a restarted node, unless the old address still
       // answers as that id (two live nodes with one id). Ask it before replacing it.
       Probe(ctx, request, response, reactor, known->address, known->peer_address());
@@ -628,6 +633,13 @@ struct Membership::Impl {
     if (joiner.weight() == 0) {
       return Status::InvalidArgument("JoinRequest.member.weight must be >= 1 (node " + joiner.id() +
                                      ")");
+    }
+    if (const std::string& c = joiner.cluster_address();
+        !c.empty() && (c.rfind(':') == std::string::npos || c.rfind(':') == 0 ||
+                       c.rfind(':') + 1 == c.size() || c == joiner.address())) {
+      return Status::InvalidArgument("JoinRequest.member.cluster_address \"" + c +
+                                     "\" must be a HOST:PORT other than its address (node " +
+                                     joiner.id() + ")");
     }
     if (request.replication_factor() != view.replication_factor) {
       return Status::FailedPrecondition(

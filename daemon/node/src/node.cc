@@ -211,10 +211,11 @@ Status CheckClusterOptions(const NodeOptions& o) {
       return s;
     }
     if (HasWildcardHost(o.cluster_advertise_address) ||
-        o.cluster_advertise_address.substr(o.cluster_advertise_address.rfind(':') + 1) == "0") {
+        o.cluster_advertise_address.substr(o.cluster_advertise_address.rfind(':') + 1) == "0" ||
+        o.cluster_advertise_address == o.advertise_address) {
       return Status::InvalidArgument("cluster_advertise_address \"" + o.cluster_advertise_address +
                                      "\" must be an address others can dial (no wildcard "
-                                     "host, no port 0)");
+                                     "host, no port 0), other than advertise_address");
     }
   } else if (!o.cluster_listen_address.empty() && !o.seeds.empty() &&
              HasWildcardHost(o.cluster_listen_address)) {
@@ -580,7 +581,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                 "no cluster secret (--cluster-secret-file): the cluster plane (joins, views, "
                 "heartbeats, leaves, replication, forwarded calls) is open to anyone who can "
                 "reach " +
-                    options.listen_address + " (docs/security.md)");
+                    (options.cluster_listen_address.empty() ? options.listen_address
+                                                            : options.cluster_listen_address) +
+                    " (docs/security.md)");
   }
   if (Status s = internal::CheckTlsFiles(options.tls, options.node_id, options.log); !s.ok()) {
     return s;

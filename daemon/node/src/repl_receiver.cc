@@ -143,6 +143,10 @@ struct ReplReceiver::Impl {
   };
   std::vector<Parked> parked;
   bool waker_stop = false;  // Protected by view_mu.
+  // Threads running a resumed stream's message (a full sync's start scans the cache: one
+  // per stream, so that one replica's several new primaries do not wait for each other
+  // past their ack timeouts). Protected by view_mu; Shutdown waits for them.
+  int resumers = 0;
   // Resumes the parked streams (they then run their message on this thread, not on the
   // thread that brought the view: that one may hold membership's view lock).
   std::thread waker;
@@ -671,14 +675,18 @@ void ReplReceiver::Impl::WakerLoop() {
         ++it;
       }
     }
-    if (!ready.empty()) {
-      lock.unlock();
-      for (const auto& [stream, expired] : ready) {
-        stream->Resume(expired);
-        stream->Unref();
-      }
-      lock.lock();
-      continue;
+    for (const auto& [stream, expired] : ready) {
+      ++resumers;
+      std::thread([this, s = stream, e = expired] {
+        pthread_setname_np(pthread_self(), "rc-repl-resume");
+        s->Resume(e);
+        s->Unref();
+        // Under the lock, and nothing after it: Shutdown may free this object as soon as
+        // it sees no resumer left.
+        std::lock_guard done(view_mu);
+        --resumers;
+        view_cv.notify_all();
+      }).detach();
     }
     if (waker_stop) return;
     view_cv.wait_until(lock, next);
@@ -865,6 +873,10 @@ void ReplReceiver::Shutdown() {
   impl_->view_cv.notify_all();
   if (impl_->waker.joinable() && impl_->waker.get_id() != std::this_thread::get_id()) {
     impl_->waker.join();
+  }
+  {
+    std::unique_lock lock(impl_->view_mu);
+    impl_->view_cv.wait(lock, [this] { return impl_->resumers == 0; });
   }
   std::unique_lock lock(impl_->mu);
   impl_->streams_cv.wait_for(lock, kShutdownWait, [this] { return impl_->streams.empty(); });

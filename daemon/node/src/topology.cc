@@ -15,8 +15,12 @@ uint64_t ViewDigest(const ClusterView& view) {
     text += '\0';
     text += std::to_string(m.id.size()) + ":" + m.id + std::to_string(m.address.size()) + ":" +
             m.address + "/" + std::to_string(m.weight) + "/" +
-            std::to_string(static_cast<int>(m.state)) + "/" +
-            std::to_string(m.cluster_address.size()) + ":" + m.cluster_address;
+            std::to_string(static_cast<int>(m.state));
+    // Only when set, so that a view without cluster ports has the digest it had before
+    // they existed: members of two builds compare digests during a rolling upgrade.
+    if (!m.cluster_address.empty()) {
+      text += "/c" + std::to_string(m.cluster_address.size()) + ":" + m.cluster_address;
+    }
   }
   const uint64_t digest = HashBytes(text);
   return digest == 0 ? 1 : digest;

@@ -12,8 +12,12 @@ namespace {
 using ringcache::internal::MutexLock;
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
-                                          const ChannelSecurity& security) {
+                                          const ChannelSecurity& security,
+                                          bool own_connection = false) {
   grpc::ChannelArguments args;
+  // Channels whose arguments differ never share a connection (gRPC keys its subchannels
+  // by address and arguments).
+  if (own_connection) args.SetInt("ringcache.own_connection", 1);
   // Values reach 8 MiB and MultiGet replies carry many: the 4 MiB default is too small.
   args.SetMaxReceiveMessageSize(-1);
   // gRPC's default reconnect backoff grows to 120 s; a restarted node should be usable
@@ -44,6 +48,11 @@ std::shared_ptr<v1::Cache::Stub> ChannelPool::Stub(const std::string& address) {
              .first;
   }
   return it->second;
+}
+
+std::shared_ptr<v1::Cache::Stub> ChannelPool::OwnConnectionStub(const std::string& address) const {
+  return std::shared_ptr<v1::Cache::Stub>(
+      v1::Cache::NewStub(NewChannel(address, security_, /*own_connection=*/true)));
 }
 
 void ChannelPool::Retain(const std::vector<std::string>& keep) {

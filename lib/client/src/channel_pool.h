@@ -39,6 +39,10 @@ class ChannelPool {
 
   // The stub for `address`, creating its channel if needed. Never null.
   std::shared_ptr<v1::Cache::Stub> Stub(const std::string& address);
+  // A stub for `address` on a connection of its own, not pooled: for a stream that stays
+  // open (WatchTopology), so that it never takes the pooled connection's only stream on
+  // a node that allows one call per connection (--max-streams-per-connection 1).
+  std::shared_ptr<v1::Cache::Stub> OwnConnectionStub(const std::string& address) const;
 
   // Drops the channels of every address not in `keep`.
   void Retain(const std::vector<std::string>& keep);

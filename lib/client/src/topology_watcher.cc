@@ -58,8 +58,9 @@ void TopologyWatcher::Run() {
     bool received = false;
     grpc::Status status;
     {
-      // The stub holds the channel: keep it for the stream's life (the pool may drop it).
-      const std::shared_ptr<v1::Cache::Stub> stub = pool_->Stub(address);
+      // On a connection of its own: the stream stays open, and a node may allow one call
+      // per connection. The stub holds the channel for the stream's life.
+      const std::shared_ptr<v1::Cache::Stub> stub = pool_->OwnConnectionStub(address);
       std::unique_ptr<grpc::ClientReader<v1::ClusterView>> reader =
           stub->WatchTopology(&context, v1::TopologyRequest());
       v1::ClusterView view;

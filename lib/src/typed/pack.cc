@@ -47,11 +47,46 @@ Status Items(std::string_view pack, bool pairs, std::vector<std::string_view>* i
 // Redis's index rules: a negative index counts from the end; `size` elements.
 int64_t Normalize(int64_t index, int64_t size) { return index < 0 ? size + index : index; }
 
+// A decimal int64 as Redis's string2ll takes it: no sign but '-', no leading zero, no
+// "-0", nothing before or after.
 bool ParseInt64(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
+  if (s == "0") {
+    *out = 0;
+    return true;
+  }
+  const size_t first = !s.empty() && s[0] == '-' ? 1 : 0;
+  if (s.size() <= first || s.size() > 20 || s[first] < '1' || s[first] > '9') return false;
   const char* end = s.data() + s.size();
   auto [ptr, ec] = std::from_chars(s.data(), end, *out);
   return ec == std::errc() && ptr == end;
+}
+
+// Calls fn(i, item) for each item of `pack` in order until it returns false, without
+// allocating. "" has none. The bounds are checked as Decode checks them.
+template <typename Fn>
+Status Walk(std::string_view pack, bool pairs, Fn&& fn) {
+  if (pack.empty()) return Status::Ok();
+  size_t at = 0;
+  uint64_t count = 0;
+  if (!GetVarint(pack, &at, &count)) return Corrupt("no element count");
+  const uint64_t n = pairs ? count * 2 : count;
+  if (count > pack.size() || n > pack.size() - at) return Corrupt("count overruns");
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t len = 0;
+    if (!GetVarint(pack, &at, &len)) return Corrupt("item " + std::to_string(i) + " cut off");
+    if (len > pack.size() - at) return Corrupt("item " + std::to_string(i) + " overruns");
+    if (!fn(i, pack.substr(at, static_cast<size_t>(len)))) return Status::Ok();
+    at += static_cast<size_t>(len);
+  }
+  return Status::Ok();
+}
+
+// INVALID_ARGUMENT once a write would leave more than kMaxElements elements.
+Status CheckElements(size_t elements) {
+  if (elements <= kMaxElements) return Status::Ok();
+  return Status::InvalidArgument("a collection holds at most " + std::to_string(kMaxElements) +
+                                 " elements in this build, and this write would leave " +
+                                 std::to_string(elements));
 }
 
 // A write that leaves `items`: "" if there are none.
@@ -68,7 +103,11 @@ Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* 
   if (!GetVarint(pack, &at, &count)) return Corrupt("no element count");
   const uint64_t n = pairs ? count * 2 : count;
   // Every item takes at least one byte: a count beyond that is a lie, refused before
-  // anything is reserved.
+  // anything is reserved; so is one beyond what any write leaves.
+  if (count > kMaxElements) {
+    return Corrupt("count " + std::to_string(count) + " is over the limit of " +
+                   std::to_string(kMaxElements));
+  }
   if (count > pack.size() || n > pack.size() - at) {
     return Corrupt("count " + std::to_string(count) + " exceeds its " +
                    std::to_string(pack.size()) + " bytes");
@@ -97,6 +136,28 @@ std::string Encode(std::span<const std::string_view> items, bool pairs) {
     out.append(item);
   }
   return out;
+}
+
+Status Validate(std::string_view pack, bool pairs) {
+  if (pack.empty()) return Corrupt("empty");
+  uint64_t items = 0;
+  size_t end = 0;
+  Status s = Walk(pack, pairs, [&](uint64_t, std::string_view item) {
+    ++items;
+    end = static_cast<size_t>(item.data() + item.size() - pack.data());
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (*Count(pack) > kMaxElements) return Corrupt("over the element limit");
+  if (items == 0) {
+    size_t at = 0;
+    uint64_t count = 0;
+    (void)GetVarint(pack, &at, &count);
+    end = at;
+  }
+  if (end != pack.size()) return Corrupt(std::to_string(pack.size() - end) + " trailing bytes");
+  if (items == 0) return Corrupt("no element (an empty collection is not stored)");
+  return Status::Ok();
 }
 
 Result<uint64_t> Count(std::string_view pack) {
@@ -142,6 +203,7 @@ Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs, 
     items.push_back(value);
     ++w.n;
   }
+  if (Status s = CheckElements(items.size() / 2); !s.ok()) return s;
   w.pack = PackOf(items, true);
   return w;
 }
@@ -161,11 +223,19 @@ Result<Write> HashDel(std::string_view pack, std::span<const std::string_view> f
 }
 
 Result<std::optional<std::string_view>> HashGet(std::string_view pack, std::string_view field) {
-  std::vector<std::string_view> items;
-  if (Status s = Items(pack, true, &items); !s.ok()) return s;
-  const int64_t at = FindField(items, field);
-  if (at < 0) return std::optional<std::string_view>();
-  return std::optional<std::string_view>(items[static_cast<size_t>(at) + 1]);
+  std::optional<std::string_view> found;
+  bool matched = false;  // The field just read was `field`: the next item is its value.
+  Status s = Walk(pack, true, [&](uint64_t i, std::string_view item) {
+    if (i % 2 == 0) {
+      matched = item == field;
+    } else if (matched) {
+      found = item;
+      return false;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  return found;
 }
 
 Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t delta) {
@@ -190,6 +260,7 @@ Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t 
     items.push_back(field);
     items.push_back(text);
   }
+  if (Status s = CheckElements(items.size() / 2); !s.ok()) return s;
   return Write{Encode(items, true), next};  // Encoded while `text` lives.
 }
 
@@ -206,6 +277,7 @@ Result<Write> ListPush(std::string_view pack, Side side,
     // LPUSH a b c pushes a, then b, then c at the head: c b a ...
     items.insert(items.begin(), elements.rbegin(), elements.rend());
   }
+  if (Status s = CheckElements(items.size()); !s.ok()) return s;
   return Write{Encode(items), static_cast<int64_t>(items.size())};
 }
 
@@ -228,23 +300,34 @@ Result<Write> ListPop(std::string_view pack, Side side, uint64_t count,
 
 Result<std::vector<std::string_view>> ListRange(std::string_view pack, int64_t start,
                                                 int64_t stop) {
-  std::vector<std::string_view> items;
-  if (Status s = Items(pack, false, &items); !s.ok()) return s;
-  const auto size = static_cast<int64_t>(items.size());
+  std::vector<std::string_view> out;
+  if (pack.empty()) return out;
+  Result<uint64_t> count = Count(pack);
+  if (!count.ok()) return count.status();
+  if (*count > kMaxElements) return Corrupt("count over the limit");
+  const auto size = static_cast<int64_t>(*count);
   start = std::max<int64_t>(Normalize(start, size), 0);
   stop = std::min<int64_t>(Normalize(stop, size), size - 1);
-  if (start > stop || start >= size) return std::vector<std::string_view>();
-  return std::vector<std::string_view>(items.begin() + start, items.begin() + stop + 1);
+  if (start > stop || start >= size) return out;
+  // Only the range is collected: a read of a few elements of a long list allocates few.
+  out.reserve(static_cast<size_t>(stop - start + 1));
+  Status s = Walk(pack, false, [&](uint64_t i, std::string_view item) {
+    const auto at = static_cast<int64_t>(i);
+    if (at >= start) out.push_back(item);
+    return at < stop;
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 Result<std::optional<std::string_view>> ListIndex(std::string_view pack, int64_t index) {
-  std::vector<std::string_view> items;
-  if (Status s = Items(pack, false, &items); !s.ok()) return s;
-  const int64_t at = Normalize(index, static_cast<int64_t>(items.size()));
-  if (at < 0 || at >= static_cast<int64_t>(items.size())) {
-    return std::optional<std::string_view>();
-  }
-  return std::optional<std::string_view>(items[static_cast<size_t>(at)]);
+  Result<std::vector<std::string_view>> one = ListRange(pack, index, index);
+  if (!one.ok()) return one.status();
+  // ListRange clamps; an index out of range is none (LINDEX gives nil).
+  const int64_t size = pack.empty() ? 0 : static_cast<int64_t>(*Count(pack));
+  const int64_t at = Normalize(index, size);
+  if (at < 0 || at >= size || one->empty()) return std::optional<std::string_view>();
+  return std::optional<std::string_view>(one->front());
 }
 
 Result<Write> ListSet(std::string_view pack, int64_t index, std::string_view element) {
@@ -266,6 +349,7 @@ Result<Write> ListInsert(std::string_view pack, bool before, std::string_view pi
   const auto it = std::find(items.begin(), items.end(), pivot);
   if (it == items.end()) return Write{std::string(pack), pack.empty() ? 0 : -1};
   items.insert(before ? it : it + 1, element);
+  if (Status s = CheckElements(items.size()); !s.ok()) return s;
   return Write{Encode(items), static_cast<int64_t>(items.size())};
 }
 
@@ -320,6 +404,7 @@ Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> me
     items.push_back(m);
     ++w.n;
   }
+  if (Status s = CheckElements(items.size()); !s.ok()) return s;
   w.pack = w.n == 0 ? std::string(pack) : Encode(items);
   return w;
 }
@@ -339,9 +424,13 @@ Result<Write> SetRem(std::string_view pack, std::span<const std::string_view> me
 }
 
 Result<bool> SetIsMember(std::string_view pack, std::string_view member) {
-  std::vector<std::string_view> items;
-  if (Status s = Items(pack, false, &items); !s.ok()) return s;
-  return std::find(items.begin(), items.end(), member) != items.end();
+  bool found = false;
+  Status s = Walk(pack, false, [&](uint64_t, std::string_view item) {
+    found = item == member;
+    return !found;
+  });
+  if (!s.ok()) return s;
+  return found;
 }
 
 }  // namespace ringcache::typed

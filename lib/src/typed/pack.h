@@ -39,6 +39,10 @@ namespace ringcache::typed {
 // elements (a hash: fields), none longer than kSmallMaxItemBytes.
 inline constexpr size_t kSmallMaxItems = 128;
 inline constexpr size_t kSmallMaxItemBytes = 64;
+// The most elements a pack holds (the design's default --max-collection-elements). A write
+// past it is INVALID_ARGUMENT, and Decode refuses a pack that claims more, so decoding
+// never allocates beyond it.
+inline constexpr size_t kMaxElements = size_t{1} << 20;
 
 // The items of `pack`, as views into it (a hash: field, value, field, value, ...).
 // INVALID_ARGUMENT "corrupt pack: ..." if `pack` is not one; `pairs`: items come in pairs.
@@ -46,6 +50,10 @@ Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* 
 // The pack of `items` (never empty: the count is at least one byte); `pairs`: a hash's
 // field, value pairs (the count is of pairs).
 std::string Encode(std::span<const std::string_view> items, bool pairs = false);
+// OK if `pack` is a well-formed pack of at least one element, within kMaxElements, with
+// nothing after its last item; INVALID_ARGUMENT "corrupt pack: ..." otherwise. Allocates
+// nothing. The cache checks every collection it is handed from outside (a replica's).
+Status Validate(std::string_view pack, bool pairs);
 // The number of elements (a hash: fields) of a pack, read from its header.
 Result<uint64_t> Count(std::string_view pack);
 // True if a collection of these items stays within the small encoding's thresholds

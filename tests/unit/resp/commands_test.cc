@@ -126,6 +126,21 @@ TEST_CASE("A node's errors become Redis errors: TRYAGAIN for unavailable, one li
         "-TRYAGAIN cannot reach node n3\r\n");
 }
 
+TEST_CASE("A key of another type is WRONGTYPE as Redis words it, and nil in an MGET", "[resp]") {
+  RespBatch batch;
+  REQUIRE(batch.Add(Command({"GET", "h"}), 0));
+  REQUIRE(batch.Add(Command({"MGET", "a", "h"}), 0));
+  auto results = batch.results();
+  results[0].status = WrongType();
+  *results[1].value = "1";
+  results[2].status = WrongType();
+  std::string out;
+  batch.EncodeReplies(&out);
+  CHECK(out ==
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        "*2\r\n$1\r\n1\r\n$-1\r\n");
+}
+
 TEST_CASE("QUIT ends the batch, and unknown commands and bad arity answer without operations",
           "[resp]") {
   RespBatch batch;

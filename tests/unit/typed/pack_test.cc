@@ -57,7 +57,25 @@ TEST_CASE("Bytes that are not a pack are refused, never read past their end", "[
   CHECK(Decode(good + "x", false, &items).code() == StatusCode::kInvalidArgument);
   // A count far beyond the bytes: refused before anything is reserved.
   CHECK_THAT(Decode("\xff\xff\xff\xff\xff\xff\xff\xff\x7f", false, &items).message(),
+             Catch::Contains("over the limit"));
+  CHECK_THAT(Decode("\x05"
+                    "ab",
+                    false, &items)
+                 .message(),
              Catch::Contains("exceeds"));
+  // The reads that walk a pack without decoding it check the same bounds.
+  CHECK(HashGet("\x01\x05"
+                "ab",
+                "f")
+            .status()
+            .code() == StatusCode::kInvalidArgument);
+  CHECK(ListIndex("\x02\x01a\x09", 1).status().code() == StatusCode::kInvalidArgument);
+  // Validate: what the cache checks a collection from outside with.
+  CHECK(Validate(good, false).ok());
+  CHECK_FALSE(Validate(good + "x", false).ok());
+  CHECK_FALSE(Validate("", false).ok());
+  CHECK_FALSE(Validate(std::string(1, '\0'), false).ok());  // An empty collection.
+  CHECK_FALSE(Validate(good, true).ok());                   // 2 items are 1 pair, not 2.
   // A hash needs its items in pairs: 2 pairs claimed, 3 items present.
   CHECK_FALSE(Decode(Encode(Views({"f", "v", "g"})).replace(0, 1, "\x02"), true, &items).ok());
   // Every operation refuses a corrupt pack rather than treat it as empty.
@@ -121,6 +139,13 @@ TEST_CASE("HINCRBY creates, adds, and refuses what Redis refuses", "[unit][typed
 
   const FieldValue text[] = {{"t", "abc"}, {"big", "9223372036854775807"}, {"sp", " 1"}};
   const std::string pack = HashSet(w->pack, text)->pack;
+  // As Redis's string2ll: no leading zero, no "-0", no '+'.
+  for (const char* odd_text : {"007", "-0", "+1", "1 ", ""}) {
+    INFO(odd_text);
+    const FieldValue odd[] = {{"odd", odd_text}};
+    CHECK(HashIncrBy(HashSet(pack, odd)->pack, "odd", 1).status().code() ==
+          StatusCode::kFailedPrecondition);
+  }
   const Status not_int = HashIncrBy(pack, "t", 1).status();
   CHECK(not_int.code() == StatusCode::kFailedPrecondition);
   CHECK(not_int.message() == "hash value is not an integer");
@@ -210,6 +235,19 @@ TEST_CASE("List operations behave as Redis's command reference shows", "[unit][t
   CHECK(p->pack.empty());
   CHECK(ListPop("", Side::kLeft, 1, &popped)->n == 0);
   CHECK(popped.empty());
+}
+
+TEST_CASE("A write past the element limit is refused", "[unit][typed]") {
+  const std::vector<std::string_view> many(kMaxElements, "");
+  Result<Write> full = ListPush("", Side::kRight, many);
+  REQUIRE(full.ok());
+  CHECK(full->n == static_cast<int64_t>(kMaxElements));
+  const Status s = ListPush(full->pack, Side::kLeft, Views({"one more"})).status();
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("at most 1048576 elements"));
+  // A read of one element of the long list does not decode the rest.
+  CHECK(**ListIndex(full->pack, -1) == "");
+  CHECK(ListRange(full->pack, 0, 2)->size() == 3);
 }
 
 TEST_CASE("Set operations behave as Redis's", "[unit][typed]") {

@@ -168,10 +168,28 @@ TEST_CASE("A replica that applies the records holds the same collections", "[uni
     return true;
   });
   CHECK(hashes == 1);
-  // A type this build does not know is refused.
+  // A type this build does not know is refused, and so is a collection that is not one.
   const Result<bool> unknown =
       replica.cache->ApplyReplicated("k", "v", ItemMeta{99, 0, static_cast<ValueType>(7)});
   CHECK(unknown.status().code() == StatusCode::kInvalidArgument);
+  const Result<bool> corrupt =
+      replica.cache->ApplyReplicated("k", "\xff\x01", ItemMeta{99, 0, ValueType::kList});
+  CHECK(corrupt.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(corrupt.status().message(), Catch::Contains("not a valid collection"));
+  CHECK(replica.cache->Ttl("k").status().code() == StatusCode::kNotFound);
+  // The same for an embedder's own Update.
+  const Status bad_update = replica.cache
+                                ->Update(
+                                    "k",
+                                    [](const ItemView*, Mutation* m) {
+                                      m->kind = Mutation::Kind::kSet;
+                                      m->value = "not a pack";
+                                      m->type = ValueType::kSet;
+                                      return Status::Ok();
+                                    },
+                                    nullptr, std::nullopt)
+                                .status();
+  CHECK(bad_update.code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("A typed write past the value limit is refused whole", "[unit][typed]") {

@@ -797,8 +797,10 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         break;
       }
       case RespReply::kMulti: {
+        // As Redis's MGET: a key that is absent or holds another type is nil.
         const auto failed = std::find_if(r.begin(), r.end(), [](const OpResult& g) {
-          return !g.status.ok() && g.status.code() != StatusCode::kNotFound;
+          return !g.status.ok() && g.status.code() != StatusCode::kNotFound &&
+                 !IsWrongType(g.status);
         });
         if (failed != r.end()) {
           AppendStatusError(out, failed->status);

@@ -68,12 +68,19 @@ inline constexpr std::string_view kOk = "+OK\r\n";
 inline constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
 inline constexpr std::string_view kSyntax = "ERR syntax error";
 
+// True for the status of an operation on a key of another type (ringcache::WrongType()).
+inline bool IsWrongType(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition && s.message().starts_with("WRONGTYPE ");
+}
+
 // A node's status as a Redis error reply. UNAVAILABLE (a node failing over, joining, a
 // forward that timed out) is TRYAGAIN, the error Redis Cluster uses for "retry later".
+// WRONGTYPE keeps its own prefix, as Redis sends it.
 inline void AppendStatusError(std::string* out, const Status& s) {
   std::string_view prefix = "-ERR ";
   if (s.code() == StatusCode::kUnavailable) prefix = "-TRYAGAIN ";
   if (s.code() == StatusCode::kResourceExhausted) prefix = "-OOM ";
+  if (IsWrongType(s)) prefix = "-";
   out->append(prefix);
   out->append(OneLine(s.message()));
   out->append("\r\n");
