@@ -213,21 +213,32 @@ Snapshot Take(TestCluster& cluster) {
   return s;
 }
 
+// The flags of members with the cluster secret and, with `tls`, TLS between everyone
+// (the test CA, certificates naming 127.0.0.1), and the credentials of a client of theirs.
+struct SecuredCluster {
+  explicit SecuredCluster(bool tls)
+      : certs(tls ? std::make_unique<TestCerts>() : nullptr),
+        credentials(tls ? certs->Client("ca.pem") : grpc::InsecureChannelCredentials()),
+        flags(SecretArgs(secret)) {
+    if (!tls) return;
+    const std::vector<std::string> tls_flags = certs->NodeFlags();
+    flags.insert(flags.end(), tls_flags.begin(), tls_flags.end());
+  }
+  SecretFile secret{kSecret};
+  std::unique_ptr<TestCerts> certs;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::vector<std::string> flags;
+};
+
 TEST_CASE("With a cluster secret members work together and outsiders' cluster calls are refused",
           "[integration][cluster][security]") {
   // Once in plaintext, once with TLS between everyone: the outsider then holds the CA (it
   // can connect) but not the secret.
   const bool tls = GENERATE(false, true);
   INFO((tls ? "with TLS" : "plaintext"));
-  std::unique_ptr<TestCerts> certs = tls ? std::make_unique<TestCerts>() : nullptr;
-  const std::shared_ptr<grpc::ChannelCredentials> credentials =
-      tls ? certs->Client("ca.pem") : grpc::InsecureChannelCredentials();
-  SecretFile secret(kSecret);
-  std::vector<std::string> flags = SecretArgs(secret);
-  if (tls) {
-    const std::vector<std::string> tls_flags = certs->NodeFlags();
-    flags.insert(flags.end(), tls_flags.begin(), tls_flags.end());
-  }
+  const SecuredCluster secured(tls);
+  const std::shared_ptr<grpc::ChannelCredentials>& credentials = secured.credentials;
+  std::vector<std::string> flags = secured.flags;
   TestCluster cluster({.nodes = 3, .extra_args = flags, .credentials = credentials});
   RequireStart(cluster);  // Joins carry the secret, or this fails.
 
@@ -325,15 +336,9 @@ TEST_CASE(
   // Once in plaintext, once with TLS on both ports (the certificates name 127.0.0.1).
   const bool tls = GENERATE(false, true);
   INFO((tls ? "with TLS" : "plaintext"));
-  std::unique_ptr<TestCerts> certs = tls ? std::make_unique<TestCerts>() : nullptr;
-  const std::shared_ptr<grpc::ChannelCredentials> credentials =
-      tls ? certs->Client("ca.pem") : grpc::InsecureChannelCredentials();
-  SecretFile secret(kSecret);
-  std::vector<std::string> flags = SecretArgs(secret);
-  if (tls) {
-    const std::vector<std::string> tls_flags = certs->NodeFlags();
-    flags.insert(flags.end(), tls_flags.begin(), tls_flags.end());
-  }
+  const SecuredCluster secured(tls);
+  const std::shared_ptr<grpc::ChannelCredentials>& credentials = secured.credentials;
+  std::vector<std::string> flags = secured.flags;
   flags.insert(flags.end(), {"--max-streams-per-connection", "1", "--heartbeat-interval-ms", "100",
                              "--failure-timeout-ms", "1000"});
   TestCluster cluster(
