@@ -383,7 +383,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_flag("--tls-node-identity", flags->tls_node_identity,
                "Members' certificates name their node id (CN=<node id>): a\n"
                "member's call must come from the member it speaks for\n"
-               "(needs --tls-client-certs require)")
+               "(needs --tls-ca-file, and --tls-client-certs require unless\n"
+               "--cluster-listen: that port then requires members' certificates)")
       ->group(kSecurity);
   app.add_option("--tls-reload-s", flags->tls_reload_s,
                  "Read the TLS files again this often, in seconds: renewed\n"

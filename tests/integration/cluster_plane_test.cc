@@ -568,6 +568,46 @@ TEST_CASE("With --tls-node-identity a member speaks only for itself",
         16);
 }
 
+TEST_CASE("With --tls-node-identity and a cluster port, clients need no certificate",
+          "[integration][cluster][security]") {
+  // The cluster port requires members' certificates by itself; the client port asks for
+  // none (--tls-client-certs none, the default).
+  TestCerts certs;
+  SecretFile secret(kSecret);
+  std::vector<std::string> flags = SecretArgs(secret);
+  flags.insert(flags.end(),
+               {"--tls-cert-file", certs.path("{id}.pem"), "--tls-key-file", certs.path("{id}.key"),
+                "--tls-ca-file", certs.path("ca.pem"), "--tls-node-identity"});
+  const std::shared_ptr<grpc::ChannelCredentials> no_cert = certs.Client("ca.pem");
+  TestCluster cluster(
+      {.nodes = 3, .extra_args = flags, .credentials = no_cert, .cluster_port = true});
+  RequireStart(cluster);  // Members show their certificates on each other's cluster ports.
+  auto n1 = cluster.Stub(0);
+  for (int i = 0; i < kKeys; ++i) {
+    REQUIRE_THAT(checks::SetWc(*n1, KeyOf(i), "v" + std::to_string(i), 1).status, IsOk());
+  }
+  const Snapshot before = Take(cluster);  // Every key through every node, without a cert.
+  CHECK(before.missing == 0);
+
+  const std::string n2_cluster = cluster.node(1).ClusterAddress();
+  {  // Without a certificate the cluster port does not even complete the handshake.
+    const Forger no_identity(n2_cluster, no_cert, kSecret);
+    const grpc::Status s = no_identity.Heartbeat("n3", "n2", before.epoch, "");
+    INFO(s.error_message());
+    CHECK(s.error_code() == StatusCode::UNAVAILABLE);
+  }
+  {  // With n3's certificate and the secret, it may speak for n3 only.
+    const Forger as_n3(n2_cluster, certs.Client("ca.pem", "n3"), kSecret);
+    CHECK(as_n3.Heartbeat("n3", "n2", before.epoch, "").ok());
+    const grpc::Status s = as_n3.Heartbeat("n1", "n2", before.epoch, "n2");
+    INFO(s.error_message());
+    CHECK(s.error_code() == StatusCode::PERMISSION_DENIED);
+  }
+  const Snapshot after = Take(cluster);
+  CHECK(after.epoch == before.epoch);
+  CHECK(after.missing == 0);
+}
+
 TEST_CASE("With --tls-node-identity a node whose certificate names another id does not start",
           "[integration][security]") {
   TestCerts certs;

@@ -277,10 +277,19 @@ Status CheckClusterOptions(const NodeOptions& o) {
   if (!o.tls.enabled() && !o.tls.ca_file.empty()) {
     return Status::InvalidArgument("tls.ca_file needs tls.cert_file and tls.key_file (TLS is off)");
   }
-  if (o.tls.node_identity && o.tls.client_certs != NodeTlsOptions::ClientCerts::kRequire) {
+  // With a cluster port, that port requires members' certificates by itself, and
+  // client_certs is the client port's alone.
+  if (o.tls.node_identity && o.cluster_listen_address.empty() &&
+      o.tls.client_certs != NodeTlsOptions::ClientCerts::kRequire) {
     return Status::InvalidArgument(
-        "tls.node_identity needs tls.client_certs require: a member's id is read from the "
-        "certificate it must present");
+        "tls.node_identity needs tls.client_certs require (or a cluster port, "
+        "cluster_listen_address, which then requires members' certificates by itself): a "
+        "member's id is read from the certificate it must present");
+  }
+  if (o.tls.node_identity && o.tls.ca_file.empty()) {
+    return Status::InvalidArgument(
+        "tls.node_identity needs tls.ca_file: the CAs that members' certificates must be "
+        "signed by");
   }
   if (o.tls.client_certs != NodeTlsOptions::ClientCerts::kNone && o.tls.ca_file.empty()) {
     return Status::InvalidArgument(
@@ -690,7 +699,12 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
          .max_streams_per_connection = 0,
          .grow_receive_windows = true,
          .extra_services = {n.membership->service(), n.store->service()},
-         .credentials = n.tls != nullptr ? n.tls->ServerCredentials() : nullptr,
+         // With node identity every caller of the cluster port shows the certificate
+         // that names it; the client port asks clients as tls.client_certs says.
+         .credentials = n.tls == nullptr ? nullptr
+                        : options.tls.node_identity
+                            ? n.tls->ServerCredentials(NodeTlsOptions::ClientCerts::kRequire)
+                            : n.tls->ServerCredentials(),
          .cluster_auth = n.cluster_auth.get(),
          .client_auth = n.client_auth.get(),
          .plane = internal::PortPlane::kCluster},

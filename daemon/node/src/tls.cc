@@ -155,11 +155,12 @@ NodeTls::NodeTls(const NodeTlsOptions& tls) : options_(tls) {
   }
 }
 
-std::shared_ptr<grpc::ServerCredentials> NodeTls::ServerCredentials() const {
+std::shared_ptr<grpc::ServerCredentials> NodeTls::ServerCredentials(
+    std::optional<NodeTlsOptions::ClientCerts> client_certs) const {
   grpc::experimental::TlsServerCredentialsOptions options(provider_);
   options.watch_identity_key_cert_pairs();
   if (!options_.ca_file.empty()) options.watch_root_certs();
-  switch (options_.client_certs) {
+  switch (client_certs.value_or(options_.client_certs)) {
     case NodeTlsOptions::ClientCerts::kNone:
       options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
       break;

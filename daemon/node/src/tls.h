@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "ringcache/node/node.h"
@@ -40,7 +41,10 @@ class NodeTls {
   // REQUIRES: tls.enabled() and CheckTlsFiles(tls) was OK.
   explicit NodeTls(const NodeTlsOptions& tls);
 
-  std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
+  // A port's credentials: its callers' certificates asked for as `client_certs` says
+  // (default: the options' tls.client_certs).
+  std::shared_ptr<grpc::ServerCredentials> ServerCredentials(
+      std::optional<NodeTlsOptions::ClientCerts> client_certs = std::nullopt) const;
   std::shared_ptr<grpc::ChannelCredentials> PeerCredentials() const;
 
  private:

@@ -63,8 +63,10 @@ struct NodeTlsOptions {
   // call on the cluster plane must come from the member it claims to come from: a
   // heartbeat's or pushed view's from_id, a joiner's id, a replication stream's primary, a
   // forwarded call's ringcache-forwarded-by must be the id the caller's certificate names
-  // (PERMISSION_DENIED otherwise). Needs client_certs kRequire; the node's own certificate
-  // must name its node_id.
+  // (PERMISSION_DENIED otherwise). Needs ca_file, and client_certs kRequire unless the node
+  // has a cluster port (cluster_listen_address): that port then requires members'
+  // certificates by itself, and client_certs applies to the client port alone. The node's
+  // own certificate must name its node_id.
   bool node_identity = false;
   // How often the files are read again: renewed certificates are served from then on,
   // without a restart (a pair that does not match is ignored, the old one stays). Default
