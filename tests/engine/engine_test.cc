@@ -158,24 +158,4 @@ TEST_CASE("Prototype HSET is replicated like any write and read back on the repl
 }
 
 }  // namespace
-TEST_CASE("INCRBYFLOAT's number text is parsed and written as Redis does", "[engine]") {
-  long double v = 0;
-  CHECK(ParseFloatText("10.5", &v));
-  CHECK(v == 10.5L);
-  CHECK(ParseFloatText("-5.0e3", &v));
-  CHECK(v == -5000.0L);
-  CHECK(ParseFloatText("inf", &v));  // Parsed; the sum is refused later.
-  for (const char* bad : {"", " 1", "1 ", "abc", "nan", "1e99999", "0x"}) {
-    INFO(bad);
-    CHECK_FALSE(ParseFloatText(bad, &v));
-  }
-  CHECK_FALSE(ParseFloatText(std::string(5 * 1024, '1'), &v));
-  CHECK(FormatFloatText(10.5L) == "10.5");
-  CHECK(FormatFloatText(3000.0L) == "3000");
-  CHECK(FormatFloatText(-0.0L) == "0");
-  CHECK(FormatFloatText(10.5L + 0.1L) == "10.6");
-  CHECK(FormatFloatText(0.1L) == "0.1");  // Trailing zeros of the 17 decimals go...
-  CHECK(FormatFloatText(static_cast<long double>(0.1)) == "0.10000000000000001");  // ...only those.
-}
-
 }  // namespace ringcache::internal

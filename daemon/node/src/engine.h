@@ -26,10 +26,4 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
 std::string EncodeFields(std::span<const std::pair<std::string, std::string>> fields);
 bool DecodeFields(std::string_view bytes, std::vector<std::pair<std::string, std::string>>* out);
 
-// INCRBYFLOAT's number text, Redis's way. Parse: strtold over the whole text, which must
-// be 1 to 5119 bytes with no leading space, not NaN and not out of range. Format: "%.17Lf"
-// with trailing zeros (and a bare '.') removed, "-0" written "0".
-bool ParseFloatText(std::string_view text, long double* out);
-std::string FormatFloatText(long double value);
-
 }  // namespace ringcache::internal

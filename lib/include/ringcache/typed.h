@@ -16,10 +16,17 @@
 // max_value_bytes, and copied whole by each write); large collections get an index of
 // their own in a later step (the design's section 2).
 //
+// Every front end runs the same operations through one entry point: a TypedOp (a command
+// of the vocabulary below and its arguments) run by RunTyped on a TypedStore, which is a
+// Cache (CacheStore) or anything that wraps one and adds to each write (a ringcached node
+// replicates it). The functions above the vocabulary are convenience forms of RunTyped
+// on a Cache.
+//
 // Thread safety: as the Cache's: every function may be called concurrently.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -88,5 +95,149 @@ Result<bool> SetIsMember(const Cache& cache, const HashedKey& key, std::string_v
 Result<std::vector<std::string>> SetMembers(const Cache& cache, const HashedKey& key);
 // SCARD.
 Result<uint64_t> SetCard(const Cache& cache, const HashedKey& key);
+
+// ---- The vocabulary: every typed command, for every front end.
+
+// A command on a hash, list or set. Numbered for the wire (proto/ringcache/v1/cache.proto's
+// CollectionCommand has the same numbers): never renumber.
+enum class TypedCommand : uint8_t {
+  kHSet = 1,
+  kHSetNx = 2,
+  kHGet = 3,
+  kHMGet = 4,
+  kHDel = 5,
+  kHGetAll = 6,
+  kHKeys = 7,
+  kHVals = 8,
+  kHLen = 9,
+  kHExists = 10,
+  kHStrLen = 11,
+  kHIncrBy = 12,
+  kHIncrByFloat = 13,
+  kLPush = 20,
+  kRPush = 21,
+  kLPushX = 22,
+  kRPushX = 23,
+  kLPop = 24,
+  kRPop = 25,
+  kLRange = 26,
+  kLLen = 27,
+  kLIndex = 28,
+  kLSet = 29,
+  kLInsert = 30,
+  kLTrim = 31,
+  kLRem = 32,
+  kSAdd = 40,
+  kSRem = 41,
+  kSIsMember = 42,
+  kSMIsMember = 43,
+  kSMembers = 44,
+  kSCard = 45,
+};
+
+// What a command is: its Redis name (lower case), the type of key it acts on, whether it
+// writes, and how many strings it takes after the key (args; max_args -1 = no limit).
+struct TypedCommandInfo {
+  TypedCommand command;
+  std::string_view name;
+  ValueType type;
+  bool write;
+  int min_args;
+  int max_args;
+};
+// The command numbered `number` on the wire, or nullptr if there is none.
+const TypedCommandInfo* TypedCommandNumbered(uint32_t number);
+// The command named `name` (any case: "HSET", "hset"), or nullptr.
+const TypedCommandInfo* TypedCommandNamed(std::string_view name);
+const TypedCommandInfo& InfoOf(TypedCommand command);
+// Every command, in number order.
+std::span<const TypedCommandInfo> TypedCommands();
+
+// One command on one key, with views of its arguments (which must outlive it). Which
+// fields a command reads (docs/api.md has the table):
+//   args    HSET field value [field value ...]; HSETNX field value; HGET, HEXISTS, HSTRLEN,
+//           HINCRBY field; HMGET, HDEL field...; HINCRBYFLOAT field increment;
+//           LPUSH/RPUSH/LPUSHX/RPUSHX element...; LSET element; LINSERT pivot element;
+//           LREM element; SADD/SREM/SISMEMBER/SMISMEMBER member...
+//   n       HINCRBY the increment; LINDEX, LSET the index; LRANGE, LTRIM the start;
+//           LREM the count; LPOP/RPOP the count (with `flag`).
+//   stop    LRANGE, LTRIM: the stop index (inclusive).
+//   flag    LINSERT: BEFORE (else AFTER); LPOP/RPOP: a count was given (the reply is a
+//           list, nil for an absent key).
+struct TypedOp {
+  TypedCommand command = TypedCommand::kHGet;
+  std::span<const std::string_view> args{};
+  int64_t n = 0;
+  int64_t stop = 0;
+  bool flag = false;
+  // A write: run only if the key's version is this (compare-and-set on any type);
+  // FAILED_PRECONDITION "version mismatch" otherwise, NOT_FOUND if the key is absent.
+  // 0 = unconditional. Reads ignore it.
+  uint64_t if_version = 0;
+};
+
+// What a command gave. Which fields are set depends on the command:
+//   integer  HSET, HSETNX, HDEL, HLEN, HEXISTS, HSTRLEN, HINCRBY, the pushes, LLEN,
+//            LINSERT, LREM, SADD, SREM, SISMEMBER, SCARD: Redis's integer reply.
+//   items    HGET, HINCRBYFLOAT, LINDEX, LPOP/RPOP without a count: one item, or none
+//            with `nil`. HMGET: one per field, in order (absent ones "" and listed in
+//            `absent`). HGETALL: field, value, field, value, ...; HKEYS, HVALS,
+//            LRANGE, LPOP/RPOP with a count (nil for an absent key), SMEMBERS: the items.
+//   integers SMISMEMBER: 1 or 0 per member.
+//   version  the key's version after a write (0 if it no longer exists); a read: the
+//            version it read (0 for an absent key).
+struct TypedReply {
+  int64_t integer = 0;
+  bool nil = false;
+  std::vector<std::string> items;
+  std::vector<uint32_t> absent;
+  std::vector<int64_t> integers;
+  uint64_t version = 0;
+
+  // Bytes of the items (for response budgets).
+  size_t ItemBytes() const;
+};
+
+using UpdateFn = std::function<Status(const ItemView* current, Mutation* mutation)>;
+
+// Where typed commands run: a key's stored pack and a read-modify-write of it.
+class TypedStore {
+ public:
+  virtual ~TypedStore() = default;
+  // Cache::GetTyped's contract: the pack of `key` if it holds `type`; NOT_FOUND if absent.
+  virtual Status Read(const HashedKey& key, ValueType type, std::string* pack,
+                      ItemMeta* meta) const = 0;
+  // Cache::Update's contract, with the type the key must hold.
+  virtual Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
+                                      ValueType expected) = 0;
+};
+
+// A Cache as a TypedStore; each write's record goes to `record` (may be null). Built from a
+// const Cache, it only reads (a write is FAILED_PRECONDITION).
+class CacheStore final : public TypedStore {
+ public:
+  explicit CacheStore(Cache& cache, WriteRecord* record = nullptr)
+      : reader_(cache), writer_(&cache), record_(record) {}
+  explicit CacheStore(const Cache& cache) : reader_(cache) {}
+  Status Read(const HashedKey& key, ValueType type, std::string* pack,
+              ItemMeta* meta) const override;
+  Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
+                              ValueType expected) override;
+
+ private:
+  const Cache& reader_;
+  Cache* writer_ = nullptr;
+  WriteRecord* record_ = nullptr;
+};
+
+// INVALID_ARGUMENT (naming the command and what it needs) if `op` has the wrong number of
+// arguments for its command (an HSET with a field and no value, an LPOP with a negative
+// count). Checked by RunTyped too; a front end calls it before routing, to refuse early.
+Status CheckTypedOp(const TypedOp& op);
+
+// Runs `op` on `key` in `store` and fills `reply`, with Redis's semantics (the header's
+// comment). Errors: CheckTypedOp's; WrongType(); the command's own (HINCRBY on a value
+// that is not an integer, LSET out of range, ...); the store's (limits, budget).
+Status RunTyped(TypedStore& store, const HashedKey& key, const TypedOp& op, TypedReply* reply);
 
 }  // namespace ringcache

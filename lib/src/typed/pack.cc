@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <unordered_map>
+
+#include "ringcache/float_text.h"
 
 namespace ringcache::typed {
 namespace {
@@ -178,12 +182,64 @@ bool FitsSmall(std::span<const std::string_view> items, bool pairs) {
 
 namespace {
 
-// The index of `field`'s name in a hash's items, or -1.
+// The index of `field`'s name in a hash's items, or -1 (one lookup: a scan).
 int64_t FindField(const std::vector<std::string_view>& items, std::string_view field) {
   for (size_t i = 0; i < items.size(); i += 2) {
     if (items[i] == field) return static_cast<int64_t>(i);
   }
   return -1;
+}
+
+// Where each distinct item of a collection is, for writes that look up many names: a
+// linear scan below a few dozen items, a hash table above, so that a write of m names to
+// a collection of n items costs O(n + m), never O(n * m) (a caller may send a million).
+class ItemIndex {
+ public:
+  // Indexes items[0], items[stride], items[2 * stride], ... (a hash's fields: stride 2).
+  ItemIndex(const std::vector<std::string_view>& items, size_t stride)
+      : items_(items), stride_(stride) {
+    if (items.size() / stride <= kLinearMax) return;
+    table_.reserve(items.size() / stride * 2);
+    for (size_t i = 0; i < items.size(); i += stride) table_.emplace(items[i], i);
+  }
+  // The position of `name`, or -1.
+  int64_t Find(std::string_view name) const {
+    if (table_.empty() && items_.size() / stride_ <= kLinearMax) {
+      for (size_t i = 0; i < items_.size(); i += stride_) {
+        if (items_[i] == name) return static_cast<int64_t>(i);
+      }
+      return -1;
+    }
+    const auto it = table_.find(name);
+    return it == table_.end() ? -1 : static_cast<int64_t>(it->second);
+  }
+  // Records that items[at] (just appended) is `name`.
+  void Added(std::string_view name, size_t at) {
+    if (!table_.empty() || items_.size() / stride_ > kLinearMax) {
+      if (table_.empty()) {  // Crossed the threshold: index what is there.
+        for (size_t i = 0; i < items_.size(); i += stride_) table_.emplace(items_[i], i);
+      }
+      table_.emplace(name, at);
+    }
+  }
+
+ private:
+  static constexpr size_t kLinearMax = 32;
+  const std::vector<std::string_view>& items_;
+  size_t stride_;
+  std::unordered_map<std::string_view, size_t> table_;
+};
+
+// The items with those at the marked positions (each `stride` long) left out.
+std::vector<std::string_view> Without(const std::vector<std::string_view>& items,
+                                      const std::vector<bool>& drop, size_t stride) {
+  std::vector<std::string_view> kept;
+  kept.reserve(items.size());
+  for (size_t i = 0; i < items.size(); i += stride) {
+    if (drop[i]) continue;
+    for (size_t j = 0; j < stride; ++j) kept.push_back(items[i + j]);
+  }
+  return kept;
 }
 
 }  // namespace
@@ -192,15 +248,19 @@ Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs, 
   if (pairs.empty()) return Status::InvalidArgument("HSET needs at least one field and value");
   std::vector<std::string_view> items;
   if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  // More pairs than any hash may hold: refused before indexing them.
+  if (pairs.size() > kMaxElements) return CheckElements(pairs.size());
+  ItemIndex index(items, 2);
   Write w;
   for (const auto& [field, value] : pairs) {
-    const int64_t at = FindField(items, field);
+    const int64_t at = index.Find(field);
     if (at >= 0) {
       if (!only_new) items[static_cast<size_t>(at) + 1] = value;
       continue;
     }
     items.push_back(field);
     items.push_back(value);
+    index.Added(field, items.size() - 2);
     ++w.n;
   }
   if (Status s = CheckElements(items.size() / 2); !s.ok()) return s;
@@ -211,14 +271,16 @@ Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs, 
 Result<Write> HashDel(std::string_view pack, std::span<const std::string_view> fields) {
   std::vector<std::string_view> items;
   if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  ItemIndex index(items, 2);
+  std::vector<bool> drop(items.size(), false);
   Write w;
   for (std::string_view field : fields) {
-    const int64_t at = FindField(items, field);
-    if (at < 0) continue;
-    items.erase(items.begin() + at, items.begin() + at + 2);
+    const int64_t at = index.Find(field);
+    if (at < 0 || drop[static_cast<size_t>(at)]) continue;
+    drop[static_cast<size_t>(at)] = true;
     ++w.n;
   }
-  w.pack = w.n == 0 ? std::string(pack) : PackOf(items, true);
+  w.pack = w.n == 0 ? std::string(pack) : PackOf(Without(items, drop, 2), true);
   return w;
 }
 
@@ -262,6 +324,46 @@ Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t 
   }
   if (Status s = CheckElements(items.size() / 2); !s.ok()) return s;
   return Write{Encode(items, true), next};  // Encoded while `text` lives.
+}
+
+Result<std::vector<std::optional<std::string_view>>> HashMGet(
+    std::string_view pack, std::span<const std::string_view> fields) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  const ItemIndex index(items, 2);
+  std::vector<std::optional<std::string_view>> out;
+  out.reserve(fields.size());
+  for (std::string_view field : fields) {
+    const int64_t at = index.Find(field);
+    out.push_back(at < 0 ? std::nullopt : std::optional(items[static_cast<size_t>(at) + 1]));
+  }
+  return out;
+}
+
+Result<Write> HashIncrByFloat(std::string_view pack, std::string_view field,
+                              std::string_view increment, std::string* text) {
+  long double by = 0;
+  if (!ParseFloatText(increment, &by)) return Status::InvalidArgument("value is not a valid float");
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, true, &items); !s.ok()) return s;
+  const int64_t at = FindField(items, field);
+  long double current = 0;
+  if (at >= 0 && !ParseFloatText(items[static_cast<size_t>(at) + 1], &current)) {
+    return Status::FailedPrecondition("hash value is not a float");
+  }
+  const long double next = current + by;
+  if (std::isnan(next) || std::isinf(next)) {
+    return Status::FailedPrecondition("increment would produce NaN or Infinity");
+  }
+  *text = FormatFloatText(next);
+  if (at >= 0) {
+    items[static_cast<size_t>(at) + 1] = *text;
+  } else {
+    items.push_back(field);
+    items.push_back(*text);
+  }
+  if (Status s = CheckElements(items.size() / 2); !s.ok()) return s;
+  return Write{Encode(items, true), 0};
 }
 
 // ---- Lists.
@@ -396,12 +498,15 @@ Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop) {
 
 Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> members) {
   if (members.empty()) return Status::InvalidArgument("SADD needs at least one member");
+  if (members.size() > kMaxElements) return CheckElements(members.size());
   std::vector<std::string_view> items;
   if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  ItemIndex index(items, 1);
   Write w;
   for (std::string_view m : members) {
-    if (std::find(items.begin(), items.end(), m) != items.end()) continue;
+    if (index.Find(m) >= 0) continue;
     items.push_back(m);
+    index.Added(m, items.size() - 1);
     ++w.n;
   }
   if (Status s = CheckElements(items.size()); !s.ok()) return s;
@@ -412,15 +517,28 @@ Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> me
 Result<Write> SetRem(std::string_view pack, std::span<const std::string_view> members) {
   std::vector<std::string_view> items;
   if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  ItemIndex index(items, 1);
+  std::vector<bool> drop(items.size(), false);
   Write w;
   for (std::string_view m : members) {
-    const auto it = std::find(items.begin(), items.end(), m);
-    if (it == items.end()) continue;
-    items.erase(it);
+    const int64_t at = index.Find(m);
+    if (at < 0 || drop[static_cast<size_t>(at)]) continue;
+    drop[static_cast<size_t>(at)] = true;
     ++w.n;
   }
-  w.pack = w.n == 0 ? std::string(pack) : PackOf(items);
+  w.pack = w.n == 0 ? std::string(pack) : PackOf(Without(items, drop, 1));
   return w;
+}
+
+Result<std::vector<bool>> SetMIsMember(std::string_view pack,
+                                       std::span<const std::string_view> members) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const ItemIndex index(items, 1);
+  std::vector<bool> out;
+  out.reserve(members.size());
+  for (std::string_view m : members) out.push_back(index.Find(m) >= 0);
+  return out;
 }
 
 Result<bool> SetIsMember(std::string_view pack, std::string_view member) {

@@ -80,9 +80,18 @@ Result<Write> HashSet(std::string_view pack, std::span<const FieldValue> pairs,
 Result<Write> HashDel(std::string_view pack, std::span<const std::string_view> fields);
 // HGET: the value, or nullopt.
 Result<std::optional<std::string_view>> HashGet(std::string_view pack, std::string_view field);
+// HMGET: one value (or nullopt) per field, in order.
+Result<std::vector<std::optional<std::string_view>>> HashMGet(
+    std::string_view pack, std::span<const std::string_view> fields);
 // HINCRBY (n = the new value). FAILED_PRECONDITION "hash value is not an integer";
 // OUT_OF_RANGE "increment or decrement would overflow".
 Result<Write> HashIncrBy(std::string_view pack, std::string_view field, int64_t delta);
+
+// HINCRBYFLOAT: the new value's text into *text (Redis's: FormatFloatText).
+// INVALID_ARGUMENT "value is not a valid float" for the increment; FAILED_PRECONDITION
+// "hash value is not a float" or "increment would produce NaN or Infinity".
+Result<Write> HashIncrByFloat(std::string_view pack, std::string_view field,
+                              std::string_view increment, std::string* text);
 
 // ---- Lists.
 
@@ -117,6 +126,9 @@ Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop);
 Result<Write> SetAdd(std::string_view pack, std::span<const std::string_view> members);
 // SREM (n = members removed).
 Result<Write> SetRem(std::string_view pack, std::span<const std::string_view> members);
+// SMISMEMBER: whether each member is one, in order.
+Result<std::vector<bool>> SetMIsMember(std::string_view pack,
+                                       std::span<const std::string_view> members);
 // SISMEMBER.
 Result<bool> SetIsMember(std::string_view pack, std::string_view member);
 
