@@ -94,6 +94,25 @@ def run(pb2, stub):
         resp = stub.Incr(pb2.IncrRequest(key=b"visits", delta=delta), timeout=CALL_TIMEOUT_S)
         print(f"Incr visits by {delta} -> {resp.value}")
 
+    # Hashes, lists and sets: one Collection rpc, Redis's commands and replies.
+    def collection(key, command, *args, **kw):
+        return stub.Collection(pb2.CollectionRequest(
+            key=key, command=getattr(pb2, "COLLECTION_COMMAND_" + command), args=args, **kw),
+            timeout=CALL_TIMEOUT_S)
+
+    collection(b"user:42", "HSET", b"name", b"Ada", b"lang", b"C++")
+    fields = collection(b"user:42", "HGETALL").items
+    print(f"HGETALL user:42 -> {dict(zip(fields[::2], fields[1::2]))}")
+    collection(b"jobs", "RPUSH", b"j1", b"j2", b"j3")
+    popped = collection(b"jobs", "LPOP", n=2, flag=True).items  # LPOP jobs 2
+    print(f"LPOP jobs 2 -> {list(popped)}")
+    collection(b"tags", "SADD", b"cache", b"grpc", b"cache")
+    print(f"SCARD tags -> {collection(b'tags', 'SCARD').integer}")
+    try:
+        collection(b"user:42", "LPUSH", b"x")
+    except grpc.RpcError as err:  # A key holds one type, as in Redis.
+        print(f"LPUSH user:42 -> {err.code().name} ({err.details()})")
+
     # MultiSet / MultiGet: one result per item, in order, each with its own status.
     stub.MultiSet(pb2.MultiSetRequest(items=[pb2.SetRequest(key=b"a", value=b"1"),
                                              pb2.SetRequest(key=b"b", value=b"2")]),

@@ -893,7 +893,7 @@ Result<UpdateResult> Cache::Update(
   return result;
 }
 
-Result<uint64_t> Cache::Ttl(const HashedKey& hashed) const {
+Result<uint64_t> Cache::Ttl(const HashedKey& hashed, ValueType* type) const {
   const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   const uint64_t hash = hashed.index();
@@ -902,10 +902,11 @@ Result<uint64_t> Cache::Ttl(const HashedKey& hashed) const {
   const Entry* e = impl_->Find(sh.table.load(std::memory_order_seq_cst), key, hash);
   if (e == nullptr) return KeyNotFound();
   const int64_t deadline = e->deadline();
+  if (deadline != 0 && deadline <= impl_->clock->NowMs()) return KeyNotFound();
+  if (type != nullptr) *type = e->type;
   if (deadline == 0) return uint64_t{0};
   const int64_t now = impl_->clock->NowMs();
-  if (deadline <= now) return KeyNotFound();
-  return static_cast<uint64_t>(deadline - now);
+  return static_cast<uint64_t>(std::max<int64_t>(deadline - now, 1));
 }
 
 Result<IncrResult> Cache::Incr(const HashedKey& hashed, int64_t delta, uint64_t ttl_ms_if_created,

@@ -298,10 +298,10 @@ TEST_CASE("Server reflection lists the services and describes ringcache.v1.Cache
       std::vector<std::string> methods;
       for (const auto& m : svc.method()) methods.push_back(m.name());
       std::sort(methods.begin(), methods.end());
-      CHECK(methods == std::vector<std::string>{"Batch", "Delete", "Get", "Incr", "MultiDelete",
-                                                "MultiGet", "MultiSet", "Pipeline", "Set",
-                                                "SetRange", "Stats", "Topology", "Touch", "Ttl",
-                                                "WatchTopology"});
+      CHECK(methods == std::vector<std::string>{"Batch", "Collection", "Delete", "Get", "Incr",
+                                                "MultiDelete", "MultiGet", "MultiSet", "Pipeline",
+                                                "Set", "SetRange", "Stats", "Topology", "Touch",
+                                                "Ttl", "WatchTopology"});
     }
   }
   CHECK(found);

@@ -530,6 +530,73 @@ class StatsTest(ApiTest):
         self.assertLessEqual(after.bytes_used, after.capacity_bytes)
 
 
+class CollectionTest(ApiTest):
+    """Hashes, lists and sets through the Collection rpc, as a service in another language
+    calls them with only the .proto."""
+
+    def run_cmd(self, key, command, *args, **kw):
+        return self.call("Collection", pb2.CollectionRequest(
+            key=key, command=getattr(pb2, "COLLECTION_COMMAND_" + command),
+            args=[a if isinstance(a, bytes) else a.encode() for a in args], **kw))
+
+    def test_hash_fields_versions_and_compare_and_set(self):
+        h = self.k("h")
+        r = self.run_cmd(h, "HSET", "name", "ada", "lang", "c++")
+        self.assertEqual(r.integer, 2)
+        self.assertGreater(r.version, 0)
+        r = self.run_cmd(h, "HMGET", "lang", "nope", "name")
+        self.assertEqual(list(r.items), [b"c++", b"", b"ada"])
+        self.assertEqual(list(r.absent), [1])
+        self.assertEqual(list(self.run_cmd(h, "HGETALL").items), [b"name", b"ada", b"lang", b"c++"])
+        self.assertEqual(self.run_cmd(h, "HINCRBY", "visits", n=5).integer, 5)
+        self.assertEqual(self.run_cmd(h, "HINCRBYFLOAT", "score", "1.5").items, [b"1.5"])
+        self.assertTrue(self.run_cmd(h, "HGET", "missing").nil)
+        version = self.run_cmd(h, "HLEN").version
+        self.assertCode(grpc.StatusCode.FAILED_PRECONDITION, "Collection", pb2.CollectionRequest(
+            key=h, command=pb2.COLLECTION_COMMAND_HSET, args=[b"x", b"1"], if_version=version + 1),
+            "version mismatch")
+        self.assertEqual(self.run_cmd(h, "HSET", "x", "1", if_version=version).integer, 1)
+        # Ttl tells the type; Get on a hash is WRONGTYPE, in Redis's words.
+        self.assertEqual(self.call("Ttl", pb2.TtlRequest(key=h)).type, pb2.KEY_TYPE_HASH)
+        self.assertCode(grpc.StatusCode.FAILED_PRECONDITION, "Get", pb2.GetRequest(key=h),
+                        "WRONGTYPE Operation against a key holding the wrong kind of value")
+
+    def test_lists_pop_with_a_count_and_sets(self):
+        q = self.k("q")
+        self.assertEqual(self.run_cmd(q, "RPUSH", "a", "b", "c").integer, 3)
+        self.assertEqual(list(self.run_cmd(q, "LPOP", n=2, flag=True).items), [b"a", b"b"])
+        self.assertEqual(list(self.run_cmd(q, "LRANGE", n=0, stop=-1).items), [b"c"])
+        self.assertEqual(list(self.run_cmd(q, "RPOP").items), [b"c"])
+        self.assertTrue(self.run_cmd(q, "RPOP").nil)  # The list is gone with its last element.
+        self.assertCode(grpc.StatusCode.NOT_FOUND, "Ttl", pb2.TtlRequest(key=q))
+        s = self.k("s")
+        self.assertEqual(self.run_cmd(s, "SADD", "x", "y", "x").integer, 2)
+        self.assertEqual(list(self.run_cmd(s, "SMISMEMBER", "y", "z").integers), [1, 0])
+
+    def test_bad_requests_name_what_is_wrong(self):
+        self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, "Collection", pb2.CollectionRequest(
+            key=self.k("h"), command=pb2.COLLECTION_COMMAND_HSET, args=[b"f"]),
+            "hset takes at least 2 argument(s)")
+        self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, "Collection",
+                        pb2.CollectionRequest(key=self.k("h")), "unknown collection command 0")
+        self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, "Collection", pb2.CollectionRequest(
+            key=self.k("q"), command=pb2.COLLECTION_COMMAND_LPOP, n=-1, flag=True), "negative")
+        self.set(self.k("str"), b"v")
+        self.assertCode(grpc.StatusCode.FAILED_PRECONDITION, "Collection", pb2.CollectionRequest(
+            key=self.k("str"), command=pb2.COLLECTION_COMMAND_SADD, args=[b"m"]), "WRONGTYPE")
+
+    def test_in_a_pipeline(self):
+        ops = [pb2.Operation(id=1, collection=pb2.CollectionRequest(
+                   key=self.k("p"), command=pb2.COLLECTION_COMMAND_RPUSH, args=[b"a", b"b"])),
+               pb2.Operation(id=2, collection=pb2.CollectionRequest(
+                   key=self.k("p"), command=pb2.COLLECTION_COMMAND_LLEN))]
+        results = {r.id: r for resp in self.stub.Pipeline(iter([pb2.PipelineRequest(ops=ops)]),
+                                                          timeout=CALL_TIMEOUT_S)
+                   for r in resp.results}
+        self.assertEqual(results[1].collection.integer, 2)
+        self.assertEqual(results[2].collection.integer, 2)
+
+
 class PipelineTest(ApiTest):
     def test_thousands_of_ops_in_flight(self):
         """5000 mixed operations streamed in messages of 100 while results are read."""
@@ -667,7 +734,7 @@ class ReflectionTest(unittest.TestCase):
         self.assertEqual(cache_file.package, "ringcache.v1")
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
         self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "SetRange",
-                                   "MultiGet", "MultiSet", "MultiDelete", "Batch", "Stats",
+                                   "Collection", "MultiGet", "MultiSet", "MultiDelete", "Batch", "Stats",
                                    "Pipeline", "Topology", "WatchTopology"})
 
 

@@ -25,7 +25,8 @@ import tempfile
 import time
 
 # Commands in order. A command is a list of arguments (bytes or str), or a tuple
-# (rule, args): "ttl" compares integers within 1, "pttl" within 1500 ms.
+# (rule, args): "ttl" compares integers within 1, "pttl" within 1500 ms, "set" the
+# elements of an array in any order.
 SCRIPT = [
     # Connection.
     ["PING"], ["PING", "hello"], ["PING", "a", "b"], ["ECHO", "hi"], ["ECHO"],
@@ -126,6 +127,57 @@ SCRIPT = [
     ["INCRBYFLOAT", "fls", "1"], ["SET", "fli", "3"], ["INCRBYFLOAT", "fli", "1.1"],
     ["INCRBYFLOAT", "flz", "3.0e3"], ["INCRBYFLOAT", "fln", "-0.0"], ["INCRBYFLOAT", "flb", "1e300"],
     ["SET", "flt", "1.5", "EX", "100"], ["INCRBYFLOAT", "flt", "1"], ("ttl", ["TTL", "flt"]),
+    # Hashes (keys spread over the nodes: most of these are forwarded to their owner).
+    ["HSET", "h1", "f1", "v1", "f2", "v2"], ["HSET", "h1", "f1", "x", "f3", "v3"], ["HSET", "h1"],
+    ["HSET", "h1", "f"], ["HSET", "h1", "a", "b", "c"], ["HGET", "h1", "f1"], ["HGET", "h1", "nof"],
+    ["HGET", "nokey", "f"], ["HGET", "h1"], ["HMGET", "h1", "f1", "nof", "f3"], ["HMGET", "nokey", "a"],
+    ["HSETNX", "h1", "f1", "y"], ["HSETNX", "h1", "f4", "y"], ["HGETALL", "h1"], ["HKEYS", "h1"],
+    ["HVALS", "h1"], ["HGETALL", "nokey"], ["HKEYS", "nokey"], ["HLEN", "h1"], ["HLEN", "nokey"],
+    ["HEXISTS", "h1", "f1"], ["HEXISTS", "h1", "zz"], ["HSTRLEN", "h1", "f2"], ["HSTRLEN", "h1", "zz"],
+    ["HINCRBY", "h1", "n", "5"], ["HINCRBY", "h1", "n", "-7"], ["HINCRBY", "h1", "f1", "1"],
+    ["HINCRBY", "h1", "n", "x"], ["HINCRBY", "h1", "n", "1.5"], ["HSET", "h1", "big", "9223372036854775807"],
+    ["HINCRBY", "h1", "big", "1"], ["HINCRBYFLOAT", "h1", "fl", "10.5"], ["HINCRBYFLOAT", "h1", "fl", "0.1"],
+    ["HINCRBYFLOAT", "h1", "f1", "1"], ["HINCRBYFLOAT", "h1", "fl", "abc"], ["HINCRBYFLOAT", "h1", "fl", "inf"],
+    ["HINCRBYFLOAT", "h1", "n", "2.5e1"], ["HGETALL", "h1"],
+    ["HMSET", "h2", "a", "1", "b", "2"], ["HMSET", "h2", "a"], ["HMSET", "h2", "a", "1", "b"],
+    ["HGETALL", "h2"], ["HDEL", "h2", "a", "a", "zz"], ["HDEL", "h2", "b"], ["EXISTS", "h2"],
+    ["HDEL", "nokey", "a"], ["HDEL", "h2"],
+    # One type per key: every other family is WRONGTYPE, key commands act on any type.
+    ["TYPE", "h1"], ["GET", "h1"], ["INCR", "h1"], ["APPEND", "h1", "x"], ["GETDEL", "h1"],
+    ["SET", "h1", "v", "GET"], ["LPUSH", "h1", "x"], ["SADD", "h1", "x"], ["SET", "hstr", "v"],
+    ["HGET", "hstr", "f"], ["HSET", "hstr", "f", "v"], ["HINCRBY", "hstr", "f", "x"],
+    ["HINCRBYFLOAT", "hstr", "f", "x"], ["MGET", "h1", "hstr"], ["STRLEN", "h1"],
+    ["EXPIRE", "h1", "100"], ("ttl", ["TTL", "h1"]), ["PERSIST", "h1"], ["TTL", "h1"],
+    ["EXISTS", "h1", "hstr"], ["HSET", "hs", "a", "1"], ["SET", "hs", "str"], ["TYPE", "hs"],
+    ["GET", "hs"], ["DEL", "h1", "hs"], ["EXISTS", "h1"],
+    # Lists.
+    ["LPUSHX", "l1", "a"], ["RPUSH", "l1", "a", "b", "c"], ["LPUSH", "l1", "y", "z"],
+    ["RPUSHX", "l1", "d"], ["LRANGE", "l1", "0", "-1"], ["LRANGE", "l1", "-2", "100"],
+    ["LRANGE", "l1", "4", "2"], ["LRANGE", "l1", "-100", "1"], ["LRANGE", "l1", "a", "1"],
+    ["LRANGE", "nokey", "0", "-1"], ["LINDEX", "l1", "-1"], ["LINDEX", "l1", "100"],
+    ["LINDEX", "l1", "x"], ["LINDEX", "nokey", "0"], ["LLEN", "l1"], ["LLEN", "nokey"],
+    ["LSET", "l1", "1", "Y"], ["LSET", "l1", "100", "q"], ["LSET", "l1", "-100", "q"],
+    ["LSET", "nokey", "0", "q"], ["LSET", "l1", "x", "q"],
+    ["LINSERT", "l1", "BEFORE", "a", "ba"], ["LINSERT", "l1", "after", "a", "aa"],
+    ["LINSERT", "l1", "BEFORE", "nope", "x"], ["LINSERT", "nokey", "BEFORE", "a", "x"],
+    ["LINSERT", "l1", "MIDDLE", "a", "x"], ["LRANGE", "l1", "0", "-1"],
+    ["LPOP", "l1"], ["RPOP", "l1", "2"], ["LPOP", "l1", "0"], ["LPOP", "nokey"], ["LPOP", "nokey", "2"],
+    ["LPOP", "nokey", "0"], ["LPOP", "l1", "-1"], ["LPOP", "l1", "x"], ["LPOP", "l1", "1", "2"],
+    ["RPUSH", "l1", "a", "a"], ["LREM", "l1", "-2", "a"], ["LRANGE", "l1", "0", "-1"],
+    ["LREM", "l1", "0", "a"], ["LREM", "l1", "x", "a"], ["LREM", "nokey", "1", "a"],
+    ["LTRIM", "l1", "1", "-2"], ["LRANGE", "l1", "0", "-1"], ["LTRIM", "l1", "5", "10"],
+    ["EXISTS", "l1"], ["LTRIM", "nokey", "0", "1"], ["LTRIM", "l1", "x", "1"],
+    ["RPUSH", "l2", "x"], ["RPOP", "l2"], ["EXISTS", "l2"], ["TYPE", "l2"], ["RPOP", "l2"],
+    ["RPUSH", "l2", "x", "y"], ["TYPE", "l2"], ["RPOP", "l2", "5"], ["LPUSH"], ["LPUSH", "l2"],
+    ["LRANGE", "hstr", "0", "1"], ["LPOP", "hstr"], ["LPOP", "hstr", "0"],
+    # Sets (SMEMBERS in any order: Redis's order is its hash table's).
+    ["SADD", "s1", "a", "b", "a"], ["SADD", "s1", "b", "c"], ("set", ["SMEMBERS", "s1"]),
+    ["SCARD", "s1"], ["SCARD", "nokey"], ["SISMEMBER", "s1", "a"], ["SISMEMBER", "s1", "q"],
+    ["SMISMEMBER", "s1", "a", "q", "c"], ["SMISMEMBER", "nokey", "a"], ["SMEMBERS", "nokey"],
+    ["SREM", "s1", "a", "q", "a"], ["SREM", "s1", "b", "c"], ["EXISTS", "s1"], ["SMEMBERS", "s1"],
+    ["SREM", "nokey", "a"], ["SADD", "s2", "1", "2"], ["TYPE", "s2"], ["SADD", "s2"],
+    ["SMISMEMBER", "s2"], ["HGET", "s2", "a"], ["LRANGE", "s2", "0", "1"], ["SADD", "hstr", "a"],
+    ["SISMEMBER", "hstr", "a"], ["DEL", "s2", "l2", "hstr"],
     # TYPE; the connection's own commands (CLIENT, HELLO, AUTH without a password set).
     ["TYPE", "ap"], ["TYPE", "nokey"], ["TYPE"], ["CLIENT", "GETNAME"],
     ["CLIENT", "SETNAME", "app-1"], ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"],
@@ -391,9 +443,24 @@ def hostile(port, pid):
     return failures
 
 
+def array_items(raw):
+    """The raw bytes of each element of an array reply, or None if it is not one."""
+    if not raw.startswith(b"*"):
+        return None
+    reader = Reader(None)
+    reader.buf = raw[raw.index(b"\r\n") + 2:]
+    items = []
+    while reader.buf:
+        items.append(reader.reply())
+    return items
+
+
 def same(rule, a, b):
     if rule is None:
         return a == b
+    if rule == "set":  # The same elements, in any order.
+        x, y = array_items(a), array_items(b)
+        return a == b if x is None or y is None else sorted(x) == sorted(y)
     if not (a.startswith(b":") and b.startswith(b":")):
         return a == b
     x, y = int(a[1:-2]), int(b[1:-2])

@@ -97,6 +97,32 @@ def main():
         check("nothing of the refused transaction ran", (b.get("py:tx"), b.get("py:n")),
               (None, b"41"))
         check("the connection works after it", a.get("py:0"), b"new")
+        # Hashes, lists and sets, written through one node and read through the others.
+        check("hset mapping", a.hset("py:user", mapping={"name": "ada", "lang": "c++"}), 2)
+        for cl in clients:
+            check("hgetall through a node", cl.hgetall("py:user"),
+                  {b"name": b"ada", b"lang": b"c++"})
+        check("hincrby", b.hincrby("py:user", "visits", 3), 3)
+        check("hincrbyfloat", c.hincrbyfloat("py:user", "score", 1.5), 1.5)
+        check("hmget", a.hmget("py:user", ["name", "nope"]), [b"ada", None])
+        check("rpush", a.rpush("py:q", "j1", "j2", "j3"), 3)
+        check("lpop count", b.lpop("py:q", 2), [b"j1", b"j2"])
+        check("lrange", c.lrange("py:q", 0, -1), [b"j3"])
+        check("sadd", a.sadd("py:tags", "x", "y", "x"), 2)
+        check("smembers", b.smembers("py:tags"), {b"x", b"y"})
+        check("smismember", c.smismember("py:tags", ["y", "z"]), [1, 0])
+        check("collection types", [c.type(k) for k in ("py:user", "py:q", "py:tags")],
+              [b"hash", b"list", b"set"])
+        try:
+            a.lpush("py:user", "x")
+            failures.append("lpush onto a hash did not raise")
+        except redis.ResponseError as e:
+            check("wrongtype", str(e).split()[0], "WRONGTYPE")
+        pipe = c.pipeline(transaction=False)
+        for i in range(50):
+            pipe.rpush("py:pl", i)
+        pipe.llen("py:pl")
+        check("typed pipeline", pipe.execute()[-1], 50)
         # The commands about the server and the connection, as redis-py parses them.
         check("type", (a.type("py:0"), a.type("py:missing")), (b"string", b"none"))
         info = b.info()

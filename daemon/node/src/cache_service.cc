@@ -35,6 +35,7 @@ struct MethodPaths {
   std::string ttl = "/ringcache.v1.Cache/Ttl";
   std::string incr = "/ringcache.v1.Cache/Incr";
   std::string set_range = "/ringcache.v1.Cache/SetRange";
+  std::string collection = "/ringcache.v1.Cache/Collection";
 };
 const MethodPaths& Paths() {
   static const MethodPaths* const kPaths = new MethodPaths();
@@ -368,6 +369,12 @@ void CacheService::SetRange(Call<v1::SetRangeRequest, v1::SetRangeResponse>& cal
   UnaryOp(call, decoded, op, Paths().set_range);
 }
 
+void CacheService::Collection(Call<v1::CollectionRequest, v1::CollectionResponse>& call) {
+  Op op;
+  const Status decoded = DecodeOp(call.request(), &op);
+  UnaryOp(call, decoded, op, Paths().collection);
+}
+
 // ---- Batches.
 
 namespace {
@@ -389,6 +396,9 @@ void SetReplicasAcked(uint32_t acked, v1::OperationResult* result) {
       break;
     case v1::OperationResult::kSetRange:
       result->mutable_set_range()->set_replicas_acked(acked);
+      break;
+    case v1::OperationResult::kCollection:
+      result->mutable_collection()->set_replicas_acked(acked);
       break;
     default:
       break;
@@ -722,6 +732,8 @@ std::string_view OperationKey(const v1::Operation& op) {
       return op.incr().key();
     case v1::Operation::kSetRange:
       return op.set_range().key();
+    case v1::Operation::kCollection:
+      return op.collection().key();
     default:
       return {};
   }

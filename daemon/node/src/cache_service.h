@@ -135,6 +135,7 @@ class CacheService final {
   void Touch(Call<v1::TouchRequest, v1::TouchResponse>& call);
   void Ttl(Call<v1::TtlRequest, v1::TtlResponse>& call);
   void Incr(Call<v1::IncrRequest, v1::IncrResponse>& call);
+  void Collection(Call<v1::CollectionRequest, v1::CollectionResponse>& call);
   void SetRange(Call<v1::SetRangeRequest, v1::SetRangeResponse>& call);
   void MultiGet(Call<v1::MultiGetRequest, v1::MultiGetResponse>& call);
   void MultiSet(Call<v1::MultiSetRequest, v1::MultiSetResponse>& call);

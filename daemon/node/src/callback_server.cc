@@ -155,6 +155,8 @@ RINGCACHE_UNARY_TRAITS(Touch, kReadWrite)
 RINGCACHE_UNARY_TRAITS(Ttl, kRead)
 RINGCACHE_UNARY_TRAITS(Incr, kReadWrite)
 RINGCACHE_UNARY_TRAITS(SetRange, kReadWrite)
+// Reads and writes: the router checks each command's own role (CheckRole), as for Batch.
+RINGCACHE_UNARY_TRAITS(Collection, kRead)
 RINGCACHE_UNARY_TRAITS(MultiGet, kRead)
 RINGCACHE_UNARY_TRAITS(MultiSet, kReadWrite)
 RINGCACHE_UNARY_TRAITS(MultiDelete, kReadWrite)
@@ -204,6 +206,7 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<TtlTraits>(env);
     MarkUnary<IncrTraits>(env);
     MarkUnary<SetRangeTraits>(env);
+    MarkUnary<CollectionTraits>(env);
     MarkUnary<MultiGetTraits>(env);
     MarkUnary<MultiSetTraits>(env);
     MarkUnary<MultiDeleteTraits>(env);

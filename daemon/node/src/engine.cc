@@ -1,104 +1,14 @@
 #include "engine.h"
 
-#include "ringcache/float_text.h"
-
-#include <cctype>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
+
+#include "ringcache/float_text.h"
+#include "ringcache/typed.h"
 
 namespace ringcache::internal {
 
 namespace {
-
-void PutLength(std::string* out, size_t n) {
-  const auto v = static_cast<uint32_t>(n);
-  const char bytes[4] = {static_cast<char>(v & 0xff), static_cast<char>((v >> 8) & 0xff),
-                         static_cast<char>((v >> 16) & 0xff), static_cast<char>((v >> 24) & 0xff)};
-  out->append(bytes, 4);
-}
-
-bool GetPiece(std::string_view* in, std::string_view* piece) {
-  if (in->size() < 4) return false;
-  const auto* p = reinterpret_cast<const unsigned char*>(in->data());
-  const uint32_t n =
-      uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-  in->remove_prefix(4);
-  if (in->size() < n) return false;
-  *piece = in->substr(0, n);
-  in->remove_prefix(n);
-  return true;
-}
-
-// The prototype HSET: read the encoded fields, merge, write back only if the entry is still
-// the one read (compare-and-set on its version), retrying on a race. The write goes
-// through Node::Set, so it is replicated as one kSet WriteRecord like any other.
-void HSet(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
-  if (op.items.empty() || op.items.size() % 2 != 0) {
-    result->status = Status::InvalidArgument("hset needs field-value pairs, got " +
-                                             std::to_string(op.items.size()) + " arguments");
-    return;
-  }
-  constexpr int kMaxAttempts = 16;
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    std::string current;
-    ItemMeta meta;
-    Status read = node->Get(op.key, &current, &meta);
-    std::vector<std::pair<std::string, std::string>> fields;
-    if (read.ok()) {
-      if (!DecodeFields(current, &fields)) {
-        result->status = Status::FailedPrecondition("key holds a string, not a hash");
-        return;
-      }
-    } else if (read.code() != StatusCode::kNotFound) {
-      result->status = read;
-      return;
-    }
-    int64_t added = 0;
-    for (size_t i = 0; i < op.items.size(); i += 2) {
-      auto it = fields.begin();
-      while (it != fields.end() && it->first != op.items[i]) ++it;
-      if (it == fields.end()) {
-        fields.emplace_back(op.items[i], op.items[i + 1]);
-        ++added;
-      } else {
-        it->second = op.items[i + 1];
-      }
-    }
-    SetOptions options;
-    if (read.ok()) {
-      options.mode = SetMode::kIfVersion;
-      options.expected_version = meta.version;
-      // A hash keeps its TTL across HSET, as in Redis.
-      if (meta.deadline_ms != 0) {
-        Clock* clock = node->options().clock != nullptr ? node->options().clock : Clock::System();
-        const int64_t left = meta.deadline_ms - clock->NowMs();
-        if (left <= 0) continue;  // Expired between the read and now: start over.
-        options.ttl_ms = static_cast<uint64_t>(left);
-      }
-    } else {
-      options.mode = SetMode::kIfAbsent;
-    }
-    Result<uint64_t> version = node->Set(op.key, EncodeFields(fields), options, ticket);
-    if (version.ok()) {
-      result->version = *version;
-      result->integer = added;
-      return;
-    }
-    const StatusCode code = version.status().code();
-    if (code != StatusCode::kFailedPrecondition && code != StatusCode::kAlreadyExists &&
-        code != StatusCode::kNotFound) {
-      result->status = version.status();
-      return;
-    }
-    // Another write got in between: read again.
-  }
-  result->status = Status(StatusCode::kAborted, "hset lost " + std::to_string(kMaxAttempts) +
-                                                    " races with other writes of the key; retry");
-}
 
 // A Set that reads the entry it replaces (KEEPTTL, GET) or sets an absolute expiry: one
 // Update under the key's lock, so that the previous value and the kept expiry are exactly
@@ -306,27 +216,36 @@ void SetRange(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
   if (r.ok()) result->version = r->after.version;
 }
 
-void HGet(Node* node, const Op& op, OpResult* result) {
-  std::string current;
-  ItemMeta meta;
-  Status read = node->Get(op.key, &current, &meta);
-  result->items.assign(op.items.size(), std::nullopt);
-  if (read.code() == StatusCode::kNotFound) return;  // Every field absent, as in Redis.
-  if (!read.ok()) {
-    result->status = read;
-    return;
+// A node as the store of typed commands: reads from its cache, writes through Node::Update
+// (fenced, replicated, with the write's ticket).
+class NodeStore final : public TypedStore {
+ public:
+  NodeStore(Node* node, WriteTicket* ticket) : node_(node), ticket_(ticket) {}
+  Status Read(const HashedKey& key, ValueType type, std::string* pack,
+              ItemMeta* meta) const override {
+    return node_->GetTyped(key, type, pack, meta);
   }
-  std::vector<std::pair<std::string, std::string>> fields;
-  if (!DecodeFields(current, &fields)) {
-    result->status = Status::FailedPrecondition("key holds a string, not a hash");
-    return;
+  Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
+                              ValueType expected) override {
+    return node_->Update(key, fn, ticket_, expected);
   }
-  result->version = meta.version;
-  for (size_t i = 0; i < op.items.size(); ++i) {
-    for (auto& [field, value] : fields) {
-      if (field == op.items[i]) result->items[i] = value;
-    }
-  }
+
+ private:
+  Node* const node_;
+  WriteTicket* const ticket_;
+};
+
+void Typed(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
+  NodeStore store(node, ticket);
+  result->status = RunTyped(store, op.key,
+                            {.command = op.typed,
+                             .args = op.args,
+                             .n = op.n,
+                             .stop = op.stop,
+                             .flag = op.flag,
+                             .if_version = op.if_version},
+                            &result->typed);
+  result->version = result->typed.version;
 }
 
 }  // namespace
@@ -343,7 +262,7 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
       return;
     }
     case OpKind::kTtl: {
-      Result<uint64_t> ttl = node->Ttl(op.key);
+      Result<uint64_t> ttl = node->Ttl(op.key, &result->value_type);
       result->status = ttl.status();
       if (ttl.ok()) result->integer = static_cast<int64_t>(*ttl);
       return;
@@ -389,47 +308,13 @@ void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticke
     case OpKind::kSetRange:
       SetRange(node, op, result, ticket);
       return;
-    case OpKind::kHSet:
-      HSet(node, op, result, ticket);
-      return;
-    case OpKind::kHGet:
-      HGet(node, op, result);
+    case OpKind::kTypedRead:
+    case OpKind::kTypedWrite:
+      Typed(node, op, result, ticket);
       return;
   }
   result->status = Status::Internal("operation kind " + std::to_string(static_cast<int>(op.kind)) +
                                     " has no engine");
-}
-
-namespace {
-constexpr char kFieldsMagic[4] = {'\0', 'R', 'C', 'H'};  // Never the start of a Set value
-                                                         // a test writes by mistake.
-}  // namespace
-
-std::string EncodeFields(std::span<const std::pair<std::string, std::string>> fields) {
-  std::string out(kFieldsMagic, sizeof(kFieldsMagic));
-  for (const auto& [field, value] : fields) {
-    PutLength(&out, field.size());
-    out += field;
-    PutLength(&out, value.size());
-    out += value;
-  }
-  return out;
-}
-
-bool DecodeFields(std::string_view bytes, std::vector<std::pair<std::string, std::string>>* out) {
-  out->clear();
-  if (bytes.size() < sizeof(kFieldsMagic) ||
-      std::memcmp(bytes.data(), kFieldsMagic, sizeof(kFieldsMagic)) != 0) {
-    return false;
-  }
-  bytes.remove_prefix(sizeof(kFieldsMagic));
-  while (!bytes.empty()) {
-    std::string_view field;
-    std::string_view value;
-    if (!GetPiece(&bytes, &field) || !GetPiece(&bytes, &value)) return false;
-    out->emplace_back(field, value);
-  }
-  return true;
 }
 
 }  // namespace ringcache::internal

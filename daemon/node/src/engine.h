@@ -20,10 +20,4 @@ namespace ringcache::internal {
 // fencing and write-concern limits were checked before (Router::Route).
 void ExecuteLocal(Node* node, const Op& op, OpResult* result, WriteTicket* ticket);
 
-// The prototype hash encoding (kHSet, kHGet): the fields in order of first set, each as
-// <field length, field, value length, value> with 32-bit little-endian lengths. Decode
-// returns false for bytes that are not such an encoding (a string value written by Set).
-std::string EncodeFields(std::span<const std::pair<std::string, std::string>> fields);
-bool DecodeFields(std::string_view bytes, std::vector<std::pair<std::string, std::string>>* out);
-
 }  // namespace ringcache::internal

@@ -919,6 +919,11 @@ Status Node::Get(const HashedKey& key, std::string* value, ItemMeta* meta) const
   return impl_->cache->Get(key, value, meta);
 }
 
+Status Node::GetTyped(const HashedKey& key, ValueType type, std::string* pack,
+                      ItemMeta* meta) const {
+  return impl_->cache->GetTyped(key, type, pack, meta);
+}
+
 namespace {
 
 // Writes are refused while the node is fenced (the gRPC front end checks first, with the
@@ -946,7 +951,9 @@ Status Node::Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket) {
   return impl_->store->Touch(key, ttl_ms, ticket);
 }
 
-Result<uint64_t> Node::Ttl(const HashedKey& key) const { return impl_->cache->Ttl(key); }
+Result<uint64_t> Node::Ttl(const HashedKey& key, ValueType* type) const {
+  return impl_->cache->Ttl(key, type);
+}
 
 Result<IncrResult> Node::Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created,
                               WriteTicket* ticket) {

@@ -26,6 +26,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Incr";
     case Rpc::kSetRange:
       return "SetRange";
+    case Rpc::kCollection:
+      return "Collection";
     case Rpc::kMultiGet:
       return "MultiGet";
     case Rpc::kMultiSet:

@@ -41,6 +41,7 @@ enum class Rpc : int {
   kTtl,
   kIncr,
   kSetRange,
+  kCollection,
   kMultiGet,
   kMultiSet,
   kMultiDelete,

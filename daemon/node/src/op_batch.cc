@@ -23,14 +23,16 @@ namespace {
 // The bytes a result adds to a response (ResponseBudget adds the per-result framing).
 size_t ResultBytes(const OpResult& r) {
   size_t bytes = r.value != nullptr ? r.value->size() : 0;
-  for (const std::optional<std::string>& item : r.items) bytes += item ? item->size() : 0;
-  return bytes;
+  return bytes + r.typed.ItemBytes();
 }
 
 // Whether running `op` adds bytes to the response: reads, and writes that answer the
-// value they replaced. Once the budget is exceeded these are not run.
+// value they replaced or the elements they pop. Once the budget is exceeded these are not
+// run.
 bool ReturnsBytes(const Op& op) {
-  return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous;
+  return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous ||
+         (op.kind == OpKind::kTypedWrite &&
+          (op.typed == TypedCommand::kLPop || op.typed == TypedCommand::kRPop));
 }
 
 // One batch in flight: counts its parts (the caller's own, one per forwarded exchange, one per
@@ -173,7 +175,7 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
         // a forwarded one is.
         result->status = budget->Error();
         if (result->value != nullptr) result->value->clear();
-        result->items.clear();
+        result->typed = TypedReply{};
       }
       continue;
     }

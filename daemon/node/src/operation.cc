@@ -18,10 +18,10 @@ std::string_view NameOf(OpKind kind) {
       return "incr";
     case OpKind::kSetRange:
       return "set_range";
-    case OpKind::kHSet:
-      return "hset";
-    case OpKind::kHGet:
-      return "hget";
+    case OpKind::kTypedRead:
+      return "collection read";
+    case OpKind::kTypedWrite:
+      return "collection write";
   }
   return "unknown";
 }

@@ -27,6 +27,7 @@
 #include "ringcache/cache.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/status.h"
+#include "ringcache/typed.h"
 
 namespace ringcache::internal {
 
@@ -38,12 +39,10 @@ enum class OpKind : uint8_t {
   kTouch,
   kIncr,
   kSetRange,  // Bytes at an offset or at the end (SETRANGE, APPEND): a read-modify-write.
-  // Prototype of a multi-field write and a many-item read (issue "One operation path"):
-  // runs through the router and the engine like any other operation, with the hash held
-  // in a string value (EncodeFields). No front end decodes them yet; the typed-values
-  // work replaces the encoding with a real hash type.
-  kHSet,
-  kHGet,
+  // A command on a hash, list or set (ringcache/typed.h): Op::typed names it. The kind
+  // says only whether it reads or writes, which is all the router needs.
+  kTypedRead,
+  kTypedWrite,
 };
 
 enum class OpShape : uint8_t {
@@ -55,19 +54,19 @@ constexpr OpShape ShapeOf(OpKind kind) {
   switch (kind) {
     case OpKind::kGet:
     case OpKind::kTtl:
-    case OpKind::kHGet:
+    case OpKind::kTypedRead:
       return OpShape::kPointRead;
     case OpKind::kSet:
     case OpKind::kDelete:
     case OpKind::kTouch:
     case OpKind::kIncr:
     case OpKind::kSetRange:
-    case OpKind::kHSet:
+    case OpKind::kTypedWrite:
       return OpShape::kPointWrite;
   }
   return OpShape::kPointWrite;
 }
-// The kind's name ("get", "hset"), for messages.
+// The kind's name ("get", "collection write"), for messages.
 std::string_view NameOf(OpKind kind);
 
 // What a caller may do (client tokens, docs/security.md): each role can do what the ones
@@ -110,8 +109,14 @@ struct Op {
   uint64_t offset = 0;        // kSetRange.
   bool append = false;        // kSetRange: at the value's end, not at offset.
   uint64_t ttl_ms = 0;        // kTouch; kIncr: the TTL if it creates the key.
-  std::span<const std::string_view> items;  // kHSet: field, value, field, value, ...;
-                                            // kHGet: the fields asked for.
+  // kTypedRead, kTypedWrite: the command and its arguments, as TypedOp's (args: views
+  // into the request, like `key`).
+  TypedCommand typed = TypedCommand::kHGet;
+  std::vector<std::string_view> args;
+  int64_t n = 0;
+  int64_t stop = 0;
+  bool flag = false;
+  uint64_t if_version = 0;
   // Point reads: true to read this node's copy if it is any owner (READ_PREFERENCE_ANY_OWNER).
   bool any_owner = false;
   // Point writes: replicas to wait for, and how long (0: the default timeout).
@@ -140,14 +145,14 @@ struct OpResult {
   // (had_previous says whether there was one).
   std::string* value = nullptr;
   bool had_previous = false;
-  uint64_t version = 0;       // kGet, kSet, kIncr, kHSet: the entry's version (kSet with
+  uint64_t version = 0;       // kGet, kSet, kIncr: the entry's version (kSet with
                               // return_previous: 0 if its mode refused the write).
   int64_t expires_at_ms = 0;  // kGet: absolute expiry, 0 = never.
   int64_t integer = 0;        // kTtl: ms left (0 = never expires); kIncr: the new value;
-                              // kHSet: fields added (not just updated); kSetRange: the
-                              // value's new length; kTouch: 1 if the
+                              // kSetRange: the value's new length; kTouch: 1 if the
                               // expiry changed, 0 if its condition did not hold.
-  std::vector<std::optional<std::string>> items;  // kHGet: one per field asked, in order.
+  ValueType value_type = ValueType::kString;  // kTtl: what the key holds (TYPE).
+  TypedReply typed;             // kTypedRead, kTypedWrite: the command's reply (its version too).
   bool possibly_stale = false;  // Served from a fenced node's own copy (--fenced-reads).
   uint32_t replicas_acked = 0;  // Point writes with a write concern.
 };

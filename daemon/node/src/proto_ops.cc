@@ -23,9 +23,9 @@ v1::OperationResult::ResultCase ExpectedResult(OpKind kind) {
       return v1::OperationResult::kIncr;
     case OpKind::kSetRange:
       return v1::OperationResult::kSetRange;
-    case OpKind::kHSet:
-    case OpKind::kHGet:
-      break;
+    case OpKind::kTypedRead:
+    case OpKind::kTypedWrite:
+      return v1::OperationResult::kCollection;
   }
   return v1::OperationResult::RESULT_NOT_SET;
 }
@@ -175,6 +175,29 @@ Status DecodeOp(const v1::SetRangeRequest& request, Op* op) {
   return Status::Ok();
 }
 
+Status DecodeOp(const v1::CollectionRequest& request, Op* op) {
+  const TypedCommandInfo* info = TypedCommandNumbered(static_cast<uint32_t>(request.command()));
+  if (info == nullptr) {
+    return Status::InvalidArgument("unknown collection command " +
+                                   std::to_string(static_cast<int>(request.command())));
+  }
+  op->kind = info->write ? OpKind::kTypedWrite : OpKind::kTypedRead;
+  op->key = HashedKey(request.key());
+  op->typed = info->command;
+  op->args.assign(request.args().begin(), request.args().end());
+  op->n = request.n();
+  op->stop = request.stop();
+  op->flag = request.flag();
+  op->if_version = request.if_version();
+  WriteConcernOf(request, op);
+  if (Status s =
+          CheckTypedOp({.command = op->typed, .args = op->args, .n = op->n, .flag = op->flag});
+      !s.ok()) {
+    return s;
+  }
+  return DecodeReadPreference(request.read_preference(), &op->any_owner);
+}
+
 Status DecodeOp(const v1::Operation& operation, Op* op) {
   switch (operation.op_case()) {
     case v1::Operation::kGet:
@@ -191,10 +214,13 @@ Status DecodeOp(const v1::Operation& operation, Op* op) {
       return DecodeOp(operation.incr(), op);
     case v1::Operation::kSetRange:
       return DecodeOp(operation.set_range(), op);
+    case v1::Operation::kCollection:
+      return DecodeOp(operation.collection(), op);
     case v1::Operation::OP_NOT_SET:
     default:
-      return Status::InvalidArgument("operation " + std::to_string(operation.id()) +
-                                     " has no get/set/delete/touch/ttl/incr/set_range set");
+      return Status::InvalidArgument(
+          "operation " + std::to_string(operation.id()) +
+          " has no get/set/delete/touch/ttl/incr/set_range/collection set");
   }
 }
 
@@ -216,6 +242,7 @@ void EncodeResult(const OpResult& result, v1::TouchResponse* out) {
 void EncodeResult(const OpResult& result, v1::TtlResponse* out) {
   out->set_ttl_ms(static_cast<uint64_t>(result.integer));
   if (result.possibly_stale) out->set_possibly_stale(true);
+  out->set_type(static_cast<v1::KeyType>(result.value_type));
 }
 void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
   out->set_value(result.integer);
@@ -224,6 +251,18 @@ void EncodeResult(const OpResult& result, v1::IncrResponse* out) {
 void EncodeResult(const OpResult& result, v1::SetRangeResponse* out) {
   out->set_length(static_cast<uint64_t>(result.integer));
   out->set_version(result.version);
+}
+
+void EncodeResult(const OpResult& result, v1::CollectionResponse* out) {
+  const TypedReply& r = result.typed;
+  out->set_integer(r.integer);
+  if (r.nil) out->set_nil(true);
+  out->mutable_items()->Reserve(static_cast<int>(r.items.size()));
+  for (const std::string& item : r.items) out->add_items(item);
+  for (uint32_t at : r.absent) out->add_absent(at);
+  for (int64_t i : r.integers) out->add_integers(i);
+  out->set_version(r.version);
+  if (result.possibly_stale) out->set_possibly_stale(true);
 }
 
 std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out) {
@@ -332,9 +371,21 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       EncodeWriteConcern(op, incr);
       return;
     }
-    case OpKind::kHSet:
-    case OpKind::kHGet:
-      return;  // No wire form: the owner answers "no get/set/... set".
+    case OpKind::kTypedRead:
+    case OpKind::kTypedWrite: {
+      v1::CollectionRequest* c = out->mutable_collection();
+      c->set_key(op.key.bytes().data(), op.key.bytes().size());
+      c->set_command(static_cast<v1::CollectionCommand>(op.typed));
+      c->mutable_args()->Reserve(static_cast<int>(op.args.size()));
+      for (std::string_view arg : op.args) c->add_args(arg.data(), arg.size());
+      c->set_n(op.n);
+      c->set_stop(op.stop);
+      if (op.flag) c->set_flag(true);
+      c->set_if_version(op.if_version);
+      c->set_read_preference(ToWirePreference(op.any_owner));
+      EncodeWriteConcern(op, c);
+      return;
+    }
   }
 }
 
@@ -377,6 +428,10 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
     case v1::OperationResult::kTtl:
       out->integer = static_cast<int64_t>(in->ttl().ttl_ms());
       out->possibly_stale = in->ttl().possibly_stale();
+      // A type this node does not know (a newer owner's) reads as a string.
+      if (const auto t = static_cast<uint32_t>(in->ttl().type()); t <= kMaxValueType) {
+        out->value_type = static_cast<ValueType>(t);
+      }
       break;
     case v1::OperationResult::kSetRange:
       out->integer = static_cast<int64_t>(in->set_range().length());
@@ -389,6 +444,22 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       out->replicas_acked = in->incr().replicas_acked();
       if (out->value != nullptr) out->value->swap(*in->mutable_incr()->mutable_float_value());
       break;
+    case v1::OperationResult::kCollection: {
+      v1::CollectionResponse* c = in->mutable_collection();
+      TypedReply& r = out->typed;
+      r.integer = c->integer();
+      r.nil = c->nil();
+      r.items.clear();
+      r.items.reserve(static_cast<size_t>(c->items_size()));
+      for (std::string& item : *c->mutable_items()) r.items.push_back(std::move(item));
+      r.absent.assign(c->absent().begin(), c->absent().end());
+      r.integers.assign(c->integers().begin(), c->integers().end());
+      r.version = c->version();
+      out->version = c->version();
+      out->replicas_acked = c->replicas_acked();
+      out->possibly_stale = c->possibly_stale();
+      break;
+    }
     case v1::OperationResult::RESULT_NOT_SET:
     default:
       out->status = Status::Internal("the owner answered " + std::string(NameOf(op.kind)) +
@@ -439,15 +510,12 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
     case OpKind::kIncr:
       EncodeResult(result, out->mutable_incr());
       break;
-    case OpKind::kHSet:
-    case OpKind::kHGet: {
-      // No wire form yet (operation.h): never decoded from a request.
-      const Status s = Status::Internal("operation " + std::string(NameOf(op.kind)) +
-                                        " has no ringcache.v1 result");
-      SetOpStatus(s, out->mutable_status());
-      bytes += s.message().size();
+    case OpKind::kTypedRead:
+    case OpKind::kTypedWrite:
+      EncodeResult(result, out->mutable_collection());
+      bytes += result.typed.ItemBytes() + 8 * result.typed.items.size() +
+               8 * (result.typed.absent.size() + result.typed.integers.size());
       break;
-    }
   }
   return bytes;
 }

@@ -26,6 +26,8 @@ Status DecodeOp(const v1::TouchRequest& request, Op* op);
 Status DecodeOp(const v1::TtlRequest& request, Op* op);
 Status DecodeOp(const v1::IncrRequest& request, Op* op);
 Status DecodeOp(const v1::SetRangeRequest& request, Op* op);
+// INVALID_ARGUMENT for an unknown command or the wrong arguments (CheckTypedOp).
+Status DecodeOp(const v1::CollectionRequest& request, Op* op);
 Status DecodeOp(const v1::Operation& operation, Op* op);
 
 // A read preference as Op::any_owner; INVALID_ARGUMENT naming an unknown value.
@@ -43,6 +45,7 @@ void EncodeResult(const OpResult& result, v1::TouchResponse* out);
 void EncodeResult(const OpResult& result, v1::TtlResponse* out);
 void EncodeResult(const OpResult& result, v1::IncrResponse* out);
 void EncodeResult(const OpResult& result, v1::SetRangeResponse* out);
+void EncodeResult(const OpResult& result, v1::CollectionResponse* out);
 
 // Where a Get's value goes in a Pipeline result (creates its get result); set as
 // OpResult::value before executing.
@@ -50,7 +53,6 @@ std::string* PipelineValueSlot(const Op& op, v1::OperationResult* out);
 // OpResult -> a Pipeline result (status or the kind's result). Returns its estimated size.
 size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* out);
 // Op -> a Pipeline operation with `id` (forwarding a batch's operation to its owner).
-// REQUIRES: a kind with a wire form (not the prototype kHSet/kHGet).
 void EncodeOp(const Op& op, uint64_t id, v1::Operation* out);
 // A Pipeline result (an owner's answer to EncodeOp's operation) -> `out`: the status, or the
 // kind's result; a read's value goes to *out->value if set.

@@ -211,8 +211,9 @@ class Cache {
   Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteRecord* record = nullptr);
 
   // Remaining time to live in ms: >= 1 for an entry that expires, 0 for one that never
-  // does. NOT_FOUND if the key is absent or expired.
-  Result<uint64_t> Ttl(const HashedKey& key) const;
+  // does. NOT_FOUND if the key is absent or expired. `type` (if non-null) receives what
+  // the key holds (Redis's TYPE).
+  Result<uint64_t> Ttl(const HashedKey& key, ValueType* type = nullptr) const;
 
   // Adds `delta` (may be negative) to the decimal integer stored at `key`. An absent key
   // counts as 0 and is created with `ttl_ms_if_created`; an existing key keeps its TTL.

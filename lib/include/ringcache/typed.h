@@ -235,6 +235,17 @@ class CacheStore final : public TypedStore {
 // count). Checked by RunTyped too; a front end calls it before routing, to refuse early.
 Status CheckTypedOp(const TypedOp& op);
 
+// Redis's arguments of `info`'s command after its key (HSET's field value ..., LRANGE's
+// start stop, LINSERT's BEFORE|AFTER pivot element, LPOP's optional count) as a TypedOp
+// in *op, whose args view into `args`. Numbers and keywords are parsed and checked here,
+// before any key is looked at, as Redis does. INVALID_ARGUMENT with Redis's message
+// (without its "ERR "): "wrong number of arguments for 'hset' command", "value is not an
+// integer or out of range", "syntax error", "value is out of range, must be positive",
+// "value is not a valid float", "value is NaN or Infinity". Front ends that take Redis's
+// words (the RESP port, ringcache-cli) share it.
+Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_view> args,
+                      TypedOp* op);
+
 // Runs `op` on `key` in `store` and fills `reply`, with Redis's semantics (the header's
 // comment). Errors: CheckTypedOp's; WrongType(); the command's own (HINCRBY on a value
 // that is not an integer, LSET out of range, ...); the store's (limits, budget).

@@ -51,8 +51,8 @@ Status Items(std::string_view pack, bool pairs, std::vector<std::string_view>* i
 // Redis's index rules: a negative index counts from the end; `size` elements.
 int64_t Normalize(int64_t index, int64_t size) { return index < 0 ? size + index : index; }
 
-// A decimal int64 as Redis's string2ll takes it: no sign but '-', no leading zero, no
-// "-0", nothing before or after.
+}  // namespace
+
 bool ParseInt64(std::string_view s, int64_t* out) {
   if (s == "0") {
     *out = 0;
@@ -64,6 +64,8 @@ bool ParseInt64(std::string_view s, int64_t* out) {
   auto [ptr, ec] = std::from_chars(s.data(), end, *out);
   return ec == std::errc() && ptr == end;
 }
+
+namespace {
 
 // Calls fn(i, item) for each item of `pack` in order until it returns false, without
 // allocating. "" has none. The bounds are checked as Decode checks them.
@@ -344,6 +346,7 @@ Result<Write> HashIncrByFloat(std::string_view pack, std::string_view field,
                               std::string_view increment, std::string* text) {
   long double by = 0;
   if (!ParseFloatText(increment, &by)) return Status::InvalidArgument("value is not a valid float");
+  if (std::isinf(by)) return Status::InvalidArgument("value is NaN or Infinity");
   std::vector<std::string_view> items;
   if (Status s = Items(pack, true, &items); !s.ok()) return s;
   const int64_t at = FindField(items, field);

@@ -44,6 +44,10 @@ inline constexpr size_t kSmallMaxItemBytes = 64;
 // never allocates beyond it.
 inline constexpr size_t kMaxElements = size_t{1} << 20;
 
+// A decimal int64 as Redis's string2ll takes it: no sign but '-', no leading zero, no
+// "-0", nothing before or after.
+bool ParseInt64(std::string_view s, int64_t* out);
+
 // The items of `pack`, as views into it (a hash: field, value, field, value, ...).
 // INVALID_ARGUMENT "corrupt pack: ..." if `pack` is not one; `pairs`: items come in pairs.
 Status Decode(std::string_view pack, bool pairs, std::vector<std::string_view>* items);

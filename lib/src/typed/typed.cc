@@ -2,7 +2,9 @@
 
 #include <array>
 #include <cctype>
+#include <cmath>
 
+#include "ringcache/float_text.h"
 #include "typed/pack.h"
 
 namespace ringcache {
@@ -289,6 +291,97 @@ Status CheckTypedOp(const TypedOp& op) {
     return Status::InvalidArgument(name + " count " + std::to_string(op.n) +
                                    " is negative: it must be positive");
   }
+  return Status::Ok();
+}
+
+Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_view> args,
+                      TypedOp* op) {
+  *op = TypedOp{.command = info.command};
+  const auto arity = [&] {
+    return Status::InvalidArgument("wrong number of arguments for '" + std::string(info.name) +
+                                   "' command");
+  };
+  const auto number = [](std::string_view text, int64_t* out) {
+    return typed::ParseInt64(text, out)
+               ? Status::Ok()
+               : Status::InvalidArgument("value is not an integer or out of range");
+  };
+  // How many of Redis's arguments a command with numbers takes (the others: what
+  // CheckTypedOp counts).
+  size_t raw = args.size();
+  switch (info.command) {
+    case TypedCommand::kHIncrBy:
+    case TypedCommand::kHIncrByFloat:
+    case TypedCommand::kLRange:
+    case TypedCommand::kLTrim:
+    case TypedCommand::kLSet:
+    case TypedCommand::kLRem:
+      raw = 2;
+      break;
+    case TypedCommand::kLIndex:
+      raw = 1;
+      break;
+    case TypedCommand::kLInsert:
+      raw = 3;
+      break;
+    case TypedCommand::kLPop:
+    case TypedCommand::kRPop:
+      raw = args.size() <= 1 ? args.size() : 0;
+      break;
+    default:
+      break;
+  }
+  if (raw != args.size()) return arity();
+  Status s;
+  switch (info.command) {
+    case TypedCommand::kHIncrBy:
+      s = number(args[1], &op->n);
+      op->args = args.first(1);
+      break;
+    case TypedCommand::kHIncrByFloat: {
+      long double increment = 0;
+      if (!ParseFloatText(args[1], &increment)) {
+        return Status::InvalidArgument("value is not a valid float");
+      }
+      if (std::isinf(increment)) return Status::InvalidArgument("value is NaN or Infinity");
+      op->args = args;
+      break;
+    }
+    case TypedCommand::kLPop:
+    case TypedCommand::kRPop:
+      if (args.size() == 1) {
+        if (!typed::ParseInt64(args[0], &op->n) || op->n < 0) {
+          return Status::InvalidArgument("value is out of range, must be positive");
+        }
+        op->flag = true;
+      }
+      break;
+    case TypedCommand::kLRange:
+    case TypedCommand::kLTrim:
+      s = number(args[0], &op->n);
+      if (s.ok()) s = number(args[1], &op->stop);
+      break;
+    case TypedCommand::kLIndex:
+    case TypedCommand::kLSet:
+    case TypedCommand::kLRem:
+      s = number(args[0], &op->n);
+      op->args = args.subspan(1);
+      break;
+    case TypedCommand::kLInsert:
+      if (SameIgnoringCase(args[0], "before")) {
+        op->flag = true;
+      } else if (!SameIgnoringCase(args[0], "after")) {
+        return Status::InvalidArgument("syntax error");
+      }
+      op->args = args.subspan(1);
+      break;
+    default:
+      op->args = args;
+      break;
+  }
+  if (!s.ok()) return s;
+  if (op->command == TypedCommand::kHSet && op->args.size() % 2 != 0) return arity();
+  if (!CheckTypedOp(*op).ok()) return arity();
   return Status::Ok();
 }
 

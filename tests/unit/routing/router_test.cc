@@ -255,12 +255,14 @@ TEST_CASE("Router::Route derives the access from the operation's shape and read 
   CHECK(d.owner->id == "n2");
   CHECK(router.Route(t.get(), {}, Read(replica_here)).where == Where::kRemote);
   CHECK(router.Route(t.get(), {}, Read(replica_here, true)).where == Where::kHere);
-  // The prototype hash operations are routed by shape like the strings.
+  // Collection commands are routed by shape like the strings.
   Op hset = Write(replica_here);
-  hset.kind = OpKind::kHSet;
+  hset.kind = OpKind::kTypedWrite;
+  hset.typed = TypedCommand::kHSet;
   CHECK(router.Route(t.get(), {}, hset).where == Where::kRemote);
   Op hget = Read(replica_here, true);
-  hget.kind = OpKind::kHGet;
+  hget.kind = OpKind::kTypedRead;
+  hget.typed = TypedCommand::kHGet;
   CHECK(router.Route(t.get(), {}, hget).where == Where::kHere);
 }
 

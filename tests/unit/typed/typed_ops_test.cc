@@ -82,7 +82,9 @@ TEST_CASE("Typed commands: hashes, as Redis answers them", "[unit][typed]") {
   CHECK(r.Ok(C::kHIncrByFloat, "h", {"n", "2.0e0"}).items == std::vector<std::string>{"0"});
   CHECK(r.Fails(C::kHIncrByFloat, "h", {"c", "1"}).message() == "hash value is not a float");
   CHECK(r.Fails(C::kHIncrByFloat, "h", {"fl", "abc"}).message() == "value is not a valid float");
-  CHECK(r.Fails(C::kHIncrByFloat, "h", {"fl", "inf"}).message() ==
+  CHECK(r.Fails(C::kHIncrByFloat, "h", {"fl", "inf"}).message() == "value is NaN or Infinity");
+  r.Ok(C::kHSet, "huge", {"f", "1e4932"});
+  CHECK(r.Fails(C::kHIncrByFloat, "huge", {"f", "1e4932"}).message() ==
         "increment would produce NaN or Infinity");
 
   CHECK(r.Ok(C::kHDel, "h", {"a", "a", "zz"}).integer == 1);  // A name repeated counts once.

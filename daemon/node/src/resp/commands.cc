@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "resp/reply.h"
+#include "ringcache/typed.h"
 
 namespace ringcache::internal {
 namespace {
@@ -63,6 +64,8 @@ enum class Cmd : uint8_t {
   kClient,
   kHello,
   kAuth,
+  kTyped,  // A hash, list or set command (ringcache/typed.h), by its name.
+  kHMSet,  // HSET answering +OK.
 };
 
 struct CommandSpec {
@@ -119,6 +122,40 @@ constexpr std::array kCommands = {
     CommandSpec{"client", -2, Cmd::kClient},
     CommandSpec{"hello", -1, Cmd::kHello},
     CommandSpec{"auth", -2, Cmd::kAuth},
+    // Hashes, lists and sets, with Redis's arities.
+    CommandSpec{"hset", -4, Cmd::kTyped},
+    CommandSpec{"hmset", -4, Cmd::kHMSet},
+    CommandSpec{"hsetnx", 4, Cmd::kTyped},
+    CommandSpec{"hget", 3, Cmd::kTyped},
+    CommandSpec{"hmget", -3, Cmd::kTyped},
+    CommandSpec{"hdel", -3, Cmd::kTyped},
+    CommandSpec{"hgetall", 2, Cmd::kTyped},
+    CommandSpec{"hkeys", 2, Cmd::kTyped},
+    CommandSpec{"hvals", 2, Cmd::kTyped},
+    CommandSpec{"hlen", 2, Cmd::kTyped},
+    CommandSpec{"hexists", 3, Cmd::kTyped},
+    CommandSpec{"hstrlen", 3, Cmd::kTyped},
+    CommandSpec{"hincrby", 4, Cmd::kTyped},
+    CommandSpec{"hincrbyfloat", 4, Cmd::kTyped},
+    CommandSpec{"lpush", -3, Cmd::kTyped},
+    CommandSpec{"rpush", -3, Cmd::kTyped},
+    CommandSpec{"lpushx", -3, Cmd::kTyped},
+    CommandSpec{"rpushx", -3, Cmd::kTyped},
+    CommandSpec{"lpop", -2, Cmd::kTyped},
+    CommandSpec{"rpop", -2, Cmd::kTyped},
+    CommandSpec{"lrange", 4, Cmd::kTyped},
+    CommandSpec{"llen", 2, Cmd::kTyped},
+    CommandSpec{"lindex", 3, Cmd::kTyped},
+    CommandSpec{"lset", 4, Cmd::kTyped},
+    CommandSpec{"linsert", 5, Cmd::kTyped},
+    CommandSpec{"ltrim", 4, Cmd::kTyped},
+    CommandSpec{"lrem", 4, Cmd::kTyped},
+    CommandSpec{"sadd", -3, Cmd::kTyped},
+    CommandSpec{"srem", -3, Cmd::kTyped},
+    CommandSpec{"sismember", 3, Cmd::kTyped},
+    CommandSpec{"smismember", -3, Cmd::kTyped},
+    CommandSpec{"smembers", 2, Cmd::kTyped},
+    CommandSpec{"scard", 2, Cmd::kTyped},
 };
 
 constexpr auto kNames = [] {
@@ -476,6 +513,10 @@ bool RespBatch::Translate(const RespCommand& c, int64_t now_ms) {
       Begin(RespReply::kTtlSeconds);
       AddOp(OpKind::kTtl, args[1]);
       return true;
+    case Cmd::kTyped:
+    case Cmd::kHMSet:
+      Typed(c, spec->name);
+      return true;
     case Cmd::kPTtl:
       Begin(RespReply::kTtlMillis);
       AddOp(OpKind::kTtl, args[1]);
@@ -541,6 +582,60 @@ void RespBatch::Config(const RespCommand& c) {
     return;
   }
   Error("ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try CONFIG HELP.");
+}
+
+namespace {
+
+// How a typed command's reply is encoded (`counted`: LPOP/RPOP with a count).
+RespReply ReplyOf(TypedCommand command, bool counted) {
+  switch (command) {
+    case TypedCommand::kHGet:
+    case TypedCommand::kHIncrByFloat:
+    case TypedCommand::kLIndex:
+      return RespReply::kTypedBulk;
+    case TypedCommand::kLPop:
+    case TypedCommand::kRPop:
+      return counted ? RespReply::kTypedArray : RespReply::kTypedBulk;
+    case TypedCommand::kHGetAll:
+    case TypedCommand::kHKeys:
+    case TypedCommand::kHVals:
+    case TypedCommand::kLRange:
+    case TypedCommand::kSMembers:
+      return RespReply::kTypedArray;
+    case TypedCommand::kHMGet:
+      return RespReply::kTypedFields;
+    case TypedCommand::kSMIsMember:
+      return RespReply::kTypedIntegers;
+    case TypedCommand::kLSet:
+    case TypedCommand::kLTrim:
+      return RespReply::kTypedOk;
+    default:
+      return RespReply::kTypedInteger;
+  }
+}
+
+}  // namespace
+
+void RespBatch::Typed(const RespCommand& c, std::string_view name) {
+  const std::span<const std::string_view> args = c.args;
+  const bool hmset = name == "hmset";
+  const TypedCommandInfo* info = TypedCommandNamed(hmset ? "hset" : name);
+  TypedOp typed;
+  if (Status s = ParseRedisArgs(*info, args.subspan(2), &typed); !s.ok()) {
+    if (hmset) {  // Redis names the command the client sent.
+      Error("ERR wrong number of arguments for 'hmset' command");
+    } else {
+      Error("ERR " + s.message());
+    }
+    return;
+  }
+  Begin(hmset ? RespReply::kTypedOk : ReplyOf(info->command, typed.flag));
+  Op& op = AddOp(info->write ? OpKind::kTypedWrite : OpKind::kTypedRead, args[1]);
+  op.typed = info->command;
+  op.args.assign(typed.args.begin(), typed.args.end());
+  op.n = typed.n;
+  op.stop = typed.stop;
+  op.flag = typed.flag;
 }
 
 void RespBatch::Incr(const RespCommand& c, int64_t sign, bool parse_delta) {
@@ -739,6 +834,61 @@ void RespBatch::EncodeReplies(std::string* out, std::vector<std::pair<int, bool>
   }
 }
 
+void RespBatch::EncodeTyped(RespReply reply, const OpResult& result, std::string* out) {
+  if (!result.status.ok()) {
+    AppendStatusError(out, result.status);
+    return;
+  }
+  const TypedReply& t = result.typed;
+  const auto array_header = [out](size_t n) {
+    out->push_back('*');
+    out->append(std::to_string(n));
+    out->append("\r\n");
+  };
+  switch (reply) {
+    case RespReply::kTypedInteger:
+      AppendInteger(out, t.integer);
+      return;
+    case RespReply::kTypedBulk:
+      if (t.nil || t.items.empty()) {
+        out->append(kNil);
+      } else {
+        AppendBulk(out, t.items[0]);
+      }
+      return;
+    case RespReply::kTypedArray:
+      if (t.nil) {
+        out->append("*-1\r\n");
+        return;
+      }
+      array_header(t.items.size());
+      for (const std::string& item : t.items) AppendBulk(out, item);
+      return;
+    case RespReply::kTypedFields: {
+      array_header(t.items.size());
+      size_t next_absent = 0;
+      for (size_t i = 0; i < t.items.size(); ++i) {
+        if (next_absent < t.absent.size() && t.absent[next_absent] == i) {
+          out->append(kNil);
+          ++next_absent;
+        } else {
+          AppendBulk(out, t.items[i]);
+        }
+      }
+      return;
+    }
+    case RespReply::kTypedIntegers:
+      array_header(t.integers.size());
+      for (int64_t i : t.integers) AppendInteger(out, i);
+      return;
+    case RespReply::kTypedOk:
+      out->append(kOk);
+      return;
+    default:
+      return;
+  }
+}
+
 void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
   {
     const std::span<const OpResult> r(results_.data() + call.first_op, call.op_count);
@@ -767,10 +917,20 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         } else if (!t.status.ok()) {
           AppendStatusError(out, t.status);
         } else {
-          out->append("+string\r\n");
+          out->push_back('+');
+          out->append(ValueTypeName(t.value_type));
+          out->append("\r\n");
         }
         break;
       }
+      case RespReply::kTypedInteger:
+      case RespReply::kTypedBulk:
+      case RespReply::kTypedArray:
+      case RespReply::kTypedFields:
+      case RespReply::kTypedIntegers:
+      case RespReply::kTypedOk:
+        EncodeTyped(call.reply, r[0], out);
+        break;
       case RespReply::kOkOrNil:
       case RespReply::kOne: {
         const Status& s = r[0].status;
@@ -889,7 +1049,7 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         const Status& s = r[0].status;
         if (s.ok()) {
           AppendInteger(out, r[0].integer);
-        } else if (s.code() == StatusCode::kFailedPrecondition) {
+        } else if (s.code() == StatusCode::kFailedPrecondition && !IsWrongType(s)) {
           out->append("-ERR value is not an integer or out of range\r\n");
         } else if (s.code() == StatusCode::kOutOfRange) {
           out->append("-ERR increment or decrement would overflow\r\n");

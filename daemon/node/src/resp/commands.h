@@ -47,7 +47,14 @@ enum class RespReply : uint8_t {
   kTtlMillis,   // PTTL.
   kLength,      // STRLEN.
   kRange,       // GETRANGE: the bytes [range_start, range_end] of the value, Redis's way.
-  kType,        // TYPE: +string if the key exists, +none if not.
+  kType,        // TYPE: the key's type (+string, +hash, ...), +none if it does not exist.
+  // Hash, list and set commands (one kTypedRead/kTypedWrite op), by the reply's shape:
+  kTypedInteger,   // HSET, LPUSH, SADD, ...: an integer.
+  kTypedBulk,      // HGET, LINDEX, LPOP without a count: one value or nil.
+  kTypedArray,     // HGETALL, LRANGE, SMEMBERS, LPOP with a count: values (nil: *-1).
+  kTypedFields,    // HMGET: one value or nil per field.
+  kTypedIntegers,  // SMISMEMBER: one integer per member.
+  kTypedOk,        // LSET, LTRIM, HMSET: +OK.
 };
 
 // What the commands about the server and the connection (INFO, DBSIZE, CLIENT, HELLO)
@@ -144,6 +151,9 @@ class RespBatch {
   bool ParseExpiry(std::string_view option, std::string_view value, std::string_view command,
                    int64_t* ms);
   void Incr(const RespCommand& c, int64_t delta, bool parse_delta);
+  // A hash, list or set command; `name` is its lowercase name (HMSET is HSET answering OK).
+  void Typed(const RespCommand& c, std::string_view name);
+  static void EncodeTyped(RespReply reply, const OpResult& result, std::string* out);
   // The commands about the server and the connection (resp/server_commands.cc).
   void Info(const RespCommand& c);
   void DbSize();

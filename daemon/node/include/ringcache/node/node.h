@@ -398,12 +398,15 @@ class Node {
 
   // NOT_FOUND if absent or expired. `meta` may be nullptr.
   Status Get(const HashedKey& key, std::string* value, ItemMeta* meta = nullptr) const;
+  // Cache::GetTyped: the stored pack of a key holding `type` (ringcache/typed.h).
+  Status GetTyped(const HashedKey& key, ValueType type, std::string* pack,
+                  ItemMeta* meta = nullptr) const;
   // Returns the new version.
   Result<uint64_t> Set(const HashedKey& key, std::string_view value, const SetOptions& options = {},
                        WriteTicket* ticket = nullptr);
   Status Delete(const HashedKey& key, WriteTicket* ticket = nullptr);
   Status Touch(const HashedKey& key, uint64_t ttl_ms, WriteTicket* ticket = nullptr);
-  Result<uint64_t> Ttl(const HashedKey& key) const;
+  Result<uint64_t> Ttl(const HashedKey& key, ValueType* type = nullptr) const;
   Result<IncrResult> Incr(const HashedKey& key, int64_t delta, uint64_t ttl_ms_if_created = 0,
                           WriteTicket* ticket = nullptr);
 
