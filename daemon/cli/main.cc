@@ -50,6 +50,7 @@
 #include "ringcache/proto/call_metadata.h"
 #include "ringcache/proto/cluster_view.h"
 #include "ringcache/status.h"
+#include "ringcache/typed.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 #include "ringcache/v1/cluster.grpc.pb.h"
 
@@ -57,6 +58,10 @@ namespace {
 
 namespace pb = ringcache::v1;
 namespace health = grpc::health::v1;
+using ringcache::Status;
+using ringcache::TypedCommand;
+using ringcache::TypedCommandInfo;
+using ringcache::TypedOp;
 
 constexpr int kExitOk = 0;
 constexpr int kExitNotMet = 1;
@@ -69,6 +74,12 @@ constexpr size_t kBatchSize = 1000;
 constexpr std::string_view kProgram = "ringcache-cli";
 
 // --- output helpers --------------------------------------------------------------------
+
+std::string Upper(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
 
 // A key or message made safe for a terminal: printable ASCII as is, the rest as \xNN.
 std::string Printable(std::string_view bytes) {
@@ -475,6 +486,128 @@ int CmdIncr(Connection& conn, const std::string& key, int64_t delta, const std::
   }
   std::fflush(stdout);
   return ReportAcks(wc, response.replicas_acked());
+}
+
+// What each hash, list and set command does and takes, for --help.
+struct CollectionHelp {
+  std::string_view name;
+  std::string_view summary;
+  std::string_view args;
+};
+constexpr CollectionHelp kCollectionHelp[] = {
+    {"hset", "Set fields of a hash; print how many were added", "FIELD VALUE [FIELD VALUE ...]"},
+    {"hsetnx", "Set a hash field only if it does not exist; print 1 or 0", "FIELD VALUE"},
+    {"hget", "Print a hash field's value (exit 1 if it does not exist)", "FIELD"},
+    {"hmget", "Print hash fields' values, one per line ((nil) for absent ones)", "FIELD..."},
+    {"hdel", "Remove hash fields; print how many were removed", "FIELD..."},
+    {"hgetall", "Print a hash's fields: FIELD<TAB>VALUE per line", ""},
+    {"hkeys", "Print a hash's field names, one per line", ""},
+    {"hvals", "Print a hash's values, one per line", ""},
+    {"hlen", "Print how many fields a hash has", ""},
+    {"hexists", "Print 1 if a hash has the field, else 0", "FIELD"},
+    {"hstrlen", "Print the length of a hash field's value", "FIELD"},
+    {"hincrby", "Add an integer to a hash field; print the result", "FIELD INCREMENT"},
+    {"hincrbyfloat", "Add a float to a hash field; print the result", "FIELD INCREMENT"},
+    {"lpush", "Push elements at a list's head; print its length", "ELEMENT..."},
+    {"rpush", "Push elements at a list's tail; print its length", "ELEMENT..."},
+    {"lpushx", "LPUSH only onto an existing list", "ELEMENT..."},
+    {"rpushx", "RPUSH only onto an existing list", "ELEMENT..."},
+    {"lpop", "Pop from a list's head (exit 1 if empty)", "[COUNT]"},
+    {"rpop", "Pop from a list's tail (exit 1 if empty)", "[COUNT]"},
+    {"lrange", "Print a list's elements START..STOP (inclusive; -1 = last)", "START STOP"},
+    {"llen", "Print a list's length", ""},
+    {"lindex", "Print a list's element at INDEX (exit 1 if out of range)", "INDEX"},
+    {"lset", "Replace a list's element at INDEX", "INDEX ELEMENT"},
+    {"linsert", "Insert an element before or after a pivot; print the length",
+     "BEFORE|AFTER PIVOT ELEMENT"},
+    {"ltrim", "Keep only a list's elements START..STOP", "START STOP"},
+    {"lrem", "Remove COUNT occurrences of an element (0 = all, < 0 from the tail)",
+     "COUNT ELEMENT"},
+    {"sadd", "Add members to a set; print how many were added", "MEMBER..."},
+    {"srem", "Remove members from a set; print how many were removed", "MEMBER..."},
+    {"sismember", "Print 1 if the set has the member, else 0", "MEMBER"},
+    {"smismember", "Print 1 or 0 per member, one per line", "MEMBER..."},
+    {"smembers", "Print a set's members, one per line", ""},
+    {"scard", "Print how many members a set has", ""},
+};
+
+// A hash, list or set command (Redis's arguments after the key), printed as redis-cli
+// would print its reply, one item per line.
+int CmdCollection(Connection& conn, const TypedCommandInfo& info, const std::string& key,
+                  const std::vector<std::string>& raw, const std::string& read, uint64_t if_version,
+                  const WriteConcern& wc) {
+  const std::vector<std::string_view> args(raw.begin(), raw.end());
+  TypedOp op;
+  if (Status s = ParseRedisArgs(info, args, &op); !s.ok()) {
+    return UsageError(std::string(info.name) + ": " + s.message());
+  }
+  pb::CollectionRequest request;
+  request.set_key(key);
+  request.set_command(static_cast<pb::CollectionCommand>(info.command));
+  for (std::string_view arg : op.args) request.add_args(arg.data(), arg.size());
+  request.set_n(op.n);
+  request.set_stop(op.stop);
+  request.set_flag(op.flag);
+  if (info.write) {
+    request.set_if_version(if_version);
+    request.set_write_concern(wc.replicas);
+    request.set_write_concern_timeout_ms(wc.timeout_ms);
+  } else {
+    request.set_read_preference(ToReadPreference(read));
+  }
+  pb::CollectionResponse response;
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  const grpc::Status status = conn.cache().Collection(&context, request, &response);
+  if (!status.ok()) return conn.Report(status);
+  const auto& items = response.items();
+  switch (info.command) {
+    case TypedCommand::kHGet:
+    case TypedCommand::kHIncrByFloat:
+    case TypedCommand::kLIndex:
+    case TypedCommand::kLPop:
+    case TypedCommand::kRPop:
+    case TypedCommand::kHKeys:
+    case TypedCommand::kHVals:
+    case TypedCommand::kLRange:
+    case TypedCommand::kSMembers:
+      if (response.nil()) {
+        std::fprintf(stderr, "(nil)\n");
+        return kExitNotMet;
+      }
+      for (const std::string& item : items) std::printf("%s\n", Printable(item).c_str());
+      break;
+    case TypedCommand::kHGetAll:
+      for (int i = 0; i + 1 < items.size(); i += 2) {
+        std::printf("%s\t%s\n", Printable(items[i]).c_str(), Printable(items[i + 1]).c_str());
+      }
+      break;
+    case TypedCommand::kHMGet: {
+      int next_absent = 0;
+      for (int i = 0; i < items.size(); ++i) {
+        if (next_absent < response.absent_size() &&
+            response.absent(next_absent) == static_cast<uint32_t>(i)) {
+          std::printf("(nil)\n");
+          ++next_absent;
+        } else {
+          std::printf("%s\n", Printable(items[i]).c_str());
+        }
+      }
+      break;
+    }
+    case TypedCommand::kSMIsMember:
+      for (int64_t n : response.integers()) std::printf("%lld\n", static_cast<long long>(n));
+      break;
+    case TypedCommand::kLSet:
+    case TypedCommand::kLTrim:
+      std::printf("OK\n");
+      break;
+    default:
+      std::printf("%lld\n", static_cast<long long>(response.integer()));
+      break;
+  }
+  std::fflush(stdout);
+  return info.write ? ReportAcks(wc, response.replicas_acked()) : kExitOk;
 }
 
 int CmdMget(Connection& conn, const std::vector<std::string>& keys, const std::string& read) {
@@ -1239,6 +1372,32 @@ int main(int argc, char** argv) {
       ->check(kUnsigned);
   add_write_concern(mset);
 
+  // Hashes, lists and sets: one subcommand per command, with Redis's arguments.
+  std::string collection_key;
+  std::vector<std::string> collection_args;
+  uint64_t collection_if_version = 0;
+  std::vector<std::pair<CLI::App*, const TypedCommandInfo*>> collection_cmds;
+  for (const CollectionHelp& help : kCollectionHelp) {
+    const TypedCommandInfo* info = ringcache::TypedCommandNamed(help.name);
+    CLI::App* cmd = app.add_subcommand(std::string(help.name), std::string(help.summary));
+    cmd->group("Hashes, lists and sets");
+    cmd->footer("Arguments after KEY, as Redis's " + Upper(help.name) + " takes them: " +
+                (help.args.empty() ? std::string("none") : std::string(help.args)) +
+                ".\nWith an argument starting with '-' (other than a number), put '--' before\nall the arguments: lrem KEY -- -1 -x.\n"
+                "A key holding another type is an error (FAILED_PRECONDITION WRONGTYPE, exit 1).");
+    cmd->add_option("KEY", collection_key, "The key")->required();
+    cmd->add_option("ARGS", collection_args, std::string(help.args));
+    if (info->write) {
+      cmd->add_option("--if-version", collection_if_version,
+                      "Compare-and-set: only if the key is at this version")
+          ->check(kUnsigned);
+      add_write_concern(cmd);
+    } else {
+      add_read_preference(cmd);
+    }
+    collection_cmds.emplace_back(cmd, info);
+  }
+
   // stats
   CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
 
@@ -1344,6 +1503,12 @@ int main(int argc, char** argv) {
   if (*mget) return CmdMget(conn, mget_keys, read);
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
+  for (const auto& [cmd, info] : collection_cmds) {
+    if (*cmd) {
+      return CmdCollection(conn, *info, collection_key, collection_args, read,
+                           collection_if_version, wc);
+    }
+  }
   if (*cluster_status) return CmdClusterStatus(conn);
   if (*cluster_leave) return CmdClusterLeave(conn, leave_no_wait, leave_secret_file);
   if (*ping) return CmdPing(conn, ping_service);

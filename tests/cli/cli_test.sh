@@ -228,6 +228,39 @@ expect 2 "$cli" mset k1 one k2
 err_has "pairs"
 ok "mset pairs; mget prints KEY<TAB>VALUE or (not found) per key and exits 0; odd mset is 2"
 
+# --- hashes, lists and sets ----------------------------------------------------------------
+expect 0 "$cli" hset user:1 name ada lang c++
+out_is $'2\n'
+expect 0 "$cli" hgetall user:1
+out_is $'name\tada\nlang\tc++\n'
+expect 0 "$cli" hmget user:1 lang nope
+out_is $'c++\n(nil)\n'
+expect 1 "$cli" hget user:1 nope
+err_has "(nil)"
+expect 0 "$cli" hincrby user:1 visits -3
+out_is $'-3\n'
+expect 2 "$cli" hincrby user:1 visits abc
+err_has "value is not an integer or out of range"
+expect 2 "$cli" hset user:1 lonely
+err_has "wrong number of arguments for 'hset' command"
+expect 0 "$cli" rpush jobs j1 j2 j3
+out_is $'3\n'
+expect 0 "$cli" lpop jobs 2
+out_is $'j1\nj2\n'
+expect 0 "$cli" lrange jobs 0 -1 --read any
+out_is $'j3\n'
+expect 2 "$cli" linsert jobs middle j3 x
+err_has "syntax error"
+expect 0 "$cli" sadd tags x y x
+out_is $'2\n'
+expect 0 "$cli" smismember tags y z
+out_is $'1\n0\n'
+expect 1 "$cli" lpush user:1 x
+err_has "WRONGTYPE Operation against a key holding the wrong kind of value"
+expect 1 "$cli" get user:1
+err_has "WRONGTYPE"
+ok "hash, list and set commands print their replies and Redis's errors"
+
 # --- stats / ping --------------------------------------------------------------------------
 expect 0 "$cli" stats
 out_matches '^node +cli-test$'

@@ -272,6 +272,75 @@ TEST_CASE("Client runs the calls of Redis's string commands against a real clust
   CHECK(client->Get("fresh")->value == "abc");
 }
 
+// The value of a result that must be OK.
+template <typename T>
+T Ok(Result<T> r) {
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return *std::move(r);
+}
+
+TEST_CASE("Client runs hash, list and set commands against a real cluster", "[client][cluster]") {
+  TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
+  it::RequireStart(cluster);
+  auto client = MustConnect(cluster);
+  // Keys on every node: each is written with a write concern of 1, so its replica holds
+  // it too, and read back from the primary and from any owner.
+  for (int i = 0; i < 24; ++i) {
+    const std::string h = "user:" + std::to_string(i);
+    const std::string tag = "t" + std::to_string(i);
+    const FieldValue fields[] = {{"name", "ada"}, {"tag", tag}};
+    REQUIRE(Ok(client->HashSet(h, fields)) == 2);
+    const std::string_view more[] = {"visits", "1"};
+    auto acked =
+        client->Collection(h, {.command = TypedCommand::kHSet, .args = more}, {.write_concern = 1});
+    REQUIRE(acked.ok());
+    CHECK(acked->integer == 1);
+    CHECK(acked->replicas_acked == 1);
+    for (auto pref : {ReadPreference::kPrimary, ReadPreference::kAnyOwner}) {
+      auto all = client->HashGetAll(h, {.read_preference = pref});
+      REQUIRE(all.ok());
+      CHECK(*all == std::vector<std::pair<std::string, std::string>>{
+                        {"name", "ada"}, {"tag", tag}, {"visits", "1"}});
+    }
+  }
+  CHECK(Ok(client->HashGet("user:1", "tag")) == std::optional<std::string>("t1"));
+  CHECK(Ok(client->HashGet("user:1", "nope")) == std::optional<std::string>());
+
+  const std::string_view jobs[] = {"j1", "j2", "j3"};
+  CHECK(Ok(client->ListPush("queue", ListEnd::kRight, jobs)) == 3);
+  CHECK(Ok(client->ListPop("queue", ListEnd::kLeft, 2)) == std::vector<std::string>{"j1", "j2"});
+  CHECK(Ok(client->ListRange("queue", 0, -1)) == std::vector<std::string>{"j3"});
+  const std::string_view tags[] = {"x", "y", "x"};
+  CHECK(Ok(client->SetAdd("tags", tags)) == 2);
+  CHECK(Ok(client->SetIsMember("tags", "y")) == true);
+  CHECK(Ok(client->SetMembers("tags")) == std::vector<std::string>{"x", "y"});
+  const std::string_view gone[] = {"x", "y"};
+  CHECK(Ok(client->SetRemove("tags", gone)) == 2);
+  CHECK(client->Ttl("tags").status().code() == StatusCode::kNotFound);  // The set is gone.
+
+  // Compare-and-set on a hash's version.
+  auto len = client->Collection("user:2", {.command = TypedCommand::kHLen});
+  REQUIRE(len.ok());
+  const std::string_view field[] = {"k", "v"};
+  auto stale = client->Collection(
+      "user:2", {.command = TypedCommand::kHSet, .args = field, .if_version = len->version + 1});
+  CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
+  auto fresh = client->Collection(
+      "user:2", {.command = TypedCommand::kHSet, .args = field, .if_version = len->version});
+  REQUIRE(fresh.ok());
+  CHECK(fresh->version > len->version);
+
+  // Errors: a wrong type in Redis's words; malformed arguments refused before any call.
+  auto wrong = client->ListPush("user:3", ListEnd::kLeft, jobs);
+  CHECK(wrong.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(wrong.status().message().starts_with("WRONGTYPE "));
+  CHECK(client->Get("user:3").status().message().starts_with("WRONGTYPE "));
+  const std::string_view odd[] = {"f"};
+  CHECK(client->Collection("h", {.command = TypedCommand::kHSet, .args = odd}).status().code() ==
+        StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("Client batches span all nodes and keep request order", "[client][cluster]") {
   TestCluster cluster({.nodes = 3, .replication_factor = 2, .extra_args = {}});
   it::RequireStart(cluster);

@@ -237,4 +237,133 @@ Result<RangeResult> Client::Append(std::string_view key, std::string_view bytes,
   return RangeOf(response);
 }
 
+Result<CollectionResult> Client::Collection(std::string_view key, const TypedOp& op,
+                                            const CallOptions& call) {
+  // Checked here too, so that a malformed call costs no round trip.
+  if (Status s = CheckTypedOp(op); !s.ok()) return s;
+  const TypedCommandInfo& info = InfoOf(op.command);
+  v1::CollectionRequest request;
+  request.set_key(key.data(), key.size());
+  request.set_command(static_cast<v1::CollectionCommand>(op.command));
+  request.mutable_args()->Reserve(static_cast<int>(op.args.size()));
+  for (std::string_view arg : op.args) request.add_args(arg.data(), arg.size());
+  request.set_n(op.n);
+  request.set_stop(op.stop);
+  request.set_flag(op.flag);
+  request.set_if_version(op.if_version);
+  v1::CollectionResponse response;
+  Status s;
+  if (info.write) {
+    SetWriteConcern(&request, call);
+    s = impl_->CallWrite(key, RetryPolicy::kIfNotApplied, call, request, &response,
+                         &v1::Cache::Stub::Collection);
+  } else {
+    request.set_read_preference(ToProto(call.read_preference));
+    s = impl_->CallKey(
+        key, call.read_preference, RetryPolicy::kAlways, call, &response,
+        [&](v1::Cache::Stub& stub, grpc::ClientContext* context, v1::CollectionResponse* out) {
+          return stub.Collection(context, request, out);
+        });
+  }
+  if (!s.ok()) return s;
+  CollectionResult out;
+  out.integer = response.integer();
+  out.nil = response.nil();
+  out.items.reserve(static_cast<size_t>(response.items_size()));
+  for (std::string& item : *response.mutable_items()) out.items.push_back(std::move(item));
+  out.absent.assign(response.absent().begin(), response.absent().end());
+  out.integers.assign(response.integers().begin(), response.integers().end());
+  out.version = response.version();
+  out.replicas_acked = response.replicas_acked();
+  return out;
+}
+
+namespace {
+
+Result<int64_t> IntegerOf(Result<CollectionResult> r) {
+  if (!r.ok()) return r.status();
+  return r->integer;
+}
+
+Result<std::vector<std::string>> ItemsOf(Result<CollectionResult> r) {
+  if (!r.ok()) return r.status();
+  return std::move(r->items);
+}
+
+}  // namespace
+
+Result<int64_t> Client::HashSet(std::string_view key, std::span<const FieldValue> fields,
+                                const CallOptions& call) {
+  std::vector<std::string_view> args;
+  args.reserve(fields.size() * 2);
+  for (const auto& [field, value] : fields) {
+    args.push_back(field);
+    args.push_back(value);
+  }
+  return IntegerOf(Collection(key, {.command = TypedCommand::kHSet, .args = args}, call));
+}
+
+Result<std::optional<std::string>> Client::HashGet(std::string_view key, std::string_view field,
+                                                   const CallOptions& call) {
+  Result<CollectionResult> r =
+      Collection(key, {.command = TypedCommand::kHGet, .args = {&field, 1}}, call);
+  if (!r.ok()) return r.status();
+  if (r->nil || r->items.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(r->items[0]));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Client::HashGetAll(
+    std::string_view key, const CallOptions& call) {
+  Result<CollectionResult> r = Collection(key, {.command = TypedCommand::kHGetAll}, call);
+  if (!r.ok()) return r.status();
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(r->items.size() / 2);
+  for (size_t i = 0; i + 1 < r->items.size(); i += 2) {
+    out.emplace_back(std::move(r->items[i]), std::move(r->items[i + 1]));
+  }
+  return out;
+}
+
+Result<int64_t> Client::ListPush(std::string_view key, ListEnd end,
+                                 std::span<const std::string_view> elements,
+                                 const CallOptions& call) {
+  const TypedCommand command = end == ListEnd::kLeft ? TypedCommand::kLPush : TypedCommand::kRPush;
+  return IntegerOf(Collection(key, {.command = command, .args = elements}, call));
+}
+
+Result<std::vector<std::string>> Client::ListPop(std::string_view key, ListEnd end, uint64_t count,
+                                                 const CallOptions& call) {
+  const TypedCommand command = end == ListEnd::kLeft ? TypedCommand::kLPop : TypedCommand::kRPop;
+  const auto n = static_cast<int64_t>(std::min<uint64_t>(count, INT64_MAX));
+  return ItemsOf(Collection(key, {.command = command, .n = n, .flag = true}, call));
+}
+
+Result<std::vector<std::string>> Client::ListRange(std::string_view key, int64_t start,
+                                                   int64_t stop, const CallOptions& call) {
+  return ItemsOf(
+      Collection(key, {.command = TypedCommand::kLRange, .n = start, .stop = stop}, call));
+}
+
+Result<int64_t> Client::SetAdd(std::string_view key, std::span<const std::string_view> members,
+                               const CallOptions& call) {
+  return IntegerOf(Collection(key, {.command = TypedCommand::kSAdd, .args = members}, call));
+}
+
+Result<int64_t> Client::SetRemove(std::string_view key, std::span<const std::string_view> members,
+                                  const CallOptions& call) {
+  return IntegerOf(Collection(key, {.command = TypedCommand::kSRem, .args = members}, call));
+}
+
+Result<bool> Client::SetIsMember(std::string_view key, std::string_view member,
+                                 const CallOptions& call) {
+  Result<int64_t> n =
+      IntegerOf(Collection(key, {.command = TypedCommand::kSIsMember, .args = {&member, 1}}, call));
+  if (!n.ok()) return n.status();
+  return *n != 0;
+}
+
+Result<std::vector<std::string>> Client::SetMembers(std::string_view key, const CallOptions& call) {
+  return ItemsOf(Collection(key, {.command = TypedCommand::kSMembers}, call));
+}
+
 }  // namespace ringcache::client

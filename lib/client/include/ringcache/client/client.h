@@ -46,6 +46,7 @@
 #include "ringcache/cache.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/status.h"
+#include "ringcache/typed.h"
 
 namespace ringcache::client {
 
@@ -172,6 +173,13 @@ struct RangeResult {
   uint32_t replicas_acked = 0;
 };
 
+// The result of a hash, list or set command: the command's reply (ringcache/typed.h's
+// TypedReply: integer, items, nil, ... as the command defines) and, for a write with a
+// write concern, the replicas that acked.
+struct CollectionResult : TypedReply {
+  uint32_t replicas_acked = 0;
+};
+
 // The result of IncrByFloat.
 struct FloatResult {
   std::string value;  // The number afterwards, as stored (at most 17 decimals).
@@ -281,6 +289,40 @@ class Client {
   // Redis's APPEND: adds `bytes` at the value's end (an absent key counts as empty).
   Result<RangeResult> Append(std::string_view key, std::string_view bytes,
                              const CallOptions& call = {});
+
+  // ---- Hashes, lists and sets: Redis's commands (docs/api.md, "Hashes, lists and sets").
+  // Collection runs any of them: `op` as ringcache/typed.h defines it (its args are views
+  // the call copies), on the key's primary (reads: by call.read_preference). A read is
+  // retried as Get is; a write only while it cannot have run. A key of another type is
+  // FAILED_PRECONDITION "WRONGTYPE ...".
+  //
+  //   const std::string_view fields[] = {"name", "ada"};
+  //   client.Collection("user:42", {.command = TypedCommand::kHSet, .args = fields});
+  Result<CollectionResult> Collection(std::string_view key, const TypedOp& op,
+                                      const CallOptions& call = {});
+  // Short forms of the commonest: HSET (fields added), HGET (nullopt: no such field or
+  // key), HGETALL (field, value pairs), LPUSH/RPUSH (the new length), LPOP/RPOP of up to
+  // `count` elements, LRANGE, SADD/SREM (members added/removed), SISMEMBER, SMEMBERS.
+  Result<int64_t> HashSet(std::string_view key, std::span<const FieldValue> fields,
+                          const CallOptions& call = {});
+  Result<std::optional<std::string>> HashGet(std::string_view key, std::string_view field,
+                                             const CallOptions& call = {});
+  Result<std::vector<std::pair<std::string, std::string>>> HashGetAll(std::string_view key,
+                                                                      const CallOptions& call = {});
+  Result<int64_t> ListPush(std::string_view key, ListEnd end,
+                           std::span<const std::string_view> elements,
+                           const CallOptions& call = {});
+  Result<std::vector<std::string>> ListPop(std::string_view key, ListEnd end, uint64_t count,
+                                           const CallOptions& call = {});
+  Result<std::vector<std::string>> ListRange(std::string_view key, int64_t start, int64_t stop,
+                                             const CallOptions& call = {});
+  Result<int64_t> SetAdd(std::string_view key, std::span<const std::string_view> members,
+                         const CallOptions& call = {});
+  Result<int64_t> SetRemove(std::string_view key, std::span<const std::string_view> members,
+                            const CallOptions& call = {});
+  Result<bool> SetIsMember(std::string_view key, std::string_view member,
+                           const CallOptions& call = {});
+  Result<std::vector<std::string>> SetMembers(std::string_view key, const CallOptions& call = {});
 
   // Batches: one result per input, in input order; each behaves like the single form.
   // The keys are grouped per node and each group is sent as one or more rpcs, all in
