@@ -148,6 +148,11 @@ uint64_t ReplLink::Append(std::shared_ptr<const WriteRecord> record) {
   return seq;
 }
 
+uint64_t ReplLink::LastSeq() const {
+  std::lock_guard lock(mu_);
+  return backlog_.last_seq();
+}
+
 void ReplLink::SetAckHistogram(metrics::Histogram* histogram) {
   ack_histogram_.store(histogram, std::memory_order_release);
 }

@@ -118,6 +118,8 @@ class ReplLink {
   // Appends a write; returns its sequence number on this link. REQUIRES: the caller
   // holds the key's stripe lock (so that per-key order is apply order).
   uint64_t Append(std::shared_ptr<const WriteRecord> record);
+  // The sequence number of the last write appended (0 before the first).
+  uint64_t LastSeq() const;
 
   // Ack timeout check (see the class comment). Called periodically by the store.
   void CheckTimeout(TimePoint now);

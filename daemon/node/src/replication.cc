@@ -189,7 +189,14 @@ struct ReplicatedStore::Impl {
     auto record = std::make_shared<WriteRecord>();
     auto r = write(record.get());
     // A write that changed nothing (an Update that decided so) left no record: version 0.
-    if (r.ok() && record->version != 0) ShipLocked(targets, n, std::move(record), ticket);
+    // Its write concern then waits for what the replicas were already sent (the key's
+    // last write among it), so that an acked reply means they hold the state it read.
+    if (r.ok() && record->version != 0) {
+      ShipLocked(targets, n, std::move(record), ticket);
+    } else if (r.ok() && ticket != nullptr) {
+      for (size_t i = 0; i < n; ++i)
+        AddToTicket(ticket, targets[i]->link_id(), targets[i]->LastSeq());
+    }
     return r;
   }
 
