@@ -1383,7 +1383,8 @@ int main(int argc, char** argv) {
     cmd->group("Hashes, lists and sets");
     cmd->footer("Arguments after KEY, as Redis's " + Upper(help.name) + " takes them: " +
                 (help.args.empty() ? std::string("none") : std::string(help.args)) +
-                ".\nWith an argument starting with '-' (other than a number), put '--' before\nall the arguments: lrem KEY -- -1 -x.\n"
+                ".\nWith an argument starting with '-' (other than a number), put '--' before\nall "
+                "the arguments: lrem KEY -- -1 -x.\n"
                 "A key holding another type is an error (FAILED_PRECONDITION WRONGTYPE, exit 1).");
     cmd->add_option("KEY", collection_key, "The key")->required();
     cmd->add_option("ARGS", collection_args, std::string(help.args));

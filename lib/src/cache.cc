@@ -700,6 +700,19 @@ Status Cache::Get(const HashedKey& hashed, std::string* value, ItemMeta* meta) c
 
 Status Cache::GetTyped(const HashedKey& hashed, ValueType type, std::string* value,
                        ItemMeta* meta) const {
+  return ReadLive(hashed, type, [&](std::string_view stored, const ItemMeta& m) {
+    value->assign(stored);
+    if (meta != nullptr) *meta = m;
+  });
+}
+
+Status Cache::VisitTyped(const HashedKey& hashed, ValueType type, ValueVisitor& visitor) const {
+  return ReadLive(hashed, type,
+                  [&](std::string_view stored, const ItemMeta& m) { visitor.Visit(stored, m); });
+}
+
+template <typename Fn>
+Status Cache::ReadLive(const HashedKey& hashed, ValueType type, Fn&& fn) const {
   const std::string_view key = hashed.bytes();
   if (Status s = CheckKey(key, impl_->options); !s.ok()) return s;
   const uint64_t hash = hashed.index();
@@ -719,8 +732,7 @@ Status Cache::GetTyped(const HashedKey& hashed, ValueType type, std::string* val
   if (e->type != type) [[unlikely]] {
     return WrongType();
   }
-  value->assign(e->value());
-  if (meta != nullptr) *meta = ItemMeta{e->version, deadline, e->type};
+  fn(e->value(), ItemMeta{e->version, deadline, e->type});
   return Status::Ok();
 }
 

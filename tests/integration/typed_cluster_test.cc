@@ -238,5 +238,101 @@ TEST_CASE(
   CHECK(unsure.empty());
 }
 
+TEST_CASE("Whole collections are read through any node and count toward --max-response-bytes",
+          "[cluster][typed]") {
+  TestCluster cluster({.nodes = 3,
+                       .replication_factor = 2,
+                       .extra_args = {"--memory", "256MiB", "--max-value-bytes", "1MiB",
+                                      "--max-response-bytes", "32MiB"}});
+  RequireStart(cluster);
+  REQUIRE(WaitSettled(cluster, 20s, true));
+  auto n1 = cluster.Stub(0);
+  const auto push = [&](const std::string& key, const std::string& element, int count) {
+    for (int done = 0; done < count; done += 100000) {
+      v1::CollectionRequest r;
+      r.set_key(key);
+      r.set_command(v1::COLLECTION_COMMAND_RPUSH);
+      for (int i = done; i < std::min(count, done + 100000); ++i) r.add_args(element);
+      r.set_write_concern(1);
+      const auto reply = Unary(*n1, &v1::Cache::Stub::Collection, r, 20s);
+      INFO(reply.status.error_message());
+      REQUIRE(reply.status.ok());
+    }
+  };
+  // 500,000 one-byte elements: a pack of about 1 MB, the value limit. Its LRANGE answer
+  // takes 3 bytes an element on the wire, so the owner's reply to a forwarding node is
+  // 1.5 MB, over a value.
+  push("full", "x", 500000);
+  // 100,000 empty elements: a pack of 100 KB whose read holds 100,000 strings.
+  push("wide", "", 100000);
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    INFO("through " << cluster.id(n));
+    auto stub = v1::Cache::NewStub(
+        grpc::CreateCustomChannel(cluster.address(n), grpc::InsecureChannelCredentials(), args));
+    v1::CollectionRequest range;
+    range.set_key("full");
+    range.set_command(v1::COLLECTION_COMMAND_LRANGE);
+    range.set_stop(-1);
+    const auto whole = Unary(*stub, &v1::Cache::Stub::Collection, range, 20s);
+    INFO(whole.status.error_message());
+    REQUIRE(whole.status.ok());
+    CHECK(whole.response.items_size() == 500000);
+
+    // 20 reads of the wide list in one Batch: 3.2 MB each as held (a string per element),
+    // 64 MB in all, over the 32 MiB limit although the elements are empty.
+    v1::BatchRequest batch;
+    for (int i = 0; i < 20; ++i) {
+      v1::CollectionRequest* c = batch.add_ops()->mutable_collection();
+      c->set_key("wide");
+      c->set_command(v1::COLLECTION_COMMAND_LRANGE);
+      c->set_stop(-1);
+    }
+    const auto answered = Unary(*stub, &v1::Cache::Stub::Batch, batch, 30s);
+    if (answered.status.ok()) {
+      int refused = 0;
+      for (const v1::OperationResult& r : answered.response.results()) {
+        refused += r.status().code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
+      }
+      CHECK(refused > 0);
+    } else {
+      CHECK(answered.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    }
+  }
+  // A pop of half the list through every node in turn: each answer is the popped elements,
+  // and the list shrinks by exactly that much on both owners.
+  size_t popped = 0;
+  for (size_t n = 0; n < cluster.size(); ++n) {
+    auto stub = cluster.Stub(n);
+    v1::CollectionRequest pop;
+    pop.set_key("full");
+    pop.set_command(v1::COLLECTION_COMMAND_LPOP);
+    pop.set_n(100000);
+    pop.set_flag(true);
+    pop.set_write_concern(1);
+    const auto got = Unary(*stub, &v1::Cache::Stub::Collection, pop, 20s);
+    INFO(got.status.error_message());
+    REQUIRE(got.status.ok());
+    popped += static_cast<size_t>(got.response.items_size());
+  }
+  CHECK(popped == 300000);
+  const std::optional<Ring> ring = CurrentRing(cluster);
+  REQUIRE(ring.has_value());
+  for (size_t owner : ring->Owners("full")) {
+    auto stub = cluster.Stub(owner);
+    v1::CollectionRequest len;
+    len.set_key("full");
+    len.set_command(v1::COLLECTION_COMMAND_LLEN);
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, kRpcTimeout);
+    ctx.AddMetadata("ringcache-local", "1");
+    v1::CollectionResponse out;
+    REQUIRE(stub->Collection(&ctx, len, &out).ok());
+    CHECK(out.integer() == 200000);
+  }
+}
+
 }  // namespace
 }  // namespace ringcache::it

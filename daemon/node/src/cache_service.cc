@@ -760,13 +760,22 @@ namespace {
 constexpr size_t kFramingBytes = 64;  // id, tags, lengths, numbers, the oneof's message
 }  // namespace
 
+// A collection command's arguments, each with its tag and length.
+constexpr size_t kArgFramingBytes = 6;
+
 size_t CacheService::ForwardBytes(const v1::Operation& op) {
-  const size_t value = op.op_case() == v1::Operation::kSet ? op.set().value().size() : 0;
+  size_t value = 0;
+  if (op.op_case() == v1::Operation::kSet) value = op.set().value().size();
+  if (op.op_case() == v1::Operation::kCollection) {
+    for (const std::string& arg : op.collection().args()) value += kArgFramingBytes + arg.size();
+  }
   return kFramingBytes + OperationKey(op).size() + value;
 }
 
 size_t CacheService::ForwardBytes(const Op& op) {
-  return kFramingBytes + op.key.bytes().size() + op.value.size();
+  size_t args = 0;
+  for (std::string_view arg : op.args) args += kArgFramingBytes + arg.size();
+  return kFramingBytes + op.key.bytes().size() + op.value.size() + args;
 }
 
 size_t CacheService::FailedResults(const grpc::Status& status,

@@ -221,9 +221,8 @@ void SetRange(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
 class NodeStore final : public TypedStore {
  public:
   NodeStore(Node* node, WriteTicket* ticket) : node_(node), ticket_(ticket) {}
-  Status Read(const HashedKey& key, ValueType type, std::string* pack,
-              ItemMeta* meta) const override {
-    return node_->GetTyped(key, type, pack, meta);
+  Status Read(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const override {
+    return node_->VisitTyped(key, type, visitor);
   }
   Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
                               ValueType expected) override {

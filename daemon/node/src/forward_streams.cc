@@ -15,6 +15,7 @@
 #include "proto_ops.h"
 #include "response_budget.h"
 #include "ringcache/sync/mutex.h"
+#include "ringcache/typed.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
 namespace ringcache::internal {
@@ -28,6 +29,7 @@ struct Exchange {
   size_t ops = 0;
   size_t bytes = 0;
   std::vector<uint64_t> caller_ids;
+  std::vector<bool> reads;       // Per operation: a read (its result may be dropped for a budget).
   v1::PipelineResponse results;  // `ops` slots, filled by id.
   size_t remaining = 0;
   uint64_t base = 0;  // The stream's id of operation 0; set when queued.
@@ -252,7 +254,7 @@ class PeerStream final : public grpc::ClientBidiReactor<v1::PipelineRequest, v1:
           e->budget->MarkExceeded();
           SetOpStatus(e->budget->Error(), slot->mutable_status());
         } else if (e->budget != nullptr && !e->budget->Take(slot->ByteSizeLong()) &&
-                   slot->result_case() == v1::OperationResult::kGet) {
+                   e->reads[id - e->base]) {
           // Over the caller's response limit: a read's value is dropped for the limit's
           // error as it arrives. Writes keep their true results (they ran on the owner).
           const uint64_t caller_id = slot->id();
@@ -424,9 +426,15 @@ void ForwardStreams::Send(const ForwardTarget& target, uint64_t epoch, v1::Pipel
   e->bytes = bytes;
   e->remaining = e->ops;
   e->caller_ids.reserve(e->ops);
+  e->reads.reserve(e->ops);
   e->results.mutable_results()->Reserve(static_cast<int>(e->ops));
   for (const v1::Operation& op : request.ops()) {
     e->caller_ids.push_back(op.id());
+    const TypedCommandInfo* typed =
+        op.op_case() == v1::Operation::kCollection
+            ? TypedCommandNumbered(static_cast<uint32_t>(op.collection().command()))
+            : nullptr;
+    e->reads.push_back(op.op_case() == v1::Operation::kGet || (typed != nullptr && !typed->write));
     e->results.add_results();
   }
   e->request = std::move(request);

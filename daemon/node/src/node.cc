@@ -30,6 +30,7 @@
 #include <atomic>
 #include <bit>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -598,8 +599,13 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
     return s;
   }
   if (options.tls.enabled()) impl->tls = std::make_unique<internal::NodeTls>(options.tls);
+  // Peers' answers may be twice a value: a collection of max_value_bytes read whole
+  // (HGETALL, LRANGE, a pop with a count) carries each element with a tag and a length,
+  // at most one byte more per element than its pack, whose elements take a byte at least.
+  const uint64_t max_peer_message =
+      std::min<uint64_t>(2 * max_message, std::numeric_limits<int>::max());
   impl->peers = std::make_unique<internal::PeerPool>(
-      static_cast<int>(max_message), impl->cluster_auth.get(),
+      static_cast<int>(max_peer_message), impl->cluster_auth.get(),
       impl->tls != nullptr ? impl->tls->PeerCredentials() : nullptr);
   impl->store = std::make_unique<internal::ReplicatedStore>(
       internal::ReplicationOptions{.self_id = options.node_id,
@@ -922,6 +928,10 @@ Status Node::Get(const HashedKey& key, std::string* value, ItemMeta* meta) const
 Status Node::GetTyped(const HashedKey& key, ValueType type, std::string* pack,
                       ItemMeta* meta) const {
   return impl_->cache->GetTyped(key, type, pack, meta);
+}
+
+Status Node::VisitTyped(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const {
+  return impl_->cache->VisitTyped(key, type, visitor);
 }
 
 namespace {

@@ -23,16 +23,7 @@ namespace {
 // The bytes a result adds to a response (ResponseBudget adds the per-result framing).
 size_t ResultBytes(const OpResult& r) {
   size_t bytes = r.value != nullptr ? r.value->size() : 0;
-  return bytes + r.typed.ItemBytes();
-}
-
-// Whether running `op` adds bytes to the response: reads, and writes that answer the
-// value they replaced or the elements they pop. Once the budget is exceeded these are not
-// run.
-bool ReturnsBytes(const Op& op) {
-  return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous ||
-         (op.kind == OpKind::kTypedWrite &&
-          (op.typed == TypedCommand::kLPop || op.typed == TypedCommand::kRPop));
+  return bytes + r.typed.ApproxBytes();
 }
 
 // One batch in flight: counts its parts (the caller's own, one per forwarded exchange, one per

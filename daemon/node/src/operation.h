@@ -157,4 +157,12 @@ struct OpResult {
   uint32_t replicas_acked = 0;  // Point writes with a write concern.
 };
 
+// Whether running `op` adds bytes to a response beyond its status: reads, writes that
+// answer the value they replaced, and pops. Response budgets stop these once spent.
+inline bool ReturnsBytes(const Op& op) {
+  return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous ||
+         (op.kind == OpKind::kTypedWrite &&
+          (op.typed == TypedCommand::kLPop || op.typed == TypedCommand::kRPop));
+}
+
 }  // namespace ringcache::internal

@@ -596,8 +596,7 @@ void PipelineReactor::ExecuteChunk(bool reject, v1::PipelineResponse* out, size_
     // its stream's room): a read past one that fails is not run; the read that crosses it
     // loses its value. A deferring part's crossing read keeps it.
     const Op& op = decoded_.ops[k];
-    const bool reads =
-        decoded_.errors[k].ok() && (ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous);
+    const bool reads = decoded_.errors[k].ok() && ReturnsBytes(op);
     const bool message_limited = reads && message_limit_ != 0;
     const bool part_limited = reads && part != nullptr && part->max_response_bytes() != 0;
     const bool part_fails = part_limited && !part->defer();

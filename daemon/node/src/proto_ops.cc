@@ -513,8 +513,7 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
     case OpKind::kTypedRead:
     case OpKind::kTypedWrite:
       EncodeResult(result, out->mutable_collection());
-      bytes += result.typed.ItemBytes() + 8 * result.typed.items.size() +
-               8 * (result.typed.absent.size() + result.typed.integers.size());
+      bytes += result.typed.ApproxBytes();
       break;
   }
   return bytes;

@@ -191,6 +191,18 @@ class Cache {
   // The same for a key that must hold `type` (a collection's pack, for ringcache/typed.h).
   Status GetTyped(const HashedKey& key, ValueType type, std::string* value,
                   ItemMeta* meta = nullptr) const;
+  // Reads the stored value of a key that holds `type` in place, without copying it:
+  // visitor.Visit(value, meta) runs with a view that ends with the call. The visit must be
+  // quick (it holds back the freeing of replaced entries) and must not call this cache.
+  // Errors as GetTyped's; the visitor is then not called.
+  class ValueVisitor {
+   public:
+    virtual void Visit(std::string_view value, const ItemMeta& meta) = 0;
+
+   protected:
+    ~ValueVisitor() = default;
+  };
+  Status VisitTyped(const HashedKey& key, ValueType type, ValueVisitor& visitor) const;
 
   // The write methods take an optional WriteRecord* (write_record.h): on success it is set
   // to what the write did (the version and absolute expiry it left, the value as stored),
@@ -315,6 +327,9 @@ class Cache {
  private:
   struct Impl;
   explicit Cache(std::unique_ptr<Impl> impl);
+  // The lookup of GetTyped and VisitTyped: fn(entry value, meta) on a live entry of `type`.
+  template <typename Fn>
+  Status ReadLive(const HashedKey& key, ValueType type, Fn&& fn) const;
   std::unique_ptr<Impl> impl_;
 };
 

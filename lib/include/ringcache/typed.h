@@ -1,10 +1,11 @@
 // Typed values on a ringcache::Cache: hashes, lists and sets (docs/design/typed-values.md).
 //
 // Each function is one atomic operation on one key, with Redis's semantics: a write runs
-// under the key's shard lock (Cache::Update), gives the key a new version and fills the
-// WriteRecord it is given (a kSet of the collection's new pack with its type, or a kDelete
-// when the last element goes: no collection is ever empty); a read copies out of the
-// stored pack without a lock. An operation on a key of another type is WrongType()
+// under the key's shard lock (Cache::Update); if it changes the collection it gives the
+// key a new version and fills the WriteRecord it is given (a kSet of the collection's new
+// pack with its type, or a kDelete when the last element goes: no collection is ever
+// empty), and if it changes nothing it leaves both as they were. A read works on the
+// stored pack in place, without a lock. An operation on a key of another type is WrongType()
 // (FAILED_PRECONDITION "WRONGTYPE ..."); an absent key reads as empty. A write keeps the
 // key's expiry; a key it creates never expires.
 //
@@ -194,8 +195,11 @@ struct TypedReply {
   std::vector<int64_t> integers;
   uint64_t version = 0;
 
-  // Bytes of the items (for response budgets).
+  // Bytes of the items.
   size_t ItemBytes() const;
+  // What the reply costs to hold or send: the items' bytes plus a string's overhead per
+  // item (an empty item still costs one), and the numbers (for response budgets).
+  size_t ApproxBytes() const;
 };
 
 using UpdateFn = std::function<Status(const ItemView* current, Mutation* mutation)>;
@@ -204,9 +208,9 @@ using UpdateFn = std::function<Status(const ItemView* current, Mutation* mutatio
 class TypedStore {
  public:
   virtual ~TypedStore() = default;
-  // Cache::GetTyped's contract: the pack of `key` if it holds `type`; NOT_FOUND if absent.
-  virtual Status Read(const HashedKey& key, ValueType type, std::string* pack,
-                      ItemMeta* meta) const = 0;
+  // Cache::VisitTyped's contract: visitor.Visit(pack, meta) with the pack of `key` in
+  // place, if it holds `type`; NOT_FOUND if absent.
+  virtual Status Read(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const = 0;
   // Cache::Update's contract, with the type the key must hold.
   virtual Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
                                       ValueType expected) = 0;
@@ -219,8 +223,7 @@ class CacheStore final : public TypedStore {
   explicit CacheStore(Cache& cache, WriteRecord* record = nullptr)
       : reader_(cache), writer_(&cache), record_(record) {}
   explicit CacheStore(const Cache& cache) : reader_(cache) {}
-  Status Read(const HashedKey& key, ValueType type, std::string* pack,
-              ItemMeta* meta) const override;
+  Status Read(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const override;
   Result<UpdateResult> Update(const HashedKey& key, const UpdateFn& fn,
                               ValueType expected) override;
 

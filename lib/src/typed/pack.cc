@@ -374,6 +374,7 @@ Result<Write> HashIncrByFloat(std::string_view pack, std::string_view field,
 Result<Write> ListPush(std::string_view pack, Side side,
                        std::span<const std::string_view> elements) {
   if (elements.empty()) return Status::InvalidArgument("a push needs at least one element");
+  if (elements.size() > kMaxElements) return CheckElements(elements.size());
   std::vector<std::string_view> items;
   if (Status s = Items(pack, false, &items); !s.ok()) return s;
   if (side == Side::kRight) {

@@ -228,11 +228,20 @@ Result<typed::Write> Apply(const TypedOp& op, std::string_view pack, TypedReply*
 
 }  // namespace
 
-const TypedCommandInfo* TypedCommandNumbered(uint32_t number) {
-  for (const TypedCommandInfo& info : kCommands) {
-    if (static_cast<uint32_t>(info.command) == number) return &info;
+// kCommands' index of each command number (-1: none), for a lookup per operation.
+constexpr uint32_t kMaxNumber = 63;
+constexpr auto kByNumber = [] {
+  std::array<int8_t, kMaxNumber + 1> at{};
+  at.fill(-1);
+  for (size_t i = 0; i < kCommands.size(); ++i) {
+    at[static_cast<size_t>(kCommands[i].command)] = static_cast<int8_t>(i);
   }
-  return nullptr;
+  return at;
+}();
+
+const TypedCommandInfo* TypedCommandNumbered(uint32_t number) {
+  if (number > kMaxNumber || kByNumber[number] < 0) return nullptr;
+  return &kCommands[static_cast<size_t>(kByNumber[number])];
 }
 
 const TypedCommandInfo* TypedCommandNamed(std::string_view name) {
@@ -255,9 +264,13 @@ size_t TypedReply::ItemBytes() const {
   return n;
 }
 
-Status CacheStore::Read(const HashedKey& key, ValueType type, std::string* pack,
-                        ItemMeta* meta) const {
-  return reader_.GetTyped(key, type, pack, meta);
+size_t TypedReply::ApproxBytes() const {
+  return ItemBytes() + sizeof(std::string) * items.size() +
+         sizeof(int64_t) * (absent.size() + integers.size());
+}
+
+Status CacheStore::Read(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const {
+  return reader_.VisitTyped(key, type, visitor);
 }
 
 Result<UpdateResult> CacheStore::Update(const HashedKey& key, const UpdateFn& fn,
@@ -390,12 +403,21 @@ Status RunTyped(TypedStore& store, const HashedKey& key, const TypedOp& op, Type
   if (Status s = CheckTypedOp(op); !s.ok()) return s;
   const TypedCommandInfo& info = InfoOf(op.command);
   if (!info.write) {
-    std::string pack;
-    ItemMeta meta;
-    const Status s = store.Read(key, info.type, &pack, &meta);
-    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-    if (s.ok()) reply->version = meta.version;
-    return Read(op, s.ok() ? std::string_view(pack) : std::string_view(), reply);
+    // The command reads the stored pack in place (no copy of the collection).
+    struct Reader final : Cache::ValueVisitor {
+      const TypedOp& op;
+      TypedReply* reply;
+      Status status;
+      Reader(const TypedOp& o, TypedReply* r) : op(o), reply(r) {}
+      void Visit(std::string_view pack, const ItemMeta& meta) override {
+        reply->version = meta.version;
+        status = Read(op, pack, reply);
+      }
+    } reader(op, reply);
+    const Status s = store.Read(key, info.type, reader);
+    if (s.code() == StatusCode::kNotFound) return Read(op, std::string_view(), reply);
+    if (!s.ok()) return s;
+    return reader.status;
   }
   Result<UpdateResult> r = store.Update(
       key,

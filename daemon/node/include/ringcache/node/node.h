@@ -401,6 +401,8 @@ class Node {
   // Cache::GetTyped: the stored pack of a key holding `type` (ringcache/typed.h).
   Status GetTyped(const HashedKey& key, ValueType type, std::string* pack,
                   ItemMeta* meta = nullptr) const;
+  // Cache::VisitTyped: the same, read in place.
+  Status VisitTyped(const HashedKey& key, ValueType type, Cache::ValueVisitor& visitor) const;
   // Returns the new version.
   Result<uint64_t> Set(const HashedKey& key, std::string_view value, const SetOptions& options = {},
                        WriteTicket* ticket = nullptr);
