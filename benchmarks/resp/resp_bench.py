@@ -169,7 +169,21 @@ WORKLOADS = [
     {"name": "MGET 10 keys -c 50", "flags": ["-c", "50", "MGET"] +
         ["key:__rand_int__"] * 10},
     {"name": "GET -c 1 -P 1", "flags": ["-c", "1", "-P", "1", "-t", "get"], "div": 10},
+    # Hashes and lists on keys spread like the strings' (redis-benchmark's own -t hset and
+    # -t lpush grow one key to every request, which measures one huge collection instead).
+    {"name": "HSET -c 50 -P 16", "flags": ["-c", "50", "-P", "16", "HSET", "h:__rand_int__",
+                                          "field", "x" * 32]},
+    {"name": "HGET -c 50 -P 16", "flags": ["-c", "50", "-P", "16", "HGET", "h:__rand_int__",
+                                          "field"]},
+    {"name": "HGET -c 50 -P 1", "flags": ["-c", "50", "-P", "1", "HGET", "h:__rand_int__",
+                                         "field"]},
+    {"name": "LPUSH -c 50 -P 16", "flags": ["-c", "50", "-P", "16", "LPUSH", "l:__rand_int__",
+                                           "x" * 32]},
 ]
+# Typed commands against the string command at the same load, per server (issue "Typed
+# values": HGET and LPUSH vs GET and SET through the daemon).
+SAME_LOAD = [("HGET -c 50 -P 16", "GET -c 50 -P 16"), ("HGET -c 50 -P 1", "GET -c 50 -P 1"),
+             ("HSET -c 50 -P 16", "SET -c 50 -P 16"), ("LPUSH -c 50 -P 16", "SET -c 50 -P 16")]
 
 
 def spread(xs):
@@ -248,6 +262,14 @@ def main():
                           med("cpu_us", b), spread(cpu) if cpu else "n/a",
                           spread(p50) if p50 else "n/a", spread(p99) if p99 else "n/a",
                           med("cs", a), med("cs", b)))
+        print()
+        for typed, string in SAME_LOAD:
+            for s in servers:
+                a, b = results[(typed, s.name)], results[(string, s.name)]
+                ops = [x["ops"] / y["ops"] for x, y in zip(a, b)]
+                cpu = [x["cpu_us"] / y["cpu_us"] for x, y in zip(a, b) if y["cpu_us"] > 0]
+                print("%-20s / %-18s %-26s ops/s %s | CPU/op %s" % (
+                    typed, string, s.name, spread(ops), spread(cpu) if cpu else "n/a"))
     finally:
         for s in servers:
             s.stop()
