@@ -18,7 +18,7 @@ from tests/integration/make_test_certs.sh; redis-benchmark --tls --cacert), and 
 each one's TLS run with its plaintext run, and ringcache with Redis both on TLS.
 
 Usage: resp_bench.py --ringcached PATH[,PATH] [--nodes 1|3] [--threads 1,2] [--rounds 5]
-                     [--requests 200000] [--quick] [--tls]
+                     [--requests 200000] [--quick] [--tls] [--only GET,SET,MGET]
 """
 import argparse
 import os
@@ -200,6 +200,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--quick", action="store_true", help="one round of few requests (CI smoke)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated workload names to run (their first words: GET,HSET)")
     ap.add_argument("--tls", action="store_true",
                     help="each server also with TLS; compare TLS with plaintext")
     opts = ap.parse_args()
@@ -209,6 +211,8 @@ def main():
         return 77
     if opts.quick:
         opts.rounds, opts.requests, opts.threads = 1, 20000, "1"
+    workloads = [w for w in WORKLOADS
+                 if not opts.only or w["name"].split()[0] in opts.only.upper().split(",")]
     tmp = tempfile.mkdtemp(prefix="ringcache-resp-bench-")
     servers = []
     try:
@@ -237,7 +241,7 @@ def main():
         # Keys for GET/MGET to hit: the SET workloads run first in each round.
         results = {}  # (workload, server) -> [runs]
         for r in range(opts.rounds):
-            for w in WORKLOADS:
+            for w in workloads:
                 order = servers if r % 2 == 0 else list(reversed(servers))
                 n = opts.requests // w.get("div", 1)
                 for s in order:
@@ -248,7 +252,7 @@ def main():
                                                            res["p50"], res["p99"], res["cpu_us"],
                                                            res["cs"]), flush=True)
         print()
-        for w in WORKLOADS:
+        for w in workloads:
             for s, ref in pairs:
                 a, b = results[(w["name"], s.name)], results[(w["name"], ref.name)]
                 ops = [x["ops"] / y["ops"] for x, y in zip(a, b)]
@@ -264,6 +268,8 @@ def main():
                           med("cs", a), med("cs", b)))
         print()
         for typed, string in SAME_LOAD:
+            if (typed, servers[0].name) not in results or (string, servers[0].name) not in results:
+                continue
             for s in servers:
                 a, b = results[(typed, s.name)], results[(string, s.name)]
                 ops = [x["ops"] / y["ops"] for x, y in zip(a, b)]

@@ -66,19 +66,19 @@ TEST_CASE("Collection commands through the engine: fields added, updated and rea
   CHECK(router.Route(nullptr, {}, set_first).where == Router::Where::kHere);
   OpResult r = Run(node.get(), set_first);
   REQUIRE(r.status.ok());
-  CHECK(r.typed.integer == 2);
+  CHECK(r.typed->integer == 2);
   const uint64_t v1 = r.version;
   CHECK(v1 > 0);
 
   r = Run(node.get(), Typed("h", C::kHSet, {"f1", "x", "f3", "y"}));
   REQUIRE(r.status.ok());
-  CHECK(r.typed.integer == 1);  // f3 is new; f1 was updated.
+  CHECK(r.typed->integer == 1);  // f3 is new; f1 was updated.
   CHECK(r.version > v1);
 
   r = Run(node.get(), Typed("h", C::kHMGet, {"f1", "f2", "f9", "f3"}));
   REQUIRE(r.status.ok());
-  CHECK(r.typed.items == Items{"x", "v2", "", "y"});
-  CHECK(r.typed.absent == std::vector<uint32_t>{2});
+  CHECK(r.typed->items == Items{"x", "v2", "", "y"});
+  CHECK(r.typed->absent == std::vector<uint32_t>{2});
 
   // A string key is not a hash, either way, in Redis's words.
   REQUIRE(node->Set("s", "plain").ok());
@@ -129,7 +129,7 @@ TEST_CASE("Collection writes are replicated: the replica's copy equals the prima
   OpResult on_replica = Run(replica, Typed("{u1}user", C::kHMGet, {"lang", "name", "none"}));
   INFO(on_replica.status.ToString());
   REQUIRE(on_replica.status.ok());
-  CHECK(on_replica.typed.items == Items{"c++", "ada", ""});
+  CHECK(on_replica.typed->items == Items{"c++", "ada", ""});
   CHECK(on_replica.version == on_primary.version);
 
   // Lists and sets (same hash tag: same primary): what a pop removed is gone on the
@@ -145,13 +145,13 @@ TEST_CASE("Collection writes are replicated: the replica's copy equals the prima
     return result;
   };
   acked_write(Typed("{u1}queue", C::kRPush, {"a", "b", "c", "d"}));
-  CHECK(acked_write(Typed("{u1}queue", C::kLPop, {}, 2, 0, true)).typed.items == Items{"a", "b"});
+  CHECK(acked_write(Typed("{u1}queue", C::kLPop, {}, 2, 0, true)).typed->items == Items{"a", "b"});
   acked_write(Typed("{u1}tags", C::kSAdd, {"x", "y"}));
   acked_write(Typed("{u1}tags", C::kSRem, {"x", "y"}));
   on_replica = Run(replica, Typed("{u1}queue", C::kLRange, {}, 0, -1));
-  CHECK(on_replica.typed.items == Items{"c", "d"});
+  CHECK(on_replica.typed->items == Items{"c", "d"});
   CHECK(on_replica.version == Run(primary, Typed("{u1}queue", C::kLLen, {})).version);
-  CHECK(Run(replica, Typed("{u1}tags", C::kSCard, {})).typed.integer == 0);
+  CHECK(Run(replica, Typed("{u1}tags", C::kSCard, {})).typed->integer == 0);
   std::string pack;
   CHECK(replica->GetTyped("{u1}tags", ValueType::kSet, &pack).code() == StatusCode::kNotFound);
   n2->Shutdown();

@@ -243,8 +243,8 @@ void Typed(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
                              .stop = op.stop,
                              .flag = op.flag,
                              .if_version = op.if_version},
-                            &result->typed);
-  result->version = result->typed.version;
+                            (result->typed = std::make_unique<TypedReply>()).get());
+  result->version = result->typed->version;
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ namespace {
 // The bytes a result adds to a response (ResponseBudget adds the per-result framing).
 size_t ResultBytes(const OpResult& r) {
   size_t bytes = r.value != nullptr ? r.value->size() : 0;
-  return bytes + r.typed.ApproxBytes();
+  return bytes + (r.typed != nullptr ? r.typed->ApproxBytes() : 0);
 }
 
 // One batch in flight: counts its parts (the caller's own, one per forwarded exchange, one per
@@ -166,7 +166,7 @@ void RunBatch(const CacheService* service, const Topology* topology, const Route
         // a forwarded one is.
         result->status = budget->Error();
         if (result->value != nullptr) result->value->clear();
-        result->typed = TypedReply{};
+        result->typed.reset();
       }
       continue;
     }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -152,7 +153,10 @@ struct OpResult {
                               // kSetRange: the value's new length; kTouch: 1 if the
                               // expiry changed, 0 if its condition did not hold.
   ValueType value_type = ValueType::kString;  // kTtl: what the key holds (TYPE).
-  TypedReply typed;             // kTypedRead, kTypedWrite: the command's reply (its version too).
+  // kTypedRead, kTypedWrite: the command's reply (its version too), made by the engine or
+  // the decoder of an owner's answer. A pointer, so that the string operations' results
+  // stay small (results are made and dropped per operation on the hot path).
+  std::unique_ptr<TypedReply> typed;
   bool possibly_stale = false;  // Served from a fenced node's own copy (--fenced-reads).
   uint32_t replicas_acked = 0;  // Point writes with a write concern.
 };

@@ -254,7 +254,8 @@ void EncodeResult(const OpResult& result, v1::SetRangeResponse* out) {
 }
 
 void EncodeResult(const OpResult& result, v1::CollectionResponse* out) {
-  const TypedReply& r = result.typed;
+  static const TypedReply kEmpty;
+  const TypedReply& r = result.typed != nullptr ? *result.typed : kEmpty;
   out->set_integer(r.integer);
   if (r.nil) out->set_nil(true);
   out->mutable_items()->Reserve(static_cast<int>(r.items.size()));
@@ -446,7 +447,8 @@ void DecodeResult(const Op& op, v1::OperationResult* in, OpResult* out) {
       break;
     case v1::OperationResult::kCollection: {
       v1::CollectionResponse* c = in->mutable_collection();
-      TypedReply& r = out->typed;
+      out->typed = std::make_unique<TypedReply>();
+      TypedReply& r = *out->typed;
       r.integer = c->integer();
       r.nil = c->nil();
       r.items.clear();
@@ -513,7 +515,7 @@ size_t EncodeResult(const Op& op, const OpResult& result, v1::OperationResult* o
     case OpKind::kTypedRead:
     case OpKind::kTypedWrite:
       EncodeResult(result, out->mutable_collection());
-      bytes += result.typed.ApproxBytes();
+      if (result.typed != nullptr) bytes += result.typed->ApproxBytes();
       break;
   }
   return bytes;

@@ -839,7 +839,8 @@ void RespBatch::EncodeTyped(RespReply reply, const OpResult& result, std::string
     AppendStatusError(out, result.status);
     return;
   }
-  const TypedReply& t = result.typed;
+  static const TypedReply kEmpty;
+  const TypedReply& t = result.typed != nullptr ? *result.typed : kEmpty;
   const auto array_header = [out](size_t n) {
     out->push_back('*');
     out->append(std::to_string(n));
