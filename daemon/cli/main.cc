@@ -508,6 +508,8 @@ constexpr CollectionHelp kCollectionHelp[] = {
     {"hstrlen", "Print the length of a hash field's value", "FIELD"},
     {"hincrby", "Add an integer to a hash field; print the result", "FIELD INCREMENT"},
     {"hincrbyfloat", "Add a float to a hash field; print the result", "FIELD INCREMENT"},
+    {"hrandfield", "Print random fields of a hash (negative COUNT: repeats allowed)",
+     "[COUNT [WITHVALUES]]"},
     {"lpush", "Push elements at a list's head; print its length", "ELEMENT..."},
     {"rpush", "Push elements at a list's tail; print its length", "ELEMENT..."},
     {"lpushx", "LPUSH only onto an existing list", "ELEMENT..."},
@@ -523,12 +525,16 @@ constexpr CollectionHelp kCollectionHelp[] = {
     {"ltrim", "Keep only a list's elements START..STOP", "START STOP"},
     {"lrem", "Remove COUNT occurrences of an element (0 = all, < 0 from the tail)",
      "COUNT ELEMENT"},
+    {"lpos", "Print the index of an element (exit 1 if absent)",
+     "ELEMENT [RANK R] [COUNT N] [MAXLEN L]"},
     {"sadd", "Add members to a set; print how many were added", "MEMBER..."},
     {"srem", "Remove members from a set; print how many were removed", "MEMBER..."},
     {"sismember", "Print 1 if the set has the member, else 0", "MEMBER"},
     {"smismember", "Print 1 or 0 per member, one per line", "MEMBER..."},
     {"smembers", "Print a set's members, one per line", ""},
     {"scard", "Print how many members a set has", ""},
+    {"spop", "Remove and print random members of a set (exit 1 if empty)", "[COUNT]"},
+    {"srandmember", "Print random members of a set (negative COUNT: repeats allowed)", "[COUNT]"},
 };
 
 // A hash, list or set command (Redis's arguments after the key), printed as redis-cli
@@ -548,6 +554,8 @@ int CmdCollection(Connection& conn, const TypedCommandInfo& info, const std::str
   request.set_n(op.n);
   request.set_stop(op.stop);
   request.set_flag(op.flag);
+  request.set_count(op.count);
+  request.set_option(op.option);
   if (info.write) {
     request.set_if_version(if_version);
     request.set_write_concern(wc.replicas);
@@ -571,6 +579,9 @@ int CmdCollection(Connection& conn, const TypedCommandInfo& info, const std::str
     case TypedCommand::kHVals:
     case TypedCommand::kLRange:
     case TypedCommand::kSMembers:
+    case TypedCommand::kSPop:
+    case TypedCommand::kSRandMember:
+    case TypedCommand::kHRandField:
       if (response.nil()) {
         std::fprintf(stderr, "(nil)\n");
         return kExitNotMet;
@@ -597,6 +608,16 @@ int CmdCollection(Connection& conn, const TypedCommandInfo& info, const std::str
     }
     case TypedCommand::kSMIsMember:
       for (int64_t n : response.integers()) std::printf("%lld\n", static_cast<long long>(n));
+      break;
+    case TypedCommand::kLPos:
+      if (op.flag) {
+        for (int64_t n : response.integers()) std::printf("%lld\n", static_cast<long long>(n));
+      } else if (response.nil()) {
+        std::fprintf(stderr, "(nil)\n");
+        return kExitNotMet;
+      } else {
+        std::printf("%lld\n", static_cast<long long>(response.integer()));
+      }
       break;
     case TypedCommand::kLSet:
     case TypedCommand::kLTrim:

@@ -259,6 +259,15 @@ expect 1 "$cli" lpush user:1 x
 err_has "WRONGTYPE Operation against a key holding the wrong kind of value"
 expect 1 "$cli" get user:1
 err_has "WRONGTYPE"
+expect 0 "$cli" rpush letters a b c b
+expect 0 "$cli" lpos letters b
+out_is $'1\n'
+expect 0 "$cli" lpos letters b COUNT 0
+out_is $'1\n3\n'
+expect 1 "$cli" lpos letters zz
+expect 0 "$cli" spop tags 5
+[[ $(sort "$out" | tr '\n' ' ') == "x y " ]] || fail "spop tags 5 printed '$(cat "$out")', want x and y"
+expect 1 "$cli" spop tags
 ok "hash, list and set commands print their replies and Redis's errors"
 
 # --- stats / ping --------------------------------------------------------------------------

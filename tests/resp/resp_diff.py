@@ -26,7 +26,8 @@ import time
 
 # Commands in order. A command is a list of arguments (bytes or str), or a tuple
 # (rule, args): "ttl" compares integers within 1, "pttl" within 1500 ms, "set" the
-# elements of an array in any order.
+# elements of an array in any order, "len" only arrays' lengths, "any" only the kind of
+# reply (a random pick).
 SCRIPT = [
     # Connection.
     ["PING"], ["PING", "hello"], ["PING", "a", "b"], ["ECHO", "hi"], ["ECHO"],
@@ -178,6 +179,32 @@ SCRIPT = [
     ["SREM", "nokey", "a"], ["SADD", "s2", "1", "2"], ["TYPE", "s2"], ["SADD", "s2"],
     ["SMISMEMBER", "s2"], ["HGET", "s2", "a"], ["LRANGE", "s2", "0", "1"], ["SADD", "hstr", "a"],
     ["SISMEMBER", "hstr", "a"], ["DEL", "s2", "l2", "hstr"],
+    # Positions and random picks: where Redis picks at random the replies are compared as
+    # sets ("set"), by length ("len") or by kind ("any").
+    ["RPUSH", "lp", "a", "b", "c", "1", "2", "3", "c", "c"], ["LPOS", "lp", "c"],
+    ["LPOS", "lp", "c", "RANK", "2"], ["LPOS", "lp", "c", "RANK", "-1"], ["LPOS", "lp", "c", "COUNT", "0"],
+    ["LPOS", "lp", "c", "COUNT", "2", "RANK", "-1"], ["LPOS", "lp", "c", "MAXLEN", "2"],
+    ["LPOS", "lp", "c", "COUNT", "0", "MAXLEN", "7"], ["LPOS", "lp", "c", "RANK", "-2", "MAXLEN", "2"],
+    ["LPOS", "lp", "zz"], ["LPOS", "lp", "zz", "COUNT", "0"], ["LPOS", "nokey", "a"],
+    ["LPOS", "nokey", "a", "COUNT", "1"], ["LPOS", "lp", "c", "RANK", "0"],
+    ["LPOS", "lp", "c", "COUNT", "-1"], ["LPOS", "lp", "c", "MAXLEN", "-1"], ["LPOS", "lp", "c", "RANK"],
+    ["LPOS", "lp", "c", "BOGUS", "1"], ["LPOS", "lp", "c", "RANK", "x"], ["LPOS", "lp", "c", "COUNT", "x"],
+    ["LPOS", "lp"], ["SET", "lps", "v"],
+    ["LPOS", "lps", "a"], ["SADD", "sp", "a", "b", "c"], ("set", ["SRANDMEMBER", "sp", "3"]),
+    ("set", ["SRANDMEMBER", "sp", "10"]), ("len", ["SRANDMEMBER", "sp", "2"]),
+    ("len", ["SRANDMEMBER", "sp", "-5"]), ["SRANDMEMBER", "sp", "0"], ("any", ["SRANDMEMBER", "sp"]),
+    ["SRANDMEMBER", "nokey"], ["SRANDMEMBER", "nokey", "3"], ["SRANDMEMBER", "nokey", "-3"],
+    ["SRANDMEMBER", "sp", "x"], ["SRANDMEMBER", "sp", "1", "2"],
+    ["SRANDMEMBER", "sp", "-9223372036854775808"], ["SRANDMEMBER", "lps"], ["SPOP", "sp", "0"],
+    ("len", ["SPOP", "sp", "1"]), ("len", ["SPOP", "sp", "5"]), ["SCARD", "sp"], ["EXISTS", "sp"],
+    ["SPOP", "sp"], ["SPOP", "nokey", "2"], ["SPOP", "sp", "-1"], ["SPOP", "sp", "x"],
+    ["SPOP", "sp", "1", "2"], ["SADD", "sp", "z"], ["SPOP", "sp"], ["EXISTS", "sp"], ["SPOP", "lps"],
+    ["HSET", "hr", "f1", "v1", "f2", "v2"], ("set", ["HRANDFIELD", "hr", "2"]),
+    ("len", ["HRANDFIELD", "hr", "-3"]), ("set", ["HRANDFIELD", "hr", "5", "WITHVALUES"]),
+    ("len", ["HRANDFIELD", "hr", "-2", "WITHVALUES"]), ["HRANDFIELD", "hr", "0"],
+    ("any", ["HRANDFIELD", "hr"]), ["HRANDFIELD", "nokey"], ["HRANDFIELD", "nokey", "2"],
+    ["HRANDFIELD", "hr", "1", "bogus"], ["HRANDFIELD", "hr", "x"],
+    ["HRANDFIELD", "hr", "1", "WITHVALUES", "x"], ["HRANDFIELD", "lps"], ["DEL", "lp", "lps", "hr"],
     # TYPE; the connection's own commands (CLIENT, HELLO, AUTH without a password set).
     ["TYPE", "ap"], ["TYPE", "nokey"], ["TYPE"], ["CLIENT", "GETNAME"],
     ["CLIENT", "SETNAME", "app-1"], ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"],
@@ -461,6 +488,11 @@ def same(rule, a, b):
     if rule == "set":  # The same elements, in any order.
         x, y = array_items(a), array_items(b)
         return a == b if x is None or y is None else sorted(x) == sorted(y)
+    if rule == "len":  # Arrays of the same length.
+        x, y = array_items(a), array_items(b)
+        return a == b if x is None or y is None else len(x) == len(y)
+    if rule == "any":  # The same kind of reply (a value, not nil).
+        return a[:1] == b[:1] and a != b"$-1\r\n" and b != b"$-1\r\n"
     if not (a.startswith(b":") and b.startswith(b":")):
         return a == b
     x, y = int(a[1:-2]), int(b[1:-2])

@@ -242,6 +242,8 @@ void Typed(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
                              .n = op.n,
                              .stop = op.stop,
                              .flag = op.flag,
+                             .count = op.count,
+                             .option = op.option,
                              .if_version = op.if_version},
                             (result->typed = std::make_unique<TypedReply>()).get());
   result->version = result->typed->version;

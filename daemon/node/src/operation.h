@@ -117,6 +117,8 @@ struct Op {
   int64_t n = 0;
   int64_t stop = 0;
   bool flag = false;
+  int64_t count = 0;
+  bool option = false;
   uint64_t if_version = 0;
   // Point reads: true to read this node's copy if it is any owner (READ_PREFERENCE_ANY_OWNER).
   bool any_owner = false;
@@ -166,7 +168,8 @@ struct OpResult {
 inline bool ReturnsBytes(const Op& op) {
   return ShapeOf(op.kind) == OpShape::kPointRead || op.return_previous ||
          (op.kind == OpKind::kTypedWrite &&
-          (op.typed == TypedCommand::kLPop || op.typed == TypedCommand::kRPop));
+          (op.typed == TypedCommand::kLPop || op.typed == TypedCommand::kRPop ||
+           op.typed == TypedCommand::kSPop));
 }
 
 }  // namespace ringcache::internal

@@ -188,10 +188,17 @@ Status DecodeOp(const v1::CollectionRequest& request, Op* op) {
   op->n = request.n();
   op->stop = request.stop();
   op->flag = request.flag();
+  op->count = request.count();
+  op->option = request.option();
   op->if_version = request.if_version();
   WriteConcernOf(request, op);
-  if (Status s =
-          CheckTypedOp({.command = op->typed, .args = op->args, .n = op->n, .flag = op->flag});
+  if (Status s = CheckTypedOp({.command = op->typed,
+                               .args = op->args,
+                               .n = op->n,
+                               .stop = op->stop,
+                               .flag = op->flag,
+                               .count = op->count,
+                               .option = op->option});
       !s.ok()) {
     return s;
   }
@@ -382,6 +389,8 @@ void EncodeOp(const Op& op, uint64_t id, v1::Operation* out) {
       c->set_n(op.n);
       c->set_stop(op.stop);
       if (op.flag) c->set_flag(true);
+      c->set_count(op.count);
+      if (op.option) c->set_option(true);
       c->set_if_version(op.if_version);
       c->set_read_preference(ToWirePreference(op.any_owner));
       EncodeWriteConcern(op, c);

@@ -250,6 +250,8 @@ Result<CollectionResult> Client::Collection(std::string_view key, const TypedOp&
   request.set_n(op.n);
   request.set_stop(op.stop);
   request.set_flag(op.flag);
+  request.set_count(op.count);
+  request.set_option(op.option);
   request.set_if_version(op.if_version);
   v1::CollectionResponse response;
   Status s;

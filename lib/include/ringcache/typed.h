@@ -115,6 +115,7 @@ enum class TypedCommand : uint8_t {
   kHStrLen = 11,
   kHIncrBy = 12,
   kHIncrByFloat = 13,
+  kHRandField = 14,
   kLPush = 20,
   kRPush = 21,
   kLPushX = 22,
@@ -128,12 +129,15 @@ enum class TypedCommand : uint8_t {
   kLInsert = 30,
   kLTrim = 31,
   kLRem = 32,
+  kLPos = 33,
   kSAdd = 40,
   kSRem = 41,
   kSIsMember = 42,
   kSMIsMember = 43,
   kSMembers = 44,
   kSCard = 45,
+  kSPop = 46,
+  kSRandMember = 47,
 };
 
 // What a command is: its Redis name (lower case), the type of key it acts on, whether it
@@ -159,18 +163,24 @@ std::span<const TypedCommandInfo> TypedCommands();
 //   args    HSET field value [field value ...]; HSETNX field value; HGET, HEXISTS, HSTRLEN,
 //           HINCRBY field; HMGET, HDEL field...; HINCRBYFLOAT field increment;
 //           LPUSH/RPUSH/LPUSHX/RPUSHX element...; LSET element; LINSERT pivot element;
-//           LREM element; SADD/SREM/SISMEMBER/SMISMEMBER member...
+//           LREM element; LPOS element; SADD/SREM/SISMEMBER/SMISMEMBER member...
 //   n       HINCRBY the increment; LINDEX, LSET the index; LRANGE, LTRIM the start;
-//           LREM the count; LPOP/RPOP the count (with `flag`).
-//   stop    LRANGE, LTRIM: the stop index (inclusive).
-//   flag    LINSERT: BEFORE (else AFTER); LPOP/RPOP: a count was given (the reply is a
-//           list, nil for an absent key).
+//           LREM the count; LPOS the rank (1 = first match, -1 = last, never 0);
+//           with `flag`, the count of LPOP/RPOP, SPOP (>= 0), SRANDMEMBER and HRANDFIELD
+//           (negative: that many, repeats allowed).
+//   stop    LRANGE, LTRIM: the stop index (inclusive); LPOS: MAXLEN (0 = the whole list).
+//   flag    LINSERT: BEFORE (else AFTER); LPOP/RPOP, SPOP, SRANDMEMBER, HRANDFIELD: a
+//           count was given (the reply is a list); LPOS: COUNT was given.
+//   count   LPOS: COUNT (0 = every match).
+//   option  HRANDFIELD: WITHVALUES (field, value pairs).
 struct TypedOp {
   TypedCommand command = TypedCommand::kHGet;
   std::span<const std::string_view> args{};
   int64_t n = 0;
   int64_t stop = 0;
   bool flag = false;
+  int64_t count = 0;
+  bool option = false;
   // A write: run only if the key's version is this (compare-and-set on any type);
   // FAILED_PRECONDITION "version mismatch" otherwise, NOT_FOUND if the key is absent.
   // 0 = unconditional. Reads ignore it.
@@ -179,12 +189,15 @@ struct TypedOp {
 
 // What a command gave. Which fields are set depends on the command:
 //   integer  HSET, HSETNX, HDEL, HLEN, HEXISTS, HSTRLEN, HINCRBY, the pushes, LLEN,
-//            LINSERT, LREM, SADD, SREM, SISMEMBER, SCARD: Redis's integer reply.
-//   items    HGET, HINCRBYFLOAT, LINDEX, LPOP/RPOP without a count: one item, or none
-//            with `nil`. HMGET: one per field, in order (absent ones "" and listed in
+//            LINSERT, LREM, SADD, SREM, SISMEMBER, SCARD: Redis's integer reply. LPOS
+//            without COUNT: the index, or `nil`.
+//   items    HGET, HINCRBYFLOAT, LINDEX, LPOP/RPOP, SPOP, SRANDMEMBER, HRANDFIELD without
+//            a count: one item, or none with `nil`. SPOP, SRANDMEMBER, HRANDFIELD with a
+//            count: the items picked (none for an absent key; HRANDFIELD WITHVALUES: field,
+//            value, ...). HMGET: one per field, in order (absent ones "" and listed in
 //            `absent`). HGETALL: field, value, field, value, ...; HKEYS, HVALS,
 //            LRANGE, LPOP/RPOP with a count (nil for an absent key), SMEMBERS: the items.
-//   integers SMISMEMBER: 1 or 0 per member.
+//   integers SMISMEMBER: 1 or 0 per member. LPOS with COUNT: the indexes of the matches.
 //   version  the key's version after a write (0 if it no longer exists); a read: the
 //            version it read (0 for an absent key).
 struct TypedReply {

@@ -488,6 +488,43 @@ Result<Write> ListRem(std::string_view pack, int64_t count, std::string_view ele
   return Write{PackOf(kept), static_cast<int64_t>(removed)};
 }
 
+Result<std::vector<int64_t>> ListPos(std::string_view pack, std::string_view element, int64_t rank,
+                                     int64_t count, int64_t maxlen) {
+  std::vector<int64_t> out;
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, false, &items); !s.ok()) return s;
+  const auto size = static_cast<int64_t>(items.size());
+  const int64_t limit = maxlen == 0 ? size : std::min(maxlen, size);
+  // Matches to skip before the first answered: rank 2 skips one. -INT64_MAX at least.
+  uint64_t skip = rank > 0 ? static_cast<uint64_t>(rank) - 1 : static_cast<uint64_t>(-rank) - 1;
+  for (int64_t seen = 0; seen < limit; ++seen) {
+    const int64_t at = rank > 0 ? seen : size - 1 - seen;
+    if (items[static_cast<size_t>(at)] != element) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    out.push_back(at);
+    if (count != 0 && static_cast<int64_t>(out.size()) >= count) break;
+  }
+  return out;
+}
+
+Result<Write> Remove(std::string_view pack, bool pairs, std::span<const size_t> positions) {
+  std::vector<std::string_view> items;
+  if (Status s = Items(pack, pairs, &items); !s.ok()) return s;
+  const size_t stride = pairs ? 2 : 1;
+  std::vector<bool> drop(items.size(), false);
+  int64_t n = 0;
+  for (size_t at : positions) {
+    const size_t i = at * stride;
+    if (i >= items.size() || drop[i]) continue;
+    drop[i] = true;
+    ++n;
+  }
+  return Write{PackOf(Without(items, drop, stride), pairs), n};
+}
+
 Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop) {
   std::vector<std::string_view> items;
   if (Status s = Items(pack, false, &items); !s.ok()) return s;

@@ -121,6 +121,14 @@ Result<Write> ListInsert(std::string_view pack, bool before, std::string_view pi
                          std::string_view element);
 // LREM count element: count > 0 from the head, < 0 from the tail, 0 all (n = removed).
 Result<Write> ListRem(std::string_view pack, int64_t count, std::string_view element);
+// LPOS element RANK rank COUNT count MAXLEN maxlen: the indexes (from the head) of up to
+// `count` matches (0 = all), from the rank-th match on (negative: from the tail, the
+// nearest first), comparing at most `maxlen` elements (0 = all). REQUIRES: rank != 0.
+Result<std::vector<int64_t>> ListPos(std::string_view pack, std::string_view element, int64_t rank,
+                                     int64_t count, int64_t maxlen);
+// The pack without the items at `positions` (a hash's: the pairs whose field is there;
+// n = how many). "" when none is left.
+Result<Write> Remove(std::string_view pack, bool pairs, std::span<const size_t> positions);
 // LTRIM start stop (n = elements removed).
 Result<Write> ListTrim(std::string_view pack, int64_t start, int64_t stop);
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <random>
 
 #include "ringcache/float_text.h"
 #include "typed/pack.h"
@@ -29,6 +30,7 @@ constexpr std::array kCommands = {
     TypedCommandInfo{TypedCommand::kHStrLen, "hstrlen", kHash, false, 1, 1},
     TypedCommandInfo{TypedCommand::kHIncrBy, "hincrby", kHash, true, 1, 1},
     TypedCommandInfo{TypedCommand::kHIncrByFloat, "hincrbyfloat", kHash, true, 2, 2},
+    TypedCommandInfo{TypedCommand::kHRandField, "hrandfield", kHash, false, 0, 0},
     TypedCommandInfo{TypedCommand::kLPush, "lpush", kList, true, 1, -1},
     TypedCommandInfo{TypedCommand::kRPush, "rpush", kList, true, 1, -1},
     TypedCommandInfo{TypedCommand::kLPushX, "lpushx", kList, true, 1, -1},
@@ -42,12 +44,15 @@ constexpr std::array kCommands = {
     TypedCommandInfo{TypedCommand::kLInsert, "linsert", kList, true, 2, 2},
     TypedCommandInfo{TypedCommand::kLTrim, "ltrim", kList, true, 0, 0},
     TypedCommandInfo{TypedCommand::kLRem, "lrem", kList, true, 1, 1},
+    TypedCommandInfo{TypedCommand::kLPos, "lpos", kList, false, 1, 1},
     TypedCommandInfo{TypedCommand::kSAdd, "sadd", kSetType, true, 1, -1},
     TypedCommandInfo{TypedCommand::kSRem, "srem", kSetType, true, 1, -1},
     TypedCommandInfo{TypedCommand::kSIsMember, "sismember", kSetType, false, 1, 1},
     TypedCommandInfo{TypedCommand::kSMIsMember, "smismember", kSetType, false, 1, -1},
     TypedCommandInfo{TypedCommand::kSMembers, "smembers", kSetType, false, 0, 0},
     TypedCommandInfo{TypedCommand::kSCard, "scard", kSetType, false, 0, 0},
+    TypedCommandInfo{TypedCommand::kSPop, "spop", kSetType, true, 0, 0},
+    TypedCommandInfo{TypedCommand::kSRandMember, "srandmember", kSetType, false, 0, 0},
 };
 
 bool SameIgnoringCase(std::string_view a, std::string_view b) {
@@ -62,6 +67,40 @@ typed::Side SideOf(TypedCommand c) {
   return c == TypedCommand::kLPush || c == TypedCommand::kLPushX || c == TypedCommand::kLPop
              ? typed::Side::kLeft
              : typed::Side::kRight;
+}
+
+// Each thread's own generator (the picks of SPOP, SRANDMEMBER, HRANDFIELD).
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
+
+// Positions among `size` for a random pick: one (`counted` false; none if size is 0);
+// `count` >= 0 distinct ones (all of them if count >= size); or |count| with repeats.
+std::vector<size_t> Pick(size_t size, bool counted, int64_t count) {
+  std::vector<size_t> out;
+  if (size == 0) return out;
+  auto& rng = Rng();
+  const auto uniform = [&](size_t n) {
+    return std::uniform_int_distribution<size_t>(0, n - 1)(rng);
+  };
+  if (!counted) {
+    out.push_back(uniform(size));
+    return out;
+  }
+  if (count < 0) {  // CheckTypedOp bounded it.
+    const auto n = static_cast<size_t>(-count);
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back(uniform(size));
+    return out;
+  }
+  const size_t k = std::min(static_cast<size_t>(count), size);
+  out.resize(size);
+  for (size_t i = 0; i < size; ++i) out[i] = i;
+  if (k == size) return out;
+  for (size_t i = 0; i < k; ++i) std::swap(out[i], out[i + uniform(size - i)]);  // Partial shuffle.
+  out.resize(k);
+  return out;
 }
 
 void CopyItems(std::span<const std::string_view> from, std::vector<std::string>* to) {
@@ -158,6 +197,36 @@ Status Read(const TypedOp& op, std::string_view pack, TypedReply* reply) {
     }
     case TypedCommand::kSMembers:
       return all(false, -1);
+    case TypedCommand::kLPos: {
+      Result<std::vector<int64_t>> at =
+          typed::ListPos(pack, args[0], op.n, op.flag ? op.count : 1, op.stop);
+      if (!at.ok()) return at.status();
+      if (op.flag) {
+        reply->integers = std::move(*at);
+      } else if (at->empty()) {
+        reply->nil = true;
+      } else {
+        reply->integer = at->front();
+      }
+      return Status::Ok();
+    }
+    case TypedCommand::kSRandMember:
+    case TypedCommand::kHRandField: {
+      const bool hash = op.command == TypedCommand::kHRandField;
+      std::vector<std::string_view> items;
+      if (!pack.empty()) {
+        if (Status s = typed::Decode(pack, hash, &items); !s.ok()) return s;
+      }
+      const size_t stride = hash ? 2 : 1;
+      const std::vector<size_t> picked = Pick(items.size() / stride, op.flag, op.n);
+      reply->nil = !op.flag && picked.empty();
+      reply->items.reserve(picked.size() * (op.option ? 2 : 1));
+      for (size_t at : picked) {
+        reply->items.emplace_back(items[at * stride]);
+        if (op.option) reply->items.emplace_back(items[at * stride + 1]);
+      }
+      return Status::Ok();
+    }
     default:
       return Status::Internal("typed command " + std::string(InfoOf(op.command).name) +
                               " is not a read");
@@ -220,6 +289,18 @@ Result<typed::Write> Apply(const TypedOp& op, std::string_view pack, TypedReply*
       return counted(typed::SetAdd(pack, args));
     case TypedCommand::kSRem:
       return counted(typed::SetRem(pack, args));
+    case TypedCommand::kSPop: {
+      std::vector<std::string_view> items;
+      if (!pack.empty()) {
+        if (Status s = typed::Decode(pack, false, &items); !s.ok()) return s;
+      }
+      const std::vector<size_t> picked = Pick(items.size(), op.flag, op.n);
+      reply->nil = !op.flag && picked.empty();
+      reply->items.reserve(picked.size());
+      for (size_t at : picked) reply->items.emplace_back(items[at]);
+      if (picked.empty()) return typed::Write{std::string(pack), 0};
+      return typed::Remove(pack, false, picked);
+    }
     default:
       return Status::Internal("typed command " + std::string(InfoOf(op.command).name) +
                               " is not a write");
@@ -299,10 +380,28 @@ Status CheckTypedOp(const TypedOp& op) {
     return Status::InvalidArgument("hset takes field value pairs, got " + std::to_string(n) +
                                    " arguments");
   }
-  if ((op.command == TypedCommand::kLPop || op.command == TypedCommand::kRPop) && op.flag &&
-      op.n < 0) {
+  const bool pop = op.command == TypedCommand::kLPop || op.command == TypedCommand::kRPop ||
+                   op.command == TypedCommand::kSPop;
+  if (pop && op.flag && op.n < 0) {
     return Status::InvalidArgument(name + " count " + std::to_string(op.n) +
                                    " is negative: it must be positive");
+  }
+  if ((op.command == TypedCommand::kSRandMember || op.command == TypedCommand::kHRandField) &&
+      op.flag && op.n < -static_cast<int64_t>(typed::kMaxElements)) {
+    // That many picks with repeats is that many replies: bounded like a collection.
+    return Status::InvalidArgument(name + " count " + std::to_string(op.n) +
+                                   " is out of range: at most " +
+                                   std::to_string(typed::kMaxElements) + " picks with repeats");
+  }
+  if (op.command == TypedCommand::kLPos) {
+    if (op.n == 0) {
+      return Status::InvalidArgument(
+          "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or "
+          "use negative to start from the end of the list");
+    }
+    if (op.n == INT64_MIN) return Status::InvalidArgument("lpos rank is out of range");
+    if (op.count < 0) return Status::InvalidArgument("COUNT can't be negative");
+    if (op.stop < 0) return Status::InvalidArgument("MAXLEN can't be negative");
   }
   return Status::Ok();
 }
@@ -345,6 +444,19 @@ Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_
       break;
   }
   if (raw != args.size()) return arity();
+  const auto syntax = [] { return Status::InvalidArgument("syntax error"); };
+  const auto signed_count = [&](std::string_view text) {  // Redis's -LONG_MAX .. LONG_MAX.
+    if (!typed::ParseInt64(text, &op->n)) {
+      return Status::InvalidArgument("value is not an integer or out of range");
+    }
+    if (op->n == INT64_MIN) {
+      return Status::InvalidArgument(
+          "value is out of range, value must between -9223372036854775807 and "
+          "9223372036854775807");
+    }
+    op->flag = true;
+    return Status::Ok();
+  };
   Status s;
   switch (info.command) {
     case TypedCommand::kHIncrBy:
@@ -360,6 +472,9 @@ Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_
       op->args = args;
       break;
     }
+    case TypedCommand::kSPop:
+      if (args.size() > 1) return syntax();
+      [[fallthrough]];
     case TypedCommand::kLPop:
     case TypedCommand::kRPop:
       if (args.size() == 1) {
@@ -380,6 +495,57 @@ Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_
       s = number(args[0], &op->n);
       op->args = args.subspan(1);
       break;
+    case TypedCommand::kSRandMember:
+      if (args.size() > 1) return syntax();
+      if (args.size() == 1) s = signed_count(args[0]);
+      break;
+    case TypedCommand::kHRandField:
+      if (!args.empty()) {
+        if (s = signed_count(args[0]); !s.ok()) return s;
+        if (args.size() > 2 || (args.size() == 2 && !SameIgnoringCase(args[1], "withvalues"))) {
+          return syntax();
+        }
+        op->option = args.size() == 2;
+      }
+      break;
+    case TypedCommand::kLPos:
+      if (args.empty()) return arity();
+      op->args = args.first(1);
+      op->n = 1;
+      for (size_t j = 1; j < args.size(); j += 2) {
+        const bool more = j + 1 < args.size();
+        int64_t v = 0;
+        if (SameIgnoringCase(args[j], "rank") && more) {
+          if (!typed::ParseInt64(args[j + 1], &v)) {
+            return Status::InvalidArgument("value is not an integer or out of range");
+          }
+          if (v == INT64_MIN) {
+            return Status::InvalidArgument(
+                "value is out of range, value must between -9223372036854775807 and "
+                "9223372036854775807");
+          }
+          if (v == 0) {
+            return Status::InvalidArgument(
+                "RANK can't be zero: use 1 to start from the first match, 2 from the second "
+                "... or use negative to start from the end of the list");
+          }
+          op->n = v;
+        } else if (SameIgnoringCase(args[j], "count") && more) {
+          if (!typed::ParseInt64(args[j + 1], &v) || v < 0) {
+            return Status::InvalidArgument("COUNT can't be negative");
+          }
+          op->count = v;
+          op->flag = true;
+        } else if (SameIgnoringCase(args[j], "maxlen") && more) {
+          if (!typed::ParseInt64(args[j + 1], &v) || v < 0) {
+            return Status::InvalidArgument("MAXLEN can't be negative");
+          }
+          op->stop = v;
+        } else {
+          return syntax();
+        }
+      }
+      break;
     case TypedCommand::kLInsert:
       if (SameIgnoringCase(args[0], "before")) {
         op->flag = true;
@@ -394,7 +560,11 @@ Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_
   }
   if (!s.ok()) return s;
   if (op->command == TypedCommand::kHSet && op->args.size() % 2 != 0) return arity();
-  if (!CheckTypedOp(*op).ok()) return arity();
+  if (Status c = CheckTypedOp(*op); !c.ok()) {
+    const auto n = static_cast<int64_t>(op->args.size());
+    if (n < info.min_args || (info.max_args >= 0 && n > info.max_args)) return arity();
+    return c;
+  }
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // edge cases (negative indexes, counts, absent keys, nils, float increments, overflow),
 // compare-and-set on a collection's version, argument checks, and writes of many names
 // to a large collection.
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -161,6 +162,97 @@ TEST_CASE("Typed commands: sets", "[unit][typed]") {
   CHECK(r.Ok(C::kSMembers, "s").items.empty());
 }
 
+TEST_CASE("Typed commands: LPOS, and SPOP, SRANDMEMBER and HRANDFIELD's random picks",
+          "[unit][typed]") {
+  CacheFixture f;
+  Runner r{*f.cache};
+  using V = std::vector<std::string>;
+  using I = std::vector<int64_t>;
+  r.Ok(C::kRPush, "l", {"a", "b", "c", "1", "2", "3", "c", "c"});
+  TypedOp pos{.command = C::kLPos, .n = 1};
+  const auto lpos = [&](TypedOp op) {
+    const std::string_view c[] = {"c"};
+    op.args = c;
+    TypedReply reply;
+    CacheStore store(*f.cache);
+    REQUIRE(RunTyped(store, "l", op, &reply).ok());
+    return reply;
+  };
+  CHECK(lpos(pos).integer == 2);
+  CHECK(lpos({.command = C::kLPos, .n = 2}).integer == 6);
+  CHECK(lpos({.command = C::kLPos, .n = -1}).integer == 7);
+  CHECK(lpos({.command = C::kLPos, .n = 1, .flag = true, .count = 0}).integers == I{2, 6, 7});
+  CHECK(lpos({.command = C::kLPos, .n = -1, .flag = true, .count = 2}).integers == I{7, 6});
+  CHECK(lpos({.command = C::kLPos, .n = 1, .stop = 2}).nil);  // MAXLEN 2: a, b only.
+  CHECK(lpos({.command = C::kLPos, .n = 4}).nil);
+  CHECK(r.Fails(C::kLPos, "l", {"c"}, 0).message().starts_with("RANK can't be zero"));
+
+  // SRANDMEMBER: distinct members up to the set's size; a negative count repeats.
+  r.Ok(C::kSAdd, "s", {"a", "b", "c", "d", "e"});
+  for (int i = 0; i < 20; ++i) {
+    V three = r.Ok(C::kSRandMember, "s", {}, 3, 0, true).items;
+    std::sort(three.begin(), three.end());
+    CHECK(std::adjacent_find(three.begin(), three.end()) == three.end());
+    CHECK(three.size() == 3);
+  }
+  V all = r.Ok(C::kSRandMember, "s", {}, 99, 0, true).items;
+  std::sort(all.begin(), all.end());
+  CHECK(all == V{"a", "b", "c", "d", "e"});
+  CHECK(r.Ok(C::kSRandMember, "s", {}, -12, 0, true).items.size() == 12);
+  CHECK(r.Ok(C::kSRandMember, "s").items.size() == 1);
+  CHECK(r.Ok(C::kSRandMember, "none").nil);
+  CHECK(r.Ok(C::kSRandMember, "none", {}, 3, 0, true).items.empty());
+  CHECK(r.Fails(C::kSRandMember, "s", {}, -(int64_t{1} << 21), 0, true).code() ==
+        StatusCode::kInvalidArgument);
+
+  // SPOP removes exactly what it answers, and the last member takes the key.
+  V popped = r.Ok(C::kSPop, "s", {}, 2, 0, true).items;
+  CHECK(popped.size() == 2);
+  CHECK(r.Ok(C::kSCard, "s").integer == 3);
+  for (const std::string& m : popped) CHECK(r.Ok(C::kSIsMember, "s", {m}).integer == 0);
+  CHECK(r.Ok(C::kSPop, "s").items.size() == 1);
+  CHECK(r.Ok(C::kSPop, "s", {}, 10, 0, true).items.size() == 2);
+  CHECK(r.Ok(C::kSPop, "s").nil);
+  CHECK(r.Ok(C::kSCard, "s").integer == 0);
+
+  // HRANDFIELD WITHVALUES: each field with its own value.
+  r.Ok(C::kHSet, "h", {"f1", "v1", "f2", "v2", "f3", "v3"});
+  TypedReply pairs;
+  {
+    CacheStore store(*f.cache);
+    REQUIRE(RunTyped(store, "h", {.command = C::kHRandField, .n = -7, .flag = true, .option = true},
+                     &pairs)
+                .ok());
+  }
+  REQUIRE(pairs.items.size() == 14);
+  for (size_t i = 0; i < pairs.items.size(); i += 2) {
+    CHECK(pairs.items[i + 1] == "v" + pairs.items[i].substr(1));
+  }
+}
+
+TEST_CASE("Typed commands: Redis's arguments are parsed in Redis's words", "[unit][typed]") {
+  const auto parse = [](std::string_view name, std::vector<std::string_view> args) {
+    TypedOp op;
+    const Status s = ParseRedisArgs(*TypedCommandNamed(name), args, &op);
+    return std::pair(s, op);
+  };
+  CHECK(parse("hset", {"f"}).first.message() == "wrong number of arguments for 'hset' command");
+  CHECK(parse("lrange", {"0", "x"}).first.message() == "value is not an integer or out of range");
+  CHECK(parse("lpop", {"-1"}).first.message() == "value is out of range, must be positive");
+  CHECK(parse("linsert", {"middle", "a", "b"}).first.message() == "syntax error");
+  CHECK(parse("hincrbyfloat", {"f", "inf"}).first.message() == "value is NaN or Infinity");
+  CHECK(parse("srandmember", {"1", "2"}).first.message() == "syntax error");
+  CHECK(parse("hrandfield", {"1", "values"}).first.message() == "syntax error");
+  CHECK(parse("lpos", {"a", "COUNT", "-1"}).first.message() == "COUNT can't be negative");
+  CHECK(parse("lpos", {"a", "RANK"}).first.message() == "syntax error");
+  const auto [ok, op] = parse("lpos", {"a", "rank", "-2", "count", "0", "maxlen", "9"});
+  REQUIRE(ok.ok());
+  CHECK((op.n == -2 && op.flag && op.count == 0 && op.stop == 9 && op.args.size() == 1));
+  const auto [ok2, op2] = parse("hrandfield", {"-3", "WithValues"});
+  REQUIRE(ok2.ok());
+  CHECK((op2.n == -3 && op2.flag && op2.option));
+}
+
 TEST_CASE("Typed commands: versions, compare-and-set, wrong types and argument checks",
           "[unit][typed]") {
   CacheFixture f;
@@ -184,7 +276,7 @@ TEST_CASE("Typed commands: versions, compare-and-set, wrong types and argument c
   REQUIRE(f.cache->Set("str", "x").ok());
   for (const TypedCommandInfo& info : TypedCommands()) {
     Args args(static_cast<size_t>(info.min_args), "1");
-    const Status s = r.Fails(info.command, "str", args);
+    const Status s = r.Fails(info.command, "str", args, /*n=*/1);
     INFO(info.name << ": " << s.ToString());
     CHECK(s.code() == StatusCode::kFailedPrecondition);
     CHECK(s.message().starts_with("WRONGTYPE "));

@@ -156,6 +156,10 @@ constexpr std::array kCommands = {
     CommandSpec{"smismember", -3, Cmd::kTyped},
     CommandSpec{"smembers", 2, Cmd::kTyped},
     CommandSpec{"scard", 2, Cmd::kTyped},
+    CommandSpec{"hrandfield", -2, Cmd::kTyped},
+    CommandSpec{"lpos", -3, Cmd::kTyped},
+    CommandSpec{"spop", -2, Cmd::kTyped},
+    CommandSpec{"srandmember", -2, Cmd::kTyped},
 };
 
 constexpr auto kNames = [] {
@@ -586,15 +590,21 @@ void RespBatch::Config(const RespCommand& c) {
 
 namespace {
 
-// How a typed command's reply is encoded (`counted`: LPOP/RPOP with a count).
+// How a typed command's reply is encoded (`counted`: LPOP/RPOP, SPOP, SRANDMEMBER,
+// HRANDFIELD with a count; LPOS with COUNT).
 RespReply ReplyOf(TypedCommand command, bool counted) {
   switch (command) {
+    case TypedCommand::kLPos:
+      return counted ? RespReply::kTypedIntegers : RespReply::kTypedIntegerOrNil;
     case TypedCommand::kHGet:
     case TypedCommand::kHIncrByFloat:
     case TypedCommand::kLIndex:
       return RespReply::kTypedBulk;
     case TypedCommand::kLPop:
     case TypedCommand::kRPop:
+    case TypedCommand::kSPop:
+    case TypedCommand::kSRandMember:
+    case TypedCommand::kHRandField:
       return counted ? RespReply::kTypedArray : RespReply::kTypedBulk;
     case TypedCommand::kHGetAll:
     case TypedCommand::kHKeys:
@@ -636,6 +646,8 @@ void RespBatch::Typed(const RespCommand& c, std::string_view name) {
   op.n = typed.n;
   op.stop = typed.stop;
   op.flag = typed.flag;
+  op.count = typed.count;
+  op.option = typed.option;
 }
 
 void RespBatch::Incr(const RespCommand& c, int64_t sign, bool parse_delta) {
@@ -850,6 +862,13 @@ void RespBatch::EncodeTyped(RespReply reply, const OpResult& result, std::string
     case RespReply::kTypedInteger:
       AppendInteger(out, t.integer);
       return;
+    case RespReply::kTypedIntegerOrNil:
+      if (t.nil) {
+        out->append(kNil);
+      } else {
+        AppendInteger(out, t.integer);
+      }
+      return;
     case RespReply::kTypedBulk:
       if (t.nil || t.items.empty()) {
         out->append(kNil);
@@ -925,6 +944,7 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
         break;
       }
       case RespReply::kTypedInteger:
+      case RespReply::kTypedIntegerOrNil:
       case RespReply::kTypedBulk:
       case RespReply::kTypedArray:
       case RespReply::kTypedFields:

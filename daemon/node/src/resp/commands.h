@@ -49,12 +49,13 @@ enum class RespReply : uint8_t {
   kRange,       // GETRANGE: the bytes [range_start, range_end] of the value, Redis's way.
   kType,        // TYPE: the key's type (+string, +hash, ...), +none if it does not exist.
   // Hash, list and set commands (one kTypedRead/kTypedWrite op), by the reply's shape:
-  kTypedInteger,   // HSET, LPUSH, SADD, ...: an integer.
-  kTypedBulk,      // HGET, LINDEX, LPOP without a count: one value or nil.
-  kTypedArray,     // HGETALL, LRANGE, SMEMBERS, LPOP with a count: values (nil: *-1).
-  kTypedFields,    // HMGET: one value or nil per field.
-  kTypedIntegers,  // SMISMEMBER: one integer per member.
-  kTypedOk,        // LSET, LTRIM, HMSET: +OK.
+  kTypedInteger,       // HSET, LPUSH, SADD, ...: an integer.
+  kTypedIntegerOrNil,  // LPOS without COUNT: the index, or nil.
+  kTypedBulk,          // HGET, LINDEX, LPOP without a count: one value or nil.
+  kTypedArray,         // HGETALL, LRANGE, SMEMBERS, LPOP with a count: values (nil: *-1).
+  kTypedFields,        // HMGET: one value or nil per field.
+  kTypedIntegers,      // SMISMEMBER: one integer per member.
+  kTypedOk,            // LSET, LTRIM, HMSET: +OK.
 };
 
 // What the commands about the server and the connection (INFO, DBSIZE, CLIENT, HELLO)
