@@ -510,6 +510,8 @@ constexpr CollectionHelp kCollectionHelp[] = {
     {"hincrbyfloat", "Add a float to a hash field; print the result", "FIELD INCREMENT"},
     {"hrandfield", "Print random fields of a hash (negative COUNT: repeats allowed)",
      "[COUNT [WITHVALUES]]"},
+    {"hscan", "Print the next cursor, then a batch of a hash's fields (FIELD<TAB>VALUE)",
+     "CURSOR [MATCH PATTERN] [COUNT N]"},
     {"lpush", "Push elements at a list's head; print its length", "ELEMENT..."},
     {"rpush", "Push elements at a list's tail; print its length", "ELEMENT..."},
     {"lpushx", "LPUSH only onto an existing list", "ELEMENT..."},
@@ -535,6 +537,8 @@ constexpr CollectionHelp kCollectionHelp[] = {
     {"scard", "Print how many members a set has", ""},
     {"spop", "Remove and print random members of a set (exit 1 if empty)", "[COUNT]"},
     {"srandmember", "Print random members of a set (negative COUNT: repeats allowed)", "[COUNT]"},
+    {"sscan", "Print the next cursor, then a batch of a set's members",
+     "CURSOR [MATCH PATTERN] [COUNT N]"},
 };
 
 // A hash, list or set command (Redis's arguments after the key), printed as redis-cli
@@ -609,6 +613,20 @@ int CmdCollection(Connection& conn, const TypedCommandInfo& info, const std::str
     case TypedCommand::kSMIsMember:
       for (int64_t n : response.integers()) std::printf("%lld\n", static_cast<long long>(n));
       break;
+    case TypedCommand::kHScan:
+    case TypedCommand::kSScan: {
+      std::printf("%llu\n",
+                  static_cast<unsigned long long>(static_cast<uint64_t>(response.integer())));
+      const int stride = info.command == TypedCommand::kHScan ? 2 : 1;
+      for (int i = 0; i + stride - 1 < items.size(); i += stride) {
+        if (stride == 2) {
+          std::printf("%s\t%s\n", Printable(items[i]).c_str(), Printable(items[i + 1]).c_str());
+        } else {
+          std::printf("%s\n", Printable(items[i]).c_str());
+        }
+      }
+      break;
+    }
     case TypedCommand::kLPos:
       if (op.flag) {
         for (int64_t n : response.integers()) std::printf("%lld\n", static_cast<long long>(n));
@@ -1408,7 +1426,9 @@ int main(int argc, char** argv) {
                 "the arguments: lrem KEY -- -1 -x.\n"
                 "A key holding another type is an error (FAILED_PRECONDITION WRONGTYPE, exit 1).");
     cmd->add_option("KEY", collection_key, "The key")->required();
-    cmd->add_option("ARGS", collection_args, std::string(help.args));
+    // The arguments after KEY are taken as they are (cmd->remaining() below), not as a
+    // vector option: CLI11 would read "[ab]", a MATCH pattern, as a list "ab".
+    cmd->allow_extras();
     if (info->write) {
       cmd->add_option("--if-version", collection_if_version,
                       "Compare-and-set: only if the key is at this version")
@@ -1472,8 +1492,27 @@ int main(int argc, char** argv) {
       "message then names its state: fenced, joining or leaving, or shutting down).");
   ping->add_option("--service", ping_service, "Service to check (\"\" = the whole node)");
 
+  // The collection commands take their arguments after KEY as extras, so that CLI11 does
+  // not read a bracketed one ("[ab]", a MATCH pattern) as its list syntax; extras must
+  // reach them through the app. Any other command's extras are refused below, in CLI11's
+  // words.
+  app.allow_extras();
   try {
     app.parse(argc, argv);
+    bool is_collection = false;
+    for (const auto& [cmd, info] : collection_cmds) {
+      if (!*cmd) continue;
+      is_collection = true;
+      // The extras, in order, wherever CLI11 kept them.
+      collection_args = cmd->remaining();
+      for (std::string& a : app.remaining()) collection_args.push_back(std::move(a));
+    }
+    if (!is_collection && !app.remaining().empty()) {
+      std::string extras;
+      for (const std::string& a : app.remaining()) extras += (extras.empty() ? "" : " ") + a;
+      throw CLI::ExtrasError("The following arguments were not expected: " + extras,
+                             CLI::ExitCodes::ExtrasError);
+    }
   } catch (const CLI::ParseError& e) {
     if (app.get_subcommands().empty() && !app.remaining().empty() &&
         dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {

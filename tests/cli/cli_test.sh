@@ -268,6 +268,10 @@ expect 1 "$cli" lpos letters zz
 expect 0 "$cli" spop tags 5
 [[ $(sort "$out" | tr '\n' ' ') == "x y " ]] || fail "spop tags 5 printed '$(cat "$out")', want x and y"
 expect 1 "$cli" spop tags
+expect 0 "$cli" hscan user:1 0 MATCH '[nl]a*'  # a bracket class is a pattern, not a list
+out_is $'0\nname\tada\nlang\tc++\n'
+expect 2 "$cli" get user:1 extra
+err_has "The following arguments were not expected: extra"
 ok "hash, list and set commands print their replies and Redis's errors"
 
 # --- stats / ping --------------------------------------------------------------------------

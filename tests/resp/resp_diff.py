@@ -204,7 +204,17 @@ SCRIPT = [
     ("len", ["HRANDFIELD", "hr", "-2", "WITHVALUES"]), ["HRANDFIELD", "hr", "0"],
     ("any", ["HRANDFIELD", "hr"]), ["HRANDFIELD", "nokey"], ["HRANDFIELD", "nokey", "2"],
     ["HRANDFIELD", "hr", "1", "bogus"], ["HRANDFIELD", "hr", "x"],
-    ["HRANDFIELD", "hr", "1", "WITHVALUES", "x"], ["HRANDFIELD", "lps"], ["DEL", "lp", "lps", "hr"],
+    ["HRANDFIELD", "hr", "1", "WITHVALUES", "x"], ["HRANDFIELD", "lps"],
+    ["HSCAN", "hr", "0"], ["HSET", "hr", "g1", "w1", "f10", "v10"], ["HSCAN", "hr", "0", "MATCH", "f*"],
+    ["HSCAN", "hr", "0", "MATCH", "f?", "COUNT", "1"], ["HSCAN", "hr", "0", "match", "[fg]1"],
+    ["HSCAN", "hr", "0", "MATCH", "*", "COUNT", "100"], ["HSCAN", "hr", "0", "MATCH", "\\f*"],
+    ["HSCAN", "hr", "0", "MATCH", "[^f]*"], ["HSCAN", "hr", "0", "MATCH", "[a-f]?0"],
+    ["HSCAN", "nokey", "0"], ["HSCAN", "hr", "x"], ["HSCAN", "hr", "-1"], ["HSCAN", "hr", " 1"],
+    ["HSCAN", "hr", "0", "COUNT", "0"], ["HSCAN", "hr", "0", "COUNT", "x"], ["HSCAN", "hr", "0", "BOGUS", "1"],
+    ["HSCAN", "hr", "0", "MATCH"], ["HSCAN", "hr"], ["HSCAN", "lps", "0"],
+    ["SADD", "ss", "a1", "a2", "b1"], ("scan", ["SSCAN", "ss", "0"]), ("scan", ["SSCAN", "ss", "0", "MATCH", "a*"]),
+    ["SSCAN", "nokey", "0"], ["SSCAN", "ss", "x"], ["SSCAN", "ss", "0", "COUNT", "-1"], ["SSCAN", "lps", "0"],
+    ["DEL", "lp", "lps", "hr", "ss"],
     # TYPE; the connection's own commands (CLIENT, HELLO, AUTH without a password set).
     ["TYPE", "ap"], ["TYPE", "nokey"], ["TYPE"], ["CLIENT", "GETNAME"],
     ["CLIENT", "SETNAME", "app-1"], ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"],
@@ -491,6 +501,11 @@ def same(rule, a, b):
     if rule == "len":  # Arrays of the same length.
         x, y = array_items(a), array_items(b)
         return a == b if x is None or y is None else len(x) == len(y)
+    if rule == "scan":  # A scan's cursor reply, its elements in any order.
+        x, y = array_items(a), array_items(b)
+        if x is None or y is None or len(x) != 2 or len(y) != 2 or x[0] != y[0]:
+            return a == b
+        return same("set", x[1], y[1])
     if rule == "any":  # The same kind of reply (a value, not nil).
         return a[:1] == b[:1] and a != b"$-1\r\n" and b != b"$-1\r\n"
     if not (a.startswith(b":") and b.startswith(b":")):

@@ -116,6 +116,7 @@ enum class TypedCommand : uint8_t {
   kHIncrBy = 12,
   kHIncrByFloat = 13,
   kHRandField = 14,
+  kHScan = 15,
   kLPush = 20,
   kRPush = 21,
   kLPushX = 22,
@@ -138,6 +139,7 @@ enum class TypedCommand : uint8_t {
   kSCard = 45,
   kSPop = 46,
   kSRandMember = 47,
+  kSScan = 48,
 };
 
 // What a command is: its Redis name (lower case), the type of key it acts on, whether it
@@ -171,7 +173,9 @@ std::span<const TypedCommandInfo> TypedCommands();
 //   stop    LRANGE, LTRIM: the stop index (inclusive); LPOS: MAXLEN (0 = the whole list).
 //   flag    LINSERT: BEFORE (else AFTER); LPOP/RPOP, SPOP, SRANDMEMBER, HRANDFIELD: a
 //           count was given (the reply is a list); LPOS: COUNT was given.
-//   count   LPOS: COUNT (0 = every match).
+//   count   LPOS: COUNT (0 = every match). HSCAN, SSCAN: COUNT (0 = 10).
+//   HSCAN, SSCAN: n is the cursor (0 to start; unsigned, in n's bits); args: the MATCH
+//           pattern if there is one (at most 4096 bytes).
 //   option  HRANDFIELD: WITHVALUES (field, value pairs).
 struct TypedOp {
   TypedCommand command = TypedCommand::kHGet;
@@ -198,6 +202,11 @@ struct TypedOp {
 //            `absent`). HGETALL: field, value, field, value, ...; HKEYS, HVALS,
 //            LRANGE, LPOP/RPOP with a count (nil for an absent key), SMEMBERS: the items.
 //   integers SMISMEMBER: 1 or 0 per member. LPOS with COUNT: the indexes of the matches.
+//   HSCAN, SSCAN: `integer` is the next cursor (0: done; unsigned, in its bits) and
+//            `items` the elements (HSCAN: field, value, ...). A collection of the small
+//            encoding's size comes whole in any call, as Redis's listpacks do;
+//            a larger one in the order of its elements' hashes, so that an element
+//            present for the whole scan is returned exactly once.
 //   version  the key's version after a write (0 if it no longer exists); a read: the
 //            version it read (0 for an absent key).
 struct TypedReply {

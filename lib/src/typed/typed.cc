@@ -1,11 +1,17 @@
 #include "ringcache/typed.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "ringcache/float_text.h"
+#include "ringcache/glob.h"
+#include "ringcache/key_hash.h"
 #include "typed/pack.h"
 
 namespace ringcache {
@@ -31,6 +37,7 @@ constexpr std::array kCommands = {
     TypedCommandInfo{TypedCommand::kHIncrBy, "hincrby", kHash, true, 1, 1},
     TypedCommandInfo{TypedCommand::kHIncrByFloat, "hincrbyfloat", kHash, true, 2, 2},
     TypedCommandInfo{TypedCommand::kHRandField, "hrandfield", kHash, false, 0, 0},
+    TypedCommandInfo{TypedCommand::kHScan, "hscan", kHash, false, 0, 1},
     TypedCommandInfo{TypedCommand::kLPush, "lpush", kList, true, 1, -1},
     TypedCommandInfo{TypedCommand::kRPush, "rpush", kList, true, 1, -1},
     TypedCommandInfo{TypedCommand::kLPushX, "lpushx", kList, true, 1, -1},
@@ -53,6 +60,7 @@ constexpr std::array kCommands = {
     TypedCommandInfo{TypedCommand::kSCard, "scard", kSetType, false, 0, 0},
     TypedCommandInfo{TypedCommand::kSPop, "spop", kSetType, true, 0, 0},
     TypedCommandInfo{TypedCommand::kSRandMember, "srandmember", kSetType, false, 0, 0},
+    TypedCommandInfo{TypedCommand::kSScan, "sscan", kSetType, false, 0, 1},
 };
 
 bool SameIgnoringCase(std::string_view a, std::string_view b) {
@@ -101,6 +109,45 @@ std::vector<size_t> Pick(size_t size, bool counted, int64_t count) {
   for (size_t i = 0; i < k; ++i) std::swap(out[i], out[i + uniform(size - i)]);  // Partial shuffle.
   out.resize(k);
   return out;
+}
+
+constexpr size_t kMaxPatternBytes = 4096;
+constexpr int64_t kDefaultScanCount = 10;
+
+// HSCAN / SSCAN over decoded items (a hash's in pairs): see TypedReply.
+void Scan(const TypedOp& op, const std::vector<std::string_view>& items, bool pairs,
+          TypedReply* reply) {
+  const size_t stride = pairs ? 2 : 1;
+  const std::string_view pattern = op.args.empty() ? std::string_view("*") : op.args[0];
+  const bool filter = pattern != "*";
+  const auto emit = [&](size_t i) {
+    if (filter && !GlobMatch(pattern, items[i])) return;
+    reply->items.emplace_back(items[i]);
+    if (pairs) reply->items.emplace_back(items[i + 1]);
+  };
+  const auto cursor = static_cast<uint64_t>(op.n);
+  if (typed::FitsSmall(items, pairs)) {  // Whole, whatever the cursor (Redis's listpack).
+    for (size_t i = 0; i < items.size(); i += stride) emit(i);
+    reply->integer = 0;
+    return;
+  }
+  std::vector<std::pair<uint64_t, size_t>> order;  // (hash, item position), by hash.
+  order.reserve(items.size() / stride);
+  for (size_t i = 0; i < items.size(); i += stride) order.emplace_back(HashBytes(items[i]), i);
+  std::sort(order.begin(), order.end());
+  auto it = std::lower_bound(order.begin(), order.end(), std::pair<uint64_t, size_t>(cursor, 0));
+  const int64_t count = op.count > 0 ? op.count : kDefaultScanCount;
+  int64_t taken = 0;
+  uint64_t last = 0;
+  // COUNT elements examined (MATCH filters them after, as Redis's), and every element
+  // sharing the last one's hash, so that the next cursor skips none.
+  while (it != order.end() && (taken < count || it->first == last)) {
+    last = it->first;
+    emit(it->second);
+    ++taken;
+    ++it;
+  }
+  reply->integer = it == order.end() || last == UINT64_MAX ? 0 : static_cast<int64_t>(last + 1);
 }
 
 void CopyItems(std::span<const std::string_view> from, std::vector<std::string>* to) {
@@ -208,6 +255,16 @@ Status Read(const TypedOp& op, std::string_view pack, TypedReply* reply) {
       } else {
         reply->integer = at->front();
       }
+      return Status::Ok();
+    }
+    case TypedCommand::kHScan:
+    case TypedCommand::kSScan: {
+      const bool hash = op.command == TypedCommand::kHScan;
+      std::vector<std::string_view> items;
+      if (!pack.empty()) {
+        if (Status s = typed::Decode(pack, hash, &items); !s.ok()) return s;
+      }
+      Scan(op, items, hash, reply);
       return Status::Ok();
     }
     case TypedCommand::kSRandMember:
@@ -393,6 +450,12 @@ Status CheckTypedOp(const TypedOp& op) {
                                    " is out of range: at most " +
                                    std::to_string(typed::kMaxElements) + " picks with repeats");
   }
+  if ((op.command == TypedCommand::kHScan || op.command == TypedCommand::kSScan) &&
+      !op.args.empty() && op.args[0].size() > kMaxPatternBytes) {
+    return Status::InvalidArgument(name + " MATCH pattern of " + std::to_string(op.args[0].size()) +
+                                   " bytes is over the limit of " +
+                                   std::to_string(kMaxPatternBytes));
+  }
   if (op.command == TypedCommand::kLPos) {
     if (op.n == 0) {
       return Status::InvalidArgument(
@@ -508,6 +571,37 @@ Status ParseRedisArgs(const TypedCommandInfo& info, std::span<const std::string_
         op->option = args.size() == 2;
       }
       break;
+    case TypedCommand::kHScan:
+    case TypedCommand::kSScan: {
+      if (args.empty()) return arity();
+      // Redis's parseScanCursorOrReply: strtoul over the whole argument.
+      char buf[32];
+      if (args[0].empty() || args[0].size() >= sizeof(buf) ||
+          std::isspace(static_cast<unsigned char>(args[0][0]))) {
+        return Status::InvalidArgument("invalid cursor");
+      }
+      std::memcpy(buf, args[0].data(), args[0].size());
+      buf[args[0].size()] = '\0';
+      errno = 0;
+      char* end = nullptr;
+      const unsigned long long cursor = std::strtoull(buf, &end, 10);
+      if (*end != '\0' || errno == ERANGE) return Status::InvalidArgument("invalid cursor");
+      op->n = static_cast<int64_t>(cursor);
+      for (size_t j = 1; j < args.size(); j += 2) {
+        const bool more = j + 1 < args.size();
+        if (SameIgnoringCase(args[j], "count") && more) {
+          if (!typed::ParseInt64(args[j + 1], &op->count)) {
+            return Status::InvalidArgument("value is not an integer or out of range");
+          }
+          if (op->count < 1) return syntax();
+        } else if (SameIgnoringCase(args[j], "match") && more) {
+          op->args = args.subspan(j + 1, 1);
+        } else {
+          return syntax();
+        }
+      }
+      break;
+    }
     case TypedCommand::kLPos:
       if (args.empty()) return arity();
       op->args = args.first(1);

@@ -3,6 +3,7 @@
 // compare-and-set on a collection's version, argument checks, and writes of many names
 // to a large collection.
 #include <algorithm>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,7 @@
 
 #include "../cache_fixture.h"
 #include "ringcache/float_text.h"
+#include "ringcache/glob.h"
 #include "ringcache/typed.h"
 
 namespace ringcache {
@@ -251,6 +253,84 @@ TEST_CASE("Typed commands: Redis's arguments are parsed in Redis's words", "[uni
   const auto [ok2, op2] = parse("hrandfield", {"-3", "WithValues"});
   REQUIRE(ok2.ok());
   CHECK((op2.n == -3 && op2.flag && op2.option));
+}
+
+TEST_CASE("GlobMatch follows Redis's patterns", "[unit][typed]") {
+  CHECK(GlobMatch("*", ""));
+  CHECK(GlobMatch("", ""));
+  CHECK_FALSE(GlobMatch("", "a"));
+  CHECK(GlobMatch("a*b", "aXYZb"));
+  CHECK_FALSE(GlobMatch("a*b", "aXYZ"));
+  CHECK(GlobMatch("a*b*c", "aXbYbZc"));
+  CHECK(GlobMatch("a?c", "abc"));
+  CHECK_FALSE(GlobMatch("a?c", "ac"));
+  CHECK(GlobMatch("[abc]x", "bx"));
+  CHECK_FALSE(GlobMatch("[abc]x", "dx"));
+  CHECK(GlobMatch("[^a]x", "bx"));
+  CHECK(GlobMatch("[!a]x", "bx"));
+  CHECK_FALSE(GlobMatch("[^a]x", "ax"));
+  CHECK(GlobMatch("[a-c]1", "b1"));
+  CHECK(GlobMatch("[c-a]1", "b1"));  // A reversed range, as Redis takes it.
+  CHECK_FALSE(GlobMatch("[a-c]1", "d1"));
+  CHECK(GlobMatch("\\*", "*"));
+  CHECK_FALSE(GlobMatch("\\*", "x"));
+  CHECK(GlobMatch("[\\]]", "]"));
+  CHECK(GlobMatch("user:*:name", "user:42:name"));
+  // No exponential backtracking: many stars against a long text that fails at the end.
+  CHECK_FALSE(GlobMatch("*a*a*a*a*a*a*a*a*a*a*b", std::string(5000, 'a')));
+}
+
+TEST_CASE("SSCAN of a large set returns every member present throughout exactly once",
+          "[unit][typed]") {
+  CacheFixture f;
+  Runner r{*f.cache};
+  std::vector<std::string> names;
+  for (int i = 0; i < 1000; ++i) names.push_back("m" + std::to_string(i));
+  std::vector<std::string_view> all(names.begin(), names.end());
+  r.Ok(C::kSAdd, "s", all);
+  // A small set comes whole in one call, whatever the cursor.
+  r.Ok(C::kSAdd, "small", {"a", "b", "c"});
+  TypedReply whole = r.Ok(C::kSScan, "small", {}, 12345);
+  CHECK(whole.integer == 0);
+  CHECK(whole.items.size() == 3);
+
+  std::map<std::string, int> seen;
+  int64_t cursor = 0;
+  int calls = 0;
+  do {
+    TypedReply reply;
+    CacheStore store(*f.cache);
+    REQUIRE(RunTyped(store, "s", {.command = C::kSScan, .n = cursor, .count = 7}, &reply).ok());
+    for (const std::string& m : reply.items) ++seen[m];
+    cursor = reply.integer;
+    // Meanwhile members come and go: m0..m99 are removed, n0..n99 added, a few per call.
+    if (calls < 100) {
+      const std::string gone = "m" + std::to_string(calls);
+      const std::string added = "n" + std::to_string(calls);
+      r.Ok(C::kSRem, "s", {gone});
+      r.Ok(C::kSAdd, "s", {added});
+    }
+    ++calls;
+  } while (cursor != 0 && calls < 10000);
+  CHECK(calls > 100);  // COUNT 7 over 1000 members: many calls.
+  for (int i = 100; i < 1000; ++i) {
+    INFO(names[static_cast<size_t>(i)]);
+    CHECK(seen[names[static_cast<size_t>(i)]] == 1);
+  }
+  for (const auto& [member, times] : seen) CHECK(times == 1);
+
+  // MATCH filters the examined members; a pattern over the limit is refused.
+  TypedReply matched;
+  {
+    const std::string_view pattern[] = {"m99?"};
+    CacheStore store(*f.cache);
+    REQUIRE(RunTyped(store, "s", {.command = C::kSScan, .args = pattern, .count = 5000}, &matched)
+                .ok());
+  }
+  CHECK(matched.integer == 0);
+  CHECK(matched.items.size() == 10);  // m990 .. m999.
+  const std::string huge(5000, '*');
+  CHECK(r.Fails(C::kSScan, "s", {huge}).code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("Typed commands: versions, compare-and-set, wrong types and argument checks",

@@ -160,6 +160,8 @@ constexpr std::array kCommands = {
     CommandSpec{"lpos", -3, Cmd::kTyped},
     CommandSpec{"spop", -2, Cmd::kTyped},
     CommandSpec{"srandmember", -2, Cmd::kTyped},
+    CommandSpec{"hscan", -3, Cmd::kTyped},
+    CommandSpec{"sscan", -3, Cmd::kTyped},
 };
 
 constexpr auto kNames = [] {
@@ -596,6 +598,9 @@ RespReply ReplyOf(TypedCommand command, bool counted) {
   switch (command) {
     case TypedCommand::kLPos:
       return counted ? RespReply::kTypedIntegers : RespReply::kTypedIntegerOrNil;
+    case TypedCommand::kHScan:
+    case TypedCommand::kSScan:
+      return RespReply::kTypedScan;
     case TypedCommand::kHGet:
     case TypedCommand::kHIncrByFloat:
     case TypedCommand::kLIndex:
@@ -862,6 +867,12 @@ void RespBatch::EncodeTyped(RespReply reply, const OpResult& result, std::string
     case RespReply::kTypedInteger:
       AppendInteger(out, t.integer);
       return;
+    case RespReply::kTypedScan:
+      out->append("*2\r\n");
+      AppendBulk(out, std::to_string(static_cast<uint64_t>(t.integer)));
+      array_header(t.items.size());
+      for (const std::string& item : t.items) AppendBulk(out, item);
+      return;
     case RespReply::kTypedIntegerOrNil:
       if (t.nil) {
         out->append(kNil);
@@ -945,6 +956,7 @@ void RespBatch::EncodeReply(const RespCall& call, std::string* out) const {
       }
       case RespReply::kTypedInteger:
       case RespReply::kTypedIntegerOrNil:
+      case RespReply::kTypedScan:
       case RespReply::kTypedBulk:
       case RespReply::kTypedArray:
       case RespReply::kTypedFields:

@@ -51,6 +51,7 @@ enum class RespReply : uint8_t {
   // Hash, list and set commands (one kTypedRead/kTypedWrite op), by the reply's shape:
   kTypedInteger,       // HSET, LPUSH, SADD, ...: an integer.
   kTypedIntegerOrNil,  // LPOS without COUNT: the index, or nil.
+  kTypedScan,          // HSCAN, SSCAN: the next cursor and the elements.
   kTypedBulk,          // HGET, LINDEX, LPOP without a count: one value or nil.
   kTypedArray,         // HGETALL, LRANGE, SMEMBERS, LPOP with a count: values (nil: *-1).
   kTypedFields,        // HMGET: one value or nil per field.
