@@ -75,6 +75,30 @@ constexpr std::string_view kProgram = "ringcache-cli";
 
 // --- output helpers --------------------------------------------------------------------
 
+// Marks an argument CLI11 must keep whole (see main); Unmark removes the mark.
+constexpr std::string_view kKeepWhole = "\x01";
+void Unmark(std::string* s) {
+  if (s->starts_with(kKeepWhole)) s->erase(0, kKeepWhole.size());
+}
+
+// The position in `words` (argv) of the command's name: the first word that is neither
+// an option of `app` nor the value of one. words.size() if there is none.
+size_t CommandPosition(const CLI::App& app, const std::vector<std::string>& words) {
+  for (size_t i = 1; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w == "--") return words.size();
+    if (!w.starts_with("-")) return i;
+    if (w.find('=') != std::string::npos) continue;
+    for (const CLI::Option* o : app.get_options()) {
+      if (o->check_name(w) && o->get_items_expected_max() > 0) {
+        ++i;  // Its value.
+        break;
+      }
+    }
+  }
+  return words.size();
+}
+
 std::string Upper(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -1426,9 +1450,7 @@ int main(int argc, char** argv) {
                 "the arguments: lrem KEY -- -1 -x.\n"
                 "A key holding another type is an error (FAILED_PRECONDITION WRONGTYPE, exit 1).");
     cmd->add_option("KEY", collection_key, "The key")->required();
-    // The arguments after KEY are taken as they are (cmd->remaining() below), not as a
-    // vector option: CLI11 would read "[ab]", a MATCH pattern, as a list "ab".
-    cmd->allow_extras();
+    cmd->add_option("ARGS", collection_args, std::string(help.args));
     if (info->write) {
       cmd->add_option("--if-version", collection_if_version,
                       "Compare-and-set: only if the key is at this version")
@@ -1492,27 +1514,24 @@ int main(int argc, char** argv) {
       "message then names its state: fenced, joining or leaving, or shutting down).");
   ping->add_option("--service", ping_service, "Service to check (\"\" = the whole node)");
 
-  // The collection commands take their arguments after KEY as extras, so that CLI11 does
-  // not read a bracketed one ("[ab]", a MATCH pattern) as its list syntax; extras must
-  // reach them through the app. Any other command's extras are refused below, in CLI11's
-  // words.
-  app.allow_extras();
+  // CLI11 reads an argument "[...]" given to a list option as its own list syntax, which
+  // would turn a MATCH pattern "[ab]" into "ab". After a collection command's name, such
+  // arguments are marked so that CLI11 keeps them whole, and unmarked once parsed.
+  std::vector<std::string> words(argv, argv + argc);
+  const size_t command_at = CommandPosition(app, words);
+  if (command_at < words.size() && ringcache::TypedCommandNamed(words[command_at]) != nullptr) {
+    for (size_t i = command_at + 1; i < words.size(); ++i) {
+      if (words[i].size() >= 2 && words[i].front() == '[' && words[i].back() == ']') {
+        words[i].insert(0, kKeepWhole);
+      }
+    }
+  }
+  std::vector<const char*> marked;
+  for (const std::string& w : words) marked.push_back(w.c_str());
   try {
-    app.parse(argc, argv);
-    bool is_collection = false;
-    for (const auto& [cmd, info] : collection_cmds) {
-      if (!*cmd) continue;
-      is_collection = true;
-      // The extras, in order, wherever CLI11 kept them.
-      collection_args = cmd->remaining();
-      for (std::string& a : app.remaining()) collection_args.push_back(std::move(a));
-    }
-    if (!is_collection && !app.remaining().empty()) {
-      std::string extras;
-      for (const std::string& a : app.remaining()) extras += (extras.empty() ? "" : " ") + a;
-      throw CLI::ExtrasError("The following arguments were not expected: " + extras,
-                             CLI::ExitCodes::ExtrasError);
-    }
+    app.parse(static_cast<int>(marked.size()), marked.data());
+    Unmark(&collection_key);
+    for (std::string& a : collection_args) Unmark(&a);
   } catch (const CLI::ParseError& e) {
     if (app.get_subcommands().empty() && !app.remaining().empty() &&
         dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {

@@ -6,38 +6,40 @@
 namespace ringcache {
 namespace {
 
-// Matches one class at pattern[*p] == '[' against byte c; advances *p past the class.
+// Matches one class at pattern[*p] == '[' against byte c, as Redis's stringmatchlen reads
+// it: '^' negates; "\\x" is x; "a-z" is a range (either order; "a-]" too); ']' ends the
+// class ("[]" matches nothing); an unclosed class ends with the pattern. Advances *p
+// past the class.
 bool ClassMatches(std::string_view pattern, size_t* p, unsigned char c) {
   size_t i = *p + 1;
-  bool negate = false;
-  if (i < pattern.size() && (pattern[i] == '^' || pattern[i] == '!')) {
-    negate = true;
-    ++i;
-  }
+  const bool negate = i < pattern.size() && pattern[i] == '^';
+  if (negate) ++i;
   bool matched = false;
-  bool first = true;
-  while (i < pattern.size() && (pattern[i] != ']' || first)) {
-    first = false;
-    unsigned char lo = static_cast<unsigned char>(pattern[i]);
-    if (lo == '\\' && i + 1 < pattern.size()) lo = static_cast<unsigned char>(pattern[++i]);
-    if (i + 2 < pattern.size() && pattern[i + 1] == '-' && pattern[i + 2] != ']') {
+  while (i < pattern.size() && pattern[i] != ']') {
+    if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+      ++i;
+      if (static_cast<unsigned char>(pattern[i]) == c) matched = true;
+    } else if (i + 2 < pattern.size() && pattern[i + 1] == '-') {
+      unsigned char lo = static_cast<unsigned char>(pattern[i]);
       unsigned char hi = static_cast<unsigned char>(pattern[i + 2]);
-      i += 2;
-      if (hi == '\\' && i + 1 < pattern.size()) hi = static_cast<unsigned char>(pattern[++i]);
       if (lo > hi) std::swap(lo, hi);
       if (c >= lo && c <= hi) matched = true;
-    } else if (c == lo) {
+      i += 2;
+    } else if (static_cast<unsigned char>(pattern[i]) == c) {
       matched = true;
     }
     ++i;
   }
-  *p = i < pattern.size() ? i + 1 : i;  // Past ']' (an unclosed class ends the pattern).
+  *p = i < pattern.size() ? i + 1 : i;  // Past ']'.
   return matched != negate;
 }
 
 }  // namespace
 
 bool GlobMatch(std::string_view pattern, std::string_view text) {
+  // Redis's matcher compares while both remain: an empty text matches only an empty
+  // pattern ("*" too fails it).
+  if (text.empty()) return pattern.empty();
   size_t p = 0;
   size_t t = 0;
   size_t star = std::string_view::npos;  // Pattern position after the last '*'.

@@ -271,7 +271,12 @@ expect 1 "$cli" spop tags
 expect 0 "$cli" hscan user:1 0 MATCH '[nl]a*'  # a bracket class is a pattern, not a list
 out_is $'0\nname\tada\nlang\tc++\n'
 expect 2 "$cli" get user:1 extra
-err_has "The following arguments were not expected: extra"
+err_has "The following argument was not expected: extra"
+expect 0 "$cli" sadd dashes -- --tls  # after '--', a member, not an option
+expect 0 "$cli" smembers dashes
+out_is $'--tls\n'
+expect 2 "$cli" sadd dashes m --tsl  # a mistyped option is refused, not stored
+err_has "not expected: --tsl"
 ok "hash, list and set commands print their replies and Redis's errors"
 
 # --- stats / ping --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// Redis's glob patterns (SCAN's MATCH, KEYS, PSUBSCRIBE): `*` any run of bytes, `?` one
-// byte, `[abc]`, `[^a-z]` (or `[!...]`) a class, `\x` the byte x itself.
+// Redis's glob patterns (SCAN's MATCH, KEYS, PSUBSCRIBE), as Redis 7.0's stringmatchlen
+// reads them: `*` any run of bytes, `?` one byte, `[abc]`, `[^a-z]` a class, `\x` the
+// byte x itself. As in Redis, an empty text matches only an empty pattern.
 //
 //   GlobMatch("user:*:name", "user:42:name");   // true
 //

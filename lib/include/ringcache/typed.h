@@ -167,7 +167,7 @@ std::span<const TypedCommandInfo> TypedCommands();
 //           LPUSH/RPUSH/LPUSHX/RPUSHX element...; LSET element; LINSERT pivot element;
 //           LREM element; LPOS element; SADD/SREM/SISMEMBER/SMISMEMBER member...
 //   n       HINCRBY the increment; LINDEX, LSET the index; LRANGE, LTRIM the start;
-//           LREM the count; LPOS the rank (1 = first match, -1 = last, never 0);
+//           LREM the count; LPOS the rank (1 or 0 = first match, -1 = last);
 //           with `flag`, the count of LPOP/RPOP, SPOP (>= 0), SRANDMEMBER and HRANDFIELD
 //           (negative: that many, repeats allowed).
 //   stop    LRANGE, LTRIM: the stop index (inclusive); LPOS: MAXLEN (0 = the whole list).

@@ -105,6 +105,9 @@ std::vector<size_t> Pick(size_t size, bool counted, int64_t count) {
 }
 
 constexpr size_t kMaxPatternBytes = 4096;
+// The most bytes SRANDMEMBER and HRANDFIELD answer (64 MiB, a node's default response
+// budget).
+constexpr size_t kMaxPickBytes = size_t{64} << 20;
 constexpr int64_t kDefaultScanCount = 10;
 
 // HSCAN / SSCAN over decoded items (a hash's in pairs): see TypedReply.
@@ -124,23 +127,29 @@ void Scan(const TypedOp& op, const std::vector<std::string_view>& items, bool pa
     reply->integer = 0;
     return;
   }
-  std::vector<std::pair<uint64_t, size_t>> order;  // (hash, item position), by hash.
-  order.reserve(items.size() / stride);
-  for (size_t i = 0; i < items.size(); i += stride) order.emplace_back(HashBytes(items[i]), i);
-  std::sort(order.begin(), order.end());
-  auto it = std::lower_bound(order.begin(), order.end(), std::pair<uint64_t, size_t>(cursor, 0));
-  const int64_t count = op.count > 0 ? op.count : kDefaultScanCount;
-  int64_t taken = 0;
-  uint64_t last = 0;
-  // COUNT elements examined (MATCH filters them after, as Redis's), and every element
-  // sharing the last one's hash, so that the next cursor skips none.
-  while (it != order.end() && (taken < count || it->first == last)) {
-    last = it->first;
-    emit(it->second);
-    ++taken;
-    ++it;
+  // The elements not scanned yet (hash >= cursor), as (hash, item position).
+  std::vector<std::pair<uint64_t, size_t>> rest;
+  for (size_t i = 0; i < items.size(); i += stride) {
+    const uint64_t h = HashBytes(items[i]);
+    if (h >= cursor) rest.emplace_back(h, i);
   }
-  reply->integer = it == order.end() || last == UINT64_MAX ? 0 : static_cast<int64_t>(last + 1);
+  const auto count = static_cast<size_t>(op.count > 0 ? op.count : kDefaultScanCount);
+  // COUNT elements examined (MATCH filters them after, as Redis's) in hash order, and
+  // every element sharing the last one's hash, so that the next cursor skips none: the
+  // COUNT smallest found in linear time, then sorted.
+  bool more = false;
+  if (rest.size() > count) {
+    std::nth_element(rest.begin(), rest.begin() + static_cast<ptrdiff_t>(count - 1), rest.end());
+    const uint64_t last = rest[count - 1].first;
+    const auto end =
+        std::partition(rest.begin(), rest.end(), [last](const auto& e) { return e.first <= last; });
+    more = end != rest.end();
+    rest.erase(end, rest.end());
+  }
+  std::sort(rest.begin(), rest.end());
+  for (const auto& [h, i] : rest) emit(i);
+  const uint64_t last = rest.empty() ? 0 : rest.back().first;
+  reply->integer = !more || last == UINT64_MAX ? 0 : static_cast<int64_t>(last + 1);
 }
 
 void CopyItems(std::span<const std::string_view> from, std::vector<std::string>* to) {
@@ -239,7 +248,7 @@ Status Read(const TypedOp& op, std::string_view pack, TypedReply* reply) {
       return all(false, -1);
     case TypedCommand::kLPos: {
       Result<std::vector<int64_t>> at =
-          typed::ListPos(pack, args[0], op.n, op.flag ? op.count : 1, op.stop);
+          typed::ListPos(pack, args[0], op.n == 0 ? 1 : op.n, op.flag ? op.count : 1, op.stop);
       if (!at.ok()) return at.status();
       if (op.flag) {
         reply->integers = std::move(*at);
@@ -269,6 +278,17 @@ Status Read(const TypedOp& op, std::string_view pack, TypedReply* reply) {
       }
       const size_t stride = hash ? 2 : 1;
       const std::vector<size_t> picked = Pick(items.size() / stride, op.flag, op.n);
+      // Picks with repeats copy an element per pick: bounded in bytes before any copy (a
+      // member of 1 MiB picked a million times would be a terabyte).
+      size_t bytes = 0;
+      for (size_t at : picked) {
+        bytes += items[at * stride].size() + (op.option ? items[at * stride + 1].size() : 0);
+      }
+      if (bytes > kMaxPickBytes) {
+        return Status::InvalidArgument(std::string(InfoOf(op.command).name) + " would answer " +
+                                       std::to_string(bytes) + " bytes, over the limit of " +
+                                       std::to_string(kMaxPickBytes) + " for random picks");
+      }
       reply->nil = !op.flag && picked.empty();
       reply->items.reserve(picked.size() * (op.option ? 2 : 1));
       for (size_t at : picked) {
@@ -450,11 +470,6 @@ Status CheckTypedOp(const TypedOp& op) {
                                    std::to_string(kMaxPatternBytes));
   }
   if (op.command == TypedCommand::kLPos) {
-    if (op.n == 0) {
-      return Status::InvalidArgument(
-          "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or "
-          "use negative to start from the end of the list");
-    }
     if (op.n == INT64_MIN) return Status::InvalidArgument("lpos rank is out of range");
     if (op.count < 0) return Status::InvalidArgument("COUNT can't be negative");
     if (op.stop < 0) return Status::InvalidArgument("MAXLEN can't be negative");

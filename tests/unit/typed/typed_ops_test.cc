@@ -187,7 +187,7 @@ TEST_CASE("Typed commands: LPOS, and SPOP, SRANDMEMBER and HRANDFIELD's random p
   CHECK(lpos({.command = C::kLPos, .n = -1, .flag = true, .count = 2}).integers == I{7, 6});
   CHECK(lpos({.command = C::kLPos, .n = 1, .stop = 2}).nil);  // MAXLEN 2: a, b only.
   CHECK(lpos({.command = C::kLPos, .n = 4}).nil);
-  CHECK(r.Fails(C::kLPos, "l", {"c"}, 0).message().starts_with("RANK can't be zero"));
+  CHECK(lpos({.command = C::kLPos}).integer == 2);  // Rank 0 (unset over gRPC) is 1.
 
   // SRANDMEMBER: distinct members up to the set's size; a negative count repeats.
   r.Ok(C::kSAdd, "s", {"a", "b", "c", "d", "e"});
@@ -206,6 +206,14 @@ TEST_CASE("Typed commands: LPOS, and SPOP, SRANDMEMBER and HRANDFIELD's random p
   CHECK(r.Ok(C::kSRandMember, "none", {}, 3, 0, true).items.empty());
   CHECK(r.Fails(C::kSRandMember, "s", {}, -(int64_t{1} << 21), 0, true).code() ==
         StatusCode::kInvalidArgument);
+  // Picks with repeats are bounded in bytes too: a 1 MiB member picked 100 times is
+  // refused before anything is copied.
+  const std::string big(1 << 20, 'x');
+  r.Ok(C::kSAdd, "big", {big});
+  CHECK(r.Ok(C::kSRandMember, "big", {}, -3, 0, true).items.size() == 3);
+  const Status over = r.Fails(C::kSRandMember, "big", {}, -100, 0, true);
+  CHECK(over.code() == StatusCode::kInvalidArgument);
+  CHECK(over.message().find("over the limit") != std::string::npos);
 
   // SPOP removes exactly what it answers, and the last member takes the key.
   V popped = r.Ok(C::kSPop, "s", {}, 2, 0, true).items;
@@ -256,8 +264,9 @@ TEST_CASE("Typed commands: Redis's arguments are parsed in Redis's words", "[uni
 }
 
 TEST_CASE("GlobMatch follows Redis's patterns", "[unit][typed]") {
-  CHECK(GlobMatch("*", ""));
+  CHECK_FALSE(GlobMatch("*", ""));  // Redis's: an empty text matches only "".
   CHECK(GlobMatch("", ""));
+  CHECK(GlobMatch("a*", "a"));
   CHECK_FALSE(GlobMatch("", "a"));
   CHECK(GlobMatch("a*b", "aXYZb"));
   CHECK_FALSE(GlobMatch("a*b", "aXYZ"));
@@ -267,7 +276,9 @@ TEST_CASE("GlobMatch follows Redis's patterns", "[unit][typed]") {
   CHECK(GlobMatch("[abc]x", "bx"));
   CHECK_FALSE(GlobMatch("[abc]x", "dx"));
   CHECK(GlobMatch("[^a]x", "bx"));
-  CHECK(GlobMatch("[!a]x", "bx"));
+  CHECK(GlobMatch("[!a]x", "!x"));      // '!' is a member, not a negation.
+  CHECK_FALSE(GlobMatch("[]x", "]x"));  // "[]" is empty.
+  CHECK(GlobMatch("[a-]", "]"));
   CHECK_FALSE(GlobMatch("[^a]x", "ax"));
   CHECK(GlobMatch("[a-c]1", "b1"));
   CHECK(GlobMatch("[c-a]1", "b1"));  // A reversed range, as Redis takes it.
