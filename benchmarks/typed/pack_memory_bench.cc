@@ -1,11 +1,13 @@
-// Memory of small hashes: N hashes of F fields (8-byte names, 16-byte values) stored as
-// compact packs in a ringcache::Cache, as the typed values will store them
-// (docs/design/typed-values.md), measured in this process: resident memory, malloc's
-// in-use bytes and the bytes the cache charges, each per field. run_pack_memory_bench.sh
-// runs it side by side with redis-server holding the same hashes (--emit-redis writes
-// them as RESP HSET commands for redis-cli --pipe).
+// Memory of typed values: N keys of F elements each, written with the typed commands
+// (ringcache/typed.h's RunTyped on a ringcache::Cache) and measured in this process:
+// resident memory, malloc's in-use bytes and the bytes the cache charges, each per
+// element. --family picks hashes (8-byte field names, 16-byte values), lists or sets
+// (16-byte elements). run_pack_memory_bench.sh runs it side by side with redis-server
+// holding the same data (--emit-redis writes it as RESP HSET / RPUSH / SADD commands for
+// redis-cli --pipe).
 //
-//   pack_memory_bench [--hashes N] [--fields F] [--emit-redis] [--smoke]
+//   pack_memory_bench [--family hash|list|set] [--hashes N] [--fields F] [--emit-redis]
+//                     [--smoke]
 #include <malloc.h>
 #include <unistd.h>
 
@@ -20,13 +22,19 @@
 #include <vector>
 
 #include "ringcache/cache.h"
-#include "typed/pack.h"
+#include "ringcache/typed.h"
 
 namespace {
 
 std::string KeyOf(uint64_t i) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "hash:%08" PRIu64, i);
+  return buf;
+}
+// A list's or set's element: 16 bytes, distinct within a key.
+std::string ElementOf(uint64_t i, uint64_t f) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "e%07" PRIu64 "%08" PRIu64, f % 10000000, (i * 131) % 100000000);
   return buf;
 }
 std::string FieldOf(uint64_t f) {
@@ -60,9 +68,16 @@ int main(int argc, char** argv) {
   uint64_t hashes = 100000;
   uint64_t fields = 10;
   bool emit = false;
+  std::string family = "hash";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--hashes" && i + 1 < argc) {
+    if (a == "--family" && i + 1 < argc) {
+      family = argv[++i];
+      if (family != "hash" && family != "list" && family != "set") {
+        std::fprintf(stderr, "--family: hash, list or set, not %s\n", family.c_str());
+        return 2;
+      }
+    } else if (a == "--hashes" && i + 1 < argc) {
       hashes = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--fields" && i + 1 < argc) {
       fields = std::strtoull(argv[++i], nullptr, 10);
@@ -71,20 +86,27 @@ int main(int argc, char** argv) {
     } else if (a == "--smoke") {
       hashes = 1000;
     } else {
-      std::fprintf(stderr, "usage: %s [--hashes N] [--fields F] [--emit-redis] [--smoke]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--family hash|list|set] [--hashes N] [--fields F] [--emit-redis] "
+                   "[--smoke]\n",
                    argv[0]);
       return 2;
     }
   }
+  const bool hash = family == "hash";
   if (emit) {
     std::string out;
     for (uint64_t i = 0; i < hashes; ++i) {
-      out += "*" + std::to_string(2 + 2 * fields) + "\r\n";
-      AppendBulk(&out, "HSET");
+      out += "*" + std::to_string(2 + (hash ? 2 : 1) * fields) + "\r\n";
+      AppendBulk(&out, hash ? "HSET" : family == "list" ? "RPUSH" : "SADD");
       AppendBulk(&out, KeyOf(i));
       for (uint64_t f = 0; f < fields; ++f) {
-        AppendBulk(&out, FieldOf(f));
-        AppendBulk(&out, ValueOf(i, f));
+        if (hash) {
+          AppendBulk(&out, FieldOf(f));
+          AppendBulk(&out, ValueOf(i, f));
+        } else {
+          AppendBulk(&out, ElementOf(i, f));
+        }
       }
       if (out.size() > (1 << 20)) {
         std::fwrite(out.data(), 1, out.size(), stdout);
@@ -106,24 +128,33 @@ int main(int argc, char** argv) {
   const uint64_t rss0 = RssBytes();
   const uint64_t heap0 = mallinfo2().uordblks;
   std::vector<std::string> values(fields);
-  std::vector<ringcache::typed::FieldValue> pairs(fields);
+  std::vector<std::string_view> args;
+  const ringcache::TypedCommand command = hash               ? ringcache::TypedCommand::kHSet
+                                          : family == "list" ? ringcache::TypedCommand::kRPush
+                                                             : ringcache::TypedCommand::kSAdd;
+  ringcache::CacheStore store(*cache);
+  ringcache::TypedReply reply;
   for (uint64_t i = 0; i < hashes; ++i) {
+    args.clear();
     for (uint64_t f = 0; f < fields; ++f) {
-      values[f] = ValueOf(i, f);
-      pairs[f] = {field_names[f], values[f]};
+      values[f] = hash ? ValueOf(i, f) : ElementOf(i, f);
+      if (hash) args.push_back(field_names[f]);
+      args.push_back(values[f]);
     }
-    const std::string pack = ringcache::typed::HashSet("", pairs).value().pack;
-    if (!cache->Set(KeyOf(i), pack).ok()) {
-      std::fprintf(stderr, "Set failed at %" PRIu64 "\n", i);
+    const ringcache::Status s =
+        ringcache::RunTyped(store, KeyOf(i), {.command = command, .args = args}, &reply);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s failed at %" PRIu64 ": %s\n", family.c_str(), i,
+                   s.ToString().c_str());
       return 1;
     }
   }
   const uint64_t heap1 = mallinfo2().uordblks;
   const uint64_t rss1 = RssBytes();
   const double n = static_cast<double>(hashes * fields);
-  std::printf("ringcache: %" PRIu64 " hashes x %" PRIu64
-              " fields: per field %.1f B resident, %.1f B malloc in use, %.1f B charged\n",
-              hashes, fields, static_cast<double>(rss1 - rss0) / n,
+  std::printf("ringcache: %" PRIu64 " %ss x %" PRIu64
+              " elements: per element %.1f B resident, %.1f B malloc in use, %.1f B charged\n",
+              hashes, family.c_str(), fields, static_cast<double>(rss1 - rss0) / n,
               static_cast<double>(heap1 - heap0) / n,
               static_cast<double>(cache->Stats().bytes_used) / n);
   return 0;

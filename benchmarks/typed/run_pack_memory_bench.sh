@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Memory per field of small hashes: ringcache's compact pack (pack_memory_bench, in
-# process) against redis-server holding the same hashes (loaded with redis-cli --pipe;
-# INFO's used_memory and used_memory_rss), alternated over --rounds rounds. Prints each
-# round and the ratios ringcache / Redis with their spread (docs/benchmarks.md).
+# Memory per element of hashes, lists or sets: ringcache's typed values
+# (pack_memory_bench, in process) against redis-server holding the same data (loaded with
+# redis-cli --pipe; INFO's used_memory and used_memory_rss), alternated over --rounds
+# rounds. Prints each round and the ratios ringcache / Redis with their spread
+# (docs/benchmarks.md). --hashes is the number of keys, --fields the elements per key.
 #
 #   benchmarks/typed/run_pack_memory_bench.sh --bench build/benchmarks/typed/pack_memory_bench \
-#       [--hashes 100000] [--fields 10] [--rounds 3]
+#       [--family hash|list|set] [--hashes 100000] [--fields 10] [--rounds 3]
 set -euo pipefail
 
-bench="" hashes=100000 fields=10 rounds=3
+bench="" hashes=100000 fields=10 rounds=3 family=hash
 while [ $# -gt 0 ]; do
   case "$1" in
     --bench) bench="$2"; shift 2 ;;
+    --family) family="$2"; shift 2 ;;
     --hashes) hashes="$2"; shift 2 ;;
     --fields) fields="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
@@ -32,12 +34,12 @@ trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 info_field() { redis-cli -p "$1" info memory | tr -d '\r' | sed -n "s/^$2://p"; }
 
-"${bench}" --emit-redis --hashes "${hashes}" --fields "${fields}" > "${dir}/load.resp"
+"${bench}" --family "${family}" --emit-redis --hashes "${hashes}" --fields "${fields}" > "${dir}/load.resp"
 n=$((hashes * fields))
 ours=() redis_used=() redis_rss=()
 for r in $(seq 1 "${rounds}"); do
-  line="$("${bench}" --hashes "${hashes}" --fields "${fields}")"
-  resident="$(sed -n 's/.*per field \([0-9.]*\) B resident.*/\1/p' <<<"${line}")"
+  line="$("${bench}" --family "${family}" --hashes "${hashes}" --fields "${fields}")"
+  resident="$(sed -n 's/.*per element \([0-9.]*\) B resident.*/\1/p' <<<"${line}")"
   ours+=("${resident}")
 
   port="$(free_port)"
@@ -57,7 +59,7 @@ for r in $(seq 1 "${rounds}"); do
   redis_used+=("${ru}")
   redis_rss+=("${rr}")
   echo "round ${r}: ${line#ringcache: }"
-  echo "         redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') (${encoding}): per field ${ru} B used_memory, ${rr} B resident"
+  echo "         redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') (${encoding}): per element ${ru} B used_memory, ${rr} B resident"
 done
 
 ratios() {  # ratios ours[i] / theirs[i]: "median (min .. max)"
@@ -66,5 +68,5 @@ ratios() {  # ratios ours[i] / theirs[i]: "median (min .. max)"
   for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN{printf "%.3f", x/y}')"); done
   printf '%s\n' "${out[@]}" | sort -n | awk '{v[NR]=$1} END{printf "%s (%s .. %s)", v[int((NR+1)/2)], v[1], v[NR]}'
 }
-echo "ringcache resident / Redis used_memory per field: $(ratios ours redis_used)"
-echo "ringcache resident / Redis resident per field:    $(ratios ours redis_rss)"
+echo "ringcache resident / Redis used_memory per element: $(ratios ours redis_used)"
+echo "ringcache resident / Redis resident per element:    $(ratios ours redis_rss)"
