@@ -4,12 +4,6 @@
 // Thread safety: as Node.
 #pragma once
 
-#include <span>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
 #include "operation.h"
 #include "ringcache/node/node.h"
 
