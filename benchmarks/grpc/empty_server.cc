@@ -127,6 +127,9 @@ void Answer(const pb::PipelineRequest& q, pb::PipelineResponse* r) {
       case pb::Operation::kCollection:
         res->mutable_collection()->set_version(1);
         break;
+      case pb::Operation::kPublish:
+        res->mutable_publish();
+        break;
       case pb::Operation::OP_NOT_SET:
         res->mutable_status()->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
         res->mutable_status()->set_message("operation has no op set");

@@ -83,6 +83,9 @@ struct Flags {
   std::string replication_backlog = "64MiB";
   int64_t replication_ack_timeout_ms = 5000;
   int64_t forward_timeout_ms = 5000;
+  std::string subscriber_buffer = "8MiB";
+  int64_t publish_timeout_ms = 250;
+  int64_t pubsub_heartbeat_ms = 1000;
   // Failure detection and rebalancing.
   int64_t heartbeat_interval_ms = 200;
   int64_t failure_timeout_ms = 1000;
@@ -279,6 +282,25 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
       ->group(kCluster);
 
+  // Pub/sub (docs/design/pubsub.md).
+  const char* kPubSub = "Pub/sub";
+  app.add_option("--subscriber-buffer-bytes", flags->subscriber_buffer,
+                 "Undelivered messages one subscriber may hold, in bytes (at\n"
+                 "least 64KiB); a subscriber that falls further behind is cut off\n"
+                 "with RESOURCE_EXHAUSTED (Redis's client-output-buffer-limit)")
+      ->check(ByteSizeValidator())
+      ->group(kPubSub);
+  app.add_option("--publish-timeout-ms", flags->publish_timeout_ms,
+                 "How long a publish waits for the other nodes' subscriber counts,\n"
+                 "in ms; a node slower than this is reported as unreached")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group(kPubSub);
+  app.add_option("--pubsub-heartbeat-ms", flags->pubsub_heartbeat_ms,
+                 "How often an idle subscription gets a heartbeat with its last\n"
+                 "sequence number, in ms, so that a missed message shows")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
+      ->group(kPubSub);
+
   // Failure detection and rebalancing (docs/operations.md, "Failures and leaving").
   const char* kFailover = "Failure detection and leaving";
   app.add_option("--heartbeat-interval-ms", flags->heartbeat_interval_ms,
@@ -447,6 +469,9 @@ const char* FlagOfMessage(const std::string& message) {
       {"replication_backlog_bytes", "--replication-backlog: "},
       {"replication_ack_timeout", "--replication-ack-timeout-ms: "},
       {"forward_timeout", "--forward-timeout-ms: "},
+      {"subscriber_buffer_bytes", "--subscriber-buffer-bytes: "},
+      {"publish_timeout", "--publish-timeout-ms: "},
+      {"pubsub_heartbeat", "--pubsub-heartbeat-ms: "},
       {"heartbeat_interval", "--heartbeat-interval-ms: "},
       {"failure_timeout", "--failure-timeout-ms: "},
       {"drain_timeout", "--drain-timeout-ms: "},
@@ -704,6 +729,9 @@ int main(int argc, char** argv) {
       .replication_backlog_bytes = *ringcache::internal::ParseByteSize(flags.replication_backlog),
       .replication_ack_timeout = std::chrono::milliseconds(flags.replication_ack_timeout_ms),
       .forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms),
+      .subscriber_buffer_bytes = *ringcache::internal::ParseByteSize(flags.subscriber_buffer),
+      .publish_timeout = std::chrono::milliseconds(flags.publish_timeout_ms),
+      .pubsub_heartbeat = std::chrono::milliseconds(flags.pubsub_heartbeat_ms),
       .heartbeat_interval = std::chrono::milliseconds(flags.heartbeat_interval_ms),
       .failure_timeout = std::chrono::milliseconds(flags.failure_timeout_ms),
       .fenced_reads = flags.fenced_reads,
@@ -772,7 +800,8 @@ int main(int argc, char** argv) {
       "shutdown_grace_ms={} ready_file={} config={} seeds={} advertise={} cluster_listen={} "
       "cluster_advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
-      "replication_ack_timeout_ms={} forward_timeout_ms={} heartbeat_interval_ms={} "
+      "replication_ack_timeout_ms={} forward_timeout_ms={} subscriber_buffer={} "
+      "publish_timeout_ms={} pubsub_heartbeat_ms={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
       "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
       "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={} tls_node_identity={}",
@@ -793,8 +822,10 @@ int main(int argc, char** argv) {
       flags.cluster_advertise.empty() ? "(cluster listen address)" : flags.cluster_advertise,
       flags.weight, flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
-      flags.forward_timeout_ms, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
-      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
+      flags.forward_timeout_ms, FormatByteSize(options.subscriber_buffer_bytes),
+      flags.publish_timeout_ms, flags.pubsub_heartbeat_ms, flags.heartbeat_interval_ms,
+      flags.failure_timeout_ms, flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms,
+      flags.transition_warn_ms,
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
       flags.max_epoch_jump, flags.auth_tokens_file.empty() ? "(none)" : flags.auth_tokens_file,
       flags.protected_mode, flags.tls_cert_file.empty() ? "(none: plaintext)" : flags.tls_cert_file,

@@ -1,6 +1,7 @@
 #include "ringcache/pubsub.h"
 
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <unordered_map>
 #include <unordered_set>
@@ -251,18 +252,24 @@ void PubSub::Subscription::Unsubscribe(std::span<const std::string> channels,
   }
 }
 
-bool PubSub::Subscription::Take(std::vector<Delivery>* out, size_t max) {
+bool PubSub::Subscription::Take(std::vector<Delivery>* out, size_t max_count, size_t max_bytes,
+                                uint64_t* through) {
   MutexLock sl(&state_->mu);
   size_t n = 0;
-  while (n < max && !state_->queue.empty()) {
+  size_t taken_bytes = 0;
+  uint64_t last = 0;
+  while (n < max_count && !state_->queue.empty() && (n == 0 || taken_bytes < max_bytes)) {
     Delivery& d = state_->queue.front();
     const size_t bytes = DeliveryBytes(*d.message, d.pattern);
     state_->bytes -= bytes;
-    hub_->buffered_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    taken_bytes += bytes;
+    last = d.seq;
     out->push_back(std::move(d));
     state_->queue.pop_front();
     ++n;
   }
+  hub_->buffered_bytes.fetch_sub(taken_bytes, std::memory_order_relaxed);
+  if (through != nullptr) *through = state_->queue.empty() ? state_->seq : last;
   return n > 0 || state_->status.ok();
 }
 

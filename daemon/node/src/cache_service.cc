@@ -19,8 +19,10 @@
 #include "op_batch.h"
 #include "peer_pool.h"
 #include "proto_ops.h"
+#include "pubsub_relay.h"
 #include "ringcache/proto/cluster_view.h"
 #include "ringcache/v1/cache.grpc.pb.h"
+#include "subscribe_stream.h"
 #include "topology.h"
 
 namespace ringcache::internal {
@@ -120,6 +122,19 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
               node->options().fenced_reads, node->options().replication_factor) {
   generation_.store(NextGeneration(), std::memory_order_release);
   if (peers_ != nullptr) streams_ = std::make_unique<ForwardStreams>(this);
+  const NodeOptions& o = node->options();
+  pubsub_ =
+      std::make_unique<PubSub>(PubSub::Options{.max_buffer_bytes = o.subscriber_buffer_bytes,
+                                               .max_names = PubSub::Options{}.max_names,
+                                               .max_name_bytes = o.max_key_bytes,
+                                               .buffer_limit_name = "--subscriber-buffer-bytes"});
+  subscribe_streams_ = std::make_unique<SubscribeStreams>();
+  relay_ = std::make_unique<PubSubRelay>(
+      this, pubsub_.get(),
+      PubSubRelay::Options{.incarnation = node->incarnation(),
+                           .publish_timeout = o.publish_timeout,
+                           .sync_interval = o.pubsub_heartbeat,
+                           .on_tick = [streams = subscribe_streams_.get()] { streams->Tick(); }});
   if (membership_ != nullptr) {
     // Membership publishes current() before it calls subscribers, so a thread that sees
     // the new generation and refreshes gets this view (or a newer one).
@@ -131,6 +146,7 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
 }
 
 CacheService::~CacheService() {
+  relay_.reset();    // Its ticker sends on streams_.
   streams_.reset();  // Cancels the forwarding streams and waits for them to end.
   if (membership_ != nullptr) membership_->Unsubscribe(subscription_);
 }
@@ -620,6 +636,19 @@ static_assert(static_cast<int>(NodeState::kServing) == v1::NODE_STATE_SERVING &&
               static_cast<int>(NodeState::kJoining) == v1::NODE_STATE_JOINING &&
               static_cast<int>(NodeState::kLeaving) == v1::NODE_STATE_LEAVING);
 
+void CacheService::Publish(Call<v1::PublishRequest, v1::PublishResponse>& call) {
+  const RequestMetadata& md = call.metadata();
+  if (!md.forwarded_by.empty()) {
+    call.Reply(relay_->Receive(md, call.request(), call.response()));
+    return;
+  }
+  relay_->Publish(call.request(), call.context()->deadline(),
+                  [&call](grpc::Status status, v1::PublishResponse response) {
+                    if (status.ok()) *call.response() = std::move(response);
+                    call.Reply(std::move(status));
+                  });
+}
+
 void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   NodeStats stats = node_->Stats();
   v1::StatsResponse* response = call.response();
@@ -769,6 +798,9 @@ size_t CacheService::ForwardBytes(const v1::Operation& op) {
   if (op.op_case() == v1::Operation::kCollection) {
     for (const std::string& arg : op.collection().args()) value += kArgFramingBytes + arg.size();
   }
+  if (op.op_case() == v1::Operation::kPublish) {
+    value = op.publish().channel().size() + op.publish().payload().size();
+  }
   return kFramingBytes + OperationKey(op).size() + value;
 }
 
@@ -796,6 +828,9 @@ PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
                                              const Status& decode_error,
                                              v1::OperationResult* result, PipelineSink* sink) {
   result->set_id(operation.id());
+  if (operation.op_case() == v1::Operation::kPublish) [[unlikely]] {
+    return ExecutePipelinePublish(md, operation, result, sink);
+  }
   if (!decode_error.ok()) {
     SetOpStatus(decode_error, result->mutable_status());
     return {.kind = PipelineStep::kAnswered,
@@ -836,6 +871,44 @@ PipelineStep CacheService::ExecutePipelineOp(const internal::Topology* topology,
                            delete pending;
                            sink->UnrefSink();
                          });
+  return {.kind = PipelineStep::kPending};
+}
+
+PipelineStep CacheService::ExecutePipelinePublish(const RequestMetadata& md,
+                                                  const v1::Operation& operation,
+                                                  v1::OperationResult* result, PipelineSink* sink) {
+  if (md.role < Role::kReadWrite) {
+    const Status allowed = RoleError("Publish", Role::kReadWrite, md.role);
+    SetOpStatus(allowed, result->mutable_status());
+    return {.kind = PipelineStep::kAnswered,
+            .bytes = kResultOverheadBytes + allowed.message().size()};
+  }
+  if (!md.forwarded_by.empty()) {
+    const grpc::Status s = relay_->Receive(md, operation.publish(), result->mutable_publish());
+    if (!s.ok()) {
+      result->clear_publish();
+      SetOpStatus(s, result->mutable_status());
+    }
+    return {.kind = PipelineStep::kAnswered,
+            .bytes = kResultOverheadBytes + s.error_message().size()};
+  }
+  // A client's publish waits for the other nodes' counts (bounded by --publish-timeout).
+  auto* pending = new v1::PipelineResponse();
+  pending->add_results()->set_id(operation.id());
+  sink->AddPending(1);
+  sink->RefSink();
+  relay_->Publish(operation.publish(), std::chrono::system_clock::time_point::max(),
+                  [sink, pending](grpc::Status status, v1::PublishResponse response) {
+                    v1::OperationResult* r = pending->mutable_results(0);
+                    if (status.ok()) {
+                      *r->mutable_publish() = std::move(response);
+                    } else {
+                      SetOpStatus(status, r->mutable_status());
+                    }
+                    sink->Deliver(pending, kResultOverheadBytes + status.error_message().size(), 1);
+                    delete pending;
+                    sink->UnrefSink();
+                  });
   return {.kind = PipelineStep::kPending};
 }
 

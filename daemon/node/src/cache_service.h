@@ -47,6 +47,7 @@
 #include "request_metadata.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/node/node.h"
+#include "ringcache/pubsub.h"
 #include "ringcache/v1/cache.pb.h"
 #include "router.h"
 #include "unary_call.h"
@@ -55,6 +56,8 @@ namespace ringcache::internal {
 
 class ForwardStreams;
 class Membership;
+class PubSubRelay;
+class SubscribeStreams;
 class PeerPool;
 struct Topology;
 
@@ -143,6 +146,16 @@ class CacheService final {
   void Batch(Call<v1::BatchRequest, v1::BatchResponse>& call);
   void Stats(Call<v1::StatsRequest, v1::StatsResponse>& call);
   void Topology(Call<v1::TopologyRequest, v1::ClusterView>& call);
+  void Publish(Call<v1::PublishRequest, v1::PublishResponse>& call);
+
+  // ---- Pub/sub (Subscribe streams, the Publish rpc and Pipeline operation).
+
+  // This node's subscribers.
+  PubSub& pubsub() const { return *pubsub_; }
+  // The cluster fan-out of publishes.
+  PubSubRelay& pubsub_relay() const { return *relay_; }
+  // The open Subscribe streams (heartbeats).
+  SubscribeStreams& subscribe_streams() const { return *subscribe_streams_; }
 
   // ---- Views (Topology, WatchTopology).
 
@@ -263,6 +276,11 @@ class CacheService final {
                                uint32_t write_concern, uint32_t write_concern_timeout_ms,
                                const internal::Topology** topology) const;
 
+  // ExecutePipelineOp for a publish: a peer's relay is delivered here; a client's is
+  // relayed and its result comes through `sink` once the other nodes have answered.
+  PipelineStep ExecutePipelinePublish(const RequestMetadata& md, const v1::Operation& operation,
+                                      v1::OperationResult* result, PipelineSink* sink);
+
   // Forwards a unary call to `owner` as raw bytes and relays the answer.
   template <typename Request, typename Response>
   void Forward(Call<Request, Response>& call, const ClusterMember& owner, const std::string& method,
@@ -281,6 +299,9 @@ class CacheService final {
   const Router router_;
   int subscription_ = -1;
   std::unique_ptr<ForwardStreams> streams_;  // Set in the constructor when peers_ is.
+  std::unique_ptr<PubSub> pubsub_;
+  std::unique_ptr<SubscribeStreams> subscribe_streams_;
+  std::unique_ptr<PubSubRelay> relay_;  // Uses streams_, pubsub_ and subscribe_streams_.
 
   // Changes (to a process-wide unique value) whenever membership adopts a view; a thread's
   // cached topology is current while its generation matches.

@@ -17,6 +17,7 @@
 
 #include "membership.h"
 #include "ringcache/v1/cache.grpc.pb.h"
+#include "subscribe_stream.h"
 #include "topology.h"
 
 namespace ringcache::internal {
@@ -162,6 +163,7 @@ RINGCACHE_UNARY_TRAITS(MultiSet, kReadWrite)
 RINGCACHE_UNARY_TRAITS(MultiDelete, kReadWrite)
 RINGCACHE_UNARY_TRAITS(Batch, kRead)
 RINGCACHE_UNARY_TRAITS(Stats, kRead)
+RINGCACHE_UNARY_TRAITS(Publish, kReadWrite)
 #undef RINGCACHE_UNARY_TRAITS
 
 // Topology answers a ClusterView, so the macro's naming does not fit.
@@ -213,6 +215,14 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<BatchTraits>(env);
     MarkUnary<StatsTraits>(env);
     MarkUnary<TopologyTraits>(env);
+    MarkUnary<PublishTraits>(env);
+    MarkMethodCallback(
+        MethodIndex("Subscribe"),
+        new grpc::internal::CallbackServerStreamingHandler<v1::SubscribeRequest,
+                                                           v1::SubscribeResponse>(
+            [env](grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* request) {
+              return new SubscribeReactor(env, ctx, request);
+            }));
     MarkMethodCallback(
         MethodIndex("WatchTopology"),
         new grpc::internal::CallbackServerStreamingHandler<v1::TopologyRequest, v1::ClusterView>(
@@ -339,6 +349,8 @@ void CallbackServer::BeginShutdown() {
     membership_ = nullptr;
   }
   env_.watchers.CloseAll();
+  env_.handlers->pubsub().CloseAll(Status::Unavailable(
+      "node " + env_.handlers->self_id() + " is shutting down; subscribe through another node"));
   env_.streams.DrainAll();
 }
 

@@ -32,6 +32,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -254,6 +255,12 @@ Status CheckClusterOptions(const NodeOptions& o) {
     return s;
   }
   if (Status s = CheckPositive("forward_timeout", o.forward_timeout, kHour); !s.ok()) return s;
+  if (Status s = CheckPositive("publish_timeout", o.publish_timeout, kHour); !s.ok()) return s;
+  if (Status s = CheckPositive("pubsub_heartbeat", o.pubsub_heartbeat, kHour); !s.ok()) return s;
+  if (o.subscriber_buffer_bytes < (uint64_t{64} << 10)) {
+    return Status::InvalidArgument("subscriber_buffer_bytes must be at least 64 KiB, got " +
+                                   std::to_string(o.subscriber_buffer_bytes));
+  }
   if (Status s = CheckPositive("failure_timeout", o.failure_timeout, kHour); !s.ok()) return s;
   if (o.heartbeat_interval < kMinHeartbeatInterval || o.heartbeat_interval >= o.failure_timeout) {
     return Status::InvalidArgument(
@@ -434,6 +441,7 @@ struct Node::Impl {
   // Constant after Start.
   NodeOptions options;
   std::chrono::steady_clock::time_point started;
+  uint64_t incarnation = 0;
   std::string grpc_address;
   std::string cluster_address;  // Bound; empty without a cluster port.
   std::string metrics_address;
@@ -537,6 +545,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->started = std::chrono::steady_clock::now();
+  impl->incarnation = std::random_device{}() * (uint64_t{1} << 32) ^ std::random_device{}();
   Result<std::unique_ptr<Cache>> cache = Cache::Create({.capacity_bytes = options.memory_bytes,
                                                         .shard_count = options.shards,
                                                         .max_key_bytes = options.max_key_bytes,
@@ -920,6 +929,8 @@ const std::string& Node::cluster_address() const { return impl_->cluster_address
 const std::string& Node::metrics_address() const { return impl_->metrics_address; }
 const std::string& Node::resp_address() const { return impl_->resp_address; }
 const NodeOptions& Node::options() const { return impl_->options; }
+
+uint64_t Node::incarnation() const { return impl_->incarnation; }
 
 Status Node::Get(const HashedKey& key, std::string* value, ItemMeta* meta) const {
   return impl_->cache->Get(key, value, meta);

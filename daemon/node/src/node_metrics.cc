@@ -42,6 +42,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Pipeline";
     case Rpc::kTopology:
       return "Topology";
+    case Rpc::kPublish:
+      return "Publish";
   }
   return "Unknown";
 }

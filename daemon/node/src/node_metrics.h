@@ -49,8 +49,9 @@ enum class Rpc : int {
   kStats,
   kPipeline,
   kTopology,
+  kPublish,
 };
-inline constexpr int kRpcCount = static_cast<int>(Rpc::kTopology) + 1;
+inline constexpr int kRpcCount = static_cast<int>(Rpc::kPublish) + 1;
 // gRPC status codes 0..16.
 inline constexpr int kStatusCodeCount = 17;
 

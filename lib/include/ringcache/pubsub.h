@@ -132,9 +132,14 @@ class PubSub::Subscription : public std::enable_shared_from_this<PubSub::Subscri
   // Drops the names given; empty spans drop nothing (call with all names to drop all).
   void Unsubscribe(std::span<const std::string> channels, std::span<const std::string> patterns);
 
-  // Moves up to `max` buffered deliveries, oldest first, into *out (appended). Returns false
-  // once the subscription is closed and nothing is left: status() says why.
-  bool Take(std::vector<Delivery>* out, size_t max);
+  // Moves buffered deliveries, oldest first, into *out (appended): at most `max_count`,
+  // and no more once `max_bytes` (as counted for the buffer) are taken (but always one if
+  // there is one). *through (if given) is the number through which the reader has now been
+  // given everything it will get: the last one taken, or last_seq() when the buffer is left
+  // empty (so numbers skipped by NoteGap show). Returns false once the subscription is
+  // closed and nothing is left: status() says why.
+  bool Take(std::vector<Delivery>* out, size_t max_count, size_t max_bytes = SIZE_MAX,
+            uint64_t* through = nullptr);
   // The sequence number of the last delivery given to this subscription (buffered or
   // taken), including numbers skipped by NoteGap.
   uint64_t last_seq() const;

@@ -166,6 +166,18 @@ struct NodeOptions {
   std::chrono::milliseconds replication_ack_timeout{5000};
   // Deadline of one forwarded call to another node. Default 5 s.
   std::chrono::milliseconds forward_timeout{5000};
+  // ---- Pub/sub (docs/design/pubsub.md).
+  // Undelivered bytes one subscriber may hold; past it its stream ends with
+  // RESOURCE_EXHAUSTED (Redis's client-output-buffer-limit for pubsub). Default 8 MiB; at
+  // least 64 KiB.
+  uint64_t subscriber_buffer_bytes = uint64_t{8} << 20;
+  // How long a publish waits for the other nodes' counts; a node that has not answered
+  // by then is counted in nodes_unreached. Default 250 ms.
+  std::chrono::milliseconds publish_timeout{250};
+  // An idle Subscribe stream carries a heartbeat this often, and a node that failed to
+  // pass a message on tells the peer the number it missed at this interval (so a gap
+  // shows within about this long). Default 1000 ms.
+  std::chrono::milliseconds pubsub_heartbeat{1000};
   // ---- Failure detection and rebalancing (docs/design/failover.md).
   // Heartbeat period to every other member (each call's deadline is the failure timeout).
   // Default 200 ms; at least 10 ms and below failure_timeout.
@@ -387,6 +399,9 @@ class Node {
   const std::string& resp_address() const;
   // The validated options, with node_id and threads resolved.
   const NodeOptions& options() const;
+  // A random number chosen when this node started: pub/sub sequence numbers are per
+  // incarnation.
+  uint64_t incarnation() const;
 
   // ---- Local operations. Same contracts as the Cache methods of the same name (a key is a
   // HashedKey: a plain key converts to one; a caller that hashed it passes it on); the codes
