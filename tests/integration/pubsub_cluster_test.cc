@@ -287,7 +287,7 @@ TEST_CASE("A subscriber that reads too slowly is cut off and its buffer freed",
   CHECK_FALSE(fast.ended());
 }
 
-TEST_CASE("A relay that skips a number shows as a gap; an idle stream gets heartbeats",
+TEST_CASE("A relay that skips a number shows as a gap and an idle stream gets heartbeats",
           "[cluster][pubsub]") {
   TestCluster cluster(
       {.nodes = 2, .replication_factor = 1, .extra_args = {"--pubsub-heartbeat-ms", "100"}});
@@ -363,7 +363,7 @@ TEST_CASE("Publish and Subscribe refuse what is over the limits", "[cluster][pub
   }
 }
 
-TEST_CASE("Subscribers outlive a kill -9 of another node; the killed node's see their end",
+TEST_CASE("Subscribers outlive a kill -9 of another node and the killed node sees its streams end",
           "[cluster][pubsub]") {
   TestCluster cluster({.nodes = 3, .extra_args = {"--publish-timeout-ms", "200"}});
   RequireStart(cluster);

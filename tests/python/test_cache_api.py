@@ -686,6 +686,47 @@ class PipelineTest(ApiTest):
 
 # --- standard services ---------------------------------------------------------------------
 
+class PubSubTest(ApiTest):
+    """Publish and Subscribe with nothing but the .proto: the stream's first response says
+    it is in place; messages come numbered, with the pattern that matched."""
+
+    def test_publish_reaches_subscriber(self):
+        channel = self.k("news")
+        stream = self.stub.Subscribe(
+            pb2.SubscribeRequest(channels=[channel], patterns=[self.prefix + b"user:*"]),
+            timeout=30)
+        first = next(stream)
+        self.assertTrue(first.HasField("started"))
+        self.assertEqual(first.started.channels, 1)
+        self.assertEqual(first.started.patterns, 1)
+        r = self.call("Publish", pb2.PublishRequest(channel=channel, payload=b"hello"))
+        self.assertEqual(r.receivers, 1)
+        r = self.call("Publish", pb2.PublishRequest(channel=self.k("user:1"), payload=b"hi"))
+        self.assertEqual(r.receivers, 1)
+        r = self.call("Publish", pb2.PublishRequest(channel=self.k("other"), payload=b"x"))
+        self.assertEqual(r.receivers, 0)
+        got = []
+        for resp in stream:
+            got.extend(resp.messages)
+            if len(got) >= 2:
+                break
+        stream.cancel()
+        self.assertEqual([(m.seq, m.channel, m.payload, m.pattern) for m in got],
+                         [(1, channel, b"hello", b""),
+                          (2, self.k("user:1"), b"hi", self.prefix + b"user:*")])
+
+    def test_bad_requests_name_the_problem(self):
+        self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, "Publish",
+                        pb2.PublishRequest(channel=b"c", payload=b"x",
+                                           relay=pb2.PublishRelay(seq=1)),
+                        contains="relay")
+        stream = self.stub.Subscribe(pb2.SubscribeRequest(), timeout=10)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            next(stream)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("no channel and no pattern", ctx.exception.details())
+
+
 class HealthTest(unittest.TestCase):
     def test_serving(self):
         stub = health_pb2_grpc.HealthStub(NODE.channel)
@@ -735,7 +776,7 @@ class ReflectionTest(unittest.TestCase):
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
         self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "SetRange",
                                    "Collection", "MultiGet", "MultiSet", "MultiDelete", "Batch", "Stats",
-                                   "Pipeline", "Topology", "WatchTopology"})
+                                   "Pipeline", "Topology", "WatchTopology", "Publish", "Subscribe"})
 
 
 class ShutdownTest(unittest.TestCase):

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,7 +71,7 @@ TEST_CASE("PubSub patterns use Redis's glob and say which pattern matched", "[un
   CHECK(got[3].seq == 4);
 }
 
-TEST_CASE("PubSub unsubscribing stops deliveries; a closed subscription gets none",
+TEST_CASE("PubSub unsubscribing stops deliveries and a closed subscription gets none",
           "[unit][pubsub]") {
   PubSub hub;
   auto sub = hub.Open({});
@@ -202,21 +205,37 @@ TEST_CASE("PubSub keeps each publisher's order for every subscriber under concur
           "[unit][pubsub]") {
   PubSub hub;
   constexpr int kPublishers = 4;
-  constexpr int kMessages = 5000;
+  constexpr int kMessages = 3000;
   constexpr int kSubscribers = 3;
-  std::vector<std::shared_ptr<PubSub::Subscription>> subs;
+  // Each reader sleeps until its subscription's wake (no spinning: 2 cores are shared).
+  struct Reader {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool woken = false;
+    std::shared_ptr<PubSub::Subscription> sub;
+    std::vector<Delivery> got;
+  };
+  std::vector<Reader> readers(kSubscribers);
   const std::vector<std::string> pattern{"p*"};
-  for (int i = 0; i < kSubscribers; ++i) {
-    subs.push_back(hub.Open({}));
-    REQUIRE(subs.back()->Subscribe({}, pattern).ok());
+  for (Reader& r : readers) {
+    r.sub = hub.Open([&r] {
+      std::lock_guard lock(r.mu);
+      r.woken = true;
+      r.cv.notify_one();
+    });
+    REQUIRE(r.sub->Subscribe({}, pattern).ok());
   }
   std::atomic<bool> done{false};
-  std::vector<std::vector<Delivery>> got(kSubscribers);
-  std::vector<std::thread> readers;
-  for (int i = 0; i < kSubscribers; ++i) {
-    readers.emplace_back([&, i] {
-      while (!done.load()) subs[static_cast<size_t>(i)]->Take(&got[static_cast<size_t>(i)], 100);
-      subs[static_cast<size_t>(i)]->Take(&got[static_cast<size_t>(i)], 1000000);
+  std::vector<std::thread> threads;
+  for (Reader& r : readers) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        r.sub->Take(&r.got, 100);
+        std::unique_lock lock(r.mu);
+        r.cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return r.woken; });
+        r.woken = false;
+      }
+      r.sub->Take(&r.got, 1000000);
     });
   }
   std::atomic<size_t> counted{0};
@@ -230,18 +249,17 @@ TEST_CASE("PubSub keeps each publisher's order for every subscriber under concur
   }
   for (auto& t : publishers) t.join();
   done = true;
-  for (auto& t : readers) t.join();
+  for (auto& t : threads) t.join();
 
   CHECK(counted == size_t{kPublishers} * kMessages * kSubscribers);
-  for (const auto& deliveries : got) {
-    REQUIRE(deliveries.size() == size_t{kPublishers} * kMessages);
+  for (const Reader& r : readers) {
+    REQUIRE(r.got.size() == size_t{kPublishers} * kMessages);
     std::vector<int> next(kPublishers, 0);
     bool in_order = true;
-    for (size_t i = 0; i < deliveries.size(); ++i) {
-      in_order = in_order && deliveries[i].seq == i + 1;
-      const int p = std::stoi(deliveries[i].message->channel.substr(1));
-      in_order =
-          in_order && std::stoi(deliveries[i].message->payload) == next[static_cast<size_t>(p)]++;
+    for (size_t i = 0; i < r.got.size(); ++i) {
+      in_order = in_order && r.got[i].seq == i + 1;
+      const auto p = static_cast<size_t>(std::stoi(r.got[i].message->channel.substr(1)));
+      in_order = in_order && std::stoi(r.got[i].message->payload) == next[p]++;
     }
     CHECK(in_order);
   }

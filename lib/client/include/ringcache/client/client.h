@@ -222,6 +222,63 @@ struct ClientStats {
   ClientStats& operator+=(const ClientStats& o);
 };
 
+// What Publish reached (ringcache.v1.PublishResponse).
+struct PublishResult {
+  // Subscriptions the message was buffered for, over every node that answered (one per
+  // matching channel or pattern of a subscription, as Redis counts).
+  uint64_t receivers = 0;
+  // Nodes that did not answer within the node's --publish-timeout-ms.
+  uint32_t nodes_unreached = 0;
+};
+
+// One thing a Subscription yields.
+struct PubSubEvent {
+  enum class Kind {
+    kMessage,  // A message: channel, payload, pattern (empty for a channel subscription).
+    // Messages were lost before this point: `missed` of them when the node's sequence
+    // numbers tell (a skipped number, seen in a message or a heartbeat); 0 when the count
+    // is unknown (the stream broke and the subscription was opened again, on the same
+    // node or another). A near cache drops what it holds on a gap.
+    kGap,
+  };
+  Kind kind = Kind::kMessage;
+  uint64_t seq = 0;  // The node's number for the message (per stream).
+  std::string channel;
+  std::string payload;
+  std::string pattern;
+  uint64_t missed = 0;
+};
+
+struct SubscribeOptions {
+  // Names of channels and glob patterns (Redis's PSUBSCRIBE syntax).
+  std::vector<std::string> channels = {};
+  std::vector<std::string> patterns = {};
+  // When the stream ends because its node went away (UNAVAILABLE), open it again on
+  // another member (a kGap event marks the break). Otherwise Next returns the end.
+  bool reconnect = true;
+  // Bytes of events received but not yet taken by Next; past it the client stops reading
+  // the stream, and the node cuts the subscription off once its own buffer
+  // (--subscriber-buffer-bytes) is full too (RESOURCE_EXHAUSTED).
+  size_t max_buffered_bytes = size_t{8} << 20;
+};
+
+// An open subscription (Client::Subscribe). A background thread reads its stream.
+// Thread safety: Next and Close may be called from any thread, concurrently.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;  // Closes it.
+  // The next event, waiting at most `timeout`. DEADLINE_EXCEEDED when nothing came in
+  // time (the subscription goes on); otherwise, once the subscription has ended, why
+  // (every later call answers the same): RESOURCE_EXHAUSTED (too slow), UNAVAILABLE (no
+  // node to subscribe on), CANCELLED (Close), INVALID_ARGUMENT (the names).
+  virtual Result<PubSubEvent> Next(std::chrono::milliseconds timeout) = 0;
+  // Ends the subscription; a Next waiting returns CANCELLED. Idempotent.
+  virtual void Close() = 0;
+  // The node the stream is on now (member id), and how many times it was opened again.
+  virtual std::string node() const = 0;
+  virtual uint64_t reconnects() const = 0;
+};
+
 class Client {
  public:
   // Validates `options`, fetches a first view from the seeds (trying each in turn until
@@ -334,6 +391,19 @@ class Client {
                                             const CallOptions& call = {});
   std::vector<Result<WriteResult>> MultiDelete(std::span<const std::string_view> keys,
                                                const CallOptions& call = {});
+
+  // ---- Pub/sub (docs/design/pubsub.md): at-most-once, cluster-wide.
+
+  // Publishes `payload` on `channel` through one member (round-robin); every subscriber
+  // in the cluster receives it. Not retried: a publish that failed may or may not have
+  // been delivered, and repeating it could deliver it twice.
+  Result<PublishResult> Publish(std::string_view channel, std::string_view payload,
+                                const CallOptions& call = {});
+  // Opens a subscription on one member (round-robin), and waits (within the call's
+  // deadline) until it is in place: a message published after this returns reaches it.
+  // Must be destroyed before the client.
+  Result<std::unique_ptr<Subscription>> Subscribe(SubscribeOptions options,
+                                                  const CallOptions& call = {});
 
   // The Stats rpc of one node, given by member id (as in view()) or by HOST:PORT.
   // NOT_FOUND if `node` is neither a member id nor an address (contains no ':').
