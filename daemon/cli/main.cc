@@ -44,7 +44,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli_support.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "pubsub_commands.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/hash_ring.h"
 #include "ringcache/proto/call_metadata.h"
@@ -56,22 +58,14 @@
 
 namespace {
 
-namespace pb = ringcache::v1;
-namespace health = grpc::health::v1;
+using namespace ringcache::cli;  // NOLINT: the CLI's shared helpers (cli_support.h)
 using ringcache::Status;
 using ringcache::TypedCommand;
 using ringcache::TypedCommandInfo;
 using ringcache::TypedOp;
 
-constexpr int kExitOk = 0;
-constexpr int kExitNotMet = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitError = 3;
-
 // Items per MultiGet/MultiSet/MultiDelete call: well under the node's default max-batch.
 constexpr size_t kBatchSize = 1000;
-
-constexpr std::string_view kProgram = "ringcache-cli";
 
 // --- output helpers --------------------------------------------------------------------
 
@@ -104,223 +98,6 @@ std::string Upper(std::string_view text) {
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
-
-// A key or message made safe for a terminal: printable ASCII as is, the rest as \xNN.
-std::string Printable(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// Writes raw bytes to stdout. False if stdout failed (closed pipe, full disk).
-bool WriteStdout(std::string_view bytes) {
-  return bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size();
-}
-
-void PrintError(std::string_view code_name, std::string_view message) {
-  std::fprintf(stderr, "%.*s: %.*s: %.*s\n", static_cast<int>(kProgram.size()), kProgram.data(),
-               static_cast<int>(code_name.size()), code_name.data(),
-               static_cast<int>(message.size()), message.data());
-}
-
-// A usage problem CLI11 cannot see (e.g. an odd number of mset arguments).
-int UsageError(std::string_view message) {
-  std::fprintf(stderr, "%.*s: %.*s\nRun with --help for more information.\n",
-               static_cast<int>(kProgram.size()), kProgram.data(), static_cast<int>(message.size()),
-               message.data());
-  return kExitUsage;
-}
-
-std::string_view CodeName(int code) {
-  return ringcache::StatusCodeName(static_cast<ringcache::StatusCode>(code));
-}
-
-int ExitCodeFor(int code) {
-  switch (static_cast<grpc::StatusCode>(code)) {
-    case grpc::StatusCode::OK:
-      return kExitOk;
-    case grpc::StatusCode::NOT_FOUND:
-    case grpc::StatusCode::ALREADY_EXISTS:
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return kExitNotMet;
-    default:
-      return kExitError;
-  }
-}
-
-// The worse of two exit codes: any other error (3) outranks a condition not met (1).
-int WorseExit(int a, int b) {
-  auto rank = [](int code) { return code == kExitError ? 3 : code == kExitUsage ? 2 : code; };
-  return rank(a) >= rank(b) ? a : b;
-}
-
-std::string HumanBytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  auto value = static_cast<double>(bytes);
-  size_t unit = 0;
-  while (value >= 1024.0 && unit + 1 < std::size(kUnits)) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char buf[32];
-  if (unit == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", value, kUnits[unit]);
-  }
-  return buf;
-}
-
-std::string HumanDuration(uint64_t ms) {
-  uint64_t s = ms / 1000;
-  const uint64_t days = s / 86400;
-  const uint64_t hours = s / 3600 % 24;
-  const uint64_t minutes = s / 60 % 60;
-  s %= 60;
-  std::ostringstream out;
-  if (days > 0) out << days << "d ";
-  if (days > 0 || hours > 0) out << hours << "h ";
-  if (days > 0 || hours > 0 || minutes > 0) out << minutes << "m ";
-  out << s << "s";
-  return out.str();
-}
-
-// --- input helpers ---------------------------------------------------------------------
-
-// Reads all of stdin as bytes. False on a read error.
-bool ReadStdin(std::string* out) {
-  char buf[64 * 1024];
-  for (;;) {
-    const size_t n = std::fread(buf, 1, sizeof buf, stdin);
-    out->append(buf, n);
-    if (n < sizeof buf) return std::ferror(stdin) == 0;
-  }
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
-}
-
-// --- the connection --------------------------------------------------------------------
-
-struct GlobalOptions {
-  std::string addr = "127.0.0.1:7700";
-  int64_t timeout_ms = 5000;
-  std::string token_file;
-  std::string token;  // Read from token_file.
-  // TLS: on with --tls or any --tls-* file.
-  bool tls = false;
-  std::string tls_ca_file;
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  std::string tls_server_name;
-  // Read from the files above.
-  grpc::SslCredentialsOptions tls_pem;
-};
-
-// A channel to `address` (with TLS if options.tls) whose every call carries options.token
-// (authorization: Bearer, the node's --auth-tokens-file), unless it is empty.
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
-                                          const GlobalOptions& options) {
-  grpc::ChannelArguments args;
-  // Values may be as large as the node allows (8 MiB by default, more if configured):
-  // never let the client's default 4 MiB receive limit be the one that fails.
-  args.SetMaxReceiveMessageSize(-1);
-  if (!options.tls_server_name.empty()) {
-    args.SetSslTargetNameOverride(options.tls_server_name);
-  }
-  ringcache::proto::MetadataList metadata;
-  if (!options.token.empty()) metadata.emplace_back("authorization", "Bearer " + options.token);
-  return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address,
-      options.tls ? grpc::SslCredentials(options.tls_pem) : grpc::InsecureChannelCredentials(),
-      args, ringcache::proto::CallMetadata(std::move(metadata)));
-}
-
-// One channel to one node, the stubs over it, and the error reporting every command shares.
-// Not thread-safe: used by the CLI's single thread.
-class Connection {
- public:
-  explicit Connection(GlobalOptions options) : options_(std::move(options)) {
-    channel_ = NewChannel(options_.addr, options_);
-    cache_ = pb::Cache::NewStub(channel_);
-    health_ = health::Health::NewStub(channel_);
-    membership_ = pb::Membership::NewStub(channel_);
-  }
-
-  pb::Cache::Stub& cache() { return *cache_; }
-  health::Health::Stub& health() { return *health_; }
-  pb::Membership::Stub& membership() { return *membership_; }
-
-  // Gives `context` the deadline every call carries.
-  void Prepare(grpc::ClientContext* context) const {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(options_.timeout_ms));
-  }
-
-  // Prints a failed call's status (with `what`, e.g. the key, in front of the message when
-  // not empty) and returns its exit code. OK prints nothing and returns 0.
-  int Report(const grpc::Status& status, std::string_view what = {}) {
-    if (status.ok()) return kExitOk;
-    return ReportCode(status.error_code(), status.error_message(), what);
-  }
-
-  int ReportCode(int code, const std::string& server_message, std::string_view what = {}) {
-    if (code == 0) return kExitOk;
-    std::string message;
-    const auto grpc_code = static_cast<grpc::StatusCode>(code);
-    if (grpc_code == grpc::StatusCode::UNAVAILABLE &&
-        channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
-      // The transport failed, not the node: say where we tried to go.
-      message = "cannot reach " + options_.addr + " (" + server_message + ")";
-      if (!options_.tls && server_message.find("Socket closed") != std::string::npos) {
-        message += "; if the node serves TLS, add --tls or --tls-ca-file";
-      }
-    } else if (grpc_code == grpc::StatusCode::DEADLINE_EXCEEDED && what.empty()) {
-      message = "no answer from " + options_.addr + " within " +
-                std::to_string(options_.timeout_ms) + " ms (--timeout-ms)";
-    } else {
-      if (!what.empty()) message = std::string(what) + ": ";
-      message += server_message.empty() ? DefaultMessage(grpc_code) : Printable(server_message);
-    }
-    PrintError(CodeName(code), message);
-    return ExitCodeFor(code);
-  }
-
-  const GlobalOptions& options() const { return options_; }
-
- private:
-  static std::string DefaultMessage(grpc::StatusCode code) {
-    switch (code) {
-      case grpc::StatusCode::NOT_FOUND:
-        return "key not found";
-      case grpc::StatusCode::ALREADY_EXISTS:
-        return "key already exists";
-      case grpc::StatusCode::FAILED_PRECONDITION:
-        return "condition not met";
-      default:
-        return "request failed";
-    }
-  }
-
-  GlobalOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::Cache::Stub> cache_;
-  std::unique_ptr<health::Health::Stub> health_;
-  std::unique_ptr<pb::Membership::Stub> membership_;
-};
 
 // --- commands --------------------------------------------------------------------------
 
@@ -1465,6 +1242,38 @@ int main(int argc, char** argv) {
   // stats
   CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
 
+  // publish, subscribe
+  std::string publish_channel;
+  std::string publish_message;
+  CLI::App* publish = app.add_subcommand(
+      "publish", "Send a message to every subscriber of a channel, cluster-wide");
+  publish->add_option("channel", publish_channel, "Channel name")->required();
+  publish->add_option("message", publish_message, "The message (bytes as given)")->required();
+  publish->footer(
+      "Prints how many subscriptions received it, counted over every node (one per\n"
+      "matching channel or pattern of a subscription, as Redis's PUBLISH). A node that\n"
+      "does not answer within its --publish-timeout-ms is reported on stderr. Delivery is\n"
+      "at-most-once: nothing is retried.");
+  std::vector<std::string> subscribe_channels;
+  std::vector<std::string> subscribe_patterns;
+  uint64_t subscribe_count = 0;
+  CLI::App* subscribe =
+      app.add_subcommand("subscribe", "Print the messages of channels and patterns until Ctrl-C");
+  subscribe->add_option("channel", subscribe_channels, "Channel names");
+  subscribe
+      ->add_option("--pattern,-p", subscribe_patterns,
+                   "A glob pattern (Redis's PSUBSCRIBE: *, ?, [a-z]); may repeat")
+      ->allow_extra_args(false)
+      ->take_all();
+  subscribe->add_option("--count", subscribe_count, "Exit 0 after this many messages");
+  subscribe->footer(
+      "Subscribes on the node at --addr, which receives what is published through any\n"
+      "node. Prints one line per message: CHANNEL, a tab, the message, and for a pattern\n"
+      "subscription a tab and the pattern (bytes outside printable ASCII as \\xNN).\n"
+      "Messages missed (a gap in the node's sequence numbers) are reported on stderr.\n"
+      "Exit 3 when the stream ends: RESOURCE_EXHAUSTED if this reader fell further behind\n"
+      "than the node's --subscriber-buffer-bytes, UNAVAILABLE when the node shuts down.");
+
   // cluster status
   CLI::App* cluster = app.add_subcommand("cluster", "Cluster-wide commands: status, leave");
   cluster->require_subcommand(1);
@@ -1583,6 +1392,13 @@ int main(int argc, char** argv) {
   if (*mget) return CmdMget(conn, mget_keys, read);
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
+  if (*publish) return CmdPublish(conn, publish_channel, publish_message);
+  if (*subscribe) {
+    if (subscribe_channels.empty() && subscribe_patterns.empty()) {
+      return UsageError("subscribe: give at least one channel or --pattern");
+    }
+    return CmdSubscribe(conn, subscribe_channels, subscribe_patterns, subscribe_count);
+  }
   for (const auto& [cmd, info] : collection_cmds) {
     if (*cmd) {
       return CmdCollection(conn, *info, collection_key, collection_args, read,

@@ -279,6 +279,25 @@ expect 2 "$cli" sadd dashes m --tsl  # a mistyped option is refused, not stored
 err_has "not expected: --tsl"
 ok "hash, list and set commands print their replies and Redis's errors"
 
+# --- publish / subscribe -------------------------------------------------------------------
+"$cli" subscribe news --pattern 'user:*' --count 3 >"$work/sub.out" 2>"$work/sub.err" &
+sub_pid=$!
+for _ in $(seq 1 100); do grep -q "subscribed on" "$work/sub.err" 2>/dev/null && break; sleep 0.05; done
+grep -q "subscribed on cli-test: 1 channel(s), 1 pattern(s)" "$work/sub.err" ||
+  fail "subscribe did not report its subscription: $(cat "$work/sub.err")"
+expect 0 "$cli" publish news "hello world"
+out_is $'1\n'
+expect 0 "$cli" publish other x
+out_is $'0\n'
+expect 0 "$cli" publish user:7 $'bin\x01ary'
+expect 0 "$cli" publish news again
+wait "$sub_pid" || fail "subscribe --count 3 exited $?"
+[[ $(cat "$work/sub.out") == $'news\thello world\nuser:7\tbin\\x01ary\tuser:*\nnews\tagain' ]] ||
+  fail "subscribe printed: $(cat -A "$work/sub.out")"
+expect 2 "$cli" subscribe
+err_has "give at least one channel or --pattern"
+ok "publish counts the subscribers; subscribe prints channel, message and pattern"
+
 # --- stats / ping --------------------------------------------------------------------------
 expect 0 "$cli" stats
 out_matches '^node +cli-test$'
