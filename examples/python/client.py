@@ -113,6 +113,25 @@ def run(pb2, stub):
     except grpc.RpcError as err:  # A key holds one type, as in Redis.
         print(f"LPUSH user:42 -> {err.code().name} ({err.details()})")
 
+    # Pub/sub: the first response of a Subscribe stream says the subscription is in place;
+    # a message published through any node of the cluster then reaches it, numbered.
+    sub = stub.Subscribe(pb2.SubscribeRequest(channels=[b"news"], patterns=[b"user:*"]),
+                         timeout=STREAM_TIMEOUT_S)
+    started = next(sub).started
+    print(f"Subscribe on {started.node_id}: {started.channels} channel, "
+          f"{started.patterns} pattern")
+    for channel in (b"news", b"user:42"):
+        got = stub.Publish(pb2.PublishRequest(channel=channel, payload=b"hello"),
+                           timeout=CALL_TIMEOUT_S).receivers
+        print(f"Publish {channel.decode()} -> {got} receiver(s)")
+    received = []
+    for resp in sub:  # Messages come in batches; a response with none is a heartbeat.
+        received += [(m.seq, m.channel.decode(), m.pattern.decode()) for m in resp.messages]
+        if len(received) == 2:
+            break
+    sub.cancel()
+    print(f"Received {received}")
+
     # MultiSet / MultiGet: one result per item, in order, each with its own status.
     stub.MultiSet(pb2.MultiSetRequest(items=[pb2.SetRequest(key=b"a", value=b"1"),
                                              pb2.SetRequest(key=b"b", value=b"2")]),

@@ -45,6 +45,7 @@
 #include "membership.h"
 #include "node_metrics.h"
 #include "peer_pool.h"
+#include "pubsub_relay.h"
 #include "replication.h"
 #include "resp/server.h"
 #include "ringcache/metrics/http_metrics_server.h"
@@ -701,6 +702,36 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       [membership](uint64_t epoch) { membership->ReportTransitionReady(epoch); });
   n.handlers =
       std::make_unique<internal::CacheService>(node.get(), n.membership.get(), n.peers.get());
+  n.registry->AddCollector([h = n.handlers.get()](metrics::Writer& w) {
+    const PubSub::Stats s = h->pubsub().stats();
+    w.Gauge("ringcache_pubsub_subscriptions", "Subscribe streams open on this node.",
+            static_cast<double>(s.subscriptions));
+    w.Gauge("ringcache_pubsub_channels", "Distinct channels subscribed on this node.",
+            static_cast<double>(s.channels));
+    w.Gauge("ringcache_pubsub_patterns", "Pattern subscriptions on this node.",
+            static_cast<double>(s.patterns));
+    w.Gauge("ringcache_pubsub_buffered_bytes",
+            "Messages buffered for subscribers, not yet sent (each at most "
+            "--subscriber-buffer-bytes).",
+            static_cast<double>(s.buffered_bytes));
+    w.Counter("ringcache_pubsub_messages_total",
+              "Messages delivered here: published through this node or passed on by another.",
+              s.published);
+    w.Counter("ringcache_pubsub_deliveries_total",
+              "Messages buffered for this node's subscribers (one per matching subscription).",
+              s.delivered);
+    w.Counter("ringcache_pubsub_subscribers_dropped_total",
+              "Subscriptions cut off because their reader fell further behind than "
+              "--subscriber-buffer-bytes.",
+              s.overflowed);
+    w.Counter("ringcache_pubsub_gaps_total",
+              "Messages from another node found missing (each makes every subscription here "
+              "skip a sequence number).",
+              s.gaps);
+    w.Counter("ringcache_pubsub_relay_failures_total",
+              "Messages this node could not pass on to a member within --publish-timeout-ms.",
+              h->pubsub_relay().relay_failures());
+  });
 
   // options.threads is not passed on: the callback servers run on gRPC's own threads.
   // With a cluster port, members call each other there (it serves the Cache service too,
