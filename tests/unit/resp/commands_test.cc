@@ -7,15 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "resp_command.h"
+
 namespace ringcache::internal {
 namespace {
-
-RespCommand Command(std::vector<std::string> words) {
-  RespCommand c;
-  c.owned = std::move(words);
-  c.args.assign(c.owned.begin(), c.owned.end());
-  return c;
-}
 
 TEST_CASE("Commands become operations of one batch, replies come back in command order", "[resp]") {
   RespBatch batch;

@@ -63,8 +63,11 @@ enum class Cmd : uint8_t {
   kClient,
   kHello,
   kAuth,
-  kTyped,  // A hash, list or set command (ringcache/typed.h), by its name.
-  kHMSet,  // HSET answering +OK.
+  kTyped,      // A hash, list or set command (ringcache/typed.h), by its name.
+  kHMSet,      // HSET answering +OK.
+  kSubscribe,  // SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, by name.
+  kPublish,
+  kReset,
 };
 
 struct CommandSpec {
@@ -121,6 +124,12 @@ constexpr std::array kCommands = {
     CommandSpec{"client", -2, Cmd::kClient},
     CommandSpec{"hello", -1, Cmd::kHello},
     CommandSpec{"auth", -2, Cmd::kAuth},
+    CommandSpec{"subscribe", -2, Cmd::kSubscribe},
+    CommandSpec{"psubscribe", -2, Cmd::kSubscribe},
+    CommandSpec{"unsubscribe", -1, Cmd::kSubscribe},
+    CommandSpec{"punsubscribe", -1, Cmd::kSubscribe},
+    CommandSpec{"publish", 3, Cmd::kPublish},
+    CommandSpec{"reset", 1, Cmd::kReset},
     // Hashes, lists and sets, with Redis's arities.
     CommandSpec{"hset", -4, Cmd::kTyped},
     CommandSpec{"hmset", -4, Cmd::kHMSet},
@@ -185,6 +194,7 @@ void RespBatch::Clear() {
   ops_.clear();
   results_.clear();
   values_used_ = 0;
+  publishes_.clear();
 }
 
 void RespBatch::Begin(RespReply reply) {
@@ -263,10 +273,12 @@ bool RespBatch::Translate(const RespCommand& c, int64_t now_ms) {
   }
   // Redis checks authentication after the command's name and arity.
   if (session_.role == Role::kNone && spec->cmd != Cmd::kAuth && spec->cmd != Cmd::kHello &&
-      spec->cmd != Cmd::kQuit) {
+      spec->cmd != Cmd::kQuit && spec->cmd != Cmd::kReset) {
     Error("NOAUTH Authentication required.");
     return true;
   }
+  // A subscribed connection runs only the pub/sub commands, PING, QUIT and RESET.
+  if (subscription_ != nullptr && RefusedWhileSubscribed(c, spec->name)) return true;
   // Transactions are not there yet. A client that starts one (redis-py's default
   // pipeline) must not have half of it run: MULTI is refused, every command up to EXEC or
   // DISCARD is refused without running, and EXEC answers EXECABORT as Redis does for a
@@ -294,7 +306,7 @@ bool RespBatch::Translate(const RespCommand& c, int64_t now_ms) {
     }
     return true;
   }
-  if (refused_multi_ && spec->cmd != Cmd::kQuit) {
+  if (refused_multi_ && spec->cmd != Cmd::kQuit && spec->cmd != Cmd::kReset) {
     Error("ERR not run: inside a MULTI that ringcache does not support yet (send DISCARD)");
     return true;
   }
@@ -308,6 +320,15 @@ bool RespBatch::Translate(const RespCommand& c, int64_t now_ms) {
       } else {
         Fixed("+PONG\r\n");
       }
+      return true;
+    case Cmd::kSubscribe:
+      Subscribe(c, spec->name);
+      return true;
+    case Cmd::kPublish:
+      Publish(c);
+      return true;
+    case Cmd::kReset:
+      Reset();
       return true;
     case Cmd::kEcho:
       Begin(RespReply::kFixed);

@@ -28,6 +28,7 @@
 #include "operation.h"
 #include "resp/parser.h"
 #include "ringcache/node/node.h"
+#include "ringcache/pubsub.h"
 
 namespace ringcache::internal {
 
@@ -77,6 +78,9 @@ struct RespSession {
   // token's name (nullopt: refused, counted and logged). Empty = no tokens, every
   // connection is admin.
   std::function<std::optional<RespLogin>(std::string_view user, std::string_view token)> login{};
+  // A new subscription of the node's pub/sub hub whose messages the connection writes
+  // (SUBSCRIBE, PSUBSCRIBE). Empty: pub/sub is not available (tests).
+  std::function<std::shared_ptr<PubSub::Subscription>()> open_subscription{};
   // What the connection may do: kNone until AUTH (or HELLO ... AUTH) names a token.
   Role role = Role::kAdmin;
   std::string user = "default";  // The token's name once authenticated.
@@ -100,7 +104,11 @@ class RespBatch {
   // Starts a new batch (keeps the buffers).
   void Clear();
   // The connection this batch serves (kept by Clear).
-  void SetSession(RespSession session) { session_ = std::move(session); }
+  void SetSession(RespSession session) {
+    session_ = std::move(session);
+    initial_role_ = session_.role;
+    initial_user_ = session_.user;
+  }
   // Translates `command` into its operations or its reply. `now_ms`: the Unix time in ms
   // (EXAT/PXAT). Returns false if the connection must stop after this command (QUIT).
   // A connection that has not authenticated (with client tokens) gets NOAUTH for anything
@@ -116,6 +124,26 @@ class RespBatch {
   bool authenticated() const { return session_.role != Role::kNone; }
   // True if the last command added asks to close the connection once answered.
   bool close_after() const { return !calls_.empty() && calls_.back().close_after; }
+
+  // ---- Pub/sub (resp/pubsub_commands.cc; docs/design/pubsub.md).
+
+  // A PUBLISH of this batch: the connection publishes it (PubSubRelay, asynchronously)
+  // and gives the outcome to SetPublishResult before EncodeReplies.
+  struct PendingPublish {
+    size_t call = 0;
+    std::string channel;
+    std::string payload;
+  };
+  const std::vector<PendingPublish>& publishes() const { return publishes_; }
+  // The outcome of publishes()[i]: its count, or the error.
+  void SetPublishResult(size_t i, const Status& status, uint64_t receivers);
+  // The connection's subscription while it is subscribed to anything (else null): the
+  // connection writes what it holds (EncodeMessage) between batches.
+  PubSub::Subscription* subscription() const { return subscription_.get(); }
+  // One message as Redis pushes it in RESP2: "message" or "pmessage".
+  static void EncodeMessage(const PubSub::Delivery& delivery, std::string* out);
+  // Ends the subscription (the connection is closing).
+  void CloseSubscription();
 
   // Appends every command's reply, in order, to `out`. With `outcomes`, also one entry per
   // command: its index in RespCommandNames() (-1: unknown) and whether it answered an error.
@@ -163,6 +191,14 @@ class RespBatch {
   void Client(const RespCommand& c);
   void Hello(const RespCommand& c);
   void Auth(const RespCommand& c);
+  // SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE (`name` lowercase), PUBLISH and RESET
+  // (resp/pubsub_commands.cc).
+  void Subscribe(const RespCommand& c, std::string_view name);
+  void Publish(const RespCommand& c);
+  void Reset();
+  // In subscribe mode only these commands run (Redis's rule); PING answers an array.
+  bool RefusedWhileSubscribed(const RespCommand& c, std::string_view name);
+  size_t subscription_count() const { return sub_channels_.size() + sub_patterns_.size(); }
 
   std::vector<RespCall> calls_;
   std::vector<Op> ops_;
@@ -172,8 +208,17 @@ class RespBatch {
   int command_ = -1;  // The command being added (Begin tags its call with it).
   // The connection sent MULTI: commands are refused until EXEC or DISCARD. Kept by Clear.
   bool refused_multi_ = false;
-  RespSession session_;      // Kept by Clear.
+  RespSession session_;  // Kept by Clear.
+  // The session's role and user before any AUTH (RESET goes back to them).
+  Role initial_role_ = Role::kAdmin;
+  std::string initial_user_ = "default";
   std::string client_name_;  // CLIENT SETNAME; kept by Clear.
+  std::vector<PendingPublish> publishes_;
+  // Pub/sub, kept by Clear: the names subscribed, in the order given (the replies of an
+  // UNSUBSCRIBE without names follow it), and the subscription while there are any.
+  std::vector<std::string> sub_channels_;
+  std::vector<std::string> sub_patterns_;
+  std::shared_ptr<PubSub::Subscription> subscription_;
 };
 
 // The names of the commands served, lowercase (COMMAND COUNT, tests).

@@ -23,6 +23,7 @@
 #include "cache_service.h"
 #include "node_metrics.h"
 #include "op_batch.h"
+#include "pubsub_relay.h"
 #include "resp/commands.h"
 #include "resp/parser.h"
 
@@ -38,6 +39,9 @@ int64_t NowUnixMs() {
 }
 
 constexpr size_t kReadChunk = 16 * 1024;
+// Pub/sub messages queued for a connection's socket beyond the write in flight; more wait
+// in its subscription.
+constexpr size_t kMaxQueuedPushBytes = size_t{1} << 20;
 constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
 
 // A TLS server context for `tls`'s files, or the reason they do not load.
@@ -161,6 +165,13 @@ class RespServer::Impl {
     handshake_failures_.Note(
         [&] { return "Redis port: TLS handshake with " + peer + " failed: " + ec.message(); });
   }
+  // A subscribed connection closed because its subscription ended: logged (at most a line
+  // a second) when the reader fell behind, not when the node shuts down.
+  void NotePubSubEnd(const std::string& peer, const Status& status) {
+    if (status.code() != StatusCode::kResourceExhausted) return;
+    slow_subscribers_.Note(
+        [&] { return "Redis port: closing subscriber " + peer + ": " + status.message(); });
+  }
   // What a new connection's commands about the server read (INFO, CLIENT ID, ...).
   RespSession NewSession(std::string peer) {
     const std::string_view port =
@@ -231,6 +242,7 @@ class RespServer::Impl {
   std::unique_ptr<asio::steady_timer> reload_timer_;
   // Failed handshakes and connections over max_clients, logged at most once a second.
   RefusalLog handshake_failures_{options_.log};
+  RefusalLog slow_subscribers_{options_.log};
   RefusalLog refused_connections_{options_.log};
 
   friend class RespConnection;
@@ -253,7 +265,16 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     const tcp::endpoint peer = socket_.remote_endpoint(peer_error);
     peer_ = peer_error ? std::string("?")
                        : peer.address().to_string() + ":" + std::to_string(peer.port());
-    batch_.SetSession(server_->NewSession(peer_));
+    RespSession session = server_->NewSession(peer_);
+    session.open_subscription = [this] {
+      // The hub wakes the connection on its own thread (PubSub calls `wake` on the
+      // publisher's); the waker is cut in Shutdown, so nothing is posted after it.
+      waker_ = std::make_shared<PushWaker>();
+      waker_->executor = socket_.get_executor();
+      waker_->connection = weak_from_this();
+      return server_->service()->pubsub().Open([waker = waker_] { waker->Wake(); });
+    };
+    batch_.SetSession(std::move(session));
     std::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     if (server_->metrics() != nullptr) server_->metrics()->resp_connections().Increment();
@@ -347,8 +368,13 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
         break;
       }
     }
-    if (batch_.ops().empty()) return Finish();
+    if (batch_.ops().empty() && batch_.publishes().empty()) return Finish();
 
+    // The batch ends (Finish) once its operations and its publishes are all done.
+    in_batch_ = true;
+    parts_left_ = batch_.publishes().size() + (batch_.ops().empty() ? 0 : 1);
+    StartPublishes();
+    if (batch_.ops().empty()) return;
     server_->BatchStarted();
     const std::thread::id here = std::this_thread::get_id();
     done_inline_ = false;
@@ -363,41 +389,135 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
                  return;
                }
                RespServer::Impl* server = self->server_;
-               asio::post(self->socket_.get_executor(), [self] { self->Finish(); });
+               asio::post(self->socket_.get_executor(), [self] { self->PartDone(); });
                server->BatchFinished();
              });
     if (done_inline_) {
       server_->BatchFinished();
-      Finish();
+      PartDone();
     }
+  }
+
+  // Runs the batch's PUBLISH commands through the node's relay (each counts as a batch in
+  // flight for Stop); their outcomes come back on this connection's thread.
+  void StartPublishes() {
+    const std::vector<RespBatch::PendingPublish>& publishes = batch_.publishes();
+    for (size_t i = 0; i < publishes.size(); ++i) {
+      v1::PublishRequest request;
+      request.set_channel(publishes[i].channel);
+      request.set_payload(publishes[i].payload);
+      server_->BatchStarted();
+      server_->service()->pubsub_relay().Publish(
+          request, std::chrono::system_clock::time_point::max(),
+          [self = shared_from_this(), i](grpc::Status status, v1::PublishResponse response) {
+            RespServer::Impl* server = self->server_;
+            asio::post(self->socket_.get_executor(), [self, i, status = std::move(status),
+                                                      receivers = response.receivers()] {
+              self->batch_.SetPublishResult(
+                  i, Status(static_cast<StatusCode>(status.error_code()), status.error_message()),
+                  receivers);
+              self->PartDone();
+            });
+            server->BatchFinished();
+          });
+    }
+  }
+
+  void PartDone() {
+    if (--parts_left_ == 0) Finish();
   }
 
   // Encodes the batch's replies (and any protocol error), drops the commands answered
   // from the buffer, and writes.
   void Finish() {
-    out_.clear();
+    in_batch_ = false;
+    const size_t before = pending_.size();
     outcomes_.clear();
-    batch_.EncodeReplies(&out_, server_->metrics() != nullptr ? &outcomes_ : nullptr);
+    batch_.EncodeReplies(&pending_, server_->metrics() != nullptr ? &outcomes_ : nullptr);
     server_->Count(outcomes_);
     batch_.Clear();
-    out_ += trailer_;
+    pending_ += trailer_;
     trailer_.clear();
     if (consumed_ > 0) {
       std::memmove(in_.data(), in_.data() + consumed_, in_len_ - consumed_);
       in_len_ -= consumed_;
       consumed_ = 0;
     }
-    if (out_.empty()) return close_after_ ? Shutdown() : Process();
+    if (pending_.size() == before && !writing_) {
+      if (close_after_) return Shutdown();
+      DrainPushes();
+      return Process();
+    }
+    // The replies go out (after any messages already queued); reading resumes once they
+    // are written.
+    resume_pending_ = true;
+    DrainPushes();
+    Flush();
+  }
+
+  // Writes what is queued, one write at a time. A write that carries a batch's replies
+  // resumes Process (or closes, after QUIT) once done.
+  void Flush() {
+    if (writing_ || pending_.empty() || closed_) return;
+    writing_ = true;
+    write_buf_.clear();
+    write_buf_.swap(pending_);
+    resume_on_write_ = resume_pending_;
+    resume_pending_ = false;
     auto on_written = [self = shared_from_this()](std::error_code ec, size_t) {
-      if (ec || self->close_after_) return self->Shutdown();
-      self->Process();
+      self->writing_ = false;
+      if (ec) return self->Shutdown();
+      const bool resume = self->resume_on_write_;
+      self->resume_on_write_ = false;
+      if (resume && self->close_after_) return self->Shutdown();
+      self->DrainPushes();
+      self->Flush();
+      if (resume) self->Process();
     };
     if (tls_ != nullptr) {
-      asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+      asio::async_write(*tls_, asio::buffer(write_buf_), std::move(on_written));
     } else {
-      asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
+      asio::async_write(socket_, asio::buffer(write_buf_), std::move(on_written));
     }
   }
+
+  // Moves the subscription's messages into the write queue, while no batch is being
+  // answered (a SUBSCRIBE's confirmation goes before its first message) and while less
+  // than kMaxQueuedPushBytes waits to be written (the rest waits in the subscription,
+  // bounded by --subscriber-buffer-bytes). A subscription cut off for its buffer closes
+  // the connection, as Redis does past client-output-buffer-limit.
+  void DrainPushes() {
+    PubSub::Subscription* sub = batch_.subscription();
+    if (sub == nullptr || in_batch_ || closed_) return;
+    if (pending_.size() + write_buf_.size() >= kMaxQueuedPushBytes) return;
+    deliveries_.clear();
+    const bool open = sub->Take(&deliveries_, 256, kMaxQueuedPushBytes);
+    for (const PubSub::Delivery& d : deliveries_) RespBatch::EncodeMessage(d, &pending_);
+    deliveries_.clear();
+    if (!open) {
+      server_->NotePubSubEnd(peer_, sub->status());
+      close_after_ = true;
+      if (!writing_ && pending_.empty()) return Shutdown();
+      resume_pending_ = true;  // Closes once what is queued is written.
+    }
+    Flush();
+  }
+
+  // The hub's way to the connection: Wake posts DrainPushes to its thread while the
+  // connection lives (Shutdown cuts it first, so no post follows the io_context's end).
+  struct PushWaker {
+    std::mutex mu;
+    bool alive = true;  // Protected by mu.
+    asio::any_io_executor executor;
+    std::weak_ptr<RespConnection> connection;
+    void Wake() {
+      std::lock_guard lock(mu);
+      if (!alive) return;
+      asio::post(executor, [weak = connection] {
+        if (auto self = weak.lock()) self->DrainPushes();
+      });
+    }
+  };
 
   // The idle timeout: the timer fires `after`; a connection that has waited for input
   // (not for a batch or a write) since the timeout began is closed, otherwise the timer
@@ -408,7 +528,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
       if (ec || self->closed_) return;
       const auto timeout = self->server_->options().idle_timeout;
       const auto idle = std::chrono::steady_clock::now() - self->last_command_;
-      if (self->waiting_ && idle >= timeout) return self->Shutdown();
+      // A subscribed connection waits for messages, not commands (as Redis's timeout).
+      const bool subscribed = self->batch_.subscription() != nullptr;
+      if (self->waiting_ && idle >= timeout && !subscribed) return self->Shutdown();
       self->WatchIdle(self->waiting_ ? timeout - idle : timeout);
     });
   }
@@ -416,6 +538,11 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    if (waker_ != nullptr) {
+      std::lock_guard lock(waker_->mu);
+      waker_->alive = false;
+    }
+    batch_.CloseSubscription();
     if (idle_timer_ != nullptr) idle_timer_->cancel();
     if (handshake_timer_ != nullptr) handshake_timer_->cancel();
     std::error_code ignored;
@@ -444,7 +571,16 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   std::vector<RespCommand> commands_;
   RespBatch batch_;
   std::vector<std::pair<int, bool>> outcomes_;
-  std::string out_;
+  // The writer (Flush): bytes queued, bytes being written.
+  std::string pending_;
+  std::string write_buf_;
+  bool writing_ = false;
+  bool resume_pending_ = false;       // pending_ holds a batch's replies.
+  bool resume_on_write_ = false;      // The write in flight holds them.
+  bool in_batch_ = false;             // From a batch's start to its Finish.
+  size_t parts_left_ = 0;             // Of the batch in flight: its ops (one part) and publishes.
+  std::shared_ptr<PushWaker> waker_;  // Set when the connection first subscribes.
+  std::vector<PubSub::Delivery> deliveries_;
   std::string trailer_;  // A protocol error's reply, after the batch's.
   bool close_after_ = false;
   bool done_inline_ = false;
