@@ -425,13 +425,27 @@ struct Cache::Impl {
     Retire(sh, old, Table::Destroy, sizeof(Table) + old->capacity() * sizeof(uint64_t));
   }
 
+  // Counts an entry the cache removes by itself (before it goes) and tells
+  // options.on_removal.
+  void NoteRemovalLocked(Shard& sh, RemovalCause cause, const Entry* e) RC_REQUIRES(sh.mu) {
+    if (cause == RemovalCause::kExpired) {
+      ++sh.expirations;
+    } else {
+      ++sh.evictions;
+    }
+    if (options.on_removal) [[unlikely]] {
+      options.on_removal(
+          Removal{.cause = cause, .key = e->key(), .type = e->type, .version = e->version});
+    }
+  }
+
   // Makes room for one entry: removes an expired entry if the earliest deadline has
   // passed, else advances the CLOCK hand to the first unreferenced entry and evicts it.
   // Never removes `keep`. Returns false if there is nothing to remove.
   bool EvictOneLocked(Shard& sh, const Entry* keep, int64_t now_ms) RC_REQUIRES(sh.mu) {
     if (!sh.heap.empty() && sh.heap[0] != keep && sh.heap[0]->ExpiredAt(now_ms)) {
+      NoteRemovalLocked(sh, RemovalCause::kExpired, sh.heap[0]);
       RemoveEntryLocked(sh, sh.heap[0]);
-      ++sh.expirations;
       return true;
     }
     Table* t = sh.table.load(std::memory_order_relaxed);
@@ -444,16 +458,16 @@ struct Cache::Impl {
       Entry* e = Unpack(v);
       if (e == keep) continue;
       if (e->ExpiredAt(now_ms)) {
+        NoteRemovalLocked(sh, RemovalCause::kExpired, e);
         RemoveAtLocked(sh, idx, e);
-        ++sh.expirations;
         return true;
       }
       if (e->referenced.load(std::memory_order_relaxed) != 0) {
         e->referenced.store(0, std::memory_order_relaxed);
         continue;
       }
+      NoteRemovalLocked(sh, RemovalCause::kEvicted, e);
       RemoveAtLocked(sh, idx, e);
-      ++sh.evictions;
       return true;
     }
     return false;
@@ -528,8 +542,8 @@ struct Cache::Impl {
       RC_REQUIRES(sh.mu) {
     Probe p = ProbeLocked(sh, key, hash);
     if (p.entry != nullptr && p.entry->ExpiredAt(now_ms)) {
+      NoteRemovalLocked(sh, RemovalCause::kExpired, p.entry);
       RemoveAtLocked(sh, p.found, p.entry);
-      ++sh.expirations;
       p.free = std::min(p.free, p.found);  // The tombstone just made is on the probe path.
       p.found = UINT64_MAX;
       p.entry = nullptr;
@@ -609,8 +623,8 @@ struct Cache::Impl {
       MutexLock lock(&sh.mu);
       for (uint32_t n = 0;
            n < options.expiry_batch && !sh.heap.empty() && sh.heap[0]->ExpiredAt(now); ++n) {
+        NoteRemovalLocked(sh, RemovalCause::kExpired, sh.heap[0]);
         RemoveEntryLocked(sh, sh.heap[0]);
-        ++sh.expirations;
         ++removed;
       }
       // Also return retired memory of shards that no longer see writes.
@@ -1088,8 +1102,8 @@ Result<bool> Cache::ApplyReplicated(const HashedKey& hashed, std::string_view va
   if (expired) {
     // The primary's value is already gone; an older copy here must not outlive it.
     if (p.entry != nullptr) {
+      impl_->NoteRemovalLocked(sh, RemovalCause::kExpired, p.entry);
       impl_->RemoveAtLocked(sh, p.found, p.entry);
-      ++sh.expirations;
       impl_->MaybeReclaim(sh);
     }
     return false;

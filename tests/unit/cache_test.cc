@@ -6,11 +6,13 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "cache_fixture.h"
+#include "ringcache/typed.h"
 
 namespace ringcache {
 namespace {
@@ -679,6 +681,73 @@ TEST_CASE("Cache Clear is safe with concurrent readers and writers", "[unit][cac
   cache->Clear();
   CHECK(cache->Stats().items == 0);
   CHECK(cache->Stats().bytes_used == 0);
+}
+
+}  // namespace
+}  // namespace ringcache
+
+namespace ringcache {
+namespace {
+
+// What CacheOptions::on_removal reported.
+struct Removals {
+  std::vector<std::tuple<RemovalCause, std::string, ValueType, uint64_t>> seen;
+  CacheOptions Options(uint64_t capacity = uint64_t{64} << 20) {
+    CacheOptions o;
+    o.capacity_bytes = capacity;
+    o.shard_count = 1;
+    o.on_removal = [this](const Removal& r) {
+      seen.emplace_back(r.cause, std::string(r.key), r.type, r.version);
+    };
+    return o;
+  }
+};
+
+TEST_CASE("Cache on_removal reports expiries with the key, its type and version",
+          "[unit][cache][ttl]") {
+  Removals removals;
+  CacheFixture f(removals.Options());
+  const uint64_t v1 = *f.cache->Set("a", "1", {.ttl_ms = 100});
+  const FieldValue field{"f", "v"};
+  REQUIRE(HashSet(*f.cache, HashedKey("h"), std::span(&field, 1)).ok());
+  REQUIRE(f.cache->Touch("h", 100).ok());
+  const uint64_t vb = *f.cache->Set("b", "2", {.ttl_ms = 100});
+  REQUIRE(f.cache->Delete("never-set").code() == StatusCode::kNotFound);
+  f.clock.AdvanceMs(100);
+  // The janitor's step removes two; a writer meets the third.
+  CHECK(f.cache->Set("b", "3").ok());
+  CHECK(f.cache->RunExpiryStep() == 2);
+  REQUIRE(removals.seen.size() == 3);
+  CHECK(removals.seen[0] ==
+        std::make_tuple(RemovalCause::kExpired, std::string("b"), ValueType::kString, vb));
+  CHECK(vb > v1);
+  std::set<std::pair<std::string, ValueType>> rest;
+  for (size_t i = 1; i < 3; ++i) {
+    CHECK(std::get<0>(removals.seen[i]) == RemovalCause::kExpired);
+    rest.emplace(std::get<1>(removals.seen[i]), std::get<2>(removals.seen[i]));
+  }
+  CHECK(rest == std::set<std::pair<std::string, ValueType>>{{"a", ValueType::kString},
+                                                            {"h", ValueType::kHash}});
+  CHECK(f.cache->Stats().expirations == 3);
+}
+
+TEST_CASE("Cache on_removal reports evictions, and never a Delete", "[unit][cache]") {
+  Removals removals;
+  CacheFixture f(removals.Options(64 * 1024));
+  const std::string value(1000, 'x');
+  REQUIRE(f.cache->Set("gone", value).ok());
+  REQUIRE(f.cache->Delete("gone").ok());
+  CHECK(removals.seen.empty());
+  for (int i = 0; i < 200; ++i) REQUIRE(f.cache->Set("k" + std::to_string(i), value).ok());
+  const uint64_t evictions = f.cache->Stats().evictions;
+  REQUIRE(evictions > 0);
+  CHECK(removals.seen.size() == evictions);
+  bool all_evicted = true;
+  for (const auto& [cause, key, type, version] : removals.seen) {
+    all_evicted = all_evicted && cause == RemovalCause::kEvicted && key.starts_with("k") &&
+                  type == ValueType::kString && version > 0;
+  }
+  CHECK(all_evicted);
 }
 
 }  // namespace

@@ -47,6 +47,21 @@
 
 namespace ringcache {
 
+// Why the cache removed an entry by itself (CacheOptions::on_removal).
+enum class RemovalCause : uint8_t {
+  kExpired,  // Its deadline passed (removed by the janitor, by eviction, or by a writer or a
+             // replicated write that met it).
+  kEvicted,  // Removed to make room under the byte budget.
+};
+
+// An entry the cache removed by itself.
+struct Removal {
+  RemovalCause cause = RemovalCause::kExpired;
+  std::string_view key;  // Valid during the call only.
+  ValueType type = ValueType::kString;
+  uint64_t version = 0;  // The entry's version when it went.
+};
+
 struct CacheOptions {
   // Byte budget for key + value + per-entry overhead over all shards. Default 64 MiB.
   uint64_t capacity_bytes = uint64_t{64} << 20;
@@ -66,6 +81,11 @@ struct CacheOptions {
   // Whether Create() starts the janitor thread. Default true; tests using a ManualClock
   // usually turn it off and call RunExpiryStep() themselves.
   bool start_janitor = true;
+  // Called for every entry the cache removes by itself (expired or evicted; not Delete,
+  // not Clear), once, before it goes: the hook keyspace notifications are built on. Runs
+  // on the removing thread with the entry's shard locked: it must be quick, must not
+  // block and must not call into this cache. Empty (default): nothing is called.
+  std::function<void(const Removal&)> on_removal = nullptr;
 
   // OK, or INVALID_ARGUMENT naming the offending field.
   Status Validate() const;
