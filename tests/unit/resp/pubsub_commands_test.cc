@@ -88,7 +88,7 @@ TEST_CASE(
   CHECK(Run(batch, {"PING"}) == "+PONG\r\n");  // Out of subscribe mode.
 }
 
-TEST_CASE("PUBLISH waits for its outcome; RESET leaves subscribe mode and MULTI",
+TEST_CASE("PUBLISH waits for its outcome and RESET leaves subscribe mode and MULTI",
           "[resp][pubsub]") {
   PubSub hub;
   RespBatch batch = BatchOn(&hub);
@@ -115,7 +115,7 @@ TEST_CASE("PUBLISH waits for its outcome; RESET leaves subscribe mode and MULTI"
   CHECK(Run(batch, {"EXEC"}) == "-ERR EXEC without MULTI\r\n");
 }
 
-TEST_CASE("Pub/sub commands need their roles; names over the limits are refused",
+TEST_CASE("Pub/sub commands need their roles and names over the limits are refused",
           "[resp][pubsub]") {
   PubSub::Options options;
   options.max_name_bytes = 4;
