@@ -212,7 +212,7 @@ Status PubSub::Subscription::Subscribe(std::span<const std::string> channels,
         return Status::InvalidArgument(
             std::string(names.data() == channels.data() ? "channel" : "pattern") + " of " +
             std::to_string(name.size()) + " bytes is over the limit of " +
-            std::to_string(o.max_name_bytes) + " bytes");
+            std::to_string(o.max_name_bytes) + " bytes (" + o.name_limit_name + ")");
       }
     }
   }

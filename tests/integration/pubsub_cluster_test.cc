@@ -409,5 +409,43 @@ TEST_CASE("Subscribers outlive a kill -9 of another node and the killed node see
   CHECK_THAT(stopped.error_message(), Catch::Contains("shutting down"));
 }
 
+TEST_CASE("A member declared failed while it kept its subscribers sees the gap once back",
+          "[cluster][pubsub]") {
+  TestCluster cluster({.nodes = 3, .extra_args = {"--pubsub-heartbeat-ms", "100"}});
+  RequireStart(cluster);
+  auto stub1 = cluster.Stub(0);
+  auto stub3 = cluster.Stub(2);
+  Subscriber sub(stub3.get(), {"ch"}, {});
+  REQUIRE(sub.started());
+  v1::PublishResponse r;
+  REQUIRE(Publish(stub1.get(), "ch", "before", &r).ok());
+  CHECK(r.receivers() == 1);
+  REQUIRE(Eventually([&] { return sub.count() == 1; }, 10s));
+
+  // n3 stops (its connections stay open) until the others declare it failed; what is
+  // published meanwhile is not sent to it, but takes its number there.
+  REQUIRE(cluster.node(2).SignalStopAndWait(5s));
+  const auto others_see_failed = [&] {
+    for (size_t i = 0; i < 2; ++i) {
+      auto view = TopologyOf(*cluster.Stub(i));
+      if (!view || StateIn(*view, cluster.id(2)) != v1::MEMBER_STATE_FAILED) return false;
+    }
+    return true;
+  };
+  REQUIRE(Eventually(others_see_failed, 15s));
+  REQUIRE(Publish(stub1.get(), "ch", "missed", &r).ok());
+  CHECK(r.receivers() == 0);
+  CHECK(r.nodes_unreached() == 0);  // Declared failed: not waited for.
+  cluster.node(2).Signal(SIGCONT);
+
+  // The sync reaches n3 once it answers again: its subscriber sees the number skipped.
+  REQUIRE(Eventually([&] { return sub.last_seq() >= 2 || sub.ended(); }, 20s));
+  INFO("subscription ended: " << sub.ended() << " " << sub.status().error_message());
+  CHECK(sub.last_seq() == 2);
+  const auto got = sub.messages();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].payload() == "before");
+}
+
 }  // namespace
 }  // namespace ringcache::it

@@ -8,7 +8,8 @@
    replies of an UNSUBSCRIBE without names are compared as a set: Redis gives them in
    its dict's order.)
 2. redis-py's PubSub through every node: each subscriber gets every message published
-   through any node, in order; PUBLISH counts the subscriptions cluster-wide.
+   through any node, in order; PUBLISH counts the subscriptions cluster-wide; a PUBLISH
+   pipelined after a SET goes out once the SET is applied.
 3. A subscriber that never reads is cut off once its buffer (--subscriber-buffer-bytes)
    is full: its connection closes and the publishes stop counting it.
 
@@ -140,6 +141,27 @@ def redis_py(binary, tmp, failures):
                     break
             p.close()
         print("redis-py: 30 messages through 3 nodes reached 3 subscribers")
+        # Write, then notify, pipelined through n1: a subscriber on n2 that reads the key
+        # as soon as the message comes sees the write (the PUBLISH runs after the SET,
+        # wherever the key lives).
+        p = clients[1].pubsub()
+        p.subscribe("changed")
+        p.get_message(timeout=5)
+        stale = 0
+        for i in range(40):
+            key = "wtn:%d" % i
+            pipe = clients[0].pipeline(transaction=False)
+            pipe.set(key, "v%d" % i)
+            pipe.publish("changed", key)
+            pipe.execute()
+            m = next_message(p)
+            if m is None or clients[1].get(m["data"]) != b"v%d" % i:
+                stale += 1
+        p.close()
+        if stale:
+            failures.append("write-then-notify: %d of 40 notified readers did not see the write"
+                            % stale)
+        print("redis-py: 40 pipelined SET + PUBLISH, every notified reader saw the write")
     finally:
         stop_cluster(procs)
 

@@ -127,7 +127,8 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
       std::make_unique<PubSub>(PubSub::Options{.max_buffer_bytes = o.subscriber_buffer_bytes,
                                                .max_names = PubSub::Options{}.max_names,
                                                .max_name_bytes = o.max_key_bytes,
-                                               .buffer_limit_name = "--subscriber-buffer-bytes"});
+                                               .buffer_limit_name = "--subscriber-buffer-bytes",
+                                               .name_limit_name = "--max-key-bytes"});
   subscribe_streams_ = std::make_unique<SubscribeStreams>();
   relay_ = std::make_unique<PubSubRelay>(
       this, pubsub_.get(),
@@ -146,8 +147,11 @@ CacheService::CacheService(Node* node, Membership* membership, PeerPool* peers)
 }
 
 CacheService::~CacheService() {
-  relay_.reset();    // Its ticker sends on streams_.
+  // The relay's ticker sends on streams_, and relays on streams_ call back into the relay:
+  // stop the ticker, end the streams (their callbacks run), then the relay goes.
+  relay_->Stop();
   streams_.reset();  // Cancels the forwarding streams and waits for them to end.
+  relay_.reset();
   if (membership_ != nullptr) membership_->Unsubscribe(subscription_);
 }
 

@@ -1,6 +1,7 @@
 #include "pubsub_relay.h"
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 #include <vector>
 
@@ -35,7 +36,9 @@ PubSubRelay::PubSubRelay(const CacheService* service, PubSub* hub, Options optio
   ticker_ = std::thread([this] { Tick(); });
 }
 
-PubSubRelay::~PubSubRelay() {
+PubSubRelay::~PubSubRelay() { Stop(); }
+
+void PubSubRelay::Stop() {
   {
     std::lock_guard lock(ticker_mu_);
     stopping_ = true;
@@ -97,10 +100,15 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
   const std::shared_ptr<const Topology> topology = service_->SharedTopology();
   std::vector<const ClusterMember*> peers;
   if (topology != nullptr && service_->forward_streams() != nullptr) {
-    // A member declared failed is not waited for (its subscribers' streams have ended);
-    // one only suspected still is, up to the bound.
     for (const ClusterMember& m : topology->view.members) {
-      if (m.id != service_->self_id() && m.state != MemberState::kFailed) peers.push_back(&m);
+      if (m.id == service_->self_id()) continue;
+      if (m.state == MemberState::kFailed) {
+        // Not waited for; but it may still run (cut off, fenced) with subscribers, so the
+        // message takes a number it will never get: the sync tells it once it is back.
+        SkipPeer(LinkTo(m.peer_address()), m.id);
+        continue;
+      }
+      peers.push_back(&m);
     }
   }
   // Here first: the publisher's own node delivers before any other, in call order.
@@ -115,12 +123,11 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
   gather->remaining.store(peers.size() + 1, std::memory_order_relaxed);
   gather->receivers.store(local, std::memory_order_relaxed);
   gather->done = std::move(done);
-  const auto bound = std::chrono::system_clock::now() + options_.publish_timeout;
-  const bool ours = bound < caller_deadline;
-  const auto deadline = ours ? bound : caller_deadline;
+  const auto deadline =
+      std::min(caller_deadline, std::chrono::system_clock::now() + options_.publish_timeout);
   for (const ClusterMember* peer : peers) {
     Link* link = LinkTo(peer->peer_address());
-    SendRelay(link, peer->id, peer->peer_address(), request, deadline, ours,
+    SendRelay(link, peer->id, peer->peer_address(), request, deadline,
               [this, gather, link](const v1::OperationResult& result) {
                 if (result.status().code() == 0 && result.has_publish()) {
                   gather->receivers.fetch_add(result.publish().receivers(),
@@ -136,32 +143,83 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
   gather->Arrived();  // The count taken at the start.
 }
 
-void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string& address,
-                            v1::PublishRequest request,
-                            std::chrono::system_clock::time_point deadline, bool our_deadline,
-                            std::function<void(const v1::OperationResult&)> done) {
-  v1::PipelineRequest message;
-  v1::Operation* op = message.add_ops();
-  *op->mutable_publish() = std::move(request);
-  const size_t bytes = CacheService::ForwardBytes(*op);
-  v1::PublishRelay* relay = op->mutable_publish()->mutable_relay();
-  relay->set_incarnation(options_.incarnation);
-  const std::shared_ptr<const Topology> topology = service_->SharedTopology();
-  const uint64_t epoch = topology == nullptr ? 0 : topology->epoch();
-  // Numbered and queued under the link's lock: numbers reach the stream in order.
+void PubSubRelay::SkipPeer(Link* link, const std::string& id) {
   MutexLock lock(&link->mu);
   link->id = id;
-  relay->set_seq(relay->sync() ? link->seq : ++link->seq);
-  service_->forward_streams()->Send(
-      ForwardTarget{id, address}, epoch, std::move(message), bytes, deadline, our_deadline,
-      [done = std::move(done)](v1::PipelineResponse* results) {
-        static const v1::OperationResult kMissing = [] {
-          v1::OperationResult r;
-          r.mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));
-          return r;
-        }();
-        done(results->results_size() > 0 ? results->results(0) : kMissing);
-      });
+  ++link->seq;
+  link->needs_sync.store(true, std::memory_order_release);
+}
+
+void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string& address,
+                            v1::PublishRequest request,
+                            std::chrono::system_clock::time_point deadline, Relayed done) {
+  auto out = std::make_unique<Outgoing>();
+  v1::Operation* op = out->message.add_ops();
+  *op->mutable_publish() = std::move(request);
+  out->bytes = CacheService::ForwardBytes(*op);
+  v1::PublishRelay* relay = op->mutable_publish()->mutable_relay();
+  relay->set_incarnation(options_.incarnation);
+  out->target = ForwardTarget{id, address};
+  out->deadline = deadline;
+  out->done = std::move(done);
+  {
+    MutexLock lock(&link->mu);
+    link->id = id;
+    if (!relay->sync() && link->bytes_in_flight + out->bytes > kMaxRelayBytesInFlight) {
+      // The peer is this far behind: the message is not sent, but it takes its number, so
+      // the peer reports the gap once it catches up.
+      ++link->seq;
+      link->needs_sync.store(true, std::memory_order_release);
+    } else {
+      // Numbered, with the epoch to route under, in queue order: the one sender below
+      // hands them to the stream in that order.
+      relay->set_seq(relay->sync() ? link->seq : ++link->seq);
+      const std::shared_ptr<const Topology> topology = service_->SharedTopology();
+      out->epoch = topology == nullptr ? 0 : topology->epoch();
+      link->bytes_in_flight += out->bytes;
+      link->queue.push_back(std::move(out));
+      if (link->sending) return;
+      link->sending = true;
+    }
+  }
+  if (out != nullptr) {  // Over the bound: failed at once.
+    v1::OperationResult failed;
+    failed.mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));
+    out->done(failed);
+    return;
+  }
+  // This thread sends what is queued, no lock held across ForwardStreams::Send (which
+  // starts gRPC writes); another thread's relays queued meanwhile go out after.
+  for (;;) {
+    std::deque<std::unique_ptr<Outgoing>> batch;
+    {
+      MutexLock lock(&link->mu);
+      if (link->queue.empty()) {
+        link->sending = false;
+        return;
+      }
+      batch.swap(link->queue);
+    }
+    for (std::unique_ptr<Outgoing>& o : batch) {
+      // A relay's deadline is the publish's bound, not a forward's: its expiry fails the
+      // relay without declaring the shared stream stuck (our_deadline false).
+      service_->forward_streams()->Send(
+          o->target, o->epoch, std::move(o->message), o->bytes, o->deadline,
+          /*our_deadline=*/false,
+          [link, bytes = o->bytes, done = std::move(o->done)](v1::PipelineResponse* results) {
+            {
+              MutexLock lock(&link->mu);
+              link->bytes_in_flight -= bytes;
+            }
+            static const v1::OperationResult kMissing = [] {
+              v1::OperationResult r;
+              r.mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));
+              return r;
+            }();
+            done(results->results_size() > 0 ? results->results(0) : kMissing);
+          });
+    }
+  }
 }
 
 grpc::Status PubSubRelay::Receive(const RequestMetadata& md, const v1::PublishRequest& request,
@@ -235,7 +293,7 @@ void PubSubRelay::Tick() {
       v1::PublishRequest sync;
       sync.mutable_relay()->set_sync(true);
       const auto deadline = std::chrono::system_clock::now() + options_.publish_timeout;
-      SendRelay(link, id, entry.first, std::move(sync), deadline, /*our_deadline=*/true,
+      SendRelay(link, id, entry.first, std::move(sync), deadline,
                 [link](const v1::OperationResult& result) {
                   if (result.status().code() != 0) {
                     link->needs_sync.store(true, std::memory_order_release);

@@ -7,6 +7,10 @@
 //   relay.Publish(request, caller_deadline, [](grpc::Status s, v1::PublishResponse r) {...});
 //   relay.Receive(md, request, &response);      // a peer's relay, from its Pipeline stream
 //
+// A member declared failed is not sent the message (nor waited for) but the message
+// takes its number for that member, which is marked for a sync: a member that was only
+// cut off, and kept its subscribers, learns of the gap once it is reachable again.
+//
 // Counting: each node answers how many of its subscriptions it buffered the message for;
 // Publish sums the answers that come back within min(caller's deadline, publish_timeout)
 // and counts the other members in nodes_unreached. It never waits longer: a slow or dead
@@ -24,8 +28,9 @@
 // together with the node it was published through (its publisher saw the call fail).
 //
 // Threads and locking: Publish and Receive run on gRPC threads. links_mu_ -> Link::mu
-// (outgoing); inbound_mu_ -> Inbound::mu; a Link's mu is held across the Send that
-// carries its number (so numbers go out in order), an Inbound's across the delivery (so
+// (outgoing); inbound_mu_ -> Inbound::mu. A relay is numbered and queued under its Link's
+// mu, and one thread at a time hands a link's queue to ForwardStreams in order, with no
+// lock held (Send starts gRPC writes). An Inbound's mu is held across the delivery (so
 // messages of one origin are delivered in order). The ticker thread sends syncs.
 #pragma once
 
@@ -35,6 +40,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -42,6 +48,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "cache_service.h"
 #include "request_metadata.h"
 #include "ringcache/pubsub.h"
 #include "ringcache/sync/mutex.h"
@@ -63,9 +70,17 @@ class PubSubRelay {
     std::function<void()> on_tick;
   };
 
+  // Relay bytes one peer may have outstanding (sent, not yet answered); past it a
+  // message is not sent to that peer (it is reported unreached, and the peer learns of
+  // the gap by a sync).
+  static constexpr uint64_t kMaxRelayBytesInFlight = uint64_t{32} << 20;
+
   // `service` (forwarding, topology, limits) and `hub` are not owned and outlive this.
   PubSubRelay(const CacheService* service, PubSub* hub, Options options);
-  ~PubSubRelay();  // Stops the ticker.
+  ~PubSubRelay();  // Stop().
+  // Stops the ticker. Relays still in flight keep their callbacks valid until the
+  // forwarding streams end: the owner stops this, then ends the streams, then destroys it.
+  void Stop();
   PubSubRelay(const PubSubRelay&) = delete;
   PubSubRelay& operator=(const PubSubRelay&) = delete;
 
@@ -84,11 +99,26 @@ class PubSubRelay {
   uint64_t gaps_seen() const { return gaps_seen_.load(std::memory_order_relaxed); }
 
  private:
-  // What this node sent to one peer.
+  using Relayed = std::function<void(const v1::OperationResult&)>;
+  // A relay numbered and waiting to be handed to the forwarding streams.
+  struct Outgoing {
+    v1::PipelineRequest message;
+    size_t bytes = 0;
+    ForwardTarget target;
+    uint64_t epoch = 0;
+    std::chrono::system_clock::time_point deadline;
+    Relayed done;
+  };
+  // What this node sends to one peer.
   struct Link {
     Mutex mu;
     uint64_t seq RC_GUARDED_BY(mu) = 0;
     std::string id RC_GUARDED_BY(mu);
+    // Numbered relays not yet handed to the streams, and whether a thread is handing
+    // them over (only one does, in order).
+    std::deque<std::unique_ptr<Outgoing>> queue RC_GUARDED_BY(mu);
+    bool sending RC_GUARDED_BY(mu) = false;
+    uint64_t bytes_in_flight RC_GUARDED_BY(mu) = 0;
     std::atomic<bool> needs_sync{false};
   };
   // What this node received from one origin.
@@ -103,10 +133,14 @@ class PubSubRelay {
   Link* LinkTo(const std::string& address);
   Inbound* InboundFrom(const std::string& origin);
   // Sends `request` (its relay part filled here) to the peer at `address` as one Pipeline
-  // operation; `done` gets the peer's answer or the failure.
+  // operation; `done` gets the peer's answer or the failure (at once, over
+  // kMaxRelayBytesInFlight).
   void SendRelay(Link* link, const std::string& id, const std::string& address,
                  v1::PublishRequest request, std::chrono::system_clock::time_point deadline,
-                 bool our_deadline, std::function<void(const v1::OperationResult&)> done);
+                 Relayed done);
+  // A message this node does not send to `link`'s peer (declared failed) still takes a
+  // number there, and the peer is marked for a sync.
+  void SkipPeer(Link* link, const std::string& id);
   void Tick();
 
   const CacheService* const service_;

@@ -66,10 +66,6 @@ SubscribeReactor::SubscribeReactor(const ServerEnv* env, grpc::CallbackServerCon
                        "SubscribeRequest names no channel and no pattern"));
     return;
   }
-  {
-    MutexLock lock(&waker_->mu);
-    waker_->reactor = this;
-  }
   CacheService* service = env_->handlers;
   subscription_ = service->pubsub().Open([waker = waker_] { waker->Wake(); });
   // Copies of names the request already holds: bounded by the message size limit.
@@ -80,12 +76,9 @@ SubscribeReactor::SubscribeReactor(const ServerEnv* env, grpc::CallbackServerCon
     Close(ToGrpcStatus(subscribed));
     return;
   }
-  service->subscribe_streams().Register(this);
-  registered_ = true;
-  v1::SubscribeStarted* started = nullptr;
   {
     MutexLock lock(&mu_);
-    started = started_.mutable_started();
+    v1::SubscribeStarted* started = started_.mutable_started();
     started->set_node_id(service->self_id());
     started->set_incarnation(service->node()->incarnation());
     started->set_channels(static_cast<uint32_t>(subscription_->channels()));
@@ -93,6 +86,15 @@ SubscribeReactor::SubscribeReactor(const ServerEnv* env, grpc::CallbackServerCon
     started->set_heartbeat_ms(
         static_cast<uint32_t>(service->node()->options().pubsub_heartbeat.count()));
   }
+  // Only now may the hub and the ticker reach the stream: `started` is ready to go first.
+  // What arrived meanwhile is taken by the Pump below (a wake before this found no
+  // reactor).
+  {
+    MutexLock lock(&waker_->mu);
+    waker_->reactor = this;
+  }
+  service->subscribe_streams().Register(this);
+  registered_ = true;
   Pump();
 }
 
@@ -151,7 +153,17 @@ void SubscribeReactor::Pump() {
   grpc::Status status;
   {
     MutexLock lock(&mu_);
-    if (finish_sent_ || write_in_flight_) return;
+    if (finish_sent_) return;
+    if (write_in_flight_) {
+      // Cut off while a write waits on the reader: end with why once it completes.
+      if (!closing_ && subscription_ != nullptr) {
+        if (Status s = subscription_->status(); !s.ok()) {
+          closing_ = true;
+          final_status_ = ToGrpcStatus(s);
+        }
+      }
+      return;
+    }
     if (!closing_ && subscription_ != nullptr) {
       writing_.Clear();
       if (!started_sent_) {
@@ -163,7 +175,8 @@ void SubscribeReactor::Pump() {
       if (!subscription_->Take(&taken_, kMaxMessagesPerWrite, kMaxBytesPerWrite, &through)) {
         closing_ = true;
         final_status_ = ToGrpcStatus(subscription_->status());
-      } else if (!taken_.empty() || writing_.has_started() || heartbeat_due_) {
+      } else if (!taken_.empty() || writing_.has_started() || heartbeat_due_ ||
+                 through > sent_through_) {
         writing_.mutable_messages()->Reserve(static_cast<int>(taken_.size()));
         for (PubSub::Delivery& d : taken_) {
           v1::PubSubMessage* m = writing_.add_messages();
@@ -174,8 +187,10 @@ void SubscribeReactor::Pump() {
         }
         taken_.clear();
         writing_.set_last_seq(through);
+        sent_through_ = through;
         heartbeat_due_ = false;
-        wrote_since_tick_ = true;
+        // A heartbeat alone does not make the stream busy: the next tick sends another.
+        if (writing_.messages_size() > 0 || writing_.has_started()) wrote_since_tick_ = true;
         write_in_flight_ = true;
         start_write = true;
       }

@@ -5,11 +5,14 @@
 // `started`; then each Write carries the messages taken from the subscription (at most
 // kMaxMessagesPerWrite or kMaxBytesPerWrite) and `last_seq`, the number through which
 // this stream has been given everything it will get; a response with only last_seq is a
-// heartbeat, written when a tick finds that nothing was written since the last tick.
+// heartbeat, written when a tick finds that no message was written since the last tick,
+// and at once when last_seq passes what was last sent (a gap, PubSub::NoteGap).
 //
 // Ends: RESOURCE_EXHAUSTED when the subscription's buffer overflowed (the reader is too
-// slow), UNAVAILABLE when the node shuts down (PubSub::CloseAll), CANCELLED when the caller
-// goes, INVALID_ARGUMENT for a request over the limits (before anything is subscribed).
+// slow; sent once the write in flight, if any, completes: a reader that never reads again
+// holds at most that one write and gRPC's flow-control windows until it goes),
+// UNAVAILABLE when the node shuts down (PubSub::CloseAll), CANCELLED when the caller goes,
+// INVALID_ARGUMENT for a request over the limits (before anything is subscribed).
 //
 // Threads and locking: the hub's wake, the ticker and gRPC's reactions all call Pump; the
 // stream's state is under mu_, a leaf apart from the subscription's own lock (mu_ ->
@@ -23,6 +26,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -103,6 +107,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   bool started_sent_ RC_GUARDED_BY(mu_) = false;
   bool wrote_since_tick_ RC_GUARDED_BY(mu_) = false;
   bool heartbeat_due_ RC_GUARDED_BY(mu_) = false;
+  // The last_seq of the last write: a skipped number past it is written at once.
+  uint64_t sent_through_ RC_GUARDED_BY(mu_) = 0;
   bool write_in_flight_ RC_GUARDED_BY(mu_) = false;
   bool closing_ RC_GUARDED_BY(mu_) = false;
   bool finish_sent_ RC_GUARDED_BY(mu_) = false;

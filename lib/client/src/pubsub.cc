@@ -116,15 +116,19 @@ class SubscriptionImpl final : public Subscription {
   // Reads one stream to its end; returns its status. *opened: it got `started`.
   grpc::Status ReadStream(const std::string& id, const std::string& address, bool* opened) {
     std::shared_ptr<v1::Cache::Stub> stub = client_.stub(address);
-    std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader;
+    grpc::ClientContext* context = nullptr;
     {
+      // Made under the lock, so that Close can cancel it; the call starts outside it (it
+      // may wait for a connection), and a cancel before it starts is honoured.
       std::lock_guard lock(mu_);
       if (closed_) return grpc::Status(grpc::StatusCode::CANCELLED, "closed");
       context_ = std::make_unique<grpc::ClientContext>();
       context_->AddMetadata(kEpochKey, std::to_string(client_.current()->epoch()));
-      client_.count_rpc();
-      reader = stub->Subscribe(context_.get(), request_);
+      context = context_.get();  // Replaced only by this thread.
     }
+    client_.count_rpc();
+    std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
+        stub->Subscribe(context, request_);
     uint64_t last = 0;
     v1::SubscribeResponse r;
     while (reader->Read(&r)) {

@@ -29,8 +29,9 @@
 // Thread safety: every method of PubSub and Subscription may be called from any thread.
 // `wake` is called with no lock of the hub's held, from the thread that made the
 // subscription readable (Publish, NoteGap) or closed it; it must not block. Publish costs
-// one shared lock, a hash lookup of the channel and a glob match per pattern subscribed
-// anywhere (as Redis); subscribing and unsubscribing take the lock exclusively.
+// the hub's lock (one mutex: publishes are matched one at a time), a hash lookup of the
+// channel and a glob match per pattern subscribed anywhere (as Redis), and per matching
+// subscription its own lock and one buffered entry (the message is shared).
 #pragma once
 
 #include <cstddef>
@@ -55,8 +56,9 @@ class PubSub {
     size_t max_names = 100000;
     // Bytes of one channel name or pattern.
     size_t max_name_bytes = 4096;
-    // How errors name max_buffer_bytes (a node names its flag).
+    // How errors name max_buffer_bytes and max_name_bytes (a node names its flags).
     std::string buffer_limit_name = "max_buffer_bytes";
+    std::string name_limit_name = "max_name_bytes";
   };
 
   // What each buffered message costs beyond its bytes (bookkeeping, as counted).

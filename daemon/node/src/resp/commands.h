@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "operation.h"
@@ -216,8 +217,9 @@ class RespBatch {
   std::vector<PendingPublish> publishes_;
   // Pub/sub, kept by Clear: the names subscribed, in the order given (the replies of an
   // UNSUBSCRIBE without names follow it), and the subscription while there are any.
-  std::vector<std::string> sub_channels_;
-  std::vector<std::string> sub_patterns_;
+  std::unordered_map<std::string, uint64_t> sub_channels_;  // Name -> order subscribed.
+  std::unordered_map<std::string, uint64_t> sub_patterns_;
+  uint64_t next_subscription_order_ = 0;
   std::shared_ptr<PubSub::Subscription> subscription_;
 };
 

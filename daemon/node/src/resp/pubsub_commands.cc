@@ -2,8 +2,12 @@
 // PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET and the subscribe-mode rules, in
 // Redis 7.0's words. The connection writes the subscription's messages (resp/server.cc).
 #include <algorithm>
+#include <span>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "resp/commands.h"
 #include "resp/reply.h"
@@ -60,22 +64,22 @@ void RespBatch::Subscribe(const RespCommand& c, std::string_view name) {
   }
   const bool patterns = name[0] == 'p';
   const bool subscribing = name == "subscribe" || name == "psubscribe";
-  std::vector<std::string>& held = patterns ? sub_patterns_ : sub_channels_;
+  // Name -> when it was subscribed: hash lookups, so a command of many names costs linear
+  // time, and the order for an UNSUBSCRIBE without names.
+  std::unordered_map<std::string, uint64_t>& held = patterns ? sub_patterns_ : sub_channels_;
   Begin(RespReply::kFixed);
   std::string& out = calls_.back().fixed;
   if (subscribing) {
     if (!session_.open_subscription) {
-      out.clear();
       calls_.pop_back();
       Error("ERR pub/sub is not available on this connection");
       return;
     }
     std::vector<std::string> fresh;
+    std::unordered_set<std::string_view> seen;
     for (size_t i = 1; i < c.args.size(); ++i) {
-      const std::string n(c.args[i]);
-      if (std::find(held.begin(), held.end(), n) == held.end() &&
-          std::find(fresh.begin(), fresh.end(), n) == fresh.end()) {
-        fresh.push_back(n);
+      if (!held.contains(std::string(c.args[i])) && seen.insert(c.args[i]).second) {
+        fresh.emplace_back(c.args[i]);
       }
     }
     if (subscription_ == nullptr) subscription_ = session_.open_subscription();
@@ -92,34 +96,35 @@ void RespBatch::Subscribe(const RespCommand& c, std::string_view name) {
     // Redis.
     for (size_t i = 1; i < c.args.size(); ++i) {
       const std::string n(c.args[i]);
-      if (std::find(held.begin(), held.end(), n) == held.end()) held.push_back(n);
+      held.emplace(n, next_subscription_order_++);
       AppendConfirmation(&out, name, &n, subscription_count());
     }
     return;
   }
-  // UNSUBSCRIBE / PUNSUBSCRIBE: the names given, or every one held.
+  // UNSUBSCRIBE / PUNSUBSCRIBE: the names given, or every one held in the order subscribed.
   std::vector<std::string> names;
   if (c.args.size() > 1) {
+    names.reserve(c.args.size() - 1);
     for (size_t i = 1; i < c.args.size(); ++i) names.emplace_back(c.args[i]);
   } else {
-    names = held;
+    std::vector<std::pair<uint64_t, std::string>> ordered;
+    ordered.reserve(held.size());
+    for (const auto& [n, order] : held) ordered.emplace_back(order, n);
+    std::sort(ordered.begin(), ordered.end());
+    for (auto& [order, n] : ordered) names.push_back(std::move(n));
   }
   if (names.empty()) {
     AppendConfirmation(&out, name, nullptr, subscription_count());
     return;
   }
+  const std::vector<std::string> none;
   for (const std::string& n : names) {
-    auto it = std::find(held.begin(), held.end(), n);
-    if (it != held.end()) {
-      held.erase(it);
-      const std::vector<std::string> one{n};
-      const std::vector<std::string> none;
-      if (subscription_ != nullptr) {
-        if (patterns) {
-          subscription_->Unsubscribe(none, one);
-        } else {
-          subscription_->Unsubscribe(one, none);
-        }
+    if (held.erase(n) > 0 && subscription_ != nullptr) {
+      const std::span<const std::string> one(&n, 1);
+      if (patterns) {
+        subscription_->Unsubscribe(none, one);
+      } else {
+        subscription_->Unsubscribe(one, none);
       }
     }
     AppendConfirmation(&out, name, &n, subscription_count());

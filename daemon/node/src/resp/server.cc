@@ -370,11 +370,12 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     }
     if (batch_.ops().empty() && batch_.publishes().empty()) return Finish();
 
-    // The batch ends (Finish) once its operations and its publishes are all done.
+    // The batch ends (Finish) once its operations and then its publishes are done: a
+    // PUBLISH pipelined after a write goes out once the write is applied (the
+    // write-then-notify pattern), never before it.
     in_batch_ = true;
     parts_left_ = batch_.publishes().size() + (batch_.ops().empty() ? 0 : 1);
-    StartPublishes();
-    if (batch_.ops().empty()) return;
+    if (batch_.ops().empty()) return StartPublishes();
     server_->BatchStarted();
     const std::thread::id here = std::this_thread::get_id();
     done_inline_ = false;
@@ -401,6 +402,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   // Runs the batch's PUBLISH commands through the node's relay (each counts as a batch in
   // flight for Stop); their outcomes come back on this connection's thread.
   void StartPublishes() {
+    publishes_started_ = true;
     const std::vector<RespBatch::PendingPublish>& publishes = batch_.publishes();
     for (size_t i = 0; i < publishes.size(); ++i) {
       v1::PublishRequest request;
@@ -423,14 +425,19 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     }
   }
 
+  // One part of the batch is done: its operations (then its publishes start) or one
+  // publish.
   void PartDone() {
-    if (--parts_left_ == 0) Finish();
+    const bool ops_done = !publishes_started_;
+    if (--parts_left_ == 0) return Finish();
+    if (ops_done) StartPublishes();
   }
 
   // Encodes the batch's replies (and any protocol error), drops the commands answered
   // from the buffer, and writes.
   void Finish() {
     in_batch_ = false;
+    publishes_started_ = false;
     const size_t before = pending_.size();
     outcomes_.clear();
     batch_.EncodeReplies(&pending_, server_->metrics() != nullptr ? &outcomes_ : nullptr);
@@ -488,18 +495,19 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   // the connection, as Redis does past client-output-buffer-limit.
   void DrainPushes() {
     PubSub::Subscription* sub = batch_.subscription();
-    if (sub == nullptr || in_batch_ || closed_) return;
-    if (pending_.size() + write_buf_.size() >= kMaxQueuedPushBytes) return;
+    if (sub == nullptr || closed_) return;
+    // Cut off (its reader too slow) or ended by the node: closed at once, whatever is
+    // queued or being written, as Redis does past its hard limit.
+    if (Status s = sub->status(); !s.ok()) {
+      server_->NotePubSubEnd(peer_, s);
+      return Shutdown();
+    }
+    if (in_batch_ || pending_.size() + write_buf_.size() >= kMaxQueuedPushBytes) return;
     deliveries_.clear();
     const bool open = sub->Take(&deliveries_, 256, kMaxQueuedPushBytes);
     for (const PubSub::Delivery& d : deliveries_) RespBatch::EncodeMessage(d, &pending_);
     deliveries_.clear();
-    if (!open) {
-      server_->NotePubSubEnd(peer_, sub->status());
-      close_after_ = true;
-      if (!writing_ && pending_.empty()) return Shutdown();
-      resume_pending_ = true;  // Closes once what is queued is written.
-    }
+    if (!open) return DrainPushes();  // Closed meanwhile: the check above ends it.
     Flush();
   }
 
@@ -578,6 +586,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   bool resume_pending_ = false;       // pending_ holds a batch's replies.
   bool resume_on_write_ = false;      // The write in flight holds them.
   bool in_batch_ = false;             // From a batch's start to its Finish.
+  bool publishes_started_ = false;    // The batch's operations are done; its publishes run.
   size_t parts_left_ = 0;             // Of the batch in flight: its ops (one part) and publishes.
   std::shared_ptr<PushWaker> waker_;  // Set when the connection first subscribes.
   std::vector<PubSub::Delivery> deliveries_;
