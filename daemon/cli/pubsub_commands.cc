@@ -46,7 +46,7 @@ int CmdSubscribe(Connection& conn, const std::vector<std::string>& channels,
     }
     for (const pb::PubSubMessage& m : response.messages()) {
       if (m.seq() > last + 1) {
-        std::fprintf(stderr, "%s: missed %llu message(s) before this point\n",
+        std::fprintf(stderr, "%s: missed up to %llu message(s) before this point\n",
                      std::string(kProgram).c_str(),
                      static_cast<unsigned long long>(m.seq() - last - 1));
       }
@@ -58,7 +58,7 @@ int CmdSubscribe(Connection& conn, const std::vector<std::string>& channels,
       if (++printed == count) break;
     }
     if (response.last_seq() > last && (count == 0 || printed < count)) {
-      std::fprintf(stderr, "%s: missed %llu message(s)\n", std::string(kProgram).c_str(),
+      std::fprintf(stderr, "%s: missed up to %llu message(s)\n", std::string(kProgram).c_str(),
                    static_cast<unsigned long long>(response.last_seq() - last));
       last = response.last_seq();
     }

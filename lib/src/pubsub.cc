@@ -148,8 +148,9 @@ size_t PubSub::Publish(std::string_view channel, std::string_view payload) {
   return delivered;
 }
 
-void PubSub::NoteGap() {
-  impl_->gaps.fetch_add(1, std::memory_order_relaxed);
+void PubSub::NoteGap(uint64_t count) {
+  if (count == 0) return;
+  impl_->gaps.fetch_add(count, std::memory_order_relaxed);
   std::vector<std::shared_ptr<Subscription>> to_wake;
   {
     MutexLock l(&impl_->mu);
@@ -158,7 +159,7 @@ void PubSub::NoteGap() {
       {
         MutexLock sl(&st.mu);
         if (!st.status.ok()) continue;
-        ++st.seq;
+        st.seq += count;
       }
       if (st.wake) {
         if (auto held = sub->weak_from_this().lock()) to_wake.push_back(std::move(held));

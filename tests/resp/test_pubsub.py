@@ -162,6 +162,24 @@ def redis_py(binary, tmp, failures):
             failures.append("write-then-notify: %d of 40 notified readers did not see the write"
                             % stale)
         print("redis-py: 40 pipelined SET + PUBLISH, every notified reader saw the write")
+        # Large messages (a write of 1 MiB or more must not stall what follows) and many
+        # mid-sized ones, through another node.
+        p = clients[2].pubsub()
+        p.subscribe("big")
+        p.get_message(timeout=5)
+        sizes = [1100 * 1024] * 3 + [16 * 1024] * 200 + [2 * 1024 * 1024]
+        for n, size in enumerate(sizes):
+            clients[0].publish("big", bytes([65 + n % 26]) * size)
+        delivered = 0
+        for n, size in enumerate(sizes):
+            m = next_message(p)
+            if m is None or len(m["data"]) != size or m["data"][:1] != bytes([65 + n % 26]):
+                failures.append("large messages: message %d of %d bytes is %s" %
+                                (n, size, "missing" if m is None else "%d bytes" % len(m["data"])))
+                break
+            delivered += 1
+        p.close()
+        print("redis-py: %d of %d messages up to 2 MiB delivered" % (delivered, len(sizes)))
     finally:
         stop_cluster(procs)
 

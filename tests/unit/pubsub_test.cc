@@ -169,6 +169,9 @@ TEST_CASE("PubSub NoteGap makes a subscription's sequence skip a number", "[unit
   CHECK(got[0].seq == 1);
   CHECK(got[1].seq == 3);
   CHECK(hub.stats().gaps == 1);
+  hub.NoteGap(3);  // Up to three lost: three numbers.
+  CHECK(sub->last_seq() == 6);
+  CHECK(hub.stats().gaps == 4);
 }
 
 TEST_CASE("PubSub refuses names over their limits before storing any", "[unit][pubsub]") {

@@ -725,8 +725,8 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
               "--subscriber-buffer-bytes.",
               s.overflowed);
     w.Counter("ringcache_pubsub_gaps_total",
-              "Messages from another node found missing (each makes every subscription here "
-              "skip a sequence number).",
+              "Messages from other nodes found missing here (each may or may not have been "
+              "for a subscriber here; every subscription skips that many sequence numbers).",
               s.gaps);
     w.Counter("ringcache_pubsub_relay_failures_total",
               "Messages this node could not pass on to a member within --publish-timeout-ms.",

@@ -165,7 +165,9 @@ void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string
   {
     MutexLock lock(&link->mu);
     link->id = id;
-    if (!relay->sync() && link->bytes_in_flight + out->bytes > kMaxRelayBytesInFlight) {
+    // One relay is always admitted, however large (up to --max-value-bytes).
+    if (!relay->sync() && link->bytes_in_flight > 0 &&
+        link->bytes_in_flight + out->bytes > kMaxRelayBytesInFlight) {
       // The peer is this far behind: the message is not sent, but it takes its number, so
       // the peer reports the gap once it catches up.
       ++link->seq;
@@ -237,24 +239,29 @@ grpc::Status PubSubRelay::Receive(const RequestMetadata& md, const v1::PublishRe
     return grpc::Status::OK;
   }
   MutexLock lock(&in->mu);
-  bool gap = false;
+  // Relays of this origin that went missing (each may or may not have matched a
+  // subscription here): every subscription skips that many numbers.
+  uint64_t lost = 0;
   if (!in->known || in->incarnation != relay.incarnation()) {
     // A new incarnation numbers from 1: a first number above it means some went missing
     // (unless this node has never heard from the origin: it had no subscriber to miss
     // them then).
-    gap = in->known && relay.seq() > (relay.sync() ? 0 : 1);
+    const uint64_t first = relay.sync() ? 0 : 1;
+    if (in->known && relay.seq() > first) lost = relay.seq() - first;
     in->known = true;
     in->incarnation = relay.incarnation();
     in->last = relay.seq();
   } else if (relay.seq() <= in->last) {
     if (!relay.sync()) return grpc::Status::OK;  // Behind a newer one: dropped (see header).
   } else {
-    gap = relay.seq() > in->last + (relay.sync() ? 0 : 1);
+    const uint64_t expected = in->last + (relay.sync() ? 0 : 1);
+    if (relay.seq() > expected) lost = relay.seq() - expected;
     in->last = relay.seq();
   }
-  if (gap) {
+  if (lost > 0) {
     gaps_seen_.fetch_add(1, std::memory_order_relaxed);
-    hub_->NoteGap();
+    // A member's claim, bounded: past it the count says "at least".
+    hub_->NoteGap(std::min<uint64_t>(lost, kMaxReportedGap));
   }
   if (!relay.sync()) out->set_receivers(hub_->Publish(request.channel(), request.payload()));
   return grpc::Status::OK;

@@ -74,6 +74,8 @@ class PubSubRelay {
   // message is not sent to that peer (it is reported unreached, and the peer learns of
   // the gap by a sync).
   static constexpr uint64_t kMaxRelayBytesInFlight = uint64_t{32} << 20;
+  // The most numbers one gap skips (a peer's claim; more reads as "at least this many").
+  static constexpr uint64_t kMaxReportedGap = uint64_t{1} << 20;
 
   // `service` (forwarding, topology, limits) and `hub` are not owned and outlive this.
   PubSubRelay(const CacheService* service, PubSub* hub, Options options);

@@ -93,9 +93,9 @@ class PubSub {
   // deliveries were buffered (a subscription closed by this message is not counted).
   size_t Publish(std::string_view channel, std::string_view payload);
 
-  // Every open subscription skips one sequence number and is woken: a message may have been
-  // lost on its way here.
-  void NoteGap();
+  // Every open subscription skips `count` sequence numbers and is woken: up to that many
+  // messages may have been lost on their way here.
+  void NoteGap(uint64_t count = 1);
 
   // Ends every open subscription with `status` (e.g. UNAVAILABLE at shutdown); later Open
   // calls get closed subscriptions.

@@ -337,6 +337,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
 
   // Parses what the buffer holds and runs it; reads more if it holds no whole command.
   void Process() {
+    if (closed_) return;  // E.g. a subscriber cut off: what it sent after is not run.
     if (server_->stopping()) return Shutdown();
     commands_.clear();
     size_t used = 0;
@@ -375,6 +376,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     // write-then-notify pattern), never before it.
     in_batch_ = true;
     parts_left_ = batch_.publishes().size() + (batch_.ops().empty() ? 0 : 1);
+    // Counted in flight from here until the publishes count themselves (StartPublishes),
+    // so that Stop never sees the batch idle between its operations and its publishes.
+    if (!batch_.publishes().empty()) server_->BatchStarted();
     if (batch_.ops().empty()) return StartPublishes();
     server_->BatchStarted();
     const std::thread::id here = std::this_thread::get_id();
@@ -404,6 +408,16 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void StartPublishes() {
     publishes_started_ = true;
     const std::vector<RespBatch::PendingPublish>& publishes = batch_.publishes();
+    if (closed_ || server_->stopping()) {
+      // The connection or the node is going: nothing is published.
+      for (size_t i = 0; i < publishes.size(); ++i) {
+        batch_.SetPublishResult(i, Status::Unavailable("node is shutting down; not published"), 0);
+      }
+      server_->BatchFinished();  // The count Process took.
+      parts_left_ -= publishes.size();
+      if (parts_left_ == 0) Finish();
+      return;
+    }
     for (size_t i = 0; i < publishes.size(); ++i) {
       v1::PublishRequest request;
       request.set_channel(publishes[i].channel);
@@ -423,6 +437,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
             server->BatchFinished();
           });
     }
+    server_->BatchFinished();  // The count Process took: each publish counts itself now.
   }
 
   // One part of the batch is done: its operations (then its publishes start) or one
@@ -473,6 +488,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
     resume_pending_ = false;
     auto on_written = [self = shared_from_this()](std::error_code ec, size_t) {
       self->writing_ = false;
+      self->write_buf_.clear();  // Written: no longer counts as queued (DrainPushes).
       if (ec) return self->Shutdown();
       const bool resume = self->resume_on_write_;
       self->resume_on_write_ = false;

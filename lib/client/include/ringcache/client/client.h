@@ -235,9 +235,10 @@ struct PublishResult {
 struct PubSubEvent {
   enum class Kind {
     kMessage,  // A message: channel, payload, pattern (empty for a channel subscription).
-    // Messages were lost before this point: `missed` of them when the node's sequence
-    // numbers tell (a skipped number, seen in a message or a heartbeat); 0 when the count
-    // is unknown (the stream broke and the subscription was opened again, on the same
+    // Messages may have been lost before this point: up to `missed` of them when the
+    // node's sequence numbers tell (numbers skipped, seen in a message or a heartbeat: a
+    // message lost between nodes may or may not have been for this subscription); 0 when
+    // the count is unknown (the stream broke and the subscription was opened again, on the same
     // node or another). A near cache drops what it holds on a gap.
     kGap,
   };
