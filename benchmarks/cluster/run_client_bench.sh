@@ -25,33 +25,8 @@ done
 [[ -x "$BENCH" ]] || { echo "run_client_bench.sh: missing --bench binary" >&2; exit 2; }
 [[ -x "$RINGCACHED" ]] || { echo "run_client_bench.sh: SKIP: ringcached not found"; exit 77; }
 
-dir="$(mktemp -d /tmp/ringcache-client-bench.XXXXXX)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# start_node <i> [seed]: starts node n<i>; sets $addr to its gRPC address. (Not called in
-# $(...): the node would inherit the substitution's pipe and keep it open.)
-addr=""
-start_node() {
-  local i="$1" seed="${2:-}" args
-  args=(--node-id "n$i" --listen 127.0.0.1:0 --metrics-listen "" --memory 256MiB
-        --replication-factor 2 --log-level warn --ready-file "$dir/n$i.ready")
-  [[ -n "$seed" ]] && args+=(--seeds "$seed")
-  "$RINGCACHED" "${args[@]}" >/dev/null 2>"$dir/n$i.log" &
-  pids+=("$!")
-  local waited=0
-  until [[ -s "$dir/n$i.ready" ]]; do
-    if (( waited >= 200 )); then echo "n$i did not start:" >&2; cat "$dir/n$i.log" >&2; exit 1; fi
-    sleep 0.05; waited=$((waited + 1))
-  done
-  addr="$(sed -n 's/^grpc=//p' "$dir/n$i.ready")"
-}
+source "$(dirname "$0")/../local_nodes.sh"
+nodes_begin client-bench
 
 start_node 1
 a1="$addr"

@@ -26,31 +26,8 @@ done
 REDIS_SERVER="$(command -v redis-server || true)"
 [[ -n "$REDIS_SERVER" ]] || { echo "run_pubsub_bench.sh: SKIP: redis-server not found (scripts/install-deps.sh installs it)"; exit 77; }
 
-dir="$(mktemp -d /tmp/ringcache-pubsub-bench.XXXXXX)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-addr=""
-start_node() {
-  local i="$1" seed="${2:-}" args
-  args=(--node-id "n$i" --listen 127.0.0.1:0 --metrics-listen "" --memory 256MiB
-        --replication-factor 2 --log-level warn --ready-file "$dir/n$i.ready")
-  [[ -n "$seed" ]] && args+=(--seeds "$seed")
-  "$RINGCACHED" "${args[@]}" >/dev/null 2>"$dir/n$i.log" &
-  pids+=("$!")
-  local waited=0
-  until [[ -s "$dir/n$i.ready" ]]; do
-    if (( waited >= 200 )); then echo "n$i did not start:" >&2; cat "$dir/n$i.log" >&2; exit 1; fi
-    sleep 0.05; waited=$((waited + 1))
-  done
-  addr="$(sed -n 's/^grpc=//p' "$dir/n$i.ready")"
-}
+source "$(dirname "$0")/../local_nodes.sh"
+nodes_begin pubsub-bench
 
 start_node 1
 a1="$addr"
