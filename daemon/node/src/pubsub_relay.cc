@@ -259,7 +259,6 @@ grpc::Status PubSubRelay::Receive(const RequestMetadata& md, const v1::PublishRe
     in->last = relay.seq();
   }
   if (lost > 0) {
-    gaps_seen_.fetch_add(1, std::memory_order_relaxed);
     // A member's claim, bounded: past it the count says "at least".
     hub_->NoteGap(std::min<uint64_t>(lost, kMaxReportedGap));
   }

@@ -96,9 +96,8 @@ class PubSubRelay {
                        v1::PublishResponse* out);
 
   uint64_t incarnation() const { return options_.incarnation; }
-  // Relays that failed or timed out, and gaps seen in what peers sent here.
+  // Relays that failed or timed out (the gaps seen here are PubSub::Stats::gaps).
   uint64_t relay_failures() const { return relay_failures_.load(std::memory_order_relaxed); }
-  uint64_t gaps_seen() const { return gaps_seen_.load(std::memory_order_relaxed); }
 
  private:
   using Relayed = std::function<void(const v1::OperationResult&)>;
@@ -155,7 +154,6 @@ class PubSubRelay {
   std::unordered_map<std::string, std::unique_ptr<Inbound>> inbound_ RC_GUARDED_BY(inbound_mu_);
 
   std::atomic<uint64_t> relay_failures_{0};
-  std::atomic<uint64_t> gaps_seen_{0};
 
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;

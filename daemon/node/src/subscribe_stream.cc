@@ -19,11 +19,6 @@ void SubscribeStreams::Unregister(SubscribeReactor* stream) {
   streams_.erase(stream);
 }
 
-size_t SubscribeStreams::open() const {
-  MutexLock lock(&mu_);
-  return streams_.size();
-}
-
 void SubscribeStreams::Tick() {
   std::vector<SubscribeReactor*> open;
   {

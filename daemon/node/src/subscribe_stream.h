@@ -47,10 +47,9 @@ class SubscribeStreams {
   void Unregister(SubscribeReactor* stream);
   // Lets every stream send a heartbeat if it has been idle since the last tick.
   void Tick();
-  size_t open() const;
 
  private:
-  mutable Mutex mu_;
+  Mutex mu_;
   std::unordered_set<SubscribeReactor*> streams_ RC_GUARDED_BY(mu_);
 };
 
