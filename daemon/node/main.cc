@@ -86,6 +86,7 @@ struct Flags {
   std::string subscriber_buffer = "8MiB";
   int64_t publish_timeout_ms = 250;
   int64_t pubsub_heartbeat_ms = 1000;
+  std::string keyspace_events;
   // Failure detection and rebalancing.
   int64_t heartbeat_interval_ms = 200;
   int64_t failure_timeout_ms = 1000;
@@ -300,6 +301,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "sequence number, in ms, so that a missed message shows")
       ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->group(kPubSub);
+  app.add_option("--keyspace-events", flags->keyspace_events,
+                 "Keyspace notifications, in Redis's notify-keyspace-events\n"
+                 "letters (e.g. KEA: every event, both channel kinds); empty: off.\n"
+                 "Events of a key come from its primary: set it on every node")
+      ->group(kPubSub);
 
   // Failure detection and rebalancing (docs/operations.md, "Failures and leaving").
   const char* kFailover = "Failure detection and leaving";
@@ -472,6 +478,7 @@ const char* FlagOfMessage(const std::string& message) {
       {"subscriber_buffer_bytes", "--subscriber-buffer-bytes: "},
       {"publish_timeout", "--publish-timeout-ms: "},
       {"pubsub_heartbeat", "--pubsub-heartbeat-ms: "},
+      {"keyspace_events", "--keyspace-events: "},
       {"heartbeat_interval", "--heartbeat-interval-ms: "},
       {"failure_timeout", "--failure-timeout-ms: "},
       {"drain_timeout", "--drain-timeout-ms: "},
@@ -732,6 +739,7 @@ int main(int argc, char** argv) {
       .subscriber_buffer_bytes = *ringcache::internal::ParseByteSize(flags.subscriber_buffer),
       .publish_timeout = std::chrono::milliseconds(flags.publish_timeout_ms),
       .pubsub_heartbeat = std::chrono::milliseconds(flags.pubsub_heartbeat_ms),
+      .keyspace_events = flags.keyspace_events,
       .heartbeat_interval = std::chrono::milliseconds(flags.heartbeat_interval_ms),
       .failure_timeout = std::chrono::milliseconds(flags.failure_timeout_ms),
       .fenced_reads = flags.fenced_reads,
@@ -801,7 +809,7 @@ int main(int argc, char** argv) {
       "cluster_advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} subscriber_buffer={} "
-      "publish_timeout_ms={} pubsub_heartbeat_ms={} heartbeat_interval_ms={} "
+      "publish_timeout_ms={} pubsub_heartbeat_ms={} keyspace_events={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
       "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
       "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={} tls_node_identity={}",
@@ -823,7 +831,8 @@ int main(int argc, char** argv) {
       flags.weight, flags.replication_factor, flags.vnodes, flags.join_timeout_ms,
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
       flags.forward_timeout_ms, FormatByteSize(options.subscriber_buffer_bytes),
-      flags.publish_timeout_ms, flags.pubsub_heartbeat_ms, flags.heartbeat_interval_ms,
+      flags.publish_timeout_ms, flags.pubsub_heartbeat_ms,
+      flags.keyspace_events.empty() ? "(off)" : flags.keyspace_events, flags.heartbeat_interval_ms,
       flags.failure_timeout_ms, flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms,
       flags.transition_warn_ms,
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,

@@ -776,7 +776,13 @@ Result<uint64_t> Cache::Set(const HashedKey& hashed, std::string_view value,
   const int64_t deadline = fresh->deadline();
   const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);
   if (record != nullptr) {
-    *record = {WriteRecord::Kind::kSet, std::string(key), std::string(value), version, deadline};
+    *record = {WriteRecord::Kind::kSet,
+               std::string(key),
+               std::string(value),
+               version,
+               deadline,
+               ValueType::kString,
+               deadline != 0 ? "set expire" : "set"};
   }
   return version;
 }
@@ -791,7 +797,13 @@ Status Cache::Delete(const HashedKey& hashed, WriteRecord* record) {
   const Impl::Probe p = impl_->ProbeLiveLocked(sh, key, hash, now);
   if (p.entry == nullptr) return KeyNotFound();
   if (record != nullptr) {
-    *record = {WriteRecord::Kind::kDelete, std::string(key), {}, p.entry->version, 0};
+    *record = {WriteRecord::Kind::kDelete,
+               std::string(key),
+               {},
+               p.entry->version,
+               0,
+               ValueType::kString,
+               "del"};
   }
   impl_->RemoveAtLocked(sh, p.found, p.entry);
   ++sh.deletes;
@@ -817,7 +829,8 @@ Status Cache::Touch(const HashedKey& hashed, uint64_t ttl_ms, WriteRecord* recor
                std::string(e->value()),
                e->version,
                e->deadline(),
-               e->type};
+               e->type,
+               "expire"};
   }
   return Status::Ok();
 }
@@ -852,7 +865,13 @@ Result<UpdateResult> Cache::Update(
   // Removes the live entry, as Delete does (also for an expiry already past).
   auto remove = [&]() RC_REQUIRES(sh.mu) {
     if (record != nullptr) {
-      *record = {WriteRecord::Kind::kDelete, std::string(key), {}, p.entry->version, 0};
+      *record = {WriteRecord::Kind::kDelete,
+                 std::string(key),
+                 {},
+                 p.entry->version,
+                 0,
+                 ValueType::kString,
+                 m.event.empty() ? std::string_view("del") : m.event};
     }
     impl_->RemoveAtLocked(sh, p.found, p.entry);
     ++sh.deletes;
@@ -886,8 +905,13 @@ Result<UpdateResult> Cache::Update(
       impl_->SetDeadlineLocked(sh, p.entry, m.deadline_ms);
       result.after.deadline_ms = m.deadline_ms;
       if (record != nullptr) {
-        *record = {WriteRecord::Kind::kTouch, std::string(key), std::string(p.entry->value()),
-                   p.entry->version,          m.deadline_ms,    p.entry->type};
+        *record = {WriteRecord::Kind::kTouch,
+                   std::string(key),
+                   std::string(p.entry->value()),
+                   p.entry->version,
+                   m.deadline_ms,
+                   p.entry->type,
+                   m.event.empty() ? std::string_view("expire") : m.event};
       }
       return result;
     }
@@ -913,8 +937,13 @@ Result<UpdateResult> Cache::Update(
   const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);  // Counts the set.
   result.after = ItemMeta{version, deadline, m.type};
   if (record != nullptr) {
-    *record = {
-        WriteRecord::Kind::kSet, std::string(key), std::move(m.value), version, deadline, m.type};
+    *record = {WriteRecord::Kind::kSet,
+               std::string(key),
+               std::move(m.value),
+               version,
+               deadline,
+               m.type,
+               m.event.empty() ? std::string_view("set") : m.event};
   }
   return result;
 }
@@ -970,7 +999,8 @@ Result<IncrResult> Cache::Incr(const HashedKey& hashed, int64_t delta, uint64_t 
   fresh->deadline_ms.store(deadline, std::memory_order_relaxed);
   const uint64_t version = impl_->InstallLocked(sh, p, hash, fresh, now);
   if (record != nullptr) {
-    *record = {WriteRecord::Kind::kSet, std::string(key), std::string(text), version, deadline};
+    *record = {WriteRecord::Kind::kSet, std::string(key), std::string(text), version, deadline,
+               ValueType::kString,      "incrby"};
   }
   return IncrResult{next, version};
 }

@@ -92,7 +92,7 @@ std::shared_ptr<PubSub::Subscription> PubSub::Open(std::function<void()> wake) {
   return sub;
 }
 
-size_t PubSub::Publish(std::string_view channel, std::string_view payload) {
+size_t PubSub::Publish(std::string_view channel, std::string_view payload, uint64_t version) {
   impl_->published.fetch_add(1, std::memory_order_relaxed);
   std::shared_ptr<Message> message;
   std::vector<std::shared_ptr<Subscription>> to_wake;
@@ -102,7 +102,8 @@ size_t PubSub::Publish(std::string_view channel, std::string_view payload) {
     // Buffers one delivery for `sub`; true if it was buffered.
     auto deliver = [&](Subscription* sub, std::string_view pattern) {
       if (message == nullptr) {
-        message = std::make_shared<Message>(Message{std::string(channel), std::string(payload)});
+        message =
+            std::make_shared<Message>(Message{std::string(channel), std::string(payload), version});
       }
       const size_t bytes = DeliveryBytes(*message, pattern);
       Subscription::State& st = *sub->state_;

@@ -49,6 +49,8 @@ void SetReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* tick
           return Status::Ok();
         }
         m->kind = Mutation::Kind::kSet;
+        // As Redis: a TTL given (not kept) is an "expire" after the "set".
+        m->event = !op.keep_ttl && deadline != 0 ? "set expire" : "set";
         m->value.assign(op.value);
         m->keep_deadline = op.keep_ttl;
         m->deadline_ms = deadline;
@@ -89,6 +91,7 @@ void IncrFloat(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) 
         }
         text = FormatFloatText(value);
         m->kind = Mutation::Kind::kSet;
+        m->event = "incrbyfloat";
         m->value = text;
         m->keep_deadline = current != nullptr;
         m->deadline_ms = deadline;
@@ -111,6 +114,7 @@ void DeleteReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* t
         result->had_previous = true;
         if (result->value != nullptr) result->value->assign(current->value);
         m->kind = Mutation::Kind::kDelete;
+        m->event = "del";
         return Status::Ok();
       },
       ticket);
@@ -162,6 +166,7 @@ void TouchReadingOld(Node* node, const Op& op, OpResult* result, WriteTicket* ti
         }
         result->integer = 1;
         m->kind = Mutation::Kind::kExpire;
+        m->event = next == 0 ? "persist" : "expire";  // Redis's names (PERSIST, GETEX).
         m->deadline_ms = next;
         return Status::Ok();
       },
@@ -208,6 +213,7 @@ void SetRange(Node* node, const Op& op, OpResult* result, WriteTicket* ticket) {
         }
         result->integer = static_cast<int64_t>(m->value.size());
         m->kind = Mutation::Kind::kSet;
+        m->event = op.append ? "append" : "setrange";
         m->keep_deadline = true;
         return Status::Ok();
       },

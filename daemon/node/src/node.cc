@@ -42,6 +42,7 @@
 #include "cluster_auth.h"
 #include "failover_manager.h"
 #include "heap_releaser.h"
+#include "keyspace_events.h"
 #include "membership.h"
 #include "node_metrics.h"
 #include "peer_pool.h"
@@ -58,6 +59,19 @@
 
 namespace ringcache {
 namespace {
+
+// Keyspace events go out as pub/sub messages, through the relay to every node.
+class RelayEventSink final : public internal::KeyspaceEvents::Sink {
+ public:
+  explicit RelayEventSink(internal::PubSubRelay* relay) : relay_(relay) {}
+  void Publish(std::string channel, std::string payload, uint64_t version) override {
+    relay_->PublishEvent(std::move(channel), std::move(payload), version);
+  }
+  void Dropped(uint64_t count) override { relay_->NoteDropped(count); }
+
+ private:
+  internal::PubSubRelay* const relay_;
+};
 
 // Room for the protobuf framing of a maximum Set beyond its key and value.
 constexpr uint64_t kMessageSlackBytes = 64 << 10;
@@ -258,6 +272,11 @@ Status CheckClusterOptions(const NodeOptions& o) {
   if (Status s = CheckPositive("forward_timeout", o.forward_timeout, kHour); !s.ok()) return s;
   if (Status s = CheckPositive("publish_timeout", o.publish_timeout, kHour); !s.ok()) return s;
   if (Status s = CheckPositive("pubsub_heartbeat", o.pubsub_heartbeat, kHour); !s.ok()) return s;
+  if (Result<uint32_t> classes = internal::KeyspaceEvents::ParseClasses(o.keyspace_events);
+      !classes.ok()) {
+    return Status::InvalidArgument("keyspace_events \"" + o.keyspace_events +
+                                   "\": " + classes.status().message());
+  }
   if (o.subscriber_buffer_bytes < (uint64_t{64} << 10)) {
     return Status::InvalidArgument("subscriber_buffer_bytes must be at least 64 KiB, got " +
                                    std::to_string(o.subscriber_buffer_bytes));
@@ -449,6 +468,10 @@ struct Node::Impl {
   std::string resp_address;
 
   // Destroyed in reverse order: servers first, then what they use.
+  // The cache and the store call the keyspace events (stopped by Shutdown, before the
+  // handlers that own the sink's relay go).
+  std::unique_ptr<RelayEventSink> keyspace_sink;
+  std::unique_ptr<internal::KeyspaceEvents> keyspace;
   std::unique_ptr<Cache> cache;
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::HeapReleaser> heap_releaser;  // Read by a collector.
@@ -547,11 +570,20 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   impl->options = options;
   impl->started = std::chrono::steady_clock::now();
   impl->incarnation = std::random_device{}() * (uint64_t{1} << 32) ^ std::random_device{}();
-  Result<std::unique_ptr<Cache>> cache = Cache::Create({.capacity_bytes = options.memory_bytes,
-                                                        .shard_count = options.shards,
-                                                        .max_key_bytes = options.max_key_bytes,
-                                                        .max_value_bytes = options.max_value_bytes,
-                                                        .clock = options.clock});
+  impl->keyspace = std::make_unique<internal::KeyspaceEvents>(internal::KeyspaceEvents::Options{
+      .classes = *internal::KeyspaceEvents::ParseClasses(options.keyspace_events)});
+  internal::KeyspaceEvents* const keyspace =
+      impl->keyspace->enabled() ? impl->keyspace.get() : nullptr;
+  Result<std::unique_ptr<Cache>> cache =
+      Cache::Create({.capacity_bytes = options.memory_bytes,
+                     .shard_count = options.shards,
+                     .max_key_bytes = options.max_key_bytes,
+                     .max_value_bytes = options.max_value_bytes,
+                     .clock = options.clock,
+                     .on_removal = keyspace == nullptr ? std::function<void(const Removal&)>()
+                                                       : [keyspace](const Removal& removal) {
+                                                           keyspace->OnRemoval(removal);
+                                                         }});
   if (!cache.ok()) return cache.status();
   impl->cache = std::move(cache).value();
   impl->registry = std::make_unique<metrics::MetricsRegistry>();
@@ -618,11 +650,16 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
       static_cast<int>(max_peer_message), impl->cluster_auth.get(),
       impl->tls != nullptr ? impl->tls->PeerCredentials() : nullptr);
   impl->store = std::make_unique<internal::ReplicatedStore>(
-      internal::ReplicationOptions{.self_id = options.node_id,
-                                   .backlog_bytes = options.replication_backlog_bytes,
-                                   .ack_timeout = options.replication_ack_timeout,
-                                   .log = options.log,
-                                   .auth = impl->cluster_auth.get()},
+      internal::ReplicationOptions{
+          .self_id = options.node_id,
+          .backlog_bytes = options.replication_backlog_bytes,
+          .ack_timeout = options.replication_ack_timeout,
+          .log = options.log,
+          .auth = impl->cluster_auth.get(),
+          .on_primary_write =
+              keyspace == nullptr
+                  ? std::function<void(const WriteRecord&)>()
+                  : [keyspace](const WriteRecord& record) { keyspace->OnWrite(record); }},
       impl->cache.get(), impl->peers.get());
   impl->membership = std::make_unique<internal::Membership>(
       internal::MembershipOptions{
@@ -732,6 +769,23 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
               "Messages this node could not pass on to a member within --publish-timeout-ms.",
               h->pubsub_relay().relay_failures());
   });
+  if (n.keyspace->enabled()) {
+    // Before the servers: the first write already announces itself.
+    n.keyspace_sink = std::make_unique<RelayEventSink>(&n.handlers->pubsub_relay());
+    n.keyspace->Start(n.keyspace_sink.get(), [membership](std::string_view key) {
+      const std::shared_ptr<const internal::Topology> topology = membership->current();
+      return topology == nullptr || topology->IsPrimary(HashedKey(key).placement());
+    });
+    n.registry->AddCollector([events = n.keyspace.get()](metrics::Writer& w) {
+      const internal::KeyspaceEvents::Stats s = events->stats();
+      w.Counter("ringcache_keyspace_events_total",
+                "Key changes this node announced as their primary (--keyspace-events).", s.queued);
+      w.Counter("ringcache_keyspace_events_dropped_total",
+                "Key changes not announced because announcing fell too far behind (every "
+                "subscriber's sequence numbers skip them).",
+                s.dropped);
+    });
+  }
 
   // options.threads is not passed on: the callback servers run on gRPC's own threads.
   // With a cluster port, members call each other there (it serves the Cache service too,
@@ -868,6 +922,8 @@ void Node::Shutdown() {
   const auto deadline = std::chrono::system_clock::now() + n.options.shutdown_grace;
   if (n.server != nullptr) n.server->Shutdown(deadline);
   if (n.cluster_server != nullptr) n.cluster_server->Shutdown(deadline);
+  // No caller is left to see more events (the Subscribe streams have ended).
+  if (n.keyspace != nullptr) n.keyspace->Stop();
   // A node that has left lets the links to its ranges' new owners drain first (writes it
   // applied just before the final view), bounded by the ack timeout: the store's Shutdown
   // stops draining links at once.

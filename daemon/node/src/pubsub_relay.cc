@@ -49,10 +49,12 @@ void PubSubRelay::Stop() {
 
 grpc::Status PubSubRelay::CheckSizes(const v1::PublishRequest& request) const {
   const NodeOptions& o = service_->node()->options();
-  if (request.channel().size() > o.max_key_bytes) {
+  // A relay may carry a keyspace event, whose channel is a key with a prefix.
+  const uint64_t max_channel = o.max_key_bytes + (request.has_relay() ? kEventChannelSlack : 0);
+  if (request.channel().size() > max_channel) {
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "PublishRequest.channel of " + std::to_string(request.channel().size()) +
-                " bytes is over the limit of " + std::to_string(o.max_key_bytes) +
+                " bytes is over the limit of " + std::to_string(max_channel) +
                 " bytes (--max-key-bytes)"};
   }
   if (request.payload().size() > o.max_value_bytes) {
@@ -97,6 +99,29 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
     done(std::move(s), {});
     return;
   }
+  Fanout(request, caller_deadline, std::move(done));
+}
+
+void PubSubRelay::PublishEvent(std::string channel, std::string payload, uint64_t version) {
+  v1::PublishRequest request;
+  request.set_channel(std::move(channel));
+  request.set_payload(std::move(payload));
+  request.mutable_relay()->set_version(version);  // The rest is filled per peer.
+  Fanout(request, std::chrono::system_clock::time_point::max(),
+         [](grpc::Status, v1::PublishResponse) {});
+}
+
+void PubSubRelay::NoteDropped(uint64_t count) {
+  hub_->NoteGap(count);
+  const std::shared_ptr<const Topology> topology = service_->SharedTopology();
+  if (topology == nullptr) return;
+  for (const ClusterMember& m : topology->view.members) {
+    if (m.id != service_->self_id()) SkipPeer(LinkTo(m.peer_address()), m.id, count);
+  }
+}
+
+void PubSubRelay::Fanout(const v1::PublishRequest& request,
+                         std::chrono::system_clock::time_point caller_deadline, Done done) {
   const std::shared_ptr<const Topology> topology = service_->SharedTopology();
   std::vector<const ClusterMember*> peers;
   if (topology != nullptr && service_->forward_streams() != nullptr) {
@@ -112,7 +137,8 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
     }
   }
   // Here first: the publisher's own node delivers before any other, in call order.
-  const size_t local = hub_->Publish(request.channel(), request.payload());
+  const size_t local =
+      hub_->Publish(request.channel(), request.payload(), request.relay().version());
   if (peers.empty()) {
     v1::PublishResponse response;
     response.set_receivers(local);
@@ -143,10 +169,10 @@ void PubSubRelay::Publish(const v1::PublishRequest& request,
   gather->Arrived();  // The count taken at the start.
 }
 
-void PubSubRelay::SkipPeer(Link* link, const std::string& id) {
+void PubSubRelay::SkipPeer(Link* link, const std::string& id, uint64_t count) {
   MutexLock lock(&link->mu);
   link->id = id;
-  ++link->seq;
+  link->seq += count;
   link->needs_sync.store(true, std::memory_order_release);
 }
 
@@ -235,7 +261,9 @@ grpc::Status PubSubRelay::Receive(const RequestMetadata& md, const v1::PublishRe
   const v1::PublishRelay& relay = request.relay();
   Inbound* in = InboundFrom(std::string(md.forwarded_by));
   if (in == nullptr) {  // Untracked (see InboundFrom).
-    if (!relay.sync()) out->set_receivers(hub_->Publish(request.channel(), request.payload()));
+    if (!relay.sync()) {
+      out->set_receivers(hub_->Publish(request.channel(), request.payload(), relay.version()));
+    }
     return grpc::Status::OK;
   }
   MutexLock lock(&in->mu);
@@ -262,7 +290,9 @@ grpc::Status PubSubRelay::Receive(const RequestMetadata& md, const v1::PublishRe
     // A member's claim, bounded: past it the count says "at least".
     hub_->NoteGap(std::min<uint64_t>(lost, kMaxReportedGap));
   }
-  if (!relay.sync()) out->set_receivers(hub_->Publish(request.channel(), request.payload()));
+  if (!relay.sync()) {
+    out->set_receivers(hub_->Publish(request.channel(), request.payload(), relay.version()));
+  }
   return grpc::Status::OK;
 }
 

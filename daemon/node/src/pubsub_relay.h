@@ -76,6 +76,8 @@ class PubSubRelay {
   static constexpr uint64_t kMaxRelayBytesInFlight = uint64_t{32} << 20;
   // The most numbers one gap skips (a peer's claim; more reads as "at least this many").
   static constexpr uint64_t kMaxReportedGap = uint64_t{1} << 20;
+  // What a relay's channel may have beyond --max-key-bytes: a keyspace event's prefix.
+  static constexpr uint64_t kEventChannelSlack = 32;
 
   // `service` (forwarding, topology, limits) and `hub` are not owned and outlive this.
   PubSubRelay(const CacheService* service, PubSub* hub, Options options);
@@ -91,6 +93,13 @@ class PubSubRelay {
   // other member).
   void Publish(const v1::PublishRequest& request,
                std::chrono::system_clock::time_point caller_deadline, Done done);
+  // A keyspace event (KeyspaceEvents::Sink): delivered and relayed as Publish does, with
+  // `version` in the messages, without a caller to answer. Called in event order from
+  // one thread (the relay keeps that order to every peer).
+  void PublishEvent(std::string channel, std::string payload, uint64_t version);
+  // `count` messages that should have been published here were dropped (the keyspace
+  // event queue was full): subscribers here and on every other member see that gap.
+  void NoteDropped(uint64_t count);
   // A peer's relay (md.forwarded_by names it): delivers here only.
   grpc::Status Receive(const RequestMetadata& md, const v1::PublishRequest& request,
                        v1::PublishResponse* out);
@@ -131,6 +140,9 @@ class PubSubRelay {
   };
 
   grpc::Status CheckSizes(const v1::PublishRequest& request) const;
+  // Delivers here, relays to every other member, answers `done` (see Publish).
+  void Fanout(const v1::PublishRequest& request,
+              std::chrono::system_clock::time_point caller_deadline, Done done);
   Link* LinkTo(const std::string& address);
   Inbound* InboundFrom(const std::string& origin);
   // Sends `request` (its relay part filled here) to the peer at `address` as one Pipeline
@@ -139,9 +151,9 @@ class PubSubRelay {
   void SendRelay(Link* link, const std::string& id, const std::string& address,
                  v1::PublishRequest request, std::chrono::system_clock::time_point deadline,
                  Relayed done);
-  // A message this node does not send to `link`'s peer (declared failed) still takes a
-  // number there, and the peer is marked for a sync.
-  void SkipPeer(Link* link, const std::string& id);
+  // Messages this node does not send to `link`'s peer (declared failed, or dropped) still
+  // take numbers there, and the peer is marked for a sync.
+  void SkipPeer(Link* link, const std::string& id, uint64_t count = 1);
   void Tick();
 
   const CacheService* const service_;

@@ -134,16 +134,21 @@ struct ReplicatedStore::Impl {
   }
 
   // The links that replicate `hash`, if this node is its primary; returns how many.
+  // *primary (if given) tells whether this node is the key's primary (also with no view
+  // yet: a node alone).
   // REQUIRES: the stripe of `hash` held.
-  size_t ReplicasLocked(uint64_t hash, Links* out) const {
+  size_t ReplicasLocked(uint64_t hash, Links* out, bool* primary = nullptr) const {
     const Route* r = route.load(std::memory_order_acquire);
-    if (r == nullptr || r->links.empty()) return 0;
+    if (primary != nullptr) *primary = r == nullptr;
+    if (r == nullptr || (r->links.empty() && primary == nullptr)) return 0;
     const Topology& t = *r->topology;
     std::array<uint32_t, kMaxOwners> owners;
     const size_t n = t.Owners(
         hash,
         std::span<uint32_t>(owners.data(), std::min<size_t>(t.replication_factor(), kMaxOwners)));
     if (n == 0 || static_cast<int>(owners[0]) != t.self) return 0;
+    if (primary != nullptr) *primary = true;
+    if (r->links.empty()) return 0;
     size_t k = 0;
     for (size_t i = 1; i < n; ++i) {
       ReplLink* link = r->by_member[owners[i]];
@@ -176,22 +181,26 @@ struct ReplicatedStore::Impl {
   }
 
   // A local write of `key`: under its stripe, `write(record)` runs the cache write (filling
-  // *record when the key has replicas, else given nullptr) and returns its result; on
-  // success the record is shipped to every replica. One lookup per write: the cache fills
-  // the record inside the write, so it cannot disagree with what was stored.
+  // *record when the key has replicas or the write is observed, else given nullptr) and
+  // returns its result; on success the record goes to options.on_primary_write and is
+  // shipped to every replica. One lookup per write: the cache fills the record inside the
+  // write, so it cannot disagree with what was stored.
   template <typename Write>
   auto WriteOne(const HashedKey& key, WriteTicket* ticket, Write&& write) {
     const uint64_t hash = key.placement();
     std::lock_guard lock(stripes.For(hash));
     Links targets;
-    const size_t n = ReplicasLocked(hash, &targets);
-    if (n == 0) return write(nullptr);
+    bool primary = false;
+    const bool observed = static_cast<bool>(options.on_primary_write);
+    const size_t n = ReplicasLocked(hash, &targets, observed ? &primary : nullptr);
+    if (n == 0 && !primary) return write(nullptr);
     auto record = std::make_shared<WriteRecord>();
     auto r = write(record.get());
     // A write that changed nothing (an Update that decided so) left no record: version 0.
     // Its write concern then waits for what the replicas were already sent (the key's
     // last write among it), so that an acked reply means they hold the state it read.
     if (r.ok() && record->version != 0) {
+      if (primary) options.on_primary_write(*record);  // Under the stripe: in key order.
       ShipLocked(targets, n, std::move(record), ticket);
     } else if (r.ok() && ticket != nullptr) {
       for (size_t i = 0; i < n; ++i)

@@ -64,6 +64,11 @@ struct ReplicationOptions {
   // Who may open a Replicate stream to this node (cluster_auth.h). Not owned; nullptr =
   // anyone (tests).
   const ClusterAuth* auth = nullptr;
+  // Called with the record of every write this node applies as the key's primary (or
+  // before it has a view), under the key's stripe, so a key's writes come in version
+  // order: it must be quick and must not call into the store. Empty: nothing is called
+  // (and a write with no replica builds no record).
+  std::function<void(const WriteRecord& record)> on_primary_write = nullptr;
 };
 
 class ReplicatedStore {

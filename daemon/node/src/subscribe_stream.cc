@@ -6,6 +6,7 @@
 
 #include "cache_service.h"
 #include "callback_server.h"
+#include "keyspace_events.h"
 
 namespace ringcache::internal {
 
@@ -80,6 +81,8 @@ SubscribeReactor::SubscribeReactor(const ServerEnv* env, grpc::CallbackServerCon
     started->set_patterns(static_cast<uint32_t>(subscription_->patterns()));
     started->set_heartbeat_ms(
         static_cast<uint32_t>(service->node()->options().pubsub_heartbeat.count()));
+    started->set_keyspace_events(
+        KeyspaceEvents::Effective(service->node()->options().keyspace_events));
   }
   // Only now may the hub and the ticker reach the stream: `started` is ready to go first.
   // What arrived meanwhile is taken by the Pump below (a wake before this found no
@@ -179,6 +182,7 @@ void SubscribeReactor::Pump() {
           m->set_channel(d.message->channel);
           m->set_payload(d.message->payload);
           if (!d.pattern.empty()) m->set_pattern(std::move(d.pattern));
+          if (d.message->version != 0) m->set_version(d.message->version);
         }
         taken_.clear();
         writing_.set_last_seq(through);

@@ -151,6 +151,9 @@ struct Mutation {
   // kSet: keep the entry's expiry (none for a key that did not exist); else `deadline_ms`.
   bool keep_deadline = false;
   int64_t deadline_ms = 0;  // kSet without keep_deadline, kExpire: absolute, 0 = never.
+  // The write's name for WriteRecord::event (static text, e.g. "incrbyfloat", "hdel");
+  // empty: "set", "del" or "expire" by kind.
+  std::string_view event = {};
 };
 
 // What a Cache::Update found and left.

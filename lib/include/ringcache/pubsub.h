@@ -68,6 +68,7 @@ class PubSub {
   struct Message {
     std::string channel;
     std::string payload;
+    uint64_t version = 0;  // A keyspace event's: the key's version it reports; else 0.
   };
 
   // One message as a subscription is given it.
@@ -91,7 +92,8 @@ class PubSub {
 
   // Delivers `payload` on `channel` to every matching subscription; returns how many
   // deliveries were buffered (a subscription closed by this message is not counted).
-  size_t Publish(std::string_view channel, std::string_view payload);
+  // `version` travels with the message (Message::version).
+  size_t Publish(std::string_view channel, std::string_view payload, uint64_t version = 0);
 
   // Every open subscription skips `count` sequence numbers and is woken: up to that many
   // messages may have been lost on their way here.

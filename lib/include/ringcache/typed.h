@@ -157,6 +157,9 @@ const TypedCommandInfo* TypedCommandNumbered(uint32_t number);
 // The command named `name` (any case: "HSET", "hset"), or nullptr.
 const TypedCommandInfo* TypedCommandNamed(std::string_view name);
 const TypedCommandInfo& InfoOf(TypedCommand command);
+// The keyspace event a write command reports (Redis's: "hset" for HSET and HSETNX,
+// "lpush" for LPUSH and LPUSHX, otherwise the command's name).
+std::string_view KeyspaceEventOf(TypedCommand command);
 // Every command, in number order.
 std::span<const TypedCommandInfo> TypedCommands();
 

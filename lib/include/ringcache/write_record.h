@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "ringcache/value_type.h"
 
@@ -30,6 +31,12 @@ struct WriteRecord {
   uint64_t version = 0;                 // Never 0 in a record the cache filled.
   int64_t expires_at_ms = 0;            // Absolute, Unix ms; 0 = never (and for kDelete).
   ValueType type = ValueType::kString;  // kSet, kTouch: what `value` is.
+  // What the operation did, in Redis's keyspace-event words ("set", "del", "expire",
+  // "incrby", "hset", "lpop", ...; ringcached's --keyspace-events): static text, never
+  // shipped. Two words for two events, in order: "set expire" (a set with a TTL, as Redis
+  // reports it). A kDelete left by a collection command (its last element went) names
+  // that command; the key's removal is implied.
+  std::string_view event = {};
 };
 
 }  // namespace ringcache

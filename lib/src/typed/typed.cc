@@ -409,6 +409,19 @@ const TypedCommandInfo& InfoOf(TypedCommand command) {
 
 std::span<const TypedCommandInfo> TypedCommands() { return kCommands; }
 
+std::string_view KeyspaceEventOf(TypedCommand command) {
+  switch (command) {
+    case TypedCommand::kHSetNx:
+      return "hset";
+    case TypedCommand::kLPushX:
+      return "lpush";
+    case TypedCommand::kRPushX:
+      return "rpush";
+    default:
+      return InfoOf(command).name;  // Redis names the event after the command.
+  }
+}
+
 size_t TypedReply::ItemBytes() const {
   size_t n = 0;
   for (const std::string& item : items) n += item.size();
@@ -513,6 +526,7 @@ Status RunTyped(TypedStore& store, const HashedKey& key, const TypedOp& op, Type
         const std::string_view pack = current != nullptr ? current->value : std::string_view();
         Result<typed::Write> w = Apply(op, pack, reply);
         if (!w.ok()) return w.status();
+        m->event = KeyspaceEventOf(op.command);
         if (w->pack.empty()) {  // No element left (or none was ever there): no key.
           m->kind = current != nullptr ? Mutation::Kind::kDelete : Mutation::Kind::kNone;
           return Status::Ok();

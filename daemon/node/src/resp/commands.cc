@@ -574,8 +574,11 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
 void RespBatch::Config(const RespCommand& c) {
   // The settings a Redis tool asks about that have a true answer here: no persistence
   // (redis-benchmark reads save and appendonly) and one database.
-  static constexpr std::pair<std::string_view, std::string_view> kSettings[] = {
-      {"save", ""}, {"appendonly", "no"}, {"databases", "1"}};
+  const std::pair<std::string_view, std::string_view> kSettings[] = {
+      {"save", ""},
+      {"appendonly", "no"},
+      {"databases", "1"},
+      {"notify-keyspace-events", session_.keyspace_events}};
   const std::span<const std::string_view> args = c.args;
   if (EqualsIgnoreCase(args[1], "get")) {
     if (args.size() < 3) {
@@ -599,6 +602,14 @@ void RespBatch::Config(const RespCommand& c) {
       AppendBulk(&out, name);
       AppendBulk(&out, value);
     }
+    return;
+  }
+  if (EqualsIgnoreCase(args[1], "set") && args.size() >= 3 &&
+      EqualsIgnoreCase(args[2], "notify-keyspace-events")) {
+    // A key's events come from its primary, so one node's setting would be half a switch.
+    Error(
+        "ERR CONFIG SET notify-keyspace-events is not supported by ringcache: start every "
+        "ringcached with --keyspace-events (its events are cluster-wide)");
     return;
   }
   if (EqualsIgnoreCase(args[1], "set") || EqualsIgnoreCase(args[1], "resetstat") ||

@@ -75,6 +75,8 @@ struct RespSession {
   std::function<NodeStats()> node_stats{};  // INFO, DBSIZE.
   std::function<size_t()> connections{};    // INFO's connected_clients.
   std::string tcp_port{};                   // INFO's tcp_port.
+  // CONFIG GET notify-keyspace-events: the node's --keyspace-events, as Redis writes it.
+  std::string keyspace_events{};
   // Client tokens (client_auth.h): whose `token` is, if `user` is empty, "default" or the
   // token's name (nullopt: refused, counted and logged). Empty = no tokens, every
   // connection is admin.

@@ -21,6 +21,7 @@
 #include "asio_listen.h"
 #include "auth_support.h"
 #include "cache_service.h"
+#include "keyspace_events.h"
 #include "node_metrics.h"
 #include "op_batch.h"
 #include "pubsub_relay.h"
@@ -184,6 +185,7 @@ class RespServer::Impl {
         .node_stats = [node] { return node->Stats(); },
         .connections = [this] { return ConnectionCount(); },
         .tcp_port = std::string(port),
+        .keyspace_events = KeyspaceEvents::Effective(node->options().keyspace_events),
         .login = !tokens ? nullptr
                          : std::function([auth, peer = std::move(peer)](std::string_view user,
                                                                         std::string_view token) {

@@ -178,6 +178,11 @@ struct NodeOptions {
   // pass a message on tells the peer the number it missed at this interval (so a gap
   // shows within about this long). Default 1000 ms.
   std::chrono::milliseconds pubsub_heartbeat{1000};
+  // Keyspace notifications, in Redis's notify-keyspace-events letters ("KEA": every
+  // event on both channel kinds; "Kx": expirations on __keyspace@0__:<key>). This node
+  // announces the changes of the keys it is the primary of, to subscribers on every node;
+  // set the same on every node. Empty (default): none. n and m are refused.
+  std::string keyspace_events;
   // ---- Failure detection and rebalancing (docs/design/failover.md).
   // Heartbeat period to every other member (each call's deadline is the failure timeout).
   // Default 200 ms; at least 10 ms and below failure_timeout.
