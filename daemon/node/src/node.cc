@@ -846,17 +846,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
     failover->OnTopology(topology);
     store->OnTopology(std::move(topology));
   }
-  // Blocks until this node holds a view with itself (bootstrap, or join through seeds).
-  // On failure ~Node shuts the server down.
-  const std::string& advertised =
-      options.advertise_address.empty() ? n.grpc_address : options.advertise_address;
-  const std::string& cluster_advertised = options.cluster_advertise_address.empty()
-                                              ? n.cluster_address
-                                              : options.cluster_advertise_address;
-  if (Status s = n.membership->JoinOrBootstrap(advertised, cluster_advertised); !s.ok()) return s;
-  n.RecomputeState();
-  n.failover->Start();
-  // Before the endpoint serves its first scrape.
+  // The metrics and Redis ports are bound before the join, so that a port already in use
+  // stops the node before it is a member (a failed start must not leave the cluster a
+  // member that never serves). Before the endpoint serves its first scrape:
   n.metrics->AttachCluster(n.membership.get(), n.store.get(), n.failover.get(),
                            [self] { return self->state(); });
 
@@ -900,6 +892,16 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
     n.resp = std::move(resp).value();
     n.resp_address = n.resp->bound_address();
   }
+  // Blocks until this node holds a view with itself (bootstrap, or join through seeds).
+  // On failure ~Node shuts the server down.
+  const std::string& advertised =
+      options.advertise_address.empty() ? n.grpc_address : options.advertise_address;
+  const std::string& cluster_advertised = options.cluster_advertise_address.empty()
+                                              ? n.cluster_address
+                                              : options.cluster_advertise_address;
+  if (Status s = n.membership->JoinOrBootstrap(advertised, cluster_advertised); !s.ok()) return s;
+  n.RecomputeState();
+  n.failover->Start();
   return node;
 }
 
