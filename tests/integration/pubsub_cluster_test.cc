@@ -184,6 +184,40 @@ TEST_CASE("A subscriber that reads too slowly is cut off and its buffer freed",
   CHECK_FALSE(fast.ended());
 }
 
+TEST_CASE("Slow subscribers cost a node at most their buffers and 64 MiB", "[cluster][pubsub]") {
+  // The bound: memory within the budget + subscribers x buffer + 64 MiB. Sixteen
+  // subscribers never read; up to 128 MiB of messages are published at them (unbounded
+  // buffers would hold them all: the check would fail). VmHWM is the peak resident size.
+  constexpr int kSlow = 16;
+  constexpr uint64_t kBuffer = 256 << 10;
+  NodeProcess node({"--subscriber-buffer-bytes", "256KiB", "--memory", "64MiB"});
+  RequireStart(node);
+  auto stub = node.NewStub();
+  std::vector<std::unique_ptr<Subscriber>> slow;
+  for (int i = 0; i < kSlow; ++i) {
+    slow.push_back(std::make_unique<Subscriber>(stub.get(), std::vector<std::string>{"flood"},
+                                                std::vector<std::string>{}, /*read=*/false));
+    REQUIRE(slow.back()->started());
+  }
+  const uint64_t before = ProcStatusBytes(node.Pid(), "VmRSS");
+  const std::string payload(16 << 10, 'x');
+  int cut_at = -1;
+  for (int i = 0; i < 8192 && cut_at < 0; ++i) {
+    v1::PublishResponse r;
+    REQUIRE(Publish(stub.get(), "flood", payload, &r).ok());
+    if (r.receivers() == 0) cut_at = i;  // Every slow subscriber has been cut off.
+  }
+  const uint64_t peak = ProcStatusBytes(node.Pid(), "VmHWM");
+  INFO("all cut off after " << cut_at << " messages of 16 KiB; resident " << (before >> 20)
+                            << " MiB before, peak " << (peak >> 20) << " MiB");
+  CHECK(cut_at > 0);
+  CHECK(peak <= before + kSlow * kBuffer + (uint64_t{64} << 20));
+  it::checks::Figure("slow-subscribers-memory",
+                     "peak " + std::to_string(peak >> 20) + " MiB, before " +
+                         std::to_string(before >> 20) + " MiB, bound +" +
+                         std::to_string((kSlow * kBuffer + (uint64_t{64} << 20)) >> 20) + " MiB");
+}
+
 TEST_CASE("A relay that skips a number shows as a gap and an idle stream gets heartbeats",
           "[cluster][pubsub]") {
   TestCluster cluster(

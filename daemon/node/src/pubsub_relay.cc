@@ -193,7 +193,9 @@ void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string
     link->id = id;
     // One relay is always admitted, however large (up to --max-value-bytes).
     if (!relay->sync() && link->bytes_in_flight > 0 &&
-        link->bytes_in_flight + out->bytes > kMaxRelayBytesInFlight) {
+        (link->bytes_in_flight + out->bytes > kMaxRelayBytesInFlight ||
+         total_in_flight_.load(std::memory_order_relaxed) + out->bytes >
+             kMaxRelayBytesInFlightTotal)) {
       // The peer is this far behind: the message is not sent, but it takes its number, so
       // the peer reports the gap once it catches up.
       ++link->seq;
@@ -205,6 +207,7 @@ void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string
       const std::shared_ptr<const Topology> topology = service_->SharedTopology();
       out->epoch = topology == nullptr ? 0 : topology->epoch();
       link->bytes_in_flight += out->bytes;
+      total_in_flight_.fetch_add(out->bytes, std::memory_order_relaxed);
       link->queue.push_back(std::move(out));
       if (link->sending) return;
       link->sending = true;
@@ -234,11 +237,13 @@ void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string
       service_->forward_streams()->Send(
           o->target, o->epoch, std::move(o->message), o->bytes, o->deadline,
           /*our_deadline=*/false,
-          [link, bytes = o->bytes, done = std::move(o->done)](v1::PipelineResponse* results) {
+          [this, link, bytes = o->bytes,
+           done = std::move(o->done)](v1::PipelineResponse* results) {
             {
               MutexLock lock(&link->mu);
               link->bytes_in_flight -= bytes;
             }
+            total_in_flight_.fetch_sub(bytes, std::memory_order_relaxed);
             static const v1::OperationResult kMissing = [] {
               v1::OperationResult r;
               r.mutable_status()->set_code(static_cast<int32_t>(grpc::StatusCode::UNAVAILABLE));

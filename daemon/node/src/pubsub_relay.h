@@ -74,6 +74,8 @@ class PubSubRelay {
   // message is not sent to that peer (it is reported unreached, and the peer learns of
   // the gap by a sync).
   static constexpr uint64_t kMaxRelayBytesInFlight = uint64_t{32} << 20;
+  // And over every peer together (one relay per peer is still always admitted).
+  static constexpr uint64_t kMaxRelayBytesInFlightTotal = uint64_t{32} << 20;
   // The most numbers one gap skips (a peer's claim; more reads as "at least this many").
   static constexpr uint64_t kMaxReportedGap = uint64_t{1} << 20;
   // What a relay's channel may have beyond --max-key-bytes: a keyspace event's prefix.
@@ -166,6 +168,8 @@ class PubSubRelay {
   std::unordered_map<std::string, std::unique_ptr<Inbound>> inbound_ RC_GUARDED_BY(inbound_mu_);
 
   std::atomic<uint64_t> relay_failures_{0};
+  // Relay bytes sent and not yet answered, over every link.
+  std::atomic<uint64_t> total_in_flight_{0};
 
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;
