@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "../proc_cpu.h"
 #include "ringcache/client/client.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
@@ -119,28 +120,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
   return true;
 }
 
-// User + system CPU seconds of the processes (0 for one that is gone).
 double CpuSeconds(const std::vector<int>& pids) {
-  static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double total = 0;
-  for (int pid : pids) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (f == nullptr) continue;
-    char buf[1024];
-    const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    const char* p = std::strrchr(buf, ')');
-    if (p == nullptr) continue;
-    unsigned long long utime = 0, stime = 0;
-    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-    if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                    &stime) == 2) {
-      total += static_cast<double>(utime + stime) / kTicks;
-    }
-  }
-  return total;
+  return ringcache::bench::ProcessesCpuSeconds(pids);
 }
 
 struct RoundResult {

@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "../proc_cpu.h"
 #include "ringcache/v1/cache.grpc.pb.h"
 
 namespace {
@@ -57,27 +58,7 @@ int64_t NowNs() {
       .count();
 }
 
-// User + system CPU seconds of a process (/proc/PID/stat fields 14 and 15).
-double CpuSeconds(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double CpuOf(const std::vector<int>& pids) {
-  double total = 0;
-  for (int pid : pids) total += CpuSeconds(pid);
-  return total;
-}
+double CpuOf(const std::vector<int>& pids) { return ringcache::bench::ProcessesCpuSeconds(pids); }
 
 std::string Payload(size_t size) {
   std::string p(std::max<size_t>(size, 8), 'x');
