@@ -7,11 +7,13 @@
 #   start_node 2 "$a1"            # joins through n1
 #
 # Each node: --node-id n<i>, a free port, no metrics port, 256MiB, replication factor 2,
-# its log in the work dir. $pids holds the nodes' pids (and whatever else the script
+# then the flags in $node_extra_args (if the script set it after sourcing), its log in the
+# work dir. $pids holds the nodes' pids (and whatever else the script
 # appends); on exit every one is sent SIGTERM and waited for, and the work dir removed.
 
 pids=()
 addr=""
+node_extra_args=()  # More flags for every node, set by the script before start_node.
 
 nodes_cleanup() {
   local p
@@ -33,6 +35,7 @@ start_node() {
   args=(--node-id "n$i" --listen 127.0.0.1:0 --metrics-listen "" --memory 256MiB
         --replication-factor 2 --log-level warn --ready-file "$dir/n$i.ready")
   [[ -n "$seed" ]] && args+=(--seeds "$seed")
+  args+=("${node_extra_args[@]}")
   "$RINGCACHED" "${args[@]}" >/dev/null 2>"$dir/n$i.log" &
   pids+=("$!")
   local waited=0

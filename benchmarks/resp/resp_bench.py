@@ -115,7 +115,7 @@ def start_redis(binary, tmp, certs=None):
                   os.path.join(certs, "ca.pem") if certs else None)
 
 
-def start_ringcache(binary, tmp, nodes, threads, label="", certs=None):
+def start_ringcache(binary, tmp, nodes, threads, label="", certs=None, extra=()):
     procs, seeds, resp = [], None, None
     for i in range(1, nodes + 1):
         tag = "%st%d%s-n%d" % (label, threads, "-tls" if certs else "", i)
@@ -131,14 +131,16 @@ def start_ringcache(binary, tmp, nodes, threads, label="", certs=None):
             args += ["--resp-listen", "127.0.0.1:0", "--resp-threads", str(threads)]
         if seeds:
             args += ["--seeds", seeds]
+        args += list(extra)
         log = open(os.path.join(tmp, tag + ".log"), "wb")
         procs.append(start(args, lambda: os.path.exists(ready), log))
         fields = dict(l.strip().split("=", 1) for l in open(ready) if "=" in l)
         if i == 1:
             seeds = fields["grpc"]
             resp = int(fields["resp"].rsplit(":", 1)[1])
-    name = "ringcache%s(%d thr%s%s)" % (label, threads, ", 3 nodes" if nodes > 1 else "",
-                                        ", TLS" if certs else "")
+    name = "ringcache%s(%d thr%s%s%s)" % (label, threads, ", 3 nodes" if nodes > 1 else "",
+                                          ", TLS" if certs else "",
+                                          ", " + " ".join(extra) if extra else "")
     return Server(name, procs, resp, os.path.join(certs, "ca.pem") if certs else None)
 
 
@@ -196,6 +198,9 @@ def main():
     ap.add_argument("--redis-server", default=shutil.which("redis-server") or "")
     ap.add_argument("--redis-benchmark", default=shutil.which("redis-benchmark") or "")
     ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--ringcached-args", default="",
+                    help="more flags per --ringcached binary, '|'-separated in the same order "
+                         "(e.g. --ringcached B,B --ringcached-args '|--keyspace-events KA')")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=200000)
@@ -229,10 +234,19 @@ def main():
             servers.append(start_redis(opts.redis_server, tmp, certs))
             pairs.append((servers[1], servers[0]))
         binaries = opts.ringcached.split(",")
+        extras = [x.split() for x in opts.ringcached_args.split("|")] if opts.ringcached_args \
+            else [[] for _ in binaries]
+        extras += [[] for _ in range(len(binaries) - len(extras))]
+        first = {}  # threads -> the first binary's server: the others are compared with it
         for b, binary in enumerate(binaries):
             label = "" if len(binaries) == 1 else chr(ord("A") + b)
             for t in [int(x) for x in opts.threads.split(",")]:
-                servers.append(start_ringcache(binary, tmp, opts.nodes, t, label))
+                servers.append(start_ringcache(binary, tmp, opts.nodes, t, label,
+                                               extra=extras[b]))
+                if b == 0:
+                    first[t] = servers[-1]
+                elif not certs:
+                    pairs.append((servers[-1], first[t]))
                 if certs:
                     servers.append(start_ringcache(binary, tmp, opts.nodes, t, label, certs))
                     pairs += [(servers[-1], servers[-2]), (servers[-1], servers[1])]

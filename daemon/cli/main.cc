@@ -809,7 +809,9 @@ int main(int argc, char** argv) {
   subscribe->footer(
       "Subscribes on the node at --addr, which receives what is published through any\n"
       "node. Prints one line per message: CHANNEL, a tab, the message, and for a pattern\n"
-      "subscription a tab and the pattern (bytes outside printable ASCII as \\xNN).\n"
+      "subscription a tab and the pattern (bytes outside printable ASCII as \\xNN). A\n"
+      "keyspace event (nodes with --keyspace-events: subscribe to -p '__keyspace@0__:*')\n"
+      "adds a fourth column, the key's version.\n"
       "Messages missed (a gap in the node's sequence numbers) are reported on stderr.\n"
       "Exit 3 when the stream ends: RESOURCE_EXHAUSTED if this reader fell further behind\n"
       "than the node's --subscriber-buffer-bytes, UNAVAILABLE when the node shuts down.");

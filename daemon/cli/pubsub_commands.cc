@@ -41,8 +41,11 @@ int CmdSubscribe(Connection& conn, const std::vector<std::string>& channels,
     if (response.has_started()) {
       started = true;
       const pb::SubscribeStarted& s = response.started();
-      std::fprintf(stderr, "subscribed on %s: %u channel(s), %u pattern(s); Ctrl-C to stop\n",
-                   Printable(s.node_id()).c_str(), s.channels(), s.patterns());
+      std::fprintf(stderr, "subscribed on %s: %u channel(s), %u pattern(s)%s; Ctrl-C to stop\n",
+                   Printable(s.node_id()).c_str(), s.channels(), s.patterns(),
+                   s.keyspace_events().empty()
+                       ? ""
+                       : (", keyspace events " + Printable(s.keyspace_events())).c_str());
     }
     for (const pb::PubSubMessage& m : response.messages()) {
       if (m.seq() > last + 1) {
@@ -52,7 +55,9 @@ int CmdSubscribe(Connection& conn, const std::vector<std::string>& channels,
       }
       last = m.seq();
       std::string line = Printable(m.channel()) + "\t" + Printable(m.payload());
-      if (!m.pattern().empty()) line += "\t" + Printable(m.pattern());
+      if (!m.pattern().empty() || m.version() != 0) line += "\t" + Printable(m.pattern());
+      // A keyspace event's key version, in a fourth column (the pattern's may be empty).
+      if (m.version() != 0) line += "\t" + std::to_string(m.version());
       line += "\n";
       if (!WriteStdout(line) || std::fflush(stdout) != 0) return kExitError;
       if (++printed == count) break;

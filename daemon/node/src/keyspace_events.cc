@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -121,15 +123,16 @@ void KeyspaceEvents::Start(Sink* sink, std::function<bool(std::string_view key)>
 }
 
 void KeyspaceEvents::Stop() {
-  stop_requested_.store(true, std::memory_order_relaxed);
   {
     std::lock_guard lock(mu_);
-    stopping_ = true;
-    queue_.clear();
-    queued_bytes_ = 0;
+    stopping_ = true;  // No more events are queued; the dispatcher sends what is.
   }
+  stop_requested_.store(true, std::memory_order_release);
   cv_.notify_all();
   if (dispatcher_.joinable()) dispatcher_.join();
+  std::lock_guard lock(mu_);
+  queue_.clear();
+  queued_bytes_ = 0;
 }
 
 bool KeyspaceEvents::Wants(std::string_view name) const {
@@ -188,23 +191,46 @@ void KeyspaceEvents::Enqueue(std::string_view key, std::span<const std::string_v
 }
 
 void KeyspaceEvents::Run() {
+  using SteadyClock = std::chrono::steady_clock;
+  const bool ticks = options_.tick_interval.count() > 0;
+  // Each event is one message per channel kind: what a drop takes from the sequence.
+  const uint64_t kinds =
+      ((options_.classes & kKeyspace) != 0 ? 1 : 0) + ((options_.classes & kKeyevent) != 0 ? 1 : 0);
+  SteadyClock::time_point next_tick = ticks ? SteadyClock::now() : SteadyClock::time_point::max();
+  std::optional<SteadyClock::time_point> drain_until;  // Set once Stop was called.
+  uint64_t tick = 0;
   std::deque<Event> batch;
   for (;;) {
     uint64_t dropped_after = 0;
     size_t batch_bytes = 0;
+    bool tick_due = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || dropped_pending_ > 0; });
-      if (stopping_) return;
+      cv_.wait_until(lock, next_tick,
+                     [this] { return stopping_ || !queue_.empty() || dropped_pending_ > 0; });
+      if (stopping_) {
+        if (queue_.empty()) {
+          if (dropped_pending_ > 0) sink_->Dropped(dropped_pending_ * kinds);
+          return;
+        }
+        if (!drain_until) drain_until = SteadyClock::now() + kDrainTimeout;
+      }
       batch.swap(queue_);
       batch_bytes = queued_bytes_;       // Still counted while the batch is handed over.
       dropped_after = dropped_pending_;  // After everything in the batch.
       dropped_pending_ = 0;
+      // Decided with the batch: the tick covers exactly what was queued before it.
+      tick_due = ticks && !stopping_ && SteadyClock::now() >= next_tick;
     }
+    uint64_t cut = 0;  // Events not sent: Stop's drain ran out of time.
     for (Event& e : batch) {
-      if (stop_requested_.load(std::memory_order_relaxed)) return;
-      if (e.dropped_before > 0) sink_->Dropped(e.dropped_before);
-      const bool both = (options_.classes & kKeyspace) != 0 && (options_.classes & kKeyevent) != 0;
+      if (cut > 0 || (stop_requested_.load(std::memory_order_acquire) && drain_until &&
+                      SteadyClock::now() > *drain_until)) {
+        cut += 1 + e.dropped_before;
+        continue;
+      }
+      if (e.dropped_before > 0) sink_->Dropped(e.dropped_before * kinds);
+      const bool both = kinds == 2;
       if ((options_.classes & kKeyspace) != 0) {
         std::string channel;
         channel.reserve(kKeyspacePrefix.size() + e.key.size());
@@ -219,9 +245,19 @@ void KeyspaceEvents::Run() {
       }
     }
     batch.clear();
-    if (dropped_after > 0) sink_->Dropped(dropped_after);
-    std::lock_guard lock(mu_);
-    queued_bytes_ -= std::min(queued_bytes_, batch_bytes);
+    if (dropped_after + cut > 0) sink_->Dropped((dropped_after + cut) * kinds);
+    {
+      std::lock_guard lock(mu_);
+      queued_bytes_ -= std::min(queued_bytes_, batch_bytes);
+      dropped_total_ += cut;
+    }
+    if (cut > 0) return;
+    if (tick_due) {
+      // After the batch it was decided with: a subscriber that has this tick has every
+      // event this node queued before that batch was taken (or has seen a gap).
+      sink_->Publish(std::string(kTickChannel), options_.node_id, ++tick);
+      next_tick = SteadyClock::now() + options_.tick_interval;
+    }
   }
 }
 

@@ -18,9 +18,11 @@
 // Order: OnWrite is called under the key's replication stripe, so a key's events are
 // queued in the order of its versions; one dispatcher thread hands them to the sink in
 // queue order, and the relay keeps each origin's order. A removal is queued under the
-// cache's shard lock, so it follows the writes before it (an "expired" can precede the
-// "set" it follows only when the key expired within the instant between its write and
-// the write's event being queued; its version tells).
+// cache's shard lock, so it follows the writes before it (an "expired" or "evicted" can
+// precede the "set" it follows only when the key went within the instant between its
+// write and the write's event being queued; its version tells). Across a change of the
+// key's primary (failover, rebalancing) the two primaries' events are not ordered with
+// each other: the versions tell.
 //
 // Bounds: at most max_queued_bytes wait for the dispatcher or are being handed to the sink
 // (each event counted as its key + kEventOverheadBytes). Past it an event is dropped, and the sink
@@ -32,6 +34,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -93,7 +96,16 @@ class KeyspaceEvents {
   struct Options {
     uint32_t classes = 0;  // ParseClasses; 0 = off.
     size_t max_queued_bytes = size_t{16} << 20;
+    // Every tick_interval (0 = never) the dispatcher publishes kTickChannel with this
+    // node's id as payload and the tick's number (1, 2, 3, ...) as version, in order with
+    // the events: the tick is decided when a batch is taken from the queue and sent after
+    // it, so a tick received means every event this node queued before that batch was
+    // taken has arrived or shown as a gap. A near cache uses the ticks of every member to bound
+    // how stale it can be (docs/design/near-cache.md).
+    std::string node_id = {};
+    std::chrono::milliseconds tick_interval{0};
   };
+  static constexpr std::string_view kTickChannel = "__ringcache__:keyspace-tick";
   // What each queued event costs beyond its key, as counted.
   static constexpr size_t kEventOverheadBytes = 64;
 
@@ -110,8 +122,10 @@ class KeyspaceEvents {
   // `is_primary(key)` tells whether this node is the key's primary (a removal is announced
   // only there: replicas remove their copies too). Events before Start are not kept.
   void Start(Sink* sink, std::function<bool(std::string_view key)> is_primary);
-  // Stops the dispatcher; what is queued is dropped and later events are ignored.
+  // Later events are ignored; the dispatcher sends what is queued, for at most
+  // kDrainTimeout (the rest is dropped, and reported to the sink as a drop), and stops.
   void Stop();
+  static constexpr std::chrono::milliseconds kDrainTimeout{1000};
 
   // A write this node applied as the key's primary (ReplicationOptions::on_primary_write).
   void OnWrite(const WriteRecord& record);
@@ -144,7 +158,7 @@ class KeyspaceEvents {
   Sink* sink_ = nullptr;
   std::function<bool(std::string_view)> is_primary_;
   std::atomic<bool> started_{false};         // Release-set once sink_ and is_primary_ are.
-  std::atomic<bool> stop_requested_{false};  // Ends a batch being handed over.
+  std::atomic<bool> stop_requested_{false};  // Stop's drain has begun.
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -571,7 +571,9 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   impl->started = std::chrono::steady_clock::now();
   impl->incarnation = std::random_device{}() * (uint64_t{1} << 32) ^ std::random_device{}();
   impl->keyspace = std::make_unique<internal::KeyspaceEvents>(internal::KeyspaceEvents::Options{
-      .classes = *internal::KeyspaceEvents::ParseClasses(options.keyspace_events)});
+      .classes = *internal::KeyspaceEvents::ParseClasses(options.keyspace_events),
+      .node_id = options.node_id,
+      .tick_interval = options.pubsub_heartbeat});
   internal::KeyspaceEvents* const keyspace =
       impl->keyspace->enabled() ? impl->keyspace.get() : nullptr;
   Result<std::unique_ptr<Cache>> cache =

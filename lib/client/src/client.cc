@@ -37,8 +37,92 @@ Status Options::Validate() const {
           "Options.token must be printable ASCII without spaces (it travels as gRPC metadata)");
     }
   }
+  if (near_cache.enabled) {
+    if (near_cache.capacity_bytes < (uint64_t{1} << 20)) {
+      return Status::InvalidArgument(
+          "Options.near_cache.capacity_bytes must be at least 1 MiB, got " +
+          std::to_string(near_cache.capacity_bytes));
+    }
+    if (near_cache.key_pattern.empty() || near_cache.key_pattern.size() > 1024) {
+      return Status::InvalidArgument(
+          "Options.near_cache.key_pattern must be 1 to 1024 bytes, got " +
+          std::to_string(near_cache.key_pattern.size()));
+    }
+    if (near_cache.max_silence.count() < 0) {
+      return Status::InvalidArgument("Options.near_cache.max_silence must not be negative");
+    }
+  }
   return Status::Ok();
 }
+
+namespace {
+
+constexpr std::string_view kKeyspacePrefix = "__keyspace@0__:";
+// The node's keyspace tick (daemon/node/src/keyspace_events.h): payload the node's id.
+constexpr std::string_view kTickChannel = "__ringcache__:keyspace-tick";
+
+// Whether a node's --keyspace-events (as SubscribeStarted gives it) announces every change
+// of every key on its key's channel: K and every class (A, or all of g$lshxe).
+bool AnnouncesEveryChange(std::string_view letters) {
+  if (letters.find('K') == std::string_view::npos) return false;
+  if (letters.find('A') != std::string_view::npos) return true;
+  return std::all_of(std::begin("g$lshxe"), std::end("g$lshxe") - 1,
+                     [&](char c) { return letters.find(c) != std::string_view::npos; });
+}
+
+// Feeds the near cache from its subscription: key events drop keys, ticks keep it trusted,
+// gaps and breaks drop everything. A node whose --keyspace-events does not announce every
+// change is not trusted (its ticks are ignored) and named in problem().
+class NearFeed final : public StreamObserver {
+ public:
+  NearFeed(internal::NearCache* near, std::function<std::vector<std::string>()> members,
+           std::function<void(std::string_view)> log)
+      : near_(near), members_(std::move(members)), log_(std::move(log)) {}
+
+  void Started(const v1::SubscribeStarted& started) override {
+    {
+      std::lock_guard lock(mu_);
+      usable_ = AnnouncesEveryChange(started.keyspace_events());
+      problem_.clear();
+      if (!usable_) {
+        problem_ = "node " + started.node_id() + " has --keyspace-events \"" +
+                   started.keyspace_events() +
+                   "\": the near cache needs K and every class (KA or KEA) on every node";
+      }
+    }
+    if (!problem_.empty() && log_) log_("near cache disabled: " + problem_);
+    near_->StreamStarted(std::chrono::milliseconds(started.heartbeat_ms()));
+  }
+  void Event(PubSubEvent event) override {
+    if (event.kind == PubSubEvent::Kind::kGap) {
+      near_->Gap();
+    } else if (event.channel == kTickChannel) {
+      if (usable()) near_->Tick(event.payload, event.version, members_());
+    } else if (event.channel.starts_with(kKeyspacePrefix)) {
+      near_->Invalidate(std::string_view(event.channel).substr(kKeyspacePrefix.size()));
+    }
+  }
+  void Broken() override { near_->StreamBroken(); }
+
+  bool usable() const {
+    std::lock_guard lock(mu_);
+    return usable_;
+  }
+  std::string problem() const {
+    std::lock_guard lock(mu_);
+    return problem_;
+  }
+
+ private:
+  internal::NearCache* const near_;
+  const std::function<std::vector<std::string>()> members_;
+  const std::function<void(std::string_view)> log_;
+  mutable std::mutex mu_;
+  bool usable_ = false;  // Protected by mu_.
+  std::string problem_;  // Protected by mu_.
+};
+
+}  // namespace
 
 ClientStats& ClientStats::operator+=(const ClientStats& o) {
   rpcs += o.rpcs;
@@ -109,6 +193,32 @@ Result<std::unique_ptr<Client>> Client::Connect(Options options) {
                              const std::string& from) { (void)raw->Adopt(view, from); },
             .log = o.log});
     impl->watcher->Start();
+  }
+  if (o.near_cache.enabled) {
+    Result<std::unique_ptr<internal::NearCache>> near = internal::NearCache::Create(o.near_cache);
+    if (!near.ok()) return near.status();
+    impl->near = std::move(near).value();
+    Impl* raw = impl.get();
+    auto feed = std::make_unique<NearFeed>(
+        impl->near.get(),
+        [raw] {
+          std::vector<std::string> ids;
+          for (const ClusterMember& m : raw->Current()->view().members) {
+            if (m.state != MemberState::kFailed) ids.push_back(m.id);
+          }
+          return ids;
+        },
+        o.log);
+    NearFeed* observer = feed.get();
+    impl->near_observer = std::move(feed);
+    Result<std::unique_ptr<Subscription>> sub = impl->OpenSubscription(
+        {.channels = {std::string(kTickChannel)},
+         .patterns = {std::string(kKeyspacePrefix) + o.near_cache.key_pattern},
+         .reconnect = true},
+        observer, Now() + o.connect_timeout);
+    if (!sub.ok()) return sub.status();
+    impl->near_feed = std::move(sub).value();
+    if (!observer->usable()) return Status::FailedPrecondition(observer->problem());
   }
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -218,6 +328,9 @@ std::vector<Result<WriteResult>> Client::MultiSet(std::span<const SetItem> items
   std::vector<Result<WriteResult>> out = Placeholders<WriteResult>(items.size());
   MultiSetOp op{items, &call, &out};
   impl_->RunBatch(op, items.size(), ReadPreference::kPrimary, call);
+  if (impl_->near != nullptr) {
+    for (const SetItem& item : items) impl_->near->Invalidate(item.key);
+  }
   return out;
 }
 
@@ -226,6 +339,9 @@ std::vector<Result<WriteResult>> Client::MultiDelete(std::span<const std::string
   std::vector<Result<WriteResult>> out = Placeholders<WriteResult>(keys.size());
   MultiDeleteOp op{keys, &call, &out};
   impl_->RunBatch(op, keys.size(), ReadPreference::kPrimary, call);
+  if (impl_->near != nullptr) {
+    for (std::string_view key : keys) impl_->near->Invalidate(key);
+  }
   return out;
 }
 
@@ -288,6 +404,10 @@ std::vector<std::string> Client::Owners(std::string_view key) const {
   std::vector<std::string> ids;
   for (uint32_t i : table->Owners(HashKey(key))) ids.push_back(table->id(i));
   return ids;
+}
+
+NearCacheStats Client::near_cache_stats() const {
+  return impl_->near != nullptr ? impl_->near->stats() : NearCacheStats{};
 }
 
 ClientStats Client::stats() const {

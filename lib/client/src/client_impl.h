@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "channel_pool.h"
+#include "near_cache.h"
 #include "ringcache/client/client.h"
 #include "ringcache/key_hash.h"
 #include "ringcache/proto/cluster_view.h"
@@ -144,6 +145,20 @@ class Latch {
   size_t n_ RC_GUARDED_BY(mu_);
 };
 
+// Receives a subscription's stream as it is read (the near cache's feed), instead of a
+// queue for Subscription::Next. Called on the subscription's reader thread, in stream
+// order, under its lock: must not call into the subscription.
+class StreamObserver {
+ public:
+  virtual ~StreamObserver() = default;
+  // A stream (the first or a reopened one) is in place on a node.
+  virtual void Started(const v1::SubscribeStarted& started) = 0;
+  // A message or a gap.
+  virtual void Event(PubSubEvent event) = 0;
+  // The stream ended (the subscription may open another).
+  virtual void Broken() = 0;
+};
+
 }  // namespace detail
 
 using namespace detail;  // NOLINT: the helpers above, in this private header only
@@ -152,6 +167,8 @@ struct Client::Impl {
   Impl(Options o, ChannelSecurity security) : options(std::move(o)), pool(std::move(security)) {}
 
   ~Impl() {
+    // The near cache's feed reads the view and refreshes it: first.
+    if (near_feed != nullptr) near_feed->Close();
     // The watcher and the refresh callback call Adopt(): stop them while all is alive.
     if (watcher != nullptr) watcher->Stop();
     {
@@ -348,10 +365,13 @@ struct Client::Impl {
                    const Request& request, Response* response,
                    grpc::Status (v1::Cache::Stub::*method)(grpc::ClientContext*, const Request&,
                                                            Response*)) {
-    return CallKey(key, ReadPreference::kPrimary, policy, call, response,
-                   [&](v1::Cache::Stub& stub, grpc::ClientContext* context, Response* out) {
-                     return (stub.*method)(context, request, out);
-                   });
+    Status s = CallKey(key, ReadPreference::kPrimary, policy, call, response,
+                       [&](v1::Cache::Stub& stub, grpc::ClientContext* context, Response* out) {
+                         return (stub.*method)(context, request, out);
+                       });
+    // Whatever the outcome (it may have been applied): this client reads its own writes.
+    if (near != nullptr) near->Invalidate(key);
+    return s;
   }
 
   // One single-key rpc, routed and retried. `rpc(stub, context, response)` makes the call.
@@ -516,6 +536,11 @@ struct Client::Impl {
     }
   }
 
+  // A subscription (pubsub.cc): its events go to `observer` if given, else to its queue.
+  Result<std::unique_ptr<Subscription>> OpenSubscription(SubscribeOptions subscribe,
+                                                         StreamObserver* observer,
+                                                         Deadline deadline);
+
   // Constant after construction.
   const Options options;
   ChannelPool pool;
@@ -534,6 +559,12 @@ struct Client::Impl {
   // Round-robin counters (any-owner reads, refresh candidates).
   std::atomic<size_t> spread_rr{0};
   std::atomic<size_t> refresh_rr{0};
+
+  // The near cache (null without one) and what feeds it; set by Connect() before the
+  // client is shared. The feed's subscription is closed first by ~Impl.
+  std::unique_ptr<internal::NearCache> near;
+  std::unique_ptr<StreamObserver> near_observer;
+  std::unique_ptr<Subscription> near_feed;
 
   // ClientStats.
   std::atomic<uint64_t> rpcs{0};

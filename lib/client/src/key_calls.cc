@@ -42,6 +42,14 @@ RangeResult RangeOf(const v1::SetRangeResponse& response) {
 }  // namespace
 
 Result<Item> Client::Get(std::string_view key, const CallOptions& call) {
+  internal::NearCache* near = impl_->near.get();
+  uint64_t fill = 0;
+  if (near != nullptr && near->Covers(key)) {
+    if (std::optional<Item> hit = near->Lookup(key)) return std::move(*hit);
+    // Only a read of the primary fills (a replica may lag behind an event already
+    // received). Placed before the read: a change after it drops the fill.
+    if (call.read_preference == ReadPreference::kPrimary) fill = near->BeginFill(key);
+  }
   v1::GetRequest request;
   request.set_key(key.data(), key.size());
   request.set_read_preference(ToProto(call.read_preference));
@@ -50,8 +58,11 @@ Result<Item> Client::Get(std::string_view key, const CallOptions& call) {
                             [&](v1::Cache::Stub& stub, grpc::ClientContext* context,
                                 v1::GetResponse* out) { return stub.Get(context, request, out); });
   if (!s.ok()) return s;
-  return Item{.value = std::move(*response.mutable_value()),
-              .meta = ItemMeta{response.version(), response.expires_at_ms()}};
+  Item item{.value = std::move(*response.mutable_value()),
+            .meta = ItemMeta{response.version(), response.expires_at_ms()}};
+  // A fenced primary's answer may be stale (--fenced-reads): not kept.
+  if (fill != 0 && !response.possibly_stale()) near->CompleteFill(key, fill, item);
+  return item;
 }
 
 Result<WriteResult> Client::Set(std::string_view key, std::string_view value,

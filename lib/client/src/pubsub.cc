@@ -39,12 +39,15 @@ struct ClientHooks {
   std::function<void(const std::string& failed)> refresh;
   std::function<size_t()> next_spread;
   std::function<void()> count_rpc;
+  std::function<void(const std::string&)> log;
 };
 
 class SubscriptionImpl final : public Subscription {
  public:
-  SubscriptionImpl(ClientHooks client, SubscribeOptions options)
-      : client_(std::move(client)), options_(std::move(options)) {
+  // With an `observer` (not owned; outlives this), events go to it on the reader thread
+  // instead of the queue Next drains.
+  SubscriptionImpl(ClientHooks client, SubscribeOptions options, StreamObserver* observer = nullptr)
+      : client_(std::move(client)), options_(std::move(options)), observer_(observer) {
     for (const std::string& c : options_.channels) request_.add_channels(c);
     for (const std::string& p : options_.patterns) request_.add_patterns(p);
   }
@@ -99,6 +102,10 @@ class SubscriptionImpl final : public Subscription {
 
  private:
   void Push(PubSubEvent e) {  // REQUIRES: mu_.
+    if (observer_ != nullptr) {
+      observer_->Event(std::move(e));
+      return;
+    }
     bytes_ += EventBytes(e);
     events_.push_back(std::move(e));
     cv_.notify_all();
@@ -136,6 +143,7 @@ class SubscriptionImpl final : public Subscription {
       if (r.has_started() && !*opened) {
         *opened = true;
         node_ = r.started().node_id().empty() ? id : r.started().node_id();
+        if (observer_ != nullptr) observer_->Started(r.started());
         if (started_) {
           // A stream opened again: whatever was published meanwhile is lost to us.
           PubSubEvent gap;
@@ -159,6 +167,7 @@ class SubscriptionImpl final : public Subscription {
         e.channel = std::move(*m.mutable_channel());
         e.payload = std::move(*m.mutable_payload());
         e.pattern = std::move(*m.mutable_pattern());
+        e.version = m.version();
         Push(std::move(e));
       }
       if (r.last_seq() > last) {  // A heartbeat (or batch) that shows numbers skipped.
@@ -174,7 +183,12 @@ class SubscriptionImpl final : public Subscription {
       cv_.wait(lock, [this] { return closed_ || bytes_ <= options_.max_buffered_bytes; });
       if (closed_) context_->TryCancel();
     }
-    return reader->Finish();
+    grpc::Status status = reader->Finish();
+    if (observer_ != nullptr && *opened) {
+      std::lock_guard lock(mu_);
+      observer_->Broken();
+    }
+    return status;
   }
 
   void Run() {
@@ -196,17 +210,27 @@ class SubscriptionImpl final : public Subscription {
         std::lock_guard lock(mu_);
         if (closed_) break;
       }
-      if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        End(FromGrpc(s, address));
-        return;
-      }
       bool started;
       {
         std::lock_guard lock(mu_);
         started = started_;
       }
+      // Once in place, the near cache's feed never gives up (the near cache only stops
+      // serving meanwhile); a caller's subscription, or the feed's first stream (whose
+      // error Connect reports), ends on anything but a node going away.
+      if (observer_ != nullptr && started) {
+        client_.log("near cache: its subscription on " + address + " ended (" +
+                    std::to_string(s.error_code()) + " " + s.error_message() +
+                    "); opening it again");
+      } else if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        End(FromGrpc(s, address));
+        return;
+      }
       failures = opened ? 0 : failures + 1;
-      if ((started && !options_.reconnect) || failures >= kMaxFailuresInARow) {
+      const bool give_up = observer_ != nullptr
+                               ? !started && failures >= kMaxFailuresInARow
+                               : (started && !options_.reconnect) || failures >= kMaxFailuresInARow;
+      if (give_up) {
         End(FromGrpc(s, address));
         return;
       }
@@ -225,6 +249,7 @@ class SubscriptionImpl final : public Subscription {
 
   const ClientHooks client_;
   const SubscribeOptions options_;
+  StreamObserver* const observer_;
   v1::SubscribeRequest request_;
   std::thread thread_;
 
@@ -268,7 +293,13 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
   if (options.channels.empty() && options.patterns.empty()) {
     return Status::InvalidArgument("SubscribeOptions names no channel and no pattern");
   }
-  Impl* impl = impl_.get();
+  return impl_->OpenSubscription(std::move(options), nullptr, impl_->DeadlineOf(call));
+}
+
+Result<std::unique_ptr<Subscription>> Client::Impl::OpenSubscription(SubscribeOptions subscribe,
+                                                                     StreamObserver* observer,
+                                                                     Deadline deadline) {
+  Impl* impl = this;
   ClientHooks hooks{
       .current = [impl] { return impl->Current(); },
       .stub = [impl](const std::string& address) { return impl->pool.Stub(address); },
@@ -277,9 +308,10 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
             (void)impl->RefreshSync(failed, Now() + std::chrono::seconds(1));
           },
       .next_spread = [impl] { return impl->spread_rr.fetch_add(1, std::memory_order_relaxed); },
-      .count_rpc = [impl] { impl->rpcs.fetch_add(1, std::memory_order_relaxed); }};
-  auto sub = std::make_unique<SubscriptionImpl>(std::move(hooks), std::move(options));
-  if (Status s = sub->Start(impl_->DeadlineOf(call)); !s.ok()) return s;
+      .count_rpc = [impl] { impl->rpcs.fetch_add(1, std::memory_order_relaxed); },
+      .log = [impl](const std::string& line) { impl->Log(line); }};
+  auto sub = std::make_unique<SubscriptionImpl>(std::move(hooks), std::move(subscribe), observer);
+  if (Status s = sub->Start(deadline); !s.ok()) return s;
   return std::unique_ptr<Subscription>(std::move(sub));
 }
 

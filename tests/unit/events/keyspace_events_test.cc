@@ -3,10 +3,12 @@
 // their place in the sequence.
 #include "keyspace_events.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -47,8 +49,12 @@ class FakeSink final : public KeyspaceEvents::Sink {
   }
   // The calls, once there are n of them (or what there is after the bound).
   std::vector<std::string> Calls(size_t n) {
+    return CallsUntil([n](const std::vector<std::string>& c) { return c.size() >= n; });
+  }
+  template <typename Done>
+  std::vector<std::string> CallsUntil(Done done) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_.size() >= n; });
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return done(calls_); });
     return calls_;
   }
 
@@ -163,6 +169,70 @@ TEST_CASE("Past its bound the queue drops events and says where", "[unit][keyspa
                                                   "__keyspace@0__:b set v2", "dropped 1",
                                                   "__keyspace@0__:c set v4", "dropped 1"});
   CHECK(events.stats().queued == 3);
+}
+
+TEST_CASE("Ticks name the node and count up while nothing is written", "[unit][keyspace]") {
+  FakeSink sink;
+  KeyspaceEvents events(
+      {.classes = Classes("KA"), .node_id = "n7", .tick_interval = std::chrono::milliseconds(5)});
+  events.Start(&sink, [](std::string_view) { return true; });
+  events.OnWrite(Record(WriteRecord::Kind::kSet, "k", "set", 2));
+  // The write and at least three ticks, however the threads are scheduled.
+  const std::vector<std::string> calls = sink.CallsUntil([](const std::vector<std::string>& c) {
+    return c.size() >= 4 && std::find(c.begin(), c.end(), "__keyspace@0__:k set v2") != c.end();
+  });
+  events.Stop();
+  size_t tick = 0;
+  bool written = false;
+  for (const std::string& call : calls) {
+    if (call.starts_with(KeyspaceEvents::kTickChannel)) {
+      CHECK(call == std::string(KeyspaceEvents::kTickChannel) + " n7 v" + std::to_string(++tick));
+    } else {
+      CHECK(call == "__keyspace@0__:k set v2");
+      written = true;
+    }
+  }
+  CHECK(written);
+  CHECK(tick >= 3);
+}
+
+TEST_CASE("A tick follows every event queued before its batch was taken", "[unit][keyspace]") {
+  FakeSink sink;
+  KeyspaceEvents events(
+      {.classes = Classes("K$"), .node_id = "n1", .tick_interval = std::chrono::milliseconds(1)});
+  sink.Close();
+  events.Start(&sink, [](std::string_view) { return true; });
+  REQUIRE(sink.WaitEntered(1));  // The first tick, held at the gate.
+  events.OnWrite(Record(WriteRecord::Kind::kSet, "a", "set", 1));
+  events.OnWrite(Record(WriteRecord::Kind::kSet, "b", "set", 2));
+  sink.Open();
+  // Whatever the timing: no tick between a and b (queued together), and the first tick
+  // after them comes only once both are out.
+  const std::vector<std::string> calls = sink.CallsUntil([](const std::vector<std::string>& c) {
+    return std::count_if(c.begin(), c.end(), [](const std::string& x) {
+             return x.starts_with(KeyspaceEvents::kTickChannel);
+           }) >= 3;
+  });
+  events.Stop();
+  const auto a = std::find(calls.begin(), calls.end(), "__keyspace@0__:a set v1");
+  REQUIRE(a != calls.end());
+  REQUIRE(a + 1 != calls.end());
+  CHECK(*(a + 1) == "__keyspace@0__:b set v2");
+}
+
+TEST_CASE("Stop sends what is queued before the dispatcher ends", "[unit][keyspace]") {
+  FakeSink sink;
+  KeyspaceEvents events({.classes = Classes("K$")});
+  events.Start(&sink, [](std::string_view) { return true; });
+  sink.Close();
+  events.OnWrite(Record(WriteRecord::Kind::kSet, "a", "set", 1));
+  REQUIRE(sink.WaitEntered(1));
+  events.OnWrite(Record(WriteRecord::Kind::kSet, "b", "set", 2));
+  std::thread stopper([&] { events.Stop(); });
+  sink.Open();
+  stopper.join();
+  CHECK(sink.Calls(2) ==
+        std::vector<std::string>{"__keyspace@0__:a set v1", "__keyspace@0__:b set v2"});
 }
 
 TEST_CASE("Nothing is announced before Start or after Stop", "[unit][keyspace]") {

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "ringcache/cache.h"
+#include "ringcache/clock.h"
 #include "ringcache/cluster_view.h"
 #include "ringcache/status.h"
 #include "ringcache/typed.h"
@@ -54,6 +55,43 @@ namespace ringcache::client {
 enum class ReadPreference {
   kPrimary,   // The key's primary: sees every acknowledged write. Default.
   kAnyOwner,  // Any owner, chosen round-robin: spreads reads, may be stale (replicas lag).
+};
+
+// A near cache (docs/design/near-cache.md): Get answers recently read keys from this
+// process's memory, and each entry is dropped when its key changes anywhere in the
+// cluster. Needs --keyspace-events with K and every class (e.g. "KA" or "KEA") on every
+// node: Connect fails with FAILED_PRECONDITION otherwise.
+//
+// How stale a near-cache Get can be: the delay of the change's event (its primary's
+// queue, one hop between nodes, the stream to this client: about a millisecond on a LAN),
+// and never more than max_silence plus one tick's path delay, because entries are served
+// only while every member's keyspace tick (sent in order with its events every
+// --pubsub-heartbeat-ms) has arrived within max_silence. A lost event, a broken stream or
+// a silent member drops everything.
+struct NearCacheOptions {
+  bool enabled = false;
+  // Bytes of keys + values held (a ringcache::Cache's budget: least recently used go
+  // first). At least 1 MiB. Default 64 MiB.
+  uint64_t capacity_bytes = uint64_t{64} << 20;
+  // The keys kept, a glob pattern (Redis's syntax); the client subscribes to the events of
+  // these keys only. Default: every key.
+  std::string key_pattern = "*";
+  // How long any member may go without a tick before nothing is served from memory
+  // (until every member ticks again). 0 = three times the nodes' --pubsub-heartbeat-ms.
+  std::chrono::milliseconds max_silence{0};
+  // The clock of entries' expiry and of max_silence (tests); nullptr = the system clock.
+  Clock* clock = nullptr;
+};
+
+// The near cache's counters since Connect.
+struct NearCacheStats {
+  uint64_t hits = 0;           // Gets answered from memory.
+  uint64_t misses = 0;         // Gets of covered keys that went to the cluster.
+  uint64_t untrusted = 0;      // Of those, misses because a member was silent or the stream down.
+  uint64_t fills = 0;          // Items stored after a miss.
+  uint64_t invalidations = 0;  // Entries dropped for a change (an event or this client's write).
+  uint64_t resets = 0;         // Times everything was dropped (a gap, a break, a silence).
+  uint64_t bytes = 0;          // Held now.
 };
 
 struct Options {
@@ -90,6 +128,8 @@ struct Options {
     std::string server_name{};  // Check the nodes' certificates for this name instead of
                                 // the host dialled.
   } tls{};
+  // A near cache for Get (NearCacheOptions). Off by default.
+  NearCacheOptions near_cache{};
   // Optional sink for the client's rare log lines (view changes, watch stream errors).
   // Called from the client's threads; must be thread-safe. nullptr = silent.
   std::function<void(std::string_view)> log{};
@@ -248,6 +288,9 @@ struct PubSubEvent {
   std::string payload;
   std::string pattern;
   uint64_t missed = 0;
+  // A keyspace event's key version, or a node's keyspace tick number (set only by the
+  // nodes, never by a client's Publish); 0 for a published message.
+  uint64_t version = 0;
 };
 
 struct SubscribeOptions {
@@ -421,6 +464,8 @@ class Client {
   std::vector<std::string> Owners(std::string_view key) const;
 
   ClientStats stats() const;
+  // The near cache's counters (all 0 without one).
+  NearCacheStats near_cache_stats() const;
 
  private:
   struct Impl;
