@@ -237,8 +237,7 @@ void PubSubRelay::SendRelay(Link* link, const std::string& id, const std::string
       service_->forward_streams()->Send(
           o->target, o->epoch, std::move(o->message), o->bytes, o->deadline,
           /*our_deadline=*/false,
-          [this, link, bytes = o->bytes,
-           done = std::move(o->done)](v1::PipelineResponse* results) {
+          [this, link, bytes = o->bytes, done = std::move(o->done)](v1::PipelineResponse* results) {
             {
               MutexLock lock(&link->mu);
               link->bytes_in_flight -= bytes;
