@@ -483,4 +483,20 @@ int CmdStats(Connection& conn) {
   return kExitOk;
 }
 
+int CmdSnapshot(Connection& conn) {
+  grpc::ClientContext context;
+  conn.Prepare(&context);
+  // A snapshot of a large cache takes a while: it is bounded by the node, not by --timeout.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
+  pb::SnapshotResponse response;
+  const grpc::Status status = conn.cache().Snapshot(&context, pb::SnapshotRequest(), &response);
+  if (!status.ok()) return conn.Report(status, "snapshot");
+  std::printf("snapshot of %llu keys, %llu bytes, written in %llu ms to %s\n",
+              static_cast<unsigned long long>(response.keys()),
+              static_cast<unsigned long long>(response.bytes()),
+              static_cast<unsigned long long>(response.duration_ms()),
+              Printable(response.path()).c_str());
+  return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+}
+
 }  // namespace ringcache::cli

@@ -782,6 +782,14 @@ int main(int argc, char** argv) {
   // stats
   CLI::App* stats = app.add_subcommand("stats", "Print the node's cache counters as a table");
 
+  // snapshot
+  CLI::App* snapshot =
+      app.add_subcommand("snapshot", "Have the node write a snapshot to its --data-dir now");
+  snapshot->footer(
+      "Waits until the snapshot is complete and durable, then prints its keys, size, time\n"
+      "and path. Needs the role admin. Exit 3 if the node has no --data-dir or the write\n"
+      "failed (the message says why; the previous snapshot stays).");
+
   // publish, subscribe
   std::string publish_channel;
   std::string publish_message;
@@ -934,6 +942,7 @@ int main(int argc, char** argv) {
   if (*mget) return CmdMget(conn, mget_keys, read);
   if (*mset) return CmdMset(conn, mset_pairs, mset_ttl, wc);
   if (*stats) return CmdStats(conn);
+  if (*snapshot) return CmdSnapshot(conn);
   if (*publish) return CmdPublish(conn, publish_channel, publish_message);
   if (*subscribe) {
     if (subscribe_channels.empty() && subscribe_patterns.empty()) {

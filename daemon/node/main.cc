@@ -87,6 +87,9 @@ struct Flags {
   int64_t publish_timeout_ms = 250;
   int64_t pubsub_heartbeat_ms = 1000;
   std::string keyspace_events;
+  std::string data_dir;
+  int64_t snapshot_interval_s = 300;
+  uint64_t snapshot_min_changes = 1;
   // Failure detection and rebalancing.
   int64_t heartbeat_interval_ms = 200;
   int64_t failure_timeout_ms = 1000;
@@ -307,6 +310,22 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "Events of a key come from its primary: set it on every node")
       ->group(kPubSub);
 
+  // Persistence (docs/design/persistence.md).
+  const char* kPersistence = "Persistence";
+  app.add_option("--data-dir", flags->data_dir,
+                 "Directory for snapshots (created if missing); empty: no persistence.\n"
+                 "A node started without --seeds loads the snapshot found there")
+      ->group(kPersistence);
+  app.add_option("--snapshot-interval-s", flags->snapshot_interval_s,
+                 "Write a snapshot this often, in seconds, when at least\n"
+                 "--snapshot-min-changes keys changed (and at a graceful shutdown)")
+      ->check(CLI::Range(int64_t{1}, int64_t{365} * 24 * 3600))
+      ->group(kPersistence);
+  app.add_option("--snapshot-min-changes", flags->snapshot_min_changes,
+                 "Keys written, deleted, expired or evicted since the last snapshot\n"
+                 "for the interval to write a new one")
+      ->group(kPersistence);
+
   // Failure detection and rebalancing (docs/operations.md, "Failures and leaving").
   const char* kFailover = "Failure detection and leaving";
   app.add_option("--heartbeat-interval-ms", flags->heartbeat_interval_ms,
@@ -479,6 +498,8 @@ const char* FlagOfMessage(const std::string& message) {
       {"publish_timeout", "--publish-timeout-ms: "},
       {"pubsub_heartbeat", "--pubsub-heartbeat-ms: "},
       {"keyspace_events", "--keyspace-events: "},
+      {"data_dir", "--data-dir: "},
+      {"snapshot_interval", "--snapshot-interval-s: "},
       {"heartbeat_interval", "--heartbeat-interval-ms: "},
       {"failure_timeout", "--failure-timeout-ms: "},
       {"drain_timeout", "--drain-timeout-ms: "},
@@ -736,6 +757,9 @@ int main(int argc, char** argv) {
       .replication_backlog_bytes = *ringcache::internal::ParseByteSize(flags.replication_backlog),
       .replication_ack_timeout = std::chrono::milliseconds(flags.replication_ack_timeout_ms),
       .forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms),
+      .data_dir = flags.data_dir,
+      .snapshot_interval = std::chrono::seconds(flags.snapshot_interval_s),
+      .snapshot_min_changes = flags.snapshot_min_changes,
       .subscriber_buffer_bytes = *ringcache::internal::ParseByteSize(flags.subscriber_buffer),
       .publish_timeout = std::chrono::milliseconds(flags.publish_timeout_ms),
       .pubsub_heartbeat = std::chrono::milliseconds(flags.pubsub_heartbeat_ms),
@@ -809,7 +833,8 @@ int main(int argc, char** argv) {
       "cluster_advertise={} weight={} "
       "replication_factor={} vnodes={} join_timeout_ms={} replication_backlog={} "
       "replication_ack_timeout_ms={} forward_timeout_ms={} subscriber_buffer={} "
-      "publish_timeout_ms={} pubsub_heartbeat_ms={} keyspace_events={} heartbeat_interval_ms={} "
+      "publish_timeout_ms={} pubsub_heartbeat_ms={} keyspace_events={} data_dir={} "
+      "snapshot_interval_s={} snapshot_min_changes={} heartbeat_interval_ms={} "
       "failure_timeout_ms={} fenced_reads={} drain_on_shutdown={} drain_timeout_ms={} "
       "transition_warn_ms={} cluster_secret_file={} max_epoch_jump={} auth_tokens_file={} "
       "protected_mode={} tls_cert_file={} tls_ca_file={} tls_client_certs={} tls_node_identity={}",
@@ -832,9 +857,10 @@ int main(int argc, char** argv) {
       FormatByteSize(options.replication_backlog_bytes), flags.replication_ack_timeout_ms,
       flags.forward_timeout_ms, FormatByteSize(options.subscriber_buffer_bytes),
       flags.publish_timeout_ms, flags.pubsub_heartbeat_ms,
-      flags.keyspace_events.empty() ? "(off)" : flags.keyspace_events, flags.heartbeat_interval_ms,
-      flags.failure_timeout_ms, flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms,
-      flags.transition_warn_ms,
+      flags.keyspace_events.empty() ? "(off)" : flags.keyspace_events,
+      flags.data_dir.empty() ? "(none: no persistence)" : flags.data_dir, flags.snapshot_interval_s,
+      flags.snapshot_min_changes, flags.heartbeat_interval_ms, flags.failure_timeout_ms,
+      flags.fenced_reads, flags.drain_on_shutdown, flags.drain_timeout_ms, flags.transition_warn_ms,
       flags.cluster_secret_file.empty() ? "(none)" : flags.cluster_secret_file,
       flags.max_epoch_jump, flags.auth_tokens_file.empty() ? "(none)" : flags.auth_tokens_file,
       flags.protected_mode, flags.tls_cert_file.empty() ? "(none: plaintext)" : flags.tls_cert_file,

@@ -300,8 +300,9 @@ TEST_CASE("Server reflection lists the services and describes ringcache.v1.Cache
       std::sort(methods.begin(), methods.end());
       CHECK(methods == std::vector<std::string>{"Batch", "Collection", "Delete", "Get", "Incr",
                                                 "MultiDelete", "MultiGet", "MultiSet", "Pipeline",
-                                                "Publish", "Set", "SetRange", "Stats", "Subscribe",
-                                                "Topology", "Touch", "Ttl", "WatchTopology"});
+                                                "Publish", "Set", "SetRange", "Snapshot", "Stats",
+                                                "Subscribe", "Topology", "Touch", "Ttl",
+                                                "WatchTopology"});
     }
   }
   CHECK(found);

@@ -776,7 +776,8 @@ class ReflectionTest(unittest.TestCase):
         methods = {m.name for s in cache_file.service if s.name == "Cache" for m in s.method}
         self.assertEqual(methods, {"Get", "Set", "Delete", "Touch", "Ttl", "Incr", "SetRange",
                                    "Collection", "MultiGet", "MultiSet", "MultiDelete", "Batch", "Stats",
-                                   "Pipeline", "Topology", "WatchTopology", "Publish", "Subscribe"})
+                                   "Pipeline", "Topology", "WatchTopology", "Publish", "Subscribe",
+                                   "Snapshot"})
 
 
 class ShutdownTest(unittest.TestCase):

@@ -653,6 +653,20 @@ void CacheService::Publish(Call<v1::PublishRequest, v1::PublishResponse>& call) 
                   });
 }
 
+void CacheService::Snapshot(Call<v1::SnapshotRequest, v1::SnapshotResponse>& call) {
+  node_->SnapshotNow(
+      [&call, path = node_->options().data_dir + "/snapshot.rcs"](Result<SnapshotInfo> r) {
+        if (r.ok()) {
+          v1::SnapshotResponse* out = call.response();
+          out->set_keys(r->keys);
+          out->set_bytes(r->bytes);
+          out->set_duration_ms(static_cast<uint64_t>(r->seconds * 1000));
+          out->set_path(path);
+        }
+        call.Reply(ToGrpcStatus(r.status()));
+      });
+}
+
 void CacheService::Stats(Call<v1::StatsRequest, v1::StatsResponse>& call) {
   NodeStats stats = node_->Stats();
   v1::StatsResponse* response = call.response();

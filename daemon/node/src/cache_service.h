@@ -147,6 +147,7 @@ class CacheService final {
   void Stats(Call<v1::StatsRequest, v1::StatsResponse>& call);
   void Topology(Call<v1::TopologyRequest, v1::ClusterView>& call);
   void Publish(Call<v1::PublishRequest, v1::PublishResponse>& call);
+  void Snapshot(Call<v1::SnapshotRequest, v1::SnapshotResponse>& call);
 
   // ---- Pub/sub (Subscribe streams, the Publish rpc and Pipeline operation).
 

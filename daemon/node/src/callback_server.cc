@@ -164,6 +164,7 @@ RINGCACHE_UNARY_TRAITS(MultiDelete, kReadWrite)
 RINGCACHE_UNARY_TRAITS(Batch, kRead)
 RINGCACHE_UNARY_TRAITS(Stats, kRead)
 RINGCACHE_UNARY_TRAITS(Publish, kReadWrite)
+RINGCACHE_UNARY_TRAITS(Snapshot, kAdmin)
 #undef RINGCACHE_UNARY_TRAITS
 
 // Topology answers a ClusterView, so the macro's naming does not fit.
@@ -216,6 +217,7 @@ class CallbackServer::Service final : public v1::Cache::Service {
     MarkUnary<StatsTraits>(env);
     MarkUnary<TopologyTraits>(env);
     MarkUnary<PublishTraits>(env);
+    MarkUnary<SnapshotTraits>(env);
     MarkMethodCallback(
         MethodIndex("Subscribe"),
         new grpc::internal::CallbackServerStreamingHandler<v1::SubscribeRequest,

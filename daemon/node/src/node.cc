@@ -46,6 +46,7 @@
 #include "membership.h"
 #include "node_metrics.h"
 #include "peer_pool.h"
+#include "persister.h"
 #include "pubsub_relay.h"
 #include "replication.h"
 #include "resp/server.h"
@@ -72,6 +73,46 @@ class RelayEventSink final : public internal::KeyspaceEvents::Sink {
  private:
   internal::PubSubRelay* const relay_;
 };
+
+// The snapshot in the data dir, before the node serves: loaded by a node that starts
+// without seeds (it bootstraps its own cluster), not by one that joins through seeds (its
+// peers send it what it owns; a warm rejoin needs a rule about keys deleted meanwhile,
+// docs/design/persistence.md). A file this build cannot read stops the start.
+Status LoadAtStart(const NodeOptions& options, internal::Persister* persister) {
+  auto log = [&](LogLevel level, const std::string& line) {
+    if (options.log) options.log(level, line);
+  };
+  if (!options.seeds.empty()) {
+    if (Status s = Env::Default()->CreateDir(options.data_dir); !s.ok()) {
+      return Status::InvalidArgument("data_dir cannot be used: " + s.message());
+    }
+    log(LogLevel::kInfo, "--data-dir " + options.data_dir +
+                             ": joining through --seeds, so starting empty (the snapshot is "
+                             "loaded only by a node that starts without seeds)");
+    return Status::Ok();
+  }
+  Result<LoadInfo> loaded = persister->Load();
+  if (loaded.status().code() == StatusCode::kNotFound) {
+    log(LogLevel::kInfo, "no snapshot in " + options.data_dir + ": starting empty");
+    return Status::Ok();
+  }
+  if (!loaded.ok()) {
+    return Status::InvalidArgument("data_dir cannot be used: " + loaded.status().message());
+  }
+  char secs[32];
+  std::snprintf(secs, sizeof(secs), "%.3f", loaded->seconds);
+  log(LogLevel::kInfo,
+      "loaded " + std::to_string(loaded->keys) + " keys from " + persister->snapshot_path() +
+          " in " + secs + " s (" + std::to_string(loaded->expired) + " expired meanwhile, dropped" +
+          (loaded->refused > 0 ? "; " + std::to_string(loaded->refused) + " refused by the cache"
+                               : std::string()) +
+          ")");
+  if (!loaded->damage.empty()) {
+    log(LogLevel::kError, "the snapshot " + persister->snapshot_path() +
+                              " is damaged: " + loaded->damage + "; what came before was loaded");
+  }
+  return Status::Ok();
+}
 
 // Room for the protobuf framing of a maximum Set beyond its key and value.
 constexpr uint64_t kMessageSlackBytes = 64 << 10;
@@ -272,6 +313,11 @@ Status CheckClusterOptions(const NodeOptions& o) {
   if (Status s = CheckPositive("forward_timeout", o.forward_timeout, kHour); !s.ok()) return s;
   if (Status s = CheckPositive("publish_timeout", o.publish_timeout, kHour); !s.ok()) return s;
   if (Status s = CheckPositive("pubsub_heartbeat", o.pubsub_heartbeat, kHour); !s.ok()) return s;
+  if (o.snapshot_interval < std::chrono::seconds(1) ||
+      o.snapshot_interval > std::chrono::hours(24 * 365)) {
+    return Status::InvalidArgument("snapshot_interval must be 1 s to a year, got " +
+                                   std::to_string(o.snapshot_interval.count()) + " s");
+  }
   if (Result<uint32_t> classes = internal::KeyspaceEvents::ParseClasses(o.keyspace_events);
       !classes.ok()) {
     return Status::InvalidArgument("keyspace_events \"" + o.keyspace_events +
@@ -473,6 +519,7 @@ struct Node::Impl {
   std::unique_ptr<RelayEventSink> keyspace_sink;
   std::unique_ptr<internal::KeyspaceEvents> keyspace;
   std::unique_ptr<Cache> cache;
+  std::unique_ptr<internal::Persister> persister;  // Null without a data dir.
   std::unique_ptr<metrics::MetricsRegistry> registry;
   std::unique_ptr<internal::HeapReleaser> heap_releaser;  // Read by a collector.
   std::unique_ptr<internal::NodeMetrics> metrics;
@@ -588,7 +635,43 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                                          }});
   if (!cache.ok()) return cache.status();
   impl->cache = std::move(cache).value();
+  if (!options.data_dir.empty()) {
+    impl->persister = std::make_unique<internal::Persister>(
+        internal::Persister::Options{.dir = options.data_dir,
+                                     .interval = options.snapshot_interval,
+                                     .min_changes = options.snapshot_min_changes,
+                                     .clock = options.clock,
+                                     .log = options.log},
+        impl->cache.get());
+    if (Status s = LoadAtStart(options, impl->persister.get()); !s.ok()) return s;
+  }
   impl->registry = std::make_unique<metrics::MetricsRegistry>();
+  if (impl->persister != nullptr) {
+    impl->registry->AddCollector([p = impl->persister.get()](metrics::Writer& w) {
+      const internal::Persister::Stats s = p->stats();
+      w.Counter("ringcache_snapshots_total", "Snapshots written to --data-dir.", s.snapshots);
+      w.Counter("ringcache_snapshot_failures_total",
+                "Snapshots that failed (disk full, directory gone; the previous one stays).",
+                s.failures);
+      w.Gauge("ringcache_snapshot_last_success_timestamp_seconds",
+              "When the last snapshot was written (Unix seconds; 0: none yet).",
+              static_cast<double>(s.last_success_ms) / 1000.0);
+      w.Gauge("ringcache_snapshot_last_duration_seconds", "How long the last snapshot took.",
+              s.last_seconds);
+      w.Gauge("ringcache_snapshot_last_keys", "Keys in the last snapshot.",
+              static_cast<double>(s.last_keys));
+      w.Gauge("ringcache_snapshot_last_bytes", "Size of the last snapshot file.",
+              static_cast<double>(s.last_bytes));
+      w.Gauge("ringcache_snapshot_loaded_keys", "Keys loaded from the snapshot at start.",
+              static_cast<double>(s.loaded_keys));
+      w.Gauge("ringcache_snapshot_loaded_expired",
+              "Keys of the snapshot loaded at start that had expired meanwhile (dropped).",
+              static_cast<double>(s.loaded_expired));
+      w.Gauge("ringcache_snapshot_load_damaged",
+              "1 if the snapshot loaded at start was damaged (what came before was loaded).",
+              s.load_damaged ? 1.0 : 0.0);
+    });
+  }
   impl->metrics = std::make_unique<internal::NodeMetrics>(impl->registry.get(), impl->cache.get(),
                                                           NodeVersion());
 
@@ -904,6 +987,7 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   if (Status s = n.membership->JoinOrBootstrap(advertised, cluster_advertised); !s.ok()) return s;
   n.RecomputeState();
   n.failover->Start();
+  if (n.persister != nullptr) n.persister->Start();
   return node;
 }
 
@@ -928,6 +1012,8 @@ void Node::Shutdown() {
   if (n.cluster_server != nullptr) n.cluster_server->Shutdown(deadline);
   // No caller is left to see more events (the Subscribe streams have ended).
   if (n.keyspace != nullptr) n.keyspace->Stop();
+  // No client write is left either: the last snapshot holds every write acknowledged.
+  if (n.persister != nullptr) n.persister->Stop(/*final_snapshot=*/true);
   // A node that has left lets the links to its ranges' new owners drain first (writes it
   // applied just before the final view), bounded by the ack timeout: the store's Shutdown
   // stops draining links at once.
@@ -945,6 +1031,14 @@ void Node::Shutdown() {
     n.shutdown_done = true;
   }
   n.shutdown_cv.notify_all();
+}
+
+void Node::SnapshotNow(std::function<void(Result<SnapshotInfo>)> done) {
+  if (impl_->persister == nullptr) {
+    done(Status::FailedPrecondition("this node has no --data-dir: snapshots are off"));
+    return;
+  }
+  impl_->persister->SnapshotNow(std::move(done));
 }
 
 void Node::Wait() {

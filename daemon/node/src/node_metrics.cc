@@ -44,6 +44,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Topology";
     case Rpc::kPublish:
       return "Publish";
+    case Rpc::kSnapshot:
+      return "Snapshot";
   }
   return "Unknown";
 }

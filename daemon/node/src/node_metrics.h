@@ -50,8 +50,9 @@ enum class Rpc : int {
   kPipeline,
   kTopology,
   kPublish,
+  kSnapshot,
 };
-inline constexpr int kRpcCount = static_cast<int>(Rpc::kPublish) + 1;
+inline constexpr int kRpcCount = static_cast<int>(Rpc::kSnapshot) + 1;
 // gRPC status codes 0..16.
 inline constexpr int kStatusCodeCount = 17;
 

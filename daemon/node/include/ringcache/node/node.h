@@ -31,6 +31,7 @@
 
 #include "ringcache/cache.h"
 #include "ringcache/clock.h"
+#include "ringcache/snapshot.h"
 #include "ringcache/status.h"
 
 namespace ringcache {
@@ -166,6 +167,16 @@ struct NodeOptions {
   std::chrono::milliseconds replication_ack_timeout{5000};
   // Deadline of one forwarded call to another node. Default 5 s.
   std::chrono::milliseconds forward_timeout{5000};
+  // ---- Persistence (docs/design/persistence.md).
+  // Where snapshots go (created if missing). Empty (default): no persistence. A node that
+  // starts without seeds loads the snapshot found there; one that joins through seeds
+  // starts empty, as before, and its peers send it what it owns.
+  std::string data_dir = {};
+  // A snapshot is written every snapshot_interval when at least snapshot_min_changes keys
+  // were written, deleted, expired or evicted since the last one (Redis's `save 300 1`),
+  // and at a graceful shutdown when anything changed. Default 300 s, 1; interval >= 1 s.
+  std::chrono::seconds snapshot_interval{300};
+  uint64_t snapshot_min_changes = 1;
   // ---- Pub/sub (docs/design/pubsub.md).
   // Undelivered bytes one subscriber may hold; past it its stream ends with
   // RESOURCE_EXHAUSTED (Redis's client-output-buffer-limit for pubsub). Default 8 MiB; at
@@ -465,6 +476,11 @@ class Node {
   Status CheckBatchSize(std::string_view what, size_t count) const;
 
   NodeStats Stats() const;
+
+  // Writes a snapshot to data_dir now (after the one running, if any) and calls `done`
+  // with its outcome, on the persister's thread. FAILED_PRECONDITION at once without
+  // data_dir.
+  void SnapshotNow(std::function<void(Result<SnapshotInfo>)> done);
 
  private:
   struct Impl;

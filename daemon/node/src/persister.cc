@@ -1,0 +1,145 @@
+#include "persister.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace ringcache::internal {
+
+namespace {
+
+std::string Mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+
+}  // namespace
+
+Persister::Persister(Options options, Cache* cache) : options_(std::move(options)), cache_(cache) {}
+
+Persister::~Persister() { Stop(false); }
+
+uint64_t Persister::Changes() const {
+  const CacheStats s = cache_->Stats();
+  return s.sets + s.deletes + s.expirations + s.evictions;
+}
+
+Result<LoadInfo> Persister::Load() {
+  Env* env = options_.env != nullptr ? options_.env : Env::Default();
+  if (Status s = env->CreateDir(options_.dir); !s.ok()) {
+    return Status::Unavailable(s.message());
+  }
+  Result<LoadInfo> loaded =
+      LoadSnapshot(cache_, snapshot_path(), {.env = options_.env, .clock = options_.clock});
+  std::lock_guard lock(mu_);
+  changes_at_last_ = Changes();
+  if (loaded.ok()) {
+    stats_.loaded_keys = loaded->keys;
+    stats_.loaded_expired = loaded->expired;
+    stats_.load_damaged = !loaded->damage.empty();
+  }
+  return loaded;
+}
+
+void Persister::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Persister::Stop(bool final_snapshot) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::vector<std::function<void(Result<SnapshotInfo>)>> waiting;
+  {
+    std::lock_guard lock(mu_);
+    waiting.swap(waiting_);
+  }
+  for (auto& done : waiting) done(Status::Unavailable("the node is shutting down"));
+  uint64_t last = 0;
+  {
+    std::lock_guard lock(mu_);
+    last = changes_at_last_;
+  }
+  if (final_snapshot && Changes() != last) (void)Write("at shutdown");
+}
+
+void Persister::SnapshotNow(std::function<void(Result<SnapshotInfo>)> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      waiting_.push_back(std::move(done));
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(Status::Unavailable("the node is shutting down"));
+}
+
+Result<SnapshotInfo> Persister::Write(std::string_view why) {
+  const uint64_t changes = Changes();
+  Result<SnapshotInfo> r =
+      WriteSnapshot(*cache_, snapshot_path(), {.env = options_.env, .clock = options_.clock});
+  Clock* clock = options_.clock != nullptr ? options_.clock : Clock::System();
+  {
+    std::lock_guard lock(mu_);
+    if (r.ok()) {
+      ++stats_.snapshots;
+      stats_.last_success_ms = clock->NowMs();
+      stats_.last_seconds = r->seconds;
+      stats_.last_keys = r->keys;
+      stats_.last_bytes = r->bytes;
+      stats_.last_error.clear();
+      changes_at_last_ = changes;
+    } else {
+      ++stats_.failures;
+      stats_.last_error = r.status().message();
+    }
+  }
+  if (options_.log) {
+    if (r.ok()) {
+      char secs[32];
+      std::snprintf(secs, sizeof(secs), "%.2f", r->seconds);
+      options_.log(LogLevel::kInfo, "snapshot " + std::string(why) + ": " +
+                                        std::to_string(r->keys) + " keys, " + Mib(r->bytes) +
+                                        " in " + secs + " s to " + snapshot_path());
+    } else {
+      options_.log(LogLevel::kError,
+                   "snapshot " + std::string(why) + " failed: " + r.status().ToString() +
+                       "; the node keeps serving from memory and the previous snapshot stays");
+    }
+  }
+  return r;
+}
+
+void Persister::Run() {
+  auto next = std::chrono::steady_clock::now() + options_.interval;
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_until(lock, next, [this] { return stopping_ || !waiting_.empty(); });
+    if (stopping_) break;
+    std::vector<std::function<void(Result<SnapshotInfo>)>> waiting;
+    waiting.swap(waiting_);
+    const bool due = std::chrono::steady_clock::now() >= next;
+    const uint64_t last = changes_at_last_;
+    lock.unlock();
+    if (!waiting.empty()) {
+      const Result<SnapshotInfo> r = Write("on demand");
+      for (auto& done : waiting) done(r);
+    } else if (due && Changes() - last >= options_.min_changes) {
+      (void)Write("every " + std::to_string(options_.interval.count()) + " s");
+    }
+    if (due) next = std::chrono::steady_clock::now() + options_.interval;
+    lock.lock();
+  }
+}
+
+Persister::Stats Persister::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace ringcache::internal
