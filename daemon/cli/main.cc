@@ -787,8 +787,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("snapshot", "Have the node write a snapshot to its --data-dir now");
   snapshot->footer(
       "Waits until the snapshot is complete and durable, then prints its keys, size, time\n"
-      "and path. Needs the role admin. Exit 3 if the node has no --data-dir or the write\n"
-      "failed (the message says why; the previous snapshot stays).");
+      "and path. Needs the role admin. Fails (the message says why) if the node has no\n"
+      "--data-dir or the write failed; the previous snapshot then stays.");
 
   // publish, subscribe
   std::string publish_channel;

@@ -1194,6 +1194,16 @@ void Cache::RaiseVersionFloor(uint64_t floor) {
   }
 }
 
+uint64_t Cache::HighestVersion() const {
+  uint64_t highest = 0;
+  for (uint32_t i = 0; i < impl_->shards_n; ++i) {
+    Impl::Shard& sh = impl_->shards[i];
+    MutexLock lock(&sh.mu);
+    highest = std::max(highest, sh.max_version);
+  }
+  return highest;
+}
+
 size_t Cache::RunExpiryStep() { return impl_->RunExpiryStep(); }
 void Cache::StartJanitor() { impl_->StartJanitor(); }
 void Cache::StopJanitor() { impl_->StopJanitor(); }

@@ -12,8 +12,14 @@ namespace ringcache {
 namespace {
 
 Status IoError(const std::string& what, const std::string& path, int error) {
-  if (error == ENOENT) return Status::NotFound(what + " " + path + ": " + std::strerror(error));
   return Status::Unavailable(what + " " + path + ": " + std::strerror(error));
+}
+
+// A file to read that is not there is NOT_FOUND (no snapshot yet); anything else is an
+// I/O error.
+Status ReadError(const std::string& what, const std::string& path, int error) {
+  if (error == ENOENT) return Status::NotFound(what + " " + path + ": " + std::strerror(error));
+  return IoError(what, path, error);
 }
 
 class PosixWritableFile final : public WritableFile {
@@ -30,6 +36,18 @@ class PosixWritableFile final : public WritableFile {
         return IoError("cannot write", path_, errno);
       }
       data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    while (!data.empty()) {
+      const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return IoError("cannot write", path_, errno);
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
     }
     return Status::Ok();
   }
@@ -84,12 +102,12 @@ class PosixEnv final : public Env {
   }
   Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return IoError("cannot open", path, errno);
+    if (fd < 0) return ReadError("cannot open", path, errno);
     return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
   }
   Result<uint64_t> FileSize(const std::string& path) override {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return IoError("cannot stat", path, errno);
+    if (::stat(path.c_str(), &st) != 0) return ReadError("cannot stat", path, errno);
     return static_cast<uint64_t>(st.st_size);
   }
   Status RenameFile(const std::string& from, const std::string& to) override {

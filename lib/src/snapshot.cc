@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ringcache/clock.h"
+#include "ringcache/cluster_view.h"
 #include "ringcache/key_hash.h"
 #include "xxhash_inline.h"
 
@@ -13,8 +14,10 @@ namespace ringcache {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'C', 'S', 'N', 'A', 'P', '\r', '\n'};
-constexpr size_t kHeaderBytes = 32;       // magic, version, reserved, created, checksum
-constexpr size_t kBlockHeaderBytes = 24;  // kind, count, length, checksum
+// magic, version, reserved, created, highest version, checksum
+constexpr size_t kHeaderBytes = 40;
+// kind, count, length, payload checksum, checksum of these 24 bytes
+constexpr size_t kBlockHeaderBytes = 32;
 constexpr uint32_t kRecordsBlock = 1;
 constexpr uint32_t kEndBlock = 2;
 constexpr size_t kRecordFixedBytes = 1 + 8 + 8 + 4 + 4;  // type, version, deadline, lengths
@@ -40,6 +43,8 @@ uint64_t BlockChecksum(std::string_view header16, std::string_view payload) {
   return internal::Xxh3(payload, internal::Xxh3(header16));
 }
 
+// The header has a checksum of its own, so that a damaged length is caught before a
+// payload of that length is read (or allocated).
 std::string BlockHeader(uint32_t kind, uint32_t count, std::string_view payload) {
   std::string h;
   h.reserve(kBlockHeaderBytes);
@@ -47,6 +52,7 @@ std::string BlockHeader(uint32_t kind, uint32_t count, std::string_view payload)
   PutU32(&h, count);
   PutU64(&h, payload.size());
   PutU64(&h, BlockChecksum(h, payload));
+  PutU64(&h, internal::Xxh3(h));
   return h;
 }
 
@@ -70,13 +76,9 @@ Result<SnapshotInfo> WriteSnapshot(const Cache& cache, const std::string& path,
     return s;
   };
 
-  std::string header(kMagic, sizeof(kMagic));
-  PutU32(&header, kSnapshotFormatVersion);
-  PutU32(&header, 0);
-  PutU64(&header, static_cast<uint64_t>(clock->NowMs()));
-  PutU64(&header, internal::Xxh3(header));
-  if (Status s = file->Append(header); !s.ok()) return fail(s);
-  info.bytes += header.size();
+  const int64_t created = clock->NowMs();
+  info.bytes += kHeaderBytes;  // Written last (below): it holds the highest version.
+  if (Status s = file->Append(std::string(kHeaderBytes, '\0')); !s.ok()) return fail(s);
 
   // One shard's records at a time: copied out during the iteration (which must not
   // block), written after it.
@@ -113,6 +115,15 @@ Result<SnapshotInfo> WriteSnapshot(const Cache& cache, const std::string& path,
   const std::string end = BlockHeader(kEndBlock, static_cast<uint32_t>(info.keys), {});
   if (Status s = file->Append(end); !s.ok()) return fail(s);
   info.bytes += end.size();
+  // Read after every entry was copied: every version issued until then, deleted keys'
+  // included, is at most this. A load raises the cache's floor above it.
+  std::string header(kMagic, sizeof(kMagic));
+  PutU32(&header, kSnapshotFormatVersion);
+  PutU32(&header, 0);
+  PutU64(&header, static_cast<uint64_t>(created));
+  PutU64(&header, cache.HighestVersion());
+  PutU64(&header, internal::Xxh3(header));
+  if (Status s = file->WriteAt(0, header); !s.ok()) return fail(s);
   if (Status s = file->Sync(); !s.ok()) return fail(s);
   if (Status s = file->Close(); !s.ok()) return fail(s);
   if (Status s = env->RenameFile(tmp, path); !s.ok()) {
@@ -149,7 +160,7 @@ Result<LoadInfo> LoadSnapshot(Cache* cache, const std::string& path,
     return Status::FailedPrecondition(path + " is not a ringcache snapshot (no RCSNAP header)");
   }
   if (header.size() < kHeaderBytes ||
-      GetU64(header.data() + 24) != internal::Xxh3(std::string_view(header).substr(0, 24))) {
+      GetU64(header.data() + 32) != internal::Xxh3(std::string_view(header).substr(0, 32))) {
     info.damage =
         "the header is damaged (" + std::to_string(*size) + " bytes dropped): nothing loaded";
     return done();
@@ -162,7 +173,12 @@ Result<LoadInfo> LoadSnapshot(Cache* cache, const std::string& path,
         ": move the file away to start empty, or run a build that reads it");
   }
   info.created_at_ms = static_cast<int64_t>(GetU64(header.data() + 16));
+  info.highest_version = GetU64(header.data() + 24);
   info.bytes = kHeaderBytes;
+  // Versions never repeat (docs/design/operations.md): every write after the load goes
+  // above anything the snapshotted cache issued in the snapshot's epoch (deleted keys and
+  // writes after the snapshot included), by starting at the next epoch's floor.
+  cache->RaiseVersionFloor(VersionFloor((info.highest_version >> kVersionEpochShift) + 1));
 
   uint64_t at = kHeaderBytes;  // Offset of the next block.
   uint64_t records = 0;
@@ -180,7 +196,13 @@ Result<LoadInfo> LoadSnapshot(Cache* cache, const std::string& path,
     const uint32_t count = GetU32(block_header.data() + 4);
     const uint64_t length = GetU64(block_header.data() + 8);
     const uint64_t checksum = GetU64(block_header.data() + 16);
-    const uint64_t remaining = *size - at - kBlockHeaderBytes;
+    if (GetU64(block_header.data() + 24) !=
+        internal::Xxh3(std::string_view(block_header).substr(0, 24))) {
+      info.damage = "the block header at " + Offset(at) + " fails its checksum (" +
+                    std::to_string(*size - at) + " bytes from there dropped)";
+      return done();
+    }
+    const uint64_t remaining = *size >= at + kBlockHeaderBytes ? *size - at - kBlockHeaderBytes : 0;
     if (length > remaining) {  // Checked before anything is allocated.
       info.damage = "the block at " + Offset(at) + " claims " + std::to_string(length) +
                     " bytes, only " + std::to_string(remaining) + " remain (" +

@@ -93,12 +93,17 @@ TEST_CASE("After kill -9 a node comes back with its last snapshot", "[persistenc
   REQUIRE(Snapshot(*stub, &snap).ok());
   CHECK(snap.keys() == 1);
   CHECK(snap.path() == dir.snapshot());
-  REQUIRE(Set(*stub, "after", "2").status.ok());  // Not in any snapshot.
+  auto after = Set(*stub, "after", "2");  // Not in any snapshot.
+  REQUIRE(after.status.ok());
   node.Kill();
   RequireStart(node);
   stub = node.NewStub();
   CHECK(Get(*stub, "before").status.ok());
   CHECK(Get(*stub, "after").status.error_code() == grpc::StatusCode::NOT_FOUND);
+  // The lost write's version is never given again: a compare-and-set holding it fails.
+  auto again = Set(*stub, "after", "3");
+  REQUIRE(again.status.ok());
+  CHECK(again.response.version() > after.response.version());
 }
 
 TEST_CASE("A snapshot is written each interval once enough keys changed", "[persistence]") {
@@ -136,7 +141,9 @@ TEST_CASE("A damaged snapshot loads what comes before the damage and the node st
   std::ofstream(dir.snapshot(), std::ios::binary | std::ios::trunc) << bytes;
 
   RequireStart(node);
-  CHECK_THAT(node.Stderr(), Catch::Contains("is damaged") && Catch::Contains("fails its checksum"));
+  CHECK_THAT(node.Stderr(),
+             Catch::Contains("is damaged") && Catch::Contains("fails its checksum") &&
+                 Catch::Contains("the file was moved to " + dir.snapshot() + ".damaged-"));
   const double loaded = MetricValue(node.MetricsAddress(), "ringcache_snapshot_loaded_keys");
   CHECK(loaded > 0);
   CHECK(loaded < 2000);
@@ -182,7 +189,8 @@ TEST_CASE("Snapshots are refused without --data-dir and a joining node starts em
   NodeProcess joiner({"--data-dir", dir.path, "--seeds", plain.GrpcAddress(), "--node-id", "j",
                       "--metrics-listen", "127.0.0.1:0"});
   RequireStart(joiner);
-  CHECK_THAT(joiner.Stderr(), Catch::Contains("joining through --seeds, so starting empty"));
+  CHECK_THAT(joiner.Stderr(), Catch::Contains("joining through --seeds, so starting empty") &&
+                                  Catch::Contains("moved to " + dir.snapshot() + ".unused-"));
   CHECK(MetricValue(joiner.MetricsAddress(), "ringcache_snapshot_loaded_keys") == 0);
   CHECK(Get(*joiner.NewStub(), "old").status.error_code() == grpc::StatusCode::NOT_FOUND);
 }

@@ -82,13 +82,27 @@ Status LoadAtStart(const NodeOptions& options, internal::Persister* persister) {
   auto log = [&](LogLevel level, const std::string& line) {
     if (options.log) options.log(level, line);
   };
-  if (!options.seeds.empty()) {
+  // As Membership decides: the node's own address among the seeds does not count.
+  const std::string& own =
+      options.advertise_address.empty() ? options.listen_address : options.advertise_address;
+  const std::string& own_cluster = options.cluster_advertise_address.empty()
+                                       ? options.cluster_listen_address
+                                       : options.cluster_advertise_address;
+  const bool joins =
+      std::any_of(options.seeds.begin(), options.seeds.end(), [&](const std::string& seed) {
+        return seed != own && (own_cluster.empty() || seed != own_cluster);
+      });
+  if (joins) {
     if (Status s = Env::Default()->CreateDir(options.data_dir); !s.ok()) {
       return Status::InvalidArgument("data_dir cannot be used: " + s.message());
     }
-    log(LogLevel::kInfo, "--data-dir " + options.data_dir +
-                             ": joining through --seeds, so starting empty (the snapshot is "
-                             "loaded only by a node that starts without seeds)");
+    // Kept aside, not overwritten by this node's first snapshot.
+    const std::string aside = persister->SetAside("unused");
+    log(LogLevel::kInfo,
+        "--data-dir " + options.data_dir +
+            ": joining through --seeds, so starting empty (the snapshot is loaded only by a "
+            "node that starts without seeds)" +
+            (aside.empty() ? std::string() : "; the snapshot there was moved to " + aside));
     return Status::Ok();
   }
   Result<LoadInfo> loaded = persister->Load();
@@ -108,8 +122,11 @@ Status LoadAtStart(const NodeOptions& options, internal::Persister* persister) {
                                : std::string()) +
           ")");
   if (!loaded->damage.empty()) {
+    // Kept aside for inspection: the next snapshot would replace it.
+    const std::string aside = persister->SetAside("damaged");
     log(LogLevel::kError, "the snapshot " + persister->snapshot_path() +
-                              " is damaged: " + loaded->damage + "; what came before was loaded");
+                              " is damaged: " + loaded->damage + "; what came before was loaded" +
+                              (aside.empty() ? std::string() : "; the file was moved to " + aside));
   }
   return Status::Ok();
 }

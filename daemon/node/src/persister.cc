@@ -41,7 +41,25 @@ Result<LoadInfo> Persister::Load() {
   return loaded;
 }
 
+std::string Persister::SetAside(std::string_view why) {
+  Env* env = options_.env != nullptr ? options_.env : Env::Default();
+  if (!env->FileSize(snapshot_path()).ok()) return "";
+  Clock* clock = options_.clock != nullptr ? options_.clock : Clock::System();
+  const std::string aside =
+      snapshot_path() + "." + std::string(why) + "-" + std::to_string(clock->NowMs());
+  if (Status s = env->RenameFile(snapshot_path(), aside); !s.ok()) {
+    if (options_.log)
+      options_.log(LogLevel::kWarn, "cannot set the snapshot aside: " + s.message());
+    return "";
+  }
+  return aside;
+}
+
 void Persister::Start() {
+  {
+    std::lock_guard lock(mu_);
+    started_ = true;
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -68,15 +86,18 @@ void Persister::Stop(bool final_snapshot) {
 }
 
 void Persister::SnapshotNow(std::function<void(Result<SnapshotInfo>)> done) {
+  bool started = false;
   {
     std::lock_guard lock(mu_);
-    if (!stopping_) {
+    started = started_;
+    if (started && !stopping_) {
       waiting_.push_back(std::move(done));
       cv_.notify_all();
       return;
     }
   }
-  done(Status::Unavailable("the node is shutting down"));
+  done(Status::Unavailable(started ? "the node is shutting down"
+                                   : "the node is still starting: try again once it serves"));
 }
 
 Result<SnapshotInfo> Persister::Write(std::string_view why) {

@@ -66,12 +66,16 @@ class Persister {
   // FAILED_PRECONDITION for a file this build cannot read; UNAVAILABLE for a directory
   // that cannot be created or read.
   Result<LoadInfo> Load();
+  // Renames the snapshot to snapshot.rcs.<why>-<Unix ms> so that the next snapshot does not
+  // replace it; returns the new path ("" if there was none, or it could not be moved).
+  std::string SetAside(std::string_view why);
   void Start();
   // Ends the thread; with `final_snapshot`, writes one first if anything changed since
   // the last (a graceful shutdown).
   void Stop(bool final_snapshot);
-  // A snapshot now (after the one running, if any); `done` is called on the persister's
-  // thread with its outcome (UNAVAILABLE once stopped).
+  // A snapshot now (after the one running, if any); `done` is called with its outcome on
+  // the persister's thread, or at once with UNAVAILABLE before Start (the node is still
+  // joining) or once stopped (on the caller's thread, or on Stop's).
   void SnapshotNow(std::function<void(Result<SnapshotInfo>)> done);
 
   Stats stats() const;
@@ -88,6 +92,7 @@ class Persister {
   std::condition_variable cv_;
   // Protected by mu_.
   bool stopping_ = false;
+  bool started_ = false;
   std::vector<std::function<void(Result<SnapshotInfo>)>> waiting_;
   Stats stats_;
   uint64_t changes_at_last_ = 0;

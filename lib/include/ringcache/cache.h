@@ -332,6 +332,9 @@ class Cache {
   // version of earlier ones, on any node (docs/design/operations.md, "Versions that never
   // repeat"). Takes each shard's lock in turn.
   void RaiseVersionFloor(uint64_t floor);
+  // The highest version any shard has given or been raised to (every version issued so
+  // far, deleted keys' included, is at most this).
+  uint64_t HighestVersion() const;
 
   // Expires up to options.expiry_batch due entries per shard; returns how many it removed.
   // This is the janitor's tick; tests call it directly with a ManualClock.

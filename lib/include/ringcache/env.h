@@ -8,7 +8,8 @@
 //   env->RenameFile(tmp, final); env->SyncDir("/var/lib/ringcache");
 //
 // Errors are Status: UNAVAILABLE for an I/O error (the message names the path and the
-// system's reason, e.g. "No space left on device"), NOT_FOUND for a missing file.
+// system's reason, e.g. "No space left on device"), NOT_FOUND for a file to read that is
+// not there.
 //
 // Thread safety: Env::Default() may be used from any thread; one file object is used by
 // one thread at a time.
@@ -28,7 +29,9 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;  // Closes the file if Close was not called.
   virtual Status Append(std::string_view data) = 0;
-  // Makes everything appended so far durable (fdatasync).
+  // Overwrites bytes already appended, at `offset` (pwrite): a header completed last.
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  // Makes everything written so far durable (fdatasync).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
 };

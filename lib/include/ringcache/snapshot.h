@@ -18,11 +18,16 @@
 // damage and says where it was (LoadInfo::damage); a file of an unknown format version
 // is refused (FAILED_PRECONDITION naming both versions) before anything is loaded.
 //
-// Format (little-endian; docs/design/persistence.md): a 32-byte header ("RCSNAP\r\n",
-// format version, creation time, checksum), then blocks: kind, record count, payload
-// length, XXH3 of the block's first 16 bytes and payload, payload. Records: type, version,
-// deadline, key length, value length, key, value. A final "end" block carries the totals:
-// a file without it is incomplete.
+// Format (little-endian; docs/design/persistence.md): a 40-byte header ("RCSNAP\r\n",
+// format version, creation time, the highest version issued, checksum), then blocks: kind,
+// record count, payload length, payload checksum, header checksum, payload. Records: type,
+// version, deadline, key length, value length, key, value. A final "end" block carries the
+// totals: a file without it is incomplete.
+//
+// Versions never repeat across a load: the cache's floor goes to the epoch range above the
+// snapshot's highest version (cluster_view.h's VersionFloor), so a write after a restart
+// is above every version the previous run issued in that epoch, deleted keys' and lost
+// writes' included.
 //
 // Thread safety: WriteSnapshot reads the cache concurrently with its other users;
 // LoadSnapshot writes it (best before the cache serves). Env and Clock as given.
@@ -47,13 +52,14 @@ struct SnapshotInfo {
 };
 
 struct LoadInfo {
-  uint64_t keys = 0;          // Entries stored in the cache.
-  uint64_t expired = 0;       // Entries whose deadline had passed: dropped.
-  uint64_t refused = 0;       // Entries the cache refused (over its limits or budget).
-  uint64_t bytes = 0;         // Bytes of the file read and accepted.
-  int64_t created_at_ms = 0;  // When the snapshot was started (Unix ms).
-  bool complete = false;      // The end block was reached and matched.
-  std::string damage;         // Empty, or what was dropped and where.
+  uint64_t keys = 0;             // Entries stored in the cache.
+  uint64_t expired = 0;          // Entries whose deadline had passed: dropped.
+  uint64_t refused = 0;          // Entries the cache refused (over its limits or budget).
+  uint64_t bytes = 0;            // Bytes of the file read and accepted.
+  int64_t created_at_ms = 0;     // When the snapshot was started (Unix ms).
+  uint64_t highest_version = 0;  // The highest version the snapshotted cache had issued.
+  bool complete = false;         // The end block was reached and matched.
+  std::string damage;            // Empty, or what was dropped and where.
   double seconds = 0;
 };
 

@@ -81,6 +81,9 @@ class FaultEnv final : public Env {
       written_ += data.size();
       return real_->Append(data);
     }
+    Status WriteAt(uint64_t offset, std::string_view data) override {
+      return real_->WriteAt(offset, data);
+    }
     Status Sync() override {
       if (env_->fail_sync) return Status::Unavailable("cannot sync " + path_ + ": injected");
       Status s = real_->Sync();
