@@ -74,63 +74,6 @@ class RelayEventSink final : public internal::KeyspaceEvents::Sink {
   internal::PubSubRelay* const relay_;
 };
 
-// The snapshot in the data dir, before the node serves: loaded by a node that starts
-// without seeds (it bootstraps its own cluster), not by one that joins through seeds (its
-// peers send it what it owns; a warm rejoin needs a rule about keys deleted meanwhile,
-// docs/design/persistence.md). A file this build cannot read stops the start.
-Status LoadAtStart(const NodeOptions& options, internal::Persister* persister) {
-  auto log = [&](LogLevel level, const std::string& line) {
-    if (options.log) options.log(level, line);
-  };
-  // As Membership decides: the node's own address among the seeds does not count.
-  const std::string& own =
-      options.advertise_address.empty() ? options.listen_address : options.advertise_address;
-  const std::string& own_cluster = options.cluster_advertise_address.empty()
-                                       ? options.cluster_listen_address
-                                       : options.cluster_advertise_address;
-  const bool joins =
-      std::any_of(options.seeds.begin(), options.seeds.end(), [&](const std::string& seed) {
-        return seed != own && (own_cluster.empty() || seed != own_cluster);
-      });
-  if (joins) {
-    if (Status s = Env::Default()->CreateDir(options.data_dir); !s.ok()) {
-      return Status::InvalidArgument("data_dir cannot be used: " + s.message());
-    }
-    // Kept aside, not overwritten by this node's first snapshot.
-    const std::string aside = persister->SetAside("unused");
-    log(LogLevel::kInfo,
-        "--data-dir " + options.data_dir +
-            ": joining through --seeds, so starting empty (the snapshot is loaded only by a "
-            "node that starts without seeds)" +
-            (aside.empty() ? std::string() : "; the snapshot there was moved to " + aside));
-    return Status::Ok();
-  }
-  Result<LoadInfo> loaded = persister->Load();
-  if (loaded.status().code() == StatusCode::kNotFound) {
-    log(LogLevel::kInfo, "no snapshot in " + options.data_dir + ": starting empty");
-    return Status::Ok();
-  }
-  if (!loaded.ok()) {
-    return Status::InvalidArgument("data_dir cannot be used: " + loaded.status().message());
-  }
-  char secs[32];
-  std::snprintf(secs, sizeof(secs), "%.3f", loaded->seconds);
-  log(LogLevel::kInfo,
-      "loaded " + std::to_string(loaded->keys) + " keys from " + persister->snapshot_path() +
-          " in " + secs + " s (" + std::to_string(loaded->expired) + " expired meanwhile, dropped" +
-          (loaded->refused > 0 ? "; " + std::to_string(loaded->refused) + " refused by the cache"
-                               : std::string()) +
-          ")");
-  if (!loaded->damage.empty()) {
-    // Kept aside for inspection: the next snapshot would replace it.
-    const std::string aside = persister->SetAside("damaged");
-    log(LogLevel::kError, "the snapshot " + persister->snapshot_path() +
-                              " is damaged: " + loaded->damage + "; what came before was loaded" +
-                              (aside.empty() ? std::string() : "; the file was moved to " + aside));
-  }
-  return Status::Ok();
-}
-
 // Room for the protobuf framing of a maximum Set beyond its key and value.
 constexpr uint64_t kMessageSlackBytes = 64 << 10;
 // Smallest cache budget accepted (CacheOptions' own minimum).
@@ -660,35 +603,10 @@ Result<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
                                      .clock = options.clock,
                                      .log = options.log},
         impl->cache.get());
-    if (Status s = LoadAtStart(options, impl->persister.get()); !s.ok()) return s;
+    if (Status s = impl->persister->LoadAtStart(options); !s.ok()) return s;
   }
   impl->registry = std::make_unique<metrics::MetricsRegistry>();
-  if (impl->persister != nullptr) {
-    impl->registry->AddCollector([p = impl->persister.get()](metrics::Writer& w) {
-      const internal::Persister::Stats s = p->stats();
-      w.Counter("ringcache_snapshots_total", "Snapshots written to --data-dir.", s.snapshots);
-      w.Counter("ringcache_snapshot_failures_total",
-                "Snapshots that failed (disk full, directory gone; the previous one stays).",
-                s.failures);
-      w.Gauge("ringcache_snapshot_last_success_timestamp_seconds",
-              "When the last snapshot was written (Unix seconds; 0: none yet).",
-              static_cast<double>(s.last_success_ms) / 1000.0);
-      w.Gauge("ringcache_snapshot_last_duration_seconds", "How long the last snapshot took.",
-              s.last_seconds);
-      w.Gauge("ringcache_snapshot_last_keys", "Keys in the last snapshot.",
-              static_cast<double>(s.last_keys));
-      w.Gauge("ringcache_snapshot_last_bytes", "Size of the last snapshot file.",
-              static_cast<double>(s.last_bytes));
-      w.Gauge("ringcache_snapshot_loaded_keys", "Keys loaded from the snapshot at start.",
-              static_cast<double>(s.loaded_keys));
-      w.Gauge("ringcache_snapshot_loaded_expired",
-              "Keys of the snapshot loaded at start that had expired meanwhile (dropped).",
-              static_cast<double>(s.loaded_expired));
-      w.Gauge("ringcache_snapshot_load_damaged",
-              "1 if the snapshot loaded at start was damaged (what came before was loaded).",
-              s.load_damaged ? 1.0 : 0.0);
-    });
-  }
+  if (impl->persister != nullptr) impl->persister->AddMetrics(impl->registry.get());
   impl->metrics = std::make_unique<internal::NodeMetrics>(impl->registry.get(), impl->cache.get(),
                                                           NodeVersion());
 

@@ -1,5 +1,6 @@
 #include "persister.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -22,6 +23,88 @@ Persister::~Persister() { Stop(false); }
 uint64_t Persister::Changes() const {
   const CacheStats s = cache_->Stats();
   return s.sets + s.deletes + s.expirations + s.evictions;
+}
+
+Status Persister::LoadAtStart(const NodeOptions& options) {
+  auto log = [&](LogLevel level, const std::string& line) {
+    if (options.log) options.log(level, line);
+  };
+  // As Membership decides: the node's own address among the seeds does not count.
+  const std::string& own =
+      options.advertise_address.empty() ? options.listen_address : options.advertise_address;
+  const std::string& own_cluster = options.cluster_advertise_address.empty()
+                                       ? options.cluster_listen_address
+                                       : options.cluster_advertise_address;
+  const bool joins =
+      std::any_of(options.seeds.begin(), options.seeds.end(), [&](const std::string& seed) {
+        return seed != own && (own_cluster.empty() || seed != own_cluster);
+      });
+  if (joins) {
+    if (Status s =
+            (options_.env != nullptr ? options_.env : Env::Default())->CreateDir(options.data_dir);
+        !s.ok()) {
+      return Status::InvalidArgument("data_dir cannot be used: " + s.message());
+    }
+    // Kept aside, not overwritten by this node's first snapshot.
+    const std::string aside = SetAside("unused");
+    log(LogLevel::kInfo,
+        "--data-dir " + options.data_dir +
+            ": joining through --seeds, so starting empty (the snapshot is loaded only by a "
+            "node that starts without seeds)" +
+            (aside.empty() ? std::string() : "; the snapshot there was moved to " + aside));
+    return Status::Ok();
+  }
+  Result<LoadInfo> loaded = Load();
+  if (loaded.status().code() == StatusCode::kNotFound) {
+    log(LogLevel::kInfo, "no snapshot in " + options.data_dir + ": starting empty");
+    return Status::Ok();
+  }
+  if (!loaded.ok()) {
+    return Status::InvalidArgument("data_dir cannot be used: " + loaded.status().message());
+  }
+  char secs[32];
+  std::snprintf(secs, sizeof(secs), "%.3f", loaded->seconds);
+  log(LogLevel::kInfo,
+      "loaded " + std::to_string(loaded->keys) + " keys from " + snapshot_path() + " in " + secs +
+          " s (" + std::to_string(loaded->expired) + " expired meanwhile, dropped" +
+          (loaded->refused > 0 ? "; " + std::to_string(loaded->refused) + " refused by the cache"
+                               : std::string()) +
+          ")");
+  if (!loaded->damage.empty()) {
+    // Kept aside for inspection: the next snapshot would replace it.
+    const std::string aside = SetAside("damaged");
+    log(LogLevel::kError, "the snapshot " + snapshot_path() + " is damaged: " + loaded->damage +
+                              "; what came before was loaded" +
+                              (aside.empty() ? std::string() : "; the file was moved to " + aside));
+  }
+  return Status::Ok();
+}
+
+void Persister::AddMetrics(metrics::MetricsRegistry* registry) {
+  registry->AddCollector([this](metrics::Writer& w) {
+    const Stats s = stats();
+    w.Counter("ringcache_snapshots_total", "Snapshots written to --data-dir.", s.snapshots);
+    w.Counter("ringcache_snapshot_failures_total",
+              "Snapshots that failed (disk full, directory gone; the previous one stays).",
+              s.failures);
+    w.Gauge("ringcache_snapshot_last_success_timestamp_seconds",
+            "When the last snapshot was written (Unix seconds; 0: none yet).",
+            static_cast<double>(s.last_success_ms) / 1000.0);
+    w.Gauge("ringcache_snapshot_last_duration_seconds", "How long the last snapshot took.",
+            s.last_seconds);
+    w.Gauge("ringcache_snapshot_last_keys", "Keys in the last snapshot.",
+            static_cast<double>(s.last_keys));
+    w.Gauge("ringcache_snapshot_last_bytes", "Size of the last snapshot file.",
+            static_cast<double>(s.last_bytes));
+    w.Gauge("ringcache_snapshot_loaded_keys", "Keys loaded from the snapshot at start.",
+            static_cast<double>(s.loaded_keys));
+    w.Gauge("ringcache_snapshot_loaded_expired",
+            "Keys of the snapshot loaded at start that had expired meanwhile (dropped).",
+            static_cast<double>(s.loaded_expired));
+    w.Gauge("ringcache_snapshot_load_damaged",
+            "1 if the snapshot loaded at start was damaged (what came before was loaded).",
+            s.load_damaged ? 1.0 : 0.0);
+  });
 }
 
 Result<LoadInfo> Persister::Load() {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "ringcache/cache.h"
+#include "ringcache/metrics/metrics.h"
 #include "ringcache/node/node.h"
 #include "ringcache/snapshot.h"
 
@@ -61,6 +62,16 @@ class Persister {
   ~Persister();  // Stop(false).
 
   std::string snapshot_path() const { return options_.dir + "/snapshot.rcs"; }
+
+  // The load rule at a node's start (docs/design/persistence.md): a node that bootstraps
+  // its own cluster (no --seeds but its own address, as Membership decides) loads the
+  // snapshot; one that joins through seeds starts empty and sets the file aside ("unused"),
+  // as it does a damaged one after loading what came before the damage. Logs what it did.
+  // INVALID_ARGUMENT naming data_dir for a directory that cannot be used or a file this
+  // build cannot read (the node does not start).
+  Status LoadAtStart(const NodeOptions& options);
+  // The ringcache_snapshot_* metrics. The registry must not outlive this.
+  void AddMetrics(metrics::MetricsRegistry* registry);
 
   // Creates the directory if needed and loads the snapshot in it, if any (NOT_FOUND: none).
   // FAILED_PRECONDITION for a file this build cannot read; UNAVAILABLE for a directory
