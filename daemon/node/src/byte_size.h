@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,13 @@ Result<uint64_t> ParseByteSize(std::string_view text);
 
 // The shortest exact form: 1073741824 -> "1GiB", 512000000 -> "512MB", 4097 -> "4097B".
 std::string FormatByteSize(uint64_t bytes);
+
+// An approximate size for log lines: 43200000 -> "41.2 MiB". Inline: the replication
+// tests build replication.cc without this header's .cc.
+inline std::string FormatMib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
 
 }  // namespace ringcache::internal

@@ -4,17 +4,9 @@
 #include <cstdio>
 #include <utility>
 
+#include "byte_size.h"
+
 namespace ringcache::internal {
-
-namespace {
-
-std::string Mib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
-}
-
-}  // namespace
 
 Persister::Persister(Options options, Cache* cache) : options_(std::move(options)), cache_(cache) {}
 
@@ -208,7 +200,7 @@ Result<SnapshotInfo> Persister::Write(std::string_view why) {
       char secs[32];
       std::snprintf(secs, sizeof(secs), "%.2f", r->seconds);
       options_.log(LogLevel::kInfo, "snapshot " + std::string(why) + ": " +
-                                        std::to_string(r->keys) + " keys, " + Mib(r->bytes) +
+                                        std::to_string(r->keys) + " keys, " + FormatMib(r->bytes) +
                                         " in " + secs + " s to " + snapshot_path());
     } else {
       options_.log(LogLevel::kError,

@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "byte_size.h"
 #include "repl_backlog.h"
 #include "repl_link.h"
 #include "repl_range_set.h"
@@ -60,13 +61,6 @@ void AddToTicket(WriteTicket* ticket, uint64_t link_id, uint64_t seq) {
     }
   }
   ticket->links.push_back({link_id, seq});
-}
-
-// "41.2 MiB".
-std::string MiB(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
 }
 
 }  // namespace
@@ -548,7 +542,7 @@ void ReplicatedStore::Impl::CheckMigration(std::chrono::steady_clock::time_point
         const double secs = std::chrono::duration<double>(now - migration.started).count();
         char buf[160];
         std::snprintf(buf, sizeof(buf), "%llu keys, %s in %.1f s (%.0f keys/s)",
-                      static_cast<unsigned long long>(keys), MiB(bytes).c_str(), secs,
+                      static_cast<unsigned long long>(keys), FormatMib(bytes).c_str(), secs,
                       secs > 0 ? static_cast<double>(keys) / secs : 0.0);
         done_line =
             "migration for epoch " + std::to_string(migration.epoch) + " done on this node: " + buf;
